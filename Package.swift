@@ -1,0 +1,28 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// IOMMUKit: a model of the Linux IOMMU subsystem. Zero package dependencies by design:
+// the toolchain (Foundation, Synchronization, XCTest) is all it needs.
+let package = Package(
+    name: "IOMMUKit",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "IOMMUCore", targets: ["IOMMUCore"]),
+        .library(name: "IOMMUDrivers", targets: ["IOMMUDrivers"]),
+        .executable(name: "iommukit", targets: ["iommukit"]),
+        .executable(name: "iommukit-bench", targets: ["iommukit-bench"]),
+    ],
+    targets: [
+        .target(name: "IOMMUCore"),
+        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore"]),
+        .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        .executableTarget(
+            name: "iommukit-bench",
+            dependencies: ["IOMMUCore", "IOMMUDrivers"],
+            path: "Benchmarks/iommukit-bench"),
+        .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
+        .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

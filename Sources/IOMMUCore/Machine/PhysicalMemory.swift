@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The machine's physical memory: one lazily committed host reservation.
+///
+/// A physical address is an offset into the reservation, so turning a PA into a pointer
+/// is one addition and a table walk is pointer arithmetic. The host commits a page only
+/// when it is first touched, so tens of GiB of address space cost nothing until used.
+///
+/// The frame allocator hands out 4 KiB frames (zeroed) and naturally aligned contiguous
+/// runs, and counts frames in use, so tests can assert that nothing leaked. Frame 0 and
+/// the first MiB are never handed out: PA 0 means "not mapped" in `iommu_iova_to_phys`.
+public final class PhysicalMemory: @unchecked Sendable {
+    /// The frame size of the allocator: 4 KiB, the x86-64 and VT-d base page.
+    public static let frameSize = 4096
+    /// First physical address the allocator hands out.
+    public static let firstAllocatable: UInt64 = 1 << 20
+
+    /// Host address of physical address 0.
+    public let base: UnsafeMutableRawPointer
+    /// Size of the reservation in bytes (the highest PA is `size - 1`).
+    public let size: UInt64
+
+    private let lock = Lock()
+    private var bump: UInt64 = PhysicalMemory.firstAllocatable
+    private var freeFrames: [UInt64] = []
+    /// Freed contiguous runs, by size in bytes, reused for the same size and alignment.
+    private var freeRuns: [Int: [UInt64]] = [:]
+    private var inUse = 0
+    private var allocations = 0
+    /// One bit per frame: set while the frame is allocated. Lazily committed too.
+    private let allocatedBitmap: UnsafeMutablePointer<UInt64>
+    private let bitmapBytes: Int
+
+    /// When set, called with the 1-based count of allocations so far; returning true
+    /// makes that allocation fail with `ENOMEM` (the model's fail-nth hook).
+    public var failAllocation: (@Sendable (Int) -> Bool)? {
+        get { lock.withLock { _failAllocation } }
+        set { lock.withLock { _failAllocation = newValue } }
+    }
+    private var _failAllocation: (@Sendable (Int) -> Bool)?
+
+    /// Reserves `size` bytes of physical address space (default 64 GiB).
+    public init(size: UInt64 = 64 << 30) {
+        precondition(size % UInt64(Self.frameSize) == 0 && size > Self.firstAllocatable)
+        self.size = size
+        base = Self.reserve(Int(size))
+        bitmapBytes = Int(size / UInt64(Self.frameSize) / 8)
+        allocatedBitmap = Self.reserve(bitmapBytes).bindMemory(to: UInt64.self, capacity: bitmapBytes / 8)
+    }
+
+    deinit {
+        munmap(base, Int(size))
+        munmap(allocatedBitmap, bitmapBytes)
+    }
+
+    private static func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else {
+            fatalError("PhysicalMemory: could not reserve \(bytes) bytes of host address space")
+        }
+        return p
+    }
+
+    /// The host pointer for physical address `pa`.
+    @inlinable @inline(__always)
+    public func pointer(_ pa: UInt64) -> UnsafeMutableRawPointer { base + Int(truncatingIfNeeded: pa) }
+
+    /// Reads a 64-bit little-endian word at `pa` (a table entry).
+    @inlinable @inline(__always)
+    public func load64(_ pa: UInt64) -> UInt64 { pointer(pa).load(as: UInt64.self) }
+
+    /// Writes a 64-bit word at `pa`.
+    @inlinable @inline(__always)
+    public func store64(_ pa: UInt64, _ value: UInt64) { pointer(pa).storeBytes(of: value, as: UInt64.self) }
+
+    /// Frames currently allocated.
+    public var framesInUse: Int { lock.withLock { inUse } }
+
+    /// Allocations made so far (for fail-nth sweeps).
+    public var allocationCount: Int { lock.withLock { allocations } }
+
+    /// Whether the frame holding `pa` is currently allocated.
+    public func isAllocated(_ pa: UInt64) -> Bool {
+        let f = pa / UInt64(Self.frameSize)
+        guard pa < size else { return false }
+        return lock.withLock { allocatedBitmap[Int(f / 64)] & (1 << (f % 64)) != 0 }
+    }
+
+    private func mark(_ pa: UInt64, frames: Int, allocated: Bool) {
+        var f = pa / UInt64(Self.frameSize)
+        for _ in 0..<frames {
+            let bit: UInt64 = 1 << (f % 64)
+            if allocated {
+                precondition(allocatedBitmap[Int(f / 64)] & bit == 0, "PhysicalMemory: frame \(f) allocated twice")
+                allocatedBitmap[Int(f / 64)] |= bit
+            } else {
+                precondition(allocatedBitmap[Int(f / 64)] & bit != 0, "PhysicalMemory: double free of frame \(f)")
+                allocatedBitmap[Int(f / 64)] &= ~bit
+            }
+            f += 1
+        }
+    }
+
+    private func shouldFail() -> Bool {
+        allocations += 1
+        return _failAllocation?(allocations) ?? false
+    }
+
+    /// Allocates one zeroed 4 KiB frame. Models `alloc_page(GFP_KERNEL | __GFP_ZERO)`.
+    /// - Throws: `ENOMEM` when the reservation is exhausted or a fail-nth hook fires.
+    public func allocFrame() throws(Errno) -> UInt64 {
+        let pa: UInt64 = try lock.withLock { () throws(Errno) -> UInt64 in
+            if shouldFail() { throw .noMemory }
+            let pa: UInt64
+            if let f = freeFrames.popLast() {
+                pa = f
+            } else {
+                guard bump + UInt64(Self.frameSize) <= size else { throw .noMemory }
+                pa = bump
+                bump += UInt64(Self.frameSize)
+            }
+            mark(pa, frames: 1, allocated: true)
+            inUse += 1
+            return pa
+        }
+        memset(pointer(pa), 0, Self.frameSize)
+        return pa
+    }
+
+    /// Frees a frame from ``allocFrame()``.
+    public func freeFrame(_ pa: UInt64) {
+        lock.withLock {
+            mark(pa, frames: 1, allocated: false)
+            inUse -= 1
+            freeFrames.append(pa)
+        }
+    }
+
+    /// Allocates `bytes` (a multiple of 4 KiB) of physically contiguous, zeroed memory
+    /// aligned to `alignment` (a power of two, at least 4 KiB). Used for DMA buffers,
+    /// huge pages and multi-page hardware tables.
+    /// - Throws: `EINVAL` for a bad size or alignment; `ENOMEM` when exhausted.
+    public func allocContiguous(bytes: Int, alignment: Int = PhysicalMemory.frameSize) throws(Errno) -> UInt64 {
+        guard bytes > 0, bytes % Self.frameSize == 0, alignment >= Self.frameSize,
+              alignment & (alignment - 1) == 0 else { throw .invalidArgument }
+        if bytes == Self.frameSize && alignment == Self.frameSize { return try allocFrame() }
+        let pa: UInt64 = try lock.withLock { () throws(Errno) -> UInt64 in
+            if shouldFail() { throw .noMemory }
+            if var runs = freeRuns[bytes], let i = runs.firstIndex(where: { $0 % UInt64(alignment) == 0 }) {
+                let pa = runs.remove(at: i)
+                freeRuns[bytes] = runs
+                mark(pa, frames: bytes / Self.frameSize, allocated: true)
+                inUse += bytes / Self.frameSize
+                return pa
+            }
+            let start = (bump + UInt64(alignment) - 1) & ~(UInt64(alignment) - 1)
+            guard start + UInt64(bytes) <= size else { throw .noMemory }
+            // The alignment gap becomes ordinary free frames rather than being lost.
+            var gap = bump
+            while gap < start { freeFrames.append(gap); gap += UInt64(Self.frameSize) }
+            bump = start + UInt64(bytes)
+            mark(start, frames: bytes / Self.frameSize, allocated: true)
+            inUse += bytes / Self.frameSize
+            return start
+        }
+        memset(pointer(pa), 0, bytes)
+        return pa
+    }
+
+    /// Frees a run from ``allocContiguous(bytes:alignment:)``.
+    public func free(_ pa: UInt64, bytes: Int) {
+        if bytes == Self.frameSize { return freeFrame(pa) }
+        lock.withLock {
+            mark(pa, frames: bytes / Self.frameSize, allocated: false)
+            inUse -= bytes / Self.frameSize
+            freeRuns[bytes, default: []].append(pa)
+        }
+    }
+
+    /// Copies `count` bytes from physical memory into `buffer`.
+    public func read(_ pa: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
+        precondition(pa + UInt64(buffer.count) <= size)
+        buffer.baseAddress.map { $0.copyMemory(from: pointer(pa), byteCount: buffer.count) }
+    }
+
+    /// Copies `bytes` into physical memory at `pa`.
+    public func write(_ pa: UInt64, from bytes: UnsafeRawBufferPointer) {
+        precondition(pa + UInt64(bytes.count) <= size)
+        bytes.baseAddress.map { pointer(pa).copyMemory(from: $0, byteCount: bytes.count) }
+    }
+
+    /// Returns `count` bytes of physical memory at `pa`.
+    public func bytes(at pa: UInt64, count: Int) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { buf, n in
+            read(pa, into: UnsafeMutableRawBufferPointer(buf))
+            n = count
+        }
+    }
+
+    /// Writes `data` to physical memory at `pa`.
+    public func write(_ pa: UInt64, _ data: [UInt8]) {
+        data.withUnsafeBytes { write(pa, from: $0) }
+    }
+}
