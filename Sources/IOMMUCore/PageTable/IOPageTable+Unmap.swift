@@ -1,0 +1,85 @@
+extension IOPageTable {
+    /// Unmaps `pgcount` pages of `pgsize` bytes from `iova`: `io_pgtable_ops.unmap_pages`.
+    ///
+    /// Removes whole leaves only: a leaf reaching outside the range is never split
+    /// (spec §6 item 6, io-pgtable-arm's "partial large IOPTE" refusal), so 4 KiB inside
+    /// a 2 MiB block unmaps nothing. Stops at the first hole. Table pages that become
+    /// empty are unlinked and put on `gather.freelist`, to be freed after the IOTLB flush
+    /// (check 33); each removed leaf is added to the gather's range.
+    /// - Returns: bytes unmapped (never an errno, like the kernel's `size_t`); 0 for a
+    ///   `pgsize` outside the format, a misaligned `iova` or `pgcount` < 1.
+    public func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+        guard PageTableFormat.leafLevel(forPageSize: pgsize) != 0, format.pageSizes & pgsize != 0,
+              pgcount > 0, iova & (pgsize - 1) == 0 else { return 0 }
+        let total = pgsize.multipliedReportingOverflow(by: UInt64(pgcount))
+        guard !total.overflow else { return 0 }
+        return unmapLeaves(iova: iova, size: total.partialValue, gather: &gather)
+    }
+
+    /// Unmaps `size` bytes from `iova` leaf by leaf, whatever leaf sizes are there, so
+    /// one call can remove several earlier maps: the core's `iommu_unmap` loop over
+    /// `unmap_pages`. Stops at the first hole.
+    /// - Returns: bytes unmapped; 0 if `iova` is unmapped, if the first leaf would be
+    ///   split, or if `iova`/`size` are not 4 KiB aligned.
+    public func unmap(iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
+        guard (iova | size) & 0xFFF == 0 else { return 0 }
+        return unmapLeaves(iova: iova, size: size, gather: &gather)
+    }
+
+    /// The engine of both unmaps.
+    @usableFromInline
+    func unmapLeaves(iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
+        guard state[1] == 0, size != 0 else { return 0 }
+        let limit = UInt64(1) << UInt64(format.vaBits)
+        guard iova < limit, size <= limit - iova else { return 0 }
+        let end = iova + size
+        let present = format.presentMask
+        var cursor = iova
+        while cursor < end {
+            var table = root
+            var level = format.levels
+            var s = slot(table, cursor, level: level)
+            var pte = s.load(as: UInt64.self)
+            while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
+                table = pte & PageTableFormat.addressMask
+                level -= 1
+                s = slot(table, cursor, level: level)
+                pte = s.load(as: UInt64.self)
+            }
+            if pte & present == 0 { break }
+            let span = PageTableFormat.entrySpan(level: level)
+            // A leaf that starts before the cursor or ends past the range would be split.
+            guard cursor & (span - 1) == 0, span <= end - cursor else { break }
+            s.storeBytes(of: 0, as: UInt64.self)
+            adjustOccupancy(table, by: -1)
+            gather.addRange(iova: cursor, size: span)
+            if occupancy[Int(truncatingIfNeeded: table >> 12)] == 0 && level < format.levels {
+                releaseEmptyTables(from: table, level: level, iova: cursor, gather: &gather)
+            }
+            cursor += span
+        }
+        return cursor - iova
+    }
+
+    /// Unlinks `table` (empty, at `level`) and every ancestor it leaves empty, the root
+    /// excepted, putting them on the gather's freelist. Rare, so it re-walks from the
+    /// root rather than making every unmap record its path.
+    private func releaseEmptyTables(from table: UInt64, level: Int, iova: UInt64, gather: inout IOTLBGather) {
+        var child = table
+        var childLevel = level
+        while childLevel < format.levels && occupancy[Int(truncatingIfNeeded: child >> 12)] == 0 {
+            var parent = root
+            var parentLevel = format.levels
+            while parentLevel > childLevel + 1 {
+                parent = slot(parent, iova, level: parentLevel).load(as: UInt64.self) & PageTableFormat.addressMask
+                parentLevel -= 1
+            }
+            slot(parent, iova, level: parentLevel).storeBytes(of: 0, as: UInt64.self)
+            adjustOccupancy(parent, by: -1)
+            gather.freelist.append(child)
+            state[0] -= 1
+            child = parent
+            childLevel = parentLevel
+        }
+    }
+}
