@@ -1,0 +1,217 @@
+/// One translation returned by an ``IOTLB`` lookup.
+public struct IOTLBEntry: Sendable, Hashable {
+    /// Physical base of the cached page.
+    public let pageBase: UInt64
+    /// Size of the cached page: 4 KiB, 2 MiB or 1 GiB.
+    public let pageSize: UInt64
+    /// Permissions the walk that filled the entry found.
+    public let perms: IOMMUProt
+
+    /// Creates an entry.
+    @inlinable public init(pageBase: UInt64, pageSize: UInt64, perms: IOMMUProt) {
+        self.pageBase = pageBase
+        self.pageSize = pageSize
+        self.perms = perms
+    }
+
+    /// The physical address for `iova` inside this page.
+    @inlinable public func translate(_ iova: UInt64) -> UInt64 { pageBase | (iova & (pageSize - 1)) }
+}
+
+/// A hardware translation cache for the vendor IOMMU models: the model's equivalent of
+/// the VT-d IOTLB, the SMMU TLB or the AMD IOTLB. The kernel has no such structure; it is
+/// what `iommu_iotlb_sync`, `flush_iotlb_all` and the vendors' invalidation commands
+/// (VT-d `iotlb_inv_dsc`/`p_iotlb_inv_dsc`, SMMU `CMD_TLBI_*`) act on.
+///
+/// Entries are keyed by a vendor-built tag (VT-d: DID and PASID; SMMU: ASID/VMID) and
+/// the page number. There is one direct-mapped bank per page size, so a 2 MiB or 1 GiB
+/// entry is found by any address inside it; the huge banks are only probed while they
+/// hold entries. A hit stays valid until invalidated, however the tables change:
+/// that staleness is the point of modelling the cache.
+///
+/// Not locked: the vendor hardware model that owns it serialises access. All state is in
+/// unsafe memory so a lookup is a few loads with no allocation, ARC or exclusivity check.
+public final class IOTLB: @unchecked Sendable {
+    /// One cached translation: 32 bytes.
+    @usableFromInline struct Slot {
+        /// Page number (`iova >> shift`) with bit 63 set while valid.
+        @usableFromInline var key: UInt64
+        @usableFromInline var tag: UInt64
+        @usableFromInline var pageBase: UInt64
+        @usableFromInline var perms: UInt32
+    }
+
+    /// One direct-mapped bank for one page size.
+    @usableFromInline struct Bank {
+        @usableFromInline let slots: UnsafeMutablePointer<Slot>
+        @usableFromInline let mask: Int
+        @usableFromInline let shift: UInt64
+
+        init(count: Int, shift: UInt64) {
+            slots = .allocate(capacity: count)
+            slots.initialize(repeating: Slot(key: 0, tag: 0, pageBase: 0, perms: 0), count: count)
+            mask = count - 1
+            self.shift = shift
+        }
+
+        @inlinable @inline(__always)
+        func index(tag: UInt64, page: UInt64) -> Int {
+            Int(truncatingIfNeeded: (page ^ (tag &* 0x9E37_79B9_7F4A_7C15) >> 40)) & mask
+        }
+    }
+
+    @usableFromInline static let valid: UInt64 = 1 << 63
+
+    @usableFromInline let small: Bank
+    @usableFromInline let medium: Bank
+    @usableFromInline let large: Bank
+    /// [0] hits, [1] misses, [2] valid 4K entries, [3] valid huge entries.
+    @usableFromInline let counters: UnsafeMutablePointer<Int>
+
+    /// A cache with `entries` 4 KiB slots (rounded up to a power of two), plus an
+    /// eighth as many 2 MiB slots and a small 1 GiB bank.
+    public init(entries: Int = 4096) {
+        var n = 16
+        while n < entries { n <<= 1 }
+        small = Bank(count: n, shift: 12)
+        medium = Bank(count: max(16, n / 8), shift: 21)
+        large = Bank(count: 16, shift: 30)
+        counters = .allocate(capacity: 4)
+        counters.initialize(repeating: 0, count: 4)
+    }
+
+    deinit {
+        small.slots.deallocate()
+        medium.slots.deallocate()
+        large.slots.deallocate()
+        counters.deallocate()
+    }
+
+    /// Lookups that hit.
+    public var hits: Int { counters[0] }
+    /// Lookups that missed.
+    public var misses: Int { counters[1] }
+    /// Valid entries.
+    public var count: Int { counters[2] + counters[3] }
+
+    @inlinable @inline(__always)
+    func probe(_ bank: Bank, tag: UInt64, iova: UInt64) -> IOTLBEntry? {
+        let page = iova >> bank.shift
+        let s = bank.slots + bank.index(tag: tag, page: page)
+        guard s.pointee.key == page | IOTLB.valid && s.pointee.tag == tag else { return nil }
+        return IOTLBEntry(pageBase: s.pointee.pageBase, pageSize: 1 << bank.shift,
+                          perms: IOMMUProt(rawValue: s.pointee.perms))
+    }
+
+    /// Looks up the translation of `iova` under `tag`, counting a hit or a miss.
+    @inlinable
+    public func lookup(tag: UInt64, iova: UInt64) -> IOTLBEntry? {
+        if let e = probe(small, tag: tag, iova: iova) {
+            counters[0] &+= 1
+            return e
+        }
+        if counters[3] != 0 {
+            if let e = probe(medium, tag: tag, iova: iova) ?? probe(large, tag: tag, iova: iova) {
+                counters[0] &+= 1
+                return e
+            }
+        }
+        counters[1] &+= 1
+        return nil
+    }
+
+    @inline(__always)
+    private func bank(forPageSize size: UInt64) -> Bank? {
+        switch size {
+        case 1 << 12: small
+        case 1 << 21: medium
+        case 1 << 30: large
+        default: nil
+        }
+    }
+
+    @inline(__always)
+    private func countDelta(_ bank: Bank, _ delta: Int) {
+        if bank.shift == 12 { counters[2] += delta } else { counters[3] += delta }
+    }
+
+    /// Caches a translation after a walk, evicting whatever shared its slot. `pa` may be
+    /// any address in the page; `pageSize` must be 4 KiB, 2 MiB or 1 GiB (others are
+    /// not cached).
+    public func insert(tag: UInt64, iova: UInt64, pageSize: UInt64, pa: UInt64, perms: IOMMUProt) {
+        guard let bank = bank(forPageSize: pageSize) else { return }
+        let page = iova >> bank.shift
+        let s = bank.slots + bank.index(tag: tag, page: page)
+        if s.pointee.key & IOTLB.valid == 0 { countDelta(bank, 1) }
+        s.pointee = Slot(key: page | IOTLB.valid, tag: tag, pageBase: pa & ~(pageSize - 1), perms: perms.rawValue)
+    }
+
+    /// Drops every entry of `tag` that overlaps `[iova, iova + size)`: a page-selective
+    /// or range invalidation (VT-d PSI, SMMU `CMD_TLBI_NH_VA`). Large ranges scan the
+    /// banks instead of probing page by page. Allocation-free.
+    @inlinable
+    public func invalidate(tag: UInt64, iova: UInt64, size: UInt64) {
+        guard size != 0 else { return }
+        let last = iova &+ (size - 1) < iova ? UInt64.max : iova + (size - 1)
+        counters[2] -= invalidateRange(small, tag: tag, first: iova, last: last)
+        if counters[3] != 0 {
+            counters[3] -= invalidateRange(medium, tag: tag, first: iova, last: last)
+                + invalidateRange(large, tag: tag, first: iova, last: last)
+        }
+    }
+
+    /// Invalidates `tag`'s entries of one bank between two addresses; returns how many.
+    @inlinable @inline(__always)
+    func invalidateRange(_ bank: Bank, tag: UInt64, first: UInt64, last: UInt64) -> Int {
+        let firstPage = first >> bank.shift
+        let lastPage = last >> bank.shift
+        guard lastPage - firstPage < UInt64(bank.mask) else {
+            return drop(in: bank) { t, p in t == tag && p >= firstPage && p <= lastPage }
+        }
+        var dropped = 0
+        var page = firstPage
+        while true {
+            let s = bank.slots + bank.index(tag: tag, page: page)
+            if s.pointee.key == page | IOTLB.valid && s.pointee.tag == tag {
+                s.pointee.key = 0
+                dropped += 1
+            }
+            if page == lastPage { return dropped }
+            page += 1
+        }
+    }
+
+    /// Drops every entry of `tag`: a domain- or PASID-selective invalidation.
+    public func invalidate(tag: UInt64) {
+        invalidate { t, _, _ in t == tag }
+    }
+
+    /// Drops every entry: a global invalidation (`flush_iotlb_all`).
+    public func invalidateAll() {
+        invalidate { _, _, _ in true }
+    }
+
+    /// Drops every entry for which `predicate(tag, iova, pageSize)` holds; for vendor
+    /// invalidations keyed on part of a tag (SMMU by VMID across ASIDs, VT-d by DID
+    /// across PASIDs).
+    public func invalidate(where predicate: (UInt64, UInt64, UInt64) -> Bool) {
+        counters[2] -= drop(in: small) { t, page in predicate(t, page << 12, 1 << 12) }
+        counters[3] -= drop(in: medium) { t, page in predicate(t, page << 21, 1 << 21) }
+            + drop(in: large) { t, page in predicate(t, page << 30, 1 << 30) }
+    }
+
+    /// Invalidates the entries of `bank` whose (tag, page number) match; returns how many.
+    @usableFromInline
+    func drop(in bank: Bank, _ matches: (UInt64, UInt64) -> Bool) -> Int {
+        var dropped = 0
+        for i in 0...bank.mask {
+            let s = bank.slots + i
+            guard s.pointee.key & IOTLB.valid != 0 else { continue }
+            if matches(s.pointee.tag, s.pointee.key & ~IOTLB.valid) {
+                s.pointee.key = 0
+                dropped += 1
+            }
+        }
+        return dropped
+    }
+}
