@@ -1,0 +1,119 @@
+/// A CPU address space: the model of a `struct mm_struct` with its x86-64 page table.
+///
+/// The page table is an ``IOPageTable`` in ``PageTableFormat/x86_64(levels:)`` format in
+/// the machine's physical memory; SVA points an IOMMU at this very table
+/// (``pgdPhysical``), so what the CPU sees and what a device sees through the PASID are
+/// one set of entries. Anonymous memory is populated lazily, on the first touch or by
+/// ``handleFault(address:write:exec:)``, as `handle_mm_fault` does. Changes that take
+/// translations away (``munmap(address:length:)``, ``mprotect(address:length:prot:)``)
+/// fire the registered ``MMUNotifier``s before the old pages are freed, and
+/// ``exit()`` fires `release` before tearing the address space down.
+///
+/// Thread-safe: one lock guards the VMAs, the pages and the table (the model of
+/// `mmap_lock` plus the page-table lock); notifiers are called with it released.
+public final class Process: @unchecked Sendable {
+    /// The machine's memory, where the page table and the process's pages live.
+    public let memory: PhysicalMemory
+    /// Process ID (`task->pid`), for traces and the SVA bookkeeping.
+    public let pid: Int32
+    /// The CPU page table (`mm->pgd`).
+    public let pageTable: IOPageTable
+
+    let lock = Lock()
+    /// Sorted, non-overlapping mappings (`mm->mmap` / the maple tree).
+    var vmas: [VMA] = []
+    /// Page-aligned VA → frame of every populated page, mapped or not (a `PROT_NONE`
+    /// page keeps its frame while its PTE is gone): the model's rmap.
+    var pages: [UInt64: UInt64] = [:]
+    var notifiers: [any MMUNotifier] = []
+    var exiting = false
+    var exited = false
+
+    /// Creates an empty address space with its own `levels`-level x86-64 page table
+    /// (`mm_alloc` + `pgd_alloc`).
+    /// - Throws: `ENOMEM` if the top-level table cannot be allocated.
+    public init(memory: PhysicalMemory, pid: Int32, levels: Int = 4) throws(Errno) {
+        guard levels == 4 || levels == 5 else { throw .invalidArgument }
+        self.memory = memory
+        self.pid = pid
+        pageTable = try IOPageTable(format: .x86_64(levels: levels), memory: memory)
+    }
+
+    deinit {
+        // An address space dropped without exit() still returns its memory.
+        for (_, pa) in pages { memory.freeFrame(pa) }
+        pageTable.destroy()
+    }
+
+    /// Physical address of the top-level table: `__pa(mm->pgd)`, what CR3 and an SVA
+    /// PASID entry's first-stage pointer hold.
+    public var pgdPhysical: UInt64 { pageTable.root }
+
+    /// End of the user half: 2^47 with 4 levels, 2^56 with 5 (`TASK_SIZE`).
+    public var userLimit: UInt64 { 1 << UInt64(pageTable.format.vaBits - 1) }
+
+    /// Whether ``exit()`` has started (`mm->mm_users` reached zero).
+    public var isExiting: Bool { lock.withLock { exiting } }
+    /// Whether ``exit()`` has finished tearing the address space down.
+    public var hasExited: Bool { lock.withLock { exited } }
+
+    /// Adds `notifier` to the mm: `mmu_notifier_register`. Returns false, registering
+    /// nothing, once the mm is exiting (the kernel refuses a dead mm).
+    @discardableResult
+    public func registerNotifier(_ notifier: any MMUNotifier) -> Bool {
+        lock.withLock {
+            guard !exiting else { return false }
+            if !notifiers.contains(where: { $0 === notifier }) { notifiers.append(notifier) }
+            return true
+        }
+    }
+
+    /// Removes `notifier`: `mmu_notifier_unregister`. Unknown notifiers are ignored.
+    public func unregisterNotifier(_ notifier: any MMUNotifier) {
+        lock.withLock { notifiers.removeAll { $0 === notifier } }
+    }
+
+    /// Tears the address space down, as the last `mmput` does (`exit_mmap`): first every
+    /// notifier's `release` (`mmu_notifier_release`: SVA users stop DMA into the mm while
+    /// its table is intact), then every page and every page-table page is freed.
+    /// Idempotent.
+    public func exit() {
+        let toRelease: [any MMUNotifier]? = lock.withLock {
+            guard !exiting else { return nil }
+            exiting = true
+            return notifiers
+        }
+        guard let toRelease else { return }
+        for n in toRelease { n.release(self) }
+        lock.withLock {
+            for (_, pa) in pages { memory.freeFrame(pa) }
+            pages = [:]
+            vmas = []
+            notifiers = []
+            pageTable.destroy()
+            exited = true
+        }
+    }
+
+    /// Calls `invalidateRange` on every notifier for each `[start, end)`; lock not held.
+    func notifyInvalidate(_ ranges: [(UInt64, UInt64)]) {
+        guard !ranges.isEmpty else { return }
+        let targets = lock.withLock { notifiers }
+        for (start, end) in ranges {
+            for n in targets { n.invalidateRange(self, start: start, end: end) }
+        }
+    }
+}
+
+/// A secondary MMU that mirrors a process's page table and must hear of every change:
+/// `struct mmu_notifier_ops` (the SVA user is `iommu_mmuwrap`'s
+/// `arch_invalidate_secondary_tlbs` + `release`).
+public protocol MMUNotifier: AnyObject {
+    /// Translations of `[start, end)` (end exclusive) changed or went away: flush them
+    /// (`arch_invalidate_secondary_tlbs`). Called after the CPU page table is updated
+    /// and before the old pages are freed.
+    func invalidateRange(_ process: Process, start: UInt64, end: UInt64)
+    /// The mm is exiting (`mmu_notifier_ops.release`): stop using it. Called before the
+    /// page table is torn down.
+    func release(_ process: Process)
+}

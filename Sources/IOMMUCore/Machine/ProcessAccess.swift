@@ -1,0 +1,96 @@
+extension Process {
+    /// Resolves a CPU fault: `handle_mm_fault`. Finds the VMA, checks it allows the
+    /// access and, if the page has no PTE, maps a page (a fresh zeroed frame on first
+    /// touch) with user permission and the VMA's protection. A fault on a page that is
+    /// already mapped with enough permission is spurious and succeeds.
+    /// - Throws: `EFAULT` if no VMA covers `address`, the VMA forbids the access or the
+    ///   mm is exiting (the kernel's `VM_FAULT_SIGSEGV`); `ENOMEM` if memory runs out.
+    public func handleFault(address: UInt64, write: Bool, exec: Bool = false) throws(Errno) {
+        try lock.withLock { () throws(Errno) in try faultLocked(address: address, write: write, exec: exec) }
+    }
+
+    func faultLocked(address: UInt64, write: Bool, exec: Bool) throws(Errno) {
+        guard !exiting, let vma = vmas.first(where: { $0.start <= address && address < $0.end }),
+              let prot = Self.pteProt(vma.prot) else { throw .badAddress }
+        if write && !vma.prot.contains(.write) { throw .badAddress }
+        if exec && !vma.prot.contains(.exec) { throw .badAddress }
+        let va = address & ~(Self.pageSize - 1)
+        if pageTable.iovaToPhys(va) != 0 { return }
+        let existing = pages[va]
+        let pa: UInt64
+        if let existing { pa = existing } else { pa = try memory.allocFrame() }
+        var mapped: UInt64 = 0
+        do {
+            try pageTable.mapPages(iova: va, paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: prot, mapped: &mapped)
+        } catch {
+            if existing == nil { memory.freeFrame(pa) }
+            throw error
+        }
+        pages[va] = pa
+    }
+
+    /// Translates a user access as the CPU would (a user-mode walk that sets A/D),
+    /// faulting the page in when the walk fails. Lock held.
+    func translateLocked(_ va: UInt64, write: Bool) throws(Errno) -> UInt64 {
+        let access: WalkAccess = write ? [.write, .user] : [.read, .user]
+        for attempt in 0..<2 {
+            let r = IOPageTable.walk(memory: memory, format: pageTable.format, root: pageTable.root, iova: va,
+                                     access: access, setAccessedDirty: true)
+            if case .translated(let pa, _, _) = r { return pa }
+            if attempt == 0 { try faultLocked(address: va, write: write, exec: false) }
+        }
+        throw .badAddress
+    }
+
+    /// Reads `count` bytes at user address `address` the way a CPU load would
+    /// (`copy_from_user` on this mm), faulting pages in on first touch.
+    /// - Throws: `EFAULT` if any byte is outside a readable VMA; `EINVAL` for a negative
+    ///   count; `ENOMEM` if a page cannot be allocated.
+    public func readMemory(address: UInt64, count: Int) throws(Errno) -> [UInt8] {
+        guard count >= 0 else { throw .invalidArgument }
+        guard address.addingReportingOverflow(UInt64(count)).overflow == false else { throw .badAddress }
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        var va = address
+        var left = count
+        while left > 0 {
+            let n = min(left, Int(Self.pageSize - (va & (Self.pageSize - 1))))
+            try lock.withLock { () throws(Errno) in
+                let pa = try translateLocked(va, write: false)
+                out.append(contentsOf: memory.bytes(at: pa, count: n))
+            }
+            va += UInt64(n)
+            left -= n
+        }
+        return out
+    }
+
+    /// Writes `bytes` at user address `address` the way CPU stores would
+    /// (`copy_to_user` on this mm), faulting pages in and setting their dirty bits.
+    /// - Throws: `EFAULT` if any byte is outside a writable VMA (bytes before it are
+    ///   written, as with a partial `copy_to_user`); `ENOMEM` if a page cannot be
+    ///   allocated.
+    public func writeMemory(address: UInt64, bytes: [UInt8]) throws(Errno) {
+        guard address.addingReportingOverflow(UInt64(bytes.count)).overflow == false else { throw .badAddress }
+        var va = address
+        var done = 0
+        while done < bytes.count {
+            let n = min(bytes.count - done, Int(Self.pageSize - (va & (Self.pageSize - 1))))
+            try lock.withLock { () throws(Errno) in
+                let pa = try translateLocked(va, write: true)
+                bytes.withUnsafeBytes { memory.write(pa, from: UnsafeRawBufferPointer(rebasing: $0[done..<done + n])) }
+            }
+            va += UInt64(n)
+            done += n
+        }
+    }
+
+    /// The physical address `va` maps to right now, or nil if it has no PTE
+    /// (for tests and the SVA model; no fault is taken).
+    public func physicalAddress(of va: UInt64) -> UInt64? {
+        lock.withLock {
+            let pa = pageTable.iovaToPhys(va)
+            return pa == 0 ? nil : pa
+        }
+    }
+}

@@ -1,0 +1,187 @@
+/// Protection of a process mapping: `PROT_READ`, `PROT_WRITE`, `PROT_EXEC`
+/// (`include/uapi/asm-generic/mman-common.h`); the empty set is `PROT_NONE`.
+public struct ProcessProt: OptionSet, Sendable, Hashable {
+    /// The raw flag word, the C `prot` value.
+    public let rawValue: UInt32
+    /// Wraps a raw flag word.
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `PROT_READ`.
+    public static let read = ProcessProt(rawValue: 1 << 0)
+    /// `PROT_WRITE`.
+    public static let write = ProcessProt(rawValue: 1 << 1)
+    /// `PROT_EXEC`.
+    public static let exec = ProcessProt(rawValue: 1 << 2)
+}
+
+/// One anonymous mapping (`struct vm_area_struct`): `[start, end)`, page aligned.
+struct VMA: Sendable {
+    var start: UInt64
+    var end: UInt64
+    var prot: ProcessProt
+}
+
+extension Process {
+    /// Lowest address handed out by `mmap` without a hint (above `mmap_min_addr`).
+    static let mmapBase: UInt64 = 0x1000_0000
+    static let pageSize: UInt64 = 4096
+
+    /// The PTE permissions for a VMA protection: user pages, read implied by any access
+    /// (x86 cannot express write-only), XD unless executable. Nil for `PROT_NONE`.
+    static func pteProt(_ prot: ProcessProt) -> IOMMUProt? {
+        guard !prot.isEmpty else { return nil }
+        var p: IOMMUProt = [.read]
+        if prot.contains(.write) { p.insert(.write) }
+        if !prot.contains(.exec) { p.insert(.noexec) }
+        return p
+    }
+
+    /// Page-rounds `length` and checks `[address, address + length)` lies in user space.
+    func userRange(address: UInt64, length: Int) throws(Errno) -> (UInt64, UInt64) {
+        guard length > 0, address & (Self.pageSize - 1) == 0 else { throw .invalidArgument }
+        let len = (UInt64(length) + Self.pageSize - 1) & ~(Self.pageSize - 1)
+        guard address < userLimit, len <= userLimit - address else { throw .invalidArgument }
+        return (address, address + len)
+    }
+
+    /// Creates an anonymous private mapping: `mmap(addr, length, prot,
+    /// MAP_PRIVATE | MAP_ANONYMOUS [| MAP_FIXED_NOREPLACE] [| MAP_POPULATE], -1, 0)`.
+    /// Pages are allocated on first touch unless `populate`.
+    /// - Parameter address: where to place it (page aligned, must be free); nil lets the
+    ///   model choose the lowest free range.
+    /// - Returns: the start address.
+    /// - Throws: `EINVAL` for a zero length, a misaligned address, a range outside user
+    ///   space or an exiting mm; `EEXIST` if `address` overlaps a mapping
+    ///   (`MAP_FIXED_NOREPLACE`); `ENOMEM` if no free range is large enough or
+    ///   populating runs out of memory (the mapping is then removed).
+    @discardableResult
+    public func mmap(length: Int, prot: ProcessProt, at address: UInt64? = nil,
+                     populate: Bool = false) throws(Errno) -> UInt64 {
+        guard length > 0 else { throw .invalidArgument }
+        let start: UInt64 = try lock.withLock { () throws(Errno) -> UInt64 in
+            guard !exiting else { throw .invalidArgument }
+            let len = (UInt64(length) + Self.pageSize - 1) & ~(Self.pageSize - 1)
+            let start: UInt64
+            if let address {
+                let (s, e) = try userRange(address: address, length: length)
+                guard !vmas.contains(where: { $0.start < e && s < $0.end }) else { throw .exists }
+                start = s
+            } else {
+                var candidate = Self.mmapBase
+                for v in vmas where v.end > candidate {
+                    if v.start >= candidate && v.start - candidate >= len { break }
+                    candidate = v.end
+                }
+                guard candidate < userLimit, len <= userLimit - candidate else { throw .noMemory }
+                start = candidate
+            }
+            let i = vmas.firstIndex { $0.start > start } ?? vmas.count
+            vmas.insert(VMA(start: start, end: start + len, prot: prot), at: i)
+            return start
+        }
+        if populate && !prot.isEmpty {
+            var va = start
+            let end = start + ((UInt64(length) + Self.pageSize - 1) & ~(Self.pageSize - 1))
+            do {
+                while va < end {
+                    try handleFault(address: va, write: prot.contains(.write), exec: prot.contains(.exec))
+                    va += Self.pageSize
+                }
+            } catch {
+                try? munmap(address: start, length: length)
+                throw error
+            }
+        }
+        return start
+    }
+
+    /// Parts of the VMAs inside `[start, end)`, clipped.
+    func segments(_ start: UInt64, _ end: UInt64) -> [(UInt64, UInt64)] {
+        vmas.compactMap { v in
+            let s = max(v.start, start), e = min(v.end, end)
+            return s < e ? (s, e) : nil
+        }
+    }
+
+    /// Splits VMAs so that `start` and `end` are VMA boundaries.
+    func splitVMAs(at start: UInt64, _ end: UInt64) {
+        for cut in [start, end] {
+            if let i = vmas.firstIndex(where: { $0.start < cut && cut < $0.end }) {
+                var upper = vmas[i]
+                upper.start = cut
+                vmas[i].end = cut
+                vmas.insert(upper, at: i + 1)
+            }
+        }
+    }
+
+    /// Pages in `[start, end)` and their frames, in address order.
+    func populatedPages(_ start: UInt64, _ end: UInt64) -> [(va: UInt64, pa: UInt64)] {
+        pages.filter { $0.key >= start && $0.key < end }.map { (va: $0.key, pa: $0.value) }.sorted { $0.va < $1.va }
+    }
+
+    /// Removes mappings in the range: `munmap(2)`. Clears the PTEs, fires
+    /// `invalidateRange` for each VMA part removed, then frees the pages and the emptied
+    /// page-table pages. Unmapping a range with no mapping succeeds.
+    /// - Throws: `EINVAL` for a misaligned address, a zero length or a range outside user
+    ///   space.
+    public func munmap(address: UInt64, length: Int) throws(Errno) {
+        let (start, end) = try userRange(address: address, length: length)
+        var gather = IOTLBGather()
+        let (ranges, freed): ([(UInt64, UInt64)], [UInt64]) = lock.withLock {
+            let ranges = segments(start, end)
+            guard !ranges.isEmpty else { return ([], []) }
+            var freed: [UInt64] = []
+            for (va, pa) in populatedPages(start, end) {
+                _ = pageTable.unmapPages(iova: va, pgsize: Self.pageSize, pgcount: 1, gather: &gather)
+                pages[va] = nil
+                freed.append(pa)
+            }
+            splitVMAs(at: start, end)
+            vmas.removeAll { $0.start >= start && $0.end <= end }
+            return (ranges, freed)
+        }
+        notifyInvalidate(ranges)
+        for pa in freed { memory.freeFrame(pa) }
+        gather.releaseFreelist(to: memory)
+    }
+
+    /// Changes the protection of mapped pages: `mprotect(2)`. Rewrites the PTEs of the
+    /// populated pages (a `PROT_NONE` page loses its PTE and keeps its frame), then fires
+    /// `invalidateRange` for each VMA part changed.
+    /// - Throws: `EINVAL` for a misaligned address, a zero length or a range outside user
+    ///   space; `ENOMEM` if part of the range is not mapped (as Linux) or a page-table
+    ///   page cannot be allocated.
+    public func mprotect(address: UInt64, length: Int, prot: ProcessProt) throws(Errno) {
+        let (start, end) = try userRange(address: address, length: length)
+        var gather = IOTLBGather()
+        let result: Result<[(UInt64, UInt64)], Errno> = lock.withLock {
+            let ranges = segments(start, end)
+            let covered = ranges.reduce(UInt64(0)) { $0 + ($1.1 - $1.0) }
+            guard !exiting, covered == end - start else { return .failure(.noMemory) }
+            splitVMAs(at: start, end)
+            for i in vmas.indices where vmas[i].start >= start && vmas[i].end <= end { vmas[i].prot = prot }
+            for (va, pa) in populatedPages(start, end) {
+                _ = pageTable.unmapPages(iova: va, pgsize: Self.pageSize, pgcount: 1, gather: &gather)
+                guard let p = Self.pteProt(prot) else { continue }
+                var mapped: UInt64 = 0
+                do throws(Errno) {
+                    try pageTable.mapPages(iova: va, paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: p,
+                                           mapped: &mapped)
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return .success(ranges)
+        }
+        switch result {
+        case .success(let ranges):
+            notifyInvalidate(ranges)
+            gather.releaseFreelist(to: memory)
+        case .failure(let e):
+            // Entries already rewritten were still taken away from secondary MMUs.
+            notifyInvalidate([(start, end)])
+            gather.releaseFreelist(to: memory)
+            throw e
+        }
+    }
+}
