@@ -1,0 +1,226 @@
+/// The vendor-neutral IOMMU core of one machine (`drivers/iommu/iommu.c`): device probe,
+/// groups, default domains, the three attach shapes, DMA ownership, map/unmap and the
+/// global PASID allocator. Reached as `machine.iommu`.
+///
+/// Configuration calls take one recursive lock (the group mutex and `iommu_sva_lock` of
+/// the kernel, folded together); the DMA path never takes it.
+public final class IOMMUSubsystem: @unchecked Sendable {
+    /// The machine this core runs on.
+    public unowned let machine: Machine
+    let lock = RecursiveLock()
+    var groups: [IOMMUGroup] = []
+    private var nextGroupID = 0
+    /// Global PASIDs in use (`iommu_global_pasid_ida`).
+    var globalPasids: Set<UInt32> = []
+    /// The default domain type for new groups (`iommu.passthrough`, `iommu.strict`).
+    public var defaultDomainType: DomainType = .dma
+
+    init(machine: Machine) { self.machine = machine }
+
+    /// `IOMMU_NO_PASID`: the PASID value standing for requests without a PASID.
+    public static let noPasid: UInt32 = 0
+    /// `IOMMU_PASID_INVALID`.
+    public static let invalidPasid: UInt32 = .max
+
+    /// All groups, in creation order.
+    public var allGroups: [IOMMUGroup] { lock.withLock { groups } }
+
+    func warn(_ function: String, _ message: String) {
+        machine.recordWarning(Warning(function: function, message: message))
+    }
+
+    // MARK: probe
+
+    /// Probes `dev` behind its IOMMU (`__iommu_probe_device`): driver probe, group
+    /// formation, `max_pasids`, reserved regions, default domain and first attach.
+    /// - Throws: the driver's probe error; the device is then not managed by the IOMMU.
+    func probe(_ dev: PCIDevice) throws(Errno) {
+        guard let unit = dev.iommu else { return }
+        try lock.withLock { () throws(Errno) in
+            try unit.driver.probeDevice(dev)
+            if let cap = dev.caps.pasid {
+                dev.maxPasids = min(UInt32(1) << UInt32(cap.width), unit.maxPasids)
+            }
+            let regions = unit.driver.reservedRegions(dev)
+            dev.requireDirect = regions.contains { $0.kind == .direct }
+            let key = isolationKey(dev)
+            let group: IOMMUGroup
+            if let g = groups.first(where: { $0.isolationKey == key }) {
+                group = g
+            } else {
+                group = IOMMUGroup(id: nextGroupID, isolationKey: key)
+                nextGroupID += 1
+                groups.append(group)
+            }
+            group.devices.append(dev)
+            dev.group = group
+            do throws(Errno) {
+                if group.defaultDomain == nil {
+                    let domain = try allocDefaultDomain(group, dev)
+                    group.defaultDomain = domain
+                    try mapDirectRegions(domain, dev)
+                    try setGroupDomain(group, domain)
+                } else if let current = group.domain {
+                    if let def = group.defaultDomain, current === def { try mapDirectRegions(def, dev) }
+                    try current.attachDev(dev, old: nil)
+                }
+            } catch {
+                group.devices.removeAll { $0 === dev }
+                dev.group = nil
+                if group.devices.isEmpty { groups.removeAll { $0 === group } }
+                unit.driver.releaseDevice(dev)
+                throw error
+            }
+            machine.events.record("iommu:add_device_to_group", [.init("group", "\(group.id)"), .init("dev", "\(dev.rid)")])
+        }
+    }
+
+    /// The group rule of `pci_device_group`: devices that a non-ACS bridge cannot isolate
+    /// share the group of the topmost such bridge; functions of a multi-function device
+    /// without ACS share their slot's group; others are alone. Units never share groups.
+    private func isolationKey(_ dev: PCIDevice) -> String {
+        let unit = dev.iommu.map { ObjectIdentifier($0).hashValue } ?? 0
+        var bridge = dev.upstream
+        var topmost: PCIBridge?
+        while let b = bridge {
+            if !b.acs { topmost = b }
+            bridge = b.upstream
+        }
+        if let t = topmost { return "\(unit)/bridge/\(ObjectIdentifier(t).hashValue)" }
+        if dev.multifunction && !dev.caps.acs { return "\(unit)/slot/\(dev.rid.bus)/\(dev.rid.device)" }
+        return "\(unit)/dev/\(dev.rid.raw)"
+    }
+
+    /// `iommu_group_alloc_default_domain`: the driver's forced type, else the machine's.
+    /// Paging default domains ask for `IOMMU_HWPT_ALLOC_PASID` when the device has PASIDs,
+    /// and fall back to no flags on `EOPNOTSUPP`.
+    private func allocDefaultDomain(_ group: IOMMUGroup, _ dev: PCIDevice) throws(Errno) -> IOMMUDomain {
+        let driver = dev.iommu!.driver
+        let type = driver.defDomainType(dev) ?? defaultDomainType
+        if type == .identity {
+            guard let identity = driver.identityDomain else { throw .noDevice }
+            return identity
+        }
+        let domain: IOMMUDomain
+        do {
+            domain = try driver.domainAllocPaging(dev, flags: dev.maxPasids > 0 ? [.pasid] : [], userData: nil)
+        } catch .notSupported where dev.maxPasids > 0 {
+            domain = try driver.domainAllocPaging(dev, flags: [], userData: nil)
+        }
+        domain.type = type
+        return domain
+    }
+
+    /// Identity-maps the device's RESV_DIRECT regions into a DMA-API default domain.
+    private func mapDirectRegions(_ domain: IOMMUDomain, _ dev: PCIDevice) throws(Errno) {
+        guard domain.type.isDMAAPI, let unit = dev.iommu else { return }
+        for region in unit.driver.reservedRegions(dev) where region.kind == .direct || region.kind == .directRelaxable {
+            let minPage = domain.pgsizeBitmap & (~domain.pgsizeBitmap &+ 1)
+            let start = region.start & ~(minPage - 1)
+            let end = (region.start + region.length + minPage - 1) & ~(minPage - 1)
+            var iova = start
+            while iova < end {
+                if domain.iovaToPhys(iova) == 0 {
+                    try map(domain, iova: iova, paddr: iova, size: minPage, prot: region.prot)
+                }
+                iova += minPage
+            }
+        }
+    }
+
+    /// Releases a device (`iommu_release_device`): attaches the driver's release domain
+    /// (identity instead of blocked for a device that requires direct mappings), calls
+    /// `release_device`, and frees the group's domains when the last device leaves.
+    /// WARNs if the device still has DMA ownership or PASIDs attached.
+    public func releaseDevice(_ dev: PCIDevice) {
+        lock.withLock {
+            guard let group = dev.group, let unit = dev.iommu else { return }
+            let driver = unit.driver
+            if group.ownerCount != 0 && group.devices.count == 1 {
+                warn("__iommu_group_free_device", "\(dev.rid) released while DMA ownership is held")
+            }
+            if var release = driver.releaseDomain {
+                if release.type == .blocked && dev.requireDirect, let identity = driver.identityDomain { release = identity }
+                do { try release.attachDev(dev, old: group.domain) } catch {
+                    warn("iommu_deinit_device", "release domain attach failed: \(error)")
+                }
+            }
+            driver.releaseDevice(dev)
+            group.devices.removeAll { $0 === dev }
+            dev.group = nil
+            if group.devices.isEmpty {
+                if let d = group.domain, d !== group.defaultDomain, d !== group.blockingDomain {
+                    warn("__iommu_group_free_device", "last device left while \(d) is attached")
+                }
+                for d in [group.defaultDomain, group.blockingDomain].compactMap({ $0 }) where !isStatic(d) { freeDomain(d) }
+                group.domain = nil
+                group.defaultDomain = nil
+                group.blockingDomain = nil
+                groups.removeAll { $0 === group }
+            }
+        }
+    }
+
+    /// Whether `d` is one of its driver's static domains (never freed).
+    func isStatic(_ d: IOMMUDomain) -> Bool {
+        d === d.owner.identityDomain || d === d.owner.blockedDomain || d === d.owner.releaseDomain
+    }
+
+    // MARK: domains
+
+    /// `iommu_paging_domain_alloc_flags(dev, flags)`: asks the device's driver for a
+    /// paging (UNMANAGED) domain.
+    /// - Throws: `ENODEV` if the device has no IOMMU; the driver's `EOPNOTSUPP`/`ENOMEM`.
+    public func allocPagingDomain(for dev: PCIDevice, flags: DomainAllocFlags = []) throws(Errno) -> IOMMUDomain {
+        guard let unit = dev.iommu, dev.group != nil else { throw .noDevice }
+        let d = try unit.driver.domainAllocPaging(dev, flags: flags, userData: nil)
+        d.type = .unmanaged
+        return d
+    }
+
+    /// `iommu_domain_free`: releases the domain's resources. Freeing a domain that is
+    /// still attached somewhere is a caller bug, reported as a WARN.
+    public func freeDomain(_ domain: IOMMUDomain) {
+        lock.withLock {
+            if isStatic(domain) { return }
+            let attached = groups.contains { g in
+                g.domain === domain || g.pasidArray.values.contains { $0.domain === domain }
+            }
+            if attached { warn("iommu_domain_free", "\(domain) freed while still attached") }
+            domain.isFreed = true
+            domain.free()
+        }
+    }
+
+    /// `iommu_get_domain_for_dev`: the RID domain of the device's group, nil without group.
+    public func domainForDevice(_ dev: PCIDevice) -> IOMMUDomain? {
+        lock.withLock { dev.group?.domain }
+    }
+
+    /// What the core says translates (`dev`, `pasid`), for the invariant checker (I1).
+    enum Authority {
+        case domain(IOMMUDomain)
+        case blocked
+        case unknown
+    }
+
+    func authoritativeDomain(for dev: PCIDevice, pasid: UInt32?) -> Authority {
+        lock.withLock {
+            guard let group = dev.group else { return .unknown }
+            if group.isBlockedForReset(dev.rid) { return .blocked }
+            guard let pasid, pasid != Self.noPasid else {
+                guard let d = group.domain else { return .blocked }
+                return classify(d)
+            }
+            if group.ridOwnsAllPasids { return .unknown }
+            guard let d = group.pasidArray[pasid]?.domain else { return .blocked }
+            return classify(d)
+        }
+    }
+
+    /// Blocked domains must fault; nested translations depend on a user table the core
+    /// cannot evaluate, so the checker skips them.
+    private func classify(_ d: IOMMUDomain) -> Authority {
+        d.type == .blocked ? .blocked : d.type == .nested ? .unknown : .domain(d)
+    }
+}

@@ -1,0 +1,141 @@
+/// A DMA request a device could not complete: the IOMMU refused a translation.
+public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The requester.
+    public let device: RID
+    /// The request's PASID, nil without PASID.
+    public let pasid: UInt32?
+    /// The address that faulted (IOVA or VA).
+    public let address: UInt64
+    /// What the request did.
+    public let access: DMAAccess
+    /// The vendor's reason.
+    public let reason: FaultReason
+    /// The unit that recorded the fault (`"none"` for a device without IOMMU).
+    public let iommu: String
+
+    /// `DMAR fault: dev 00:02.0 pasid 5 addr 0x1000 write: 0x..: reason`.
+    public var description: String {
+        let p = pasid.map { " pasid \($0)" } ?? ""
+        let kind = access.contains(.write) ? "write" : access.contains(.execute) ? "exec" : "read"
+        return "\(iommu) fault: dev \(device)\(p) addr 0x\(String(address, radix: 16)) \(kind): \(reason)"
+    }
+}
+
+extension FaultReason {
+    /// A device without an IOMMU addressed memory outside the machine.
+    public static let outsideMemory = FaultReason(code: 0xffff, text: "physical address outside memory")
+}
+
+extension PCIDevice {
+    /// Issues a DMA read: the device reads `buffer.count` bytes of host memory at `address`
+    /// (an IOVA, or a process VA under SVA) into `buffer`. Each page is translated by the
+    /// device's ATC (with ATS) or the IOMMU (IOTLB, then a table walk); the first refusal
+    /// stops the transfer. Allocation-free.
+    /// - Throws: ``DMAFault`` with the vendor's reason; bytes before the fault were moved.
+    public func dmaRead(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer,
+                        pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
+        try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
+                     access: .read) { pa, offset, n in
+            buffer.baseAddress!.advanced(by: offset).copyMemory(from: machine!.memory.pointer(pa), byteCount: n)
+        }
+    }
+
+    /// Issues a DMA write: the device writes `buffer` to host memory at `address`.
+    /// - Throws: ``DMAFault``; bytes before the fault were written.
+    public func dmaWrite(at address: UInt64, from buffer: UnsafeRawBufferPointer,
+                         pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
+        try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
+                     access: .write) { pa, offset, n in
+            machine!.memory.pointer(pa).copyMemory(from: buffer.baseAddress!.advanced(by: offset), byteCount: n)
+        }
+    }
+
+    /// Convenience: reads `count` bytes by DMA and returns them.
+    /// - Throws: ``DMAFault``.
+    public func dmaRead(at address: UInt64, count: Int, pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var fault: DMAFault?
+        out.withUnsafeMutableBytes { buf in
+            do throws(DMAFault) { try dmaRead(at: address, into: buf, pasid: pasid, privileged: privileged) } catch { fault = error }
+        }
+        if let fault { throw fault }
+        return out
+    }
+
+    /// Convenience: writes `bytes` by DMA.
+    /// - Throws: ``DMAFault``.
+    public func dmaWrite(at address: UInt64, bytes: [UInt8], pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
+        var fault: DMAFault?
+        bytes.withUnsafeBytes { buf in
+            do throws(DMAFault) { try dmaWrite(at: address, from: buf, pasid: pasid, privileged: privileged) } catch { fault = error }
+        }
+        if let fault { throw fault }
+    }
+
+    /// The engine: translate page by page and move bytes with `copy(pa, offset, n)`.
+    @inline(__always)
+    private func transfer(address: UInt64, count: Int, pasid: UInt32?, privileged: Bool, access: DMAAccess,
+                          _ copy: (UInt64, Int, Int) -> Void) throws(DMAFault) {
+        guard let machine else { preconditionFailure("DMA from a device that is not on a machine") }
+        let memorySize = machine.memory.size
+        guard let unit = iommu else {
+            // No IOMMU: the bus address is the physical address.
+            guard address < memorySize, UInt64(count) <= memorySize - address else {
+                let f = DMAFault(device: rid, pasid: pasid, address: address, access: access,
+                                 reason: .outsideMemory, iommu: "none")
+                machine.noteUntranslatedDMA(bytes: 0, faulted: true)
+                machine.recordFault(f)
+                throw f
+            }
+            copy(address, 0, count)
+            machine.noteUntranslatedDMA(bytes: count, faulted: false)
+            return
+        }
+        let checking = machine.checker.isEnabled
+        var done = 0
+        var request = TranslationRequest(rid: rid, pasid: pasid, privileged: privileged, access: access, address: address)
+        while done < count {
+            request.address = address &+ UInt64(done)
+            unit.hardwareLock.lock()
+            var result = atsEnabled ? atcLookup(request) : nil
+            if result != nil {
+                unit.dmaStats.atcHits += 1
+            } else {
+                let r = unit.hardware.translate(request)
+                if atsEnabled, case .translated = r { atcFill(request, r) }
+                result = r
+            }
+            let translated = result!
+            if case .translated(_, let length, _) = translated {
+                unit.dmaStats.bytes &+= min(count - done, Int(clamping: length))
+            } else {
+                unit.dmaStats.faults &+= 1
+            }
+            unit.dmaStats.requests &+= done == 0 ? 1 : 0
+            unit.hardwareLock.unlock()
+            switch translated {
+            case .translated(let pa, let length, let cached):
+                let n = min(count - done, Int(clamping: length))
+                guard pa < memorySize, UInt64(n) <= memorySize - pa else {
+                    return try fail(machine, unit, request, .outsideMemory)
+                }
+                if checking {
+                    machine.checker.checkTranslation(machine: machine, device: self, request: request,
+                                                     physical: pa, cached: cached)
+                }
+                copy(pa, done, n)
+                done += n
+            case .fault(let reason):
+                return try fail(machine, unit, request, reason)
+            }
+        }
+    }
+
+    private func fail(_ machine: Machine, _ unit: IOMMUDevice, _ request: TranslationRequest,
+                      _ reason: FaultReason) throws(DMAFault) {
+        let f = DMAFault(device: rid, pasid: request.pasid, address: request.address, access: request.access,
+                         reason: reason, iommu: unit.name)
+        machine.recordFault(f)
+        throw f
+    }
+}

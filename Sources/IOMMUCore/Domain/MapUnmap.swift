@@ -1,0 +1,107 @@
+extension IOMMUSubsystem {
+    /// The smallest page size of a domain (`1 << __ffs(pgsize_bitmap)`).
+    static func minPageSize(_ domain: IOMMUDomain) -> UInt64 { domain.pgsizeBitmap & (~domain.pgsizeBitmap &+ 1) }
+
+    /// `iommu_map(domain, iova, paddr, size, prot, gfp)`: map `size` bytes, choosing the
+    /// largest page sizes the alignment allows (`iommu_pgsize`), then `iotlb_sync_map`.
+    /// A failure leaves nothing mapped (what was mapped is unmapped again).
+    /// - Throws: `EINVAL` (with a WARN) for a non-paging domain or an empty page-size
+    ///   bitmap; `EINVAL` when `iova | paddr | size` is not aligned to the smallest page
+    ///   size; `ENODEV` when the domain has no `map_pages`; the driver's errno (`ENOMEM`,
+    ///   `EEXIST`, `ERANGE`).
+    public func map(_ domain: IOMMUDomain, iova: UInt64, paddr: UInt64, size: UInt64, prot: IOMMUProt) throws(Errno) {
+        guard domain.type.isPaging, domain.pgsizeBitmap != 0 else {
+            warn("iommu_map", "\(domain) is not a paging domain")
+            throw .invalidArgument
+        }
+        guard domain.ops.contains(.mapPages) else { throw .noDevice }
+        let minPage = Self.minPageSize(domain)
+        guard (iova | paddr | size) & (minPage - 1) == 0 else { throw .invalidArgument }
+        guard iova &+ size >= iova else { throw .invalidArgument }
+        var mapped: UInt64 = 0
+        do throws(Errno) {
+            while mapped < size {
+                let (pgsize, count) = iommuPageSize(iova: iova + mapped, paddr: paddr + mapped,
+                                                    size: size - mapped, pageSizes: domain.pgsizeBitmap)
+                var done: UInt64 = 0
+                defer { mapped += done }
+                try domain.mapPages(iova: iova + mapped, paddr: paddr + mapped, pgsize: pgsize, pgcount: count,
+                                    prot: prot, mapped: &done)
+            }
+            if domain.ops.contains(.iotlbSyncMap) { try domain.iotlbSyncMap(iova: iova, size: size) }
+        } catch {
+            if mapped > 0 { _ = unmap(domain, iova: iova, size: mapped) }
+            throw error
+        }
+        machine.noteMap()
+        machine.events.record("iommu:map", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
+                                            .init("pa", "0x\(String(paddr, radix: 16))"),
+                                            .init("size", "0x\(String(size, radix: 16))")])
+    }
+
+    /// `iommu_unmap(domain, iova, size)`: unmap and synchronously invalidate. Returns the
+    /// bytes unmapped, never an errno: 0 for a non-paging domain (WARN), a misaligned
+    /// range, an unmapped first IOVA, or a range that would split a larger mapping; at a
+    /// hole it stops and returns the bytes up to the hole. Table pages removed are freed
+    /// only after the invalidation.
+    public func unmap(_ domain: IOMMUDomain, iova: UInt64, size: UInt64) -> UInt64 {
+        var gather = IOTLBGather()
+        let unmapped = unmapFast(domain, iova: iova, size: size, gather: &gather)
+        iotlbSync(domain, gather: &gather)
+        return unmapped
+    }
+
+    /// `iommu_unmap_fast(domain, iova, size, gather)`: as ``unmap(_:iova:size:)`` but the
+    /// caller must call ``iotlbSync(_:gather:)`` later; until then the IOTLB may still
+    /// translate the range (the checker tracks this window).
+    public func unmapFast(_ domain: IOMMUDomain, iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
+        guard domain.type.isPaging, domain.pgsizeBitmap != 0 else {
+            warn("__iommu_unmap", "\(domain) is not a paging domain")
+            return 0
+        }
+        let minPage = Self.minPageSize(domain)
+        guard (iova | size) & (minPage - 1) == 0, domain.ops.contains(.unmapPages) else { return 0 }
+        var unmapped: UInt64 = 0
+        while unmapped < size {
+            let (pgsize, count) = iommuPageSize(iova: iova + unmapped, paddr: iova + unmapped,
+                                                size: size - unmapped, pageSizes: domain.pgsizeBitmap)
+            let n = domain.unmapPages(iova: iova + unmapped, pgsize: pgsize, pgcount: count, gather: &gather)
+            if n == 0 { break }
+            unmapped += n
+        }
+        if unmapped > 0 {
+            // Drivers that record nothing still get a sync covering the range.
+            if gather.isEmpty { gather.addRange(iova: iova, size: unmapped) }
+            machine.checker.openUnmapWindow(domain, start: iova, end: iova + unmapped - 1)
+        }
+        machine.noteUnmap()
+        machine.events.record("iommu:unmap", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
+                                              .init("size", "0x\(String(size, radix: 16))"),
+                                              .init("unmapped_size", "0x\(String(unmapped, radix: 16))")])
+        return unmapped
+    }
+
+    /// `iommu_iotlb_sync(domain, gather)`: the driver invalidates what the gather recorded
+    /// (only when the gather is not empty), then the table pages on its freelist are freed
+    /// (unless a flush queue took the gather over, `gather.queued`).
+    public func iotlbSync(_ domain: IOMMUDomain, gather: inout IOTLBGather) {
+        if !gather.isEmpty, domain.ops.contains(.iotlbSync) { domain.iotlbSync(&gather) }
+        machine.checker.closeUnmapWindows(domain)
+        if !gather.queued { gather.releaseFreelist(to: machine.memory) }
+        gather = IOTLBGather()
+    }
+
+    /// `iommu_flush_iotlb_all(domain)`: synchronous full invalidation of the domain.
+    public func flushIOTLBAll(_ domain: IOMMUDomain) {
+        if domain.ops.contains(.flushIOTLBAll) { domain.flushIOTLBAll() }
+        machine.checker.closeUnmapWindows(domain)
+    }
+
+    /// `iommu_iova_to_phys(domain, iova)`: IDENTITY returns `iova`, BLOCKED and unmapped
+    /// addresses return 0.
+    public func iovaToPhys(_ domain: IOMMUDomain, iova: UInt64) -> UInt64 {
+        if domain.type == .identity { return iova }
+        if domain.type == .blocked || !domain.ops.contains(.iovaToPhys) { return 0 }
+        return domain.iovaToPhys(iova)
+    }
+}

@@ -1,0 +1,106 @@
+/// The world a scenario runs in: physical memory, the IOMMU units, the PCI devices, the
+/// processes, and the IOMMU core (`iommu`) that drives them. Tests and examples build one,
+/// add IOMMUs and devices, then bind drivers.
+public final class Machine: @unchecked Sendable {
+    /// Physical memory (page tables, hardware tables and DMA buffers all live here).
+    public let memory: PhysicalMemory
+    /// The IOMMU core of this machine.
+    public private(set) var iommu: IOMMUSubsystem!
+    /// The event log (off by default).
+    public let events = EventLog()
+    /// The invariant checker (off by default).
+    public let checker = InvariantChecker()
+
+    private let lock = Lock()
+    private var _iommus: [IOMMUDevice] = []
+    private var _devices: [PCIDevice] = []
+    private var _warnings: [Warning] = []
+    private var _faults: [DMAFault] = []
+    private var coreCounters = Counters()
+
+    /// A machine with `memory` bytes of physical address space (default 64 GiB, committed
+    /// only where touched).
+    public init(memory: UInt64 = 64 << 30) {
+        self.memory = PhysicalMemory(size: memory)
+        iommu = IOMMUSubsystem(machine: self)
+    }
+
+    /// IOMMU units, in registration order.
+    public var iommus: [IOMMUDevice] { lock.withLock { _iommus } }
+    /// PCI devices, in the order they were added.
+    public var allDevices: [PCIDevice] { lock.withLock { _devices } }
+    /// Kernel WARNs the model recorded.
+    public var warnings: [Warning] { lock.withLock { _warnings } }
+
+    func recordWarning(_ w: Warning) {
+        lock.withLock { _warnings.append(w) }
+        events.record("core:warn", [.init("function", w.function), .init("message", w.message)])
+    }
+
+    /// Registers an IOMMU unit (`iommu_device_register`) and probes the devices already
+    /// placed behind it.
+    public func addIOMMU(_ unit: IOMMUDevice) {
+        lock.withLock { _iommus.append(unit) }
+        events.record("core:iommu_register", [.init("iommu", unit.name), .init("driver", unit.driver.name)])
+    }
+
+    /// Adds a PCI device behind `iommu` (or with no IOMMU) and probes it with the IOMMU
+    /// core (`iommu_probe_device`): group, default domain, first attach.
+    /// - Throws: `EEXIST` for a RID already on the machine; the driver's probe errno.
+    @discardableResult
+    public func addDevice(_ dev: PCIDevice, behind unit: IOMMUDevice?) throws(Errno) -> PCIDevice {
+        try lock.withLock { () throws(Errno) in
+            guard !_devices.contains(where: { $0.rid == dev.rid }) else { throw .exists }
+            dev.machine = self
+            dev.iommu = unit
+            _devices.append(dev)
+        }
+        do { try iommu.probe(dev) } catch {
+            lock.withLock {
+                _devices.removeAll { $0 === dev }
+                dev.iommu = nil
+            }
+            throw error
+        }
+        return dev
+    }
+
+    /// The device with `rid`, if any.
+    public func device(_ rid: RID) -> PCIDevice? { allDevices.first { $0.rid == rid } }
+
+    /// The always-on counters: every unit's hardware counters plus the core's.
+    public var counters: Counters {
+        var c = lock.withLock { coreCounters }
+        for unit in iommus {
+            let (hw, dma) = unit.hardwareLock.withLock { (unit.hardware.counters, unit.dmaStats) }
+            c.hardware.add(hw)
+            c.dmaRequests += dma.requests
+            c.dmaBytes += dma.bytes
+            c.dmaFaults += dma.faults
+            c.atcHits += dma.atcHits
+        }
+        return c
+    }
+
+    func noteMap() { lock.withLock { coreCounters.maps += 1 } }
+    func noteUnmap() { lock.withLock { coreCounters.unmaps += 1 } }
+    func noteAttach() { lock.withLock { coreCounters.attaches += 1 } }
+    func noteUntranslatedDMA(bytes: Int, faulted: Bool) {
+        lock.withLock {
+            coreCounters.dmaRequests += 1
+            coreCounters.dmaBytes += bytes
+            if faulted { coreCounters.dmaFaults += 1 }
+        }
+    }
+
+    /// Every DMA fault recorded, oldest first.
+    public var faultLog: [DMAFault] { lock.withLock { _faults } }
+
+    func recordFault(_ f: DMAFault) {
+        lock.withLock { _faults.append(f) }
+        events.record("iommu:io_page_fault", [.init("device", "\(f.device)"),
+                                              .init("pasid", f.pasid.map { "\($0)" } ?? "-"),
+                                              .init("iova", "0x" + String(f.address, radix: 16)),
+                                              .init("reason", f.reason.description)])
+    }
+}

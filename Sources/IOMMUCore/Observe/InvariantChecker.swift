@@ -1,0 +1,151 @@
+/// The invariants of spec/kernel-iommu.md §2 that the checker can report.
+public enum Invariant: String, Hashable, Sendable, CaseIterable {
+    /// I1 translation authority: only the attached domain translates a (RID, PASID).
+    case translationAuthority = "I1"
+    /// I4 IOTLB/ATC coherence after unmap.
+    case coherenceAfterUnmap = "I4"
+    /// I6 no DMA after detach/unbind.
+    case noDMAAfterDetach = "I6"
+    /// I7 PASID lifetime: a PASID is reused only after every entry is torn down and drained.
+    case pasidLifetime = "I7"
+    /// I8 VT-d DID accounting.
+    case didAccounting = "I8"
+    /// I10 teardown order for a PASID with faults.
+    case teardownOrder = "I10"
+    /// I11 entry visibility ordering (reserve, program hardware, then publish).
+    case entryVisibility = "I11"
+}
+
+/// A reported violation: which invariant, where, and the event that broke it.
+public struct Violation: Hashable, Sendable, CustomStringConvertible {
+    /// The invariant broken.
+    public let invariant: Invariant
+    /// The device involved, if any.
+    public let device: RID?
+    /// The PASID involved (nil: a request without PASID).
+    public let pasid: UInt32?
+    /// The address involved, if any.
+    public let address: UInt64?
+    /// The event that broke the invariant (e.g. `"dma read"`, `"did release"`).
+    public let event: String
+    /// What went wrong, in one sentence.
+    public let message: String
+
+    /// A violation record.
+    public init(_ invariant: Invariant, device: RID? = nil, pasid: UInt32? = nil, address: UInt64? = nil,
+                event: String, message: String) {
+        self.invariant = invariant
+        self.device = device
+        self.pasid = pasid
+        self.address = address
+        self.event = event
+        self.message = message
+    }
+
+    /// `I4 dev 00:02.0 pasid - addr 0x1000 [dma read]: message`.
+    public var description: String {
+        let d = device.map { "\($0)" } ?? "-"
+        let p = pasid.map { "\($0)" } ?? "-"
+        let a = address.map { "0x" + String($0, radix: 16) } ?? "-"
+        return "\(invariant.rawValue) dev \(d) pasid \(p) addr \(a) [\(event)]: \(message)"
+    }
+}
+
+/// The invariant checker ("sanitizer"), switched on per machine. When on, the DMA engine
+/// compares every translation the hardware served with what the core's software state
+/// says (I1, I4, I6); the core checks PASID publication (I11) and reuse (I7); vendor
+/// models report what only they can see (I8, I10). When off it costs one branch.
+public final class InvariantChecker: @unchecked Sendable {
+    private let lock = Lock()
+    private var _violations: [Violation] = []
+    nonisolated(unsafe) private var enabledFlag = false
+    /// Ranges unmapped with `iommu_unmap_fast` whose `iommu_iotlb_sync` has not run yet.
+    private var unmapWindows: [ObjectIdentifier: [(start: UInt64, end: UInt64)]] = [:]
+    /// (RID, PASID) pairs that were detached at least once, to tell I6 from I1.
+    private var detached: Set<PasidKey> = []
+
+    struct PasidKey: Hashable {
+        let rid: RID
+        let pasid: UInt32
+    }
+
+    /// Creates a disabled checker.
+    public init() {}
+
+    /// Whether checking is on.
+    public var isEnabled: Bool {
+        get { enabledFlag }
+        set { lock.withLock { enabledFlag = newValue } }
+    }
+
+    /// Every violation reported so far.
+    public var violations: [Violation] { lock.withLock { _violations } }
+
+    /// Violations of one invariant.
+    public func violations(of invariant: Invariant) -> [Violation] { violations.filter { $0.invariant == invariant } }
+
+    /// Forgets the reported violations.
+    public func clear() { lock.withLock { _violations.removeAll() } }
+
+    /// Reports a violation (vendor models use this for I8 and I10). Ignored when off.
+    public func report(_ violation: Violation) {
+        guard enabledFlag else { return }
+        lock.withLock { _violations.append(violation) }
+    }
+
+    func openUnmapWindow(_ domain: IOMMUDomain, start: UInt64, end: UInt64) {
+        guard enabledFlag else { return }
+        lock.withLock { unmapWindows[ObjectIdentifier(domain), default: []].append((start, end)) }
+    }
+
+    func closeUnmapWindows(_ domain: IOMMUDomain) {
+        guard enabledFlag else { return }
+        lock.withLock { _ = unmapWindows.removeValue(forKey: ObjectIdentifier(domain)) }
+    }
+
+    func noteDetach(rid: RID, pasid: UInt32) {
+        guard enabledFlag else { return }
+        lock.withLock { _ = detached.insert(PasidKey(rid: rid, pasid: pasid)) }
+    }
+
+    private func inUnmapWindow(_ domain: IOMMUDomain, _ address: UInt64) -> Bool {
+        lock.withLock {
+            unmapWindows[ObjectIdentifier(domain)]?.contains { $0.start <= address && address <= $0.end } ?? false
+        }
+    }
+
+    /// Compares one translation the hardware served with the software truth.
+    func checkTranslation(machine: Machine, device: PCIDevice, request: TranslationRequest,
+                          physical: UInt64, cached: Bool) {
+        let pasid = request.pasid ?? 0
+        let authority = machine.iommu.authoritativeDomain(for: device, pasid: request.pasid)
+        let event = "dma " + (request.access.contains(.write) ? "write" : "read") + (cached ? " (IOTLB hit)" : " (walk)")
+        switch authority {
+        case .unknown:
+            return
+        case .blocked:
+            let wasDetached = lock.withLock { detached.contains(PasidKey(rid: device.rid, pasid: pasid)) }
+            report(Violation(wasDetached ? .noDMAAfterDetach : .translationAuthority, device: device.rid,
+                             pasid: request.pasid, address: request.address, event: event,
+                             message: wasDetached
+                                ? "translated to 0x\(String(physical, radix: 16)) after the domain was detached"
+                                : "translated to 0x\(String(physical, radix: 16)) while no domain is attached"))
+        case .domain(let domain):
+            let truth: UInt64 = domain.type == .identity ? request.address : domain.iovaToPhys(request.address)
+            if truth == physical { return }
+            if inUnmapWindow(domain, request.address) {
+                // A stale hit is legal until iommu_iotlb_sync, unless the memory is gone.
+                if machine.memory.isAllocated(physical) { return }
+                report(Violation(.coherenceAfterUnmap, device: device.rid, pasid: request.pasid,
+                                 address: request.address, event: event,
+                                 message: "stale translation reached freed memory 0x\(String(physical, radix: 16)) before iommu_iotlb_sync"))
+                return
+            }
+            let message = truth == 0
+                ? "translated to 0x\(String(physical, radix: 16)) but \(domain) has no mapping (missing invalidation)"
+                : "translated to 0x\(String(physical, radix: 16)) but \(domain) maps it to 0x\(String(truth, radix: 16))"
+            report(Violation(cached || truth == 0 ? .coherenceAfterUnmap : .translationAuthority, device: device.rid,
+                             pasid: request.pasid, address: request.address, event: event, message: message))
+        }
+    }
+}
