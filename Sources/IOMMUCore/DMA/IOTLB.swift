@@ -60,7 +60,7 @@ public final class IOTLB: @unchecked Sendable {
         }
     }
 
-    @usableFromInline static let valid: UInt64 = 1 << 63
+    @inlinable static var valid: UInt64 { 1 << 63 }
 
     @usableFromInline let small: Bank
     @usableFromInline let medium: Bank
