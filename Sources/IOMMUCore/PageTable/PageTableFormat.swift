@@ -152,7 +152,8 @@ extension PageTableFormat {
 
     /// Effective permissions of a translation, from the AND of every entry on the path
     /// (`allOf`) and the OR (`anyOf`): x86 needs R/W and U/S at every level and is
-    /// non-executable if XD is set at any level; VT-d SS ANDs R, W and X.
+    /// non-executable if XD is set at any level; VT-d SS ANDs R and W, and takes X from
+    /// the leaf (non-leaf entries are written R|W only, so the OR is the leaf's X).
     @inlinable @inline(__always)
     func effectivePermissions(allOf: UInt64, anyOf: UInt64) -> IOMMUProt {
         var p: IOMMUProt = []
@@ -166,7 +167,7 @@ extension PageTableFormat {
         case .vtdSecondStage:
             if allOf & VTdSS.read != 0 { p.insert(.read) }
             if allOf & VTdSS.write != 0 { p.insert(.write) }
-            if allOf & VTdSS.execute == 0 { p.insert(.noexec) }
+            if anyOf & VTdSS.execute == 0 { p.insert(.noexec) }
             if anyOf & VTdSS.snoop != 0 { p.insert(.cache) }
         }
         return p
@@ -175,7 +176,7 @@ extension PageTableFormat {
     /// Whether an access is allowed by a translation's effective permissions.
     /// x86: writes need R/W, user requests need U/S, fetches need XD clear (CR0.WP = 1:
     /// supervisor writes to read-only pages fault too). VT-d SS: reads need R, writes W,
-    /// fetches X; it has no user/supervisor distinction.
+    /// fetches the leaf's X; it has no user/supervisor distinction.
     @inlinable @inline(__always)
     func permits(_ access: WalkAccess, allOf: UInt64, anyOf: UInt64) -> Bool {
         switch kind {
@@ -187,7 +188,7 @@ extension PageTableFormat {
         case .vtdSecondStage:
             if access.contains(.read) && allOf & VTdSS.read == 0 { return false }
             if access.contains(.write) && allOf & VTdSS.write == 0 { return false }
-            if access.contains(.execute) && allOf & VTdSS.execute == 0 { return false }
+            if access.contains(.execute) && anyOf & VTdSS.execute == 0 { return false }
             return true
         }
     }
