@@ -27,7 +27,7 @@ extension IOPageTable {
     }
 
     /// The engine of both unmaps.
-    @usableFromInline
+    @usableFromInline @inline(__always)
     func unmapLeaves(iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
         guard state[1] == 0, size != 0 else { return 0 }
         let limit = UInt64(1) &<< UInt64(truncatingIfNeeded: format.vaBits)
