@@ -36,6 +36,7 @@ let n = 262_144
 let iovaBase: UInt64 = 0x1_0000_0000
 let paBase: UInt64 = 0x2_0000_0000
 let repetitions = 5
+/// NOTLB=1 leaves out the IOTLB invalidation of unmap4k_ns, to see the page-table share alone.
 let invalidateTLB = ProcessInfo.processInfo.environment["NOTLB"] == nil
 let memory = PhysicalMemory(size: 16 << 30)
 
