@@ -56,11 +56,11 @@ public final class IOTLB: @unchecked Sendable {
 
         @inlinable @inline(__always)
         func index(tag: UInt64, page: UInt64) -> Int {
-            Int(truncatingIfNeeded: (page ^ (tag &* 0x9E37_79B9_7F4A_7C15) >> 40)) & mask
+            Int(truncatingIfNeeded: page ^ (tag &<< 7)) & mask
         }
     }
 
-    @usableFromInline static let valid: UInt64 = 1 << 63
+    @inlinable static var valid: UInt64 { 1 << 63 }
 
     @usableFromInline let small: Bank
     @usableFromInline let medium: Bank

@@ -22,8 +22,8 @@ extension IOPageTable {
         guard !total.overflow, paddr & ~PageTableFormat.addressMask == 0,
               (paddr &+ total.partialValue &- 1) & ~(PageTableFormat.addressMask | 0xFFF) == 0
         else { throw .invalidArgument }
-        let limit = UInt64(1) << UInt64(format.vaBits)
-        guard iova < limit, total.partialValue <= limit - iova else { throw .outOfRange }
+        let limit = UInt64(1) &<< UInt64(truncatingIfNeeded: format.vaBits)
+        guard iova < limit, total.partialValue <= limit &- iova else { throw .outOfRange }
 
         let leafBits = format.leafBits(prot: prot, level: leafLevel)
         let present = format.presentMask
@@ -49,19 +49,19 @@ extension IOPageTable {
                 } else {
                     table = pte & PageTableFormat.addressMask
                 }
-                level -= 1
+                level &-= 1
             }
             // Fill consecutive slots of this table.
-            var index = Int(truncatingIfNeeded: (va >> UInt64(3 + 9 * leafLevel)) & 511)
+            var index = Int(truncatingIfNeeded: (va &>> UInt64(truncatingIfNeeded: 3 &+ 9 &* leafLevel)) & 511)
             let entries = (base + Int(truncatingIfNeeded: table)).assumingMemoryBound(to: UInt64.self)
             var written: Int16 = 0
             defer { adjustOccupancy(table, by: written) }
             repeat {
                 if entries[index] & present != 0 { throw .exists }
                 entries[index] = pa | leafBits
-                written += 1
-                index += 1
-                remaining -= 1
+                written &+= 1
+                index &+= 1
+                remaining &-= 1
                 va &+= pgsize
                 pa &+= pgsize
                 done &+= pgsize

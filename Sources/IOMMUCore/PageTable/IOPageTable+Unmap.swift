@@ -27,11 +27,11 @@ extension IOPageTable {
     }
 
     /// The engine of both unmaps.
-    @usableFromInline
+    @usableFromInline @inline(__always)
     func unmapLeaves(iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
         guard state[1] == 0, size != 0 else { return 0 }
-        let limit = UInt64(1) << UInt64(format.vaBits)
-        guard iova < limit, size <= limit - iova else { return 0 }
+        let limit = UInt64(1) &<< UInt64(truncatingIfNeeded: format.vaBits)
+        guard iova < limit, size <= limit &- iova else { return 0 }
         let end = iova + size
         let present = format.presentMask
         var cursor = iova
@@ -42,23 +42,23 @@ extension IOPageTable {
             var pte = s.load(as: UInt64.self)
             while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
                 table = pte & PageTableFormat.addressMask
-                level -= 1
+                level &-= 1
                 s = slot(table, cursor, level: level)
                 pte = s.load(as: UInt64.self)
             }
             if pte & present == 0 { break }
             let span = PageTableFormat.entrySpan(level: level)
             // A leaf that starts before the cursor or ends past the range would be split.
-            guard cursor & (span - 1) == 0, span <= end - cursor else { break }
+            guard cursor & (span &- 1) == 0, span <= end &- cursor else { break }
             s.storeBytes(of: 0, as: UInt64.self)
             adjustOccupancy(table, by: -1)
             gather.addRange(iova: cursor, size: span)
-            if occupancy[Int(truncatingIfNeeded: table >> 12)] == 0 && level < format.levels {
+            if occupancy[Int(truncatingIfNeeded: table &>> 12)] == 0 && level < format.levels {
                 releaseEmptyTables(from: table, level: level, iova: cursor, gather: &gather)
             }
-            cursor += span
+            cursor &+= span
         }
-        return cursor - iova
+        return cursor &- iova
     }
 
     /// Unlinks `table` (empty, at `level`) and every ancestor it leaves empty, the root

@@ -102,12 +102,12 @@ public final class IOPageTable: @unchecked Sendable {
     /// The entry slot for `iova` in `table` at `level`.
     @inlinable @inline(__always)
     func slot(_ table: UInt64, _ iova: UInt64, level: Int) -> UnsafeMutableRawPointer {
-        base + Int(truncatingIfNeeded: table | (((iova >> UInt64(3 + 9 * level)) & 511) << 3))
+        base + Int(truncatingIfNeeded: table | (((iova &>> UInt64(truncatingIfNeeded: 3 &+ 9 &* level)) & 511) &<< 3))
     }
 
     @inlinable @inline(__always)
     func adjustOccupancy(_ table: UInt64, by delta: Int16) {
-        let p = occupancy + Int(truncatingIfNeeded: table >> 12)
+        let p = occupancy + Int(truncatingIfNeeded: table &>> 12)
         p.pointee = UInt16(truncatingIfNeeded: Int16(bitPattern: p.pointee) &+ delta)
     }
 
