@@ -2,6 +2,10 @@ import IOMMUCore
 
 /// Per-device state of the mock driver (`struct mock_dev`), kept in
 /// `PCIDevice.driverPrivate` from probe on.
+///
+/// `@unchecked Sendable`: the quirk counter changes only inside driver callbacks, which
+/// the core runs under its group lock; the test hooks are set by a test before the calls
+/// they affect.
 public final class MockDeviceState: @unchecked Sendable {
     /// The device's mock flags (`mock_dev.flags`).
     public let flags: MockDeviceFlags

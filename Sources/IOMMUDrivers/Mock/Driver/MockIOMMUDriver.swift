@@ -112,12 +112,11 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
         dev.driverPrivate = MockDeviceState(flags: flags(of: dev))
     }
 
-    /// Releases the per-device state.
+    /// `iommu_ops.release_device`: clears the device's hardware entries (RID and every
+    /// PASID) and releases the per-device state.
     public func releaseDevice(_ dev: PCIDevice) {
         if let unit = dev.iommu as? MockIOMMU {
-            unit.hardwareLock.withLock {
-                unit.mockHardware.program(rid: dev.rid, pasid: 0, nil)
-            }
+            unit.hardwareLock.withLock { unit.mockHardware.forget(rid: dev.rid) }
         }
         dev.driverPrivate = nil
     }

@@ -51,6 +51,18 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
         entries[Key(rid: rid, pasid: pasid)] = entry
     }
 
+    /// Removes every entry of `rid` (the device is released) and drops the IOTLB entries
+    /// of the domains they referenced.
+    public func forget(rid: RID) {
+        for (key, entry) in entries where key.rid == rid {
+            entries[key] = nil
+            switch entry {
+            case .paging(_, let serial), .nested(_, let serial): invalidateAll(serial: serial)
+            case .blocked: break
+            }
+        }
+    }
+
     /// The entry programmed for (`rid`, `pasid`), for tests and the checker.
     public func entry(rid: RID, pasid: UInt32) -> Entry? { entries[Key(rid: rid, pasid: pasid)] }
 
