@@ -30,6 +30,7 @@ public struct RID: Hashable, Sendable, Comparable, CustomStringConvertible {
         return "\(hex(bus, 2)):\(hex(device, 2)).\(function)"
     }
 
+    /// Orders RIDs by bus, then devfn.
     public static func < (a: RID, b: RID) -> Bool { a.raw < b.raw }
 }
 
