@@ -36,15 +36,29 @@ extension IOPageTable {
         let present = format.presentMask
         var cursor = iova
         while cursor < end {
-            var table = root
-            var level = format.levels
-            var s = slot(table, cursor, level: level)
-            var pte = s.load(as: UInt64.self)
-            while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
-                table = pte & PageTableFormat.addressMask
-                level &-= 1
+            // Start at the cached leaf table when it covers the cursor, else walk from the
+            // root down to the entry that is a leaf or a hole.
+            var table: UInt64
+            var level: Int
+            var s: UnsafeMutableRawPointer
+            var pte: UInt64
+            if let leafTable = cachedLeafTable(cursor) {
+                table = leafTable
+                level = 1
+                s = slot(table, cursor, level: 1)
+                pte = s.load(as: UInt64.self)
+            } else {
+                table = root
+                level = format.levels
                 s = slot(table, cursor, level: level)
                 pte = s.load(as: UInt64.self)
+                while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
+                    table = pte & PageTableFormat.addressMask
+                    level &-= 1
+                    s = slot(table, cursor, level: level)
+                    pte = s.load(as: UInt64.self)
+                }
+                if level == 1 { cacheLeafTable(table, for: cursor) }
             }
             if pte & present == 0 { break }
             let span = PageTableFormat.entrySpan(level: level)
@@ -65,6 +79,7 @@ extension IOPageTable {
     /// excepted, putting them on the gather's freelist. Rare, so it re-walks from the
     /// root rather than making every unmap record its path.
     private func releaseEmptyTables(from table: UInt64, level: Int, iova: UInt64, gather: inout IOTLBGather) {
+        forgetLeafTable()
         var child = table
         var childLevel = level
         while childLevel < format.levels && occupancy[Int(truncatingIfNeeded: child >> 12)] == 0 {
