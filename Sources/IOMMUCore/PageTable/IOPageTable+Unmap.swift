@@ -36,38 +36,25 @@ extension IOPageTable {
         let present = format.presentMask
         var cursor = iova
         while cursor < end {
-            // Start at the cached leaf table when it covers the cursor, else walk from the
-            // root down to the entry that is a leaf or a hole.
+            // The table holding the cursor's leaf (or hole): the cached leaf table when it
+            // covers the cursor, else a walk from the root, kept out of line so that this
+            // loop stays small enough for the per-page case.
             var table: UInt64
             var level: Int
-            var s: UnsafeMutableRawPointer
-            var pte: UInt64
             if let leafTable = cachedLeafTable(cursor) {
                 table = leafTable
                 level = 1
-                s = slot(table, cursor, level: 1)
-                pte = s.load(as: UInt64.self)
             } else {
-                table = root
-                level = format.levels
-                s = slot(table, cursor, level: level)
-                pte = s.load(as: UInt64.self)
-                while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
-                    table = pte & PageTableFormat.addressMask
-                    level &-= 1
-                    s = slot(table, cursor, level: level)
-                    pte = s.load(as: UInt64.self)
-                }
-                if level == 1 { cacheLeafTable(table, for: cursor) }
+                (table, level) = findLeafTable(cursor)
             }
-            if pte & present == 0 { break }
+            let s = slot(table, cursor, level: level)
+            if s.load(as: UInt64.self) & present == 0 { break }
             let span = PageTableFormat.entrySpan(level: level)
             // A leaf that starts before the cursor or ends past the range would be split.
             guard cursor & (span &- 1) == 0, span <= end &- cursor else { break }
             s.storeBytes(of: 0, as: UInt64.self)
-            adjustOccupancy(table, by: -1)
             gather.addRange(iova: cursor, size: span)
-            if occupancy[Int(truncatingIfNeeded: table &>> 12)] == 0 && level < format.levels {
+            if decrementOccupancy(table) == 0 && level < format.levels {
                 releaseEmptyTables(from: table, level: level, iova: cursor, gather: &gather)
             }
             cursor &+= span
@@ -75,10 +62,28 @@ extension IOPageTable {
         return cursor &- iova
     }
 
+    /// Walks from the root to the table whose entry for `iova` is a leaf or a hole;
+    /// returns it and its level. A level-1 table is remembered in the leaf-table cache.
+    @usableFromInline @inline(never)
+    func findLeafTable(_ iova: UInt64) -> (table: UInt64, level: Int) {
+        let present = format.presentMask
+        var table = root
+        var level = format.levels
+        var pte = slot(table, iova, level: level).load(as: UInt64.self)
+        while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
+            table = pte & PageTableFormat.addressMask
+            level &-= 1
+            pte = slot(table, iova, level: level).load(as: UInt64.self)
+        }
+        if level == 1 { cacheLeafTable(table, for: iova) }
+        return (table, level)
+    }
+
     /// Unlinks `table` (empty, at `level`) and every ancestor it leaves empty, the root
     /// excepted, putting them on the gather's freelist. Rare, so it re-walks from the
-    /// root rather than making every unmap record its path.
-    private func releaseEmptyTables(from table: UInt64, level: Int, iova: UInt64, gather: inout IOTLBGather) {
+    /// root rather than making every unmap record its path, and stays out of line.
+    @usableFromInline @inline(never)
+    func releaseEmptyTables(from table: UInt64, level: Int, iova: UInt64, gather: inout IOTLBGather) {
         forgetLeafTable()
         var child = table
         var childLevel = level

@@ -143,6 +143,15 @@ public final class IOPageTable: @unchecked Sendable {
         p.pointee = UInt16(truncatingIfNeeded: Int16(bitPattern: p.pointee) &+ delta)
     }
 
+    /// Counts one entry of `table` cleared; returns the entries still present.
+    @inlinable @inline(__always)
+    func decrementOccupancy(_ table: UInt64) -> UInt16 {
+        let p = occupancy + Int(truncatingIfNeeded: table &>> 12)
+        let left = p.pointee &- 1
+        p.pointee = left
+        return left
+    }
+
     /// Translates `iova` by a software walk: `io_pgtable_ops.iova_to_phys`.
     /// Returns the full physical address, or 0 when nothing is mapped there.
     public func iovaToPhys(_ iova: UInt64) -> UInt64 {
