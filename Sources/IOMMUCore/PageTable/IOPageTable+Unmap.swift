@@ -8,6 +8,11 @@ extension IOPageTable {
     /// (check 33); each removed leaf is added to the gather's range.
     /// - Returns: bytes unmapped (never an errno, like the kernel's `size_t`); 0 for a
     ///   `pgsize` outside the format, a misaligned `iova` or `pgcount` < 1.
+    ///
+    /// Inlinable: a caller passing a constant `pgsize` and `pgcount` (one 4 KiB page, the
+    /// usual DMA unmap) gets the checks folded away and the per-leaf loop inline; the
+    /// walk from the root and the release of empty tables stay out of line.
+    @inlinable
     public func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
         guard PageTableFormat.leafLevel(forPageSize: pgsize) != 0, format.pageSizes & pgsize != 0,
               pgcount > 0, iova & (pgsize - 1) == 0 else { return 0 }
