@@ -31,8 +31,9 @@ extension IOPageTable {
         return unmapLeaves(iova: iova, size: size, gather: &gather)
     }
 
-    /// The engine of both unmaps.
-    @usableFromInline @inline(__always)
+    /// The engine of both unmaps. Inlinable with ``unmapPages(iova:pgsize:pgcount:gather:)``
+    /// so that a per-page unmap costs no call; its slow paths are out of line.
+    @inlinable @inline(__always)
     func unmapLeaves(iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
         guard state[1] == 0, size != 0 else { return 0 }
         let limit = UInt64(1) &<< UInt64(truncatingIfNeeded: format.vaBits)
