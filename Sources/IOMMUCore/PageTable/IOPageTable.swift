@@ -131,7 +131,6 @@ public final class IOPageTable: @unchecked Sendable {
 
     /// Empties the leaf-table cache. The key `UInt64.max` matches no IOVA (`iova >> 21`
     /// has at most 43 bits).
-    @usableFromInline
     func forgetLeafTable() {
         state[2] = -1
         state[3] = 0
