@@ -124,6 +124,36 @@ final class PageTableUnmapTests: XCTestCase {
         }
     }
 
+    /// Per-page maps and unmaps start at the level-1 table they used last; once that
+    /// table is released, what replaces it (a block, a new table) must be found by a walk.
+    func testLeafTableCacheForgetsReleasedTables() {
+        forEachFormat { fmt, t, memory in
+            try mapOne(t, M2, 0x10_0000, K4)
+            var g = IOTLBGather()
+            XCTAssertEqual(t.unmapPages(iova: M2, pgsize: K4, pgcount: 1, gather: &g), K4, "\(fmt)")
+            XCTAssertEqual(g.freelist.count, fmt.levels - 1, "\(fmt)")
+            g.releaseFreelist(to: memory)
+            // A block where the leaf table was: 4 KiB maps are refused, 4 KiB unmaps split nothing.
+            try mapOne(t, M2, 0x40_0000, M2)
+            XCTAssertThrowsErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, M2 + K4, 0x10_0000, K4) }
+            XCTAssertEqual(t.unmapPages(iova: M2, pgsize: K4, pgcount: 1, gather: &g), 0, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(M2 + K4), 0x40_1000, "\(fmt)")
+            XCTAssertEqual(t.unmapPages(iova: M2, pgsize: M2, pgcount: 1, gather: &g), M2, "\(fmt)")
+            g.releaseFreelist(to: memory)
+            // A new leaf table in the same region, shared by consecutive one-page calls.
+            try mapOne(t, M2, 0x10_0000, K4)
+            try mapOne(t, M2 + K4, 0x20_0000, K4)
+            XCTAssertEqual(t.tablePages, fmt.levels, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(M2 + K4), 0x20_0000, "\(fmt)")
+            XCTAssertEqual(t.unmapPages(iova: M2, pgsize: K4, pgcount: 1, gather: &g), K4, "\(fmt)")
+            XCTAssertTrue(g.freelist.isEmpty, "\(fmt)")
+            XCTAssertEqual(t.unmapPages(iova: M2 + K4, pgsize: K4, pgcount: 1, gather: &g), K4, "\(fmt)")
+            XCTAssertEqual(g.freelist.count, fmt.levels - 1, "\(fmt)")
+            XCTAssertEqual(t.tablePages, 1, "\(fmt)")
+            g.releaseFreelist(to: memory)
+        }
+    }
+
     func testRandomSequenceMatchesOracle() {
         forEachFormat { fmt, t, memory in
             var rng = XorShift(state: 0xC0FF_EE12_3456_789B)

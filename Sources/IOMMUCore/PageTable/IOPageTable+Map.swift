@@ -33,9 +33,14 @@ extension IOPageTable {
         var done: UInt64 = 0
         defer { mapped &+= done }
         while remaining > 0 {
-            // Descend to the table that holds the leaves, creating tables on the way.
+            // Descend to the table that holds the leaves, creating tables on the way; for
+            // 4 KiB leaves start at the cached leaf table when it covers `va`.
             var table = root
             var level = format.levels
+            if leafLevel == 1, let leafTable = cachedLeafTable(va) {
+                table = leafTable
+                level = 1
+            }
             while level > leafLevel {
                 let s = slot(table, va, level: level)
                 let pte = s.load(as: UInt64.self)
@@ -51,6 +56,7 @@ extension IOPageTable {
                 }
                 level &-= 1
             }
+            if leafLevel == 1 { cacheLeafTable(table, for: va) }
             // Fill consecutive slots of this table.
             var index = Int(truncatingIfNeeded: (va &>> UInt64(truncatingIfNeeded: 3 &+ 9 &* leafLevel)) & 511)
             let entries = (base + Int(truncatingIfNeeded: table)).assumingMemoryBound(to: UInt64.self)
