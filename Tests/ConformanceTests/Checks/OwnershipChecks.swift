@@ -66,6 +66,25 @@ extension ConformanceChecks {
         XCTAssertEqual(dev.group!.ownerCount, 1)
     }
 
+    /// Check 20, probe half: between joining its group and the group's default-domain
+    /// setup (`bus_iommu_probe`), a DMA-API driver bind is deferred with `EPROBE_DEFER`;
+    /// once the default domain exists it succeeds.
+    func check20ProbeDefer() throws {
+        let machine = Machine(memory: 1 << 30)
+        let unit = vendor.makeUnit()
+        let dev = try machine.addDevice(PCIDevice(rid: RID(bus: 0x30, device: 1, function: 0)), behind: unit)
+        XCTAssertNil(dev.group, "not probed before its IOMMU registers")
+        machine.addIOMMU(unit, stoppingBeforeDefaultDomains: true)
+        XCTAssertNotNil(dev.group)
+        XCTAssertNil(dev.group!.defaultDomain)
+        assertErrno(.probeDefer) { try machine.iommu.deviceUseDefaultDomain(dev) }
+        XCTAssertEqual(dev.group!.ownerCount, 0)
+        machine.finishDefaultDomains()
+        XCTAssertTrue(dev.group!.domain === dev.group!.defaultDomain)
+        try machine.iommu.deviceUseDefaultDomain(dev)
+        XCTAssertEqual(dev.group!.ownerCount, 1)
+    }
+
     /// Check 21: a device with an `IOMMU_RESV_DIRECT` region cannot be put on a blocking
     /// domain: claiming ownership is `EINVAL`, the group stays on its default domain and
     /// unowned, with a WARN.

@@ -102,6 +102,8 @@ protocol ConformanceVendor {
     /// A machine with one IOMMU unit of this vendor and no devices; new groups get
     /// `defaultDomainType` default domains.
     func makeEmptyRig(defaultDomainType: DomainType) throws -> Rig
+    /// A new, unregistered IOMMU unit of this vendor.
+    func makeUnit() -> IOMMUDevice
     /// Adds a device with `rid` behind the rig's unit.
     func addDevice(to rig: Rig, rid: RID?, spec: DeviceSpec, upstream: PCIBridge?, multifunction: Bool) throws -> PCIDevice
     /// A paging domain allocated by a *different* driver object of this vendor, so the

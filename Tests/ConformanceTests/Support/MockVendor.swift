@@ -17,6 +17,8 @@ struct MockVendor: ConformanceVendor {
         return Rig(machine: machine, unit: unit, vendor: self)
     }
 
+    func makeUnit() -> IOMMUDevice { MockIOMMU(driver: MockIOMMUDriver()) }
+
     func makeEmptyRig(defaultDomainType: DomainType) throws -> Rig {
         makeEmptyRig(driver: MockIOMMUDriver(), defaultDomainType: defaultDomainType)
     }
