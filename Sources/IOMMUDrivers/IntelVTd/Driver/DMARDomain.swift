@@ -26,7 +26,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
                                     memory: memory)
         var ops: DomainOps = [.paging, .iotlbSyncMap]
         if dirty { ops.insert(.dirtyTracking) }
-        let va = stage == .first ? 12 + 9 * levels : 12 + 9 * levels
+        let va = 12 + 9 * levels
         super.init(type: .unmanaged, owner: driver, ops: ops, pgsizeBitmap: pgsize,
                    geometry: DomainGeometry(apertureStart: 0, apertureEnd: (UInt64(1) << UInt64(va)) - 1, forceAperture: true))
     }
