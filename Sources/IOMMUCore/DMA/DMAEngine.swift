@@ -36,7 +36,7 @@ extension PCIDevice {
                         pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
                      access: .read) { pa, offset, n in
-            buffer.baseAddress!.advanced(by: offset).copyMemory(from: machine!.memory.pointer(pa), byteCount: n)
+            buffer.baseAddress!.advanced(by: offset).copyMemory(from: pa, byteCount: n)
         }
     }
 
@@ -46,7 +46,7 @@ extension PCIDevice {
                          pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
                      access: .write) { pa, offset, n in
-            machine!.memory.pointer(pa).copyMemory(from: buffer.baseAddress!.advanced(by: offset), byteCount: n)
+            pa.copyMemory(from: buffer.baseAddress!.advanced(by: offset), byteCount: n)
         }
     }
 
@@ -72,10 +72,11 @@ extension PCIDevice {
         if let fault { throw fault }
     }
 
-    /// The engine: translate page by page and move bytes with `copy(pa, offset, n)`.
+    /// The engine: translate page by page and move bytes with `copy(hostPointer, offset, n)`;
+    /// the host pointer is resolved here so the copy closures load no weak reference.
     @inline(__always)
     private func transfer(address: UInt64, count: Int, pasid: UInt32?, privileged: Bool, access: DMAAccess,
-                          _ copy: (UInt64, Int, Int) -> Void) throws(DMAFault) {
+                          _ copy: (UnsafeMutableRawPointer, Int, Int) -> Void) throws(DMAFault) {
         guard let machine else { preconditionFailure("DMA from a device that is not on a machine") }
         let memorySize = machine.memory.size
         guard let unit = iommu else {
@@ -87,7 +88,7 @@ extension PCIDevice {
                 machine.recordFault(f)
                 throw f
             }
-            copy(address, 0, count)
+            copy(machine.memory.pointer(address), 0, count)
             machine.noteUntranslatedDMA(bytes: count, faulted: false)
             return
         }
@@ -123,7 +124,7 @@ extension PCIDevice {
                     machine.checker.checkTranslation(machine: machine, device: self, request: request,
                                                      physical: pa, cached: cached)
                 }
-                copy(pa, done, n)
+                copy(machine.memory.pointer(pa), done, n)
                 done += n
             case .fault(let reason):
                 return try fail(machine, unit, request, reason)
