@@ -123,7 +123,7 @@ func runDemo() throws -> DemoReport {
     report.step("dsa0 DMA write with PASID \(pasid) at \(hex(iova + 0x1000))",
                 "CPU reads pa \(hex(buffer + 0x1000))", bytes: machine.memory.bytes(at: buffer + 0x1000, count: 32))
 
-    do {
+    do throws(DMAFault) {
         _ = try nic.dmaRead(at: iova, count: 8)
         report.step("nic0 DMA read at \(hex(iova))", "translated (unexpected)")
     } catch {
@@ -133,7 +133,7 @@ func runDemo() throws -> DemoReport {
     let unmapped = iommu.unmap(domain, iova: iova, size: 8192)
     report.step("iommu_unmap iova \(hex(iova)), 8 KiB", "\(unmapped) bytes unmapped, IOTLB and device TLB invalidated")
 
-    do {
+    do throws(DMAFault) {
         _ = try dsa.dmaRead(at: iova, count: 8)
         report.step("dsa0 DMA read without PASID at \(hex(iova))", "translated (stale!)")
     } catch {

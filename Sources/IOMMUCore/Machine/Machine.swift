@@ -5,7 +5,9 @@ public final class Machine: @unchecked Sendable {
     /// Physical memory (page tables, hardware tables and DMA buffers all live here).
     public let memory: PhysicalMemory
     /// The IOMMU core of this machine.
-    public private(set) var iommu: IOMMUSubsystem!
+    public var iommu: IOMMUSubsystem { _iommu }
+    // Set once at the end of init: the core needs `self` to exist first.
+    private var _iommu: IOMMUSubsystem!
     /// The event log (off by default).
     public let events = EventLog()
     /// The invariant checker (off by default).
@@ -22,7 +24,7 @@ public final class Machine: @unchecked Sendable {
     /// only where touched).
     public init(memory: UInt64 = 64 << 30) {
         self.memory = PhysicalMemory(size: memory)
-        iommu = IOMMUSubsystem(machine: self)
+        _iommu = IOMMUSubsystem(machine: self)
     }
 
     /// IOMMU units, in registration order.
