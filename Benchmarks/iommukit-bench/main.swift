@@ -148,6 +148,7 @@ results["table_bytes"] = mapUnmap.tableBytes
 results["walk_ns"] = rounded(benchWalk())
 results["iotlb_ns"] = rounded(benchIOTLB())
 results["maphuge_total_us"] = rounded(benchMapHuge())
+for (key, value) in dmaBenchmarks() { results[key] = rounded(value) }
 
 let json = try! JSONSerialization.data(withJSONObject: results, options: [.sortedKeys])
 print(String(decoding: json, as: UTF8.self))

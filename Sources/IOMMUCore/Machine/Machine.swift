@@ -27,6 +27,11 @@ public final class Machine: @unchecked Sendable {
         _iommu = IOMMUSubsystem(machine: self)
     }
 
+    deinit {
+        // Devices may outlive the machine; their cached DMA path must not.
+        for dev in _devices { dev.machine = nil }
+    }
+
     /// IOMMU units, in registration order.
     public var iommus: [IOMMUDevice] { lock.withLock { _iommus } }
     /// PCI devices, in the order they were added.
