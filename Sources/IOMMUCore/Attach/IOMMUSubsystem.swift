@@ -176,7 +176,11 @@ public final class IOMMUSubsystem: @unchecked Sendable {
             }
             if var release = driver.releaseDomain {
                 if release.type == .blocked && dev.requireDirect, let identity = driver.identityDomain { release = identity }
-                do { try release.attachDev(dev, old: group.domain) } catch {
+                do {
+                    try release.attachDev(dev, old: group.domain)
+                    machine.events.record("iommu:attach_device_to_domain",
+                                          [.init("dev", "\(dev.rid)"), .init("domain", "\(release)")])
+                } catch {
                     warn("iommu_deinit_device", "release domain attach failed: \(error)")
                 }
             }

@@ -108,9 +108,12 @@ extension ConformanceChecks {
         let region = ReservedRegion(start: 0x2000000, length: 0x4000, kind: .direct)
         let rig = try vendor.makeRig([DeviceSpec(reservedRegions: [region])])
         let dev = rig.devices[0]
+        rig.machine.events.isEnabled = true
         rig.iommu.releaseDevice(dev)
         XCTAssertNil(dev.group)
-        XCTAssertEqual(try dev.dmaRead(at: 0x2000000, count: 1).count, 1, "identity keeps the 1:1 window")
+        // The last domain the core gave the device before release_device ran.
+        let attach = rig.machine.events.named("iommu:attach_device_to_domain").last { $0["dev"] == "\(dev.rid)" }
+        XCTAssertEqual(attach?["domain"]?.hasPrefix("IDENTITY"), true, "release domain was \(attach?["domain"] ?? "none")")
     }
 
     /// Check 22: a DMA-API driver that unbinds with a PASID still attached triggers the

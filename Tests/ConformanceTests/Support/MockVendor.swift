@@ -5,7 +5,7 @@ import XCTest
 /// The Mock vendor fixture: machines with one ``MockIOMMU``.
 struct MockVendor: ConformanceVendor {
     let name = "Mock"
-    let capabilities: VendorCapabilities = [.userPasidTable, .nesting, .cachesTranslations, .failureInjection]
+    let capabilities: VendorCapabilities = [.userPasidTable, .nesting, .cachesTranslations, .failureInjection, .anyReservedRegion]
 
     /// Builds a rig with a caller-chosen driver (the variants of checks 3 and the
     /// all-PASIDs shape).

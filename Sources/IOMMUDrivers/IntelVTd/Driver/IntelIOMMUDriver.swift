@@ -26,6 +26,8 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     let lock = RecursiveLock()
     private var _blocked: VTdBlockedDomain!
     private var _identity: VTdIdentityDomain!
+    /// Firmware-described RMRRs per device (the DMAR table's RMRR structures).
+    private var rmrrs: [RID: [ReservedRegion]] = [:]
 
     /// The driver, optionally with deliberate `bugs`.
     public init(bugs: VTdDriverBugs = []) {
@@ -40,6 +42,23 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     public var identityDomain: IOMMUDomain? { _identity }
     /// `intel_iommu_ops.release_domain` (the blocking domain).
     public var releaseDomain: IOMMUDomain? { _blocked }
+
+    /// Records a firmware RMRR for `rid` (ACPI DMAR "Reserved Memory Region Reporting"):
+    /// a range the device may DMA to before and after the OS takes over, so it must stay
+    /// identity-mapped. `relaxable` marks the USB/graphics RMRRs the kernel lets
+    /// assignment drop (`IOMMU_RESV_DIRECT_RELAXABLE`). Call before the device is added.
+    public func addRMRR(for rid: RID, start: UInt64, length: UInt64, relaxable: Bool = false) {
+        lock.withLock {
+            rmrrs[rid, default: []].append(ReservedRegion(start: start, length: length, prot: [.read, .write],
+                                                          kind: relaxable ? .directRelaxable : .direct))
+        }
+    }
+
+    /// `intel_iommu_get_resv_regions`: the device's RMRRs plus the interrupt window
+    /// 0xfee00000–0xfeefffff (`IOMMU_RESV_MSI`), which DMA never translates.
+    public func reservedRegions(_ dev: PCIDevice) -> [ReservedRegion] {
+        lock.withLock { rmrrs[dev.rid] ?? [] } + [ReservedRegion(start: 0xfee0_0000, length: 0x10_0000, kind: .msi)]
+    }
 
     /// The per-device state of a probed device, nil otherwise.
     public func deviceInfo(_ dev: PCIDevice) -> VTdDeviceInfo? { dev.driverPrivate as? VTdDeviceInfo }
