@@ -2,6 +2,7 @@ import IOMMUCore
 
 /// Deliberate driver bugs, for showing what the invariant checker catches.
 public struct VTdDriverBugs: OptionSet, Hashable, Sendable {
+    /// The raw bug bits.
     public let rawValue: UInt32
     /// Wraps raw bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
