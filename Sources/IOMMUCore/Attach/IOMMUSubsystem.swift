@@ -236,6 +236,19 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         lock.withLock { dev.group?.domain }
     }
 
+    /// `iommu_driver_get_domain_for_dev`: the domain an IOMMU driver should treat as the
+    /// device's RID domain: the blocking domain while the device is parked for a PCI
+    /// reset, the group's domain otherwise.
+    public func driverDomainForDevice(_ dev: PCIDevice) -> IOMMUDomain? {
+        lock.withLock {
+            guard let group = dev.group else { return nil }
+            if group.isBlockedForReset(dev.rid) {
+                return dev.iommu?.driver.blockedDomain ?? group.blockingDomain
+            }
+            return group.domain
+        }
+    }
+
     /// What the core says translates (`dev`, `pasid`), for the invariant checker (I1).
     enum Authority {
         case domain(IOMMUDomain)
