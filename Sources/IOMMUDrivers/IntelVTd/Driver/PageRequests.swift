@@ -26,8 +26,8 @@ extension IntelIOMMU {
     ///   does not know;
     /// - drops PASID Stop Markers (`lpig && !rd && !wr`) without a response;
     /// - reports every other request to the core (`intel_prq_report` →
-    ///   `iommu_report_device_fault`), which groups it and runs the domain's handler
-    ///   (or answers `INVALID` itself).
+    ///   `iommu_report_device_fault`, event `intel_iommu:prq_report`), which groups it
+    ///   and runs the domain's handler (or answers `INVALID` itself).
     /// Finally, if the queue overflowed and is now empty, the iopf queue's partial
     /// requests are discarded and the overflow flag is cleared.
     @discardableResult
@@ -51,6 +51,10 @@ extension IntelIOMMU {
                 continue
             }
             pass.reported += 1
+            machine.events.record("intel_iommu:prq_report", [.init("iommu", name), .init("dev", "\(req.rid)"),
+                                                             .init("pasid", req.pasidPresent ? "\(req.pasid)" : "-"),
+                                                             .init("prg", "\(req.groupIndex)"),
+                                                             .init("addr", "0x" + String(req.address, radix: 16))])
             try? machine.iommu.reportDeviceFault(dev, Self.fault(from: req))
         }
         if vtd.prqOverflow && vtd.pendingPageRequests.isEmpty {
