@@ -6,8 +6,9 @@ typealias Process = IOMMUCore.Process
 
 /// A machine with VT-d units (one driver, or one driver per unit to model incompatible
 /// IOMMUs), PCI devices with PASID/ATS/PRI, and processes, for the SVA and I/O
-/// page-fault tests. The invariant checker is on.
-final class SVARig {
+/// page-fault tests. The invariant checker is on. Sendable for the concurrency test:
+/// after `init` only `units`, fixed by then, is read.
+final class SVARig: @unchecked Sendable {
     let machine: Machine
     let drivers: [IntelIOMMUDriver]
     var units: [IntelIOMMU] = []
