@@ -23,6 +23,7 @@ let package = Package(
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
     ],
     swiftLanguageModes: [.v6]
 )
