@@ -39,20 +39,24 @@ private func runDMABenchmarks() throws(Errno) -> [String: Double] {
 
     var word: UInt64 = 0
     let reads = 1 << 20
-    let hitNs = withUnsafeMutableBytes(of: &word) { buf -> Double in
-        for _ in 0..<1000 { try? dev.dmaRead(at: iovaBase, into: buf) }
-        let start = ContinuousClock.now
-        for _ in 0..<reads { try? dev.dmaRead(at: iovaBase, into: buf) }
-        return nanoseconds(ContinuousClock.now - start) / Double(reads)
-    }
-    let missNs = withUnsafeMutableBytes(of: &word) { buf -> Double in
-        var page = 0
-        let start = ContinuousClock.now
-        for _ in 0..<reads {
-            try? dev.dmaRead(at: iovaBase &+ UInt64(page) << 12, into: buf)
-            page = (page &+ 1) & (pages - 1)
-        }
-        return nanoseconds(ContinuousClock.now - start) / Double(reads)
+    // Best of five runs, like the engine benchmarks: the machine is shared and noisy.
+    var hitNs = Double.infinity, missNs = Double.infinity
+    for _ in 0..<5 {
+        hitNs = min(hitNs, withUnsafeMutableBytes(of: &word) { buf -> Double in
+            for _ in 0..<1000 { try? dev.dmaRead(at: iovaBase, into: buf) }
+            let start = ContinuousClock.now
+            for _ in 0..<reads { try? dev.dmaRead(at: iovaBase, into: buf) }
+            return nanoseconds(ContinuousClock.now - start) / Double(reads)
+        })
+        missNs = min(missNs, withUnsafeMutableBytes(of: &word) { buf -> Double in
+            var page = 0
+            let start = ContinuousClock.now
+            for _ in 0..<reads {
+                try? dev.dmaRead(at: iovaBase &+ UInt64(page) << 12, into: buf)
+                page = (page &+ 1) & (pages - 1)
+            }
+            return nanoseconds(ContinuousClock.now - start) / Double(reads)
+        })
     }
     return ["dma8_hit_ns": hitNs, "dma8_miss_ns": missNs]
 }
