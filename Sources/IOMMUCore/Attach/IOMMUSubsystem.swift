@@ -12,6 +12,8 @@ public final class IOMMUSubsystem: @unchecked Sendable {
     private var nextGroupID = 0
     /// Global PASIDs in use (`iommu_global_pasid_ida`).
     var globalPasids: Set<UInt32> = []
+    /// Page responses and I/O page-fault counters (`io-pgfault.c`).
+    public let faultLog = IOPFLog()
     /// The default domain type for new groups (`iommu.passthrough`, `iommu.strict`).
     public var defaultDomainType: DomainType = .dma
     /// Entries a DMA-FQ flush queue holds before the DMA API forces a flush-all

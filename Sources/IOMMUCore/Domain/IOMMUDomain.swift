@@ -30,6 +30,13 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     /// The DMA-API state of a DMA/DMA-FQ default domain (`iommu_dma_cookie`: the IOVA
     /// allocator and the flush queue), created on first use by the DMA API.
     var dmaCookie: DMACookie?
+    /// The I/O page-fault handler of the domain (`iommu_domain.iopf_handler`): the core
+    /// routes page-request groups for attachments of this domain to it. The SVA core
+    /// installs ``SVAIOPFHandler`` on every SVA domain it allocates. Setting it keeps
+    /// ``hasIOPFHandler`` in step.
+    public var iopfHandler: (any IOPFHandler)? {
+        didSet { hasIOPFHandler = iopfHandler != nil }
+    }
 
     nonisolated(unsafe) private static var nextSerial = 1
     private static let serialLock = Lock()

@@ -61,6 +61,12 @@ public protocol IOMMUDriver: AnyObject, Sendable {
     /// `iommu_ops.user_pasid_table`: the driver can hand the whole PASID table of a RID to
     /// a user (a nested domain attached to the RID translates every PASID).
     var userPasidTable: Bool { get }
+
+    /// `iommu_ops.page_response`: deliver a page-group response to the device that sent
+    /// `fault` (the last request of its group). Nil, the default, is the kernel's NULL
+    /// op: the driver cannot take part in I/O page faults and `iopf_queue_add_device`
+    /// fails with `ENODEV`.
+    var pageResponse: IOMMUPageResponseOp? { get }
 }
 
 extension IOMMUDriver {
@@ -83,6 +89,8 @@ extension IOMMUDriver {
     public func capable(_ dev: PCIDevice, _ cap: IOMMUCap) -> Bool { cap == .cacheCoherency }
     /// Default: PASIDs are attached one by one.
     public var userPasidTable: Bool { false }
+    /// Default: no `page_response` op (no I/O page-fault support).
+    public var pageResponse: IOMMUPageResponseOp? { nil }
 }
 
 /// One hardware IOMMU instance (`struct iommu_device`): the driver that runs it, its

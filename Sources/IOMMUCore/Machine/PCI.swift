@@ -114,6 +114,9 @@ public final class PCIDevice: @unchecked Sendable, CustomStringConvertible {
     public internal(set) var requireDirect = false
     /// Vendor per-device data (`dev_iommu_priv_get/set`).
     public var driverPrivate: AnyObject?
+    /// The device's I/O page-fault state while it is on an iopf queue
+    /// (`dev->iommu->fault_param`); guarded by the IOMMU core's lock.
+    var iopfParam: IOPFDeviceParam?
     /// Whether the device is still present on the bus (`pci_device_is_present`).
     public var isPresent = true
     /// The device's address translation cache (ATS ATC). Filled by translated requests

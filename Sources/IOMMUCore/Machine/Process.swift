@@ -28,6 +28,9 @@ public final class Process: @unchecked Sendable {
     var notifiers: [any MMUNotifier] = []
     var exiting = false
     var exited = false
+    /// The mm's IOMMU data (`mm->iommu_mm`): its SVA PASID and SVA domains, nil until
+    /// the first `iommu_sva_bind_device`. Written under ``lock`` by the SVA core.
+    var iommuMM: IOMMUMMData?
 
     /// Creates an empty address space with its own `levels`-level x86-64 page table
     /// (`mm_alloc` + `pgd_alloc`).
@@ -40,6 +43,8 @@ public final class Process: @unchecked Sendable {
     }
 
     deinit {
+        // The last reference is the last mmdrop: the PASID goes back (mm_pasid_drop).
+        iommuMM?.mmDropped()
         // An address space dropped without exit() still returns its memory.
         for (_, pa) in pages { memory.freeFrame(pa) }
         pageTable.destroy()
@@ -76,7 +81,8 @@ public final class Process: @unchecked Sendable {
     /// Tears the address space down, as the last `mmput` does (`exit_mmap`): first every
     /// notifier's `release` (`mmu_notifier_release`: SVA users stop DMA into the mm while
     /// its table is intact), then every page and every page-table page is freed.
-    /// Idempotent.
+    /// Finally the mm's SVA PASID is released (`mm_pasid_drop`), or, while SVA domains
+    /// still hold the mm (`mmgrab`), when the last of them is freed. Idempotent.
     public func exit() {
         let toRelease: [any MMUNotifier]? = lock.withLock {
             guard !exiting else { return nil }
@@ -93,6 +99,8 @@ public final class Process: @unchecked Sendable {
             pageTable.destroy()
             exited = true
         }
+        let mmData = lock.withLock { iommuMM }
+        mmData?.mmExited()
     }
 
     /// Calls `invalidateRange` on every notifier for each `[start, end)`; lock not held.

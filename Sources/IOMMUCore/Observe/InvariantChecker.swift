@@ -14,6 +14,8 @@ public enum Invariant: String, Hashable, Sendable, CaseIterable {
     case teardownOrder = "I10"
     /// I11 entry visibility ordering (reserve, program hardware, then publish).
     case entryVisibility = "I11"
+    /// I14 exactly one response per page-request group.
+    case onePageResponse = "I14"
 }
 
 /// A reported violation: which invariant, where, and the event that broke it.
@@ -131,7 +133,12 @@ public final class InvariantChecker: @unchecked Sendable {
                                 ? "translated to 0x\(String(physical, radix: 16)) after the domain was detached"
                                 : "translated to 0x\(String(physical, radix: 16)) while no domain is attached"))
         case .domain(let domain):
-            let truth: UInt64 = domain.type == .identity ? request.address : domain.iovaToPhys(request.address)
+            let truth: UInt64 = switch domain.type {
+            case .identity: request.address
+            // An SVA domain's truth is the process's CPU page table.
+            case .sva: domain.mm.map { mm in mm.isExiting ? 0 : mm.physicalAddress(of: request.address) ?? 0 } ?? 0
+            default: domain.iovaToPhys(request.address)
+            }
             if truth == physical { return }
             if inUnmapWindow(domain, request.address) {
                 // A stale hit is legal until iommu_iotlb_sync, unless the memory is gone.

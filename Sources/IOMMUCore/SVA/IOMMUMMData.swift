@@ -1,0 +1,64 @@
+/// The IOMMU state of one mm (`struct iommu_mm_data`): its PASID and its SVA domains
+/// (`sva_domains`), one per compatible IOMMU driver in use.
+///
+/// The PASID comes from the global allocator at the first bind and stays with the mm
+/// until it is torn down (`mm_pasid_drop`), whatever unbinds happen in between. Because
+/// SVA domains hold the mm (`mmgrab`), the drop happens when the mm has exited *and*
+/// its last SVA domain is freed, or when the last reference to the `Process` goes.
+/// Guarded by the IOMMU core's lock.
+final class IOMMUMMData: @unchecked Sendable {
+    /// `iommu_mm->pasid`.
+    let pasid: UInt32
+    /// `iommu_mm->sva_domains`.
+    var svaDomains: [IOMMUDomain] = []
+    /// The core whose allocator the PASID came from.
+    weak var iommu: IOMMUSubsystem?
+    private var exited = false
+    private(set) var dropped = false
+
+    init(pasid: UInt32, iommu: IOMMUSubsystem) {
+        self.pasid = pasid
+        self.iommu = iommu
+    }
+
+    /// The mm exited (`mmput` → `exit_mmap`): drop the PASID unless SVA domains still
+    /// hold the mm.
+    func mmExited() {
+        guard let iommu else { return }
+        iommu.lock.withLock {
+            exited = true
+            if svaDomains.isEmpty { drop() }
+        }
+    }
+
+    /// An SVA domain of the mm was freed (its `mmdrop`).
+    func domainFreed(_ domain: IOMMUDomain) {
+        svaDomains.removeAll { $0 === domain }
+        if exited && svaDomains.isEmpty { drop() }
+    }
+
+    /// The last reference to the mm went away (`__mmdrop`).
+    func mmDropped() {
+        guard let iommu else { return }
+        iommu.lock.withLock { drop() }
+    }
+
+    /// `mm_pasid_drop`: the PASID goes back to the global allocator, once.
+    private func drop() {
+        guard !dropped, let iommu else { return }
+        dropped = true
+        iommu.freeGlobalPasid(pasid)
+        iommu.machine.events.record("core:mm_pasid_drop", [.init("pasid", "\(pasid)")])
+    }
+}
+
+extension Process {
+    /// `mm_get_enqcmd_pasid(mm)`: the PASID SVA gave this mm (what ENQCMD puts in a
+    /// descriptor, from the IA32_PASID MSR), or `IOMMU_PASID_INVALID` if the mm was
+    /// never bound or its PASID was dropped at teardown.
+    public var enqcmdPasid: UInt32 {
+        let data = lock.withLock { iommuMM }
+        guard let data, let iommu = data.iommu else { return IOMMUSubsystem.invalidPasid }
+        return iommu.lock.withLock { data.dropped ? IOMMUSubsystem.invalidPasid : data.pasid }
+    }
+}
