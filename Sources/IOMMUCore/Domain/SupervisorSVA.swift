@@ -1,3 +1,13 @@
+extension DomainType {
+    /// `__IOMMU_DOMAIN_KVA` of the 2021 RFC "Support in-kernel DMA with PASID and SVA":
+    /// marks a domain whose translation is the kernel's own page table.
+    public static let kernelVAFlag: UInt32 = 1 << 7
+    /// `IOMMU_DOMAIN_KVA` (RFC, never merged): a supervisor SVA domain on `init_mm`. Not
+    /// ``sva``: it has no mm and its truth is the kernel page table, which the domain's
+    /// `iova_to_phys` reads.
+    public static let kernelSVA = DomainType(rawValue: svaFlag | kernelVAFlag)
+}
+
 /// A vendor driver that can still build the rejected 2021 "supervisor SVA" domain: a PASID
 /// whose first stage is the **kernel's own** CPU page table (`init_mm.pgd`), with
 /// supervisor requests enabled. This is what `iommu_sva_bind_device(dev, NULL,

@@ -15,7 +15,7 @@ public final class VTdSupervisorSVADomain: VTdDomain, @unchecked Sendable {
 
     init(driver: IntelIOMMUDriver, kernelPageTable: IOPageTable) {
         self.kernelPageTable = kernelPageTable
-        super.init(type: .sva, owner: driver, ops: [.setDevPasid, .flushIOTLBAll, .iovaToPhys])
+        super.init(type: .kernelSVA, owner: driver, ops: [.setDevPasid, .flushIOTLBAll, .iovaToPhys])
     }
 
     override var usesDefaultDID: Bool { true }
