@@ -2,10 +2,14 @@ import IOMMUCore
 
 extension IDXDDevice {
     /// The sysfs writes that configure a disabled WQ (`mode`, `size`, `threshold`).
+    /// `pasid: false` is a model knob with no sysfs file: it keeps a dedicated kernel WQ
+    /// on the RID even when the device has a kernel PASID, as on a kernel without one, so
+    /// that RID and PASID work can run side by side on one device.
     /// - Throws: `EPERM` if the WQ is enabled (sysfs refuses changes then); `EINVAL` for a
     ///   WQ number out of range, a size below 1 or a threshold above the size. Nothing
     ///   changes on error.
-    public func configureWQ(_ id: Int, mode: IDXDWQMode, size: Int = 16, threshold: Int? = nil) throws(Errno) {
+    public func configureWQ(_ id: Int, mode: IDXDWQMode, size: Int = 16, threshold: Int? = nil,
+                            pasid: Bool = true) throws(Errno) {
         try lock.withLock { () throws(Errno) in
             guard workQueues.indices.contains(id) else { throw .invalidArgument }
             let wq = workQueues[id]
@@ -15,6 +19,7 @@ extension IDXDDevice {
             wq._mode = mode
             wq._size = size
             wq._threshold = t
+            wq._pasidAllowed = pasid
         }
     }
 
@@ -65,7 +70,7 @@ extension IDXDDevice {
         var config = IDXDWQConfig()
         do throws(Errno) {
             if wq._mode == .shared {
-                guard wq.sharedSupported else {
+                guard wq.sharedSupported, wq._pasidAllowed else {
                     _cmdStatus = .wqNoSVM
                     throw .noSuchDeviceOrAddress
                 }
@@ -74,7 +79,7 @@ extension IDXDDevice {
                     throw .noSuchDeviceOrAddress
                 }
             }
-            if wq.pasidEnabledForType && (type == .kernel || wq._mode == .shared) {
+            if wq._pasidAllowed && wq.pasidEnabledForType && (type == .kernel || wq._mode == .shared) {
                 config.pasidEnabled = true
                 config.pasid = wq._mode == .dedicated ? (_kernelPasid ?? 0) : 0
             }

@@ -51,6 +51,7 @@ public final class IDXDWorkQueue: @unchecked Sendable {
     var _size = 16
     var _threshold = 0
     var _config = IDXDWQConfig()
+    var _pasidAllowed = true
     var pending: [QueuedDescriptor] = []
     var contexts: [IDXDUserContext] = []
 
