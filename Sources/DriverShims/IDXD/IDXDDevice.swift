@@ -104,7 +104,7 @@ public final class IDXDDevice: @unchecked Sendable {
     /// `iommu_attach_device_pasid` of that domain); if that fails the driver logs "No
     /// in-kernel DMA with PASID" and carries on without it. Finally the WQs are created
     /// and the device is enabled.
-    /// A function without PASID enabled probes fine and runs without PASIDs.
+    /// A function without PASID probes fine and runs its kernel WQs on the RID.
     /// - Throws: `ENODEV` when `pci` is on no machine; `EINVAL` for fewer than one WQ, a
     ///   negative retry count or a zero transfer limit; the errno of
     ///   `iommu_device_use_default_domain` (`EPROBE_DEFER`, `EBUSY`). Nothing is claimed
@@ -121,14 +121,11 @@ public final class IDXDDevice: @unchecked Sendable {
             dev._bound = true
             dev.command(.resetDevice)
             if options.sva {
-                // Without PASID on the function there is neither user SVA nor a kernel PASID.
-                if pci.pasidEnabled {
-                    dev._userPasidEnabled = true
-                    do throws(Errno) { try dev.enableSystemPasid() } catch {
-                        dev.log(.message("No in-kernel DMA with PASID. \(error)"))
-                    }
-                } else {
-                    dev.log(.message("PASID not enabled on the function: no SVA"))
+                // User SVA is allowed by the module parameter alone; a function without
+                // PASID fails later, at bind (and the kernel PASID fails to allocate).
+                dev._userPasidEnabled = true
+                do throws(Errno) { try dev.enableSystemPasid() } catch {
+                    dev.log(.message("No in-kernel DMA with PASID. \(error)"))
                 }
             } else {
                 dev.log(.message("User forced SVA off via module param."))
