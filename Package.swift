@@ -38,6 +38,7 @@ let package = Package(
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "DriverShimsTests", dependencies: ["IOMMUCore", "IOMMUDrivers", "DriverShims"]),
     ],
     swiftLanguageModes: [.v6]

@@ -103,6 +103,15 @@ public struct IOPFResponseRecord: Hashable, Sendable, CustomStringConvertible {
     /// without a group (no handler: `iopf_error_response`).
     public let group: Int?
 
+    /// A record (tests compare against these).
+    public init(device: RID, pasid: UInt32?, grpid: UInt32, code: IOMMUPageResponseCode, group: Int?) {
+        self.device = device
+        self.pasid = pasid
+        self.grpid = grpid
+        self.code = code
+        self.group = group
+    }
+
     /// `00:02.0 pasid 5 grp 3 SUCCESS`.
     public var description: String {
         "\(device) pasid \(pasid.map { "\($0)" } ?? "-") grp \(grpid) \(code)"

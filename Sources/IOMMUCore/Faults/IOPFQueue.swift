@@ -46,6 +46,10 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
     }
 
     deinit {
+        // Devices still on a dead queue are let go, so they can join another one.
+        iopfParamLock.withLock {
+            for p in devices where p.device.iopfParam === p { p.device.iopfParam = nil }
+        }
         let leftovers = devices.flatMap(\.pendingGroups)
         if !work.isEmpty || !leftovers.isEmpty {
             let machine = devices.first?.device.machine
@@ -154,8 +158,10 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
     // MARK: work
 
     /// Runs queued work in submission order, including work queued while running, until
-    /// none is left (`flush_workqueue`). A call made from inside a running work item
-    /// returns 0 at once (the outer call carries on).
+    /// none is left (`flush_workqueue`). Like an embedded event loop the queue is driven
+    /// by one thread at a time: a call made while a run is in progress (from inside a
+    /// work item, where the kernel would deadlock, or from another thread, which is
+    /// misuse) returns 0 at once and the run in progress carries on.
     /// - Returns: the number of work items run.
     @discardableResult
     public func runPending() -> Int {

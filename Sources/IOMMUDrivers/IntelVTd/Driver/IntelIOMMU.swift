@@ -50,6 +50,11 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     public let intelDriver: IntelIOMMUDriver
     /// Physical address of the root table.
     public let rootTable: UInt64
+    /// The unit's I/O page-fault queue (`iommu->iopf_queue`, `"dmarN-iopfq"`): devices
+    /// join it when a domain with a fault handler is attached to them; its work (fault
+    /// handlers) runs when ``IOPFQueue/runPending()`` is called, or inline in
+    /// ``IOPFQueue/Mode/inline`` mode.
+    public let iopfQueue: IOPFQueue
 
     var contextTables: [Int: UInt64] = [:]
     var dids: Set<UInt16> = []
@@ -77,6 +82,7 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
         vtd = hardware
         intelDriver = driver
         rootTable = try hardware.memory.allocFrame()
+        iopfQueue = IOPFQueue(name: "\(name)-iopfq")
         super.init(name: name, driver: driver, hardware: hardware, maxPasids: hardware.caps.maxPasids)
         for (rid, did) in copiedContexts.sorted(by: { $0.key < $1.key }) {
             try writeCopiedContext(rid, did: did)

@@ -79,13 +79,18 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
 
     /// `intel_iommu_release_device`: blocks the RID, clears the context entry (with
     /// context, PASID-cache and IOTLB invalidations), frees the PASID table and disables
-    /// PRI, ATS and PASID (in that order).
+    /// PRI, ATS and PASID (in that order). A device still on the iopf queue leaves it
+    /// after its entries are torn down (pending groups are answered `INVALID`).
     public func releaseDevice(_ dev: PCIDevice) {
         lock.withLock {
             guard let info = dev.driverPrivate as? VTdDeviceInfo else { return }
             let unit = info.unit
             unit.blockTranslation(info)
             for (pasid, _) in info.presentEntries() { unit.tearDown(info, pasid: pasid, faultIgnore: false) }
+            if info.iopfRefcount > 0 {
+                info.iopfRefcount = 0
+                unit.iopfQueue.removeDevice(dev)
+            }
             info.clearContext()
             info.freeTables()
             dev.priEnabled = false
@@ -131,6 +136,12 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
         guard dev.pasidEnabled, dev.atsEnabled else { throw .invalidArgument }
         if dev.caps.pri && !dev.priEnabled { throw .invalidArgument }
         return try VTdSVADomain(driver: self, mm: mm)
+    }
+
+    /// `intel_iommu_ops.page_response` (`intel_iommu_page_response`): a page-group
+    /// response descriptor through the device's unit's invalidation queue.
+    public var pageResponse: IOMMUPageResponseOp? {
+        { dev, evt, msg in (dev.iommu as? IntelIOMMU)?.pageResponse(dev, evt, msg) }
     }
 
     /// `intel_iommu_capable`: cache coherency always; dirty tracking with SLADS on the

@@ -72,18 +72,17 @@ extension IntelIOMMU {
         }
     }
 
-    /// `intel_iommu_drain_pasid_prq`: handle every queued page request of (`info`,
-    /// `pasid`) (with no fault handler yet, each group is answered INVALID), then an
-    /// invalidation-wait with drain. No-op for a device without PRI enabled.
+    /// `intel_iommu_drain_pasid_prq`: run the page-request thread until no request of
+    /// (`info`, `pasid`) is left in the hardware queue (each is reported to the core,
+    /// whose handler serves it while the attach handle is still published, or is
+    /// answered `INVALID`), flush the device's iopf queue (`iopf_queue_flush_dev`) so
+    /// every reported group is answered, then an invalidation-wait with drain. No-op
+    /// for a device without PRI enabled.
     func drainPageRequests(_ info: VTdDeviceInfo, pasid: UInt32) {
-        guard info.dev?.priEnabled == true else { return }
-        let requests = vtd.takePageRequests(rid: info.rid, pasid: pasid)
-        var d: [VTdDescriptor] = requests.filter(\.lastPage).map {
-            .pageGroupResponse(rid: $0.rid, pasid: $0.pasidPresent ? $0.pasid : nil, groupIndex: $0.groupIndex,
-                               code: .invalid, lastPage: true)
-        }
-        d.append(.wait(fence: true, drain: true))
-        submit(d)
+        guard let dev = info.dev, dev.priEnabled else { return }
+        while vtd.hasPendingPageRequests(rid: info.rid, pasid: pasid) { processPageRequests() }
+        if info.iopfRefcount > 0, let machine = dev.machine { try? machine.iommu.iopfQueueFlushDevice(dev) }
+        submit([.wait(fence: true, drain: true)])
     }
 
     /// `device_block_translation`: tear down the RID's entry and drop its domain's tags
@@ -92,6 +91,7 @@ extension IntelIOMMU {
         tearDown(info, pasid: IOMMUSubsystem.noPasid, faultIgnore: false)
         if let old = info.ridDomain {
             old.removeAttachment(info, pasid: IOMMUSubsystem.noPasid)
+            disableIOPF(info, for: old)
             info.ridDomain = nil
         }
         info.deferredDomain = nil
@@ -130,14 +130,20 @@ extension IntelIOMMU {
 
 extension VTdDomain {
     /// The shared attach path of every translating domain (`domain_add_dev_pasid` +
-    /// `domain_setup_*` + `domain_remove_dev_pasid(old)`): DID reference and cache tags
-    /// first, then (when replacing) tear the old entry down, then write the new one. On
-    /// failure the new DID reference and tags are dropped again.
-    /// - Throws: `ENOSPC` (no DID), `EBUSY` (entry present and nothing to replace),
-    ///   `ENOMEM`, `ENODEV`.
+    /// `domain_setup_*` + `domain_remove_dev_pasid(old)`): the iopf reference when the
+    /// domain has a fault handler (`iopf_for_domain_set`), DID reference and cache tags,
+    /// then (when replacing) tear the old entry down, then write the new one, then drop
+    /// the old domain's iopf reference. On failure what was taken is dropped again.
+    /// - Throws: `ENOSPC` (no DID), `EBUSY` (entry present and nothing to replace, or
+    ///   the device is on another iopf queue), `ENOMEM`, `ENODEV`.
     func install(_ info: VTdDeviceInfo, pasid: UInt32, replacing old: VTdDomain?) throws(Errno) {
         let unit = info.unit
-        let did = try attachIOMMU(unit)
+        try unit.enableIOPF(info, for: self)
+        let did: UInt16
+        do throws(Errno) { did = try attachIOMMU(unit) } catch {
+            unit.disableIOPF(info, for: self)
+            throw error
+        }
         assignCacheTags(unit: unit, did: did, pasid: pasid, info: info)
         do throws(Errno) {
             if old != nil { unit.tearDown(info, pasid: pasid, faultIgnore: false) }
@@ -145,9 +151,11 @@ extension VTdDomain {
         } catch {
             unassignCacheTags(unit: unit, did: did, pasid: pasid, info: info)
             detachIOMMU(unit)
+            unit.disableIOPF(info, for: self)
             throw error
         }
         old?.removeAttachment(info, pasid: pasid)
+        unit.disableIOPF(info, for: old)
         addAttachment(info, pasid: pasid)
     }
 

@@ -19,14 +19,16 @@ public final class VTdBlockedDomain: VTdDomain, @unchecked Sendable {
     }
 
     /// `blocking_domain_set_dev_pasid`: `intel_pasid_tear_down_entry(fault_ignore:
-    /// false)` (with PRQ drain), then the old domain's DID reference and cache tags are
-    /// dropped.
+    /// false)` (entry cleared, caches invalidated, PRQ drained and iopf queue flushed),
+    /// then the old domain's DID reference and cache tags are dropped, then, if the old
+    /// domain had a fault handler, its iopf reference (`iopf_for_domain_remove`).
     /// - Throws: `ENODEV` for a device the driver did not probe.
     public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
         try intelDriver.lock.withLock { () throws(Errno) in
             guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
             info.unit.tearDown(info, pasid: pasid, faultIgnore: false)
             (old as? VTdDomain)?.removeAttachment(info, pasid: pasid)
+            info.unit.disableIOPF(info, for: old)
         }
     }
 }

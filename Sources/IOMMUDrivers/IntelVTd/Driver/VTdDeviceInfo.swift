@@ -21,6 +21,9 @@ public final class VTdDeviceInfo: @unchecked Sendable {
     public internal(set) var ridDomain: VTdDomain?
     /// The RID domain attached while the context was still the copied one (deferred).
     var deferredDomain: VTdDomain?
+    /// Attachments of domains with a fault handler (`info->iopf_refcount`); the device
+    /// is on the unit's iopf queue while it is non-zero.
+    public internal(set) var iopfRefcount = 0
 
     init(dev: PCIDevice, unit: IntelIOMMU, maxPasid: UInt32) throws(Errno) {
         self.dev = dev
