@@ -18,10 +18,14 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let noEntry = Errno(rawValue: 2)
     /// `EIO` (5): an I/O or hardware error.
     public static let ioError = Errno(rawValue: 5)
+    /// `ENXIO` (6): no such device or address (idxd: submission to a WQ that is not enabled).
+    public static let noSuchDeviceOrAddress = Errno(rawValue: 6)
     /// `E2BIG` (7): iommufd: unknown non-zero trailing bytes in a struct.
     public static let tooBig = Errno(rawValue: 7)
     /// `EBADF` (9): bad file descriptor.
     public static let badFileDescriptor = Errno(rawValue: 9)
+    /// `EAGAIN` (11): try again (idxd: a shared WQ still full after `enqcmds_retries`).
+    public static let tryAgain = Errno(rawValue: 11)
     /// `ENOMEM` (12): an allocation failed.
     public static let noMemory = Errno(rawValue: 12)
     /// `EACCES` (13): permission denied (sysfs group type store without capabilities).
@@ -61,8 +65,10 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
         case 1: "EPERM"
         case 2: "ENOENT"
         case 5: "EIO"
+        case 6: "ENXIO"
         case 7: "E2BIG"
         case 9: "EBADF"
+        case 11: "EAGAIN"
         case 12: "ENOMEM"
         case 13: "EACCES"
         case 14: "EFAULT"
@@ -95,6 +101,10 @@ extension Errno {
     @available(*, unavailable, renamed: "noEntry") public static var ENOENT: Errno { .noEntry }
     /// C spelling of ``ioError``.
     @available(*, unavailable, renamed: "ioError") public static var EIO: Errno { .ioError }
+    /// C spelling of ``noSuchDeviceOrAddress``.
+    @available(*, unavailable, renamed: "noSuchDeviceOrAddress") public static var ENXIO: Errno { .noSuchDeviceOrAddress }
+    /// C spelling of ``tryAgain``.
+    @available(*, unavailable, renamed: "tryAgain") public static var EAGAIN: Errno { .tryAgain }
     /// C spelling of ``tooBig``.
     @available(*, unavailable, renamed: "tooBig") public static var E2BIG: Errno { .tooBig }
     /// C spelling of ``noMemory``.

@@ -55,6 +55,7 @@ public struct DomainType: RawRepresentable, Hashable, Sendable, CustomStringConv
         case .sva: "SVA"
         case .platform: "PLATFORM"
         case .nested: "NESTED"
+        case .kernelSVA: "KVA"
         default: "type 0x\(String(rawValue, radix: 16))"
         }
     }

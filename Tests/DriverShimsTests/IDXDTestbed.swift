@@ -1,0 +1,65 @@
+import XCTest
+import DriverShims
+import IOMMUCore
+import IOMMUDrivers
+
+/// A VT-d machine with one idxd-like function at 00:04.0, probed.
+final class IDXDTestbed {
+    let machine: Machine
+    let unit: IOMMUDevice
+    let pci: PCIDevice
+    let dsa: IDXDDevice
+
+    init(options: IDXDOptions = IDXDOptions(), privilegedMode: Bool = true, mock: MockIOMMUDriver? = nil) throws {
+        machine = Machine(memory: 1 << 30)
+        machine.checker.isEnabled = true
+        if let mock {
+            unit = MockIOMMU(driver: mock)
+        } else {
+            unit = try IntelIOMMU(name: "dmar0", driver: IntelIOMMUDriver(),
+                                  hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
+        }
+        machine.addIOMMU(unit)
+        pci = try machine.addDevice(IDXDDevice.makeFunction(rid: RID(bus: 0, device: 4, function: 0),
+                                                            privilegedMode: privilegedMode), behind: unit)
+        dsa = try IDXDDevice.probe(pci, options: options)
+    }
+
+    var iommu: IOMMUSubsystem { machine.iommu }
+
+    /// A kernel DMA buffer: a frame mapped through the DMA API.
+    func kernelBuffer(_ bytes: [UInt8] = []) throws -> (pa: UInt64, iova: UInt64) {
+        let pa = try machine.memory.allocContiguous(bytes: 4096)
+        if !bytes.isEmpty { machine.memory.write(pa, bytes) }
+        return (pa, try iommu.dmaMapPage(pci, paddr: pa, size: 4096))
+    }
+
+    /// A process with `pages` populated pages, the first holding `bytes`.
+    func process(_ pid: Int32, pages: Int = 3, bytes: [UInt8] = [], skip: Int = 0) throws -> (IOMMUCore.Process, UInt64) {
+        let p = try IOMMUCore.Process(memory: machine.memory, pid: pid)
+        if skip > 0 { try p.mmap(length: skip * 4096, prot: [.read, .write]) }
+        let va = try p.mmap(length: pages * 4096, prot: [.read, .write], populate: true)
+        if !bytes.isEmpty { try p.writeMemory(address: va, bytes: bytes) }
+        return (p, va)
+    }
+
+    var violations: [Violation] { machine.checker.violations }
+}
+
+func assertErrno<T>(_ errno: Errno, file: StaticString = #filePath, line: UInt = #line,
+                    _ body: () throws -> T) {
+    do {
+        _ = try body()
+        XCTFail("expected \(errno), got success", file: file, line: line)
+    } catch {
+        XCTAssertEqual(error as? Errno, errno, file: file, line: line)
+    }
+}
+
+func vtdRig() throws -> FlavourRig {
+    let machine = Machine(memory: 1 << 30)
+    let unit = try IntelIOMMU(name: "dmar0", driver: IntelIOMMUDriver(),
+                              hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
+    machine.addIOMMU(unit)
+    return FlavourRig(machine: machine, unit: unit)
+}
