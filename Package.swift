@@ -9,12 +9,16 @@ let package = Package(
     products: [
         .library(name: "IOMMUCore", targets: ["IOMMUCore"]),
         .library(name: "IOMMUDrivers", targets: ["IOMMUDrivers"]),
+        .library(name: "IOMMUFD", targets: ["IOMMUFD"]),
         .executable(name: "iommukit", targets: ["iommukit"]),
         .executable(name: "iommukit-bench", targets: ["iommukit-bench"]),
     ],
     targets: [
         .target(name: "IOMMUCore"),
-        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore"]),
+        .target(name: "IOMMUFD", dependencies: ["IOMMUCore"]),
+        // IOMMUDrivers sees IOMMUFD only for the selftest backend protocol (Mock/);
+        // IOMMUFD never imports a vendor.
+        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFD"]),
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .executableTarget(
             name: "iommukit-bench",
@@ -22,6 +26,7 @@ let package = Package(
             path: "Benchmarks/iommukit-bench"),
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        .testTarget(name: "IOMMUFDTests", dependencies: ["IOMMUFD", "IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
     ],
     swiftLanguageModes: [.v6]
