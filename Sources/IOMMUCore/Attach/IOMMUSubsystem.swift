@@ -14,6 +14,9 @@ public final class IOMMUSubsystem: @unchecked Sendable {
     var globalPasids: Set<UInt32> = []
     /// The default domain type for new groups (`iommu.passthrough`, `iommu.strict`).
     public var defaultDomainType: DomainType = .dma
+    /// Entries a DMA-FQ flush queue holds before the DMA API forces a flush-all
+    /// (`IOVA_FQ_SIZE`, 256); lower it to make the deferred flush happen sooner.
+    public var dmaFlushQueueSize = IOMMUSubsystem.defaultFlushQueueSize
 
     init(machine: Machine) { self.machine = machine }
 

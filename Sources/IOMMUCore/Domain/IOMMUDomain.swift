@@ -27,6 +27,9 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     public var hasIOPFHandler = false
     /// Set by the core once ``free()`` ran, so use-after-free shows up in the checker.
     public internal(set) var isFreed = false
+    /// The DMA-API state of a DMA/DMA-FQ default domain (`iommu_dma_cookie`: the IOVA
+    /// allocator and the flush queue), created on first use by the DMA API.
+    var dmaCookie: DMACookie?
 
     nonisolated(unsafe) private static var nextSerial = 1
     private static let serialLock = Lock()

@@ -1,2 +1,0 @@
-// Vendor IOMMU drivers and their hardware models: Mock (the kernel selftest IOMMU) and IntelVTd.
-import IOMMUCore

@@ -1,0 +1,28 @@
+import IOMMUCore
+
+/// `mock_blocking_domain`: the mock driver's static blocked domain. `attach_dev` and
+/// `set_dev_pasid` program a blocked hardware entry; a blocking `set_dev_pasid` also
+/// disarms the PASID 1024 quirk.
+public final class MockBlockedDomain: IOMMUDomain, @unchecked Sendable {
+    private unowned let driver: MockIOMMUDriver
+
+    init(driver: MockIOMMUDriver, setsPasid: Bool) {
+        self.driver = driver
+        super.init(type: .blocked, owner: driver, ops: setsPasid ? [.attachDev, .setDevPasid] : [.attachDev])
+    }
+
+    /// `mock_domain_nop_attach` on the blocked domain: the RID stops translating.
+    public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        driver.program(dev, pasid: 0, .blocked)
+        driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: true)
+    }
+
+    /// `mock_domain_set_dev_pasid_nop` on the blocked domain: removes the PASID's entry
+    /// and drops the old domain's cached translations for it. Never fails.
+    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+        guard ops.contains(.setDevPasid) else { throw .notSupported }
+        try driver.checkSetDevPasid(dev, pasid: pasid, blocking: true)
+        driver.program(dev, pasid: pasid, nil)
+        driver.record(.setDevPasid, self, dev, pasid: pasid, old: old, succeeded: true)
+    }
+}

@@ -1,0 +1,218 @@
+import IOMMUCore
+
+/// The kernel selftest's mock IOMMU driver (`mock_ops` in
+/// `drivers/iommu/iommufd/selftest.c`): the deterministic reference vendor of the model.
+///
+/// What it does, as the kernel mock does:
+/// - paging domains (``MockDomain``) with 2 KiB pages, aperture
+///   [`MOCK_APERTURE_START`, `MOCK_APERTURE_LAST`], optional dirty tracking;
+/// - nested domains (``MockNestedDomain``) on a `NEST_PARENT` paging parent, whose stage 1
+///   is four fake IOTLB words;
+/// - a static blocked domain with `set_dev_pasid` (`mock_blocking_domain`); no identity
+///   domain (the kernel mock has none);
+/// - `user_pasid_table`: a nested domain on the RID owns every PASID;
+/// - `capable`: cache coherency always, dirty tracking unless ``MockDeviceFlags/noDirty``;
+/// - the PASID 1024 quirk (`IOMMU_TEST_PASID_RESERVED`): every second non-blocking
+///   `set_dev_pasid` of PASID 1024 fails with `ENOMEM`; a blocking one resets the count.
+///
+/// One difference: the kernel mock's legacy `default_domain` is its blocking domain,
+/// because its devices never use the DMA API. Here mock devices stand in for any vendor's
+/// devices, so the core gives them a paging DMA default domain like a real driver's.
+///
+/// Every driver object is its own `domain->owner`: a second instance is "another
+/// driver" for the core's compatibility check (`EINVAL`).
+public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
+    /// `"mock"`.
+    public let name = "mock"
+    /// `mock_ops.user_pasid_table` (true in the kernel; false only for the variant that
+    /// models a driver attaching PASIDs one by one).
+    public let userPasidTable: Bool
+    /// `mock_ops.blocked_domain`: the static ``MockBlockedDomain``.
+    public private(set) var blockedDomain: IOMMUDomain?
+
+    private let lock = Lock()
+    private var _units: [MockIOMMU] = []
+    private var registered: [RID: (flags: MockDeviceFlags, regions: [ReservedRegion])] = [:]
+    private var _calls: [MockCall] = []
+    private var nextDeviceID = 0
+
+    /// A mock driver.
+    /// - Parameters:
+    ///   - userPasidTable: `iommu_ops.user_pasid_table`; the kernel mock sets it.
+    ///   - blockedDomainSetsPasid: test hook for conformance check 3: `false` builds a
+    ///     driver whose blocked domain lacks `set_dev_pasid`, so the core cannot remove a
+    ///     PASID and must refuse PASID attach with `EOPNOTSUPP`.
+    public init(userPasidTable: Bool = true, blockedDomainSetsPasid: Bool = true) {
+        self.userPasidTable = userPasidTable
+        blockedDomain = nil
+        blockedDomain = MockBlockedDomain(driver: self, setsPasid: blockedDomainSetsPasid)
+    }
+
+    /// The units this driver runs, in creation order.
+    public var units: [MockIOMMU] { lock.withLock { _units } }
+
+    func register(_ unit: MockIOMMU) { lock.withLock { _units.append(unit) } }
+
+    /// Every `attach_dev`/`set_dev_pasid` callback the core made, oldest first.
+    public var calls: [MockCall] { lock.withLock { _calls } }
+
+    /// Forgets the recorded callbacks.
+    public func clearCalls() { lock.withLock { _calls.removeAll() } }
+
+    func record(_ op: MockCall.Op, _ domain: IOMMUDomain, _ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?,
+                succeeded: Bool) {
+        let published: Bool = dev.group.map { g in
+            if case .reserved? = g.pasidArray[pasid] { return false }
+            return g.pasidArray[pasid] != nil
+        } ?? false
+        let call = MockCall(op: op, domain: "\(domain)", blocking: domain.type == .blocked, rid: dev.rid,
+                            pasid: pasid, old: old.map { "\($0)" }, entryPublished: published, succeeded: succeeded)
+        lock.withLock { _calls.append(call) }
+    }
+
+    /// Test hook: reserved regions the driver reports for the device with `rid`
+    /// (`iommu_ops.get_resv_regions`). Must be set before the device is added, since the
+    /// core reads them at probe (`require_direct`, RESV_DIRECT maps).
+    public func setReservedRegions(_ regions: [ReservedRegion], for rid: RID) {
+        lock.withLock { registered[rid, default: ([], [])].regions = regions }
+    }
+
+    func register(rid: RID, flags: MockDeviceFlags, regions: [ReservedRegion]) {
+        lock.withLock { registered[rid] = (flags, regions) }
+    }
+
+    func allocDeviceID() -> Int {
+        lock.withLock {
+            defer { nextDeviceID += 1 }
+            return nextDeviceID
+        }
+    }
+
+    /// The mock state of a probed device, nil if the device is not behind this driver.
+    public func state(of dev: PCIDevice) -> MockDeviceState? {
+        guard dev.iommu?.driver === self else { return nil }
+        return dev.driverPrivate as? MockDeviceState
+    }
+
+    /// The flags of a device: as registered by ``MockIOMMU/makeDevice(on:flags:ats:reservedRegions:)``,
+    /// else derived from its PCI capabilities (PASID capability → ``MockDeviceFlags/pasid``).
+    func flags(of dev: PCIDevice) -> MockDeviceFlags {
+        if let s = dev.driverPrivate as? MockDeviceState { return s.flags }
+        return lock.withLock { registered[dev.rid]?.flags } ?? (dev.caps.pasid != nil ? [.pasid] : [])
+    }
+
+    // MARK: iommu_ops
+
+    /// `mock_probe_device`: attaches the per-device ``MockDeviceState``. The kernel mock
+    /// accepts only devices on its own bus; the model accepts any PCI device placed
+    /// behind a mock unit, so topology tests can use plain PCI devices.
+    /// - Throws: `ENODEV` if the device is not behind a ``MockIOMMU``.
+    public func probeDevice(_ dev: PCIDevice) throws(Errno) {
+        guard let unit = dev.iommu as? MockIOMMU, unit.driver === self else { throw .noDevice }
+        dev.driverPrivate = MockDeviceState(flags: flags(of: dev))
+    }
+
+    /// `iommu_ops.release_device`: clears the device's hardware entries (RID and every
+    /// PASID) and releases the per-device state.
+    public func releaseDevice(_ dev: PCIDevice) {
+        if let unit = dev.iommu as? MockIOMMU {
+            unit.hardwareLock.withLock { unit.mockHardware.forget(rid: dev.rid) }
+        }
+        dev.driverPrivate = nil
+    }
+
+    /// `mock_domain_alloc_paging_flags`.
+    /// - Throws: `EOPNOTSUPP` for user data, a flag outside DIRTY_TRACKING | NEST_PARENT |
+    ///   PASID, or DIRTY_TRACKING on a ``MockDeviceFlags/noDirty`` device.
+    public func domainAllocPaging(_ dev: PCIDevice, flags: DomainAllocFlags, userData: [UInt8]?) throws(Errno) -> IOMMUDomain {
+        try allocPagingDomain(for: dev, flags: flags, userData: userData, omitting: [])
+    }
+
+    /// Test hook for conformance check 2: allocates a paging domain as
+    /// `mock_domain_alloc_paging_flags` does, but whose ops lack `omitting` (e.g.
+    /// `.setDevPasid`), as a driver that never implemented them would.
+    /// - Throws: as ``domainAllocPaging(_:flags:userData:)``.
+    public func allocPagingDomain(for dev: PCIDevice, flags: DomainAllocFlags, userData: [UInt8]? = nil,
+                                  omitting: DomainOps) throws(Errno) -> MockDomain {
+        guard userData == nil else { throw .notSupported }
+        let known: DomainAllocFlags = [.dirtyTracking, .nestParent, .pasid]
+        let devFlags = self.flags(of: dev)
+        guard flags.isSubset(of: known) else { throw .notSupported }
+        if flags.contains(.dirtyTracking) && devFlags.contains(.noDirty) { throw .notSupported }
+        return MockDomain(driver: self, allocFlags: flags, hugeIOVA: devFlags.contains(.hugeIOVA), omitting: omitting)
+    }
+
+    /// `mock_domain_alloc_nested`.
+    /// - Throws: `EOPNOTSUPP` for a flag other than `IOMMU_HWPT_ALLOC_PASID`; `EINVAL` if
+    ///   `parent` is not a mock paging domain of this driver allocated with NEST_PARENT,
+    ///   or `userData` is shorter than `struct iommu_hwpt_selftest` (4 bytes); `E2BIG` for
+    ///   non-zero bytes past it (`copy_struct_from_user`).
+    public func domainAllocNested(_ dev: PCIDevice, parent: IOMMUDomain, flags: DomainAllocFlags,
+                                  userData: [UInt8]) throws(Errno) -> IOMMUDomain {
+        guard flags.isSubset(of: [.pasid]) else { throw .notSupported }
+        guard let p = parent as? MockDomain, p.owner === self, p.allocFlags.contains(.nestParent) else {
+            throw .invalidArgument
+        }
+        guard userData.count >= 4 else { throw .invalidArgument }
+        guard userData[4...].allSatisfy({ $0 == 0 }) else { throw .tooBig }
+        let iotlb = UInt32(userData[0]) | UInt32(userData[1]) << 8 | UInt32(userData[2]) << 16 | UInt32(userData[3]) << 24
+        return MockNestedDomain(driver: self, parent: p, iotlb: iotlb)
+    }
+
+    /// `mock_domain_capable`: cache coherency always; dirty tracking unless the device
+    /// is ``MockDeviceFlags/noDirty``; nothing else.
+    public func capable(_ dev: PCIDevice, _ cap: IOMMUCap) -> Bool {
+        switch cap {
+        case .cacheCoherency: true
+        case .dirtyTracking: !flags(of: dev).contains(.noDirty)
+        default: false
+        }
+    }
+
+    /// The reserved regions set with ``setReservedRegions(_:for:)`` or at device creation
+    /// (the kernel mock reports none).
+    public func reservedRegions(_ dev: PCIDevice) -> [ReservedRegion] {
+        lock.withLock { registered[dev.rid]?.regions ?? [] }
+    }
+
+    // MARK: shared domain-op helpers
+
+    /// The part of `mock_domain_set_dev_pasid_nop` every domain shares: the PASID 1024
+    /// quirk and the injected failure.
+    /// - Throws: `ENOMEM` on the second non-blocking set of PASID 1024; the injected errno.
+    func checkSetDevPasid(_ dev: PCIDevice, pasid: UInt32, blocking: Bool) throws(Errno) {
+        guard let state = dev.driverPrivate as? MockDeviceState else { throw .noDevice }
+        if !blocking, let e = state.failSetDevPasid { throw e }
+        guard pasid == Mock.reservedTestPasid else { return }
+        if blocking {
+            state.pasid1024FakeError = false
+        } else if state.pasid1024FakeError {
+            state.pasid1024FakeError = false
+            throw .noMemory
+        } else {
+            state.pasid1024FakeError = true
+        }
+    }
+
+    /// Writes the hardware entry of (`dev`, `pasid`) and drops the cached translations of
+    /// the domain it replaces there, as a driver does when it tears an entry down.
+    func program(_ dev: PCIDevice, pasid: UInt32, _ entry: MockHardware.Entry?) {
+        guard let unit = dev.iommu as? MockIOMMU else { return }
+        unit.hardwareLock.withLock {
+            let hw = unit.mockHardware
+            let previous = hw.entry(rid: dev.rid, pasid: pasid)
+            hw.program(rid: dev.rid, pasid: pasid, entry)
+            switch previous {
+            case .paging(_, let serial)?:
+                hw.invalidate(serial: serial, pasid: pasid)
+            case .nested(_, let serial)?:
+                // A nested RID entry with the user PASID table served every PASID.
+                if pasid == 0 && hw.userPasidTable { hw.invalidateAll(serial: serial) } else {
+                    hw.invalidate(serial: serial, pasid: pasid)
+                }
+            default:
+                break
+            }
+        }
+    }
+}

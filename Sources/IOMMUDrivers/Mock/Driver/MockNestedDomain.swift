@@ -1,0 +1,81 @@
+import IOMMUCore
+
+/// A mock nested domain (`struct mock_iommu_domain_nested`, `domain_nested_ops`): a
+/// user stage 1 on a ``MockDomain`` stage-2 parent. The mock's stage 1 is nothing but
+/// four fake IOTLB words (`iotlb[MOCK_NESTED_DOMAIN_IOTLB_NUM]`) that user invalidations
+/// clear; DMA through it is translated by the parent's table.
+public final class MockNestedDomain: IOMMUDomain, @unchecked Sendable {
+    /// The stage-2 parent (allocated with NEST_PARENT).
+    public let parent: MockDomain
+    private unowned let driver: MockIOMMUDriver
+    private let lock = Lock()
+    private var words: [UInt32]
+
+    init(driver: MockIOMMUDriver, parent: MockDomain, iotlb: UInt32) {
+        self.driver = driver
+        self.parent = parent
+        words = Array(repeating: iotlb, count: Mock.nestedIOTLBCount)
+        super.init(type: .nested, owner: driver, ops: [.attachDev, .setDevPasid, .cacheInvalidateUser])
+    }
+
+    /// The fake IOTLB (`mock_nested->iotlb`), each word initialised to the user's value.
+    public var iotlb: [UInt32] { lock.withLock { words } }
+
+    /// `mock_domain_nop_attach` for a nested domain: the RID entry points at the parent's
+    /// table; with the driver's user PASID table every PASID follows it.
+    /// - Throws: the injected ``MockDeviceState/failAttachDev`` errno.
+    public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        if let e = driver.state(of: dev)?.failAttachDev {
+            driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: false)
+            throw e
+        }
+        driver.program(dev, pasid: 0, .nested(parentTable: parent.table, parentSerial: parent.serial))
+        driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: true)
+    }
+
+    /// `mock_domain_set_dev_pasid_nop` for a nested domain.
+    /// - Throws: `ENOMEM` from the PASID 1024 quirk; the injected errno.
+    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+        do throws(Errno) { try driver.checkSetDevPasid(dev, pasid: pasid, blocking: false) } catch {
+            driver.record(.setDevPasid, self, dev, pasid: pasid, old: old, succeeded: false)
+            throw error
+        }
+        driver.program(dev, pasid: pasid, .nested(parentTable: parent.table, parentSerial: parent.serial))
+        driver.record(.setDevPasid, self, dev, pasid: pasid, old: old, succeeded: true)
+    }
+
+    /// One entry of `struct iommu_hwpt_invalidate_selftest`: `flags` and `iotlb_id`.
+    public struct Invalidation: Hashable, Sendable {
+        /// `IOMMU_TEST_INVALIDATE_FLAG_ALL` or 0.
+        public var flags: UInt32
+        /// Which IOTLB word to clear (0...3) when not ALL.
+        public var iotlbID: UInt32
+        /// An invalidation entry.
+        public init(flags: UInt32 = 0, iotlbID: UInt32) {
+            self.flags = flags
+            self.iotlbID = iotlbID
+        }
+    }
+
+    /// `mock_domain_cache_invalidate_user`: processes entries in order, clearing one word
+    /// or (with FLAG_ALL) all four; stops at the first bad entry.
+    /// - Parameter processed: set to the number of entries processed (what the kernel
+    ///   writes back to `entry_num`), also when an entry fails.
+    /// - Throws: `EOPNOTSUPP` for an unknown flag; `EINVAL` for an id above
+    ///   `MOCK_NESTED_DOMAIN_IOTLB_ID_MAX`. Earlier entries stay applied.
+    public func cacheInvalidateUser(_ entries: [Invalidation], processed: inout Int) throws(Errno) {
+        processed = 0
+        for inv in entries {
+            guard inv.flags & ~Mock.invalidateFlagAll == 0 else { throw .notSupported }
+            guard inv.iotlbID <= Mock.nestedIOTLBIDMax else { throw .invalidArgument }
+            lock.withLock {
+                if inv.flags & Mock.invalidateFlagAll != 0 {
+                    for i in words.indices { words[i] = 0 }
+                } else {
+                    words[Int(inv.iotlbID)] = 0
+                }
+            }
+            processed += 1
+        }
+    }
+}

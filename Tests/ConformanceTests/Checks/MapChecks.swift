@@ -1,0 +1,240 @@
+import IOMMUCore
+import IOMMUDrivers
+import XCTest
+
+// MARK: map / unmap (checks 23–35; 25 is excluded: gfp flags mean nothing in the model)
+
+extension ConformanceChecks {
+    /// The smallest page size of `domain`.
+    private func minPage(_ domain: IOMMUDomain) -> UInt64 { domain.pgsizeBitmap & (~domain.pgsizeBitmap &+ 1) }
+
+    /// Check 23: `iova`, `paddr` or `size` not a multiple of the smallest page size is
+    /// `EINVAL` and maps nothing.
+    func check23() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let domain = try rig.pagingDomain()
+        let page = minPage(domain)
+        let buf = try rig.buffer()
+        let iova = rig.iova(domain)
+        assertErrno(.invalidArgument, "size") {
+            try rig.iommu.map(domain, iova: iova, paddr: buf, size: page + page / 2, prot: [.read])
+        }
+        assertErrno(.invalidArgument, "iova") {
+            try rig.iommu.map(domain, iova: iova + page / 2, paddr: buf, size: page, prot: [.read])
+        }
+        assertErrno(.invalidArgument, "paddr") {
+            try rig.iommu.map(domain, iova: iova, paddr: buf + page / 2, size: page, prot: [.read])
+        }
+        for off in stride(from: UInt64(0), to: 2 * page, by: Int(page)) {
+            XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova + off), 0)
+        }
+        try rig.iommu.map(domain, iova: iova, paddr: buf, size: page, prot: [.read])
+        XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova), buf)
+    }
+
+    /// Check 24: `iommu_map` on an IDENTITY, BLOCKED, SVA or NESTED domain is `EINVAL`,
+    /// with a WARN.
+    func check24() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let dev = rig.devices[0]
+        var domains: [IOMMUDomain] = [
+            rig.driver.blockedDomain!,
+            rig.driver.identityDomain ?? IOMMUDomain(type: .identity, owner: rig.driver, ops: []),
+            IOMMUDomain(type: .sva, owner: rig.driver, ops: [.setDevPasid]),
+        ]
+        if vendor.capabilities.contains(.nesting) { domains.append(try vendor.nestedDomain(on: rig, for: dev).nested) }
+        for d in domains {
+            assertErrno(.invalidArgument, "\(d)") {
+                try rig.iommu.map(d, iova: 0x1000000, paddr: 0x100000, size: 4096, prot: [.read])
+            }
+        }
+        XCTAssertEqual(rig.machine.warnings.filter { $0.function == "iommu_map" }.count, domains.count)
+    }
+
+    /// Check 26 (Mock-only: `map_pages` fails after k pages): the error comes back and the
+    /// k pages are unmapped again.
+    func check26() throws {
+        let rig = try vendor.makeRig([.pasid])
+        _ = try rig.mockDriver()
+        let domain = try rig.pagingDomain() as! MockDomain
+        let buf = try rig.buffer(bytes: 4 * 4096)
+        let iova = rig.iova(domain)
+        let page = minPage(domain)
+        domain.failMapAfterPages = 3
+        assertErrno(.noMemory) { try rig.iommu.map(domain, iova: iova, paddr: buf, size: 4 * 4096, prot: [.read]) }
+        for off in stride(from: UInt64(0), to: 4 * 4096, by: Int(page)) {
+            XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova + off), 0, "offset \(off)")
+        }
+        domain.failMapAfterPages = nil
+        try rig.iommu.map(domain, iova: iova, paddr: buf, size: 4 * 4096, prot: [.read])
+    }
+
+    /// Check 27 (core, vendor-independent): `iommu_pgsize` over a 4K|2M|1G domain.
+    func check27() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let mib2: UInt64 = 2 << 20
+        // 4 MiB at iova = pa, both 2 MiB aligned: two 2 MiB leaves in one call.
+        let a = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
+        try rig.iommu.map(a, iova: mib2, paddr: mib2, size: 2 * mib2, prot: [.read, .write])
+        XCTAssertEqual(a.mapCalls.map(\.pgsize), [mib2])
+        XCTAssertEqual(a.mapCalls.map(\.count), [2])
+        XCTAssertEqual(a.leafSize(mib2), mib2)
+        XCTAssertEqual(a.leafSize(2 * mib2 + 0x1000), mib2)
+        // iova 2 MiB aligned, pa 4 KiB off: 1024 leaves of 4 KiB.
+        let b = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
+        try rig.iommu.map(b, iova: 2 * mib2, paddr: mib2 + 0x1000, size: 2 * mib2, prot: [.read])
+        XCTAssertEqual(b.mapCalls.map(\.pgsize), [0x1000])
+        XCTAssertEqual(b.mapCalls.map(\.count), [1024])
+        XCTAssertEqual(b.leafSize(2 * mib2), 0x1000)
+        XCTAssertEqual(b.iovaToPhys(2 * mib2 + 0x5000), mib2 + 0x6000)
+        // 2 MiB + 4 KiB starting 4 KiB below a 2 MiB boundary: 4 KiB, then one 2 MiB leaf.
+        let c = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
+        let start = 3 * mib2 - 0x1000
+        try rig.iommu.map(c, iova: start, paddr: start, size: mib2 + 0x1000, prot: [.read])
+        XCTAssertEqual(c.mapCalls.map(\.pgsize), [0x1000, mib2])
+        XCTAssertEqual(c.mapCalls.map(\.count), [1, 1])
+        XCTAssertEqual(c.leafSize(start), 0x1000)
+        XCTAssertEqual(c.leafSize(3 * mib2), mib2)
+        // The same range one 4 KiB longer ends with a 4 KiB leaf after the block.
+        let d = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
+        try rig.iommu.map(d, iova: start, paddr: start, size: mib2 + 0x2000, prot: [.read])
+        XCTAssertEqual(d.mapCalls.map(\.pgsize), [0x1000, mib2, 0x1000])
+        XCTAssertEqual(d.leafSize(4 * mib2), 0x1000)
+    }
+
+    /// Check 28: a map over an existing leaf is `EEXIST` and the original mapping stays;
+    /// a map that runs into one unmaps its own first part (I5).
+    func check28() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let domain = try rig.pagingDomain()
+        let (a, b) = (try rig.buffer(), try rig.buffer(bytes: 8192))
+        let iova = rig.iova(domain, 0x10000)
+        try rig.iommu.map(domain, iova: iova, paddr: a, size: 4096, prot: [.read])
+        assertErrno(.exists) { try rig.iommu.map(domain, iova: iova, paddr: b, size: 4096, prot: [.read]) }
+        XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova), a)
+        assertErrno(.exists) { try rig.iommu.map(domain, iova: iova - 4096, paddr: b, size: 8192, prot: [.read]) }
+        XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova - 4096), 0, "partial map undone")
+        XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova), a)
+    }
+
+    /// Check 29: `iommu_unmap` starting at an unmapped IOVA returns 0.
+    func check29() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let domain = try rig.pagingDomain()
+        let buf = try rig.buffer()
+        let iova = rig.iova(domain, 0x10000)
+        try rig.iommu.map(domain, iova: iova + 4096, paddr: buf, size: 4096, prot: [.read])
+        XCTAssertEqual(rig.iommu.unmap(domain, iova: iova, size: 8192), 0)
+        XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova + 4096), buf)
+    }
+
+    /// Check 30 (core io-pgtable, vendor-independent): unmapping 4 KiB inside a 2 MiB block
+    /// returns 0 and the block stays mapped.
+    func check30() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let d = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
+        let mib2: UInt64 = 2 << 20
+        try rig.iommu.map(d, iova: mib2, paddr: 4 * mib2, size: mib2, prot: [.read])
+        XCTAssertEqual(rig.iommu.unmap(d, iova: mib2, size: 0x1000), 0)
+        XCTAssertEqual(rig.iommu.unmap(d, iova: mib2 + 0x1000, size: 0x1000), 0)
+        XCTAssertEqual(d.leafSize(mib2 + 0x1000), mib2)
+        XCTAssertEqual(rig.iommu.iovaToPhys(d, iova: mib2 + 0x1000), 4 * mib2 + 0x1000)
+        XCTAssertEqual(rig.iommu.unmap(d, iova: mib2, size: mib2), mib2, "the whole block unmaps")
+    }
+
+    /// Check 31: one unmap over two whole earlier maps returns their sum; over a hole it
+    /// stops there and returns the bytes before it.
+    func check31() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let domain = try rig.pagingDomain()
+        let buf = try rig.buffer(bytes: 16384)
+        let iova = rig.iova(domain, 0x20000)
+        try rig.iommu.map(domain, iova: iova, paddr: buf, size: 8192, prot: [.read])
+        try rig.iommu.map(domain, iova: iova + 8192, paddr: buf + 8192, size: 8192, prot: [.read])
+        XCTAssertEqual(rig.iommu.unmap(domain, iova: iova, size: 16384), 16384)
+        XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova + 8192), 0)
+        try rig.iommu.map(domain, iova: iova, paddr: buf, size: 4096, prot: [.read])
+        try rig.iommu.map(domain, iova: iova + 8192, paddr: buf + 8192, size: 4096, prot: [.read])
+        XCTAssertEqual(rig.iommu.unmap(domain, iova: iova, size: 12288), 4096)
+        XCTAssertEqual(rig.iommu.iovaToPhys(domain, iova: iova + 8192), buf + 8192, "beyond the hole stays")
+    }
+
+    /// Check 32: after `iommu_unmap` device DMA faults; after `iommu_unmap_fast` a stale
+    /// IOTLB hit is possible until `iommu_iotlb_sync`, and the checker flags a stale hit
+    /// that reaches freed memory.
+    func check32() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let dev = rig.devices[0]
+        rig.machine.checker.isEnabled = true
+        let domain = try rig.pagingDomain()
+        try rig.iommu.attachDevice(domain, to: dev)
+        let buf = try rig.buffer(fill: 0x5a)
+        let iova = rig.iova(domain)
+        try rig.iommu.map(domain, iova: iova, paddr: buf, size: 4096, prot: [.read, .write])
+        XCTAssertEqual(try dev.dmaRead(at: iova, count: 2), [0x5a, 0x5a], "fills the IOTLB")
+        XCTAssertEqual(rig.iommu.unmap(domain, iova: iova, size: 4096), 4096)
+        XCTAssertThrowsError(try dev.dmaRead(at: iova, count: 2)) { XCTAssertTrue($0 is DMAFault) }
+        XCTAssertTrue(rig.machine.checker.violations.isEmpty, "\(rig.machine.checker.violations)")
+
+        try rig.iommu.map(domain, iova: iova, paddr: buf, size: 4096, prot: [.read, .write])
+        XCTAssertEqual(try dev.dmaRead(at: iova, count: 1), [0x5a])
+        var gather = IOTLBGather()
+        XCTAssertEqual(rig.iommu.unmapFast(domain, iova: iova, size: 4096, gather: &gather), 4096)
+        if vendor.capabilities.contains(.cachesTranslations) {
+            XCTAssertEqual(try dev.dmaRead(at: iova, count: 1), [0x5a], "stale hit inside the window")
+            XCTAssertTrue(rig.machine.checker.violations.isEmpty, "legal while the memory is live")
+            rig.memory.free(buf, bytes: 4096)
+            _ = try? dev.dmaWrite(at: iova, bytes: [1])
+            XCTAssertEqual(rig.machine.checker.violations(of: .coherenceAfterUnmap).count, 1,
+                           "DMA into freed memory through a stale entry")
+        }
+        rig.iommu.iotlbSync(domain, gather: &gather)
+        XCTAssertThrowsError(try dev.dmaRead(at: iova, count: 1)) { XCTAssertTrue($0 is DMAFault) }
+    }
+
+    /// Check 33 (core, vendor-independent): page-table pages an unmap empties stay
+    /// allocated until `iommu_iotlb_sync` (the gather's freelist).
+    func check33() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let d = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
+        let iova: UInt64 = 1 << 39 // a fresh PML4 slot: PDPT, PD and PT are created
+        try rig.iommu.map(d, iova: iova, paddr: 0x200000, size: 0x1000, prot: [.read])
+        var gather = IOTLBGather()
+        XCTAssertEqual(rig.iommu.unmapFast(d, iova: iova, size: 0x1000, gather: &gather), 0x1000)
+        XCTAssertEqual(gather.freelist.count, 3)
+        XCTAssertTrue(gather.freelist.allSatisfy { rig.memory.isAllocated($0) }, "not reused before the sync")
+        let pages = gather.freelist
+        rig.iommu.iotlbSync(d, gather: &gather)
+        XCTAssertTrue(pages.allSatisfy { !rig.memory.isAllocated($0) }, "freed after the sync")
+    }
+
+    /// Check 34: `iommu_iova_to_phys` is the identity on IDENTITY and 0 on BLOCKED.
+    func check34() throws {
+        let rig = try vendor.makeRig([.pasid])
+        let identity = rig.driver.identityDomain ?? IOMMUDomain(type: .identity, owner: rig.driver, ops: [])
+        XCTAssertEqual(rig.iommu.iovaToPhys(identity, iova: 0x12345000), 0x12345000)
+        XCTAssertEqual(rig.iommu.iovaToPhys(rig.driver.blockedDomain!, iova: 0x12345000), 0)
+        let paging = try rig.pagingDomain()
+        XCTAssertEqual(rig.iommu.iovaToPhys(paging, iova: rig.iova(paging)), 0, "unmapped")
+    }
+
+    /// Check 35: on a DMA-FQ default domain an unmapped IOVA is not handed out again
+    /// before the deferred flush-all; afterwards it is.
+    func check35() throws {
+        let rig = try vendor.makeRig([.pasid], defaultDomainType: .dmaFQ)
+        let dev = rig.devices[0]
+        XCTAssertEqual(dev.group!.defaultDomain!.type, .dmaFQ)
+        let buf = try rig.buffer(fill: 0x35)
+        let a = try rig.iommu.dmaMapPage(dev, paddr: buf, size: 4096)
+        XCTAssertEqual(try dev.dmaRead(at: a, count: 1), [0x35])
+        try rig.iommu.dmaUnmapPage(dev, dmaAddress: a, size: 4096)
+        XCTAssertEqual(rig.iommu.dmaFlushQueueDepth(dev), 1)
+        let b = try rig.iommu.dmaMapPage(dev, paddr: buf, size: 4096)
+        XCTAssertNotEqual(b, a, "queued IOVA reallocated before the flush-all")
+        try rig.iommu.dmaUnmapPage(dev, dmaAddress: b, size: 4096)
+        rig.iommu.dmaFlushQueue(dev)
+        XCTAssertEqual(rig.iommu.dmaFlushQueueDepth(dev), 0)
+        XCTAssertThrowsError(try dev.dmaRead(at: a, count: 1), "flushed: no stale hit")
+        XCTAssertEqual(try rig.iommu.dmaMapPage(dev, paddr: buf, size: 4096), a, "reusable after the flush")
+    }
+}

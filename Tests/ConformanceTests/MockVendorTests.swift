@@ -1,0 +1,181 @@
+import IOMMUCore
+import IOMMUDrivers
+import XCTest
+
+/// Behaviour of the Mock vendor itself that the iommufd selftests rely on
+/// (spec/iommufd-uapi.md §5.0 "Mock driver behaviour worth modelling").
+final class MockVendorTests: XCTestCase {
+    private func rig(_ flags: MockDeviceFlags = .pasid) throws -> (Rig, PCIDevice, MockIOMMUDriver) {
+        let rig = MockVendor().makeEmptyRig(driver: MockIOMMUDriver())
+        let dev = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: flags)
+        rig.devices.append(dev)
+        return (rig, dev, rig.unit.driver as! MockIOMMUDriver)
+    }
+
+    func testMockDeviceFlagsAndGroups() throws {
+        let (rig, dev, _) = try rig()
+        let plain = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine)
+        XCTAssertEqual(dev.maxPasids, 1 << 20)
+        XCTAssertEqual(plain.maxPasids, 0)
+        XCTAssertFalse(dev.group === plain.group, "each mock device is alone in its group")
+        XCTAssertEqual(rig.unit.maxPasids, 1 << 20)
+        assertErrno(.invalidArgument) {
+            try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: MockDeviceFlags(rawValue: 8))
+        }
+    }
+
+    func testMockCapabilities() throws {
+        let (rig, dev, driver) = try rig()
+        let noDirty = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: .noDirty)
+        XCTAssertTrue(driver.capable(dev, .cacheCoherency))
+        XCTAssertTrue(driver.capable(noDirty, .cacheCoherency))
+        XCTAssertTrue(driver.capable(dev, .dirtyTracking))
+        XCTAssertFalse(driver.capable(noDirty, .dirtyTracking))
+        XCTAssertFalse(driver.capable(dev, .noexec))
+        XCTAssertNil(driver.identityDomain, "the kernel mock has no identity domain")
+        XCTAssertTrue(driver.userPasidTable)
+        XCTAssertEqual(driver.name, "mock")
+    }
+
+    func testMockPagingDomainGeometryAndPageSizes() throws {
+        let (rig, dev, _) = try rig()
+        let huge = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: .hugeIOVA)
+        let d = try rig.iommu.allocPagingDomain(for: dev)
+        XCTAssertEqual(d.pgsizeBitmap, 2048)
+        XCTAssertEqual(d.geometry, DomainGeometry(apertureStart: 1 << 24, apertureEnd: (1 << 31) - 1, forceAperture: true))
+        let h = try rig.iommu.allocPagingDomain(for: huge) as! MockDomain
+        XCTAssertEqual(h.pgsizeBitmap, 2048 | 512 * 2048)
+        let buf = try rig.memory.allocContiguous(bytes: 1 << 20, alignment: 1 << 20)
+        try rig.iommu.map(h, iova: 1 << 24, paddr: buf, size: 1 << 20, prot: [.read])
+        XCTAssertEqual(h.table.entry(1 << 24)?.huge, true)
+        XCTAssertEqual(h.table.entry(1 << 24)?.start, true)
+        XCTAssertEqual(h.table.entry((1 << 24) + (1 << 20) - 2048)?.last, true)
+        XCTAssertEqual(h.iovaToPhys((1 << 24) + 0x12345), buf + 0x12345)
+    }
+
+    func testMockAllocFlags() throws {
+        let (rig, dev, driver) = try rig()
+        let noDirty = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: .noDirty)
+        assertErrno(.notSupported, "user data") { try driver.domainAllocPaging(dev, flags: [], userData: [0]) }
+        assertErrno(.notSupported, "unknown flag") { try driver.domainAllocPaging(dev, flags: .faultIDValid, userData: nil) }
+        assertErrno(.notSupported, "dirty on NO_DIRTY") {
+            try driver.domainAllocPaging(noDirty, flags: .dirtyTracking, userData: nil)
+        }
+        let plain = try driver.domainAllocPaging(dev, flags: [.pasid, .nestParent], userData: nil)
+        XCTAssertFalse(plain.ops.contains(.dirtyTracking))
+        let dirty = try driver.domainAllocPaging(dev, flags: .dirtyTracking, userData: nil)
+        XCTAssertTrue(dirty.ops.contains(.dirtyTracking))
+        // A dirty-tracking domain cannot be attached to a NO_DIRTY device.
+        assertErrno(.invalidArgument) { try rig.iommu.attachDevice(dirty, to: noDirty) }
+        XCTAssertTrue(rig.iommu.domainForDevice(noDirty) === noDirty.group!.defaultDomain)
+        try rig.iommu.attachDevice(plain, to: noDirty)
+    }
+
+    func testMockDirtyTracking() throws {
+        let (rig, dev, _) = try rig()
+        let d = try rig.iommu.allocPagingDomain(for: dev, flags: .dirtyTracking) as! MockDomain
+        let buf = try rig.buffer(bytes: 8192)
+        try rig.iommu.map(d, iova: 1 << 24, paddr: buf, size: 8192, prot: [.read, .write])
+        assertErrno(.invalidArgument, "tracking off") { try d.markDirty(iova: 1 << 24, length: 2048) }
+        try d.setDirtyTracking(true)
+        XCTAssertEqual(try d.markDirty(iova: (1 << 24) + 2048, length: 4096), 2)
+        XCTAssertEqual(try d.markDirty(iova: (1 << 24) + 8192, length: 2048), 0, "unmapped")
+        var seen: [UInt64] = []
+        try d.readAndClearDirty(iova: 1 << 24, size: 8192, clear: false) { iova, _ in seen.append(iova) }
+        XCTAssertEqual(seen, [(1 << 24) + 2048, (1 << 24) + 4096])
+        seen = []
+        try d.readAndClearDirty(iova: 1 << 24, size: 8192, clear: true) { iova, _ in seen.append(iova) }
+        XCTAssertEqual(seen.count, 2)
+        seen = []
+        try d.readAndClearDirty(iova: 1 << 24, size: 8192, clear: true) { iova, _ in seen.append(iova) }
+        XCTAssertEqual(seen, [], "cleared")
+        let plain = try rig.iommu.allocPagingDomain(for: dev)
+        assertErrno(.invalidArgument) { try plain.setDirtyTracking(true) }
+    }
+
+    func testMockPasid1024Quirk() throws {
+        let (rig, dev, _) = try rig()
+        let a = try rig.iommu.allocPagingDomain(for: dev), b = try rig.iommu.allocPagingDomain(for: dev)
+        let pasid = Mock.reservedTestPasid
+        try rig.iommu.attachDevicePasid(a, to: dev, pasid: pasid, handle: AttachHandle())
+        assertErrno(.noMemory) { try rig.iommu.replaceDevicePasid(b, on: dev, pasid: pasid, handle: AttachHandle()) }
+        XCTAssertTrue(dev.group!.pasidArray[pasid]?.domain === a, "old domain stays")
+        XCTAssertTrue(rig.live(dev, pasid))
+        // The failure disarmed the quirk: the next replace works, and arms it again.
+        try rig.iommu.replaceDevicePasid(b, on: dev, pasid: pasid, handle: AttachHandle())
+        XCTAssertTrue(dev.group!.pasidArray[pasid]?.domain === b)
+        // Detach (a blocking set) resets it: attach, then replace fails once more.
+        rig.iommu.detachDevicePasid(b, from: dev, pasid: pasid)
+        try rig.iommu.attachDevicePasid(a, to: dev, pasid: pasid, handle: AttachHandle())
+        assertErrno(.noMemory) { try rig.iommu.replaceDevicePasid(b, on: dev, pasid: pasid, handle: AttachHandle()) }
+        // Other PASIDs are not affected.
+        try rig.iommu.attachDevicePasid(a, to: dev, pasid: 1023, handle: AttachHandle())
+        try rig.iommu.replaceDevicePasid(b, on: dev, pasid: 1023, handle: AttachHandle())
+    }
+
+    func testMockNestedDomain() throws {
+        let (rig, dev, driver) = try rig()
+        let parent = try rig.iommu.allocPagingDomain(for: dev, flags: .nestParent)
+        let notParent = try rig.iommu.allocPagingDomain(for: dev)
+        let data: [UInt8] = [0xef, 0xbe, 0xad, 0x0b]
+        let nested = try driver.domainAllocNested(dev, parent: parent, flags: [], userData: data) as! MockNestedDomain
+        XCTAssertEqual(nested.type, .nested)
+        XCTAssertEqual(nested.iotlb, Array(repeating: Mock.iotlbDefault, count: 4))
+        assertErrno(.invalidArgument, "parent without NEST_PARENT") {
+            try driver.domainAllocNested(dev, parent: notParent, flags: [], userData: data)
+        }
+        assertErrno(.notSupported, "flag") {
+            try driver.domainAllocNested(dev, parent: parent, flags: .dirtyTracking, userData: data)
+        }
+        assertErrno(.invalidArgument, "short data") { try driver.domainAllocNested(dev, parent: parent, flags: [], userData: [1]) }
+        assertErrno(.tooBig, "trailing bytes") {
+            try driver.domainAllocNested(dev, parent: parent, flags: [], userData: data + [0, 1])
+        }
+        var processed = 0
+        try nested.cacheInvalidateUser([.init(iotlbID: 1)], processed: &processed)
+        XCTAssertEqual(nested.iotlb, [Mock.iotlbDefault, 0, Mock.iotlbDefault, Mock.iotlbDefault])
+        assertErrno(.invalidArgument) { try nested.cacheInvalidateUser([.init(iotlbID: 2), .init(iotlbID: 4)], processed: &processed) }
+        XCTAssertEqual(processed, 1, "the first entry was applied")
+        assertErrno(.notSupported) { try nested.cacheInvalidateUser([.init(flags: 2, iotlbID: 0)], processed: &processed) }
+        try nested.cacheInvalidateUser([.init(flags: Mock.invalidateFlagAll, iotlbID: 0)], processed: &processed)
+        XCTAssertEqual(nested.iotlb, [0, 0, 0, 0])
+    }
+
+    func testMockIOTLBServesUntilInvalidated() throws {
+        let (rig, dev, _) = try rig()
+        let d = try rig.iommu.allocPagingDomain(for: dev)
+        try rig.iommu.attachDevice(d, to: dev)
+        let buf = try rig.buffer(fill: 3)
+        try rig.iommu.map(d, iova: 1 << 24, paddr: buf, size: 4096, prot: [.read])
+        let before = rig.machine.counters.hardware
+        _ = try dev.dmaRead(at: 1 << 24, count: 4096)
+        _ = try dev.dmaRead(at: 1 << 24, count: 4096)
+        let after = rig.machine.counters.hardware
+        XCTAssertEqual(after.walks - before.walks, 2, "two 2 KiB pages walked once")
+        XCTAssertEqual(after.iotlbHits - before.iotlbHits, 2, "then served from the IOTLB")
+        XCTAssertEqual((rig.unit as! MockIOMMU).mockHardware.cachedTranslations, 2)
+        rig.iommu.flushIOTLBAll(d)
+        XCTAssertEqual((rig.unit as! MockIOMMU).mockHardware.cachedTranslations, 0)
+        // An iotlb_sync drops exactly the gathered range.
+        _ = try dev.dmaRead(at: 1 << 24, count: 4096)
+        XCTAssertEqual(rig.iommu.unmap(d, iova: (1 << 24) + 2048, size: 2048), 2048)
+        XCTAssertEqual((rig.unit as! MockIOMMU).mockHardware.cachedTranslations, 1)
+        XCTAssertEqual(try dev.dmaRead(at: 1 << 24, count: 1), [3])
+        XCTAssertThrowsError(try dev.dmaRead(at: (1 << 24) + 2048, count: 1)) {
+            XCTAssertEqual(($0 as? DMAFault)?.reason, .mockNotMapped)
+        }
+    }
+
+    func testMockFaultReasons() throws {
+        let (rig, dev, _) = try rig()
+        rig.iommu.defaultDomainType = .dma
+        let owner = NSObject()
+        try rig.iommu.deviceClaimDMAOwner(dev, owner: owner)
+        XCTAssertThrowsError(try dev.dmaRead(at: 1 << 24, count: 1)) { XCTAssertEqual(($0 as? DMAFault)?.reason, .mockBlocked) }
+        XCTAssertThrowsError(try dev.dmaRead(at: 1 << 24, count: 1, pasid: 4)) {
+            XCTAssertEqual(($0 as? DMAFault)?.reason, .mockPasidNotAttached)
+        }
+        XCTAssertEqual(rig.machine.faultLog.count, 2)
+        XCTAssertEqual(rig.machine.faultLog.last?.pasid, 4)
+    }
+}
