@@ -16,7 +16,12 @@ public final class IOMMUFD: @unchecked Sendable {
     /// The process that opened the context: `current->mm`, where pinned pages come from.
     public let process: Process
     /// The caller's memory for ioctl arguments (`copy_from_user` / `copy_to_user`).
-    public let user: any UserMemory
+    public let callerMemory: any UserMemory
+    /// The memory the ioctl in progress reads and writes: the caller's, overlaid with the
+    /// typed API's argument window while a typed call runs.
+    var user: any UserMemory { overlay ?? callerMemory }
+    /// Set by the typed API for the duration of one dispatch (under ``lock``).
+    var overlay: ArgumentOverlay?
     /// The opener's capabilities and `RLIMIT_MEMLOCK`.
     public let credentials: IOMMUFDCredentials
     /// The pinned-page counters charged by this context.
@@ -56,7 +61,7 @@ public final class IOMMUFD: @unchecked Sendable {
                 testBackend: (any IOMMUFDTestBackend)? = nil, vfioContainer: Bool = false) {
         self.machine = machine
         self.process = process
-        self.user = user ?? ProcessUserMemory(process)
+        callerMemory = user ?? ProcessUserMemory(process)
         self.credentials = credentials
         self.accounting = accounting
         self.testBackend = testBackend
