@@ -83,13 +83,22 @@ extension IOMMUFD {
         defer { put(hwpt) }
         guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else { throw .notSupported }
         let enable = c.flags & IOMMUFDConstant.dirtyTrackingEnable != 0
+        // The kernel clears the dirty bits of every area (a read with no bitmap) and then
+        // turns tracking on. Model drivers may refuse any read while tracking is off, so
+        // tracking goes on first; with the context locked and no DMA in between the
+        // result is the same: a clean snapshot with tracking enabled.
+        try d.setDirtyTracking(enable)
         if enable {
-            for area in hwpt.ioas.iopt.areas {
-                try d.readAndClearDirty(iova: area.iova, size: area.length, clear: true) { _, _ in }
+            do throws(Errno) {
+                for area in hwpt.ioas.iopt.areas {
+                    try d.readAndClearDirty(iova: area.iova, size: area.length, clear: true) { _, _ in }
+                }
+            } catch {
+                try? d.setDirtyTracking(false)
+                throw error
             }
             machine.iommu.flushIOTLBAll(d)
         }
-        try d.setDirtyTracking(enable)
         return 0
     }
 
