@@ -69,6 +69,9 @@ public final class IOMMUFD: @unchecked Sendable {
         faultInjection = FaultInjection(memory: machine.memory)
     }
 
+    /// A context dropped without ``close()`` is closed here, as the kernel releases an
+    /// fd on process exit. Objects refer back to their context `unowned(unsafe)` so that
+    /// this teardown may run while the context itself is being deinitialised.
     deinit {
         if !isClosed { close() }
     }

@@ -22,7 +22,7 @@ final class IOPTPages: @unchecked Sendable {
     var accountMode: IOPTAccountMode
     let accounting: PinAccounting
     let memlockLimit: UInt64
-    unowned let ctx: IOMMUFD
+    unowned(unsafe) let ctx: IOMMUFD
     /// Page index → frame, for pinned pages.
     private(set) var pfns: [Int: UInt64] = [:]
     /// Page index → number of pin holders (filled areas and access pins).
