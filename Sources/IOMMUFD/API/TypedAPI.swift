@@ -2,6 +2,7 @@ import IOMMUCore
 
 /// `enum iommufd_ioas_map_flags`.
 public struct IOASMapFlags: OptionSet, Hashable, Sendable {
+    /// The raw `flags` bits.
     public let rawValue: UInt32
     /// Wraps raw flag bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
