@@ -52,10 +52,9 @@ extension IOMMUFD {
         let driver = try idev.driver()
         var type: UInt32 = IOMMUFDConstant.hwInfoTypeDefault
         var data: [UInt8] = []
+        // A driver without `hw_info` reports IOMMU_HW_INFO_TYPE_NONE and no data.
         if let ops = driver as? any IOMMUFDDriverOps {
             (type, data) = try ops.hwInfo(idev.dev, type: c.dataType)
-        } else if c.dataType != IOMMUFDConstant.hwInfoTypeDefault {
-            throw .notSupported
         }
         let copyLen = min(Int(c.dataLen), data.count)
         try user.copyToUser(c.dataUptr, Array(data.prefix(copyLen)))
