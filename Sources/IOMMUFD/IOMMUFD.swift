@@ -33,6 +33,10 @@ public final class IOMMUFD: @unchecked Sendable {
     public let faultInjection: FaultInjection
 
     let lock = RecursiveLock()
+    #if ENABLE_MOCKING
+    /// The ioctl trace and forced-errno hooks (debug builds only).
+    public let mocking = IOMMUFDMocking()
+    #endif
     var table = ObjectTable()
     /// `ictx->account_mode`.
     var accountMode: IOPTAccountMode

@@ -120,6 +120,20 @@ extension IOMMUFD {
             return .failure(.badAddress)
         }
         var ucmd = UCmd(ctx: self, ubuffer: arg, userSize: userSize, cmd: kbuf)
+        #if ENABLE_MOCKING
+        if let e = mocking.forcedErrno(cmd) {
+            mocking.record(cmd, kbuf.bytes, -e.rawValue)
+            return .failure(e)
+        }
+        let result: Result<Int32, Errno>
+        do { result = .success(try op.handler(self, &ucmd)) } catch { result = .failure(error) }
+        switch result {
+        case .success(let v): mocking.record(cmd, kbuf.bytes, v)
+        case .failure(let e): mocking.record(cmd, kbuf.bytes, -e.rawValue)
+        }
+        return result
+        #else
         do { return .success(try op.handler(self, &ucmd)) } catch { return .failure(error) }
+        #endif
     }
 }
