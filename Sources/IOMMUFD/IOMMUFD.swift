@@ -15,8 +15,14 @@ public final class IOMMUFD: @unchecked Sendable {
     public let machine: Machine
     /// The process that opened the context: `current->mm`, where pinned pages come from.
     public let process: Process
-    /// The caller's memory for ioctl arguments (`copy_from_user` / `copy_to_user`).
-    public let callerMemory: any UserMemory
+    /// The opener's memory for ioctl arguments (`copy_from_user` / `copy_to_user`).
+    public let openerMemory: any UserMemory
+    /// The memory of the task issuing the ioctl in progress (the opener's, or another
+    /// process sharing the fd, see ``ioctl(_:_:from:)``).
+    var callerMemory: any UserMemory { callerOverride?.1 ?? openerMemory }
+    /// `current->mm` of the ioctl in progress: pages mapped now are pinned from it.
+    var current: Process { callerOverride?.0 ?? process }
+    var callerOverride: (Process, any UserMemory)?
     /// The memory the ioctl in progress reads and writes: the caller's, overlaid with the
     /// typed API's argument window while a typed call runs.
     var user: any UserMemory { overlay ?? callerMemory }
@@ -65,7 +71,7 @@ public final class IOMMUFD: @unchecked Sendable {
                 testBackend: (any IOMMUFDTestBackend)? = nil, vfioContainer: Bool = false) {
         self.machine = machine
         self.process = process
-        callerMemory = user ?? ProcessUserMemory(process)
+        openerMemory = user ?? ProcessUserMemory(process)
         self.credentials = credentials
         self.accounting = accounting
         self.testBackend = testBackend

@@ -35,7 +35,7 @@ final class IOPTPages: @unchecked Sendable {
         let (end, o) = uptr.addingReportingOverflow(length)
         guard !o else { throw .overflow }
         self.ctx = ctx
-        process = ctx.process
+        process = ctx.current
         self.uptr = uptr & ~(Self.pageSize - 1)
         let last = (end - 1) & ~(Self.pageSize - 1)
         npages = Int((last - self.uptr) / Self.pageSize) + 1

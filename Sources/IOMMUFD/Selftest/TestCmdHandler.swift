@@ -35,7 +35,7 @@ extension IOMMUFD {
             guard m.length % IOPTPages.pageSize == 0, m.uptr % IOPTPages.pageSize == 0 else { throw .invalidArgument }
             var va = m.uptr
             while va < m.uptr &+ m.length {
-                let count = process.physicalAddress(of: va).map { PagePinRegistry.shared.pinCount(machine.memory, $0) } ?? 0
+                let count = current.physicalAddress(of: va).map { PagePinRegistry.shared.pinCount(machine.memory, $0) } ?? 0
                 guard count == Int(m.refs) else { throw .ioError }
                 va += IOPTPages.pageSize
             }
@@ -75,7 +75,7 @@ extension IOMMUFD {
                                          write: m.flags & IOMMUTestOp.accessFlagWrite != 0)
             for (i, pa) in pas.enumerated() {
                 let va = (m.uptr & ~(IOPTPages.pageSize - 1)) &+ UInt64(i) * IOPTPages.pageSize
-                if process.physicalAddress(of: va).map({ $0 & ~(IOPTPages.pageSize - 1) }) != pa & ~(IOPTPages.pageSize - 1) {
+                if current.physicalAddress(of: va).map({ $0 & ~(IOPTPages.pageSize - 1) }) != pa & ~(IOPTPages.pageSize - 1) {
                     accessUnpinPages(st.access, iova: m.iova, length: m.length)
                     throw .invalidArgument
                 }
@@ -222,7 +222,7 @@ extension IOMMUFD {
         while off < m.length {
             guard let pa = backend.mockTranslate(d, iova: m.iova + off) else { throw .invalidArgument }
             let va = m.uptr + off
-            guard let upa = process.physicalAddress(of: va), upa == pa else { throw .invalidArgument }
+            guard let upa = current.physicalAddress(of: va), upa == pa else { throw .invalidArgument }
             off += page
         }
     }
