@@ -66,18 +66,20 @@ extension IOMMUFD {
             guard let item = st.items.removeValue(forKey: m.accessPagesId) else { throw .noEntry }
             accessUnpinPages(st.access, iova: item.iova, length: item.length)
         case IOMMUTestOp.accessPages:
-            let st = try testAccess(c.id)
             var m = c.member(T.AccessPages.self)
             guard m.length <= 16 << 20 else { throw .noMemory }
             guard m.flags & ~(IOMMUTestOp.accessFlagWrite | IOMMUTestOp.accessFlagSyz) == 0 else { throw .notSupported }
+            let st = try testAccess(c.id)
             guard st.access.ops.needsPinPages else { throw .notSupported }
             let pas = try accessPinPages(st.access, iova: m.iova, length: m.length,
                                          write: m.flags & IOMMUTestOp.accessFlagWrite != 0)
+            // `iommufd_test_check_pages`: each pinned page is the page behind `uptr`.
+            let first = m.uptr &- (m.iova % IOPTPages.pageSize)
             for (i, pa) in pas.enumerated() {
-                let va = (m.uptr & ~(IOPTPages.pageSize - 1)) &+ UInt64(i) * IOPTPages.pageSize
+                let va = first &+ UInt64(i) * IOPTPages.pageSize
                 if current.physicalAddress(of: va).map({ $0 & ~(IOPTPages.pageSize - 1) }) != pa & ~(IOPTPages.pageSize - 1) {
                     accessUnpinPages(st.access, iova: m.iova, length: m.length)
-                    throw .invalidArgument
+                    throw .invalidExchange
                 }
             }
             st.nextItemID += 1
@@ -90,10 +92,10 @@ extension IOMMUFD {
                 throw error
             }
         case IOMMUTestOp.accessRW:
-            let st = try testAccess(c.id)
             let m = c.member(T.AccessRW.self)
             guard m.flags & ~(IOMMUTestOp.accessRWWrite | IOMMUTestOp.accessRWSlowPath) == 0 else { throw .notSupported }
             guard m.length <= 16 << 20 else { throw .noMemory }
+            let st = try testAccess(c.id)
             if m.flags & IOMMUTestOp.accessRWWrite != 0 {
                 let data = try user.copyFromUser(m.uptr, count: Int(m.length))
                 _ = try accessRW(st.access, iova: m.iova, count: Int(m.length), write: data)
