@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "IOMMUCore", targets: ["IOMMUCore"]),
         .library(name: "IOMMUDrivers", targets: ["IOMMUDrivers"]),
+        .library(name: "IOMMUFD", targets: ["IOMMUFD"]),
         .library(name: "DriverShims", targets: ["DriverShims"]),
         .executable(name: "iommukit", targets: ["iommukit"]),
         .executable(name: "iommukit-bench", targets: ["iommukit-bench"]),
@@ -17,9 +18,15 @@ let package = Package(
     ],
     targets: [
         .target(name: "IOMMUCore"),
-        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore"]),
-        // Device drivers that use the core API; the vendor is chosen by whoever builds the machine.
-        .target(name: "DriverShims", dependencies: ["IOMMUCore"]),
+        // ENABLE_MOCKING (debug builds only) compiles the ioctl trace and forced-errno hooks.
+        .target(name: "IOMMUFD", dependencies: ["IOMMUCore"],
+                swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]),
+        // IOMMUDrivers sees IOMMUFD only for the selftest backend protocol (Mock/), as the
+        // kernel's drivers see the iommufd driver API; IOMMUFD never imports a vendor.
+        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFD"]),
+        // Device drivers that use the core and iommufd APIs; the vendor is chosen by
+        // whoever builds the machine.
+        .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD"]),
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .executableTarget(
             name: "iommukit-bench",
@@ -37,6 +44,7 @@ let package = Package(
             exclude: ["README.md"]),
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        .testTarget(name: "IOMMUFDTests", dependencies: ["IOMMUFD", "IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "DriverShimsTests", dependencies: ["IOMMUCore", "IOMMUDrivers", "DriverShims"]),

@@ -1,0 +1,133 @@
+import IOMMUCore
+
+/// One open of `/dev/iommu`: an iommufd context (`struct iommufd_ctx`).
+///
+/// It owns the object table, the compat IOAS pointer, the per-group attach state and the
+/// files it handed out (fault queues, selftest accesses). Every ioctl goes through
+/// ``ioctl(_:_:)`` with the exact bytes a C caller passes; the typed Swift API
+/// (``allocIOAS()``, ``map(ioas:userVA:length:iova:flags:)``…) encodes a structure,
+/// calls the same dispatcher and decodes the answer.
+///
+/// Thread-safe: one recursive lock serialises the ioctls of a context (the kernel's
+/// per-object locks folded together); access unmap callbacks run on the calling thread.
+public final class IOMMUFD: @unchecked Sendable {
+    /// The machine whose IOMMU core this context drives.
+    public let machine: Machine
+    /// The process that opened the context: `current->mm`, where pinned pages come from.
+    public let process: Process
+    /// The opener's memory for ioctl arguments (`copy_from_user` / `copy_to_user`).
+    public let openerMemory: any UserMemory
+    /// The memory of the task issuing the ioctl in progress (the opener's, or another
+    /// process sharing the fd, see ``ioctl(_:_:from:)``).
+    var callerMemory: any UserMemory { callerOverride?.1 ?? openerMemory }
+    /// `current->mm` of the ioctl in progress: pages mapped now are pinned from it.
+    var current: Process { callerOverride?.0 ?? process }
+    var callerOverride: (Process, any UserMemory)?
+    /// The memory the ioctl in progress reads and writes: the caller's, overlaid with the
+    /// typed API's argument window while a typed call runs.
+    var user: any UserMemory { overlay ?? callerMemory }
+    /// Set by the typed API for the duration of one dispatch (under ``lock``).
+    var overlay: ArgumentOverlay?
+    /// The opener's capabilities and `RLIMIT_MEMLOCK`.
+    public let credentials: IOMMUFDCredentials
+    /// The pinned-page counters charged by this context.
+    public let accounting: PinAccounting
+    /// The selftest backend; with it, `IOMMU_TEST_CMD` is in the ioctl table
+    /// (`CONFIG_IOMMUFD_TEST`).
+    public let testBackend: (any IOMMUFDTestBackend)?
+    /// The fail-nth fault injection knob of this context.
+    public let faultInjection: FaultInjection
+
+    let lock = RecursiveLock()
+    #if ENABLE_MOCKING
+    /// The ioctl trace and forced-errno hooks (debug builds only).
+    public let mocking = IOMMUFDMocking()
+    #endif
+    var table = ObjectTable()
+    /// `ictx->account_mode`.
+    var accountMode: IOPTAccountMode
+    /// `ictx->vfio_ioas` (no reference held).
+    weak var vfioIOAS: IOASObject?
+    /// `ictx->groups`: per iommu_group attach state.
+    var groups: [ObjectIdentifier: IOMMUFDGroup] = [:]
+    /// Files handed out by this context (fault queue fds, selftest access fds).
+    var files: [Int32: IOMMUFDFile] = [:]
+    /// The selftest's temporary batch memory limit (`IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT`).
+    var tempMemoryLimit: UInt32 = 65536
+    /// Set once ``close()`` ran.
+    public private(set) var isClosed = false
+
+    /// Opens a context (`iommufd_fops_open`).
+    /// - Parameters:
+    ///   - machine: the machine.
+    ///   - process: the opening process (pins come from its mm).
+    ///   - user: how ioctl arguments are read and written; defaults to `process`'s memory.
+    ///   - credentials: capabilities; root by default.
+    ///   - accounting: counters to charge; fresh by default.
+    ///   - testBackend: enables `IOMMU_TEST_CMD`.
+    ///   - vfioContainer: opened as `/dev/vfio/vfio`, which starts in MM accounting mode.
+    public init(machine: Machine, process: Process, user: (any UserMemory)? = nil,
+                credentials: IOMMUFDCredentials = .root, accounting: PinAccounting = PinAccounting(),
+                testBackend: (any IOMMUFDTestBackend)? = nil, vfioContainer: Bool = false) {
+        self.machine = machine
+        self.process = process
+        openerMemory = user ?? ProcessUserMemory(process)
+        self.credentials = credentials
+        self.accounting = accounting
+        self.testBackend = testBackend
+        accountMode = vfioContainer ? .mm : .user
+        faultInjection = FaultInjection(memory: machine.memory)
+    }
+
+    /// A context dropped without ``close()`` is closed here, as the kernel releases an
+    /// fd on process exit. Objects refer back to their context `unowned(unsafe)` so that
+    /// this teardown may run while the context itself is being deinitialised.
+    deinit {
+        if !isClosed { close() }
+    }
+
+    /// `iommufd_should_fail()`: an injection point; true when fail-nth picks it.
+    func shouldFail() -> Bool { faultInjection.shouldFail() }
+
+    func warn(_ function: String, _ message: String) {
+        machine.events.record("core:warn", [.init("function", function), .init("message", message)])
+        faultInjection.noteWarning("\(function): \(message)")
+    }
+
+    /// Objects of the context right now (tombstones excluded), in ID order.
+    public var objectSnapshot: [(id: UInt32, type: IOMMUFDObjectType, users: Int)] {
+        lock.withLock { table.liveObjects.map { ($0.id, $0.type, $0.users) } }
+    }
+
+    /// Whether the object table holds anything (live, reserved or tombstoned).
+    public var hasObjects: Bool { lock.withLock { !table.isEmpty } }
+
+    /// `iommufd_fops_release`: closes every file of the context, then destroys objects
+    /// whose only reference is the table's, leaves first, round after round. A round
+    /// that destroys nothing while objects remain is a reference-count bug: it is
+    /// recorded as a WARN and the remaining objects are destroyed anyway.
+    public func close() {
+        lock.withLock {
+            guard !isClosed else { return }
+            for fd in files.keys.sorted() { _ = closeFileLocked(fd) }
+            while table.hasObjects {
+                let leaves = table.liveObjects.filter { $0.users == 1 }
+                if leaves.isEmpty {
+                    warn("iommufd_fops_release", "no progress: \(table.liveObjects) still referenced")
+                    for o in table.liveObjects.reversed() {
+                        table.release(o.id)
+                        o.destroy(self)
+                    }
+                    break
+                }
+                for o in leaves where table.live(o.id) === o && o.users == 1 {
+                    table.release(o.id)
+                    if vfioIOAS === o { vfioIOAS = nil }
+                    o.destroy(self)
+                }
+            }
+            table = ObjectTable()
+            isClosed = true
+        }
+    }
+}

@@ -1,0 +1,217 @@
+import IOMMUCore
+
+/// A slice of pages to place at consecutive IOVAs (`struct iopt_pages_list`).
+struct IOPTPagesSlice {
+    var pages: IOPTPages
+    var startByte: UInt64
+    var length: UInt64
+}
+
+extension IOPageTableState {
+    /// `iopt_map_pages`: create one area per slice at consecutive IOVAs starting at `iova`
+    /// (chosen by ``allocIOVA(addr:length:)`` when `allocIOVA`), pin and map them into
+    /// every domain. Nothing remains on error.
+    /// - Throws: `ENOMEM` (area allocation); `EINVAL` zero or misaligned length,
+    ///   misaligned IOVA or page offset, reserved overlap; `EEXIST` overlap with an area;
+    ///   `EOVERFLOW`; `ENOSPC`; `EPERM` write to read-only pages; pin and domain errors.
+    func mapPages(_ slices: [IOPTPagesSlice], length: UInt64, iova: inout UInt64, prot: IOMMUProt,
+                  allocIOVA: Bool) throws(Errno) {
+        if ctx.shouldFail() { throw .noMemory }
+        guard length != 0, length & (iovaAlignment - 1) == 0 else { throw .invalidArgument }
+        if allocIOVA {
+            let first = slices[0]
+            iova = try self.allocIOVA(addr: first.pages.uptr &+ first.startByte, length: length)
+        } else {
+            try checkIOVA(iova, length)
+        }
+        var newAreas: [IOPTArea] = []
+        var at = iova
+        for s in slices {
+            if prot.contains(.write) && !s.pages.writable { throw .notPermitted }
+            let area = IOPTArea(iova: at, length: s.length, pages: s.pages, startByte: s.startByte, prot: prot)
+            if area.pageOffset & (iovaAlignment - 1) != 0 { throw .invalidArgument }
+            guard !at.addingReportingOverflow(s.length - 1).overflow else { throw .overflow }
+            newAreas.append(area)
+            at &+= s.length
+        }
+        if !domains.isEmpty {
+            var filled: [IOPTArea] = []
+            do throws(Errno) {
+                for area in newAreas {
+                    try fill(area, domains: domains, pinFirst: true)
+                    filled.append(area)
+                }
+            } catch {
+                for area in filled {
+                    for d in domains { area.unmap(from: d, core: core) }
+                    unpinFill(area)
+                }
+                throw error
+            }
+        }
+        for area in newAreas { insert(area) }
+    }
+
+    /// `iopt_check_iova`.
+    /// - Throws: `EINVAL` misaligned or touching a reserved range; `EOVERFLOW`;
+    ///   `EEXIST` overlapping an area.
+    func checkIOVA(_ iova: UInt64, _ length: UInt64) throws(Errno) {
+        guard iova & (iovaAlignment - 1) == 0 else { throw .invalidArgument }
+        let (last, o) = iova.addingReportingOverflow(length - 1)
+        guard !o else { throw .overflow }
+        if reservedIntersects(iova, last) { throw .invalidArgument }
+        if !areas(intersecting: iova, last).isEmpty { throw .exists }
+    }
+
+    /// `iopt_alloc_iova`: the lowest free IOVA in the allowed ranges (or the whole space
+    /// minus page 0 and the last page) that is neither reserved nor mapped, aligned to the
+    /// natural alignment of `length` and `addr` (at most the huge page size) and keeping
+    /// `addr`'s page offset.
+    /// - Throws: `EOVERFLOW` zero or huge length; `EINVAL` the alignment is below the
+    ///   IOAS's; `ENOSPC` no hole fits.
+    func allocIOVA(addr: UInt64, length: UInt64) throws(Errno) -> UInt64 {
+        let pageOffset = addr % Self.pageSize
+        guard length != 0, length < UInt64.max / 2 else { throw .overflow }
+        let pow2: UInt64 = length <= 1 ? 1 : 1 << UInt64(64 - (length - 1).leadingZeroBitCount)
+        var alignment = addr == 0 ? pow2 : min(pow2, UInt64(1) << UInt64(addr.trailingZeroBitCount))
+        if alignment >= Self.hugePageSize { alignment = Self.hugePageSize }
+        guard alignment >= iovaAlignment else { throw .invalidArgument }
+
+        let windowStart = Self.pageSize, windowLast = UInt64.max - Self.pageSize
+        let spans: [(UInt64, UInt64)] = allowed.isEmpty
+            ? [(windowStart, windowLast)]
+            : allowed.compactMap { r in
+                let s = max(r.start, windowStart), l = min(r.last, windowLast)
+                return s <= l ? (s, l) : nil
+            }
+        for (spanStart, spanLast) in spans {
+            guard let s = Self.fit(spanStart, spanLast, length, alignment, pageOffset) else { continue }
+            for (holeStart, holeLast) in holes(s, spanLast) {
+                if let iova = Self.fit(holeStart, holeLast, length, alignment, pageOffset) { return iova }
+            }
+        }
+        throw .noSpace
+    }
+
+    /// `__alloc_iova_check_range`: the aligned start inside `[start, last]`, or nil.
+    static func fit(_ start: UInt64, _ last: UInt64, _ length: UInt64, _ alignment: UInt64,
+                    _ pageOffset: UInt64) -> UInt64? {
+        let (up, o) = start.addingReportingOverflow(alignment - 1)
+        guard !o else { return nil }
+        let aligned = (up & ~(alignment - 1)) | pageOffset
+        guard aligned < last, last - aligned >= length - 1 else { return nil }
+        return aligned
+    }
+
+    /// Gaps of (reserved ∪ areas) inside `[from, to]`, ascending.
+    func holes(_ from: UInt64, _ to: UInt64) -> [(UInt64, UInt64)] {
+        var used: [(UInt64, UInt64)] = reserved.filter { $0.start <= to && from <= $0.last }.map { ($0.start, $0.last) }
+        used += areas(intersecting: from, to).map { ($0.iova, $0.last) }
+        used.sort { $0.0 < $1.0 }
+        var out: [(UInt64, UInt64)] = []
+        var cursor = from
+        for (s, l) in used {
+            if s > cursor { out.append((cursor, s - 1)) }
+            if l >= to { return out }
+            cursor = max(cursor, l + 1)
+        }
+        out.append((cursor, to))
+        return out
+    }
+
+    /// `iopt_get_pages`: the slices behind `[iova, iova + length - 1]`, which must be
+    /// covered by adjacent areas.
+    /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not fully covered.
+    func getPages(iova: UInt64, length: UInt64) throws(Errno) -> [IOPTPagesSlice] {
+        guard length != 0 else { throw .invalidArgument }
+        let (last, o) = iova.addingReportingOverflow(length - 1)
+        guard !o else { throw .overflow }
+        var out: [IOPTPagesSlice] = []
+        var cur = iova
+        guard var area = areas.first(where: { $0.iova <= cur && cur <= $0.last }) else { throw .noEntry }
+        while true {
+            let end = min(last, area.last)
+            out.append(IOPTPagesSlice(pages: area.pages, startByte: area.startByte(at: cur), length: end - cur + 1))
+            if end == last { break }
+            cur = end + 1
+            guard let next = areas.first(where: { $0.iova == cur }) else { throw .noEntry }
+            area = next
+        }
+        if ctx.shouldFail() { throw .noMemory }
+        return out
+    }
+
+    /// `iopt_unmap_iova_range`: remove every area inside `[start, last]`.
+    /// Returns the errno (nil on success) and the bytes unmapped, which are reported
+    /// even on error. `ENOENT` for an area cut by the range or when nothing was
+    /// unmapped; `EDEADLOCK` when accesses do not unpin after 100 unmap callbacks.
+    func unmapRange(_ start: UInt64, _ last: UInt64) -> (Errno?, UInt64) {
+        var start = start
+        var unmapped: UInt64 = 0
+        var tries = 0
+        while let area = areas.first(where: { $0.iova <= last && start <= $0.last }) {
+            if area.iova < start || area.last > last { return (.noEntry, unmapped) }
+            if area.iova != start { tries = 0 }
+            if area.numAccesses > 0 {
+                start = area.iova
+                area.preventAccess = true
+                ctx.notifyAccessUnmap(self, iova: area.iova, length: area.length)
+                tries += 1
+                if tries > 100 {
+                    ctx.warn("iopt_unmap_iova_range", "an access does not unpin on unmap")
+                    return (.deadlock, unmapped)
+                }
+                continue
+            }
+            remove(area)
+            for d in domains { area.unmap(from: d, core: core) }
+            unpinFill(area)
+            unmapped += area.length
+        }
+        return (unmapped > 0 ? nil : .noEntry, unmapped)
+    }
+
+    /// `iopt_unmap_iova`.
+    func unmap(iova: UInt64, length: UInt64) -> (Errno?, UInt64) {
+        guard length != 0 else { return (.invalidArgument, 0) }
+        let (last, o) = iova.addingReportingOverflow(length - 1)
+        guard !o else { return (.overflow, 0) }
+        return unmapRange(iova, last)
+    }
+
+    /// `iopt_unmap_all`: an empty IOAS succeeds with 0 bytes.
+    func unmapAll() -> (Errno?, UInt64) {
+        let (e, n) = unmapRange(0, .max)
+        return (e == .noEntry ? nil : e, n)
+    }
+
+    /// `iopt_area_split`: split the area holding `iova` so that `iova` ends the first
+    /// part (VFIO type1 v1 compatibility).
+    /// - Throws: `EBUSY` an unmap is pending; `EINVAL` misaligned cut, pins from an
+    ///   access, or a domain that may hold large pages.
+    func split(at iova: UInt64) throws(Errno) {
+        guard let area = areas.first(where: { $0.iova <= iova && iova <= $0.last }) else { return }
+        if iova == area.iova || iova == area.last { return }
+        if area.preventAccess { throw .busy }
+        let newStart = iova + 1
+        if newStart & (iovaAlignment - 1) != 0 || area.startByte(at: newStart) & (iovaAlignment - 1) != 0 {
+            throw .invalidArgument
+        }
+        if ctx.shouldFail() { throw .noMemory }
+        if area.numAccesses > 0 { throw .invalidArgument }
+        if area.filled && !disableLargePages { throw .invalidArgument }
+        let rhs = IOPTArea(iova: newStart, length: area.last - newStart + 1, pages: area.pages,
+                           startByte: area.startByte(at: newStart), prot: area.prot)
+        if area.filled {
+            let whole = area.pageRange
+            try area.pages.pin(rhs.pageRange)
+            area.length = newStart - area.iova
+            try area.pages.pin(area.pageRange)
+            area.pages.unpin(whole)
+            rhs.filled = true
+        } else {
+            area.length = newStart - area.iova
+        }
+        insert(rhs)
+    }
+}

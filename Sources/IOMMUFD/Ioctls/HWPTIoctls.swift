@@ -1,0 +1,195 @@
+import IOMMUCore
+
+extension IOMMUFD {
+    /// `IOMMU_HWPT_ALLOC` (`iommufd_hwpt_alloc`).
+    func ioctlHWPTAlloc(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUHWPTAlloc.self)
+        guard c.reserved == 0 else { throw .notSupported }
+        let none = c.dataType == IOMMUFDConstant.hwptDataNone
+        if (none && c.dataLen != 0) || (!none && c.dataLen == 0) { throw .invalidArgument }
+        let idev = try get(c.devId, .device, as: DeviceObject.self)
+        defer { put(idev) }
+        let pt: IOMMUFDObject
+        do { pt = try getObject(c.ptId, .any) } catch { throw .invalidArgument }
+        defer { put(pt) }
+        let userData = IOMMUUserData(type: c.dataType, uptr: c.dataUptr, len: c.dataLen, user: user)
+        let hwpt: HWPTObject
+        switch pt {
+        case let ioas as IOASObject:
+            hwpt = try hwptPagingAlloc(ioas: ioas, idev: idev, pasid: IOMMUSubsystem.noPasid, flags: c.flags,
+                                       immediateAttach: false, userData: none ? nil : userData)
+        case let parent as HWPTPagingObject:
+            hwpt = try hwptNestedAlloc(parent: parent, idev: idev, flags: c.flags, userData: userData)
+        default:
+            throw .invalidArgument
+        }
+        do throws(Errno) {
+            if c.flags & IOMMUFDConstant.hwptFaultIDValid != 0 {
+                let fault = try get(c.faultId, .fault, as: FaultObject.self)
+                hwpt.fault = fault
+                hwpt.domain?.hasIOPFHandler = true
+                ref(fault)
+                put(fault)
+            }
+            c.outHwptId = hwpt.id
+            try u.respond(c)
+        } catch {
+            abortAndDestroy(hwpt)
+            throw error
+        }
+        finalize(hwpt)
+        return 0
+    }
+
+    /// `IOMMU_GET_HW_INFO` (`iommufd_get_hw_info`).
+    func ioctlGetHWInfo(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUHWInfo.self)
+        guard c.flags & ~IOMMUFDConstant.hwInfoFlagInputType == 0 else { throw .notSupported }
+        guard c.reserved0 == 0, c.reserved1 == 0, c.reserved2 == 0 else { throw .notSupported }
+        if c.flags & IOMMUFDConstant.hwInfoFlagInputType == 0 { c.dataType = IOMMUFDConstant.hwInfoTypeDefault }
+        let idev = try get(c.devId, .device, as: DeviceObject.self)
+        defer { put(idev) }
+        let driver = try idev.driver()
+        var type: UInt32 = IOMMUFDConstant.hwInfoTypeDefault
+        var data: [UInt8] = []
+        // A driver without `hw_info` reports IOMMU_HW_INFO_TYPE_NONE and no data.
+        if let ops = driver as? any IOMMUFDDriverOps {
+            (type, data) = try ops.hwInfo(idev.dev, type: c.dataType)
+        }
+        let copyLen = min(Int(c.dataLen), data.count)
+        try user.copyToUser(c.dataUptr, Array(data.prefix(copyLen)))
+        if copyLen < Int(c.dataLen) { try user.clearUser(c.dataUptr &+ UInt64(copyLen), count: Int(c.dataLen) - copyLen) }
+        c.dataLen = UInt32(data.count)
+        c.dataType = type
+        c.outCapabilities = driver.capable(idev.dev, .dirtyTracking) ? IOMMUFDConstant.hwCapDirtyTracking : 0
+        c.outMaxPasidLog2 = 0
+        if idev.dev.maxPasids > 0 {
+            c.outMaxPasidLog2 = UInt8(31 - UInt32(idev.dev.maxPasids).leadingZeroBitCount)
+            if let cap = idev.dev.caps.pasid {
+                if cap.execute { c.outCapabilities |= IOMMUFDConstant.hwCapPciPasidExec }
+                if cap.privileged { c.outCapabilities |= IOMMUFDConstant.hwCapPciPasidPriv }
+            }
+        }
+        try u.respond(c)
+        return 0
+    }
+
+    /// `IOMMU_HWPT_SET_DIRTY_TRACKING` (`iommufd_hwpt_set_dirty_tracking`).
+    func ioctlHWPTSetDirtyTracking(_ u: inout UCmd) throws(Errno) -> Int32 {
+        let c = u.decode(IOMMUHWPTSetDirtyTracking.self)
+        guard c.flags & ~IOMMUFDConstant.dirtyTrackingEnable == 0 else { throw .notSupported }
+        let hwpt = try get(c.hwptId, .hwptPaging, as: HWPTPagingObject.self)
+        defer { put(hwpt) }
+        guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else { throw .notSupported }
+        let enable = c.flags & IOMMUFDConstant.dirtyTrackingEnable != 0
+        // The kernel clears the dirty bits of every area (a read with no bitmap) and then
+        // turns tracking on. Model drivers may refuse any read while tracking is off, so
+        // tracking goes on first; with the context locked and no DMA in between the
+        // result is the same: a clean snapshot with tracking enabled.
+        try d.setDirtyTracking(enable)
+        if enable {
+            do throws(Errno) {
+                for area in hwpt.ioas.iopt.areas {
+                    try d.readAndClearDirty(iova: area.iova, size: area.length, clear: true) { _, _ in }
+                }
+            } catch {
+                try? d.setDirtyTracking(false)
+                throw error
+            }
+            machine.iommu.flushIOTLBAll(d)
+        }
+        return 0
+    }
+
+    /// `IOMMU_HWPT_GET_DIRTY_BITMAP` (`iommufd_hwpt_get_dirty_bitmap`).
+    func ioctlHWPTGetDirtyBitmap(_ u: inout UCmd) throws(Errno) -> Int32 {
+        let c = u.decode(IOMMUHWPTGetDirtyBitmap.self)
+        guard c.flags & ~IOMMUFDConstant.getDirtyBitmapNoClear == 0, c.reserved == 0 else { throw .notSupported }
+        let hwpt = try get(c.hwptId, .hwptPaging, as: HWPTPagingObject.self)
+        defer { put(hwpt) }
+        let iopt = hwpt.ioas.iopt
+        let (lastIOVA, o) = c.iova.addingReportingOverflow(c.length &- 1)
+        guard !o else { throw .overflow }
+        let align = iopt.iovaAlignment
+        guard c.iova & (align - 1) == 0, (lastIOVA &+ 1) & (align - 1) == 0 else { throw .invalidArgument }
+        guard c.pageSize != 0 else { throw .invalidArgument }
+        guard c.iova % c.pageSize == 0, (lastIOVA &+ 1) % c.pageSize == 0 else { throw .invalidArgument }
+        guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else { throw .notSupported }
+        let nbits = c.length / c.pageSize
+        let nbytes = Int((nbits + 7) / 8)
+        var bitmap = try user.copyFromUser(c.data, count: nbytes)
+        var cur = c.iova
+        while cur <= lastIOVA {
+            guard let area = iopt.areas.first(where: { $0.iova <= cur && cur <= $0.last }) else { throw .invalidArgument }
+            let end = min(lastIOVA, area.last)
+            try d.readAndClearDirty(iova: cur, size: end - cur + 1,
+                                    clear: c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0) { iova, size in
+                let lo = max(iova, c.iova), hi = min(iova &+ size &- 1, lastIOVA)
+                guard lo <= hi else { return }
+                for bit in ((lo - c.iova) / c.pageSize)...((hi - c.iova) / c.pageSize) {
+                    bitmap[Int(bit / 8)] |= UInt8(1) << UInt8(bit % 8)
+                }
+            }
+            if end == lastIOVA { break }
+            cur = end + 1
+        }
+        if c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0 { machine.iommu.flushIOTLBAll(d) }
+        try user.copyToUser(c.data, bitmap)
+        return 0
+    }
+
+    /// `IOMMU_HWPT_INVALIDATE` (`iommufd_hwpt_invalidate`): `entry_num` is written back
+    /// on every path.
+    func ioctlHWPTInvalidate(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUHWPTInvalidate.self)
+        guard c.reserved == 0 else { throw .notSupported }
+        var handled: UInt32 = 0
+        var rc: Errno?
+        if c.entryNum != 0 && (c.dataUptr == 0 || c.entryLen == 0) {
+            rc = .invalidArgument
+        } else {
+            do throws(Errno) {
+                let pt = try getObject(c.hwptId, .any)
+                defer { put(pt) }
+                if let nested = pt as? HWPTNestedObject, let d = nested.domain {
+                    guard let ops = d.owner as? any IOMMUFDDriverOps, d.ops.contains(.cacheInvalidateUser) else {
+                        throw Errno.notSupported
+                    }
+                    let array = IOMMUUserDataArray(type: c.dataType, uptr: c.dataUptr, entryLen: c.entryLen,
+                                                   entryNum: c.entryNum, user: user)
+                    try ops.cacheInvalidateUser(d, array, handled: &handled)
+                } else {
+                    throw Errno.invalidArgument
+                }
+            } catch {
+                rc = error
+            }
+        }
+        c.entryNum = handled
+        do { try u.respond(c) } catch { throw .badAddress }
+        if let rc { throw rc }
+        return 0
+    }
+
+    /// `IOMMU_FAULT_QUEUE_ALLOC` (`iommufd_fault_alloc`): a FAULT object and its fd; the
+    /// fd holds a reference until closed.
+    func ioctlFaultQueueAlloc(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUFaultAlloc.self)
+        guard c.flags == 0 else { throw .notSupported }
+        let fault = FaultObject()
+        try allocObject(fault)
+        let fd = installFile(.fault(fault))
+        fault.fdOpen = true
+        ref(fault)
+        c.outFaultId = fault.id
+        c.outFaultFd = UInt32(bitPattern: fd)
+        do { try u.respond(c) } catch {
+            files[fd] = nil
+            unref(fault)
+            abortAndDestroy(fault)
+            throw error
+        }
+        finalize(fault)
+        return 0
+    }
+}

@@ -1,0 +1,193 @@
+import IOMMUCore
+
+/// `ULONG_MAX` on the 64-bit kernels this models.
+let ulongMax = UInt64.max
+
+extension IOMMUFD {
+    /// `IOMMU_DESTROY` (`iommufd_destroy`).
+    func ioctlDestroy(_ u: inout UCmd) throws(Errno) -> Int32 {
+        try removeObject(u.decode(IOMMUDestroy.self).id)
+        return 0
+    }
+
+    /// `IOMMU_IOAS_ALLOC` (`iommufd_ioas_alloc_ioctl`).
+    func ioctlIOASAlloc(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUIOASAlloc.self)
+        guard c.flags == 0 else { throw .notSupported }
+        let ioas = try ioasAlloc()
+        c.outIoasId = ioas.id
+        do { try u.respond(c) } catch {
+            abortAndDestroy(ioas)
+            throw error
+        }
+        finalize(ioas)
+        return 0
+    }
+
+    /// `IOMMU_IOAS_IOVA_RANGES` (`iommufd_ioas_iova_ranges`).
+    func ioctlIOASIOVARanges(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUIOASIOVARanges.self)
+        guard c.reserved == 0 else { throw .notSupported }
+        let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
+        defer { put(ioas) }
+        let capacity = c.numIovas
+        let ranges = ioas.iopt.iovaRanges()
+        for (i, r) in ranges.enumerated() where UInt32(i) < capacity {
+            try user.copyToUser(c.allowedIovas &+ UInt64(i * IOMMUIOVARange.size), r.bytes)
+        }
+        c.numIovas = UInt32(ranges.count)
+        c.outIovaAlignment = ioas.iopt.iovaAlignment
+        try u.respond(c)
+        if c.numIovas > capacity { throw .messageTooLong }
+        return 0
+    }
+
+    /// `IOMMU_IOAS_ALLOW_IOVAS` (`iommufd_ioas_allow_iovas`).
+    func ioctlIOASAllowIOVAs(_ u: inout UCmd) throws(Errno) -> Int32 {
+        let c = u.decode(IOMMUIOASAllowIOVAs.self)
+        guard c.reserved == 0 else { throw .notSupported }
+        let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
+        defer { put(ioas) }
+        var ranges: [IOMMUIOVARange] = []
+        for i in 0..<Int(c.numIovas) {
+            let b = try user.copyFromUser(c.allowedIovas &+ UInt64(i * IOMMUIOVARange.size), count: IOMMUIOVARange.size)
+            let r = IOMMUIOVARange(UAPIBytes(b))
+            guard r.start < r.last else { throw .invalidArgument }
+            if ranges.contains(where: { $0.start <= r.last && r.start <= $0.last }) { throw .invalidArgument }
+            if shouldFail() { throw .noMemory }
+            ranges.append(r)
+        }
+        try ioas.iopt.setAllowed(ranges)
+        return 0
+    }
+
+    static func mapProt(_ flags: UInt32) -> IOMMUProt {
+        var prot: IOMMUProt = [.cache]
+        if flags & IOMMUFDConstant.mapWriteable != 0 { prot.insert(.write) }
+        if flags & IOMMUFDConstant.mapReadable != 0 { prot.insert(.read) }
+        return prot
+    }
+
+    /// `IOMMU_IOAS_MAP` (`iommufd_ioas_map`).
+    func ioctlIOASMap(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUIOASMap.self)
+        let known = IOMMUFDConstant.mapFixedIOVA | IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
+        guard c.flags & ~known == 0, c.reserved == 0 else { throw .notSupported }
+        guard c.iova < ulongMax, c.length < ulongMax else { throw .overflow }
+        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else { throw .invalidArgument }
+        let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
+        defer { put(ioas) }
+        var iova = c.iova
+        try mapUserPages(ioas, iova: &iova, uptr: c.userVa, length: c.length, prot: Self.mapProt(c.flags),
+                         allocIOVA: c.flags & IOMMUFDConstant.mapFixedIOVA == 0)
+        c.iova = iova
+        try u.respond(c)
+        return 0
+    }
+
+    /// `iopt_map_user_pages`.
+    func mapUserPages(_ ioas: IOASObject, iova: inout UInt64, uptr: UInt64, length: UInt64, prot: IOMMUProt,
+                      allocIOVA: Bool) throws(Errno) {
+        let pages = try IOPTPages(ctx: self, uptr: uptr, length: length, writable: prot.contains(.write))
+        if accountMode == .mm && pages.accountMode == .user { pages.accountMode = .mm }
+        try ioas.iopt.mapPages([IOPTPagesSlice(pages: pages, startByte: uptr - pages.uptr, length: length)],
+                               length: length, iova: &iova, prot: prot, allocIOVA: allocIOVA)
+    }
+
+    /// `IOMMU_IOAS_COPY` (`iommufd_ioas_copy`).
+    func ioctlIOASCopy(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUIOASCopy.self)
+        let known = IOMMUFDConstant.mapFixedIOVA | IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
+        guard c.flags & ~known == 0 else { throw .notSupported }
+        guard c.length < ulongMax, c.srcIova < ulongMax, c.dstIova < ulongMax else { throw .overflow }
+        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else { throw .invalidArgument }
+        let src = try get(c.srcIoasId, .ioas, as: IOASObject.self)
+        let slices: [IOPTPagesSlice]
+        do { slices = try src.iopt.getPages(iova: c.srcIova, length: c.length) } catch {
+            put(src)
+            throw error
+        }
+        put(src)
+        let dst = try get(c.dstIoasId, .ioas, as: IOASObject.self)
+        defer { put(dst) }
+        var iova = c.dstIova
+        try dst.iopt.mapPages(slices, length: c.length, iova: &iova, prot: Self.mapProt(c.flags),
+                              allocIOVA: c.flags & IOMMUFDConstant.mapFixedIOVA == 0)
+        c.dstIova = iova
+        try u.respond(c)
+        return 0
+    }
+
+    /// `IOMMU_IOAS_UNMAP` (`iommufd_ioas_unmap`).
+    func ioctlIOASUnmap(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUIOASUnmap.self)
+        let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
+        defer { put(ioas) }
+        let result: (Errno?, UInt64)
+        if c.iova == 0 && c.length == .max {
+            result = ioas.iopt.unmapAll()
+        } else {
+            guard c.iova < ulongMax, c.length < ulongMax else { throw .overflow }
+            result = ioas.iopt.unmap(iova: c.iova, length: c.length)
+        }
+        if let e = result.0 { throw e }
+        c.length = result.1
+        try u.respond(c)
+        return 0
+    }
+
+    /// `IOMMU_OPTION` (`iommufd_option`).
+    func ioctlOption(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUOption.self)
+        guard c.reserved == 0 else { throw .notSupported }
+        switch c.optionId {
+        case IOMMUFDConstant.optionRlimitMode:
+            guard c.objectId == 0 else { throw .notSupported }
+            switch c.op {
+            case IOMMUFDConstant.optionOpGet:
+                c.val64 = accountMode == .mm ? 1 : 0
+            case IOMMUFDConstant.optionOpSet:
+                guard credentials.capSysResource else { throw .notPermitted }
+                guard !table.hasObjects else { throw .busy }
+                switch c.val64 {
+                case 0: accountMode = .user
+                case 1: accountMode = .mm
+                default: throw .invalidArgument
+                }
+            default: throw .notSupported
+            }
+        case IOMMUFDConstant.optionHugePages:
+            let ioas = try get(c.objectId, .ioas, as: IOASObject.self)
+            defer { put(ioas) }
+            switch c.op {
+            case IOMMUFDConstant.optionOpSet:
+                switch c.val64 {
+                case 0: try ioas.iopt.disableLarge()
+                case 1: ioas.iopt.enableLarge()
+                default: throw .invalidArgument
+                }
+            case IOMMUFDConstant.optionOpGet:
+                c.val64 = ioas.iopt.disableLargePages ? 0 : 1
+            default: throw .notSupported
+            }
+        default:
+            throw .notSupported
+        }
+        var v = UAPIBytes(count: 8)
+        v.setU64(0, c.val64)
+        try user.copyToUser(u.ubuffer + 16, v.bytes)
+        return 0
+    }
+
+    /// `IOMMU_IOAS_CHANGE_PROCESS` (`iommufd_ioas_change_process`). Only file-backed
+    /// areas (`IOMMU_IOAS_MAP_FILE`) can move to a new process; the model has no file
+    /// mappings, so any area makes it `EINVAL`, and without areas there is nothing to move.
+    func ioctlIOASChangeProcess(_ u: inout UCmd) throws(Errno) -> Int32 {
+        let c = u.decode(IOMMUIOASChangeProcess.self)
+        guard c.reserved == 0 else { throw .notSupported }
+        for case let ioas as IOASObject in table.liveObjects where !ioas.iopt.areas.isEmpty {
+            throw .invalidArgument
+        }
+        return 0
+    }
+}

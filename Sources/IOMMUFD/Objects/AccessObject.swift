@@ -1,0 +1,230 @@
+import IOMMUCore
+
+/// What an in-kernel user of an IOAS provides (`struct iommufd_access_ops`).
+public struct IOMMUFDAccessOps: Sendable {
+    /// `needs_pin_pages`: the user pins pages; the IOAS alignment becomes PAGE_SIZE.
+    public var needsPinPages: Bool
+    /// `unmap(data, iova, length)`: the IOAS is unmapping `[iova, iova+length)`; the user
+    /// must unpin everything it pinned there before returning. Nil for users that only
+    /// read and write through the access.
+    public var unmap: (@Sendable (_ iova: UInt64, _ length: UInt64) -> Void)?
+    /// Ops.
+    public init(needsPinPages: Bool, unmap: (@Sendable (UInt64, UInt64) -> Void)?) {
+        self.needsPinPages = needsPinPages
+        self.unmap = unmap
+    }
+}
+
+/// `IOMMUFD_OBJ_ACCESS` (`struct iommufd_access`): an in-kernel user (an emulated or
+/// mdev device) that pins, reads and writes IOAS memory by IOVA, without a domain.
+public final class AccessObject: IOMMUFDObject, @unchecked Sendable {
+    /// The ops given at creation.
+    public let ops: IOMMUFDAccessOps
+    /// `access->ioas`.
+    var ioas: IOASObject?
+    /// `access->iova_alignment`.
+    var iovaAlignment: UInt64
+
+    init(ops: IOMMUFDAccessOps) {
+        self.ops = ops
+        iovaAlignment = ops.needsPinPages ? IOPTPages.pageSize : 1
+        super.init(type: .access)
+    }
+
+    /// `iommufd_access_destroy_object`: detach from the IOAS.
+    override func destroy(_ ctx: IOMMUFD) {
+        if let ioas { ctx.accessDetachLocked(self, from: ioas) }
+    }
+}
+
+extension IOMMUFD {
+    /// `iommufd_access_create(ictx, ops, data, &id)`: a new access, finalized, with a
+    /// reference held for the caller (so `IOMMU_DESTROY` on it is `EBUSY`).
+    /// - Throws: `ENOMEM`.
+    public func accessCreate(ops: IOMMUFDAccessOps) throws(Errno) -> AccessObject {
+        try lock.withLock { () throws(Errno) -> AccessObject in
+            let a = AccessObject(ops: ops)
+            try allocObject(a)
+            ref(a)
+            finalize(a)
+            return a
+        }
+    }
+
+    /// `iommufd_access_destroy`: detach and destroy an access made by ``accessCreate(ops:)``.
+    public func accessDestroy(_ access: AccessObject) {
+        lock.withLock {
+            guard table.live(access.id) === access else { return }
+            unref(access)
+            table.release(access.id)
+            access.users = 0
+            access.destroy(self)
+        }
+    }
+
+    /// `iommufd_access_attach(access, ioas_id)`.
+    /// - Throws: `EINVAL` already attached; `ENOENT` not an IOAS; `EADDRINUSE` the IOAS
+    ///   has areas that break the access's alignment.
+    public func accessAttach(_ access: AccessObject, ioasID: UInt32) throws(Errno) {
+        try lock.withLock { () throws(Errno) in
+            guard access.ioas == nil else {
+                warn("iommufd_access_attach", "access already attached")
+                throw .invalidArgument
+            }
+            try accessChangeIOAS(access, ioasID)
+        }
+    }
+
+    /// `iommufd_access_replace(access, ioas_id)`: move an attached access.
+    /// - Throws: `ENOENT` not attached, or not an IOAS; `EADDRINUSE` as attach.
+    public func accessReplace(_ access: AccessObject, ioasID: UInt32) throws(Errno) {
+        try lock.withLock { () throws(Errno) in
+            guard access.ioas != nil else { throw .noEntry }
+            try accessChangeIOAS(access, ioasID)
+        }
+    }
+
+    /// `iommufd_access_detach(access)`.
+    public func accessDetach(_ access: AccessObject) {
+        lock.withLock {
+            if let ioas = access.ioas { accessDetachLocked(access, from: ioas) }
+        }
+    }
+
+    private func accessChangeIOAS(_ access: AccessObject, _ ioasID: UInt32) throws(Errno) {
+        let ioas = try get(ioasID, .ioas, as: IOASObject.self)
+        defer { put(ioas) }
+        if ioas === access.ioas { return }
+        ioas.iopt.accesses.append(access)
+        do { try ioas.iopt.recalculateAlignment() } catch {
+            ioas.iopt.accesses.removeAll { $0 === access }
+            throw error
+        }
+        ref(ioas)
+        if let old = access.ioas { accessDetachLocked(access, from: old) }
+        access.ioas = ioas
+    }
+
+    func accessDetachLocked(_ access: AccessObject, from ioas: IOASObject) {
+        ioas.iopt.accesses.removeAll { $0 === access }
+        try? ioas.iopt.recalculateAlignment()
+        access.ioas = nil
+        unref(ioas)
+    }
+
+    /// `iommufd_access_notify_unmap`: call every access's `unmap` for the range.
+    func notifyAccessUnmap(_ iopt: IOPageTableState, iova: UInt64, length: UInt64) {
+        for a in iopt.accesses { a.ops.unmap?(iova, length) }
+    }
+
+    /// The (area, first, last) chunks covering `[iova, last]` through adjacent areas.
+    private func contigAreas(_ iopt: IOPageTableState, _ iova: UInt64, _ last: UInt64) -> ([(IOPTArea, UInt64, UInt64)], Bool) {
+        var out: [(IOPTArea, UInt64, UInt64)] = []
+        var cur = iova
+        guard var area = iopt.areas.first(where: { $0.iova <= cur && cur <= $0.last }) else { return ([], false) }
+        while true {
+            let end = min(last, area.last)
+            out.append((area, cur, end))
+            if end == last { return (out, true) }
+            cur = end + 1
+            guard let next = iopt.areas.first(where: { $0.iova == cur }) else { return (out, false) }
+            area = next
+        }
+    }
+
+    /// `iommufd_access_pin_pages(access, iova, length, pages, flags)`: pin the pages
+    /// behind `[iova, iova+length)` and return their physical addresses, one per page.
+    /// Undone completely on error. Unpin with exactly the same range.
+    /// - Throws: `EINVAL` zero length, an access without `unmap`, a range not page
+    ///   aligned at area boundaries, or an area being unmapped; `EOVERFLOW`; `ENOENT` not
+    ///   attached or a hole; `EPERM` a write pin of a read-only area; pin errors.
+    public func accessPinPages(_ access: AccessObject, iova: UInt64, length: UInt64,
+                               write: Bool) throws(Errno) -> [UInt64] {
+        try lock.withLock { () throws(Errno) -> [UInt64] in
+            guard access.ops.needsPinPages, access.ops.unmap != nil else { throw .invalidArgument }
+            guard length != 0 else { throw .invalidArgument }
+            let (last, o) = iova.addingReportingOverflow(length - 1)
+            guard !o else { throw .overflow }
+            guard let ioas = access.ioas else { throw .noEntry }
+            let (chunks, complete) = contigAreas(ioas.iopt, iova, last)
+            var done: [(IOPTArea, ClosedRange<Int>)] = []
+            var out: [UInt64] = []
+            do throws(Errno) {
+                for (i, (area, from, to)) in chunks.enumerated() {
+                    if area.preventAccess { throw .invalidArgument }
+                    if i == 0 && area.startByte(at: from) % IOPTPages.pageSize != 0 { throw .invalidArgument }
+                    if to != last && (area.startByte(at: to) + 1) % IOPTPages.pageSize != 0 { throw .invalidArgument }
+                    let needed: IOMMUProt = write ? .write : .read
+                    if !area.prot.contains(needed) { throw .notPermitted }
+                    let range = area.pageRange(from, to)
+                    try area.pages.pin(range)
+                    area.numAccesses += 1
+                    done.append((area, range))
+                    for p in range { out.append(area.pages.physicalAddress(ofByte: UInt64(p) * IOPTPages.pageSize)) }
+                }
+                if !complete { throw .noEntry }
+            } catch {
+                for (area, range) in done {
+                    area.numAccesses -= 1
+                    area.pages.unpin(range)
+                }
+                throw error
+            }
+            return out
+        }
+    }
+
+    /// `iommufd_access_unpin_pages(access, iova, length)`: undo a pin of the same range.
+    public func accessUnpinPages(_ access: AccessObject, iova: UInt64, length: UInt64) {
+        lock.withLock {
+            guard length != 0, let ioas = access.ioas,
+                  !iova.addingReportingOverflow(length - 1).overflow else {
+                warn("iommufd_access_unpin_pages", "bad range or detached access")
+                return
+            }
+            let (chunks, complete) = contigAreas(ioas.iopt, iova, iova + length - 1)
+            if !complete { warn("iommufd_access_unpin_pages", "range is no longer mapped") }
+            for (area, from, to) in chunks {
+                area.numAccesses -= 1
+                area.pages.unpin(area.pageRange(from, to))
+            }
+        }
+    }
+
+    /// `iommufd_access_rw(access, iova, data, length, flags)`: copy between `data` and
+    /// the memory behind `[iova, iova+count)`, any alignment. Reads return the bytes.
+    /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not attached or a hole;
+    ///   `EPERM` protection; `EFAULT` pages that cannot be faulted in.
+    public func accessRW(_ access: AccessObject, iova: UInt64, count: Int, write data: [UInt8]?) throws(Errno) -> [UInt8] {
+        try lock.withLock { () throws(Errno) -> [UInt8] in
+            guard count > 0 else { throw .invalidArgument }
+            let (last, o) = iova.addingReportingOverflow(UInt64(count) - 1)
+            guard !o else { throw .overflow }
+            guard let ioas = access.ioas else { throw .noEntry }
+            let (chunks, complete) = contigAreas(ioas.iopt, iova, last)
+            guard complete else { throw .noEntry }
+            var out: [UInt8] = []
+            var offset = 0
+            for (area, from, to) in chunks {
+                if !area.prot.contains(data != nil ? .write : .read) { throw .notPermitted }
+                let range = area.pageRange(from, to)
+                try area.pages.pin(range)
+                defer { area.pages.unpin(range) }
+                var byte = area.startByte(at: from)
+                let endByte = area.startByte(at: to)
+                while byte <= endByte {
+                    let n = Int(min(IOPTPages.pageSize - byte % IOPTPages.pageSize, endByte - byte + 1))
+                    let pa = area.pages.physicalAddress(ofByte: byte)
+                    if let data {
+                        machine.memory.write(pa, Array(data[offset..<offset + n]))
+                    } else {
+                        out += machine.memory.bytes(at: pa, count: n)
+                    }
+                    offset += n
+                    byte += UInt64(n)
+                }
+            }
+            return out
+        }
+    }
+}

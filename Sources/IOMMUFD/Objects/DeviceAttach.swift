@@ -1,0 +1,223 @@
+import IOMMUCore
+
+extension IOMMUFD {
+    /// `iopt_table_enforce_dev_resv_regions`: reserve the device's reserved regions in
+    /// `ioas`, owned by the device. An injection point (`EINVAL`).
+    /// - Throws: `EADDRINUSE` against areas or allowed ranges; `EINVAL`.
+    func enforceReservedRegions(_ idev: DeviceObject, in ioas: IOASObject) throws(Errno) {
+        if shouldFail() { throw .invalidArgument }
+        guard let driver = idev.dev.iommu?.driver else { return }
+        let owner = ObjectIdentifier(idev)
+        do throws(Errno) {
+            for r in driver.reservedRegions(idev.dev) where r.kind != .directRelaxable && r.length > 0 {
+                try ioas.iopt.reserve(r.start, r.start + r.length - 1, owner: owner)
+            }
+        } catch {
+            ioas.iopt.removeReserved(owner: owner)
+            throw error
+        }
+    }
+
+    /// `iommufd_hwpt_pasid_compat`.
+    /// - Throws: `EINVAL`.
+    func pasidCompat(_ hwpt: HWPTObject, _ idev: DeviceObject, _ pasid: UInt32) throws(Errno) {
+        let ig = idev.igroup
+        if pasid == IOMMUSubsystem.noPasid {
+            if !hwpt.pasidCompat && ig.pasidAttach.keys.contains(where: { $0 != IOMMUSubsystem.noPasid }) {
+                throw .invalidArgument
+            }
+        } else {
+            guard idev.dev.maxPasids > 0, hwpt.pasidCompat else { throw .invalidArgument }
+            if let rid = ig.pasidAttach[IOMMUSubsystem.noPasid], !rid.hwpt.pasidCompat { throw .invalidArgument }
+        }
+    }
+
+    /// `iommufd_hwpt_compatible_device`: a HWPT with a fault queue cannot serve a PCI VF
+    /// with PRI. The model has no VFs, so every device is compatible.
+    func compatibleDevice(_ hwpt: HWPTObject, _ idev: DeviceObject) -> Bool { true }
+
+    /// `iommufd_hw_pagetable_attach(hwpt, idev, pasid)`.
+    /// - Throws: `EBUSY` this device already has `pasid` attached; `EINVAL` the group has
+    ///   it on another HWPT, or compatibility; `EADDRINUSE` reserved regions; the core's
+    ///   and driver's attach errno.
+    func hwptAttach(_ hwpt: HWPTObject, _ idev: DeviceObject, pasid: UInt32) throws(Errno) {
+        let ig = idev.igroup
+        let existing = ig.pasidAttach[pasid]
+        if let existing {
+            if existing.devices.contains(where: { $0 === idev }) { throw .busy }
+            if existing.hwpt !== hwpt { throw .invalidArgument }
+        }
+        guard let domain = hwpt.domain, let root = hwpt.pagingRoot else { throw .invalidArgument }
+        if pasid == IOMMUSubsystem.noPasid { try enforceReservedRegions(idev, in: root.ioas) }
+        if existing == nil {
+            do throws(Errno) {
+                guard compatibleDevice(hwpt, idev) else { throw .invalidArgument }
+                try pasidCompat(hwpt, idev, pasid)
+                let handle = IOMMUFDAttachHandle(idev: idev, hwpt: hwpt)
+                if pasid == IOMMUSubsystem.noPasid {
+                    try machine.iommu.attachGroupHandle(domain, to: ig.group, handle: handle)
+                } else {
+                    try machine.iommu.attachDevicePasid(domain, to: idev.dev, pasid: pasid, handle: handle)
+                }
+                ig.pasidAttach[pasid] = IOMMUFDAttach(hwpt: hwpt, devices: [idev], handle: handle)
+            } catch {
+                if pasid == IOMMUSubsystem.noPasid { root.ioas.iopt.removeReserved(owner: ObjectIdentifier(idev)) }
+                throw error
+            }
+        } else {
+            existing!.devices.append(idev)
+        }
+        ref(hwpt)
+        ref(idev)
+    }
+
+    /// `iommufd_hw_pagetable_detach` + `iommufd_hw_pagetable_put`: remove `idev` from
+    /// `pasid`; the hardware is detached when the group's last device leaves. A PASID
+    /// that is not attached is a silent no-op.
+    func hwptDetach(_ idev: DeviceObject, pasid: UInt32, putHWPT: Bool = true) {
+        let ig = idev.igroup
+        guard let attach = ig.pasidAttach[pasid], attach.devices.contains(where: { $0 === idev }) else { return }
+        let hwpt = attach.hwpt
+        attach.devices.removeAll { $0 === idev }
+        if attach.devices.isEmpty {
+            if let domain = hwpt.domain {
+                if pasid == IOMMUSubsystem.noPasid {
+                    machine.iommu.detachGroupHandle(domain, from: ig.group)
+                } else {
+                    machine.iommu.detachDevicePasid(domain, from: idev.dev, pasid: pasid)
+                }
+            }
+            ig.pasidAttach[pasid] = nil
+            hwpt.fault?.abandon(attach.handle, self)
+        }
+        if pasid == IOMMUSubsystem.noPasid, let root = hwpt.pagingRoot {
+            root.ioas.iopt.removeReserved(owner: ObjectIdentifier(idev))
+        }
+        if putHWPT { hwptPut(hwpt) } else { unref(hwpt) }
+        unref(idev)
+    }
+
+    /// `iommufd_device_do_replace`: move `pasid` of the device's group to `hwpt` with no
+    /// blocked window. Returns the old HWPT, or nil for a same-HWPT no-op.
+    /// - Throws: `EINVAL` nothing attached at `pasid`, this device not in the attachment,
+    ///   or compatibility; `EADDRINUSE` reserved regions in a new IOAS; driver errors
+    ///   (the old attachment stays exactly as it was).
+    func doReplace(_ hwpt: HWPTObject, _ idev: DeviceObject, pasid: UInt32) throws(Errno) -> HWPTObject? {
+        let ig = idev.igroup
+        guard let attach = ig.pasidAttach[pasid], attach.devices.contains(where: { $0 === idev }) else {
+            throw .invalidArgument
+        }
+        let old = attach.hwpt
+        if old === hwpt { return nil }
+        guard let domain = hwpt.domain, let newRoot = hwpt.pagingRoot else { throw .invalidArgument }
+        let oldIOAS = old.pagingRoot?.ioas
+        let ioasChanged = pasid == IOMMUSubsystem.noPasid && newRoot.ioas !== oldIOAS
+        var enforced: [DeviceObject] = []
+        do throws(Errno) {
+            if ioasChanged {
+                for d in attach.devices {
+                    try enforceReservedRegions(d, in: newRoot.ioas)
+                    enforced.append(d)
+                }
+            }
+            guard compatibleDevice(hwpt, idev) else { throw .invalidArgument }
+            try pasidCompat(hwpt, idev, pasid)
+            let handle = IOMMUFDAttachHandle(idev: idev, hwpt: hwpt)
+            if pasid == IOMMUSubsystem.noPasid {
+                try machine.iommu.replaceGroupHandle(domain, of: ig.group, handle: handle)
+            } else {
+                try machine.iommu.replaceDevicePasid(domain, on: idev.dev, pasid: pasid, handle: handle)
+            }
+            old.fault?.abandon(attach.handle, self)
+            attach.handle = handle
+        } catch {
+            for d in enforced { newRoot.ioas.iopt.removeReserved(owner: ObjectIdentifier(d)) }
+            throw error
+        }
+        if ioasChanged, let oldIOAS {
+            for d in attach.devices { oldIOAS.iopt.removeReserved(owner: ObjectIdentifier(d)) }
+        }
+        attach.hwpt = hwpt
+        for _ in attach.devices { ref(hwpt) }
+        for _ in 1..<attach.devices.count { unref(old) }
+        return old
+    }
+
+    enum ChangeMode { case attach, replace }
+
+    /// `iommufd_device_change_pt`: resolve `ptID` (a HWPT directly, or an IOAS through
+    /// an auto domain) and attach or replace. Returns the HWPT ID now attached.
+    /// - Throws: `ENOENT` unknown ID; `EINVAL` an ID of another type; the attach or
+    ///   replace errno.
+    func changePT(_ idev: DeviceObject, pasid: UInt32, ptID: UInt32, mode: ChangeMode) throws(Errno) -> UInt32 {
+        let pt = try getObject(ptID, .any)
+        defer { put(pt) }
+        switch pt {
+        case let hwpt as HWPTObject:
+            try attachOrReplace(hwpt, idev, pasid, mode)
+            return hwpt.id
+        case let ioas as IOASObject:
+            return try autoDomain(ioas, idev, pasid, mode)
+        default:
+            throw .invalidArgument
+        }
+    }
+
+    private func attachOrReplace(_ hwpt: HWPTObject, _ idev: DeviceObject, _ pasid: UInt32,
+                                 _ mode: ChangeMode) throws(Errno) {
+        switch mode {
+        case .attach: try hwptAttach(hwpt, idev, pasid: pasid)
+        case .replace: if let old = try doReplace(hwpt, idev, pasid: pasid) { hwptPut(old) }
+        }
+    }
+
+    /// `iommufd_device_auto_get_domain`: reuse an auto HWPT of the IOAS that accepts the
+    /// device (`EINVAL` means "incompatible, try the next"), else make a new one.
+    private func autoDomain(_ ioas: IOASObject, _ idev: DeviceObject, _ pasid: UInt32,
+                            _ mode: ChangeMode) throws(Errno) -> UInt32 {
+        for hwpt in ioas.hwpts where hwpt.autoDomain && hwpt.users > 0 {
+            do throws(Errno) {
+                try attachOrReplace(hwpt, idev, pasid, mode)
+                return hwpt.id
+            } catch .invalidArgument {
+                continue
+            }
+        }
+        let immediate = mode == .attach
+        let hwpt = try hwptPagingAlloc(ioas: ioas, idev: idev, pasid: pasid, flags: 0,
+                                       immediateAttach: immediate, userData: nil)
+        if !immediate {
+            do throws(Errno) {
+                try attachOrReplace(hwpt, idev, pasid, mode)
+            } catch {
+                abortAndDestroy(hwpt)
+                throw error
+            }
+        }
+        hwpt.autoDomain = true
+        finalize(hwpt)
+        return hwpt.id
+    }
+
+    /// `iommufd_device_attach(idev, pasid, &pt_id)`: attach the RID (`pasid` 0) or a
+    /// PASID to a HWPT or, through an auto domain, to an IOAS.
+    /// - Returns: the attached HWPT's ID.
+    /// - Throws: `ENOENT` unknown `ptID`; `EINVAL` wrong type or incompatible;
+    ///   `EBUSY` already attached; `EADDRINUSE`; driver errors.
+    public func deviceAttach(_ idev: DeviceObject, pasid: UInt32 = 0, ptID: UInt32) throws(Errno) -> UInt32 {
+        try lock.withLock { () throws(Errno) -> UInt32 in try changePT(idev, pasid: pasid, ptID: ptID, mode: .attach) }
+    }
+
+    /// `iommufd_device_replace(idev, pasid, &pt_id)`.
+    /// - Returns: the attached HWPT's ID.
+    /// - Throws: `EINVAL` nothing attached, wrong type, incompatible; `ENOENT` unknown
+    ///   `ptID`; `EADDRINUSE`; driver errors (the old attachment is kept).
+    public func deviceReplace(_ idev: DeviceObject, pasid: UInt32 = 0, ptID: UInt32) throws(Errno) -> UInt32 {
+        try lock.withLock { () throws(Errno) -> UInt32 in try changePT(idev, pasid: pasid, ptID: ptID, mode: .replace) }
+    }
+
+    /// `iommufd_device_detach(idev, pasid)`: silent when nothing is attached.
+    public func deviceDetach(_ idev: DeviceObject, pasid: UInt32 = 0) {
+        lock.withLock { hwptDetach(idev, pasid: pasid) }
+    }
+}

@@ -1,0 +1,74 @@
+import IOMMUCore
+
+/// A file a context handed out: a fault queue fd (`IOMMU_FAULT_QUEUE_ALLOC`) or a
+/// selftest access fd (`IOMMU_TEST_OP_CREATE_ACCESS`). The model keeps its own small
+/// file table per context; numbers start at 1000 so they never look like stdio.
+enum IOMMUFDFile {
+    case fault(FaultObject)
+    case access(SelftestAccess)
+}
+
+extension IOMMUFD {
+    func installFile(_ f: IOMMUFDFile) -> Int32 {
+        var fd: Int32 = 1000
+        while files[fd] != nil { fd += 1 }
+        files[fd] = f
+        return fd
+    }
+
+    /// `close(fd)` on a file of this context: a fault queue fd drops its reference on
+    /// the FAULT object; an access fd destroys the selftest access (unpinning
+    /// everything).
+    /// - Returns: 0, or `-EBADF` for an unknown fd.
+    public func closeFile(_ fd: Int32) -> Int32 {
+        lock.withLock { closeFileLocked(fd) }
+    }
+
+    func closeFileLocked(_ fd: Int32) -> Int32 {
+        guard let f = files.removeValue(forKey: fd) else { return -Errno.badFileDescriptor.rawValue }
+        switch f {
+        case .fault(let fault): fault.fdClosed(self)
+        case .access(let a): a.close(self)
+        }
+        return 0
+    }
+
+    /// `poll(fd)` on a fault queue fd (`iommufd_fault_fops_poll`): `POLLOUT` (0x4) always,
+    /// plus `POLLIN` (0x1) while fault groups wait to be read.
+    /// - Returns: the event mask, or `-EBADF` / `-EINVAL` for an unknown or non-fault fd.
+    public func pollFile(_ fd: Int32) -> Int32 {
+        lock.withLock {
+            guard let f = files[fd] else { return -Errno.badFileDescriptor.rawValue }
+            guard case .fault(let fault) = f else { return -Errno.invalidArgument.rawValue }
+            return 0x4 | (fault.pending.isEmpty ? 0 : 0x1)
+        }
+    }
+
+    /// `read(fd, buf, count)` on a fault queue fd: whole `iommu_hwpt_pgfault` records.
+    /// - Returns: bytes read, or a negative errno (`-EBADF` unknown fd, `-EINVAL` not a
+    ///   fault fd, `-ESPIPE` a count that is not a multiple of 40, `-EFAULT`).
+    public func readFile(_ fd: Int32, buffer: UInt64, count: Int) -> Int {
+        lock.withLock {
+            guard let f = files[fd] else { return -Int(Errno.badFileDescriptor.rawValue) }
+            guard case .fault(let fault) = f else { return -Int(Errno.invalidArgument.rawValue) }
+            switch fault.read(self, buffer: buffer, count: count) {
+            case .success(let n): return n
+            case .failure(let e): return -Int(e.rawValue)
+            }
+        }
+    }
+
+    /// `write(fd, buf, count)` on a fault queue fd: `iommu_hwpt_page_response` records.
+    /// - Returns: bytes consumed, or a negative errno (`-ESPIPE` a count that is not a
+    ///   multiple of 8, `-EINVAL` an unknown cookie or a bad code, `-EFAULT`).
+    public func writeFile(_ fd: Int32, buffer: UInt64, count: Int) -> Int {
+        lock.withLock {
+            guard let f = files[fd] else { return -Int(Errno.badFileDescriptor.rawValue) }
+            guard case .fault(let fault) = f else { return -Int(Errno.invalidArgument.rawValue) }
+            switch fault.write(self, buffer: buffer, count: count) {
+            case .success(let n): return n
+            case .failure(let e): return -Int(e.rawValue)
+            }
+        }
+    }
+}

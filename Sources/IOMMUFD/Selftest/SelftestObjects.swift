@@ -1,0 +1,53 @@
+import IOMMUCore
+
+/// `IOMMUFD_OBJ_SELFTEST` (`struct selftest_obj`): a mock device made by
+/// `IOMMU_TEST_OP_MOCK_DOMAIN`, bound to the context. Destroying it detaches the RID,
+/// unbinds the device and removes the mock device.
+final class SelftestObject: IOMMUFDObject, @unchecked Sendable {
+    var idev: DeviceObject?
+    var mdev: PCIDevice?
+
+    init() { super.init(type: .selftest) }
+
+    override func destroy(_ ctx: IOMMUFD) {
+        if let idev {
+            ctx.hwptDetach(idev, pasid: IOMMUSubsystem.noPasid)
+            ctx.deviceUnbind(idev)
+        }
+        if let mdev, let backend = ctx.testBackend { backend.destroyMockDevice(mdev, on: ctx.machine) }
+        idev = nil
+        mdev = nil
+    }
+}
+
+/// The selftest's emulated access (`struct selftest_access`): an ACCESS object behind a
+/// file descriptor, with the pinned items it made. Its `unmap` callback unpins every
+/// item the IOAS unmap touches, as a well-behaved mdev driver must.
+final class SelftestAccess: @unchecked Sendable {
+    unowned(unsafe) let ctx: IOMMUFD
+    var access: AccessObject!
+    /// Pinned items by ID: (iova, length).
+    var items: [UInt32: (iova: UInt64, length: UInt64)] = [:]
+    var nextItemID: UInt32 = 0
+
+    init(ctx: IOMMUFD) { self.ctx = ctx }
+
+    /// `iommufd_test_access_unmap`: unpin every item intersecting `[iova, iova+length)`.
+    func unmap(iova: UInt64, length: UInt64) {
+        let last = iova &+ length &- 1
+        for (id, item) in items.sorted(by: { $0.key < $1.key })
+        where item.iova <= last && iova <= item.iova &+ item.length &- 1 {
+            ctx.accessUnpinPages(access, iova: item.iova, length: item.length)
+            items[id] = nil
+        }
+    }
+
+    /// Closing the access fd: unpin everything and destroy the access.
+    func close(_ ctx: IOMMUFD) {
+        for (_, item) in items.sorted(by: { $0.key < $1.key }) {
+            ctx.accessUnpinPages(access, iova: item.iova, length: item.length)
+        }
+        items = [:]
+        ctx.accessDestroy(access)
+    }
+}

@@ -1,0 +1,152 @@
+import IOMMUCore
+
+/// The kernel's copy of one command's argument (`struct iommufd_ucmd`): the structure
+/// zero-extended to the kernel `sizeof`, the caller's pointer and size.
+struct UCmd {
+    unowned let ctx: IOMMUFD
+    /// `ucmd->ubuffer`.
+    let ubuffer: UInt64
+    /// `ucmd->user_size`.
+    let userSize: Int
+    /// `ucmd->cmd`: `sizeof` bytes.
+    var cmd: UAPIBytes
+
+    /// Decodes the command as `T`.
+    func decode<T: UAPIStruct>(_: T.Type) -> T { T(cmd) }
+
+    /// `iommufd_ucmd_respond(ucmd, sizeof)`: copy back `min(user size, sizeof)` bytes of
+    /// `value`.
+    /// - Throws: `EFAULT`.
+    mutating func respond<T: UAPIStruct>(_ value: T) throws(Errno) {
+        var b = UAPIBytes(count: T.size)
+        value.encode(into: &b)
+        cmd = b
+        try ctx.user.copyToUser(ubuffer, Array(b.bytes.prefix(min(userSize, T.size))))
+    }
+}
+
+/// One row of the ioctl table (`struct iommufd_ioctl_op`, `IOCTL_OP(ioctl, fn, struct,
+/// last)`): the exact command, the kernel `sizeof`, `min_size`, and the handler. A
+/// handler returns the ioctl's non-negative return value.
+struct IOCtlOp {
+    let cmd: UInt32
+    let size: Int
+    let minSize: Int
+    let handler: (IOMMUFD, inout UCmd) throws(Errno) -> Int32
+
+    init<T: UAPIStruct>(_ cmd: UInt32, _: T.Type, _ handler: @escaping (IOMMUFD, inout UCmd) throws(Errno) -> Int32) {
+        self.cmd = cmd
+        size = T.size
+        minSize = T.minSize
+        self.handler = handler
+    }
+}
+
+extension IOMMUFD {
+    /// The ioctl table (`iommufd_ioctl_ops[]`), indexed by `nr - IOMMUFD_CMD_BASE`.
+    /// `IOMMU_IOAS_MAP_FILE`, the vIOMMU family (`VIOMMU_ALLOC`, `VDEVICE_ALLOC`,
+    /// `VEVENTQ_ALLOC`, `HW_QUEUE_ALLOC`) are not modelled and are absent (`ENOTTY`).
+    /// `IOMMU_TEST_CMD` is present only with a test backend.
+    func ioctlOp(_ nr: UInt32) -> IOCtlOp? {
+        switch nr {
+        case 0x80: IOCtlOp(IOMMUFDCommand.destroy, IOMMUDestroy.self) { c, u throws(Errno) in try c.ioctlDestroy(&u) }
+        case 0x81: IOCtlOp(IOMMUFDCommand.ioasAlloc, IOMMUIOASAlloc.self) { c, u throws(Errno) in try c.ioctlIOASAlloc(&u) }
+        case 0x82: IOCtlOp(IOMMUFDCommand.ioasAllowIOVAs, IOMMUIOASAllowIOVAs.self) { c, u throws(Errno) in try c.ioctlIOASAllowIOVAs(&u) }
+        case 0x83: IOCtlOp(IOMMUFDCommand.ioasCopy, IOMMUIOASCopy.self) { c, u throws(Errno) in try c.ioctlIOASCopy(&u) }
+        case 0x84: IOCtlOp(IOMMUFDCommand.ioasIOVARanges, IOMMUIOASIOVARanges.self) { c, u throws(Errno) in try c.ioctlIOASIOVARanges(&u) }
+        case 0x85: IOCtlOp(IOMMUFDCommand.ioasMap, IOMMUIOASMap.self) { c, u throws(Errno) in try c.ioctlIOASMap(&u) }
+        case 0x86: IOCtlOp(IOMMUFDCommand.ioasUnmap, IOMMUIOASUnmap.self) { c, u throws(Errno) in try c.ioctlIOASUnmap(&u) }
+        case 0x87: IOCtlOp(IOMMUFDCommand.option, IOMMUOption.self) { c, u throws(Errno) in try c.ioctlOption(&u) }
+        case 0x88: IOCtlOp(IOMMUFDCommand.vfioIOAS, IOMMUVFIOIOAS.self) { c, u throws(Errno) in try c.ioctlVFIOIOAS(&u) }
+        case 0x89: IOCtlOp(IOMMUFDCommand.hwptAlloc, IOMMUHWPTAlloc.self) { c, u throws(Errno) in try c.ioctlHWPTAlloc(&u) }
+        case 0x8A: IOCtlOp(IOMMUFDCommand.getHWInfo, IOMMUHWInfo.self) { c, u throws(Errno) in try c.ioctlGetHWInfo(&u) }
+        case 0x8B: IOCtlOp(IOMMUFDCommand.hwptSetDirtyTracking, IOMMUHWPTSetDirtyTracking.self) { c, u throws(Errno) in try c.ioctlHWPTSetDirtyTracking(&u) }
+        case 0x8C: IOCtlOp(IOMMUFDCommand.hwptGetDirtyBitmap, IOMMUHWPTGetDirtyBitmap.self) { c, u throws(Errno) in try c.ioctlHWPTGetDirtyBitmap(&u) }
+        case 0x8D: IOCtlOp(IOMMUFDCommand.hwptInvalidate, IOMMUHWPTInvalidate.self) { c, u throws(Errno) in try c.ioctlHWPTInvalidate(&u) }
+        case 0x8E: IOCtlOp(IOMMUFDCommand.faultQueueAlloc, IOMMUFaultAlloc.self) { c, u throws(Errno) in try c.ioctlFaultQueueAlloc(&u) }
+        case 0x92: IOCtlOp(IOMMUFDCommand.ioasChangeProcess, IOMMUIOASChangeProcess.self) { c, u throws(Errno) in try c.ioctlIOASChangeProcess(&u) }
+        case 0xA0 where testBackend != nil:
+            IOCtlOp(IOMMUFDCommand.testCmd, IOMMUTestCmd.self) { c, u throws(Errno) in try c.ioctlTestCmd(&u) }
+        default: nil
+        }
+    }
+
+    /// The last table index (`ARRAY_SIZE(iommufd_ioctl_ops)`): with the test op built
+    /// the table reaches 0xA0, without it 0x94.
+    var ioctlTableLast: UInt32 { testBackend != nil ? 0xA0 : 0x94 }
+
+    /// `ioctl(iommufd, cmd, arg)`: `iommufd_fops_ioctl`, byte for byte.
+    ///
+    /// `arg` is a pointer into the caller's memory (read through ``user``), except for
+    /// the VFIO commands that take a value. The size rules run in the kernel's order:
+    /// 1. `nr` below `IOMMUFD_CMD_BASE` or past the table → the VFIO compatibility
+    ///    handler, which answers `ENOTTY` for anything it does not know;
+    /// 2. the leading `u32 size` cannot be read → `EFAULT`;
+    /// 3. an empty table slot or a command that is not bit-identical → `ENOTTY`;
+    /// 4. `size < min_size` → `EINVAL`;
+    /// 5. non-zero bytes past the kernel `sizeof` → `E2BIG` (a short struct is
+    ///    zero-extended);
+    /// 6. the handler, whose errno is returned; its output is copied back truncated to
+    ///    the caller's size.
+    /// - Returns: the ioctl's return value (0, or a positive value for some VFIO
+    ///   commands) or the kernel's negative errno (`-22` for `EINVAL`).
+    public func ioctl(_ cmd: UInt32, _ arg: UInt64) -> Int32 {
+        lock.withLock {
+            switch ioctlLocked(cmd, arg) {
+            case .success(let v): return v
+            case .failure(let e): return -e.rawValue
+            }
+        }
+    }
+
+    /// `ioctl(iommufd, cmd, arg)` issued by another process sharing the fd (a child after
+    /// `fork()`): `arg` is read from `caller`'s memory and pages mapped by this call are
+    /// pinned from `caller`'s mm, as the kernel uses `current->mm`.
+    /// - Returns: as ``ioctl(_:_:)``.
+    public func ioctl(_ cmd: UInt32, _ arg: UInt64, from caller: Process) -> Int32 {
+        lock.withLock {
+            let saved = callerOverride
+            callerOverride = (caller, ProcessUserMemory(caller))
+            defer { callerOverride = saved }
+            return ioctl(cmd, arg)
+        }
+    }
+
+    private func ioctlLocked(_ cmd: UInt32, _ arg: UInt64) -> Result<Int32, Errno> {
+        guard !isClosed else { return .failure(.badFileDescriptor) }
+        let nr = IOMMUFDCommand.nr(cmd)
+        if nr < IOMMUFDCommand.base || nr > ioctlTableLast { return vfioIoctl(cmd, arg) }
+        let sizeBytes: [UInt8]
+        do { sizeBytes = try user.copyFromUser(arg, count: 4) } catch { return .failure(.badAddress) }
+        let userSize = Int(UAPIBytes(sizeBytes).u32(0))
+        guard let op = ioctlOp(nr), op.cmd == cmd else { return .failure(.notTTY) }
+        guard userSize >= op.minSize else { return .failure(.invalidArgument) }
+        var kbuf = UAPIBytes(count: op.size)
+        do {
+            if userSize > op.size {
+                let tail = try user.copyFromUser(arg + UInt64(op.size), count: userSize - op.size)
+                if tail.contains(where: { $0 != 0 }) { return .failure(.tooBig) }
+            }
+            let head = try user.copyFromUser(arg, count: min(userSize, op.size))
+            kbuf.bytes.replaceSubrange(0..<head.count, with: head)
+        } catch {
+            return .failure(.badAddress)
+        }
+        var ucmd = UCmd(ctx: self, ubuffer: arg, userSize: userSize, cmd: kbuf)
+        #if ENABLE_MOCKING
+        if let e = mocking.forcedErrno(cmd) {
+            mocking.record(cmd, kbuf.bytes, -e.rawValue)
+            return .failure(e)
+        }
+        let result: Result<Int32, Errno>
+        do { result = .success(try op.handler(self, &ucmd)) } catch { result = .failure(error) }
+        switch result {
+        case .success(let v): mocking.record(cmd, kbuf.bytes, v)
+        case .failure(let e): mocking.record(cmd, kbuf.bytes, -e.rawValue)
+        }
+        return result
+        #else
+        do { return .success(try op.handler(self, &ucmd)) } catch { return .failure(error) }
+        #endif
+    }
+}

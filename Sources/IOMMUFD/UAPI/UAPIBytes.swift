@@ -1,0 +1,97 @@
+import IOMMUCore
+
+/// A little-endian byte image of a C uAPI structure, read and written at explicit byte
+/// offsets. This is how every `struct iommu_*` of `include/uapi/linux/iommufd.h` crosses
+/// the model: never through Swift struct layout, always as the bytes a C caller passes.
+public struct UAPIBytes: Hashable, Sendable {
+    /// The raw bytes.
+    public var bytes: [UInt8]
+
+    /// `count` zero bytes.
+    public init(count: Int) { bytes = [UInt8](repeating: 0, count: count) }
+    /// Wraps existing bytes.
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    /// Number of bytes.
+    public var count: Int { bytes.count }
+
+    /// The unsigned little-endian integer of `width` bytes at `offset` (0 past the end).
+    @inlinable func load(_ offset: Int, _ width: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for i in 0..<width where offset + i < bytes.count { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
+        return v
+    }
+
+    @inlinable mutating func store(_ offset: Int, _ width: Int, _ value: UInt64) {
+        for i in 0..<width where offset + i < bytes.count { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
+    }
+
+    /// `__u8` at `offset`.
+    public func u8(_ offset: Int) -> UInt8 { UInt8(load(offset, 1)) }
+    /// `__u16` at `offset`.
+    public func u16(_ offset: Int) -> UInt16 { UInt16(load(offset, 2)) }
+    /// `__u32` at `offset`.
+    public func u32(_ offset: Int) -> UInt32 { UInt32(load(offset, 4)) }
+    /// `__s32` at `offset`.
+    public func s32(_ offset: Int) -> Int32 { Int32(bitPattern: UInt32(load(offset, 4))) }
+    /// `__aligned_u64` at `offset`.
+    public func u64(_ offset: Int) -> UInt64 { load(offset, 8) }
+
+    /// Sets the `__u8` at `offset`.
+    public mutating func setU8(_ offset: Int, _ v: UInt8) { store(offset, 1, UInt64(v)) }
+    /// Sets the `__u16` at `offset`.
+    public mutating func setU16(_ offset: Int, _ v: UInt16) { store(offset, 2, UInt64(v)) }
+    /// Sets the `__u32` at `offset`.
+    public mutating func setU32(_ offset: Int, _ v: UInt32) { store(offset, 4, UInt64(v)) }
+    /// Sets the `__s32` at `offset`.
+    public mutating func setS32(_ offset: Int, _ v: Int32) { store(offset, 4, UInt64(UInt32(bitPattern: v))) }
+    /// Sets the `__aligned_u64` at `offset`.
+    public mutating func setU64(_ offset: Int, _ v: UInt64) { store(offset, 8, v) }
+}
+
+/// A fixed-layout iommufd command structure (`struct iommu_*` passed to an `_IO(';', nr)`
+/// ioctl): its kernel `sizeof`, its `min_size` (`offsetofend` of the field registered in
+/// the kernel's `IOCTL_OP` table), and a byte-exact encoding.
+public protocol UAPIStruct: Sendable {
+    /// `sizeof(struct ...)` in the kernel this model follows.
+    static var size: Int { get }
+    /// `offsetofend(struct, last)` from the kernel's ioctl table: shorter input is `EINVAL`.
+    static var minSize: Int { get }
+    /// Decodes from a byte image at least ``size`` long (shorter images read as zero-extended).
+    init(_ b: UAPIBytes)
+    /// Writes every field at its offset.
+    func encode(into b: inout UAPIBytes)
+}
+
+extension UAPIStruct {
+    /// Default: the whole structure is mandatory.
+    public static var minSize: Int { size }
+    /// The `sizeof`-long byte image of this value.
+    public var bytes: [UInt8] {
+        var b = UAPIBytes(count: Self.size)
+        encode(into: &b)
+        return b.bytes
+    }
+    /// Decodes from raw bytes.
+    public init(bytes: [UInt8]) { self.init(UAPIBytes(bytes)) }
+}
+
+/// `struct iommu_iova_range` (16 bytes): `start` @0, `last` @8 (inclusive).
+public struct IOMMUIOVARange: Hashable, Sendable {
+    /// First IOVA.
+    public var start: UInt64
+    /// Last IOVA, inclusive.
+    public var last: UInt64
+    /// A range `[start, last]`.
+    public init(start: UInt64, last: UInt64) { self.start = start; self.last = last }
+    /// `sizeof(struct iommu_iova_range)`.
+    public static let size = 16
+    /// Decodes one element.
+    public init(_ b: UAPIBytes, at o: Int = 0) { start = b.u64(o); last = b.u64(o + 8) }
+    /// The 16-byte image.
+    public var bytes: [UInt8] {
+        var b = UAPIBytes(count: 16)
+        b.setU64(0, start); b.setU64(8, last)
+        return b.bytes
+    }
+}
