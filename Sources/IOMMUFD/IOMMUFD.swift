@@ -52,6 +52,13 @@ public final class IOMMUFD: @unchecked Sendable {
     var groups: [ObjectIdentifier: IOMMUFDGroup] = [:]
     /// Files handed out by this context (fault queue fds, selftest access fds).
     var files: [Int32: IOMMUFDFile] = [:]
+    /// How files get their fd numbers (see ``IOMMUFDFileInstaller``); nil numbers them
+    /// from 1000 inside the model. Set before the first ioctl.
+    public var fileInstaller: IOMMUFDFileInstaller? {
+        get { lock.withLock { _fileInstaller } }
+        set { lock.withLock { _fileInstaller = newValue } }
+    }
+    var _fileInstaller: IOMMUFDFileInstaller?
     /// The selftest's temporary batch memory limit (`IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT`).
     var tempMemoryLimit: UInt32 = 65536
     /// Set once ``close()`` ran.

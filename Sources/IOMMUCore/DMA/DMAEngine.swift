@@ -95,7 +95,13 @@ extension PCIDevice {
                 machine?.recordFault(f)
                 throw f
             }
+            if path.foreignActive.pointee, !access.contains(.write) {
+                machine?.foreignFrames.willRead(address, count: count)
+            }
             copy(path.memoryBase + Int(address), 0, count)
+            if path.foreignActive.pointee, access.contains(.write) {
+                machine?.foreignFrames.didWrite(address, count: count)
+            }
             machine?.noteUntranslatedDMA(bytes: count, faulted: false)
             return
         }
@@ -131,7 +137,11 @@ extension PCIDevice {
                     path.checker.checkTranslation(machine: machine, device: self, request: request,
                                                   physical: pa, cached: cached)
                 }
+                // Foreign frames (another process's pages): refresh before, write back after.
+                let foreign = path.foreignActive.pointee
+                if foreign, !access.contains(.write) { machine?.foreignFrames.willRead(pa, count: n) }
                 copy(path.memoryBase + Int(pa), done, n)
+                if foreign, access.contains(.write) { machine?.foreignFrames.didWrite(pa, count: n) }
                 done += n
             case .fault(let reason):
                 return try fail(request, reason)
@@ -156,6 +166,8 @@ struct DMAPath {
     let memoryBase: UnsafeMutableRawPointer
     let memorySize: UInt64
     let checkerEnabled: UnsafeMutablePointer<Bool>
+    /// `Machine.foreignFrames.activeStorage`: whether any frame mirrors another process.
+    let foreignActive: UnsafeMutablePointer<Bool>
     unowned(unsafe) let checker: InvariantChecker
     let unit: Unmanaged<IOMMUDevice>?
     let mutex: UnsafeMutablePointer<pthread_mutex_t>?
@@ -165,6 +177,7 @@ struct DMAPath {
         memoryBase = machine.memory.base
         memorySize = machine.memory.size
         checkerEnabled = machine.checker.enabledStorage
+        foreignActive = machine.foreignFrames.activeStorage
         checker = machine.checker
         self.unit = unit.map { Unmanaged.passUnretained($0) }
         mutex = unit?.hardwareLock.mutex

@@ -12,6 +12,9 @@ public final class Machine: @unchecked Sendable {
     public let events = EventLog()
     /// The invariant checker (off by default).
     public let checker = InvariantChecker()
+    /// Frames that mirror another host process's pages (the model as a service); the DMA
+    /// engine keeps them coherent with their owners.
+    public let foreignFrames: ForeignFrames
 
     private let lock = Lock()
     private var _iommus: [IOMMUDevice] = []
@@ -24,6 +27,7 @@ public final class Machine: @unchecked Sendable {
     /// only where touched).
     public init(memory: UInt64 = 64 << 30) {
         self.memory = PhysicalMemory(size: memory)
+        foreignFrames = ForeignFrames(memory: self.memory)
         _iommu = IOMMUSubsystem(machine: self)
     }
 

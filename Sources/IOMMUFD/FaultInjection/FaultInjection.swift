@@ -43,6 +43,10 @@ public final class FaultInjection: @unchecked Sendable {
         }
     }
 
+    /// Injection points reached since the knob was last armed (what the kernel's
+    /// per-task `fail_nth` counts down).
+    public var reached: Int { lock.withLock { count } }
+
     /// Whether the armed point has fired.
     public var fired: Bool { lock.withLock { _fired } }
 

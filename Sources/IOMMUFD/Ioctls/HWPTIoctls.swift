@@ -178,7 +178,11 @@ extension IOMMUFD {
         guard c.flags == 0 else { throw .notSupported }
         let fault = FaultObject()
         try allocObject(fault)
-        let fd = installFile(.fault(fault))
+        let fd: Int32
+        do { fd = try installFile(.fault(fault)) } catch {
+            abortAndDestroy(fault)
+            throw error
+        }
         fault.fdOpen = true
         ref(fault)
         c.outFaultId = fault.id

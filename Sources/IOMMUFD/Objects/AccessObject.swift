@@ -217,7 +217,9 @@ extension IOMMUFD {
                     let pa = area.pages.physicalAddress(ofByte: byte)
                     if let data {
                         machine.memory.write(pa, Array(data[offset..<offset + n]))
+                        machine.foreignFrames.didWrite(pa, count: n)
                     } else {
+                        machine.foreignFrames.willRead(pa, count: n)
                         out += machine.memory.bytes(at: pa, count: n)
                     }
                     offset += n

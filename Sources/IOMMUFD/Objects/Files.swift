@@ -6,15 +6,47 @@ import IOMMUCore
 enum IOMMUFDFile {
     case fault(FaultObject)
     case access(SelftestAccess)
+
+    var kind: IOMMUFDFileKind {
+        switch self {
+        case .fault: .faultQueue
+        case .access: .selftestAccess
+        }
+    }
 }
 
+/// The kind of an anonymous file a context hands out (`anon_inode_getfd` callers).
+public enum IOMMUFDFileKind: UInt32, Sendable {
+    /// `IOMMU_FAULT_QUEUE_ALLOC`'s `[iommufd-pgfault]` file.
+    case faultQueue = 1
+    /// `IOMMU_TEST_OP_CREATE_ACCESS`'s `[iommufd_test_staccess]` file.
+    case selftestAccess = 2
+}
+
+/// `get_unused_fd_flags(O_CLOEXEC)` + `fd_install` in the calling task's file table:
+/// given the kind of file, returns the fd number the caller now holds, or an errno
+/// (`EMFILE`). Installed on a context by a host that hands out real descriptors (the
+/// model as a service); without one the context numbers its files itself from 1000.
+public typealias IOMMUFDFileInstaller = @Sendable (IOMMUFDFileKind) -> Result<Int32, Errno>
+
 extension IOMMUFD {
-    func installFile(_ f: IOMMUFDFile) -> Int32 {
+    /// Gives `f` an fd number: the ``fileInstaller``'s, or the lowest free one from 1000.
+    /// - Throws: the installer's errno (`EMFILE`).
+    func installFile(_ f: IOMMUFDFile) throws(Errno) -> Int32 {
+        if let installer = _fileInstaller {
+            let fd = try installer(f.kind).get()
+            guard files[fd] == nil else { throw .tooManyOpenFiles }
+            files[fd] = f
+            return fd
+        }
         var fd: Int32 = 1000
         while files[fd] != nil { fd += 1 }
         files[fd] = f
         return fd
     }
+
+    /// The fd numbers of this context's open files (fault queues, selftest accesses).
+    public var fileNumbers: [Int32] { lock.withLock { files.keys.sorted() } }
 
     /// `close(fd)` on a file of this context: a fault queue fd drops its reference on
     /// the FAULT object; an access fd destroys the selftest access (unpinning
@@ -71,4 +103,10 @@ extension IOMMUFD {
             }
         }
     }
+}
+
+extension Errno {
+    /// `EMFILE` (24): the caller's file table has no room for a new file, or the number
+    /// it gave is still in use by another file of the context.
+    public static let tooManyOpenFiles = Errno(rawValue: 24)
 }

@@ -53,7 +53,11 @@ extension IOMMUFD {
                 accessDestroy(access)
                 throw error
             }
-            let fd = installFile(.access(st))
+            let fd: Int32
+            do { fd = try installFile(.access(st)) } catch {
+                st.close(self)
+                throw error
+            }
             m.outAccessFd = UInt32(bitPattern: fd)
             c.setMember(m)
             do { try u.respond(c) } catch {

@@ -112,6 +112,20 @@ extension IOMMUFD {
         }
     }
 
+    /// Runs `body` (``ioctl(_:_:)``, ``readFile(_:buffer:count:)``,
+    /// ``writeFile(_:buffer:count:)``…) as the task of another process: `current->mm` is
+    /// `caller` (pages mapped are pinned from it; selftest checks look there) and
+    /// `copy_from_user`/`copy_to_user` go to `memory`. Used by a host that serves real
+    /// processes, where `memory` reaches the caller's own address space.
+    public func withCaller<R>(_ caller: Process, memory: any UserMemory, _ body: () -> R) -> R {
+        lock.withLock {
+            let saved = callerOverride
+            callerOverride = (caller, memory)
+            defer { callerOverride = saved }
+            return body()
+        }
+    }
+
     private func ioctlLocked(_ cmd: UInt32, _ arg: UInt64) -> Result<Int32, Errno> {
         guard !isClosed else { return .failure(.badFileDescriptor) }
         let nr = IOMMUFDCommand.nr(cmd)
