@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "IOMMUFD", targets: ["IOMMUFD"]),
         .library(name: "DriverShims", targets: ["DriverShims"]),
         .executable(name: "iommukit", targets: ["iommukit"]),
+        .executable(name: "iommukitd", targets: ["iommukitd"]),
+        // LD_PRELOAD=libIOMMUFDPreload.so: /dev/iommu fds become connections to iommukitd.
+        .library(name: "IOMMUFDPreload", type: .dynamic, targets: ["CIOMMUFD"]),
         .executable(name: "iommukit-bench", targets: ["iommukit-bench"]),
         .executable(name: "IDXDMixedPASID", targets: ["IDXDMixedPASID"]),
         .executable(name: "PASIDFlavours", targets: ["PASIDFlavours"]),
@@ -28,6 +31,11 @@ let package = Package(
         // whoever builds the machine.
         .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD"]),
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        // The model as a service: plays the kernel for C programs run through the shim.
+        .executableTarget(name: "iommukitd", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD"]),
+        // The LD_PRELOAD shim. Only the dynamic product links it: it interposes open,
+        // ioctl, read, write, poll and close, so nothing else may depend on it.
+        .target(name: "CIOMMUFD", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .executableTarget(
             name: "iommukit-bench",
             dependencies: ["IOMMUCore", "IOMMUDrivers"],

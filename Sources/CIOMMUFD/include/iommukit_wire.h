@@ -1,0 +1,59 @@
+/*
+ * The wire protocol between libIOMMUFDPreload.so and iommukitd (Swift side:
+ * Sources/iommukitd/Wire.swift). One AF_UNIX SOCK_SEQPACKET connection is one open
+ * file; one packet is one message; little-endian, natural alignment.
+ *
+ *   shim -> service   struct ikd_request: OPEN (first packet of a connection the shim
+ *                     made), then IOCTL / READ / WRITE / POLL; FD_INSTALLED answers an
+ *                     INSTALL upcall.
+ *   service -> shim   struct ikd_reply: exactly one REPLY per request; before it, zero
+ *                     or more INSTALL upcalls, each carrying one fd (SCM_RIGHTS).
+ *
+ * Arguments never travel in packets: `arg` is the caller's pointer, and the service
+ * reads and writes the caller's memory with process_vm_readv/writev, as the kernel's
+ * copy_from_user/copy_to_user do. Written for IOMMUKit; not a kernel header.
+ */
+#ifndef IOMMUKIT_WIRE_H
+#define IOMMUKIT_WIRE_H
+
+#include <stdint.h>
+
+enum ikd_op {
+	IKD_OP_OPEN = 1,         /* cmd = enum ikd_open_kind */
+	IKD_OP_IOCTL = 2,        /* cmd, arg = the ioctl's arguments */
+	IKD_OP_READ = 3,         /* arg = buffer, len = count */
+	IKD_OP_WRITE = 4,        /* arg = buffer, len = count */
+	IKD_OP_POLL = 5,         /* reply ret = the poll mask */
+	IKD_OP_FD_INSTALLED = 6, /* arg = the new fd number, or -errno */
+};
+
+enum ikd_open_kind {
+	IKD_OPEN_IOMMU = 1,         /* /dev/iommu */
+	IKD_OPEN_VFIO = 2,          /* /dev/vfio/vfio served by iommufd */
+	IKD_OPEN_FAIL_NTH = 3,      /* /proc/.../task/<tid>/fail-nth; len = tid */
+	IKD_OPEN_DEBUGFS_KNOB = 4,  /* arg/len = the attribute's path */
+};
+
+enum ikd_msg { IKD_MSG_REPLY = 1, IKD_MSG_INSTALL = 2 };
+
+/* Kinds of files an INSTALL carries (ret field), as IOMMUFDFileKind. */
+enum ikd_file { IKD_FILE_FAULT = 1, IKD_FILE_ACCESS = 2 };
+
+struct ikd_request {
+	uint32_t op;
+	int32_t pid;   /* the calling process (getpid) */
+	int32_t tid;   /* the calling task (gettid): fail-nth is per task */
+	uint32_t cmd;
+	uint64_t arg;
+	uint64_t len;
+};
+
+struct ikd_reply {
+	uint32_t kind;         /* enum ikd_msg */
+	int32_t err;           /* errno, 0 on success */
+	int64_t ret;           /* the call's return value when err == 0 */
+	uint32_t nclose;       /* fds installed by a request that then failed: close them */
+	int32_t close_fds[4];
+};
+
+#endif

@@ -1,0 +1,513 @@
+/*
+ * libIOMMUFDPreload.so: run an unmodified C program against IOMMUKit.
+ *
+ *   LD_PRELOAD=libIOMMUFDPreload.so IOMMUKIT_SOCKET=/tmp/iommukitd.sock ./prog
+ *
+ * open("/dev/iommu") returns a real fd: one end of an AF_UNIX SOCK_SEQPACKET
+ * connection to iommukitd, which plays the kernel. The kernel's own reference counting
+ * of that socket gives dup/fork/close/exit their usual meaning: the service sees the
+ * hang-up when the last reference goes, as a file's release runs. ioctl, read, write
+ * and poll on such fds are forwarded as (cmd, pointer); the service reads and writes
+ * the caller's memory itself. Every other fd passes through untouched.
+ *
+ * This file holds no iommufd semantics: errno values, sizes and records all come from
+ * the service. What it does emulate is the host side: fail-nth and debugfs fault
+ * injection files (forwarded to the service's knobs) and MAP_HUGETLB on a host without
+ * huge pages (served with normal, huge-aligned pages).
+ *
+ * Environment: IOMMUKIT_SOCKET (default /tmp/iommukitd-<uid>.sock); IOMMUKIT_DAEMON
+ * (path of iommukitd, started on first open when nothing listens); IOMMUKIT_IDLE_EXIT
+ * (seconds, default 30) and IOMMUKIT_LOG for a service the shim starts;
+ * IOMMUKIT_VFIO_CONTAINER=1 to serve /dev/vfio/vfio too; IOMMUKIT_HUGETLB_FALLBACK=0
+ * to keep MAP_HUGETLB failures.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "iommukit_wire.h"
+
+/* What a tracked fd is. */
+enum { K_NONE, K_IOMMUFD, K_FAULT, K_ACCESS, K_FAILNTH, K_KNOB };
+
+#define MAX_FD 4096
+/* Tracked fds; st_ino guards against numbers reused behind our back (close_range…). */
+static struct { unsigned char kind; ino_t ino; } tab[MAX_FD];
+/* One request at a time per process: replies on a shared socket must not cross. */
+static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define REAL(ret, name, ...) \
+	static ret (*real_##name)(__VA_ARGS__); \
+	if (!real_##name) real_##name = (ret (*)(__VA_ARGS__))dlsym(RTLD_NEXT, #name)
+
+static ino_t ino_of(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+static void track(int fd, int kind)
+{
+	if (fd >= 0 && fd < MAX_FD) {
+		tab[fd].ino = ino_of(fd);
+		tab[fd].kind = (unsigned char)kind;
+	}
+}
+
+static void untrack(int fd)
+{
+	if (fd >= 0 && fd < MAX_FD)
+		tab[fd].kind = K_NONE;
+}
+
+/* The kind of a tracked fd, K_NONE for every other fd (one array read for those). */
+static int kind_of(int fd)
+{
+	if (fd < 0 || fd >= MAX_FD || tab[fd].kind == K_NONE)
+		return K_NONE;
+	if (ino_of(fd) != tab[fd].ino) {
+		untrack(fd);
+		return K_NONE;
+	}
+	return tab[fd].kind;
+}
+
+static const char *socket_path(void)
+{
+	static char def[64];
+	const char *p = getenv("IOMMUKIT_SOCKET");
+	if (p && *p)
+		return p;
+	snprintf(def, sizeof(def), "/tmp/iommukitd-%u.sock", (unsigned)getuid());
+	return def;
+}
+
+static int try_connect(const char *path, int cloexec)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | (cloexec ? SOCK_CLOEXEC : 0), 0);
+	if (fd < 0)
+		return -1;
+	strncpy(a.sun_path, path, sizeof(a.sun_path) - 1);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return fd;
+	REAL(int, close, int);
+	real_close(fd);
+	return -1;
+}
+
+/* Starts iommukitd in its own session (setsid, double fork: not our child, not in our
+ * process group), with no fd of ours and without this shim preloaded. */
+static void start_daemon(const char *path)
+{
+	const char *bin = getenv("IOMMUKIT_DAEMON");
+	if (!bin || !*bin)
+		return;
+	pid_t p = fork();
+	if (p == 0) {
+		char logbuf[256];
+		const char *log = getenv("IOMMUKIT_LOG");
+		const char *idle = getenv("IOMMUKIT_IDLE_EXIT");
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+		if (syscall(SYS_close_range, 3U, ~0U, 0) != 0)
+			for (int i = 3; i < 65536; i++)
+				close(i);
+		unsetenv("LD_PRELOAD");
+		if (!log || !*log) {
+			snprintf(logbuf, sizeof(logbuf), "%s.log", path);
+			log = logbuf;
+		}
+		execl(bin, bin, "--socket", path, "--idle-exit", idle && *idle ? idle : "30", "--log", log,
+		      (char *)NULL);
+		_exit(127);
+	}
+	if (p > 0)
+		waitpid(p, NULL, 0);
+}
+
+/* A new connection to the service, starting it if allowed; -1 with ENOENT (as for a
+ * missing /dev/iommu) when it cannot be reached. */
+static int connect_service(int cloexec)
+{
+	const char *path = socket_path();
+	int fd = try_connect(path, cloexec);
+	if (fd < 0 && getenv("IOMMUKIT_DAEMON")) {
+		start_daemon(path);
+		for (int i = 0; i < 1000 && fd < 0; i++) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+			fd = try_connect(path, cloexec);
+		}
+	}
+	if (fd < 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	/* With Yama ptrace_scope=1 the service needs our leave to reach our memory. */
+	struct ucred cr;
+	socklen_t l = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0)
+		prctl(PR_SET_PTRACER, (unsigned long)cr.pid, 0, 0, 0);
+	return fd;
+}
+
+/* One request and its reply; answers INSTALL upcalls on the way. Returns the reply's
+ * ret, or -1 with errno. */
+static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t len)
+{
+	struct ikd_request rq = { op, getpid(), (int32_t)gettid(), cmd, arg, len };
+	struct ikd_reply rp;
+	long ret = -1;
+	int err = EIO;
+
+	pthread_mutex_lock(&call_lock);
+	if (send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq))
+		goto out;
+	for (;;) {
+		union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } c;
+		struct iovec iov = { &rp, sizeof(rp) };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+				    .msg_controllen = sizeof(c.buf) };
+		if (recvmsg(fd, &m, MSG_CMSG_CLOEXEC) != sizeof(rp))
+			goto out;
+		if (rp.kind == IKD_MSG_INSTALL) {
+			/* fd_install in our table; the number goes back into the out-field. */
+			struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+			int nfd = -EMFILE;
+			if (h && h->cmsg_type == SCM_RIGHTS) {
+				memcpy(&nfd, CMSG_DATA(h), sizeof(int));
+				track(nfd, rp.ret == IKD_FILE_FAULT ? K_FAULT : K_ACCESS);
+			}
+			struct ikd_request ans = { IKD_OP_FD_INSTALLED, getpid(), (int32_t)gettid(), 0,
+						   (uint64_t)(int64_t)nfd, 0 };
+			if (send(fd, &ans, sizeof(ans), MSG_NOSIGNAL) != sizeof(ans))
+				goto out;
+			continue;
+		}
+		for (uint32_t i = 0; i < rp.nclose && i < 4; i++) {
+			REAL(int, close, int);
+			untrack(rp.close_fds[i]);
+			real_close(rp.close_fds[i]);
+		}
+		err = rp.err;
+		ret = err ? -1 : (long)rp.ret;
+		break;
+	}
+out:
+	pthread_mutex_unlock(&call_lock);
+	if (ret < 0)
+		errno = err;
+	return ret;
+}
+
+static void after_fork_child(void)
+{
+	pthread_mutex_init(&call_lock, NULL);
+}
+
+__attribute__((constructor)) static void init(void)
+{
+	pthread_atfork(NULL, NULL, after_fork_child);
+}
+
+/* The fd for a path the service plays, -2 for any other path. */
+static int open_special(const char *path, int flags)
+{
+	int kind, cloexec = !!(flags & O_CLOEXEC), tid = 0, fd;
+	uint32_t what;
+	uint64_t arg = 0, len = 0;
+
+	if (!path || path[0] != '/')
+		return -2;
+	if (!strcmp(path, "/dev/iommu")) {
+		kind = K_IOMMUFD, what = IKD_OPEN_IOMMU;
+	} else if (!strcmp(path, "/dev/vfio/vfio") && getenv("IOMMUKIT_VFIO_CONTAINER") &&
+		   !strcmp(getenv("IOMMUKIT_VFIO_CONTAINER"), "1")) {
+		kind = K_IOMMUFD, what = IKD_OPEN_VFIO;
+	} else if (!strcmp(path, "/proc/thread-self/fail-nth")) {
+		kind = K_FAILNTH, what = IKD_OPEN_FAIL_NTH, tid = gettid();
+	} else if (!strncmp(path, "/proc/", 6) && strstr(path, "/task/") &&
+		   strlen(path) > 9 && !strcmp(path + strlen(path) - 9, "/fail-nth")) {
+		kind = K_FAILNTH, what = IKD_OPEN_FAIL_NTH, tid = atoi(strstr(path, "/task/") + 6);
+	} else if (!strncmp(path, "/sys/kernel/debug/fail", 22)) {
+		kind = K_KNOB, what = IKD_OPEN_DEBUGFS_KNOB, arg = (uintptr_t)path, len = strlen(path);
+	} else {
+		return -2;
+	}
+	if (what == IKD_OPEN_FAIL_NTH)
+		len = (uint64_t)tid;
+	fd = connect_service(cloexec);
+	if (fd < 0)
+		return -1;
+	if (ikd_call(fd, IKD_OP_OPEN, what, arg, len) < 0) {
+		int e = errno;
+		REAL(int, close, int);
+		real_close(fd);
+		errno = e;
+		return -1;
+	}
+	track(fd, kind);
+	return fd;
+}
+
+#define OPEN_WRAPPER(name, ...) \
+	int name(__VA_ARGS__ const char *path, int flags, ...) \
+	{ \
+		mode_t mode = 0; \
+		if (flags & (O_CREAT | O_TMPFILE)) { \
+			va_list ap; \
+			va_start(ap, flags); \
+			mode = va_arg(ap, mode_t); \
+			va_end(ap); \
+		}
+OPEN_WRAPPER(open)
+	int fd = open_special(path, flags);
+	REAL(int, open, const char *, int, ...);
+	return fd != -2 ? fd : real_open(path, flags, mode);
+}
+OPEN_WRAPPER(open64)
+	int fd = open_special(path, flags);
+	REAL(int, open64, const char *, int, ...);
+	return fd != -2 ? fd : real_open64(path, flags, mode);
+}
+OPEN_WRAPPER(openat, int dirfd,)
+	int fd = open_special(path, flags);
+	REAL(int, openat, int, const char *, int, ...);
+	return fd != -2 ? fd : real_openat(dirfd, path, flags, mode);
+}
+OPEN_WRAPPER(openat64, int dirfd,)
+	int fd = open_special(path, flags);
+	REAL(int, openat64, int, const char *, int, ...);
+	return fd != -2 ? fd : real_openat64(dirfd, path, flags, mode);
+}
+
+/* _FORTIFY_SOURCE builds call these for open without O_CREAT. */
+int __open_2(const char *path, int flags) { return open(path, flags); }
+int __open64_2(const char *path, int flags) { return open(path, flags); }
+int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
+
+/* An fd inherited across exec: ours if it is a socket connected to the service. */
+static int adopt(int fd)
+{
+	struct sockaddr_un a;
+	socklen_t l = sizeof(a);
+	memset(&a, 0, sizeof(a));
+	if (getpeername(fd, (struct sockaddr *)&a, &l) != 0 || a.sun_family != AF_UNIX ||
+	    strcmp(a.sun_path, socket_path()) != 0)
+		return 0;
+	track(fd, K_IOMMUFD);
+	return 1;
+}
+
+int ioctl(int fd, unsigned long cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+	va_end(ap);
+	int k = kind_of(fd);
+	if (k == K_IOMMUFD || (k == K_NONE && ((cmd >> 8) & 0xff) == ';' && adopt(fd)))
+		return (int)ikd_call(fd, IKD_OP_IOCTL, (uint32_t)cmd, (uintptr_t)arg, 0);
+	REAL(int, ioctl, int, unsigned long, ...);
+	return real_ioctl(fd, cmd, arg);
+}
+
+static int forwards_rw(int k) { return k == K_FAULT || k == K_ACCESS || k == K_FAILNTH || k == K_KNOB; }
+
+ssize_t read(int fd, void *buf, size_t count)
+{
+	if (forwards_rw(kind_of(fd)))
+		return ikd_call(fd, IKD_OP_READ, 0, (uintptr_t)buf, count);
+	REAL(ssize_t, read, int, void *, size_t);
+	return real_read(fd, buf, count);
+}
+
+ssize_t write(int fd, const void *buf, size_t count)
+{
+	if (forwards_rw(kind_of(fd)))
+		return ikd_call(fd, IKD_OP_WRITE, 0, (uintptr_t)buf, count);
+	REAL(ssize_t, write, int, const void *, size_t);
+	return real_write(fd, buf, count);
+}
+
+/* Positional I/O: these files have no position; a non-zero offset is ESPIPE. */
+static ssize_t prw(int fd, void *buf, size_t count, off_t off, int op)
+{
+	if (off != 0) {
+		errno = ESPIPE;
+		return -1;
+	}
+	return ikd_call(fd, op, 0, (uintptr_t)buf, count);
+}
+
+ssize_t pread(int fd, void *buf, size_t count, off_t off)
+{
+	if (forwards_rw(kind_of(fd)))
+		return prw(fd, buf, count, off, IKD_OP_READ);
+	REAL(ssize_t, pread, int, void *, size_t, off_t);
+	return real_pread(fd, buf, count, off);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t off)
+{
+	if (forwards_rw(kind_of(fd)))
+		return prw(fd, (void *)buf, count, off, IKD_OP_WRITE);
+	REAL(ssize_t, pwrite, int, const void *, size_t, off_t);
+	return real_pwrite(fd, buf, count, off);
+}
+
+ssize_t pread64(int fd, void *buf, size_t count, off_t off) { return pread(fd, buf, count, off); }
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t off) { return pwrite(fd, buf, count, off); }
+
+off_t lseek(int fd, off_t off, int whence)
+{
+	int k = kind_of(fd);
+	if (k == K_FAILNTH || k == K_KNOB)
+		return 0; /* single-value attributes: every read returns the whole value */
+	REAL(off_t, lseek, int, off_t, int);
+	return real_lseek(fd, off, whence);
+}
+off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
+
+/* poll: fault-queue fds report the service's mask (iommufd_fault_fops_poll); other fds
+ * are polled for real. While nothing is ready, both are re-checked every millisecond. */
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	REAL(int, poll, struct pollfd *, nfds_t, int);
+	nfds_t i;
+	for (i = 0; i < n && kind_of(fds[i].fd) != K_FAULT; i++)
+		;
+	if (i == n)
+		return real_poll(fds, n, timeout);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int ready = 0;
+		for (i = 0; i < n; i++) {
+			if (kind_of(fds[i].fd) != K_FAULT) {
+				short ev = fds[i].events;
+				int fd = fds[i].fd;
+				struct pollfd one = { fd, ev, 0 };
+				if (fd >= 0 && real_poll(&one, 1, 0) < 0)
+					return -1;
+				fds[i].revents = fd >= 0 ? one.revents : 0;
+			} else {
+				long m = ikd_call(fds[i].fd, IKD_OP_POLL, 0, 0, 0);
+				fds[i].revents = m < 0 ? POLLERR : (short)(m & (fds[i].events | POLLERR | POLLHUP));
+			}
+			ready += fds[i].revents != 0;
+		}
+		if (ready || timeout == 0)
+			return ready;
+		struct timespec now, ms = { 0, 1000 * 1000 };
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long el = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (timeout > 0 && el >= timeout)
+			return 0;
+		nanosleep(&ms, NULL);
+	}
+}
+
+int close(int fd)
+{
+	REAL(int, close, int);
+	untrack(fd);
+	return real_close(fd);
+}
+
+/* dup family: the copy is the same open file, so it stays ours. */
+static int dup_result(int old, int new)
+{
+	if (new >= 0 && old != new) {
+		int k = kind_of(old);
+		untrack(new);
+		if (k != K_NONE)
+			track(new, k);
+	}
+	return new;
+}
+
+int dup(int old)
+{
+	REAL(int, dup, int);
+	return dup_result(old, real_dup(old));
+}
+
+int dup2(int old, int new)
+{
+	REAL(int, dup2, int, int);
+	return dup_result(old, real_dup2(old, new));
+}
+
+int dup3(int old, int new, int flags)
+{
+	REAL(int, dup3, int, int, int);
+	return dup_result(old, real_dup3(old, new, flags));
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	long arg = va_arg(ap, long);
+	va_end(ap);
+	REAL(int, fcntl, int, int, ...);
+	int r = real_fcntl(fd, cmd, arg);
+	return (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) ? dup_result(fd, r) : r;
+}
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	long arg = va_arg(ap, long);
+	va_end(ap);
+	return fcntl(fd, cmd, arg);
+}
+
+/* MAP_HUGETLB on a host with no huge pages: normal pages, aligned to the huge size. */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	REAL(void *, mmap, void *, size_t, int, int, int, off_t);
+	void *p = real_mmap(addr, len, prot, flags, fd, off);
+	const char *fb = getenv("IOMMUKIT_HUGETLB_FALLBACK");
+	if (p != MAP_FAILED || !(flags & MAP_HUGETLB) || (flags & MAP_FIXED) || (fb && !strcmp(fb, "0")))
+		return p;
+	int shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+	size_t huge = (size_t)1 << (shift ? shift : 21);
+	size_t size = (len + huge - 1) & ~(huge - 1);
+	flags &= ~(MAP_HUGETLB | (MAP_HUGE_MASK << MAP_HUGE_SHIFT));
+	char *raw = real_mmap(NULL, size + huge, prot, flags, fd, off);
+	if (raw == MAP_FAILED)
+		return MAP_FAILED;
+	char *start = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+	if (start > raw)
+		munmap(raw, (size_t)(start - raw));
+	if (start + size < raw + size + huge)
+		munmap(start + size, (size_t)(raw + size + huge - (start + size)));
+	return start;
+}
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
