@@ -56,6 +56,8 @@ let package = Package(
         .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "DriverShimsTests", dependencies: ["IOMMUCore", "IOMMUDrivers", "DriverShims"]),
+        // Runs Tests/CPrograms through the shim against iommukitd (built as a dependency).
+        .testTarget(name: "ServiceTests", dependencies: ["iommukitd"]),
     ],
     swiftLanguageModes: [.v6]
 )

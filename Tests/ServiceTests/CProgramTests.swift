@@ -1,0 +1,189 @@
+import Foundation
+import XCTest
+
+/// The project's C conformance programs (`Tests/CPrograms/*.c`), compiled with the host C
+/// compiler and run unmodified through `libIOMMUFDPreload.so` against an `iommukitd`
+/// started on a temporary socket. Each program prints "N passed, N failed" and exits 0
+/// only when nothing failed. Local sockets only; every wait is bounded.
+final class CProgramTests: XCTestCase {
+    /// Package root, from this file's path.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    /// The build products directory (where the test bundle, iommukitd and the shim are).
+    static var products: URL {
+        var dir = Bundle.main.bundleURL
+        if dir.pathExtension == "xctest" { dir.deleteLastPathComponent() }
+        for candidate in [dir, root.appendingPathComponent(".build/debug")]
+        where FileManager.default.fileExists(atPath: candidate.appendingPathComponent("iommukitd").path) {
+            return candidate
+        }
+        return dir
+    }
+
+    nonisolated(unsafe) static var work: URL!
+    nonisolated(unsafe) static var shim: String!
+    nonisolated(unsafe) static var daemon: Foundation.Process?
+    nonisolated(unsafe) static var socketPath: String!
+    nonisolated(unsafe) static var compiled: [String: String] = [:]
+
+    static var compiler: String {
+        for cc in ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"] where FileManager.default.isExecutableFile(atPath: cc) {
+            return cc
+        }
+        return "cc"
+    }
+
+    /// Runs `argv` with `env` added, at most `timeout` seconds; returns (status, stdout+stderr).
+    @discardableResult
+    static func run(_ argv: [String], env: [String: String] = [:], timeout: Double = 30) -> (Int32, String) {
+        let p = Foundation.Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        var e = ProcessInfo.processInfo.environment
+        e.removeValue(forKey: "LD_PRELOAD")
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("ikd-out-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        let h = try! FileHandle(forWritingTo: out)
+        p.standardOutput = h
+        p.standardError = h
+        do { try p.run() } catch { return (-1, "cannot run \(argv[0]): \(error)") }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(5000) }
+        if p.isRunning { p.terminate(); p.waitUntilExit(); try? h.close(); return (-2, "timed out") }
+        p.waitUntilExit()
+        try? h.close()
+        let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(at: out)
+        return (p.terminationStatus, text)
+    }
+
+    override class func setUp() {
+        super.setUp()
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("iommukit-cprog-\(getpid())")
+        try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        // The shim the package built, or the same source compiled here.
+        let built = products.appendingPathComponent("libIOMMUFDPreload.so").path
+        if FileManager.default.fileExists(atPath: built) {
+            shim = built
+        } else {
+            shim = work.appendingPathComponent("libIOMMUFDPreload.so").path
+            let src = root.appendingPathComponent("Sources/CIOMMUFD")
+            run([compiler, "-shared", "-fPIC", "-D_GNU_SOURCE", "-O2", "-I", src.appendingPathComponent("include").path,
+                 "-o", shim, src.appendingPathComponent("preload.c").path, "-ldl"])
+        }
+        socketPath = work.appendingPathComponent("iommukitd.sock").path
+        daemon = startDaemon(socket: socketPath, log: work.appendingPathComponent("iommukitd.log").path)
+    }
+
+    override class func tearDown() {
+        if let d = daemon {
+            d.terminate()
+            d.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: work)
+        super.tearDown()
+    }
+
+    static func startDaemon(socket: String, log: String) -> Foundation.Process? {
+        let p = Foundation.Process()
+        p.executableURL = products.appendingPathComponent("iommukitd")
+        p.arguments = ["--socket", socket, "--log", log]
+        do { try p.run() } catch { return nil }
+        for _ in 0..<500 where !FileManager.default.fileExists(atPath: socket) { usleep(10000) }
+        return p
+    }
+
+    /// Compiles `Tests/CPrograms/<name>.c` once.
+    func binary(_ name: String) throws -> String {
+        if let b = Self.compiled[name] { return b }
+        let out = Self.work.appendingPathComponent(name).path
+        let src = Self.root.appendingPathComponent("Tests/CPrograms/\(name).c").path
+        let (rc, text) = Self.run([Self.compiler, "-D_GNU_SOURCE", "-O1", "-Wall", "-Werror", "-o", out, src])
+        guard rc == 0 else { throw XCTSkip("\(Self.compiler) could not build \(name).c: \(text)") }
+        Self.compiled[name] = out
+        return out
+    }
+
+    /// Runs a program through the shim; asserts exit 0, no failure and at least
+    /// `minimum` passed checks. Returns the passed count.
+    @discardableResult
+    func runProgram(_ name: String, minimum: Int, env: [String: String] = [:],
+                    file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+        let exe = try binary(name)
+        var e = ["LD_PRELOAD": Self.shim!, "IOMMUKIT_SOCKET": Self.socketPath!]
+        for (k, v) in env { e[k] = v }
+        let (rc, out) = Self.run([exe], env: e)
+        let summary = out.split(separator: "\n").last { $0.hasSuffix(" failed") && $0.contains(" passed, ") }
+        let numbers = summary.map { $0.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) } } ?? []
+        XCTAssertEqual(rc, 0, "\(name) exited \(rc):\n\(out)", file: file, line: line)
+        XCTAssertEqual(numbers.count, 2, "\(name) printed no summary:\n\(out)", file: file, line: line)
+        guard numbers.count == 2 else { return 0 }
+        XCTAssertEqual(numbers[1], 0, "\(name):\n\(out)", file: file, line: line)
+        XCTAssertGreaterThanOrEqual(numbers[0], minimum, "\(name) ran too few checks:\n\(out)", file: file, line: line)
+        print("[\(name)] \(numbers[0]) checks passed through the shim")
+        return numbers[0]
+    }
+
+    func testSizeRules() throws { try runProgram("size_rules", minimum: 60) }
+
+    func testErrnoPathsAndUserMemory() throws { try runProgram("errno_paths", minimum: 60) }
+
+    func testForkUsesInheritedIOMMUFD() throws { try runProgram("fork_inherit", minimum: 30) }
+
+    func testFaultQueueReadWritePoll() throws { try runProgram("fault_queue", minimum: 30) }
+
+    func testFailNthSweep() throws { try runProgram("fail_nth", minimum: 12) }
+
+    /// The shim starts the service itself when nothing listens: in its own session,
+    /// and the service leaves after being idle.
+    func testShimStartsServiceThatExitsWhenIdle() throws {
+        let sock = Self.work.appendingPathComponent("auto.sock").path
+        let log = Self.work.appendingPathComponent("auto.log").path
+        try runProgram("size_rules", minimum: 60, env: [
+            "IOMMUKIT_SOCKET": sock, "IOMMUKIT_DAEMON": Self.products.appendingPathComponent("iommukitd").path,
+            "IOMMUKIT_IDLE_EXIT": "1", "IOMMUKIT_LOG": log,
+        ])
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertTrue(text.contains("open /dev/iommu"), text)
+        // The service runs in a session of its own (setsid), not in ours.
+        if let pid = text.split(separator: "[").dropFirst().first.flatMap({ Int32($0.prefix { $0.isNumber }) }),
+           let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")") {
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            // Fields after the name: state, ppid, pgrp, session.
+            let session = fields.count > 3 ? Int32(fields[3]) : nil
+            XCTAssertNotNil(session)
+            XCTAssertNotEqual(session, getsid(0), "iommukitd shares the caller's session")
+            XCTAssertNotEqual(fields.count > 2 ? Int32(fields[2]) : nil, getpgrp(), "iommukitd in the caller's group")
+        }
+        var gone = false
+        for _ in 0..<500 where !gone {
+            gone = !FileManager.default.fileExists(atPath: sock)
+            if !gone { usleep(10000) }
+        }
+        XCTAssertTrue(gone, "iommukitd did not exit after 1 s idle")
+    }
+
+    /// Garbage on a connection drops that connection only; the service goes on serving.
+    func testMalformedRequestDoesNotStopTheService() throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(Self.socketPath.utf8)) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(rc, 0)
+        let junk: [UInt8] = [1, 2, 3, 4, 5]
+        _ = junk.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var b = [UInt8](repeating: 0, count: 64)
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        XCTAssertEqual(poll(&p, 1, 5000), 1)
+        XCTAssertEqual(b.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }, 0, "connection not dropped")
+        close(fd)
+        try runProgram("size_rules", minimum: 60)
+    }
+}
