@@ -32,6 +32,7 @@ final class MockConformanceTests: XCTestCase {
     func testCheck18ClaimWithPasidAttachedIsEBUSY() throws { try checks.check18() }
     func testCheck19SameOwnerCookieSharesGroup() throws { try checks.check19() }
     func testCheck20UseDefaultDomainOnOwnedGroupIsEBUSY() throws { try checks.check20() }
+    func testCheck20UseDefaultDomainBeforeDefaultDomainIsEPROBE_DEFER() throws { try checks.check20ProbeDefer() }
     func testCheck21ResvDirectDeviceCannotBeBlocked() throws { try checks.check21() }
     func testCheck21ReleaseOfResvDirectDeviceUsesIdentity() throws { try checks.check21Release() }
     func testCheck22UnbindWithPasidAttachedWarns() throws { try checks.check22() }

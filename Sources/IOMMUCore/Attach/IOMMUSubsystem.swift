@@ -34,10 +34,13 @@ public final class IOMMUSubsystem: @unchecked Sendable {
 
     // MARK: probe
 
-    /// Probes `dev` behind its IOMMU (`__iommu_probe_device`): driver probe, group
-    /// formation, `max_pasids`, reserved regions, default domain and first attach.
-    /// - Throws: the driver's probe error; the device is then not managed by the IOMMU.
-    func probe(_ dev: PCIDevice) throws(Errno) {
+    /// Probes `dev` behind its IOMMU (`__iommu_probe_device`): driver probe, `max_pasids`,
+    /// reserved regions, group formation, and attach to the group's current domain. The
+    /// group's default domain is set up here too unless `deferDefaultDomain` is set, which
+    /// models the window of `bus_iommu_probe` before `iommu_setup_default_domain` runs.
+    /// - Throws: the driver's probe error or the first attach's; the device is then not
+    ///   managed by the IOMMU and nothing it created is left behind.
+    func probe(_ dev: PCIDevice, deferDefaultDomain: Bool = false) throws(Errno) {
         guard let unit = dev.iommu else { return }
         try lock.withLock { () throws(Errno) in
             try unit.driver.probeDevice(dev)
@@ -59,10 +62,7 @@ public final class IOMMUSubsystem: @unchecked Sendable {
             dev.group = group
             do throws(Errno) {
                 if group.defaultDomain == nil {
-                    let domain = try allocDefaultDomain(group, dev)
-                    group.defaultDomain = domain
-                    try mapDirectRegions(domain, dev)
-                    try setGroupDomain(group, domain)
+                    if !deferDefaultDomain { try setupDefaultDomain(group) }
                 } else if let current = group.domain {
                     if let def = group.defaultDomain, current === def { try mapDirectRegions(def, dev) }
                     try current.attachDev(dev, old: nil)
@@ -70,11 +70,43 @@ public final class IOMMUSubsystem: @unchecked Sendable {
             } catch {
                 group.devices.removeAll { $0 === dev }
                 dev.group = nil
+                dev.maxPasids = 0
                 if group.devices.isEmpty { groups.removeAll { $0 === group } }
                 unit.driver.releaseDevice(dev)
                 throw error
             }
             machine.events.record("iommu:add_device_to_group", [.init("group", "\(group.id)"), .init("dev", "\(dev.rid)")])
+        }
+    }
+
+    /// `iommu_setup_default_domain(group)`: allocate the default domain, identity-map every
+    /// member's RESV_DIRECT regions into it, and attach the group (the first attach must
+    /// succeed). A no-op when the group already has one.
+    /// - Throws: the allocation or attach errno; the group is then left without a default
+    ///   domain and the domain is freed.
+    func setupDefaultDomain(_ group: IOMMUGroup) throws(Errno) {
+        guard group.defaultDomain == nil, let first = group.devices.first else { return }
+        let domain = try allocDefaultDomain(group, first)
+        do throws(Errno) {
+            for dev in group.devices { try mapDirectRegions(domain, dev) }
+            group.defaultDomain = domain
+            try setGroupDomain(group, domain)
+        } catch {
+            group.defaultDomain = nil
+            if !isStatic(domain) { domain.free() }
+            throw error
+        }
+    }
+
+    /// Sets up the default domain of every group still lacking one (the second half of
+    /// `bus_iommu_probe`). Groups whose setup fails keep no default domain; a WARN says so.
+    func setupPendingDefaultDomains() {
+        lock.withLock {
+            for group in groups where group.defaultDomain == nil {
+                do { try setupDefaultDomain(group) } catch {
+                    warn("iommu_setup_default_domain", "\(group): \(error)")
+                }
+            }
         }
     }
 
@@ -144,7 +176,11 @@ public final class IOMMUSubsystem: @unchecked Sendable {
             }
             if var release = driver.releaseDomain {
                 if release.type == .blocked && dev.requireDirect, let identity = driver.identityDomain { release = identity }
-                do { try release.attachDev(dev, old: group.domain) } catch {
+                do {
+                    try release.attachDev(dev, old: group.domain)
+                    machine.events.record("iommu:attach_device_to_domain",
+                                          [.init("dev", "\(dev.rid)"), .init("domain", "\(release)")])
+                } catch {
                     warn("iommu_deinit_device", "release domain attach failed: \(error)")
                 }
             }
@@ -198,6 +234,19 @@ public final class IOMMUSubsystem: @unchecked Sendable {
     /// `iommu_get_domain_for_dev`: the RID domain of the device's group, nil without group.
     public func domainForDevice(_ dev: PCIDevice) -> IOMMUDomain? {
         lock.withLock { dev.group?.domain }
+    }
+
+    /// `iommu_driver_get_domain_for_dev`: the domain an IOMMU driver should treat as the
+    /// device's RID domain: the blocking domain while the device is parked for a PCI
+    /// reset, the group's domain otherwise.
+    public func driverDomainForDevice(_ dev: PCIDevice) -> IOMMUDomain? {
+        lock.withLock {
+            guard let group = dev.group else { return nil }
+            if group.isBlockedForReset(dev.rid) {
+                return dev.iommu?.driver.blockedDomain ?? group.blockingDomain
+            }
+            return group.domain
+        }
     }
 
     /// What the core says translates (`dev`, `pasid`), for the invariant checker (I1).

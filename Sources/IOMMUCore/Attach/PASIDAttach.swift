@@ -64,15 +64,15 @@ extension IOMMUSubsystem {
     /// `iommu_replace_device_pasid(domain, dev, pasid, handle)` (IOMMUFD_INTERNAL): move an
     /// attached PASID to `domain` with no window through blocked.
     /// - Throws: `ENODEV` no group; `EOPNOTSUPP` the domain lacks `set_dev_pasid`; `EINVAL`
-    ///   PASID 0, another driver's domain, nothing attached at `pasid`, or `handle` is the
-    ///   one already stored; `EBUSY` during reset; the driver's errno (the old domain
+    ///   PASID 0, another driver's domain, a nil `handle`, nothing attached at `pasid`, or
+    ///   `handle` is the one already stored; `EBUSY` during reset; the driver's errno (the old domain
     ///   keeps translating and stays in the PASID array).
     public func replaceDevicePasid(_ domain: IOMMUDomain, on dev: PCIDevice, pasid: UInt32,
-                                   handle: AttachHandle) throws(Errno) {
+                                   handle: AttachHandle?) throws(Errno) {
         try lock.withLock { () throws(Errno) in
             guard let group = dev.group, let driver = dev.iommu?.driver else { throw .noDevice }
             guard domain.ops.contains(.setDevPasid) else { throw .notSupported }
-            guard domain.owner === driver, pasid != Self.noPasid else { throw .invalidArgument }
+            guard domain.owner === driver, pasid != Self.noPasid, let handle else { throw .invalidArgument }
             guard group.recoveryCount == 0 else { throw .busy }
             guard let slot = group.pasidArray[pasid], let old = slot.domain else { throw .invalidArgument }
             if case .handle(let current) = slot, current === handle {

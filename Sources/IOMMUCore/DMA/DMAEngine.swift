@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A DMA request a device could not complete: the IOMMU refused a translation.
 public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
     /// The requester.
@@ -36,7 +42,7 @@ extension PCIDevice {
                         pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
                      access: .read) { pa, offset, n in
-            buffer.baseAddress!.advanced(by: offset).copyMemory(from: machine!.memory.pointer(pa), byteCount: n)
+            buffer.baseAddress!.advanced(by: offset).copyMemory(from: pa, byteCount: n)
         }
     }
 
@@ -46,7 +52,7 @@ extension PCIDevice {
                          pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
                      access: .write) { pa, offset, n in
-            machine!.memory.pointer(pa).copyMemory(from: buffer.baseAddress!.advanced(by: offset), byteCount: n)
+            pa.copyMemory(from: buffer.baseAddress!.advanced(by: offset), byteCount: n)
         }
     }
 
@@ -72,70 +78,96 @@ extension PCIDevice {
         if let fault { throw fault }
     }
 
-    /// The engine: translate page by page and move bytes with `copy(pa, offset, n)`.
+    /// The engine: translate page by page and move bytes with `copy(hostPointer, offset, n)`.
+    /// Class properties are read once before the loop, since each read of a class `var`
+    /// carries a dynamic exclusivity check that costs more than an IOTLB lookup.
     @inline(__always)
     private func transfer(address: UInt64, count: Int, pasid: UInt32?, privileged: Bool, access: DMAAccess,
-                          _ copy: (UInt64, Int, Int) -> Void) throws(DMAFault) {
-        guard let machine else { preconditionFailure("DMA from a device that is not on a machine") }
-        let memorySize = machine.memory.size
-        guard let unit = iommu else {
+                          _ copy: (UnsafeMutableRawPointer, Int, Int) -> Void) throws(DMAFault) {
+        guard let path = dmaPath else { preconditionFailure("DMA from a device that is not on a machine") }
+        let memorySize = path.memorySize
+        guard let unit = path.unit, let mutex = path.mutex, let stats = path.stats else {
             // No IOMMU: the bus address is the physical address.
             guard address < memorySize, UInt64(count) <= memorySize - address else {
                 let f = DMAFault(device: rid, pasid: pasid, address: address, access: access,
                                  reason: .outsideMemory, iommu: "none")
-                machine.noteUntranslatedDMA(bytes: 0, faulted: true)
-                machine.recordFault(f)
+                machine?.noteUntranslatedDMA(bytes: 0, faulted: true)
+                machine?.recordFault(f)
                 throw f
             }
-            copy(address, 0, count)
-            machine.noteUntranslatedDMA(bytes: count, faulted: false)
+            copy(path.memoryBase + Int(address), 0, count)
+            machine?.noteUntranslatedDMA(bytes: count, faulted: false)
             return
         }
-        let checking = machine.checker.isEnabled
+        let checking = path.checkerEnabled.pointee
+        let ats = atsEnabled
         var done = 0
         var request = TranslationRequest(rid: rid, pasid: pasid, privileged: privileged, access: access, address: address)
         while done < count {
             request.address = address &+ UInt64(done)
-            unit.hardwareLock.lock()
-            var result = atsEnabled ? atcLookup(request) : nil
-            if result != nil {
-                unit.dmaStats.atcHits += 1
+            pthread_mutex_lock(mutex)
+            let translated: TranslationResult
+            if ats, let hit = atcLookup(request) {
+                stats.pointee.atcHits &+= 1
+                translated = hit
             } else {
-                let r = unit.hardware.translate(request)
-                if atsEnabled, case .translated = r { atcFill(request, r) }
-                result = r
+                translated = unit._withUnsafeGuaranteedRef { $0.hardware.translate(request) }
+                if ats, case .translated = translated { atcFill(request, translated) }
             }
-            let translated = result!
             if case .translated(_, let length, _) = translated {
-                unit.dmaStats.bytes &+= min(count - done, Int(clamping: length))
+                stats.pointee.bytes &+= min(count - done, Int(clamping: length))
             } else {
-                unit.dmaStats.faults &+= 1
+                stats.pointee.faults &+= 1
             }
-            unit.dmaStats.requests &+= done == 0 ? 1 : 0
-            unit.hardwareLock.unlock()
+            if done == 0 { stats.pointee.requests &+= 1 }
+            pthread_mutex_unlock(mutex)
             switch translated {
             case .translated(let pa, let length, let cached):
                 let n = min(count - done, Int(clamping: length))
                 guard pa < memorySize, UInt64(n) <= memorySize - pa else {
-                    return try fail(machine, unit, request, .outsideMemory)
+                    return try fail(request, .outsideMemory)
                 }
-                if checking {
-                    machine.checker.checkTranslation(machine: machine, device: self, request: request,
-                                                     physical: pa, cached: cached)
+                if checking, let machine {
+                    path.checker.checkTranslation(machine: machine, device: self, request: request,
+                                                  physical: pa, cached: cached)
                 }
-                copy(pa, done, n)
+                copy(path.memoryBase + Int(pa), done, n)
                 done += n
             case .fault(let reason):
-                return try fail(machine, unit, request, reason)
+                return try fail(request, reason)
             }
         }
     }
 
-    private func fail(_ machine: Machine, _ unit: IOMMUDevice, _ request: TranslationRequest,
-                      _ reason: FaultReason) throws(DMAFault) {
+    private func fail(_ request: TranslationRequest, _ reason: FaultReason) throws(DMAFault) {
         let f = DMAFault(device: rid, pasid: request.pasid, address: request.address, access: request.access,
-                         reason: reason, iommu: unit.name)
-        machine.recordFault(f)
+                         reason: reason, iommu: iommu?.name ?? "none")
+        machine?.recordFault(f)
         throw f
+    }
+}
+
+/// Everything the DMA engine needs, resolved when the device joins a machine or changes
+/// IOMMU, as plain values and unowned(unsafe) references. Copying it costs no reference
+/// counting: profiling showed retain/release of these objects was over half of an 8-byte
+/// DMA. It is safe because the machine owns the memory, the checker and the units, the
+/// device holds its unit, and the machine clears every device's path when it goes away.
+struct DMAPath {
+    let memoryBase: UnsafeMutableRawPointer
+    let memorySize: UInt64
+    let checkerEnabled: UnsafeMutablePointer<Bool>
+    unowned(unsafe) let checker: InvariantChecker
+    let unit: Unmanaged<IOMMUDevice>?
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>?
+    let stats: UnsafeMutablePointer<DMAStats>?
+
+    init(machine: Machine, unit: IOMMUDevice?) {
+        memoryBase = machine.memory.base
+        memorySize = machine.memory.size
+        checkerEnabled = machine.checker.enabledStorage
+        checker = machine.checker
+        self.unit = unit.map { Unmanaged.passUnretained($0) }
+        mutex = unit?.hardwareLock.mutex
+        stats = unit?.dmaStatsStorage
     }
 }

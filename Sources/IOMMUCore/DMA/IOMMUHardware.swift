@@ -1,5 +1,6 @@
 /// The access a DMA request asks for: the read/write/execute bits of a PCIe request.
 public struct DMAAccess: OptionSet, Hashable, Sendable {
+    /// The raw flag bits.
     public let rawValue: UInt8
     /// Wraps raw bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }

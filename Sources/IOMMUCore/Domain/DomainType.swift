@@ -2,6 +2,7 @@
 /// `__IOMMU_DOMAIN_*` flag bits, so `rawValue` matches `iommu_domain.type`.
 public struct DomainType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The kernel value (`IOMMU_DOMAIN_DMA` is 3).
+    /// The raw flag bits.
     public let rawValue: UInt32
     /// Wraps a kernel domain type value.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -62,6 +63,7 @@ public struct DomainType: RawRepresentable, Hashable, Sendable, CustomStringConv
 /// Flags for paging-domain allocation: `IOMMU_HWPT_ALLOC_*` as passed to
 /// `iommu_ops.domain_alloc_paging_flags`.
 public struct DomainAllocFlags: OptionSet, Hashable, Sendable {
+    /// The raw flag bits.
     public let rawValue: UInt32
     /// Wraps raw flag bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -96,6 +98,7 @@ public struct DomainGeometry: Hashable, Sendable {
 /// function pointers for NULL; the model asks this set, so a missing op gives the same
 /// errno as in the kernel (for example `EOPNOTSUPP` when `set_dev_pasid` is absent).
 public struct DomainOps: OptionSet, Hashable, Sendable {
+    /// The raw flag bits.
     public let rawValue: UInt32
     /// Wraps raw bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }

@@ -100,8 +100,18 @@ open class IOMMUDevice: @unchecked Sendable, CustomStringConvertible {
     /// Serializes the hardware model: every translation and every invalidation hold it,
     /// as the hardware's own pipeline would order them.
     public let hardwareLock = Lock()
-    /// DMA statistics of devices behind this unit; guarded by ``hardwareLock``.
-    var dmaStats = DMAStats()
+    /// DMA statistics of devices behind this unit; guarded by ``hardwareLock``. Kept
+    /// behind a pointer so the DMA path updates them without dynamic exclusivity checks,
+    /// which cost more than the update itself.
+    let dmaStatsStorage: UnsafeMutablePointer<DMAStats> = {
+        let p = UnsafeMutablePointer<DMAStats>.allocate(capacity: 1)
+        p.initialize(to: DMAStats())
+        return p
+    }()
+
+    var dmaStats: DMAStats { dmaStatsStorage.pointee }
+
+    deinit { dmaStatsStorage.deallocate() }
 
     /// A unit run by `driver` with `hardware`.
     public init(name: String, driver: any IOMMUDriver, hardware: any IOMMUHardware, maxPasids: UInt32) {

@@ -10,6 +10,18 @@ extension IOMMUSubsystem {
     ///   size; `ENODEV` when the domain has no `map_pages`; the driver's errno (`ENOMEM`,
     ///   `EEXIST`, `ERANGE`).
     public func map(_ domain: IOMMUDomain, iova: UInt64, paddr: UInt64, size: UInt64, prot: IOMMUProt) throws(Errno) {
+        try mapNoSync(domain, iova: iova, paddr: paddr, size: size, prot: prot)
+        if domain.ops.contains(.iotlbSyncMap) {
+            do throws(Errno) { try domain.iotlbSyncMap(iova: iova, size: size) } catch {
+                _ = unmap(domain, iova: iova, size: size)
+                throw error
+            }
+        }
+    }
+
+    /// `iommu_map_nosync`: the checks and the page-size loop of `iommu_map`, without
+    /// `iotlb_sync_map`. A driver error unmaps what this call mapped.
+    func mapNoSync(_ domain: IOMMUDomain, iova: UInt64, paddr: UInt64, size: UInt64, prot: IOMMUProt) throws(Errno) {
         guard domain.type.isPaging, domain.pgsizeBitmap != 0 else {
             warn("iommu_map", "\(domain) is not a paging domain")
             throw .invalidArgument
@@ -28,7 +40,6 @@ extension IOMMUSubsystem {
                 try domain.mapPages(iova: iova + mapped, paddr: paddr + mapped, pgsize: pgsize, pgcount: count,
                                     prot: prot, mapped: &done)
             }
-            if domain.ops.contains(.iotlbSyncMap) { try domain.iotlbSyncMap(iova: iova, size: size) }
         } catch {
             if mapped > 0 { _ = unmap(domain, iova: iova, size: mapped) }
             throw error
@@ -37,6 +48,28 @@ extension IOMMUSubsystem {
         machine.events.record("iommu:map", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
                                             .init("pa", "0x\(String(paddr, radix: 16))"),
                                             .init("size", "0x\(String(size, radix: 16))")])
+    }
+
+    /// `iommu_map_sg(domain, iova, sg, nents, prot, gfp)`: map a scatter list of physical
+    /// segments back to back from `iova`, with one `iotlb_sync_map` at the end. Returns
+    /// the bytes mapped.
+    /// - Throws: as ``map(_:iova:paddr:size:prot:)``; on any error everything this call
+    ///   mapped is unmapped again.
+    @discardableResult
+    public func mapSG(_ domain: IOMMUDomain, iova: UInt64, segments: [(paddr: UInt64, length: UInt64)],
+                      prot: IOMMUProt) throws(Errno) -> UInt64 {
+        var mapped: UInt64 = 0
+        do throws(Errno) {
+            for seg in segments where seg.length > 0 {
+                try mapNoSync(domain, iova: iova + mapped, paddr: seg.paddr, size: seg.length, prot: prot)
+                mapped += seg.length
+            }
+            if mapped > 0, domain.ops.contains(.iotlbSyncMap) { try domain.iotlbSyncMap(iova: iova, size: mapped) }
+        } catch {
+            if mapped > 0 { _ = unmap(domain, iova: iova, size: mapped) }
+            throw error
+        }
+        return mapped
     }
 
     /// `iommu_unmap(domain, iova, size)`: unmap and synchronously invalidate. Returns the

@@ -5,7 +5,9 @@ public final class Machine: @unchecked Sendable {
     /// Physical memory (page tables, hardware tables and DMA buffers all live here).
     public let memory: PhysicalMemory
     /// The IOMMU core of this machine.
-    public private(set) var iommu: IOMMUSubsystem!
+    public var iommu: IOMMUSubsystem { _iommu }
+    // Set once at the end of init: the core needs `self` to exist first.
+    private var _iommu: IOMMUSubsystem!
     /// The event log (off by default).
     public let events = EventLog()
     /// The invariant checker (off by default).
@@ -22,7 +24,12 @@ public final class Machine: @unchecked Sendable {
     /// only where touched).
     public init(memory: UInt64 = 64 << 30) {
         self.memory = PhysicalMemory(size: memory)
-        iommu = IOMMUSubsystem(machine: self)
+        _iommu = IOMMUSubsystem(machine: self)
+    }
+
+    deinit {
+        // Devices may outlive the machine; their cached DMA path must not.
+        for dev in _devices { dev.machine = nil }
     }
 
     /// IOMMU units, in registration order.
@@ -38,23 +45,47 @@ public final class Machine: @unchecked Sendable {
     }
 
     /// Registers an IOMMU unit (`iommu_device_register`) and probes the devices already
-    /// placed behind it.
+    /// placed behind it the way `bus_iommu_probe` does: every device joins its group
+    /// first, then each new group gets its default domain.
     public func addIOMMU(_ unit: IOMMUDevice) {
-        lock.withLock { _iommus.append(unit) }
-        events.record("core:iommu_register", [.init("iommu", unit.name), .init("driver", unit.driver.name)])
+        addIOMMU(unit, stoppingBeforeDefaultDomains: false)
     }
 
-    /// Adds a PCI device behind `iommu` (or with no IOMMU) and probes it with the IOMMU
-    /// core (`iommu_probe_device`): group, default domain, first attach.
+    /// Test hook: registers `unit` but stops between the two halves of `bus_iommu_probe`,
+    /// leaving the new groups without a default domain (where a DMA-API driver bind gets
+    /// `EPROBE_DEFER`). ``finishDefaultDomains()`` completes the probe.
+    package func addIOMMU(_ unit: IOMMUDevice, stoppingBeforeDefaultDomains: Bool) {
+        let pending: [PCIDevice] = lock.withLock {
+            _iommus.append(unit)
+            return _devices.filter { $0.iommu === unit && $0.group == nil }
+        }
+        events.record("core:iommu_register", [.init("iommu", unit.name), .init("driver", unit.driver.name)])
+        for dev in pending {
+            do { try iommu.probe(dev, deferDefaultDomain: true) } catch {
+                recordWarning(Warning(function: "bus_iommu_probe", message: "\(dev.rid): probe failed: \(error)"))
+            }
+        }
+        if !stoppingBeforeDefaultDomains { iommu.setupPendingDefaultDomains() }
+    }
+
+    /// Test hook: the second half of `bus_iommu_probe` after
+    /// ``addIOMMU(_:stoppingBeforeDefaultDomains:)``.
+    package func finishDefaultDomains() { iommu.setupPendingDefaultDomains() }
+
+    /// Adds a PCI device behind `unit` (or with no IOMMU). If the unit is registered the
+    /// device is probed at once (`iommu_probe_device`: group, default domain, first
+    /// attach); otherwise it is probed when the unit registers.
     /// - Throws: `EEXIST` for a RID already on the machine; the driver's probe errno.
     @discardableResult
     public func addDevice(_ dev: PCIDevice, behind unit: IOMMUDevice?) throws(Errno) -> PCIDevice {
-        try lock.withLock { () throws(Errno) in
+        let registered: Bool = try lock.withLock { () throws(Errno) -> Bool in
             guard !_devices.contains(where: { $0.rid == dev.rid }) else { throw .exists }
             dev.machine = self
             dev.iommu = unit
             _devices.append(dev)
+            return unit.map { u in _iommus.contains { $0 === u } } ?? false
         }
+        guard registered else { return dev }
         do { try iommu.probe(dev) } catch {
             lock.withLock {
                 _devices.removeAll { $0 === dev }

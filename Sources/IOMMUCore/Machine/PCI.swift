@@ -30,6 +30,7 @@ public struct RID: Hashable, Sendable, Comparable, CustomStringConvertible {
         return "\(hex(bus, 2)):\(hex(device, 2)).\(function)"
     }
 
+    /// Orders RIDs by bus, then devfn.
     public static func < (a: RID, b: RID) -> Bool { a.raw < b.raw }
 }
 
@@ -104,7 +105,7 @@ public final class PCIDevice: @unchecked Sendable, CustomStringConvertible {
     /// Whether the function belongs to a multi-function device (header type bit 7).
     public let multifunction: Bool
     /// The IOMMU instance the device sits behind (`dev->iommu->iommu_dev`), or nil.
-    public internal(set) var iommu: IOMMUDevice?
+    public internal(set) var iommu: IOMMUDevice? { didSet { refreshDMAPath() } }
     /// The device's group once probed (`dev->iommu_group`).
     public internal(set) var group: IOMMUGroup?
     /// `dev->iommu->max_pasids`: min(the PCI PASID width, the IOMMU's), 0 without PASID.
@@ -125,7 +126,11 @@ public final class PCIDevice: @unchecked Sendable, CustomStringConvertible {
     /// PRI enabled by the IOMMU driver (`pci_enable_pri`).
     public var priEnabled = false
     /// The machine the device belongs to.
-    public internal(set) weak var machine: Machine?
+    public internal(set) weak var machine: Machine? { didSet { refreshDMAPath() } }
+    /// What the DMA engine needs, resolved once: see `DMAPath`.
+    var dmaPath: DMAPath?
+
+    private func refreshDMAPath() { dmaPath = machine.map { DMAPath(machine: $0, unit: iommu) } }
 
     /// A PCI function with `rid` and `caps`, below `upstream`; `multifunction` marks a
     /// function of a multi-function device.

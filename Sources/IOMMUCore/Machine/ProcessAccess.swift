@@ -32,6 +32,8 @@ extension Process {
     /// Translates a user access as the CPU would (a user-mode walk that sets A/D),
     /// faulting the page in when the walk fails. Lock held.
     func translateLocked(_ va: UInt64, write: Bool) throws(Errno) -> UInt64 {
+        // Once torn down the root frame is free memory: never walk it.
+        guard !exiting else { throw .badAddress }
         let access: WalkAccess = write ? [.write, .user] : [.read, .user]
         for attempt in 0..<2 {
             let r = IOPageTable.walk(memory: memory, format: pageTable.format, root: pageTable.root, iova: va,

@@ -6,11 +6,11 @@ public struct ProcessProt: OptionSet, Sendable, Hashable {
     /// Wraps a raw flag word.
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// `PROT_READ`.
-    public static let read = ProcessProt(rawValue: 1 << 0)
+    @inlinable public static var read: ProcessProt { ProcessProt(rawValue: 1 << 0) }
     /// `PROT_WRITE`.
-    public static let write = ProcessProt(rawValue: 1 << 1)
+    @inlinable public static var write: ProcessProt { ProcessProt(rawValue: 1 << 1) }
     /// `PROT_EXEC`.
-    public static let exec = ProcessProt(rawValue: 1 << 2)
+    @inlinable public static var exec: ProcessProt { ProcessProt(rawValue: 1 << 2) }
 }
 
 /// One anonymous mapping (`struct vm_area_struct`): `[start, end)`, page aligned.

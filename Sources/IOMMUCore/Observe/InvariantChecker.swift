@@ -58,7 +58,17 @@ public struct Violation: Hashable, Sendable, CustomStringConvertible {
 public final class InvariantChecker: @unchecked Sendable {
     private let lock = Lock()
     private var _violations: [Violation] = []
-    nonisolated(unsafe) private var enabledFlag = false
+    /// The on/off switch lives behind a pointer so the DMA engine can test it without
+    /// holding a reference to the checker (see `DMAPath`).
+    let enabledStorage: UnsafeMutablePointer<Bool> = {
+        let p = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
+        p.initialize(to: false)
+        return p
+    }()
+    private var enabledFlag: Bool {
+        get { enabledStorage.pointee }
+        set { enabledStorage.pointee = newValue }
+    }
     /// Ranges unmapped with `iommu_unmap_fast` whose `iommu_iotlb_sync` has not run yet.
     private var unmapWindows: [ObjectIdentifier: [(start: UInt64, end: UInt64)]] = [:]
     /// (RID, PASID) pairs that were detached at least once, to tell I6 from I1.
@@ -71,6 +81,8 @@ public final class InvariantChecker: @unchecked Sendable {
 
     /// Creates a disabled checker.
     public init() {}
+
+    deinit { enabledStorage.deallocate() }
 
     /// Whether checking is on.
     public var isEnabled: Bool {

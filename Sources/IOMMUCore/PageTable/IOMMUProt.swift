@@ -11,16 +11,16 @@ public struct IOMMUProt: OptionSet, Sendable, Hashable {
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// `IOMMU_READ`: the device may read.
-    public static let read = IOMMUProt(rawValue: 1 << 0)
+    @inlinable public static var read: IOMMUProt { IOMMUProt(rawValue: 1 << 0) }
     /// `IOMMU_WRITE`: the device may write.
-    public static let write = IOMMUProt(rawValue: 1 << 1)
+    @inlinable public static var write: IOMMUProt { IOMMUProt(rawValue: 1 << 1) }
     /// `IOMMU_CACHE`: DMA is cache coherent (VT-d second stage: the SNP bit).
-    public static let cache = IOMMUProt(rawValue: 1 << 2)
+    @inlinable public static var cache: IOMMUProt { IOMMUProt(rawValue: 1 << 2) }
     /// `IOMMU_NOEXEC`: instruction fetches are refused (x86 XD; VT-d: X left clear).
-    public static let noexec = IOMMUProt(rawValue: 1 << 3)
+    @inlinable public static var noexec: IOMMUProt { IOMMUProt(rawValue: 1 << 3) }
     /// `IOMMU_MMIO`: the target is device memory (x86: PCD, uncached).
-    public static let mmio = IOMMUProt(rawValue: 1 << 4)
+    @inlinable public static var mmio: IOMMUProt { IOMMUProt(rawValue: 1 << 4) }
     /// `IOMMU_PRIV`: only privileged (supervisor) requests may use the mapping
     /// (x86 first stage: U/S = 0).
-    public static let priv = IOMMUProt(rawValue: 1 << 5)
+    @inlinable public static var priv: IOMMUProt { IOMMUProt(rawValue: 1 << 5) }
 }

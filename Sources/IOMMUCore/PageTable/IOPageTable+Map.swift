@@ -22,8 +22,8 @@ extension IOPageTable {
         guard !total.overflow, paddr & ~PageTableFormat.addressMask == 0,
               (paddr &+ total.partialValue &- 1) & ~(PageTableFormat.addressMask | 0xFFF) == 0
         else { throw .invalidArgument }
-        let limit = UInt64(1) << UInt64(format.vaBits)
-        guard iova < limit, total.partialValue <= limit - iova else { throw .outOfRange }
+        let limit = UInt64(1) &<< UInt64(truncatingIfNeeded: format.vaBits)
+        guard iova < limit, total.partialValue <= limit &- iova else { throw .outOfRange }
 
         let leafBits = format.leafBits(prot: prot, level: leafLevel)
         let present = format.presentMask
@@ -33,9 +33,14 @@ extension IOPageTable {
         var done: UInt64 = 0
         defer { mapped &+= done }
         while remaining > 0 {
-            // Descend to the table that holds the leaves, creating tables on the way.
+            // Descend to the table that holds the leaves, creating tables on the way; for
+            // 4 KiB leaves start at the cached leaf table when it covers `va`.
             var table = root
             var level = format.levels
+            if leafLevel == 1, let leafTable = cachedLeafTable(va) {
+                table = leafTable
+                level = 1
+            }
             while level > leafLevel {
                 let s = slot(table, va, level: level)
                 let pte = s.load(as: UInt64.self)
@@ -49,19 +54,20 @@ extension IOPageTable {
                 } else {
                     table = pte & PageTableFormat.addressMask
                 }
-                level -= 1
+                level &-= 1
             }
+            if leafLevel == 1 { cacheLeafTable(table, for: va) }
             // Fill consecutive slots of this table.
-            var index = Int(truncatingIfNeeded: (va >> UInt64(3 + 9 * leafLevel)) & 511)
+            var index = Int(truncatingIfNeeded: (va &>> UInt64(truncatingIfNeeded: 3 &+ 9 &* leafLevel)) & 511)
             let entries = (base + Int(truncatingIfNeeded: table)).assumingMemoryBound(to: UInt64.self)
             var written: Int16 = 0
             defer { adjustOccupancy(table, by: written) }
             repeat {
                 if entries[index] & present != 0 { throw .exists }
                 entries[index] = pa | leafBits
-                written += 1
-                index += 1
-                remaining -= 1
+                written &+= 1
+                index &+= 1
+                remaining &-= 1
                 va &+= pgsize
                 pa &+= pgsize
                 done &+= pgsize

@@ -8,6 +8,11 @@ extension IOPageTable {
     /// (check 33); each removed leaf is added to the gather's range.
     /// - Returns: bytes unmapped (never an errno, like the kernel's `size_t`); 0 for a
     ///   `pgsize` outside the format, a misaligned `iova` or `pgcount` < 1.
+    ///
+    /// Inlinable: a caller passing a constant `pgsize` and `pgcount` (one 4 KiB page, the
+    /// usual DMA unmap) gets the checks folded away and the per-leaf loop inline; the
+    /// walk from the root and the release of empty tables stay out of line.
+    @inlinable
     public func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
         guard PageTableFormat.leafLevel(forPageSize: pgsize) != 0, format.pageSizes & pgsize != 0,
               pgcount > 0, iova & (pgsize - 1) == 0 else { return 0 }
@@ -26,45 +31,66 @@ extension IOPageTable {
         return unmapLeaves(iova: iova, size: size, gather: &gather)
     }
 
-    /// The engine of both unmaps.
-    @usableFromInline
+    /// The engine of both unmaps. Inlinable with ``unmapPages(iova:pgsize:pgcount:gather:)``
+    /// so that a per-page unmap costs no call; its slow paths are out of line.
+    @inlinable @inline(__always)
     func unmapLeaves(iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
         guard state[1] == 0, size != 0 else { return 0 }
-        let limit = UInt64(1) << UInt64(format.vaBits)
-        guard iova < limit, size <= limit - iova else { return 0 }
+        let limit = UInt64(1) &<< UInt64(truncatingIfNeeded: format.vaBits)
+        guard iova < limit, size <= limit &- iova else { return 0 }
         let end = iova + size
         let present = format.presentMask
         var cursor = iova
         while cursor < end {
-            var table = root
-            var level = format.levels
-            var s = slot(table, cursor, level: level)
-            var pte = s.load(as: UInt64.self)
-            while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
-                table = pte & PageTableFormat.addressMask
-                level -= 1
-                s = slot(table, cursor, level: level)
-                pte = s.load(as: UInt64.self)
+            // The table holding the cursor's leaf (or hole): the cached leaf table when it
+            // covers the cursor, else a walk from the root, kept out of line so that this
+            // loop stays small enough for the per-page case.
+            var table: UInt64
+            var level: Int
+            if let leafTable = cachedLeafTable(cursor) {
+                table = leafTable
+                level = 1
+            } else {
+                (table, level) = findLeafTable(cursor)
             }
-            if pte & present == 0 { break }
+            let s = slot(table, cursor, level: level)
+            if s.load(as: UInt64.self) & present == 0 { break }
             let span = PageTableFormat.entrySpan(level: level)
             // A leaf that starts before the cursor or ends past the range would be split.
-            guard cursor & (span - 1) == 0, span <= end - cursor else { break }
+            guard cursor & (span &- 1) == 0, span <= end &- cursor else { break }
             s.storeBytes(of: 0, as: UInt64.self)
-            adjustOccupancy(table, by: -1)
             gather.addRange(iova: cursor, size: span)
-            if occupancy[Int(truncatingIfNeeded: table >> 12)] == 0 && level < format.levels {
+            if decrementOccupancy(table) == 0 && level < format.levels {
                 releaseEmptyTables(from: table, level: level, iova: cursor, gather: &gather)
             }
-            cursor += span
+            cursor &+= span
         }
-        return cursor - iova
+        return cursor &- iova
+    }
+
+    /// Walks from the root to the table whose entry for `iova` is a leaf or a hole;
+    /// returns it and its level. A level-1 table is remembered in the leaf-table cache.
+    @usableFromInline @inline(never)
+    func findLeafTable(_ iova: UInt64) -> (table: UInt64, level: Int) {
+        let present = format.presentMask
+        var table = root
+        var level = format.levels
+        var pte = slot(table, iova, level: level).load(as: UInt64.self)
+        while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
+            table = pte & PageTableFormat.addressMask
+            level &-= 1
+            pte = slot(table, iova, level: level).load(as: UInt64.self)
+        }
+        if level == 1 { cacheLeafTable(table, for: iova) }
+        return (table, level)
     }
 
     /// Unlinks `table` (empty, at `level`) and every ancestor it leaves empty, the root
     /// excepted, putting them on the gather's freelist. Rare, so it re-walks from the
-    /// root rather than making every unmap record its path.
-    private func releaseEmptyTables(from table: UInt64, level: Int, iova: UInt64, gather: inout IOTLBGather) {
+    /// root rather than making every unmap record its path, and stays out of line.
+    @usableFromInline @inline(never)
+    func releaseEmptyTables(from table: UInt64, level: Int, iova: UInt64, gather: inout IOTLBGather) {
+        forgetLeafTable()
         var child = table
         var childLevel = level
         while childLevel < format.levels && occupancy[Int(truncatingIfNeeded: child >> 12)] == 0 {

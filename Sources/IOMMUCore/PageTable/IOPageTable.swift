@@ -31,7 +31,8 @@ public final class IOPageTable: @unchecked Sendable {
     @usableFromInline let occupancy: UnsafeMutablePointer<UInt16>
     private let occupancyBytes: Int
     /// Mutable bookkeeping kept out of class stored properties, so the hot paths pay no
-    /// dynamic exclusivity checks: [0] table pages, [1] destroyed flag.
+    /// dynamic exclusivity checks: [0] table pages, [1] destroyed flag, [2] and [3] the
+    /// leaf-table cache (``cachedLeafTable(_:)``).
     @usableFromInline let state: UnsafeMutablePointer<Int>
 
     /// Allocates an empty table: the root page (`alloc_io_pgtable_ops`).
@@ -44,8 +45,8 @@ public final class IOPageTable: @unchecked Sendable {
         guard let p = mmap(nil, occupancyBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
               p != MAP_FAILED else { throw .noMemory }
         occupancy = p.bindMemory(to: UInt16.self, capacity: occupancyBytes / 2)
-        state = .allocate(capacity: 2)
-        state.initialize(repeating: 0, count: 2)
+        state = .allocate(capacity: 4)
+        state.initialize(repeating: 0, count: 4)
         do {
             root = try memory.allocFrame()
         } catch {
@@ -54,6 +55,7 @@ public final class IOPageTable: @unchecked Sendable {
             throw error
         }
         state[0] = 1
+        forgetLeafTable()
     }
 
     deinit {
@@ -74,6 +76,7 @@ public final class IOPageTable: @unchecked Sendable {
     public func destroy() {
         guard state[1] == 0 else { return }
         state[1] = 1
+        forgetLeafTable()
         freeSubtree(root, level: format.levels)
         state[0] = 0
     }
@@ -102,13 +105,50 @@ public final class IOPageTable: @unchecked Sendable {
     /// The entry slot for `iova` in `table` at `level`.
     @inlinable @inline(__always)
     func slot(_ table: UInt64, _ iova: UInt64, level: Int) -> UnsafeMutableRawPointer {
-        base + Int(truncatingIfNeeded: table | (((iova >> UInt64(3 + 9 * level)) & 511) << 3))
+        base + Int(truncatingIfNeeded: table | (((iova &>> UInt64(truncatingIfNeeded: 3 &+ 9 &* level)) & 511) &<< 3))
+    }
+
+    // The leaf-table cache: the level-1 table that the last map or unmap of a 4 KiB leaf
+    // used, keyed by its 2 MiB IOVA region (`iova >> 21`; every format has 4 KiB pages and
+    // 512-entry tables). Sequential maps and unmaps of single pages, one call per page,
+    // then skip the walk from the root, as `mapPages` already does within one call.
+    // Only map and unmap read or write it (they are serialised by the caller); the entry
+    // stays valid because a linked table is only unlinked by `releaseEmptyTables` and
+    // `destroy`, which forget it.
+
+    /// The cached level-1 table if it covers `iova`, else nil.
+    @inlinable @inline(__always)
+    func cachedLeafTable(_ iova: UInt64) -> UInt64? {
+        UInt64(UInt(bitPattern: state[2])) == iova &>> 21 ? UInt64(UInt(bitPattern: state[3])) : nil
+    }
+
+    /// Records `table` as the level-1 table covering `iova`.
+    @inlinable @inline(__always)
+    func cacheLeafTable(_ table: UInt64, for iova: UInt64) {
+        state[2] = Int(bitPattern: UInt(iova &>> 21))
+        state[3] = Int(bitPattern: UInt(table))
+    }
+
+    /// Empties the leaf-table cache. The key `UInt64.max` matches no IOVA (`iova >> 21`
+    /// has at most 43 bits).
+    func forgetLeafTable() {
+        state[2] = -1
+        state[3] = 0
     }
 
     @inlinable @inline(__always)
     func adjustOccupancy(_ table: UInt64, by delta: Int16) {
-        let p = occupancy + Int(truncatingIfNeeded: table >> 12)
+        let p = occupancy + Int(truncatingIfNeeded: table &>> 12)
         p.pointee = UInt16(truncatingIfNeeded: Int16(bitPattern: p.pointee) &+ delta)
+    }
+
+    /// Counts one entry of `table` cleared; returns the entries still present.
+    @inlinable @inline(__always)
+    func decrementOccupancy(_ table: UInt64) -> UInt16 {
+        let p = occupancy + Int(truncatingIfNeeded: table &>> 12)
+        let left = p.pointee &- 1
+        p.pointee = left
+        return left
     }
 
     /// Translates `iova` by a software walk: `io_pgtable_ops.iova_to_phys`.

@@ -33,7 +33,7 @@ public struct IOTLBGather: Sendable {
 
     /// Extends the range to cover `[iova, iova + size)`:
     /// `iommu_iotlb_gather_add_range`.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func addRange(iova: UInt64, size: UInt64) {
         guard size != 0 else { return }
         let last = iova &+ (size &- 1)

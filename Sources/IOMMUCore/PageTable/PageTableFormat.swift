@@ -65,7 +65,7 @@ public struct PageTableFormat: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Input address width: 12 + 9 × levels (`pt_max_va_bits`, the domain aperture).
-    @inlinable public var vaBits: Int { 12 + 9 * levels }
+    @inlinable public var vaBits: Int { 12 &+ 9 &* levels }
 
     /// Supported leaf sizes as a bitmap (`pgsize_bitmap`): 4 KiB | 2 MiB | 1 GiB.
     @inlinable public var pageSizes: UInt64 { PageTableFormat.size4K | PageTableFormat.size2M | PageTableFormat.size1G }
@@ -78,13 +78,13 @@ public struct PageTableFormat: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    @usableFromInline static let size4K: UInt64 = 1 << 12
-    @usableFromInline static let size2M: UInt64 = 1 << 21
-    @usableFromInline static let size1G: UInt64 = 1 << 30
+    @inlinable static var size4K: UInt64 { 1 << 12 }
+    @inlinable static var size2M: UInt64 { 1 << 21 }
+    @inlinable static var size1G: UInt64 { 1 << 30 }
     /// Output address bits 12..51, shared by both formats.
-    @usableFromInline static let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000
+    @inlinable static var addressMask: UInt64 { 0x000F_FFFF_FFFF_F000 }
     /// Page-size bit: at levels 2 and 3 the entry is a leaf (both formats use bit 7).
-    @usableFromInline static let pageSizeBit: UInt64 = 1 << 7
+    @inlinable static var pageSizeBit: UInt64 { 1 << 7 }
 
     /// The level whose leaves have size `pgsize`, or 0 if `pgsize` is not a leaf size.
     @inlinable @inline(__always)
@@ -99,7 +99,7 @@ public struct PageTableFormat: Hashable, Sendable, CustomStringConvertible {
 
     /// Bytes covered by one entry at `level` (4 KiB at level 1).
     @inlinable @inline(__always)
-    static func entrySpan(level: Int) -> UInt64 { 1 << UInt64(3 + 9 * level) }
+    static func entrySpan(level: Int) -> UInt64 { 1 &<< UInt64(truncatingIfNeeded: 3 &+ 9 &* level) }
 
     /// Whether a present entry at `level` is a leaf.
     @inlinable @inline(__always)
@@ -108,23 +108,23 @@ public struct PageTableFormat: Hashable, Sendable, CustomStringConvertible {
 
 /// x86-64 entry bits (Intel SDM vol. 3 §4.5).
 @usableFromInline enum X86 {
-    @usableFromInline static let present: UInt64 = 1 << 0
-    @usableFromInline static let writable: UInt64 = 1 << 1
-    @usableFromInline static let user: UInt64 = 1 << 2
-    @usableFromInline static let cacheDisable: UInt64 = 1 << 4
-    @usableFromInline static let accessed: UInt64 = 1 << 5
-    @usableFromInline static let dirty: UInt64 = 1 << 6
-    @usableFromInline static let executeDisable: UInt64 = 1 << 63
+    @inlinable static var present: UInt64 { 1 << 0 }
+    @inlinable static var writable: UInt64 { 1 << 1 }
+    @inlinable static var user: UInt64 { 1 << 2 }
+    @inlinable static var cacheDisable: UInt64 { 1 << 4 }
+    @inlinable static var accessed: UInt64 { 1 << 5 }
+    @inlinable static var dirty: UInt64 { 1 << 6 }
+    @inlinable static var executeDisable: UInt64 { 1 << 63 }
 }
 
 /// VT-d second-stage entry bits (VT-d spec §9.8).
 @usableFromInline enum VTdSS {
-    @usableFromInline static let read: UInt64 = 1 << 0
-    @usableFromInline static let write: UInt64 = 1 << 1
-    @usableFromInline static let execute: UInt64 = 1 << 2
-    @usableFromInline static let accessed: UInt64 = 1 << 8
-    @usableFromInline static let dirty: UInt64 = 1 << 9
-    @usableFromInline static let snoop: UInt64 = 1 << 11
+    @inlinable static var read: UInt64 { 1 << 0 }
+    @inlinable static var write: UInt64 { 1 << 1 }
+    @inlinable static var execute: UInt64 { 1 << 2 }
+    @inlinable static var accessed: UInt64 { 1 << 8 }
+    @inlinable static var dirty: UInt64 { 1 << 9 }
+    @inlinable static var snoop: UInt64 { 1 << 11 }
 }
 
 // The per-kind encoders and decoders. Everything format-specific is in these functions.
@@ -152,7 +152,8 @@ extension PageTableFormat {
 
     /// Effective permissions of a translation, from the AND of every entry on the path
     /// (`allOf`) and the OR (`anyOf`): x86 needs R/W and U/S at every level and is
-    /// non-executable if XD is set at any level; VT-d SS ANDs R, W and X.
+    /// non-executable if XD is set at any level; VT-d SS ANDs R and W, and takes X from
+    /// the leaf (non-leaf entries are written R|W only, so the OR is the leaf's X).
     @inlinable @inline(__always)
     func effectivePermissions(allOf: UInt64, anyOf: UInt64) -> IOMMUProt {
         var p: IOMMUProt = []
@@ -166,7 +167,7 @@ extension PageTableFormat {
         case .vtdSecondStage:
             if allOf & VTdSS.read != 0 { p.insert(.read) }
             if allOf & VTdSS.write != 0 { p.insert(.write) }
-            if allOf & VTdSS.execute == 0 { p.insert(.noexec) }
+            if anyOf & VTdSS.execute == 0 { p.insert(.noexec) }
             if anyOf & VTdSS.snoop != 0 { p.insert(.cache) }
         }
         return p
@@ -175,7 +176,7 @@ extension PageTableFormat {
     /// Whether an access is allowed by a translation's effective permissions.
     /// x86: writes need R/W, user requests need U/S, fetches need XD clear (CR0.WP = 1:
     /// supervisor writes to read-only pages fault too). VT-d SS: reads need R, writes W,
-    /// fetches X; it has no user/supervisor distinction.
+    /// fetches the leaf's X; it has no user/supervisor distinction.
     @inlinable @inline(__always)
     func permits(_ access: WalkAccess, allOf: UInt64, anyOf: UInt64) -> Bool {
         switch kind {
@@ -187,7 +188,7 @@ extension PageTableFormat {
         case .vtdSecondStage:
             if access.contains(.read) && allOf & VTdSS.read == 0 { return false }
             if access.contains(.write) && allOf & VTdSS.write == 0 { return false }
-            if access.contains(.execute) && allOf & VTdSS.execute == 0 { return false }
+            if access.contains(.execute) && anyOf & VTdSS.execute == 0 { return false }
             return true
         }
     }

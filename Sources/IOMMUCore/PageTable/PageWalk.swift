@@ -7,13 +7,13 @@ public struct WalkAccess: OptionSet, Sendable, Hashable {
     @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// A read.
-    public static let read = WalkAccess(rawValue: 1 << 0)
+    @inlinable public static var read: WalkAccess { WalkAccess(rawValue: 1 << 0) }
     /// A write.
-    public static let write = WalkAccess(rawValue: 1 << 1)
+    @inlinable public static var write: WalkAccess { WalkAccess(rawValue: 1 << 1) }
     /// An instruction fetch (execute-requested DMA).
-    public static let execute = WalkAccess(rawValue: 1 << 2)
+    @inlinable public static var execute: WalkAccess { WalkAccess(rawValue: 1 << 2) }
     /// A user (unprivileged) request; a privileged request is the absence of this flag.
-    public static let user = WalkAccess(rawValue: 1 << 3)
+    @inlinable public static var user: WalkAccess { WalkAccess(rawValue: 1 << 3) }
 }
 
 /// The outcome of a hardware page walk: a translation or the fault the hardware would
@@ -44,7 +44,7 @@ extension IOPageTable {
     public static func walk(memory: PhysicalMemory, format: PageTableFormat, root: UInt64, iova: UInt64,
                             access: WalkAccess, setAccessedDirty: Bool) -> PageWalkResult {
         var level = format.levels
-        guard iova >> UInt64(format.vaBits) == 0 else { return .notPresent(level: level) }
+        guard iova &>> UInt64(truncatingIfNeeded: format.vaBits) == 0 else { return .notPresent(level: level) }
         let base = memory.base
         let present = format.presentMask
         let accessed = format.accessedBit
@@ -52,8 +52,8 @@ extension IOPageTable {
         var allOf: UInt64 = ~0
         var anyOf: UInt64 = 0
         while true {
-            let shift = UInt64(3 + 9 * level)
-            let slot = base + Int(truncatingIfNeeded: table | (((iova >> shift) & 511) << 3))
+            let shift = UInt64(truncatingIfNeeded: 3 &+ 9 &* level)
+            let slot = base + Int(truncatingIfNeeded: table | (((iova &>> shift) & 511) &<< 3))
             let pte = slot.load(as: UInt64.self)
             if pte & present == 0 { return .notPresent(level: level) }
             allOf &= pte
@@ -65,13 +65,13 @@ extension IOPageTable {
                     let now = slot.load(as: UInt64.self)
                     if now & format.dirtyBit == 0 { slot.storeBytes(of: now | format.dirtyBit, as: UInt64.self) }
                 }
-                let size = UInt64(1) << shift
+                let size = UInt64(1) &<< shift
                 let pa = (pte & PageTableFormat.addressMask & ~(size - 1)) | (iova & (size - 1))
                 return .translated(pa: pa, pageSize: size,
                                    perms: format.effectivePermissions(allOf: allOf, anyOf: anyOf))
             }
             table = pte & PageTableFormat.addressMask
-            level -= 1
+            level &-= 1
         }
     }
 }

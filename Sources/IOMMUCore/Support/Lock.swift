@@ -11,7 +11,7 @@ import Darwin
 /// per-translation path of a hardware model (ARCHITECTURE.md rule 6).
 public final class Lock: @unchecked Sendable {
     // The mutex lives at a stable heap address: pthread mutexes must not move.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     /// Creates an unlocked lock.
     public init() {

@@ -34,6 +34,7 @@ public enum Mock {
 /// The flags of a mock device (`MOCK_FLAGS_DEVICE_*` of `IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS`).
 /// Any other bit makes `mock_dev_create` fail with `EINVAL`.
 public struct MockDeviceFlags: OptionSet, Hashable, Sendable {
+    /// The raw flag bits (`MOCK_FLAGS_DEVICE_*`).
     public let rawValue: UInt32
     /// Wraps raw flag bits (unknown bits are refused when a device is made).
     public init(rawValue: UInt32) { self.rawValue = rawValue }

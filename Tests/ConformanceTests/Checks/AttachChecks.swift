@@ -136,6 +136,9 @@ extension ConformanceChecks {
         XCTAssertTrue(handle.domain === a)
         XCTAssertTrue(dev.group!.pasidArray[4]?.domain === a)
         XCTAssertTrue(rig.machine.warnings.contains { $0.function == "iommu_replace_device_pasid" })
+        // A missing handle is refused the same way, and changes nothing.
+        assertErrno(.invalidArgument) { try rig.iommu.replaceDevicePasid(b, on: dev, pasid: 4, handle: nil) }
+        XCTAssertTrue(dev.group!.pasidArray[4]?.domain === a)
         // A fresh handle replaces.
         let fresh = AttachHandle()
         try rig.iommu.replaceDevicePasid(b, on: dev, pasid: 4, handle: fresh)

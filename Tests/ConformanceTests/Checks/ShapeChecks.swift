@@ -214,6 +214,7 @@ extension ConformanceChecks {
     /// The DMA API runs out of IOVA space with `ENOMEM` and the flush queue flushes by
     /// itself when full.
     func dmaAPILimits() throws {
+        try vendor.require(.anyReservedRegion)
         // Learn the aperture, then reserve all of it but the top 16 KiB.
         let probe = try vendor.makeRig([.pasid])
         let geometry = try probe.pagingDomain().geometry

@@ -18,11 +18,15 @@ struct VendorCapabilities: OptionSet, CustomStringConvertible {
     /// The fixture can inject driver failures (set_dev_pasid, map_pages) and build
     /// driver variants (no set_dev_pasid) and records driver callbacks.
     static let failureInjection = VendorCapabilities(rawValue: 1 << 4)
+    /// The fixture can make the driver report any reserved region for a device (real
+    /// drivers report only what firmware describes: RMRRs, MSI windows).
+    static let anyReservedRegion = VendorCapabilities(rawValue: 1 << 5)
 
     var description: String {
         let names: [(VendorCapabilities, String)] = [
             (.userPasidTable, "userPasidTable"), (.nesting, "nesting"), (.cachesTranslations, "cachesTranslations"),
             (.identityReleaseDomain, "identityReleaseDomain"), (.failureInjection, "failureInjection"),
+            (.anyReservedRegion, "anyReservedRegion"),
         ]
         return names.filter { contains($0.0) }.map(\.1).joined(separator: "|")
     }
@@ -102,6 +106,8 @@ protocol ConformanceVendor {
     /// A machine with one IOMMU unit of this vendor and no devices; new groups get
     /// `defaultDomainType` default domains.
     func makeEmptyRig(defaultDomainType: DomainType) throws -> Rig
+    /// A new, unregistered IOMMU unit of this vendor.
+    func makeUnit() -> IOMMUDevice
     /// Adds a device with `rid` behind the rig's unit.
     func addDevice(to rig: Rig, rid: RID?, spec: DeviceSpec, upstream: PCIBridge?, multifunction: Bool) throws -> PCIDevice
     /// A paging domain allocated by a *different* driver object of this vendor, so the

@@ -5,7 +5,7 @@ import XCTest
 /// The Mock vendor fixture: machines with one ``MockIOMMU``.
 struct MockVendor: ConformanceVendor {
     let name = "Mock"
-    let capabilities: VendorCapabilities = [.userPasidTable, .nesting, .cachesTranslations, .failureInjection]
+    let capabilities: VendorCapabilities = [.userPasidTable, .nesting, .cachesTranslations, .failureInjection, .anyReservedRegion]
 
     /// Builds a rig with a caller-chosen driver (the variants of checks 3 and the
     /// all-PASIDs shape).
@@ -16,6 +16,8 @@ struct MockVendor: ConformanceVendor {
         machine.addIOMMU(unit)
         return Rig(machine: machine, unit: unit, vendor: self)
     }
+
+    func makeUnit() -> IOMMUDevice { MockIOMMU(driver: MockIOMMUDriver()) }
 
     func makeEmptyRig(defaultDomainType: DomainType) throws -> Rig {
         makeEmptyRig(driver: MockIOMMUDriver(), defaultDomainType: defaultDomainType)

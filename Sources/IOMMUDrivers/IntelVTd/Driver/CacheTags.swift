@@ -1,0 +1,91 @@
+import IOMMUCore
+
+/// An invalidation target of a domain (`struct cache_tag`): an IOTLB tag per (unit, DID,
+/// PASID), and a device-TLB tag per (device, DID, PASID) when ATS is enabled.
+struct CacheTag {
+    enum Kind { case iotlb, devTLB }
+    let kind: Kind
+    unowned let unit: IntelIOMMU
+    let did: UInt16
+    let pasid: UInt32
+    let info: VTdDeviceInfo?
+    var users: Int
+}
+
+extension VTdDomain {
+    /// `cache_tag_assign_domain`: tags for an attachment at (`info`, `pasid`) with `did`.
+    func assignCacheTags(unit: IntelIOMMU, did: UInt16, pasid: UInt32, info: VTdDeviceInfo) {
+        if let i = cacheTags.firstIndex(where: { $0.kind == .iotlb && $0.unit === unit && $0.did == did && $0.pasid == pasid }) {
+            cacheTags[i].users += 1
+        } else {
+            cacheTags.append(CacheTag(kind: .iotlb, unit: unit, did: did, pasid: pasid, info: nil, users: 1))
+        }
+        guard info.dev?.atsEnabled == true else { return }
+        if let i = cacheTags.firstIndex(where: { $0.kind == .devTLB && $0.info === info && $0.did == did && $0.pasid == pasid }) {
+            cacheTags[i].users += 1
+        } else {
+            cacheTags.append(CacheTag(kind: .devTLB, unit: unit, did: did, pasid: pasid, info: info, users: 1))
+        }
+    }
+
+    /// `cache_tag_unassign_domain`.
+    func unassignCacheTags(unit: IntelIOMMU, did: UInt16, pasid: UInt32, info: VTdDeviceInfo) {
+        for kind in [CacheTag.Kind.iotlb, .devTLB] {
+            guard let i = cacheTags.firstIndex(where: {
+                $0.kind == kind && $0.unit === unit && $0.did == did && $0.pasid == pasid && (kind == .iotlb || $0.info === info)
+            }) else { continue }
+            cacheTags[i].users -= 1
+            if cacheTags[i].users == 0 { cacheTags.remove(at: i) }
+        }
+    }
+
+    /// Whether translations of this domain are cached as second-stage entries.
+    var flushesAsSecondStage: Bool { entryKind == .secondStage || entryKind == .nested }
+
+    /// `cache_tag_flush_range(domain, start, end, ih)` (`end` inclusive) or, with `all`,
+    /// `cache_tag_flush_all`: IOTLB descriptors for every IOTLB tag, then device-TLB
+    /// descriptors for every device-TLB tag, submitted per unit.
+    func flushRange(start: UInt64, end: UInt64, all: Bool) {
+        var perUnit: [(IntelIOMMU, [VTdDescriptor], [VTdDescriptor])] = []
+        func add(_ unit: IntelIOMMU, iotlb: VTdDescriptor? = nil, dev: VTdDescriptor? = nil) {
+            if let i = perUnit.firstIndex(where: { $0.0 === unit }) {
+                if let iotlb { perUnit[i].1.append(iotlb) }
+                if let dev { perUnit[i].2.append(dev) }
+            } else {
+                perUnit.append((unit, iotlb.map { [$0] } ?? [], dev.map { [$0] } ?? []))
+            }
+        }
+        let firstPage = start >> 12
+        let lastPage = end >> 12
+        let size = all ? UInt64.max : (lastPage - firstPage + 1) << 12
+        let address = all ? 0 : firstPage << 12
+        for tag in cacheTags {
+            switch tag.kind {
+            case .iotlb:
+                if flushesAsSecondStage {
+                    add(tag.unit, iotlb: Self.secondStageFlush(tag.unit.caps, did: tag.did, first: firstPage, last: lastPage, all: all))
+                } else {
+                    add(tag.unit, iotlb: .piotlb(did: tag.did, pasid: tag.pasid, address: address,
+                                                 npages: all ? .max : lastPage - firstPage + 1, ih: false))
+                }
+            case .devTLB:
+                guard let info = tag.info, let dev = info.dev, dev.isPresent, tag.unit.vtd.translationEnabled else { continue }
+                add(tag.unit, dev: tag.pasid == IOMMUSubsystem.noPasid
+                    ? .devTLB(rid: info.rid, address: address, size: size)
+                    : .devTLBPasid(rid: info.rid, pasid: tag.pasid, address: address, size: size))
+            }
+        }
+        for (unit, iotlb, dev) in perUnit { unit.submit(iotlb + dev) }
+    }
+
+    /// Page-selective invalidation covering pages [first, last] with a naturally aligned
+    /// power-of-two block, or domain-selective when the unit lacks PSI or the mask is
+    /// larger than `cap_max_amask_val`.
+    static func secondStageFlush(_ caps: VTdCapabilities, did: UInt16, first: UInt64, last: UInt64, all: Bool) -> VTdDescriptor {
+        guard !all, caps.pageSelectiveInvalidation else { return .iotlbDomain(did: did) }
+        var mask = 0
+        while mask < 52 && (first & ~((UInt64(1) << UInt64(mask)) - 1)) + (UInt64(1) << UInt64(mask)) - 1 < last { mask += 1 }
+        guard mask <= caps.maxAddressMask else { return .iotlbDomain(did: did) }
+        return .iotlbPage(did: did, address: (first & ~((UInt64(1) << UInt64(mask)) - 1)) << 12, mask: mask, ih: false)
+    }
+}

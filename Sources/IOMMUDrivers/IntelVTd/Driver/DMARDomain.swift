@@ -1,0 +1,197 @@
+import IOMMUCore
+
+/// A VT-d paging domain (`struct dmar_domain` with `fspt` or `sspt`): a first-stage
+/// (x86-64, preferred) or second-stage (VT-d SS) I/O page table, attachable to RIDs and
+/// PASIDs of devices behind any unit it is compatible with.
+public final class DMARDomain: VTdDomain, @unchecked Sendable {
+    /// Which table the domain uses.
+    public enum Stage: Sendable { case first, second }
+    /// First or second stage.
+    public let stage: Stage
+    /// The I/O page table.
+    public let pageTable: IOPageTable
+    /// Allocated with `IOMMU_HWPT_ALLOC_NEST_PARENT` (`nested_parent`).
+    public let nestParent: Bool
+    /// Allocated with `IOMMU_HWPT_ALLOC_DIRTY_TRACKING`.
+    public let dirtyTrackingCapable: Bool
+    /// Whether SSADE is on (`dirty_tracking`).
+    public private(set) var dirtyTracking = false
+
+    init(driver: IntelIOMMUDriver, stage: Stage, levels: Int, pgsize: UInt64, memory: PhysicalMemory,
+         nestParent: Bool, dirty: Bool) throws(Errno) {
+        self.stage = stage
+        self.nestParent = nestParent
+        dirtyTrackingCapable = dirty
+        pageTable = try IOPageTable(format: stage == .first ? .x86_64(levels: levels) : .vtdSecondStage(levels: levels),
+                                    memory: memory)
+        var ops: DomainOps = [.paging, .iotlbSyncMap]
+        if dirty { ops.insert(.dirtyTracking) }
+        let va = 12 + 9 * levels
+        super.init(type: .unmanaged, owner: driver, ops: ops, pgsizeBitmap: pgsize,
+                   geometry: DomainGeometry(apertureStart: 0, apertureEnd: (UInt64(1) << UInt64(va)) - 1, forceAperture: true))
+    }
+
+    override var entryKind: VTdPGTT? { stage == .first ? .firstStage : .secondStage }
+
+    override func makeEntry(unit: IntelIOMMU, did: UInt16) -> VTdPASIDEntry {
+        var e = VTdPASIDEntry()
+        e.did = did
+        e.pwsnp = unit.caps.coherent
+        if stage == .first {
+            e.pgtt = .firstStage
+            e.flptptr = pageTable.root
+            e.flpm = pageTable.format.levels == 5 ? 1 : 0
+            e.aw = UInt8((unit.caps.secondStageLevels ?? 4) - 2)
+        } else {
+            e.pgtt = .secondStage
+            e.slptptr = pageTable.root
+            e.aw = UInt8(pageTable.format.levels - 2)
+            e.ssade = dirtyTracking
+        }
+        return e
+    }
+
+    /// `paging_domain_compatible`: whether `unit` can walk this domain's table.
+    /// - Throws: `EINVAL` for each mismatch (no first/second stage, too few levels, a
+    ///   page size the unit lacks, dirty tracking without SLADS).
+    func checkCompatible(_ unit: IntelIOMMU) throws(Errno) {
+        let caps = unit.caps
+        switch stage {
+        case .first:
+            guard caps.scalableMode, caps.firstStage else { throw .invalidArgument }
+            if pageTable.format.levels == 5 && !caps.firstStage5Level { throw .invalidArgument }
+            if pgsizeBitmap & (1 << 30) != 0 && !caps.firstStage1G { throw .invalidArgument }
+        case .second:
+            guard caps.secondStage, caps.sagaw & (1 << UInt8(pageTable.format.levels - 2)) != 0 else { throw .invalidArgument }
+            if pgsizeBitmap & (1 << 21) != 0 && caps.secondStageLargePages & 1 == 0 { throw .invalidArgument }
+            if pgsizeBitmap & (1 << 30) != 0 && caps.secondStageLargePages & 2 == 0 { throw .invalidArgument }
+            if dirtyTrackingCapable && !caps.secondStageAD { throw .invalidArgument }
+        }
+    }
+
+    // MARK: attach
+
+    /// `intel_iommu_attach_device`: block the RID first, check compatibility, then take
+    /// a DID reference and install the PASID-0 entry. Any failure leaves the device
+    /// blocked (check 59). On a context copied from a previous kernel the first attach
+    /// at probe is deferred (the old translation stays), a later one replaces it.
+    /// - Throws: `ENODEV` unknown device; `EINVAL` incompatible; `ENOSPC` no DID;
+    ///   `ENOMEM`.
+    public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        try intelDriver.lock.withLock { () throws(Errno) in
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            let unit = info.unit
+            if unit.copied[info.rid] != nil && old == nil {
+                try checkCompatible(unit)
+                info.deferredDomain = self
+                return
+            }
+            unit.blockTranslation(info)
+            try checkCompatible(unit)
+            try unit.replaceCopiedContext(info)
+            try install(info, pasid: IOMMUSubsystem.noPasid, replacing: nil)
+            info.ridDomain = self
+        }
+    }
+
+    /// `intel_iommu_set_dev_pasid`: program (or replace: teardown then setup) the entry
+    /// of one PASID.
+    /// - Throws: `EINVAL` non-paging domain or incompatible unit; `EOPNOTSUPP` unit
+    ///   without PASID; `EBUSY` copied context or a present entry with no `old`;
+    ///   `ENOSPC`/`ENOMEM`. On error the PASID keeps its old configuration.
+    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+        try intelDriver.lock.withLock { () throws(Errno) in
+            guard type.isPaging else { throw .invalidArgument }
+            let info = try pasidPreconditions(dev)
+            try checkCompatible(info.unit)
+            try install(info, pasid: pasid, replacing: old as? VTdDomain)
+        }
+    }
+
+    // MARK: map / unmap
+
+    /// `intel_iommu_map_pages` over the domain's page table. Nesting parents map
+    /// read-only requests writeable (`ERRATA_772415_SPR17`).
+    /// - Throws: the page table's `EINVAL`/`ERANGE`/`EEXIST`/`ENOMEM`.
+    public override func mapPages(iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
+                                  mapped: inout UInt64) throws(Errno) {
+        var p = prot
+        if nestParent { p.insert(.write) }
+        try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: p, mapped: &mapped)
+    }
+
+    /// `intel_iommu_unmap_pages`: unmaps and records the range in `gather`.
+    public override func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+        pageTable.unmapPages(iova: iova, pgsize: pgsize, pgcount: pgcount, gather: &gather)
+    }
+
+    /// `intel_iommu_tlb_sync`: `cache_tag_flush_range` over the gathered range (first
+    /// stage: PASID-based IOTLB per tag; second stage: PSI/DSI by DID; plus device TLBs).
+    public override func iotlbSync(_ gather: inout IOTLBGather) {
+        guard !gather.isEmpty else { return }
+        intelDriver.lock.withLock {
+            if intelDriver.bugs.contains(.skipIOTLBFlushOnUnmap) { return }
+            flushRange(start: gather.start, end: gather.end, all: false)
+        }
+    }
+
+    /// `intel_iommu_flush_iotlb_all`: `cache_tag_flush_all`.
+    public override func flushIOTLBAll() {
+        intelDriver.lock.withLock { flushRange(start: 0, end: .max, all: true) }
+    }
+
+    /// `intel_iommu_iotlb_sync_map`: in caching mode a second-stage domain flushes the new
+    /// range (`cache_tag_flush_range_np`, drops cached not-present results); otherwise a
+    /// write-buffer flush on every unit the domain is attached to.
+    public override func iotlbSyncMap(iova: UInt64, size: UInt64) throws(Errno) {
+        guard size > 0 else { return }
+        intelDriver.lock.withLock {
+            var units: [IntelIOMMU] = []
+            for a in attachments where !units.contains(where: { $0 === a.info.unit }) { units.append(a.info.unit) }
+            if stage == .second && units.contains(where: { $0.caps.cachingMode }) {
+                flushRange(start: iova, end: iova + size - 1, all: false)
+            }
+            for unit in units where !(stage == .second && unit.caps.cachingMode) { unit.flushWriteBuffer() }
+        }
+    }
+
+    /// `intel_iommu_iova_to_phys`: 0 when unmapped.
+    public override func iovaToPhys(_ iova: UInt64) -> UInt64 { pageTable.iovaToPhys(iova) }
+
+    /// `intel_iommu_set_dirty_tracking`: sets or clears SSADE in every entry of the
+    /// domain, flushing each present entry.
+    /// - Throws: `EINVAL` for a first-stage domain or one allocated without dirty tracking.
+    public override func setDirtyTracking(_ enabled: Bool) throws(Errno) {
+        try intelDriver.lock.withLock { () throws(Errno) in
+            guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument }
+            guard enabled != dirtyTracking else { return }
+            dirtyTracking = enabled
+            for a in attachments {
+                guard let pa = try? a.info.entryAddress(a.pasid, allocate: false) else { continue }
+                var e = VTdPASIDEntry.load(a.info.unit.vtd.memory, pa)
+                guard e.present else { continue }
+                e.ssade = enabled
+                e.store(a.info.unit.vtd.memory, pa)
+                a.info.unit.log(.pasidEntry(rid: a.info.rid, pasid: a.pasid, .update))
+                a.info.unit.flushPresent(a.info, pasid: a.pasid, did: e.did, pgtt: e.pgtt)
+            }
+        }
+    }
+
+    /// `intel_iommu_read_and_clear_dirty`: reports dirty leaves; after clearing, flushes
+    /// the domain so the hardware sets D again on the next write.
+    /// - Throws: `EINVAL` when dirty tracking is off or the domain cannot track.
+    public override func readAndClearDirty(iova: UInt64, size: UInt64, clear: Bool,
+                                           _ report: (UInt64, UInt64) -> Void) throws(Errno) {
+        guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument }
+        var any = false
+        pageTable.readAndClearDirty(iova: iova, size: size, clear: clear) { a, s in
+            any = true
+            report(a, s)
+        }
+        if clear && any { intelDriver.lock.withLock { flushRange(start: iova, end: iova &+ (size - 1), all: false) } }
+    }
+
+    /// `intel_iommu_domain_free`: frees the page table.
+    public override func free() { pageTable.destroy() }
+}

@@ -1,0 +1,69 @@
+import IOMMUCore
+
+/// An SVA domain (`intel_svm_domain_alloc`): PASID entries point the first stage at a
+/// process's CPU page table, with `FLPT_DEFAULT_DID` and no DID reference. An mm
+/// notifier keeps the IOTLB and device TLBs coherent with the CPU table and disables
+/// the entries (FPD, no drain) when the mm exits.
+public final class VTdSVADomain: VTdDomain, @unchecked Sendable {
+    let notifier: SVANotifier
+
+    init(driver: IntelIOMMUDriver, mm: Process) throws(Errno) {
+        notifier = SVANotifier()
+        super.init(type: .sva, owner: driver, ops: [.setDevPasid])
+        self.mm = mm
+        notifier.domain = self
+        guard mm.registerNotifier(notifier) else { throw .badAddress }
+    }
+
+    override var usesDefaultDID: Bool { true }
+    override var entryKind: VTdPGTT? { .firstStage }
+
+    override func makeEntry(unit: IntelIOMMU, did: UInt16) -> VTdPASIDEntry {
+        var e = VTdPASIDEntry()
+        e.pgtt = .firstStage
+        e.did = did
+        e.flptptr = mm?.pgdPhysical ?? 0
+        e.flpm = mm?.pageTable.format.levels == 5 ? 1 : 0
+        e.aw = UInt8((unit.caps.secondStageLevels ?? 4) - 2)
+        e.pwsnp = unit.caps.coherent
+        return e
+    }
+
+    /// `intel_svm_set_dev_pasid`: a first-stage entry on `mm->pgd`, DID 1.
+    /// - Throws: `EOPNOTSUPP` unit without PASID; `EBUSY` copied context or present
+    ///   entry with no `old`; `ENOMEM`.
+    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+        try intelDriver.lock.withLock { () throws(Errno) in
+            let info = try pasidPreconditions(dev)
+            try install(info, pasid: pasid, replacing: old as? VTdDomain)
+        }
+    }
+
+    /// `intel_svm_domain_free`: unregisters the mm notifier (`mmu_notifier_put`).
+    public override func free() { mm?.unregisterNotifier(notifier) }
+
+    /// `intel_arch_invalidate_secondary_tlbs`: [start, end) → flush [start, end - 1].
+    func invalidate(start: UInt64, end: UInt64) {
+        guard end > start else { return }
+        intelDriver.lock.withLock {
+            if start == 0 && end == .max { flushRange(start: 0, end: .max, all: true) } else {
+                flushRange(start: start, end: end - 1, all: false)
+            }
+        }
+    }
+
+    /// `intel_mm_release`: every PASID entry of the domain becomes FPD-only (faults
+    /// suppressed, no PRQ drain); the attachments stay until unbind.
+    func release() {
+        intelDriver.lock.withLock {
+            for a in attachments { a.info.unit.tearDown(a.info, pasid: a.pasid, faultIgnore: true) }
+        }
+    }
+}
+
+/// The `mmu_notifier` of an SVA domain (`intel_mmuops`).
+final class SVANotifier: MMUNotifier, @unchecked Sendable {
+    weak var domain: VTdSVADomain?
+    func invalidateRange(_ process: Process, start: UInt64, end: UInt64) { domain?.invalidate(start: start, end: end) }
+    func release(_ process: Process) { domain?.release() }
+}

@@ -1,0 +1,79 @@
+import IOMMUCore
+
+/// The driver's static blocking domain (`blocking_domain`): RID attach blocks the
+/// device; `set_dev_pasid` is how the core removes a PASID.
+public final class VTdBlockedDomain: VTdDomain, @unchecked Sendable {
+    init(driver: IntelIOMMUDriver) {
+        super.init(type: .blocked, owner: driver, ops: [.attachDev, .setDevPasid])
+    }
+
+    /// `blocking_domain_attach_dev` → `device_block_translation`. On a copied context
+    /// the previous kernel's entry is replaced first.
+    /// - Throws: `ENODEV` for a device the driver did not probe; `ENOMEM`.
+    public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        try intelDriver.lock.withLock { () throws(Errno) in
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            try info.unit.replaceCopiedContext(info)
+            info.unit.blockTranslation(info)
+        }
+    }
+
+    /// `blocking_domain_set_dev_pasid`: `intel_pasid_tear_down_entry(fault_ignore:
+    /// false)` (with PRQ drain), then the old domain's DID reference and cache tags are
+    /// dropped.
+    /// - Throws: `ENODEV` for a device the driver did not probe.
+    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+        try intelDriver.lock.withLock { () throws(Errno) in
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            info.unit.tearDown(info, pasid: pasid, faultIgnore: false)
+            (old as? VTdDomain)?.removeAttachment(info, pasid: pasid)
+        }
+    }
+}
+
+/// The driver's static identity domain (`identity_domain`): pass-through entries with
+/// `FLPT_DEFAULT_DID`, for the RID and for PASIDs.
+public final class VTdIdentityDomain: VTdDomain, @unchecked Sendable {
+    init(driver: IntelIOMMUDriver) {
+        super.init(type: .identity, owner: driver, ops: [.attachDev, .setDevPasid])
+    }
+
+    override var usesDefaultDID: Bool { true }
+    override var entryKind: VTdPGTT? { .passThrough }
+
+    override func makeEntry(unit: IntelIOMMU, did: UInt16) -> VTdPASIDEntry {
+        var e = VTdPASIDEntry()
+        e.pgtt = .passThrough
+        e.did = did
+        e.aw = UInt8((unit.caps.secondStageLevels ?? 4) - 2)
+        e.pwsnp = unit.caps.coherent
+        return e
+    }
+
+    /// `identity_domain_attach_dev`: block, then a pass-through entry at RID_PASID.
+    /// - Throws: `ENODEV` unknown device; `ENOMEM`.
+    public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        try intelDriver.lock.withLock { () throws(Errno) in
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            if info.unit.copied[info.rid] != nil && old == nil {
+                info.deferredDomain = self
+                return
+            }
+            info.unit.blockTranslation(info)
+            try info.unit.replaceCopiedContext(info)
+            try install(info, pasid: IOMMUSubsystem.noPasid, replacing: nil)
+            info.ridDomain = self
+        }
+    }
+
+    /// `identity_domain_set_dev_pasid`: a pass-through entry at `pasid` (DID 1, no DID
+    /// reference).
+    /// - Throws: `EOPNOTSUPP` unit without PASID; `EBUSY` copied context or present entry
+    ///   with no `old`; `ENOMEM`.
+    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+        try intelDriver.lock.withLock { () throws(Errno) in
+            let info = try pasidPreconditions(dev)
+            try install(info, pasid: pasid, replacing: old as? VTdDomain)
+        }
+    }
+}

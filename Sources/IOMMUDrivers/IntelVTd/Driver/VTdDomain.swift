@@ -1,0 +1,94 @@
+import IOMMUCore
+
+/// Per (domain, unit) DID bookkeeping (`struct iommu_domain_info`).
+struct DomainIOMMUInfo {
+    var refcount: Int
+    var did: UInt16
+}
+
+/// The common part of every VT-d domain (`struct dmar_domain`): the DIDs it holds per
+/// unit, its cache tags, and its attachments. Paging, SVA, identity and blocked domains
+/// derive from it.
+public class VTdDomain: IOMMUDomain, @unchecked Sendable {
+    /// `iommu_array`: unit → {refcnt, did}.
+    var iommuInfo: [ObjectIdentifier: DomainIOMMUInfo] = [:]
+    /// `cache_tags`.
+    var cacheTags: [CacheTag] = []
+    /// `devices` + `dev_pasids`: where the domain is attached.
+    var attachments: [VTdAttachment] = []
+
+    /// The driver that owns the domain.
+    var intelDriver: IntelIOMMUDriver { owner as! IntelIOMMUDriver }
+
+    /// Whether the domain's entries use `FLPT_DEFAULT_DID` and take no DID reference
+    /// (SVA and identity domains, `iommu_domain_did`).
+    var usesDefaultDID: Bool { false }
+
+    /// The PGTT of the entries this domain installs; nil for the blocked domain.
+    var entryKind: VTdPGTT? { nil }
+
+    /// Builds the PASID entry this domain installs on `unit` with `did`.
+    func makeEntry(unit: IntelIOMMU, did: UInt16) -> VTdPASIDEntry { VTdPASIDEntry() }
+
+    /// The DID of this domain on `unit`, if it holds one (or the default DID).
+    func didOn(_ unit: IntelIOMMU) -> UInt16? {
+        usesDefaultDID ? IntelIOMMU.defaultDID : iommuInfo[ObjectIdentifier(unit)]?.did
+    }
+
+    /// `domain_attach_iommu`: take a reference on this domain's DID on `unit`,
+    /// allocating the DID on first use. No-op for default-DID domains.
+    /// - Throws: `ENOSPC` when the unit has no free DID ("No free domain ids").
+    func attachIOMMU(_ unit: IntelIOMMU) throws(Errno) -> UInt16 {
+        if usesDefaultDID { return IntelIOMMU.defaultDID }
+        let key = ObjectIdentifier(unit)
+        if var info = iommuInfo[key] {
+            info.refcount += 1
+            iommuInfo[key] = info
+            return info.did
+        }
+        guard let did = unit.allocateDID(for: self) else {
+            unit.infos.values.first?.dev?.machine?.events.record("intel_iommu:no_free_did", [.init("iommu", unit.name)])
+            throw .noSpace
+        }
+        iommuInfo[key] = DomainIOMMUInfo(refcount: 1, did: did)
+        return did
+    }
+
+    /// `domain_detach_iommu`: drop a reference; the DID is freed at zero (or, with the
+    /// `.freeDIDWhileReferenced` bug, on the first detach).
+    func detachIOMMU(_ unit: IntelIOMMU) {
+        if usesDefaultDID { return }
+        let key = ObjectIdentifier(unit)
+        guard var info = iommuInfo[key] else { return }
+        let buggy = intelDriver.bugs.contains(.freeDIDWhileReferenced)
+        let stillOwned = unit.didOwners[info.did] == ObjectIdentifier(self)
+        info.refcount -= 1
+        if info.refcount == 0 {
+            iommuInfo[key] = nil
+            if stillOwned { unit.releaseDID(info.did) }
+        } else {
+            iommuInfo[key] = info
+            if buggy && stillOwned { unit.releaseDID(info.did) }
+        }
+    }
+
+    /// `domain_remove_dev_pasid` / the RID part of `device_block_translation`: forget
+    /// the attachment at (`info`, `pasid`), its cache tags and its DID reference.
+    func removeAttachment(_ info: VTdDeviceInfo, pasid: UInt32) {
+        guard let i = attachments.firstIndex(where: { $0.info === info && $0.pasid == pasid }) else { return }
+        attachments.remove(at: i)
+        if let did = didOn(info.unit) { unassignCacheTags(unit: info.unit, did: did, pasid: pasid, info: info) }
+        detachIOMMU(info.unit)
+    }
+
+    /// Records an attachment whose DID reference and cache tags are already taken.
+    func addAttachment(_ info: VTdDeviceInfo, pasid: UInt32) {
+        attachments.append(VTdAttachment(info: info, pasid: pasid))
+    }
+}
+
+/// One place a domain is attached: a device's RID (PASID 0) or one of its PASIDs.
+struct VTdAttachment {
+    unowned let info: VTdDeviceInfo
+    let pasid: UInt32
+}
