@@ -10,8 +10,10 @@ let package = Package(
         .library(name: "IOMMUCore", targets: ["IOMMUCore"]),
         .library(name: "IOMMUDrivers", targets: ["IOMMUDrivers"]),
         .library(name: "IOMMUFD", targets: ["IOMMUFD"]),
+        .library(name: "DriverShims", targets: ["DriverShims"]),
         .executable(name: "iommukit", targets: ["iommukit"]),
         .executable(name: "iommukit-bench", targets: ["iommukit-bench"]),
+        .executable(name: "VMMGuestMemory", targets: ["VMMGuestMemory"]),
     ],
     targets: [
         .target(name: "IOMMUCore"),
@@ -19,14 +21,22 @@ let package = Package(
         // IOMMUDrivers sees IOMMUFD only for the selftest backend protocol (Mock/);
         // IOMMUFD never imports a vendor.
         .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFD"]),
+        // Device drivers that use the API: vfio-pci and mdev over iommufd (VFIO/, VFIOPCI/, Mdev/).
+        .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD"]),
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .executableTarget(
+            name: "VMMGuestMemory",
+            dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "DriverShims"],
+            path: "Examples/VMMGuestMemory",
+            exclude: ["README.md"]),
+        .executableTarget(
             name: "iommukit-bench",
-            dependencies: ["IOMMUCore", "IOMMUDrivers"],
+            dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD"],
             path: "Benchmarks/iommukit-bench"),
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "IOMMUFDTests", dependencies: ["IOMMUFD", "IOMMUCore", "IOMMUDrivers"]),
+        .testTarget(name: "DriverShimsTests", dependencies: ["DriverShims", "IOMMUFD", "IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
     ],
     swiftLanguageModes: [.v6]
