@@ -17,7 +17,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "IOMMUCore"),
-        .target(name: "IOMMUFD", dependencies: ["IOMMUCore"]),
+        // ENABLE_MOCKING (debug builds only) compiles the ioctl trace and forced-errno hooks.
+        .target(name: "IOMMUFD", dependencies: ["IOMMUCore"],
+                swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]),
         // IOMMUDrivers sees IOMMUFD only for the selftest backend protocol (Mock/);
         // IOMMUFD never imports a vendor.
         .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFD"]),

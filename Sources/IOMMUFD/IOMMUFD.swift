@@ -15,8 +15,19 @@ public final class IOMMUFD: @unchecked Sendable {
     public let machine: Machine
     /// The process that opened the context: `current->mm`, where pinned pages come from.
     public let process: Process
-    /// The caller's memory for ioctl arguments (`copy_from_user` / `copy_to_user`).
-    public let user: any UserMemory
+    /// The opener's memory for ioctl arguments (`copy_from_user` / `copy_to_user`).
+    public let openerMemory: any UserMemory
+    /// The memory of the task issuing the ioctl in progress (the opener's, or another
+    /// process sharing the fd, see ``ioctl(_:_:from:)``).
+    var callerMemory: any UserMemory { callerOverride?.1 ?? openerMemory }
+    /// `current->mm` of the ioctl in progress: pages mapped now are pinned from it.
+    var current: Process { callerOverride?.0 ?? process }
+    var callerOverride: (Process, any UserMemory)?
+    /// The memory the ioctl in progress reads and writes: the caller's, overlaid with the
+    /// typed API's argument window while a typed call runs.
+    var user: any UserMemory { overlay ?? callerMemory }
+    /// Set by the typed API for the duration of one dispatch (under ``lock``).
+    var overlay: ArgumentOverlay?
     /// The opener's capabilities and `RLIMIT_MEMLOCK`.
     public let credentials: IOMMUFDCredentials
     /// The pinned-page counters charged by this context.
@@ -28,6 +39,10 @@ public final class IOMMUFD: @unchecked Sendable {
     public let faultInjection: FaultInjection
 
     let lock = RecursiveLock()
+    #if ENABLE_MOCKING
+    /// The ioctl trace and forced-errno hooks (debug builds only).
+    public let mocking = IOMMUFDMocking()
+    #endif
     var table = ObjectTable()
     /// `ictx->account_mode`.
     var accountMode: IOPTAccountMode
@@ -56,7 +71,7 @@ public final class IOMMUFD: @unchecked Sendable {
                 testBackend: (any IOMMUFDTestBackend)? = nil, vfioContainer: Bool = false) {
         self.machine = machine
         self.process = process
-        self.user = user ?? ProcessUserMemory(process)
+        openerMemory = user ?? ProcessUserMemory(process)
         self.credentials = credentials
         self.accounting = accounting
         self.testBackend = testBackend
@@ -64,6 +79,9 @@ public final class IOMMUFD: @unchecked Sendable {
         faultInjection = FaultInjection(memory: machine.memory)
     }
 
+    /// A context dropped without ``close()`` is closed here, as the kernel releases an
+    /// fd on process exit. Objects refer back to their context `unowned(unsafe)` so that
+    /// this teardown may run while the context itself is being deinitialised.
     deinit {
         if !isClosed { close() }
     }

@@ -23,6 +23,23 @@ final class Selftest01GenericABITests: XCTestCase {
         XCTAssertEqual(s.raw(IOMMUFDCommand.destroy | (1 << 30), IOMMUDestroy().bytes).0, ENOTTY)
     }
 
+    /// The ioctls this model leaves out of its table (MAP_FILE and the vIOMMU family) answer
+    /// ENOTTY, and IOMMU_TEST_CMD exists only with a test backend.
+    func testUnmodelledIoctlsAreENOTTY() throws {
+        for cmd in [IOMMUFDCommand.ioasMapFile, IOMMUFDCommand.viommuAlloc, IOMMUFDCommand.vdeviceAlloc,
+                    IOMMUFDCommand.veventqAlloc, IOMMUFDCommand.hwQueueAlloc] {
+            var b = UAPIBytes(count: 48)
+            b.setU32(0, 48)
+            XCTAssertEqual(s.raw(cmd, b.bytes).0, ENOTTY)
+        }
+        let plain = IOMMUFD(machine: s.machine, process: s.process)
+        var t = UAPIBytes(count: 72)
+        t.setU32(0, 72)
+        try s.process.writeMemory(address: s.arg, bytes: t.bytes)
+        XCTAssertEqual(plain.ioctl(IOMMUFDCommand.testCmd, s.arg), ENOTTY)
+        plain.close()
+    }
+
     /// `cmd_length`: min_size-1 → EINVAL; sizeof+1 with 0xFF → E2BIG; sizeof → R;
     /// sizeof+1 with 0 → R.
     func testSelftest04CmdLength() {

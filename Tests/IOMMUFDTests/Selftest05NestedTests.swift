@@ -266,8 +266,10 @@ final class Selftest05NestedTests: XCTestCase {
             XCTAssertEqual(s.test(IOMMUTestOp.triggerIOPF, IOMMUTestCmd.TriggerIOPF(devId: n.f.device, pasid: 0, grpid: 0x2,
                                                                                 perm: 1, addr: 0x1000)), 0)
             let rec = s.arg + 0x2000
+            XCTAssertEqual(s.fd.pollFile(n.faultFD), 0x5)
             XCTAssertEqual(s.fd.readFile(n.faultFD, buffer: rec, count: 39), Int(ESPIPE))
             XCTAssertEqual(s.fd.readFile(n.faultFD, buffer: rec, count: 80), 40)
+            XCTAssertEqual(s.fd.pollFile(n.faultFD), 0x4)
             let fault = IOMMUHWPTPgfault(bytes: try s.process.readMemory(address: rec, count: 40))
             XCTAssertEqual(fault.devId, n.f.device)
             XCTAssertEqual(fault.flags & IOMMUFDConstant.pgfaultFlagPasidValid, 0)

@@ -149,6 +149,8 @@ final class Selftest06AccessTests: XCTestCase {
             XCTAssertEqual(f.s.accessPages(access, iova: APERTURE_START, length: PAGE, uptr: f.buffer,
                                            flags: IOMMUTestOp.accessFlagWrite).0, EPERM)
             XCTAssertEqual(f.s.accessPages(access, iova: APERTURE_START, length: 2 * PAGE, uptr: f.buffer).0, ENOENT)
+            XCTAssertEqual(f.s.accessPages(access, iova: APERTURE_START, length: PAGE, uptr: f.buffer + PAGE).0,
+                           neg(.invalidExchange), "the pinned page is not the one behind uptr")
             let (_, rwOnly) = f.s.createAccess(f.ioas, flags: 0)
             XCTAssertEqual(f.s.accessPages(rwOnly, iova: APERTURE_START, length: PAGE, uptr: f.buffer).0, EOPNOTSUPP)
             XCTAssertEqual(f.s.accessPages(999, iova: APERTURE_START, length: PAGE, uptr: f.buffer).0, EBADFD)

@@ -191,11 +191,14 @@ public final class IOMMUSubsystem: @unchecked Sendable {
                 if let d = group.domain, d !== group.defaultDomain, d !== group.blockingDomain {
                     warn("__iommu_group_free_device", "last device left while \(d) is attached")
                 }
-                for d in [group.defaultDomain, group.blockingDomain].compactMap({ $0 }) where !isStatic(d) { freeDomain(d) }
+                // The group is dismantled before its domains are freed, so freeing them
+                // does not find them still attached to it.
+                let owned = [group.defaultDomain, group.blockingDomain].compactMap { $0 }
                 group.domain = nil
                 group.defaultDomain = nil
                 group.blockingDomain = nil
                 groups.removeAll { $0 === group }
+                for d in owned where !isStatic(d) { freeDomain(d) }
             }
         }
     }

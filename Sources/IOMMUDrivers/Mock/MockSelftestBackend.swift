@@ -82,6 +82,11 @@ extension MockIOMMUDriver: IOMMUFDDriverOps {
         return (IOMMUTestOp.hwInfoTypeSelftest, IOMMUTestHWInfo(flags: 0, testReg: IOMMUTestOp.hwInfoSelftestRegval).bytes)
     }
 
+    /// `mock_domain_alloc_paging_flags` takes no user data: `EOPNOTSUPP` before any copy.
+    public func pagingUserData(_ dev: PCIDevice, _ data: IOMMUUserData) throws(Errno) -> [UInt8] {
+        throw .notSupported
+    }
+
     /// The user-data checks of `mock_domain_alloc_nested`: `EOPNOTSUPP` unless
     /// `IOMMU_HWPT_DATA_SELFTEST`; then `iommu_copy_struct_from_user` of `struct
     /// iommu_hwpt_selftest` (`EINVAL` below 4 bytes, `EFAULT`, `E2BIG` non-zero tail).

@@ -22,7 +22,7 @@ final class IOPTPages: @unchecked Sendable {
     var accountMode: IOPTAccountMode
     let accounting: PinAccounting
     let memlockLimit: UInt64
-    unowned let ctx: IOMMUFD
+    unowned(unsafe) let ctx: IOMMUFD
     /// Page index → frame, for pinned pages.
     private(set) var pfns: [Int: UInt64] = [:]
     /// Page index → number of pin holders (filled areas and access pins).
@@ -35,7 +35,7 @@ final class IOPTPages: @unchecked Sendable {
         let (end, o) = uptr.addingReportingOverflow(length)
         guard !o else { throw .overflow }
         self.ctx = ctx
-        process = ctx.process
+        process = ctx.current
         self.uptr = uptr & ~(Self.pageSize - 1)
         let last = (end - 1) & ~(Self.pageSize - 1)
         npages = Int((last - self.uptr) / Self.pageSize) + 1

@@ -16,7 +16,7 @@ final class IOPageTableState: @unchecked Sendable {
     /// `HPAGE_SIZE` with transparent huge pages.
     static let hugePageSize: UInt64 = 2 << 20
 
-    unowned let ctx: IOMMUFD
+    unowned(unsafe) let ctx: IOMMUFD
     /// Areas sorted by IOVA, non-overlapping (`area_itree`).
     var areas: [IOPTArea] = []
     /// `allowed_itree`.

@@ -52,10 +52,9 @@ extension IOMMUFD {
         let driver = try idev.driver()
         var type: UInt32 = IOMMUFDConstant.hwInfoTypeDefault
         var data: [UInt8] = []
+        // A driver without `hw_info` reports IOMMU_HW_INFO_TYPE_NONE and no data.
         if let ops = driver as? any IOMMUFDDriverOps {
             (type, data) = try ops.hwInfo(idev.dev, type: c.dataType)
-        } else if c.dataType != IOMMUFDConstant.hwInfoTypeDefault {
-            throw .notSupported
         }
         let copyLen = min(Int(c.dataLen), data.count)
         try user.copyToUser(c.dataUptr, Array(data.prefix(copyLen)))
@@ -83,13 +82,22 @@ extension IOMMUFD {
         defer { put(hwpt) }
         guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else { throw .notSupported }
         let enable = c.flags & IOMMUFDConstant.dirtyTrackingEnable != 0
+        // The kernel clears the dirty bits of every area (a read with no bitmap) and then
+        // turns tracking on. Model drivers may refuse any read while tracking is off, so
+        // tracking goes on first; with the context locked and no DMA in between the
+        // result is the same: a clean snapshot with tracking enabled.
+        try d.setDirtyTracking(enable)
         if enable {
-            for area in hwpt.ioas.iopt.areas {
-                try d.readAndClearDirty(iova: area.iova, size: area.length, clear: true) { _, _ in }
+            do throws(Errno) {
+                for area in hwpt.ioas.iopt.areas {
+                    try d.readAndClearDirty(iova: area.iova, size: area.length, clear: true) { _, _ in }
+                }
+            } catch {
+                try? d.setDirtyTracking(false)
+                throw error
             }
             machine.iommu.flushIOTLBAll(d)
         }
-        try d.setDirtyTracking(enable)
         return 0
     }
 

@@ -62,6 +62,11 @@ public protocol IOMMUFDDriverOps: AnyObject, Sendable {
     /// returned bytes go to `IOMMUDriver.domainAllocNested`.
     func nestedUserData(_ dev: PCIDevice, _ data: IOMMUUserData) throws(Errno) -> [UInt8]
 
+    /// The user-data step of `domain_alloc_paging_flags` (`IOMMU_HWPT_ALLOC` on an IOAS
+    /// with a data type): validate and copy `data`, or refuse it (`EOPNOTSUPP`). The
+    /// returned bytes go to `IOMMUDriver.domainAllocPaging`.
+    func pagingUserData(_ dev: PCIDevice, _ data: IOMMUUserData) throws(Errno) -> [UInt8]
+
     /// `iommu_domain_ops.cache_invalidate_user(domain, array)` for a nested domain of
     /// this driver. `handled` must hold the number of entries processed, on error too.
     /// - Throws: `EOPNOTSUPP` when the domain has no user invalidation; the driver's

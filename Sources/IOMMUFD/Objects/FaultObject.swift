@@ -113,6 +113,8 @@ public final class FaultObject: IOMMUFDObject, @unchecked Sendable {
 extension Errno {
     /// `ESPIPE` (29): fault queue reads and writes need whole records at position 0.
     public static let illegalSeek = Errno(rawValue: 29)
+    /// `EBADE` (52): selftest ACCESS_PAGES found a pinned page that is not the user's.
+    public static let invalidExchange = Errno(rawValue: 52)
     /// `EMSGSIZE` (90): `IOMMU_IOAS_IOVA_RANGES` array too small.
     public static let messageTooLong = Errno(rawValue: 90)
 }

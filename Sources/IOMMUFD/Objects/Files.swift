@@ -33,6 +33,17 @@ extension IOMMUFD {
         return 0
     }
 
+    /// `poll(fd)` on a fault queue fd (`iommufd_fault_fops_poll`): `POLLOUT` (0x4) always,
+    /// plus `POLLIN` (0x1) while fault groups wait to be read.
+    /// - Returns: the event mask, or `-EBADF` / `-EINVAL` for an unknown or non-fault fd.
+    public func pollFile(_ fd: Int32) -> Int32 {
+        lock.withLock {
+            guard let f = files[fd] else { return -Errno.badFileDescriptor.rawValue }
+            guard case .fault(let fault) = f else { return -Errno.invalidArgument.rawValue }
+            return 0x4 | (fault.pending.isEmpty ? 0 : 0x1)
+        }
+    }
+
     /// `read(fd, buf, count)` on a fault queue fd: whole `iommu_hwpt_pgfault` records.
     /// - Returns: bytes read, or a negative errno (`-EBADF` unknown fd, `-EINVAL` not a
     ///   fault fd, `-ESPIPE` a count that is not a multiple of 40, `-EFAULT`).

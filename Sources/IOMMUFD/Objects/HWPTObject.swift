@@ -108,7 +108,12 @@ extension IOMMUFD {
         var attached = false
         do throws(Errno) {
             if let userData, userData.len != 0 {
-                let bytes = try userData.user.copyFromUser(userData.uptr, count: Int(userData.len))
+                let bytes: [UInt8]
+                if let ops = driver as? any IOMMUFDDriverOps {
+                    bytes = try ops.pagingUserData(idev.dev, userData)
+                } else {
+                    bytes = try userData.user.copyFromUser(userData.uptr, count: Int(userData.len))
+                }
                 hwpt.domain = try driver.domainAllocPaging(idev.dev, flags: driverFlags, userData: bytes)
             } else {
                 hwpt.domain = try machine.iommu.allocPagingDomain(for: idev.dev, flags: driverFlags)

@@ -24,7 +24,7 @@ final class SelftestObject: IOMMUFDObject, @unchecked Sendable {
 /// file descriptor, with the pinned items it made. Its `unmap` callback unpins every
 /// item the IOAS unmap touches, as a well-behaved mdev driver must.
 final class SelftestAccess: @unchecked Sendable {
-    unowned let ctx: IOMMUFD
+    unowned(unsafe) let ctx: IOMMUFD
     var access: AccessObject!
     /// Pinned items by ID: (iova, length).
     var items: [UInt32: (iova: UInt64, length: UInt64)] = [:]

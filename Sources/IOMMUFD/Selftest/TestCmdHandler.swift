@@ -35,7 +35,7 @@ extension IOMMUFD {
             guard m.length % IOPTPages.pageSize == 0, m.uptr % IOPTPages.pageSize == 0 else { throw .invalidArgument }
             var va = m.uptr
             while va < m.uptr &+ m.length {
-                let count = process.physicalAddress(of: va).map { PagePinRegistry.shared.pinCount(machine.memory, $0) } ?? 0
+                let count = current.physicalAddress(of: va).map { PagePinRegistry.shared.pinCount(machine.memory, $0) } ?? 0
                 guard count == Int(m.refs) else { throw .ioError }
                 va += IOPTPages.pageSize
             }
@@ -66,18 +66,20 @@ extension IOMMUFD {
             guard let item = st.items.removeValue(forKey: m.accessPagesId) else { throw .noEntry }
             accessUnpinPages(st.access, iova: item.iova, length: item.length)
         case IOMMUTestOp.accessPages:
-            let st = try testAccess(c.id)
             var m = c.member(T.AccessPages.self)
             guard m.length <= 16 << 20 else { throw .noMemory }
             guard m.flags & ~(IOMMUTestOp.accessFlagWrite | IOMMUTestOp.accessFlagSyz) == 0 else { throw .notSupported }
+            let st = try testAccess(c.id)
             guard st.access.ops.needsPinPages else { throw .notSupported }
             let pas = try accessPinPages(st.access, iova: m.iova, length: m.length,
                                          write: m.flags & IOMMUTestOp.accessFlagWrite != 0)
+            // `iommufd_test_check_pages`: each pinned page is the page behind `uptr`.
+            let first = m.uptr &- (m.iova % IOPTPages.pageSize)
             for (i, pa) in pas.enumerated() {
-                let va = (m.uptr & ~(IOPTPages.pageSize - 1)) &+ UInt64(i) * IOPTPages.pageSize
-                if process.physicalAddress(of: va).map({ $0 & ~(IOPTPages.pageSize - 1) }) != pa & ~(IOPTPages.pageSize - 1) {
+                let va = first &+ UInt64(i) * IOPTPages.pageSize
+                if current.physicalAddress(of: va).map({ $0 & ~(IOPTPages.pageSize - 1) }) != pa & ~(IOPTPages.pageSize - 1) {
                     accessUnpinPages(st.access, iova: m.iova, length: m.length)
-                    throw .invalidArgument
+                    throw .invalidExchange
                 }
             }
             st.nextItemID += 1
@@ -90,10 +92,10 @@ extension IOMMUFD {
                 throw error
             }
         case IOMMUTestOp.accessRW:
-            let st = try testAccess(c.id)
             let m = c.member(T.AccessRW.self)
             guard m.flags & ~(IOMMUTestOp.accessRWWrite | IOMMUTestOp.accessRWSlowPath) == 0 else { throw .notSupported }
             guard m.length <= 16 << 20 else { throw .noMemory }
+            let st = try testAccess(c.id)
             if m.flags & IOMMUTestOp.accessRWWrite != 0 {
                 let data = try user.copyFromUser(m.uptr, count: Int(m.length))
                 _ = try accessRW(st.access, iova: m.iova, count: Int(m.length), write: data)
@@ -222,7 +224,7 @@ extension IOMMUFD {
         while off < m.length {
             guard let pa = backend.mockTranslate(d, iova: m.iova + off) else { throw .invalidArgument }
             let va = m.uptr + off
-            guard let upa = process.physicalAddress(of: va), upa == pa else { throw .invalidArgument }
+            guard let upa = current.physicalAddress(of: va), upa == pa else { throw .invalidArgument }
             off += page
         }
     }

@@ -99,6 +99,19 @@ extension IOMMUFD {
         }
     }
 
+    /// `ioctl(iommufd, cmd, arg)` issued by another process sharing the fd (a child after
+    /// `fork()`): `arg` is read from `caller`'s memory and pages mapped by this call are
+    /// pinned from `caller`'s mm, as the kernel uses `current->mm`.
+    /// - Returns: as ``ioctl(_:_:)``.
+    public func ioctl(_ cmd: UInt32, _ arg: UInt64, from caller: Process) -> Int32 {
+        lock.withLock {
+            let saved = callerOverride
+            callerOverride = (caller, ProcessUserMemory(caller))
+            defer { callerOverride = saved }
+            return ioctl(cmd, arg)
+        }
+    }
+
     private func ioctlLocked(_ cmd: UInt32, _ arg: UInt64) -> Result<Int32, Errno> {
         guard !isClosed else { return .failure(.badFileDescriptor) }
         let nr = IOMMUFDCommand.nr(cmd)
@@ -120,6 +133,20 @@ extension IOMMUFD {
             return .failure(.badAddress)
         }
         var ucmd = UCmd(ctx: self, ubuffer: arg, userSize: userSize, cmd: kbuf)
+        #if ENABLE_MOCKING
+        if let e = mocking.forcedErrno(cmd) {
+            mocking.record(cmd, kbuf.bytes, -e.rawValue)
+            return .failure(e)
+        }
+        let result: Result<Int32, Errno>
+        do { result = .success(try op.handler(self, &ucmd)) } catch { result = .failure(error) }
+        switch result {
+        case .success(let v): mocking.record(cmd, kbuf.bytes, v)
+        case .failure(let e): mocking.record(cmd, kbuf.bytes, -e.rawValue)
+        }
+        return result
+        #else
         do { return .success(try op.handler(self, &ucmd)) } catch { return .failure(error) }
+        #endif
     }
 }

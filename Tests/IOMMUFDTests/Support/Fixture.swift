@@ -26,7 +26,7 @@ final class SelftestFD {
         process = try IOMMUCore.Process(memory: machine.memory, pid: 100)
         backend = MockSelftestBackend(machine: machine)
         fd = IOMMUFD(machine: machine, process: process, credentials: credentials, testBackend: backend)
-        arg = try process.mmap(length: 1 << 20, prot: [.read, .write], at: 0x7000_0000)
+        arg = try process.mmap(length: 1 << 20, prot: [.read, .write], at: 0x7000_0000, populate: true)
         buffer = try process.mmap(length: Int(BUFFER_SIZE), prot: [.read, .write], at: 0x4000_0000)
         // Touch the buffer like the selftest's memset, so every page exists.
         try process.writeMemory(address: buffer, bytes: [UInt8](repeating: 0, count: Int(BUFFER_SIZE)))

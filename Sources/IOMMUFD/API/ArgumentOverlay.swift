@@ -1,0 +1,85 @@
+import IOMMUCore
+
+/// The typed API's argument window: buffers the Swift caller passes (the command
+/// structure, input arrays, output buffers) placed at addresses in the kernel half of the
+/// address space, where no user mapping can be, and laid over the caller's memory. The
+/// dispatcher reads and writes them through the same ``UserMemory`` interface as any
+/// user pointer, so the typed API exercises exactly the raw path.
+final class ArgumentOverlay: UserMemory, @unchecked Sendable {
+    /// First address of the window (`0xffff_a000_0000_0000`): never a user address.
+    static let base: UInt64 = 0xffff_a000_0000_0000
+    private(set) var regions: [(address: UInt64, bytes: [UInt8])] = []
+    let next: any UserMemory
+
+    init(over next: any UserMemory) { self.next = next }
+
+    /// Places `bytes` in the window and returns their address.
+    func place(_ bytes: [UInt8]) -> UInt64 {
+        let address = regions.last.map { ($0.address + UInt64($0.bytes.count) + 63) & ~63 } ?? Self.base
+        regions.append((address, bytes))
+        return address
+    }
+
+    /// The current contents of the region at `address`.
+    func bytes(at address: UInt64) -> [UInt8] { regions.first { $0.address == address }?.bytes ?? [] }
+
+    private func region(_ address: UInt64, _ count: Int) throws(Errno) -> Int? {
+        guard address >= Self.base else { return nil }
+        for (i, r) in regions.enumerated()
+        where address >= r.address && address - r.address < UInt64(max(r.bytes.count, 1)) {
+            guard UInt64(count) <= UInt64(r.bytes.count) - (address - r.address) else { throw .badAddress }
+            return i
+        }
+        throw .badAddress
+    }
+
+    func copyFromUser(_ address: UInt64, count: Int) throws(Errno) -> [UInt8] {
+        if count == 0 { return [] }
+        guard let i = try region(address, count) else { return try next.copyFromUser(address, count: count) }
+        let o = Int(address - regions[i].address)
+        return Array(regions[i].bytes[o..<o + count])
+    }
+
+    func copyToUser(_ address: UInt64, _ bytes: [UInt8]) throws(Errno) {
+        if bytes.isEmpty { return }
+        guard let i = try region(address, bytes.count) else { return try next.copyToUser(address, bytes) }
+        let o = Int(address - regions[i].address)
+        regions[i].bytes.replaceSubrange(o..<o + bytes.count, with: bytes)
+    }
+}
+
+extension IOMMUFD {
+    /// Runs one ioctl of the typed API: `prepare` places the command structure (and any
+    /// arrays) in a fresh argument window and returns the command's address; the raw
+    /// dispatcher runs; `finish` reads results back from the window.
+    func typedCall<R>(_ cmd: UInt32, prepare: (ArgumentOverlay) -> UInt64,
+                      finish: (ArgumentOverlay, UInt64) -> R) -> Result<R, Errno> {
+        lock.withLock {
+            let o = ArgumentOverlay(over: callerMemory)
+            let arg = prepare(o)
+            overlay = o
+            let rc = ioctl(cmd, arg)
+            overlay = nil
+            return rc < 0 ? .failure(Errno(rawValue: -rc)) : .success(finish(o, arg))
+        }
+    }
+
+    /// As ``typedCall(_:prepare:finish:)`` but reads the results back on failure too (for
+    /// commands that write output on every path, such as `IOMMU_HWPT_INVALIDATE`).
+    func typedCallAlways<R>(_ cmd: UInt32, prepare: (ArgumentOverlay) -> UInt64,
+                            finish: (ArgumentOverlay, UInt64) -> R) -> (Int32, R) {
+        lock.withLock {
+            let o = ArgumentOverlay(over: callerMemory)
+            let arg = prepare(o)
+            overlay = o
+            let rc = ioctl(cmd, arg)
+            overlay = nil
+            return (rc, finish(o, arg))
+        }
+    }
+
+    /// Encode `s` → dispatch → decode: the typed API's single path for a command structure.
+    func typedCall<T: UAPIStruct>(_ cmd: UInt32, _ s: T) -> Result<T, Errno> {
+        typedCall(cmd, prepare: { $0.place(s.bytes) }, finish: { o, a in T(bytes: o.bytes(at: a)) })
+    }
+}

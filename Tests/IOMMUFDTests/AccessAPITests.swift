@@ -1,0 +1,94 @@
+import XCTest
+import IOMMUCore
+@testable import IOMMUFD
+
+/// The in-kernel access API (kernel-iommu.md §1.11; checks 88-89 of the VFIO/mdev plan):
+/// the unmap callback, `EDEADLOCK` after 100 retries with the unmapped bytes still
+/// reported, and the pin errno set.
+final class AccessAPITests: XCTestCase {
+    final class Recorder: @unchecked Sendable {
+        var calls: [(UInt64, UInt64)] = []
+        var unpin: ((UInt64, UInt64) -> Void)?
+    }
+
+    func testUnmapCallbackUnpinsAndUnmapSucceeds() throws {
+        let s = try SelftestFD()
+        let fd = s.fd
+        let ioas = s.ioasAlloc()
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer, BUFFER_SIZE, iova: APERTURE_START), 0)
+        let rec = Recorder()
+        let access = try fd.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { iova, length in
+            rec.calls.append((iova, length))
+            rec.unpin?(iova, length)
+        }))
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: APERTURE_START, length: PAGE, write: true)) {
+            XCTAssertEqual($0 as? Errno, .noEntry, "pin before attach")
+        }
+        try fd.accessAttach(access, ioasID: ioas)
+        let pas = try fd.accessPinPages(access, iova: APERTURE_START + PAGE, length: 2 * PAGE, write: true)
+        XCTAssertEqual(pas.count, 2)
+        XCTAssertEqual(pas[0], s.process.physicalAddress(of: s.buffer + PAGE))
+        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: APERTURE_START + PAGE, length: 2 * PAGE) }
+        XCTAssertEqual(s.unmap(ioas, APERTURE_START, BUFFER_SIZE).0, 0)
+        XCTAssertEqual(rec.calls.count, 1)
+        XCTAssertEqual(rec.calls.first?.0, APERTURE_START)
+        XCTAssertEqual(rec.calls.first?.1, BUFFER_SIZE)
+        fd.accessDestroy(access)
+        s.teardownCheck()
+    }
+
+    func testAccessThatNeverUnpinsGetsEDEADLOCK() throws {
+        let s = try SelftestFD()
+        let fd = s.fd
+        let ioas = s.ioasAlloc()
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer, PAGE, iova: APERTURE_START), 0)
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer + PAGE, PAGE, iova: APERTURE_START + PAGE), 0)
+        let rec = Recorder()
+        let access = try fd.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { iova, length in
+            rec.calls.append((iova, length))
+        }))
+        try fd.accessAttach(access, ioasID: ioas)
+        _ = try fd.accessPinPages(access, iova: APERTURE_START + PAGE, length: PAGE, write: false)
+        // Internally the bytes already unmapped are reported with the error.
+        let obj = fd.lock.withLock { fd.table.live(ioas) as! IOASObject }
+        let (e, n) = fd.lock.withLock { obj.iopt.unmap(iova: APERTURE_START, length: 2 * PAGE) }
+        XCTAssertEqual(e, .deadlock)
+        XCTAssertEqual(n, PAGE, "the first area was unmapped before the stuck one")
+        XCTAssertEqual(rec.calls.count, 101)
+        // Through the uAPI: EDEADLOCK again.
+        XCTAssertEqual(s.unmap(ioas, APERTURE_START, 2 * PAGE).0, EDEADLOCK)
+        XCTAssertEqual(rec.calls.count, 202)
+        // Pins of an area with an unmap pending are refused.
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: APERTURE_START + PAGE, length: PAGE, write: false)) {
+            XCTAssertEqual($0 as? Errno, .invalidArgument)
+        }
+        fd.accessUnpinPages(access, iova: APERTURE_START + PAGE, length: PAGE)
+        XCTAssertEqual(s.unmap(ioas, APERTURE_START + PAGE, PAGE).0, 0)
+        fd.accessDestroy(access)
+        XCTAssertTrue(fd.faultInjection.warnings.contains { $0.hasPrefix("iopt_unmap_iova_range") })
+        s.teardownCheck()
+    }
+
+    func testPinPermissionAndAlignment() throws {
+        let s = try SelftestFD()
+        let fd = s.fd
+        let ioas = s.ioasAlloc()
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer, PAGE, iova: APERTURE_START, flags: IOMMUFDConstant.mapReadable), 0)
+        let access = try fd.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { _, _ in }))
+        try fd.accessAttach(access, ioasID: ioas)
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: APERTURE_START, length: PAGE, write: true)) {
+            XCTAssertEqual($0 as? Errno, .notPermitted)
+        }
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: APERTURE_START, length: 0, write: false)) {
+            XCTAssertEqual($0 as? Errno, .invalidArgument)
+        }
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: .max, length: 2, write: false)) {
+            XCTAssertEqual($0 as? Errno, .overflow)
+        }
+        XCTAssertThrowsError(try fd.accessAttach(access, ioasID: ioas)) { XCTAssertEqual($0 as? Errno, .invalidArgument) }
+        XCTAssertThrowsError(try fd.destroy(access.id)) { XCTAssertEqual($0 as? Errno, .busy) }
+        fd.accessDestroy(access)
+        XCTAssertEqual(s.unmap(ioas, APERTURE_START, PAGE).0, 0)
+        s.teardownCheck()
+    }
+}
