@@ -53,6 +53,7 @@ final class Selftest06ForkTests: XCTestCase {
             XCTAssertEqual(f.s.fd.closeFile(Int32(bitPattern: access)), 0)
             XCTAssertEqual(f.s.unmap(f.ioas, APERTURE_START, BUFFER_SIZE).0, 0)
             XCTAssertTrue(frames.allSatisfy { !memory.isAllocated($0) }, "the last unpin frees the frames")
+            XCTAssertEqual(memory.framesWithExtraReferences, 0, "no frame reference leaked")
         }
     }
 
