@@ -49,7 +49,7 @@ extension IOMMUFD {
             if let existing {
                 if enforce, let oldIOAS { oldIOAS.iopt.removeReserved(owner: ObjectIdentifier(idev)) }
                 let old = existing.hwpt
-                old.fault?.abandon(existing.handle, self)
+                old.fault?.autoRespond(existing.handle)
                 existing.hwpt = hwpt
                 existing.handle = handle
                 ref(hwpt)
