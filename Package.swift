@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "iommukit-bench", targets: ["iommukit-bench"]),
         .executable(name: "IDXDMixedPASID", targets: ["IDXDMixedPASID"]),
         .executable(name: "PASIDFlavours", targets: ["PASIDFlavours"]),
+        .executable(name: "VMMGuestMemory", targets: ["VMMGuestMemory"]),
     ],
     targets: [
         .target(name: "IOMMUCore"),
@@ -27,8 +28,8 @@ let package = Package(
         // IOMMUDrivers sees IOMMUFD only for the selftest backend protocol (Mock/), as the
         // kernel's drivers see the iommufd driver API; IOMMUFD never imports a vendor.
         .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFD"]),
-        // Device drivers that use the core and iommufd APIs; the vendor is chosen by
-        // whoever builds the machine.
+        // Device drivers that use the core and iommufd APIs (IDXD/, PASIDFlavours/, VFIO/,
+        // VFIOPCI/, Mdev/); the vendor is chosen by whoever builds the machine.
         .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD"]),
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         // The model as a service: plays the kernel for C programs run through the shim.
@@ -37,8 +38,13 @@ let package = Package(
         // ioctl, read, write, poll and close, so nothing else may depend on it.
         .target(name: "CIOMMUFD", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .executableTarget(
+            name: "VMMGuestMemory",
+            dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "DriverShims"],
+            path: "Examples/VMMGuestMemory",
+            exclude: ["README.md"]),
+        .executableTarget(
             name: "iommukit-bench",
-            dependencies: ["IOMMUCore", "IOMMUDrivers"],
+            dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD"],
             path: "Benchmarks/iommukit-bench"),
         .executableTarget(
             name: "IDXDMixedPASID",
@@ -53,9 +59,9 @@ let package = Package(
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "IOMMUFDTests", dependencies: ["IOMMUFD", "IOMMUCore", "IOMMUDrivers"]),
+        .testTarget(name: "DriverShimsTests", dependencies: ["DriverShims", "IOMMUFD", "IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
-        .testTarget(name: "DriverShimsTests", dependencies: ["IOMMUCore", "IOMMUDrivers", "DriverShims"]),
         // Runs Tests/CPrograms through the shim against iommukitd (built as a dependency).
         .testTarget(name: "ServiceTests", dependencies: ["iommukitd"]),
     ],

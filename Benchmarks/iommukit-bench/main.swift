@@ -149,6 +149,7 @@ results["walk_ns"] = rounded(benchWalk())
 results["iotlb_ns"] = rounded(benchIOTLB())
 results["maphuge_total_us"] = rounded(benchMapHuge())
 for (key, value) in dmaBenchmarks() { results[key] = rounded(value) }
+for (k, v) in iommufdBenchmarks() { results[k] = rounded(v) }
 
 let json = try! JSONSerialization.data(withJSONObject: results, options: [.sortedKeys])
 print(String(decoding: json, as: UTF8.self))

@@ -113,6 +113,54 @@ final class MockVendorTests: XCTestCase {
         try rig.iommu.replaceDevicePasid(b, on: dev, pasid: 1023, handle: AttachHandle())
     }
 
+    /// `mock_dev_enable_iopf`/`mock_dev_disable_iopf`: the device is on the driver's iopf
+    /// queue while at least one domain with a fault handler is attached to it; the last
+    /// one leaving answers what is pending.
+    func testMockIOPFEnablementFollowsFaultCapableAttachments() throws {
+        let (rig, dev, driver) = try rig()
+        let queue = try XCTUnwrap(driver.iopfQueue)
+        XCTAssertNotNil(driver.pageResponse)
+        let handler = KeepingIOPFHandler()
+        let a = try rig.iommu.allocPagingDomain(for: dev, flags: [.pasid])
+        let b = try rig.iommu.allocPagingDomain(for: dev, flags: [.pasid])
+        let plain = try rig.iommu.allocPagingDomain(for: dev, flags: [.pasid])
+        a.iopfHandler = handler
+        b.iopfHandler = handler
+        try rig.iommu.attachDevicePasid(plain, to: dev, pasid: 4, handle: AttachHandle())
+        XCTAssertEqual(driver.state(of: dev)?.iopfRefcount, 0, "no handler, no IOPF")
+        try rig.iommu.attachDevicePasid(a, to: dev, pasid: 5, handle: AttachHandle())
+        XCTAssertEqual(driver.state(of: dev)?.iopfRefcount, 1)
+        XCTAssertTrue(queue.attachedDevices.contains { $0 === dev })
+        try rig.iommu.attachDevicePasid(b, to: dev, pasid: 6, handle: AttachHandle())
+        XCTAssertEqual(driver.state(of: dev)?.iopfRefcount, 2)
+        try rig.iommu.replaceDevicePasid(plain, on: dev, pasid: 5, handle: AttachHandle())
+        XCTAssertEqual(driver.state(of: dev)?.iopfRefcount, 1, "replace moves the enablement")
+        try rig.iommu.reportDeviceFault(dev, IOPFFault(flags: [.lastPage, .pasidValid], pasid: 6, grpid: 1,
+                                                       perm: .read, address: 0x1000))
+        let group = try XCTUnwrap(handler.groups.first)
+        XCTAssertTrue(group.isPending)
+        rig.iommu.detachDevicePasid(b, from: dev, pasid: 6)
+        XCTAssertEqual(driver.state(of: dev)?.iopfRefcount, 0)
+        XCTAssertFalse(queue.attachedDevices.contains { $0 === dev })
+        XCTAssertEqual(group.responseCount, 1)
+        XCTAssertEqual(rig.iommu.faultLog.responses(forGroup: group.serial).map(\.code), [.invalid])
+    }
+
+    /// A driver without `page_response` has no iopf queue: attaching a domain with a
+    /// fault handler fails with `ENODEV` and changes nothing.
+    func testMockWithoutIOPFRefusesFaultCapableDomains() throws {
+        let rig = MockVendor().makeEmptyRig(driver: MockIOMMUDriver(iopf: false))
+        let dev = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: .pasid)
+        let driver = rig.unit.driver as! MockIOMMUDriver
+        XCTAssertNil(driver.pageResponse)
+        XCTAssertNil(driver.iopfQueue)
+        let a = try rig.iommu.allocPagingDomain(for: dev, flags: [.pasid])
+        a.iopfHandler = KeepingIOPFHandler()
+        assertErrno(.noDevice) { try rig.iommu.attachDevicePasid(a, to: dev, pasid: 5, handle: AttachHandle()) }
+        XCTAssertNil(dev.group!.pasidArray[5])
+        XCTAssertEqual(driver.state(of: dev)?.iopfRefcount, 0)
+    }
+
     func testMockNestedDomain() throws {
         let (rig, dev, driver) = try rig()
         let parent = try rig.iommu.allocPagingDomain(for: dev, flags: .nestParent)
@@ -178,4 +226,12 @@ final class MockVendorTests: XCTestCase {
         XCTAssertEqual(rig.machine.faultLog.count, 2)
         XCTAssertEqual(rig.machine.faultLog.last?.pasid, 4)
     }
+}
+
+/// An iopf handler that keeps every group it is given, unanswered.
+private final class KeepingIOPFHandler: IOPFHandler, @unchecked Sendable {
+    private let lock = Lock()
+    private var kept: [IOPFGroup] = []
+    var groups: [IOPFGroup] { lock.withLock { kept } }
+    func handleIOPF(_ group: IOPFGroup) throws(Errno) { lock.withLock { kept.append(group) } }
 }

@@ -2,7 +2,7 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUFD
 
-/// iommufd-uapi.md §5.6 cases 90-91 (`fork_gone`, `fork_present`) and §5.7 case 94
+/// iommufd-uapi.md §5.6 cases 89-91 (`fork_gone`, `fork_present`) and §5.7 case 94
 /// (`ro_unshare`). A "child" is a second model process sharing the fd: its ioctls go
 /// through ``IOMMUFD/ioctl(_:_:from:)``, so pages it maps come from its own mm.
 final class Selftest06ForkTests: XCTestCase {
@@ -20,6 +20,41 @@ final class Selftest06ForkTests: XCTestCase {
                              ioasId: ioas, userVa: s.buffer, length: BUFFER_SIZE, iova: APERTURE_START)
         try! c.writeMemory(address: s.arg, bytes: m.bytes)
         return s.fd.ioctl(IOMMUFDCommand.ioasMap, s.arg, from: c)
+    }
+
+    /// With a domain the child's pages are pinned at MAP time, and the pins hold frame
+    /// references: after the child exits the frames stay allocated with the child's
+    /// data, a new domain is filled from them, and the access reads them. Unmap frees
+    /// them.
+    func testSelftest89ForkGoneWithDomainKeepsPinnedPages() throws {
+        try forEachIOASVariant(IOASVariant.all.filter { $0.mockDomains > 0 }) { f in
+            let memory = f.s.machine.memory
+            let c = try child(of: f.s)
+            let expected = try c.readMemory(address: f.s.buffer, count: Int(BUFFER_SIZE))
+            XCTAssertEqual(childMap(f.s, c, ioas: f.ioas), 0, "a domain exists: the pages are pinned at once")
+            let frames = (0..<BUFFER_SIZE / PAGE).compactMap { c.physicalAddress(of: f.s.buffer + $0 * PAGE) }
+            XCTAssertEqual(frames.count, Int(BUFFER_SIZE / PAGE))
+            c.exit()
+            XCTAssertTrue(frames.allSatisfy { memory.isAllocated($0) }, "pinned frames outlive the mm")
+            XCTAssertTrue(frames.allSatisfy { memory.frameRefCount($0) == 1 }, "only the pin is left")
+            let (mrc, _, hwpt, _) = f.s.mockDomain(f.ioas)
+            XCTAssertEqual(mrc, 0, "the new domain is filled from the pinned pages")
+            let pa = f.s.fd.lock.withLock { () -> UInt64? in
+                (f.s.fd.table.live(hwpt) as? HWPTPagingObject)?.domain.map { f.s.machine.iommu.iovaToPhys($0, iova: APERTURE_START) }
+            }
+            XCTAssertEqual(pa, frames.first)
+            let (rc, access) = f.s.createAccess(f.ioas, flags: 0)
+            XCTAssertEqual(rc, 0)
+            let out = f.s.arg + 0x20000
+            XCTAssertEqual(f.s.test(IOMMUTestOp.accessRW, id: access,
+                                    IOMMUTestCmd.AccessRW(iova: APERTURE_START, length: BUFFER_SIZE, uptr: out)), 0)
+            XCTAssertEqual(try f.s.process.readMemory(address: out, count: Int(BUFFER_SIZE)), expected,
+                           "the access reads the dead child's pages")
+            XCTAssertEqual(f.s.fd.closeFile(Int32(bitPattern: access)), 0)
+            XCTAssertEqual(f.s.unmap(f.ioas, APERTURE_START, BUFFER_SIZE).0, 0)
+            XCTAssertTrue(frames.allSatisfy { !memory.isAllocated($0) }, "the last unpin frees the frames")
+            XCTAssertEqual(memory.framesWithExtraReferences, 0, "no frame reference leaked")
+        }
     }
 
     func testSelftest90ForkGoneNoDomainIsEFAULT() throws {

@@ -110,7 +110,7 @@ final class IOPFQueueTests: XCTestCase {
         assertErrno(.noDevice) { () throws(Errno) in try rig.iommu.iopfQueueFlushDevice(dev) }
         // A driver without page_response.
         let machine = Machine(memory: 1 << 28)
-        let mock = MockIOMMU(driver: MockIOMMUDriver())
+        let mock = MockIOMMU(driver: MockIOMMUDriver(iopf: false))
         machine.addIOMMU(mock)
         let mdev = try mock.makeDevice(on: machine, flags: [.pasid])
         assertErrno(.noDevice) { () throws(Errno) in try queue.addDevice(mdev) }

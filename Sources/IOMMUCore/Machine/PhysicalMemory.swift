@@ -13,6 +13,11 @@ import Darwin
 /// The frame allocator hands out 4 KiB frames (zeroed) and naturally aligned contiguous
 /// runs, and counts frames in use, so tests can assert that nothing leaked. Frame 0 and
 /// the first MiB are never handed out: PA 0 means "not mapped" in `iommu_iova_to_phys`.
+///
+/// Every allocated frame carries a reference count (`page->_refcount`): 1 from
+/// allocation, +1 per ``getFrame(_:)`` (`get_page`, or a `pin_user_pages` pin), -1 per
+/// ``putFrame(_:)`` (`put_page`); the frame goes back to the pool when it reaches 0. So a
+/// page a device may still DMA into outlives the mapping that supplied it.
 public final class PhysicalMemory: @unchecked Sendable {
     /// The frame size of the allocator: 4 KiB, the x86-64 and VT-d base page.
     public static let frameSize = 4096
@@ -31,6 +36,10 @@ public final class PhysicalMemory: @unchecked Sendable {
     private var freeRuns: [Int: [UInt64]] = [:]
     private var inUse = 0
     private var allocations = 0
+    /// References beyond the allocation's own, by frame address. Almost every frame has
+    /// exactly one reference, so only the exceptions are stored: allocating and freeing an
+    /// unshared frame costs one emptiness check here, nothing more.
+    private var extraRefs: [UInt64: Int] = [:]
     /// One bit per frame: set while the frame is allocated. Lazily committed too.
     private let allocatedBitmap: UnsafeMutablePointer<UInt64>
     private let bitmapBytes: Int
@@ -131,13 +140,54 @@ public final class PhysicalMemory: @unchecked Sendable {
         return pa
     }
 
-    /// Frees a frame from ``allocFrame()``.
-    public func freeFrame(_ pa: UInt64) {
-        lock.withLock {
-            mark(pa, frames: 1, allocated: false)
-            inUse -= 1
-            freeFrames.append(pa)
+    /// Drops the allocation's reference to a frame from ``allocFrame()``
+    /// (`__free_page`): the same as ``putFrame(_:)``, so a frame someone still holds a
+    /// reference to (a pinned page) stays allocated until that reference goes.
+    public func freeFrame(_ pa: UInt64) { putFrame(pa) }
+
+    /// `get_page` / the reference `pin_user_pages` takes: one more reference to the frame
+    /// holding `pa`, which then stays allocated until a matching ``putFrame(_:)``.
+    /// - Throws: `EFAULT` if `pa` is outside the reservation or its frame is not
+    ///   allocated (`try_get_page` on a free page fails); nothing changes.
+    public func getFrame(_ pa: UInt64) throws(Errno) {
+        guard pa < size else { throw .badAddress }
+        let f = pa & ~UInt64(Self.frameSize - 1)
+        try lock.withLock { () throws(Errno) in
+            guard isAllocatedLocked(f) else { throw .badAddress }
+            extraRefs[f, default: 0] += 1
         }
+    }
+
+    /// `put_page` / `unpin_user_page`: drops one reference to the frame holding `pa`; the
+    /// last one frees it. Dropping a reference to a free frame is a bug in the caller
+    /// (a precondition, as the kernel's `VM_BUG_ON_PAGE` on a zero refcount).
+    public func putFrame(_ pa: UInt64) {
+        let f = pa & ~UInt64(Self.frameSize - 1)
+        lock.withLock {
+            if !extraRefs.isEmpty, let n = extraRefs[f] {
+                extraRefs[f] = n > 1 ? n - 1 : nil
+                return
+            }
+            mark(f, frames: 1, allocated: false)
+            inUse -= 1
+            freeFrames.append(f)
+        }
+    }
+
+    /// The reference count of the frame holding `pa` (`page_ref_count`): 0 for a free
+    /// frame, 1 for an allocated frame nobody else holds.
+    public func frameRefCount(_ pa: UInt64) -> Int {
+        guard pa < size else { return 0 }
+        let f = pa & ~UInt64(Self.frameSize - 1)
+        return lock.withLock { isAllocatedLocked(f) ? 1 + (extraRefs[f] ?? 0) : 0 }
+    }
+
+    /// Frames holding references beyond their allocation's (pinned or otherwise shared).
+    public var framesWithExtraReferences: Int { lock.withLock { extraRefs.count } }
+
+    private func isAllocatedLocked(_ pa: UInt64) -> Bool {
+        let f = pa / UInt64(Self.frameSize)
+        return allocatedBitmap[Int(f / 64)] & (1 << (f % 64)) != 0
     }
 
     /// Allocates `bytes` (a multiple of 4 KiB) of physically contiguous, zeroed memory
@@ -171,10 +221,16 @@ public final class PhysicalMemory: @unchecked Sendable {
         return pa
     }
 
-    /// Frees a run from ``allocContiguous(bytes:alignment:)``.
+    /// Frees a run from ``allocContiguous(bytes:alignment:)``. Runs are freed whole
+    /// (a compound page has one count, on its head), so a run with a frame still
+    /// referenced through ``getFrame(_:)`` is a bug in the caller (a precondition).
     public func free(_ pa: UInt64, bytes: Int) {
-        if bytes == Self.frameSize { return freeFrame(pa) }
+        if bytes == Self.frameSize { return putFrame(pa) }
         lock.withLock {
+            if !extraRefs.isEmpty {
+                precondition(!extraRefs.keys.contains { $0 >= pa && $0 < pa + UInt64(bytes) },
+                             "PhysicalMemory: run at \(pa) freed while a frame of it is referenced")
+            }
             mark(pa, frames: bytes / Self.frameSize, allocated: false)
             inUse -= bytes / Self.frameSize
             freeRuns[bytes, default: []].append(pa)

@@ -6,8 +6,11 @@
 /// one set of entries. Anonymous memory is populated lazily, on the first touch or by
 /// ``handleFault(address:write:exec:)``, as `handle_mm_fault` does. Changes that take
 /// translations away (``munmap(address:length:)``, ``mprotect(address:length:prot:)``)
-/// fire the registered ``MMUNotifier``s before the old pages are freed, and
-/// ``exit()`` fires `release` before tearing the address space down.
+/// fire the registered ``MMUNotifier``s before the old pages are released, and
+/// ``exit()`` fires `release` before tearing the address space down. The mm holds one
+/// reference on each of its frames and drops it (``PhysicalMemory/putFrame(_:)``) when
+/// the page goes; a frame pinned with ``pinUserPage(address:write:)`` stays allocated,
+/// with its contents, until the pin is dropped too.
 ///
 /// Thread-safe: one lock guards the VMAs, the pages and the table (the model of
 /// `mmap_lock` plus the page-table lock); notifiers are called with it released.
@@ -45,8 +48,8 @@ public final class Process: @unchecked Sendable {
     deinit {
         // The last reference is the last mmdrop: the PASID goes back (mm_pasid_drop).
         iommuMM?.mmDropped()
-        // An address space dropped without exit() still returns its memory.
-        for (_, pa) in pages { memory.freeFrame(pa) }
+        // An address space dropped without exit() still drops its page references.
+        for (_, pa) in pages { memory.putFrame(pa) }
         pageTable.destroy()
     }
 
@@ -80,7 +83,8 @@ public final class Process: @unchecked Sendable {
 
     /// Tears the address space down, as the last `mmput` does (`exit_mmap`): first every
     /// notifier's `release` (`mmu_notifier_release`: SVA users stop DMA into the mm while
-    /// its table is intact), then every page and every page-table page is freed.
+    /// its table is intact), then the mm drops its reference on every page (pinned pages
+    /// stay allocated until unpinned) and frees every page-table page.
     /// Finally the mm's SVA PASID is released (`mm_pasid_drop`), or, while SVA domains
     /// still hold the mm (`mmgrab`), when the last of them is freed. Idempotent.
     public func exit() {
@@ -92,7 +96,7 @@ public final class Process: @unchecked Sendable {
         guard let toRelease else { return }
         for n in toRelease { n.release(self) }
         lock.withLock {
-            for (_, pa) in pages { memory.freeFrame(pa) }
+            for (_, pa) in pages { memory.putFrame(pa) }
             pages = [:]
             vmas = []
             notifiers = []

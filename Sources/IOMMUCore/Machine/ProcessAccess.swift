@@ -29,6 +29,24 @@ extension Process {
         pages[va] = pa
     }
 
+    /// `pin_user_pages(address, 1, FOLL_PIN | FOLL_LONGTERM [| FOLL_WRITE])` on one page:
+    /// faults the page in as ``handleFault(address:write:exec:)`` does and, under the same
+    /// lock (so no munmap can slip in between), takes a frame reference. The frame then
+    /// outlives `munmap` and ``exit()`` until the caller drops the pin with
+    /// ``PhysicalMemory/putFrame(_:)`` (`unpin_user_page`).
+    /// - Returns: the physical address of the page's frame.
+    /// - Throws: `EFAULT` if no VMA covers `address`, the VMA forbids the access
+    ///   (`PROT_NONE`, or a write to a read-only VMA) or the mm is exiting; `ENOMEM` if
+    ///   the page cannot be allocated. Nothing is pinned on error.
+    public func pinUserPage(address: UInt64, write: Bool) throws(Errno) -> UInt64 {
+        try lock.withLock { () throws(Errno) -> UInt64 in
+            try faultLocked(address: address, write: write, exec: false)
+            guard let pa = pages[address & ~(Self.pageSize - 1)] else { throw .badAddress }
+            try memory.getFrame(pa)
+            return pa
+        }
+    }
+
     /// Translates a user access as the CPU would (a user-mode walk that sets A/D),
     /// faulting the page in when the walk fails. Lock held.
     func translateLocked(_ va: UInt64, write: Bool) throws(Errno) -> UInt64 {

@@ -120,7 +120,8 @@ extension Process {
     }
 
     /// Removes mappings in the range: `munmap(2)`. Clears the PTEs, fires
-    /// `invalidateRange` for each VMA part removed, then frees the pages and the emptied
+    /// `invalidateRange` for each VMA part removed, then drops the mm's reference on each
+    /// page (a pinned page stays allocated until unpinned) and frees the emptied
     /// page-table pages. Unmapping a range with no mapping succeeds.
     /// - Throws: `EINVAL` for a misaligned address, a zero length or a range outside user
     ///   space.
@@ -141,7 +142,7 @@ extension Process {
             return (ranges, freed)
         }
         notifyInvalidate(ranges)
-        for pa in freed { memory.freeFrame(pa) }
+        for pa in freed { memory.putFrame(pa) }
         gather.releaseFreelist(to: memory)
     }
 

@@ -4,10 +4,11 @@ import IOMMUCore
 /// range of a process, pinned lazily and at most once per page however many areas
 /// (copies), domains and accesses use it.
 ///
-/// Pinning faults the page in (`Process.handleFault`, as `pin_user_pages` does with
-/// `FOLL_WRITE` for writable mappings), records its frame, takes one
-/// ``PagePinRegistry`` pin and charges the caller's ``PinAccounting``. A page is unpinned
-/// when its last user goes.
+/// Pinning faults the page in and takes a frame reference (`Process.pinUserPage`, as
+/// `pin_user_pages` does, with `FOLL_WRITE` for writable mappings), records its frame,
+/// takes one ``PagePinRegistry`` pin and charges the caller's ``PinAccounting``. A page
+/// is unpinned, and its frame reference dropped, when its last user goes; until then
+/// the frame stays allocated even if the process unmaps it or exits.
 final class IOPTPages: @unchecked Sendable {
     static let pageSize: UInt64 = 4096
 
@@ -55,22 +56,23 @@ final class IOPTPages: @unchecked Sendable {
     ///   writable mapping, an exited mm) or the injection point fires; `ENOMEM` when
     ///   accounting exceeds `RLIMIT_MEMLOCK` or memory runs out.
     func pin(_ range: ClosedRange<Int>) throws(Errno) {
+        // Each fresh page holds a frame reference (`pin_user_pages`), so it survives the
+        // process unmapping it or exiting; undone below if anything later fails.
         var fresh: [(Int, UInt64)] = []
         do throws(Errno) {
             for i in range where pfns[i] == nil {
                 if ctx.shouldFail() { throw .badAddress }
                 let va = uptr + UInt64(i) * Self.pageSize
-                do { try process.handleFault(address: va, write: writable) } catch {
+                do { fresh.append((i, try process.pinUserPage(address: va, write: writable))) } catch {
                     throw error == .noMemory ? .noMemory : .badAddress
                 }
-                guard let pa = process.physicalAddress(of: va) else { throw .badAddress }
-                fresh.append((i, pa))
             }
             if !fresh.isEmpty {
                 if ctx.shouldFail() { throw .noMemory }
                 try accounting.charge(UInt64(fresh.count), mode: accountMode, limit: memlockLimit)
             }
         } catch {
+            for (_, pa) in fresh { process.memory.putFrame(pa) }
             throw error
         }
         for (i, pa) in fresh {
@@ -89,6 +91,7 @@ final class IOPTPages: @unchecked Sendable {
             holders[i] = nil
             if let pa = pfns.removeValue(forKey: i) {
                 PagePinRegistry.shared.unpin(process.memory, pa)
+                process.memory.putFrame(pa)
                 released += 1
             }
         }

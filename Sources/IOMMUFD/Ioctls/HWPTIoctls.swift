@@ -27,7 +27,8 @@ extension IOMMUFD {
             if c.flags & IOMMUFDConstant.hwptFaultIDValid != 0 {
                 let fault = try get(c.faultId, .fault, as: FaultObject.self)
                 hwpt.fault = fault
-                hwpt.domain?.hasIOPFHandler = true
+                // Before any attach: the driver enables IOPF for a domain with a handler.
+                hwpt.domain?.iopfHandler = IOMMUFDFaultHandler(fault: fault)
                 ref(fault)
                 put(fault)
             }

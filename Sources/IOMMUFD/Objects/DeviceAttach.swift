@@ -88,7 +88,7 @@ extension IOMMUFD {
                 }
             }
             ig.pasidAttach[pasid] = nil
-            hwpt.fault?.abandon(attach.handle, self)
+            hwpt.fault?.autoRespond(attach.handle)
         }
         if pasid == IOMMUSubsystem.noPasid, let root = hwpt.pagingRoot {
             root.ioas.iopt.removeReserved(owner: ObjectIdentifier(idev))
@@ -128,7 +128,7 @@ extension IOMMUFD {
             } else {
                 try machine.iommu.replaceDevicePasid(domain, on: idev.dev, pasid: pasid, handle: handle)
             }
-            old.fault?.abandon(attach.handle, self)
+            old.fault?.autoRespond(attach.handle)
             attach.handle = handle
         } catch {
             for d in enforced { newRoot.ioas.iopt.removeReserved(owner: ObjectIdentifier(d)) }

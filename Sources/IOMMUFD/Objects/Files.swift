@@ -72,7 +72,7 @@ extension IOMMUFD {
         lock.withLock {
             guard let f = files[fd] else { return -Errno.badFileDescriptor.rawValue }
             guard case .fault(let fault) = f else { return -Errno.invalidArgument.rawValue }
-            return 0x4 | (fault.pending.isEmpty ? 0 : 0x1)
+            return 0x4 | (fault.pendingCount == 0 ? 0 : 0x1)
         }
     }
 

@@ -143,7 +143,13 @@ extension IOMMUFD {
             let m = c.member(T.TriggerIOPF.self)
             let idev = try get(m.devId, .device, as: DeviceObject.self)
             defer { put(idev) }
-            reportPageFault(idev, pasid: m.pasid, grpid: m.grpid, perm: m.perm, addr: m.addr)
+            // `iommufd_test_trigger_iopf`: the outcome of the report is not the caller's
+            // business; an unhandled request was already answered INVALID by the core.
+            var flags: IOMMUFaultFlags = .lastPage
+            if m.pasid != IOMMUSubsystem.noPasid { flags.insert(.pasidValid) }
+            try? machine.iommu.reportDeviceFault(idev.dev, IOPFFault(flags: flags, pasid: m.pasid, grpid: m.grpid,
+                                                                      perm: IOMMUFaultPerm(rawValue: m.perm),
+                                                                      address: m.addr))
         case IOMMUTestOp.devCheckCache:
             let m = c.member(T.CheckDevCache.self)
             let idev = try get(c.id, .device, as: DeviceObject.self)
@@ -231,14 +237,5 @@ extension IOMMUFD {
             guard let upa = current.physicalAddress(of: va), upa == pa else { throw .invalidArgument }
             off += page
         }
-    }
-
-    /// `iommu_report_device_fault` for a page request from `idev` (PASID 0 means none):
-    /// delivered to the FAULT object of the HWPT attached there; without one the core
-    /// answers the request itself.
-    func reportPageFault(_ idev: DeviceObject, pasid: UInt32, grpid: UInt32, perm: UInt32, addr: UInt64) {
-        guard let attach = idev.igroup.pasidAttach[pasid], let fault = attach.hwpt.fault else { return }
-        fault.deliver(FaultGroup(devID: idev.id, pasid: pasid == 0 ? nil : pasid, grpid: grpid, perm: perm,
-                                 addr: addr, handle: attach.handle))
     }
 }

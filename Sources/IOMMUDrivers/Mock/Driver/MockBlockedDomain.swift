@@ -11,17 +11,22 @@ public final class MockBlockedDomain: IOMMUDomain, @unchecked Sendable {
         super.init(type: .blocked, owner: driver, ops: setsPasid ? [.attachDev, .setDevPasid] : [.attachDev])
     }
 
-    /// `mock_domain_nop_attach` on the blocked domain: the RID stops translating.
+    /// `mock_domain_nop_attach` on the blocked domain: the RID stops translating and
+    /// gives up the IOPF enablement of the domain it leaves.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        // Enabling for the blocked domain (no fault handler) cannot fail.
+        try driver.switchRIDIOPF(dev, to: self)
         driver.program(dev, pasid: 0, .blocked)
         driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: true)
     }
 
     /// `mock_domain_set_dev_pasid_nop` on the blocked domain: removes the PASID's entry
-    /// and drops the old domain's cached translations for it. Never fails.
+    /// and drops the old domain's cached translations and IOPF enablement for it. Never
+    /// fails.
     public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
         guard ops.contains(.setDevPasid) else { throw .notSupported }
         try driver.checkSetDevPasid(dev, pasid: pasid, blocking: true)
+        try driver.switchPasidIOPF(dev, to: self, old: old)
         driver.program(dev, pasid: pasid, nil)
         driver.record(.setDevPasid, self, dev, pasid: pasid, old: old, succeeded: true)
     }

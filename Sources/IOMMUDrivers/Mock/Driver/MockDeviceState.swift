@@ -13,6 +13,12 @@ public final class MockDeviceState: @unchecked Sendable {
     /// `set_dev_pasid` of PASID 1024; the next one fails with `ENOMEM` and disarms it; a
     /// blocking one disarms it.
     public internal(set) var pasid1024FakeError = false
+    /// `mock_dev.iopf_refcount`: attachments (RID and PASIDs) of domains with a fault
+    /// handler; the device is on the driver's iopf queue while it is non-zero.
+    public internal(set) var iopfRefcount = 0
+    /// `mock_dev.domain`: the domain the RID was last attached to, whose fault-handler
+    /// attachment the next RID attach gives up. Weak: the core owns domains.
+    weak var ridDomain: IOMMUDomain?
 
     /// Test hook (no kernel counterpart): while set, every non-blocking `set_dev_pasid` on
     /// this device fails with this errno before touching the hardware, so conformance

@@ -44,15 +44,17 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
 
     // MARK: attach
 
-    /// `mock_domain_nop_attach`: programs the RID entry to this table.
+    /// `mock_domain_nop_attach`: programs the RID entry to this table; a domain with a
+    /// fault handler puts the device on the iopf queue.
     /// - Throws: `EINVAL` for a domain with dirty ops on a ``MockDeviceFlags/noDirty``
-    ///   device; the injected ``MockDeviceState/failAttachDev`` errno. The RID entry is
-    ///   unchanged on error.
+    ///   device; the injected ``MockDeviceState/failAttachDev`` errno; `ENODEV`/`EBUSY`
+    ///   from enabling IOPF. The RID entry is unchanged on error.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         do throws(Errno) {
             guard let state = driver.state(of: dev) else { throw .noDevice }
             if ops.contains(.dirtyTracking) && state.flags.contains(.noDirty) { throw .invalidArgument }
             if let e = state.failAttachDev { throw e }
+            try driver.switchRIDIOPF(dev, to: self)
         } catch {
             driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: false)
             throw error
@@ -61,12 +63,17 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
         driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: true)
     }
 
-    /// `mock_domain_set_dev_pasid_nop`: programs the (RID, PASID) entry to this table.
+    /// `mock_domain_set_dev_pasid_nop`: programs the (RID, PASID) entry to this table
+    /// and moves the IOPF enablement from `old` to this domain.
     /// - Throws: `ENOMEM` from the PASID 1024 quirk; the injected
-    ///   ``MockDeviceState/failSetDevPasid`` errno. The entry keeps `old` on error.
+    ///   ``MockDeviceState/failSetDevPasid`` errno; `ENODEV`/`EBUSY` from enabling IOPF.
+    ///   The entry keeps `old` on error.
     public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
         guard ops.contains(.setDevPasid) else { throw .notSupported }
-        do throws(Errno) { try driver.checkSetDevPasid(dev, pasid: pasid, blocking: false) } catch {
+        do throws(Errno) {
+            try driver.checkSetDevPasid(dev, pasid: pasid, blocking: false)
+            try driver.switchPasidIOPF(dev, to: self, old: old)
+        } catch {
             driver.record(.setDevPasid, self, dev, pasid: pasid, old: old, succeeded: false)
             throw error
         }

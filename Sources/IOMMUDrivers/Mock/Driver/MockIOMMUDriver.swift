@@ -13,7 +13,9 @@ import IOMMUCore
 /// - `user_pasid_table`: a nested domain on the RID owns every PASID;
 /// - `capable`: cache coherency always, dirty tracking unless ``MockDeviceFlags/noDirty``;
 /// - the PASID 1024 quirk (`IOMMU_TEST_PASID_RESERVED`): every second non-blocking
-///   `set_dev_pasid` of PASID 1024 fails with `ENOMEM`; a blocking one resets the count.
+///   `set_dev_pasid` of PASID 1024 fails with `ENOMEM`; a blocking one resets the count;
+/// - I/O page faults: a `page_response` op and one iopf queue (`mock_iommu_iopf_queue`)
+///   that a device joins while a domain with a fault handler is attached to it.
 ///
 /// One difference: the kernel mock's legacy `default_domain` is its blocking domain,
 /// because its devices never use the DMA API. Here mock devices stand in for any vendor's
@@ -29,6 +31,9 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     public let userPasidTable: Bool
     /// `mock_ops.blocked_domain`: the static ``MockBlockedDomain``.
     public private(set) var blockedDomain: IOMMUDomain?
+    /// `mock_iommu_iopf_queue` (`"mock-iopfq"`): the driver's I/O page-fault queue; nil
+    /// for a driver built with `iopf: false`.
+    public let iopfQueue: IOPFQueue?
 
     private let lock = Lock()
     private var _units: [MockIOMMU] = []
@@ -42,8 +47,13 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     ///   - blockedDomainSetsPasid: test hook for conformance check 3: `false` builds a
     ///     driver whose blocked domain lacks `set_dev_pasid`, so the core cannot remove a
     ///     PASID and must refuse PASID attach with `EOPNOTSUPP`.
-    public init(userPasidTable: Bool = true, blockedDomainSetsPasid: Bool = true) {
+    ///   - iopf: `false` builds a driver without `page_response` and without an iopf
+    ///     queue, as a driver with no I/O page-fault support: `iopf_queue_add_device`
+    ///     refuses its devices and attaching a domain with a fault handler fails with
+    ///     `ENODEV`.
+    public init(userPasidTable: Bool = true, blockedDomainSetsPasid: Bool = true, iopf: Bool = true) {
         self.userPasidTable = userPasidTable
+        iopfQueue = iopf ? IOPFQueue(name: "mock-iopfq") : nil
         blockedDomain = nil
         blockedDomain = MockBlockedDomain(driver: self, setsPasid: blockedDomainSetsPasid)
     }
@@ -113,8 +123,13 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     }
 
     /// `iommu_ops.release_device`: clears the device's hardware entries (RID and every
-    /// PASID) and releases the per-device state.
+    /// PASID) and releases the per-device state. A device released while still on the
+    /// iopf queue leaves it, so no group of a vanished device stays pending.
     public func releaseDevice(_ dev: PCIDevice) {
+        if let state = dev.driverPrivate as? MockDeviceState, state.iopfRefcount > 0 {
+            state.iopfRefcount = 0
+            iopfQueue?.removeDevice(dev)
+        }
         if let unit = dev.iommu as? MockIOMMU {
             unit.hardwareLock.withLock { unit.mockHardware.forget(rid: dev.rid) }
         }

@@ -23,20 +23,29 @@ public final class MockNestedDomain: IOMMUDomain, @unchecked Sendable {
 
     /// `mock_domain_nop_attach` for a nested domain: the RID entry points at the parent's
     /// table; with the driver's user PASID table every PASID follows it.
-    /// - Throws: the injected ``MockDeviceState/failAttachDev`` errno.
+    /// A domain with a fault handler puts the device on the iopf queue.
+    /// - Throws: the injected ``MockDeviceState/failAttachDev`` errno; `ENODEV`/`EBUSY`
+    ///   from enabling IOPF. The RID entry is unchanged on error.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
-        if let e = driver.state(of: dev)?.failAttachDev {
+        do throws(Errno) {
+            if let e = driver.state(of: dev)?.failAttachDev { throw e }
+            try driver.switchRIDIOPF(dev, to: self)
+        } catch {
             driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: false)
-            throw e
+            throw error
         }
         driver.program(dev, pasid: 0, .nested(parentTable: parent.table, parentSerial: parent.serial))
         driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: true)
     }
 
     /// `mock_domain_set_dev_pasid_nop` for a nested domain.
-    /// - Throws: `ENOMEM` from the PASID 1024 quirk; the injected errno.
+    /// - Throws: `ENOMEM` from the PASID 1024 quirk; the injected errno; `ENODEV`/`EBUSY`
+    ///   from enabling IOPF.
     public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
-        do throws(Errno) { try driver.checkSetDevPasid(dev, pasid: pasid, blocking: false) } catch {
+        do throws(Errno) {
+            try driver.checkSetDevPasid(dev, pasid: pasid, blocking: false)
+            try driver.switchPasidIOPF(dev, to: self, old: old)
+        } catch {
             driver.record(.setDevPasid, self, dev, pasid: pasid, old: old, succeeded: false)
             throw error
         }

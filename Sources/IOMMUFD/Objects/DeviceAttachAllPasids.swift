@@ -1,0 +1,71 @@
+import IOMMUCore
+
+// Added by the vfio-pci shim work (branch vfio): the third attach shape of the seed's
+// proposal, "attach page table to the RID and all PASIDs", for drivers such as vfio-pci.
+// Mainline iommufd has no separate entry point: on SMMUv3 a nested HWPT attached to the
+// RID carries the user's CD table and so covers every PASID. The model makes the shape
+// explicit through the core's `attachDeviceAllPasids`.
+
+extension IOMMUFD {
+    /// Attach the RID **and every PASID** of `idev`'s device to a nested HWPT whose
+    /// vendor hands the whole PASID table to the user (`iommu_ops.user_pasid_table`; on
+    /// SMMUv3, an STE pointing at a user CD table). The attachment is recorded as the RID
+    /// attachment: ``deviceDetach(_:pasid:)`` with pasid 0 undoes it, and a second call
+    /// with another nested HWPT replaces it with no blocked window. The kernel's
+    /// counterpart is `iommufd_device_attach(idev, IOMMU_NO_PASID, &pt_id)` on a nested
+    /// HWPT of such a vendor, made explicit.
+    /// - Returns: the HWPT ID.
+    /// - Throws: `ENOENT` unknown `ptID`; `ENODEV` the device has no IOMMU;
+    ///   `EOPNOTSUPP` the vendor attaches per PASID (Intel VT-d); `EINVAL` `ptID` is not
+    ///   a nested HWPT; `EBUSY` PASIDs are attached individually, or another device of
+    ///   the group holds the RID attachment; `EADDRINUSE` reserved regions in the
+    ///   parent's IOAS; the core's and driver's attach errno. Nothing changes on error.
+    public func deviceAttachAllPasids(_ idev: DeviceObject, ptID: UInt32) throws(Errno) -> UInt32 {
+        try lock.withLock { () throws(Errno) -> UInt32 in
+            let pt = try getObject(ptID, .any)
+            defer { put(pt) }
+            guard let driver = idev.dev.iommu?.driver else { throw .noDevice }
+            guard driver.userPasidTable else { throw .notSupported }
+            guard let hwpt = pt as? HWPTNestedObject, let domain = hwpt.domain else { throw .invalidArgument }
+            let noPasid = IOMMUSubsystem.noPasid
+            let ig = idev.igroup
+            if ig.pasidAttach.keys.contains(where: { $0 != noPasid }) { throw .busy }
+            let existing = ig.pasidAttach[noPasid]
+            if let existing {
+                guard existing.devices.count == 1, existing.devices[0] === idev else { throw .busy }
+                if existing.hwpt === hwpt && ig.group.ridOwnsAllPasids { return hwpt.id }
+            }
+            let newIOAS = hwpt.parent.ioas
+            let oldIOAS = existing?.hwpt.pagingRoot?.ioas
+            let enforce = oldIOAS !== newIOAS
+            if enforce { try enforceReservedRegions(idev, in: newIOAS) }
+            do throws(Errno) {
+                try machine.iommu.attachDeviceAllPasids(domain, to: idev.dev)
+            } catch {
+                if enforce { newIOAS.iopt.removeReserved(owner: ObjectIdentifier(idev)) }
+                throw error
+            }
+            let handle = IOMMUFDAttachHandle(idev: idev, hwpt: hwpt)
+            if let existing {
+                if enforce, let oldIOAS { oldIOAS.iopt.removeReserved(owner: ObjectIdentifier(idev)) }
+                let old = existing.hwpt
+                old.fault?.autoRespond(existing.handle)
+                existing.hwpt = hwpt
+                existing.handle = handle
+                ref(hwpt)
+                hwptPut(old)
+            } else {
+                ig.pasidAttach[noPasid] = IOMMUFDAttach(hwpt: hwpt, devices: [idev], handle: handle)
+                ref(hwpt)
+                ref(idev)
+            }
+            return hwpt.id
+        }
+    }
+
+    /// Whether the RID attachment of `idev`'s group is the all-PASIDs shape of
+    /// ``deviceAttachAllPasids(_:ptID:)`` (the core's `ridOwnsAllPasids`).
+    public func deviceOwnsAllPasids(_ idev: DeviceObject) -> Bool {
+        lock.withLock { idev.igroup.pasidAttach[IOMMUSubsystem.noPasid] != nil && idev.igroup.group.ridOwnsAllPasids }
+    }
+}

@@ -1,0 +1,153 @@
+import XCTest
+import IOMMUCore
+import IOMMUDrivers
+import IOMMUFD
+@testable import DriverShims
+
+/// The three attach shapes of seed 002 over Mock (user-owned PASID tables) and Intel
+/// VT-d (per-PASID attach), with the DMA bytes that arrive through each.
+final class VFIOAttachShapeTests: XCTestCase {
+    // MARK: Mock
+
+    func testMockRIDShapeDMAArrivesAndSecondAttachReplaces() throws {
+        let rig = try VFIORig.mock()
+        let dev = try rig.device()
+        let (v, f, _) = try rig.bound(dev)
+        let ioas = try rig.mappedIOAS()
+        let hwpt = try f.attach(.rid, ptID: ioas)
+        XCTAssertNotEqual(hwpt, ioas, "an IOAS attaches through an auto domain whose ID is returned")
+        XCTAssertTrue(v.ridAttached)
+        try dev.dmaWrite(at: 0x1010_0000 + 0x100, bytes: Array("rid".utf8))
+        XCTAssertEqual(try rig.bufferBytes(at: 0x100, count: 3), Array("rid".utf8))
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1], pasid: 4), "the RID shape covers no PASID")
+        // A second ATTACH is a replace (same IOAS: the same auto domain, no error).
+        XCTAssertEqual(try f.attach(ptID: ioas), hwpt)
+        try f.detach()
+        XCTAssertFalse(v.ridAttached)
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1]))
+        XCTAssertEqual(rig.objects(.hwptPaging), 0, "the auto domain died with its last device")
+    }
+
+    func testMockPasidShapeDMAArrives() throws {
+        let rig = try VFIORig.mock()
+        let dev = try rig.device()
+        let (v, f, devid) = try rig.bound(dev)
+        let ioas = try rig.mappedIOAS()
+        let (_, hwpt) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocPasid)
+        XCTAssertEqual(try f.attach(.pasid(12), ptID: hwpt), hwpt)
+        try dev.dmaWrite(at: 0x1010_0000 + 0x200, bytes: Array("pasid12".utf8), pasid: 12)
+        XCTAssertEqual(try rig.bufferBytes(at: 0x200, count: 7), Array("pasid12".utf8))
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1]), "the RID is still blocked")
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1], pasid: 13))
+        try f.detach(pasid: 12)
+        XCTAssertEqual(v.attachedPasids, [])
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1], pasid: 12))
+        // Detaching what is not attached succeeds.
+        XCTAssertNoThrow(try f.detach(pasid: 12))
+    }
+
+    func testMockAllPasidsShapeTranslatesEveryPasid() throws {
+        let rig = try VFIORig.mock()
+        let dev = try rig.device()
+        let (v, f, devid) = try rig.bound(dev)
+        let ioas = try rig.mappedIOAS()
+        let (rc, parent) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocNestParent)
+        XCTAssertEqual(rc, 0)
+        let (rc2, nested) = rig.nestedAlloc(dev: devid, parent: parent)
+        XCTAssertEqual(rc2, 0)
+        XCTAssertEqual(try f.attach(.ridAndAllPasids, ptID: nested), nested)
+        XCTAssertTrue(v.ownsAllPasids)
+        XCTAssertTrue(dev.group?.ridOwnsAllPasids == true)
+        for (i, pasid) in [nil, 1, 42, 0xF_FFFF].enumerated() {
+            let off = UInt64(0x300 + i * 16)
+            try dev.dmaWrite(at: 0x1010_0000 + off, bytes: [UInt8(0x40 + i)], pasid: pasid.map(UInt32.init))
+            XCTAssertEqual(try rig.bufferBytes(at: off, count: 1), [UInt8(0x40 + i)], "pasid \(String(describing: pasid))")
+        }
+        // One PASID cannot be carved out of a table the user owns; nothing changes.
+        let (_, compat) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocPasid)
+        XCTAssertErrno(.invalidArgument) { try f.attach(pasid: 5, ptID: compat) }
+        XCTAssertEqual(v.attachedPasids, [])
+        XCTAssertTrue(dev.group?.ridOwnsAllPasids == true)
+        // A RID attach replaces the whole thing; the PASIDs are blocked again.
+        _ = try f.attach(ptID: compat)
+        XCTAssertFalse(v.ownsAllPasids)
+        XCTAssertFalse(dev.group?.ridOwnsAllPasids == true)
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1], pasid: 42))
+        try dev.dmaWrite(at: 0x1010_0000, bytes: [0x77])
+        // And back to all PASIDs, then detach: everything blocked.
+        _ = try f.attachAllPasids(ptID: nested)
+        try f.detach()
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1], pasid: 42))
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1]))
+        XCTAssertTrue(dev.group?.domain === dev.group?.blockingDomain)
+    }
+
+    func testMockAllPasidsErrorsLeaveStateUnchanged() throws {
+        let rig = try VFIORig.mock()
+        let dev = try rig.device()
+        let (v, f, devid) = try rig.bound(dev)
+        let ioas = try rig.mappedIOAS()
+        let (_, compat) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocPasid)
+        let (_, parent) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocNestParent)
+        let (_, nested) = rig.nestedAlloc(dev: devid, parent: parent)
+        // Not a nested HWPT.
+        XCTAssertErrno(.invalidArgument) { try f.attachAllPasids(ptID: compat) }
+        XCTAssertErrno(.invalidArgument) { try f.attachAllPasids(ptID: ioas) }
+        XCTAssertErrno(.noEntry) { try f.attachAllPasids(ptID: 4242) }
+        // PASIDs attached one by one: the table is not the user's to take.
+        _ = try f.attach(pasid: 8, ptID: compat)
+        XCTAssertErrno(.busy) { try f.attachAllPasids(ptID: nested) }
+        XCTAssertFalse(v.ridAttached)
+        XCTAssertEqual(v.attachedPasids, [8])
+        try dev.dmaWrite(at: 0x1010_0000, bytes: [0x88], pasid: 8)
+        XCTAssertEqual(try rig.bufferBytes(at: 0, count: 1), [0x88])
+        // PASID and all-PASIDs flags together are refused.
+        let bytes = VFIODeviceAttachIOMMUFDPT(flags: VFIODeviceFlag.attachPasid | VFIODeviceFlag.attachAllPasids,
+                                              ptId: nested, pasid: 1).bytes
+        XCTAssertEqual(rig.raw(f.ioctl, VFIODeviceCommand.attachIOMMUFDPT, bytes).0, neg(.invalidArgument))
+    }
+
+    // MARK: Intel VT-d
+
+    func testVTdAllPasidsIsEOPNOTSUPPAndLeavesRIDAttached() throws {
+        let rig = try VFIORig.vtd()
+        let dev = try rig.device()
+        let (v, f, devid) = try rig.bound(dev)
+        let ioas = try rig.mappedIOAS()
+        let hwpt = try f.attach(ptID: ioas)
+        let (rc, parent) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocNestParent)
+        // Whatever the HWPT, VT-d attaches per PASID: the kernel's answer is EOPNOTSUPP.
+        XCTAssertErrno(.notSupported) { try f.attach(.ridAndAllPasids, ptID: rc == 0 ? parent : hwpt) }
+        XCTAssertErrno(.notSupported) { try f.attachAllPasids(ptID: hwpt) }
+        XCTAssertTrue(v.ridAttached)
+        XCTAssertFalse(v.ownsAllPasids)
+        try dev.dmaWrite(at: 0x1010_0040, bytes: Array("still".utf8))
+        XCTAssertEqual(try rig.bufferBytes(at: 0x40, count: 5), Array("still".utf8))
+    }
+
+    func testVTdRIDAndPasidShapesDMAArrive() throws {
+        let rig = try VFIORig.vtd()
+        let dev = try rig.device()
+        let (v, f, devid) = try rig.bound(dev)
+        let ioasRID = try rig.mappedIOAS(iova: 0x1010_0000)
+        let ioasPASID = try rig.mappedIOAS(iova: 0x1080_0000)
+        // The RID's HWPT must be PASID-compatible too once PASIDs are used (an auto
+        // domain is not).
+        let (_, ridHWPT) = rig.hwptAlloc(dev: devid, ioas: ioasRID, flags: IOMMUFDConstant.hwptAllocPasid)
+        _ = try f.attach(.rid, ptID: ridHWPT)
+        let (rc, pasidHWPT) = rig.hwptAlloc(dev: devid, ioas: ioasPASID, flags: IOMMUFDConstant.hwptAllocPasid)
+        XCTAssertEqual(rc, 0)
+        XCTAssertEqual(try f.attach(.pasid(0x33), ptID: pasidHWPT), pasidHWPT)
+        XCTAssertEqual(v.attachedPasids, [0x33])
+        try dev.dmaWrite(at: 0x1010_0000 + 0x500, bytes: Array("vtd-rid".utf8))
+        try dev.dmaWrite(at: 0x1080_0000 + 0x600, bytes: Array("vtd-pasid".utf8), pasid: 0x33)
+        XCTAssertEqual(try rig.bufferBytes(at: 0x500, count: 7), Array("vtd-rid".utf8))
+        XCTAssertEqual(try rig.bufferBytes(at: 0x600, count: 9), Array("vtd-pasid".utf8))
+        // Each shape sees only its own IOAS.
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1080_0000, bytes: [1]))
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1], pasid: 0x33))
+        f.close()
+        XCTAssertTrue(dev.group?.domain === dev.group?.defaultDomain)
+        XCTAssertTrue(rig.machine.checker.violations.isEmpty, "\(rig.machine.checker.violations)")
+    }
+}

@@ -1,0 +1,83 @@
+import XCTest
+@testable import IOMMUCore
+
+/// Frame reference counts (`get_page`/`put_page`, `pin_user_pages`/`unpin_user_page`):
+/// a pinned page outlives the mapping that supplied it and is freed by its last put.
+final class PageReferenceTests: XCTestCase {
+    let memory = PhysicalMemory(size: 1 << 30)
+
+    func testAllocatedFrameStartsAtOneAndLastPutFrees() throws {
+        let base = memory.framesInUse
+        let pa = try memory.allocFrame()
+        XCTAssertEqual(memory.frameRefCount(pa), 1)
+        try memory.getFrame(pa + 123)
+        XCTAssertEqual(memory.frameRefCount(pa), 2, "any byte of the frame names it")
+        memory.putFrame(pa)
+        XCTAssertTrue(memory.isAllocated(pa))
+        XCTAssertEqual(memory.framesInUse, base + 1)
+        memory.freeFrame(pa)
+        XCTAssertFalse(memory.isAllocated(pa))
+        XCTAssertEqual(memory.frameRefCount(pa), 0)
+        XCTAssertEqual(memory.framesInUse, base)
+        XCTAssertEqual(memory.framesWithExtraReferences, 0)
+    }
+
+    func testGetOfAFreeOrOutOfRangeFrameIsEFAULT() throws {
+        let pa = try memory.allocFrame()
+        memory.freeFrame(pa)
+        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(pa) }
+        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(self.memory.size) }
+        XCTAssertEqual(memory.framesWithExtraReferences, 0, "a refused get changes nothing")
+    }
+
+    func testPinnedPageSurvivesMunmapAndIsFreedOnUnpin() throws {
+        let base = memory.framesInUse
+        let p = try IOMMUCore.Process(memory: memory, pid: 300)
+        let va = try p.mmap(length: 2 * 4096, prot: [.read, .write])
+        try p.writeMemory(address: va, bytes: [7, 8, 9])
+        let pa = try p.pinUserPage(address: va, write: true)
+        XCTAssertEqual(p.physicalAddress(of: va), pa)
+        XCTAssertEqual(memory.frameRefCount(pa), 2)
+        try p.munmap(address: va, length: 2 * 4096)
+        XCTAssertNil(p.physicalAddress(of: va))
+        XCTAssertTrue(memory.isAllocated(pa), "the pin keeps the frame")
+        XCTAssertEqual(memory.bytes(at: pa, count: 3), [7, 8, 9], "with its contents")
+        // A new mapping of the same VA gets a different frame: the pinned one is not reused.
+        _ = try p.mmap(length: 4096, prot: [.read, .write], at: va, populate: true)
+        XCTAssertNotEqual(p.physicalAddress(of: va), pa)
+        memory.putFrame(pa)
+        XCTAssertFalse(memory.isAllocated(pa))
+        p.exit()
+        XCTAssertEqual(memory.framesInUse, base, "nothing leaked")
+    }
+
+    func testPinnedPageSurvivesExitAndIsFreedOnUnpin() throws {
+        let base = memory.framesInUse
+        let p = try IOMMUCore.Process(memory: memory, pid: 301)
+        let va = try p.mmap(length: 3 * 4096, prot: [.read, .write], populate: true)
+        try p.writeMemory(address: va + 4096, bytes: [1, 2, 3, 4])
+        let pinned = try (0..<3).map { i in try p.pinUserPage(address: va + UInt64(i) * 4096, write: false) }
+        p.exit()
+        XCTAssertTrue(pinned.allSatisfy(memory.isAllocated))
+        XCTAssertEqual(memory.framesInUse - base, 3, "only the pinned pages remain; the page table is gone")
+        XCTAssertEqual(memory.bytes(at: pinned[1], count: 4), [1, 2, 3, 4])
+        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: va, write: false) }
+        for pa in pinned { memory.putFrame(pa) }
+        XCTAssertEqual(memory.framesInUse, base, "nothing leaked once everything is released")
+        XCTAssertEqual(memory.framesWithExtraReferences, 0)
+    }
+
+    func testPinRefusesWhatAFaultWould() throws {
+        let p = try IOMMUCore.Process(memory: memory, pid: 302)
+        let ro = try p.mmap(length: 4096, prot: [.read])
+        let none = try p.mmap(length: 4096, prot: [])
+        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: ro, write: true) }
+        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: none, write: false) }
+        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: 0x7000_0000, write: false) }
+        XCTAssertEqual(memory.framesWithExtraReferences, 0, "nothing pinned on error")
+        let pa = try p.pinUserPage(address: ro, write: false)
+        XCTAssertEqual(memory.frameRefCount(pa), 2)
+        memory.putFrame(pa)
+        p.exit()
+    }
+}
