@@ -150,6 +150,7 @@ results["iotlb_ns"] = rounded(benchIOTLB())
 results["maphuge_total_us"] = rounded(benchMapHuge())
 for (key, value) in dmaBenchmarks() { results[key] = rounded(value) }
 for (k, v) in iommufdBenchmarks() { results[k] = rounded(v) }
+for (k, v) in serviceBenchmarks() { results[k] = rounded(v) }
 
 let json = try! JSONSerialization.data(withJSONObject: results, options: [.sortedKeys])
 print(String(decoding: json, as: UTF8.self))
