@@ -149,6 +149,22 @@ final class Selftest13MapFileTests: XCTestCase {
 
     // MARK: MAP_FILE errno and state
 
+    /// `struct iommu_ioas_map_file`: 40 bytes, `fd` a signed word at 12 where MAP has
+    /// `__reserved`, `start` at 16 where MAP has `user_va`; min_size is sizeof.
+    func testMapFileLayout() {
+        let m = IOMMUIOASMapFile(flags: 0x11223344, ioasId: 0x55667788, fd: -2, start: 0x0102030405060708,
+                                 length: 0x1112131415161718, iova: 0x2122232425262728)
+        let b = m.bytes
+        XCTAssertEqual(b.count, 40)
+        XCTAssertEqual(IOMMUIOASMapFile.minSize, 40)
+        XCTAssertEqual(Array(b[0..<4]), [40, 0, 0, 0])
+        XCTAssertEqual(Array(b[12..<16]), [0xFE, 0xFF, 0xFF, 0xFF])
+        XCTAssertEqual(Array(b[16..<24]), [8, 7, 6, 5, 4, 3, 2, 1])
+        XCTAssertEqual(IOMMUIOASMapFile(bytes: b), m)
+        XCTAssertEqual(IOMMUFDCommand.ioasMapFile, 0x3B8F)
+    }
+
+
     func testMapFileChecksInKernelOrder() throws {
         let s = try SelftestFD()
         let ioas = s.ioasAlloc()
