@@ -44,8 +44,8 @@ struct IOCtlOp {
 
 extension IOMMUFD {
     /// The ioctl table (`iommufd_ioctl_ops[]`), indexed by `nr - IOMMUFD_CMD_BASE`.
-    /// `IOMMU_IOAS_MAP_FILE`, the vIOMMU family (`VIOMMU_ALLOC`, `VDEVICE_ALLOC`,
-    /// `VEVENTQ_ALLOC`, `HW_QUEUE_ALLOC`) are not modelled and are absent (`ENOTTY`).
+    /// The vIOMMU family (`VIOMMU_ALLOC`, `VDEVICE_ALLOC`, `VEVENTQ_ALLOC`,
+    /// `HW_QUEUE_ALLOC`) is not modelled and is absent (`ENOTTY`).
     /// `IOMMU_TEST_CMD` is present only with a test backend.
     func ioctlOp(_ nr: UInt32) -> IOCtlOp? {
         switch nr {
@@ -64,6 +64,7 @@ extension IOMMUFD {
         case 0x8C: IOCtlOp(IOMMUFDCommand.hwptGetDirtyBitmap, IOMMUHWPTGetDirtyBitmap.self) { c, u throws(Errno) in try c.ioctlHWPTGetDirtyBitmap(&u) }
         case 0x8D: IOCtlOp(IOMMUFDCommand.hwptInvalidate, IOMMUHWPTInvalidate.self) { c, u throws(Errno) in try c.ioctlHWPTInvalidate(&u) }
         case 0x8E: IOCtlOp(IOMMUFDCommand.faultQueueAlloc, IOMMUFaultAlloc.self) { c, u throws(Errno) in try c.ioctlFaultQueueAlloc(&u) }
+        case 0x8F: IOCtlOp(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile.self) { c, u throws(Errno) in try c.ioctlIOASMapFile(&u) }
         case 0x92: IOCtlOp(IOMMUFDCommand.ioasChangeProcess, IOMMUIOASChangeProcess.self) { c, u throws(Errno) in try c.ioctlIOASChangeProcess(&u) }
         case 0xA0 where testBackend != nil:
             IOCtlOp(IOMMUFDCommand.testCmd, IOMMUTestCmd.self) { c, u throws(Errno) in try c.ioctlTestCmd(&u) }
