@@ -121,13 +121,13 @@ extension IOMMUFD {
     private func contigAreas(_ iopt: IOPageTableState, _ iova: UInt64, _ last: UInt64) -> ([(IOPTArea, UInt64, UInt64)], Bool) {
         var out: [(IOPTArea, UInt64, UInt64)] = []
         var cur = iova
-        guard var area = iopt.areas.first(where: { $0.iova <= cur && cur <= $0.last }) else { return ([], false) }
+        guard var area = iopt.areas.area(containing: cur) else { return ([], false) }
         while true {
             let end = min(last, area.last)
             out.append((area, cur, end))
             if end == last { return (out, true) }
             cur = end + 1
-            guard let next = iopt.areas.first(where: { $0.iova == cur }) else { return (out, false) }
+            guard let next = iopt.areas.area(startingAt: cur) else { return (out, false) }
             area = next
         }
     }
