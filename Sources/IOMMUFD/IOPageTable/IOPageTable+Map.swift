@@ -35,14 +35,15 @@ extension IOPageTableState {
             at &+= s.length
         }
         if !domains.isEmpty {
-            var filled: [IOPTArea] = []
+            // A prefix count of the areas filled (in order) is all the rollback needs.
+            var filled = 0
             do throws(Errno) {
                 for area in newAreas {
                     try fill(area, domains: domains, pinFirst: true)
-                    filled.append(area)
+                    filled += 1
                 }
             } catch {
-                for area in filled {
+                for area in newAreas[..<filled] {
                     for d in domains { area.unmap(from: d, core: core) }
                     unpinFill(area)
                 }

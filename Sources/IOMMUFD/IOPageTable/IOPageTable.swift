@@ -197,14 +197,16 @@ final class IOPageTableState: @unchecked Sendable {
         if pinFirst {
             try area.pages.pin(area.pageRange)
         }
-        var mapped: [IOMMUDomain] = []
+        // Counts rather than collects the domains done: this runs for every IOAS_MAP, and
+        // the targets are mapped in order, so a prefix count is all the rollback needs.
+        var mapped = 0
         do throws(Errno) {
-            for d in targets {
-                try area.map(into: d, core: core, smallPages: disableLargePages)
-                mapped.append(d)
+            for i in targets.indices {
+                try area.map(into: targets[i], core: core, smallPages: disableLargePages)
+                mapped += 1
             }
         } catch {
-            for d in mapped { area.unmap(from: d, core: core) }
+            for i in 0..<mapped { area.unmap(from: targets[i], core: core) }
             if pinFirst { area.pages.unpin(area.pageRange) }
             throw error
         }
