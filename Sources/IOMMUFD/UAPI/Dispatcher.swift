@@ -21,7 +21,8 @@ struct UCmd {
         var b = UAPIBytes(count: T.size)
         value.encode(into: &b)
         cmd = b
-        try ctx.user.copyToUser(ubuffer, Array(b.bytes.prefix(min(userSize, T.size))))
+        // Whole structure when the caller's is at least as large: no truncated copy.
+        try ctx.user.copyToUser(ubuffer, userSize >= T.size ? b.bytes : Array(b.bytes.prefix(userSize)))
     }
 }
 
@@ -122,14 +123,22 @@ extension IOMMUFD {
         let userSize = Int(UAPIBytes(sizeBytes).u32(0))
         guard let op = ioctlOp(nr), op.cmd == cmd else { return .failure(.notTTY) }
         guard userSize >= op.minSize else { return .failure(.invalidArgument) }
-        var kbuf = UAPIBytes(count: op.size)
+        var kbuf: UAPIBytes
         do {
             if userSize > op.size {
                 let tail = try user.copyFromUser(arg + UInt64(op.size), count: userSize - op.size)
                 if tail.contains(where: { $0 != 0 }) { return .failure(.tooBig) }
             }
             let head = try user.copyFromUser(arg, count: min(userSize, op.size))
-            kbuf.bytes.replaceSubrange(0..<head.count, with: head)
+            // The common case (caller and kernel agree on the size) takes the copied bytes
+            // as they are; only a short struct needs the zero-extended buffer, so the
+            // per-ioctl cost stays one allocation.
+            if head.count == op.size {
+                kbuf = UAPIBytes(head)
+            } else {
+                kbuf = UAPIBytes(count: op.size)
+                kbuf.bytes.replaceSubrange(0..<head.count, with: head)
+            }
         } catch {
             return .failure(.badAddress)
         }
