@@ -91,4 +91,73 @@ final class AccessAPITests: XCTestCase {
         XCTAssertEqual(s.unmap(ioas, APERTURE_START, PAGE).0, 0)
         s.teardownCheck()
     }
+
+    /// `iommufd_access_destroy` detaches through `iommufd_access_change_ioas(access, NULL)`,
+    /// which calls the driver's `unmap(0, ULONG_MAX)` before leaving the IOAS: pins a driver
+    /// still holds at destroy are released, and the same memory used again afterwards (by
+    /// a new context and a new access) carries no stale pin.
+    func testDestroyWithPinsLeftCallsUnmapAndLeavesNoStalePin() throws {
+        let s = try SelftestFD()
+        let fd = s.fd
+        let ioas = s.ioasAlloc()
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer, BUFFER_SIZE, iova: APERTURE_START), 0)
+        let rec = Recorder()
+        let access = try fd.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { iova, length in
+            rec.calls.append((iova, length))
+            rec.unpin?(iova, length)
+        }))
+        try fd.accessAttach(access, ioasID: ioas)
+        let pas = try fd.accessPinPages(access, iova: APERTURE_START, length: 2 * PAGE, write: true)
+        XCTAssertEqual(PagePinRegistry.shared.pinCount(s.machine.memory, pas[0]), 1)
+        // A well-behaved driver unpins on unmap; it did not unpin before destroy.
+        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: APERTURE_START, length: 2 * PAGE) }
+        fd.accessDestroy(access)
+        XCTAssertEqual(rec.calls.count, 1)
+        XCTAssertEqual(rec.calls.first?.0, 0)
+        XCTAssertEqual(rec.calls.first?.1, UInt64.max, "ULONG_MAX, as iommufd_access_change_ioas passes")
+        XCTAssertEqual(s.unmap(ioas, APERTURE_START, BUFFER_SIZE).0, 0, "no EDEADLOCK: the area is free")
+        XCTAssertEqual(rec.calls.count, 1, "a destroyed access gets no more callbacks")
+        XCTAssertEqual(PagePinRegistry.shared.pinCount(s.machine.memory, pas[0]), 0)
+        XCTAssertEqual(s.fd.faultInjection.warnings, [])
+        s.teardownCheck()
+
+        // The same memory again, through a fresh context and access: exactly one pin.
+        s.reopen()
+        let fd2 = s.fd
+        let ioas2 = s.ioasAlloc()
+        XCTAssertEqual(s.mapFixed(ioas2, s.buffer, BUFFER_SIZE, iova: APERTURE_START), 0)
+        XCTAssertEqual(s.checkRefs(s.buffer, BUFFER_SIZE, 0), 0, "no stale pin on the reused buffer")
+        let again = try fd2.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { _, _ in }))
+        try fd2.accessAttach(again, ioasID: ioas2)
+        let pas2 = try fd2.accessPinPages(again, iova: APERTURE_START, length: PAGE, write: false)
+        XCTAssertEqual(pas2.first, pas[0])
+        XCTAssertEqual(PagePinRegistry.shared.pinCount(s.machine.memory, pas2[0]), 1)
+        fd2.accessUnpinPages(again, iova: APERTURE_START, length: PAGE)
+        fd2.accessDestroy(again)
+        s.teardownCheck()
+    }
+
+    /// A replace moves the access; the old IOAS's pins are released through the same
+    /// `unmap(0, ULONG_MAX)` call, and unpins during it still reach the old IOAS.
+    func testReplaceCallsUnmapOnTheOldIOAS() throws {
+        let s = try SelftestFD()
+        let fd = s.fd
+        let a = s.ioasAlloc(), b = s.ioasAlloc()
+        XCTAssertEqual(s.mapFixed(a, s.buffer, PAGE, iova: APERTURE_START), 0)
+        let rec = Recorder()
+        let access = try fd.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { iova, length in
+            rec.calls.append((iova, length))
+            rec.unpin?(iova, length)
+        }))
+        try fd.accessAttach(access, ioasID: a)
+        _ = try fd.accessPinPages(access, iova: APERTURE_START, length: PAGE, write: false)
+        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: APERTURE_START, length: PAGE) }
+        try fd.accessReplace(access, ioasID: b)
+        XCTAssertEqual(rec.calls.count, 1)
+        XCTAssertEqual(s.checkRefs(s.buffer, PAGE, 0), 0)
+        XCTAssertEqual(s.unmap(a, APERTURE_START, PAGE).0, 0)
+        XCTAssertEqual(fd.machine.warnings.count, 0)
+        fd.accessDestroy(access)
+        s.teardownCheck()
+    }
 }

@@ -3,8 +3,9 @@ import IOMMUCore
 @testable import IOMMUFD
 
 /// iommufd-uapi.md §5.7: mapping through mock domains (fixture `iommufd_mock_domain`;
-/// the `one_domain` and `two_domains` variants — the hugetlb and memfd variants need
-/// backing the model's processes do not have).
+/// the `one_domain` and `two_domains` variants; the `_file` and `_file_hugepage`
+/// variants are in `Selftest13MapFileTests`; the MAP_HUGETLB variants need huge pages the
+/// model's processes do not have).
 final class Selftest07MockDomainTests: XCTestCase {
     final class Fixture {
         let s: SelftestFD

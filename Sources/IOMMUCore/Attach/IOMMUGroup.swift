@@ -32,8 +32,16 @@ public final class IOMMUGroup: @unchecked Sendable, CustomStringConvertible {
     public internal(set) var blockingDomain: IOMMUDomain?
     /// Users of the group's DMA (`group->owner_cnt`).
     public internal(set) var ownerCount = 0
-    /// The exclusive user-space owner cookie (`group->owner`), nil for DMA-API users.
-    public internal(set) var owner: AnyObject?
+    /// The exclusive user-space owner (`group->owner`), nil for DMA-API users, while it
+    /// is alive. Weak because the kernel's `void *owner` is a cookie, not a reference: a
+    /// group that kept its owner alive would keep an iommufd whose last file reference is
+    /// gone from ever running its release (`iommufd_fops_release`), which is what gives
+    /// the group back.
+    public internal(set) weak var owner: AnyObject?
+    /// The owner cookie itself: ownership decisions compare and test this, never
+    /// ``owner``, so they stay right while the owner is being torn down (or after an
+    /// owner that never released has gone, as a stale kernel cookie would).
+    var ownerCookie: ObjectIdentifier?
     /// PASID attachments (`group->pasid_array`), reserve-then-publish.
     public internal(set) var pasidArray: [UInt32: PasidSlot] = [:]
     /// Devices under PCI reset (`group->recovery_cnt`).

@@ -7,7 +7,7 @@ extension IOMMUSubsystem {
             guard let group = dev.group else { return }
             guard group.defaultDomain != nil else { throw .probeDefer }
             if group.ownerCount != 0 {
-                if group.domain !== group.defaultDomain || group.owner != nil || !group.pasidArray.isEmpty {
+                if group.domain !== group.defaultDomain || group.ownerCookie != nil || !group.pasidArray.isEmpty {
                     throw .busy
                 }
             }
@@ -48,7 +48,7 @@ extension IOMMUSubsystem {
         try lock.withLock { () throws(Errno) in
             guard let group = dev.group else { throw .noDevice }
             if group.ownerCount != 0 {
-                guard let current = group.owner, current === owner else { throw .notPermitted }
+                guard group.ownerCookie == ObjectIdentifier(owner) else { throw .notPermitted }
                 group.ownerCount += 1
                 return
             }
@@ -63,6 +63,7 @@ extension IOMMUSubsystem {
         let blocking = try blockingDomain(for: group)
         try setGroupDomain(group, blocking)
         group.owner = owner
+        group.ownerCookie = ObjectIdentifier(owner)
         group.ownerCount += 1
     }
 
@@ -86,7 +87,7 @@ extension IOMMUSubsystem {
     /// WARNs and does nothing if the group is not owned or PASIDs are attached.
     public func groupReleaseDMAOwner(_ group: IOMMUGroup) {
         lock.withLock {
-            guard group.ownerCount > 0, group.owner != nil, group.pasidArray.isEmpty else {
+            guard group.ownerCount > 0, group.ownerCookie != nil, group.pasidArray.isEmpty else {
                 warn("iommu_group_release_dma_owner", "group is not user-owned, or PASIDs are attached")
                 return
             }
@@ -99,7 +100,7 @@ extension IOMMUSubsystem {
     public func deviceReleaseDMAOwner(_ dev: PCIDevice) {
         lock.withLock {
             guard let group = dev.group else { return }
-            guard group.ownerCount > 0, group.owner != nil, group.pasidArray.isEmpty else {
+            guard group.ownerCount > 0, group.ownerCookie != nil, group.pasidArray.isEmpty else {
                 warn("iommu_device_release_dma_owner", "group is not user-owned, or PASIDs are attached")
                 return
             }
@@ -114,6 +115,7 @@ extension IOMMUSubsystem {
     private func releaseOwnership(_ group: IOMMUGroup) {
         group.ownerCount = 0
         group.owner = nil
+        group.ownerCookie = nil
         if let def = group.defaultDomain {
             do { try setGroupDomain(group, def) } catch {
                 warn("__iommu_release_dma_ownership", "returning to the default domain failed: \(error)")

@@ -198,7 +198,7 @@ extension IOMMUSubsystem {
             guard domain.type == .nested else { throw .invalidArgument }
             guard !group.pasidArray.keys.contains(where: { $0 != Self.noPasid }) else { throw .busy }
             if let current = group.domain, current !== group.defaultDomain, current !== group.blockingDomain,
-               group.owner == nil {
+               group.ownerCookie == nil {
                 throw .busy
             }
             try checkOwner(domain, group)

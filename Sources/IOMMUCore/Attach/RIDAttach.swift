@@ -73,7 +73,7 @@ extension IOMMUSubsystem {
 
     /// `__iommu_group_set_core_domain`: blocking if owned, default otherwise. Must succeed.
     func setCoreDomain(_ group: IOMMUGroup) {
-        let target = group.owner != nil ? group.blockingDomain : group.defaultDomain
+        let target = group.ownerCookie != nil ? group.blockingDomain : group.defaultDomain
         guard let target else { return }
         do { try setGroupDomain(group, target) } catch {
             warn("__iommu_group_set_core_domain", "returning \(group) to \(target) failed: \(error)")

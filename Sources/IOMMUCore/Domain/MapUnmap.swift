@@ -44,6 +44,9 @@ extension IOMMUSubsystem {
             if mapped > 0 { _ = unmap(domain, iova: iova, size: mapped) }
             throw error
         }
+        // One load of the unowned machine for both uses: each load of an unowned
+        // reference is a checked strong retain and release, on the map hot path.
+        let machine = self.machine
         machine.noteMap()
         machine.events.record("iommu:map", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
                                             .init("pa", "0x\(String(paddr, radix: 16))"),
@@ -102,6 +105,8 @@ extension IOMMUSubsystem {
             if n == 0 { break }
             unmapped += n
         }
+        // One load of the unowned machine for every use below (see mapNoSync).
+        let machine = self.machine
         if unmapped > 0 {
             // Drivers that record nothing still get a sync covering the range.
             if gather.isEmpty { gather.addRange(iova: iova, size: unmapped) }
@@ -119,6 +124,7 @@ extension IOMMUSubsystem {
     /// (unless a flush queue took the gather over, `gather.queued`).
     public func iotlbSync(_ domain: IOMMUDomain, gather: inout IOTLBGather) {
         if !gather.isEmpty, domain.ops.contains(.iotlbSync) { domain.iotlbSync(&gather) }
+        let machine = self.machine  // one unowned load (see mapNoSync)
         machine.checker.closeUnmapWindows(domain)
         if !gather.queued { gather.releaseFreelist(to: machine.memory) }
         gather = IOTLBGather()

@@ -34,6 +34,8 @@ public final class Process: @unchecked Sendable {
     /// The mm's IOMMU data (`mm->iommu_mm`): its SVA PASID and SVA domains, nil until
     /// the first `iommu_sva_bind_device`. Written under ``lock`` by the SVA core.
     var iommuMM: IOMMUMMData?
+    /// The descriptor table (`current->files`): open memfds by descriptor number.
+    var files: [Int32: Memfd] = [:]
 
     /// Creates an empty address space with its own `levels`-level x86-64 page table
     /// (`mm_alloc` + `pgd_alloc`).
@@ -95,14 +97,21 @@ public final class Process: @unchecked Sendable {
         }
         guard let toRelease else { return }
         for n in toRelease { n.release(self) }
-        lock.withLock {
+        // exit_files: the descriptors close after the mm is gone; a file still mapped
+        // elsewhere or pinned by iommufd lives on through those references.
+        let closing: [Int32: Memfd] = lock.withLock {
             for (_, pa) in pages { memory.putFrame(pa) }
             pages = [:]
             vmas = []
             notifiers = []
             pageTable.destroy()
             exited = true
+            defer { files = [:] }
+            return files
         }
+        // The table's references are dropped here, outside the lock: a last reference
+        // releases the file's page cache.
+        _ = closing
         let mmData = lock.withLock { iommuMM }
         mmData?.mmExited()
     }

@@ -18,7 +18,17 @@ extension Process {
         if pageTable.iovaToPhys(va) != 0 { return }
         let existing = pages[va]
         let pa: UInt64
-        if let existing { pa = existing } else { pa = try memory.allocFrame() }
+        if let existing {
+            pa = existing
+        } else if let file = vma.file {
+            // A shared file page comes from the page cache, with a reference for this mm;
+            // a page at or past the end of the file is SIGBUS, reported as EFAULT.
+            do { pa = try file.getPage(vma.pgoff + (va - vma.start) / Self.pageSize) } catch {
+                throw error == .noMemory ? .noMemory : .badAddress
+            }
+        } else {
+            pa = try memory.allocFrame()
+        }
         var mapped: UInt64 = 0
         do {
             try pageTable.mapPages(iova: va, paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: prot, mapped: &mapped)

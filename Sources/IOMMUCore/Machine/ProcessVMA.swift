@@ -13,11 +13,16 @@ public struct ProcessProt: OptionSet, Sendable, Hashable {
     @inlinable public static var exec: ProcessProt { ProcessProt(rawValue: 1 << 2) }
 }
 
-/// One anonymous mapping (`struct vm_area_struct`): `[start, end)`, page aligned.
+/// One mapping (`struct vm_area_struct`): `[start, end)`, page aligned. Anonymous
+/// private memory, or a `MAP_SHARED` window on a ``Memfd`` starting at page `pgoff`.
 struct VMA: Sendable {
     var start: UInt64
     var end: UInt64
     var prot: ProcessProt
+    /// `vm_file`: the shared file behind the mapping; nil for anonymous memory.
+    var file: Memfd? = nil
+    /// `vm_pgoff`: the file page mapped at `start`.
+    var pgoff: UInt64 = 0
 }
 
 extension Process {
@@ -56,8 +61,31 @@ extension Process {
     @discardableResult
     public func mmap(length: Int, prot: ProcessProt, at address: UInt64? = nil,
                      populate: Bool = false) throws(Errno) -> UInt64 {
+        let start = try insertVMA(length: length, prot: prot, at: address, file: nil, pgoff: 0)
+        if populate && !prot.isEmpty {
+            var va = start
+            let end = start + ((UInt64(length) + Self.pageSize - 1) & ~(Self.pageSize - 1))
+            do {
+                while va < end {
+                    try handleFault(address: va, write: prot.contains(.write), exec: prot.contains(.exec))
+                    va += Self.pageSize
+                }
+            } catch {
+                try? munmap(address: start, length: length)
+                throw error
+            }
+        }
+        return start
+    }
+
+    /// Places a new VMA (`mmap_region`): at `address` if given (it must be free), else at
+    /// the lowest free range.
+    /// - Throws: `EINVAL` zero length, misaligned or out-of-range address, exiting mm;
+    ///   `EEXIST` `address` overlaps a mapping; `ENOMEM` no free range.
+    func insertVMA(length: Int, prot: ProcessProt, at address: UInt64?, file: Memfd?,
+                   pgoff: UInt64) throws(Errno) -> UInt64 {
         guard length > 0 else { throw .invalidArgument }
-        let start: UInt64 = try lock.withLock { () throws(Errno) -> UInt64 in
+        return try lock.withLock { () throws(Errno) -> UInt64 in
             guard !exiting else { throw .invalidArgument }
             let len = (UInt64(length) + Self.pageSize - 1) & ~(Self.pageSize - 1)
             let start: UInt64
@@ -75,23 +103,9 @@ extension Process {
                 start = candidate
             }
             let i = vmas.firstIndex { $0.start > start } ?? vmas.count
-            vmas.insert(VMA(start: start, end: start + len, prot: prot), at: i)
+            vmas.insert(VMA(start: start, end: start + len, prot: prot, file: file, pgoff: pgoff), at: i)
             return start
         }
-        if populate && !prot.isEmpty {
-            var va = start
-            let end = start + ((UInt64(length) + Self.pageSize - 1) & ~(Self.pageSize - 1))
-            do {
-                while va < end {
-                    try handleFault(address: va, write: prot.contains(.write), exec: prot.contains(.exec))
-                    va += Self.pageSize
-                }
-            } catch {
-                try? munmap(address: start, length: length)
-                throw error
-            }
-        }
-        return start
     }
 
     /// Parts of the VMAs inside `[start, end)`, clipped.
@@ -107,6 +121,8 @@ extension Process {
         for cut in [start, end] {
             if let i = vmas.firstIndex(where: { $0.start < cut && cut < $0.end }) {
                 var upper = vmas[i]
+                // The upper part of a file mapping maps the file further on.
+                upper.pgoff += (cut - upper.start) / Self.pageSize
                 upper.start = cut
                 vmas[i].end = cut
                 vmas.insert(upper, at: i + 1)

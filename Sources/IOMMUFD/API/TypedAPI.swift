@@ -64,6 +64,32 @@ extension IOMMUFD {
                                                               length: length, iova: iova ?? 0)).map(\.iova)
     }
 
+    /// `IOMMU_IOAS_MAP_FILE`: map `length` bytes of the caller's memfd `fd` from byte
+    /// `start`, at `iova` (FIXED_IOVA) or at an IOVA the IOAS chooses.
+    /// - Returns: the IOVA.
+    /// - Throws: as ``map(ioas:userVA:length:iova:flags:)``, plus `EBADF` when `fd` is not
+    ///   open in the caller, and `EINVAL` for a zero length or, when a domain pins it, a
+    ///   range reaching past the end of the file.
+    public func mapFile(ioas: UInt32, fd: Int32, start: UInt64, length: UInt64, iova: UInt64? = nil,
+                        flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> UInt64 {
+        try _mapFile(ioas, fd, start, length, iova, flags).get()
+    }
+    func _mapFile(_ ioas: UInt32, _ fd: Int32, _ start: UInt64, _ length: UInt64, _ iova: UInt64?,
+                  _ flags: IOASMapFlags) -> Result<UInt64, Errno> {
+        let f = iova == nil ? flags.subtracting(.fixedIOVA) : flags.union(.fixedIOVA)
+        return typedCall(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile(flags: f.rawValue, ioasId: ioas, fd: fd, start: start,
+                                                                      length: length, iova: iova ?? 0)).map(\.iova)
+    }
+
+    /// `IOMMU_IOAS_CHANGE_PROCESS`: make the calling process the owner (and the one
+    /// charged) of every pinned page of the context.
+    /// - Throws: `EINVAL` when any area is not file-backed; `ENOMEM` over
+    ///   `RLIMIT_MEMLOCK`. Nothing changes on error.
+    public func changeProcess() throws(Errno) { try _changeProcess().get() }
+    func _changeProcess() -> Result<Void, Errno> {
+        typedCall(IOMMUFDCommand.ioasChangeProcess, IOMMUIOASChangeProcess()).map { _ in () }
+    }
+
     /// `IOMMU_IOAS_COPY`: map in `dst` the pages mapped at `[srcIOVA, srcIOVA+length)` of
     /// `src`, without pinning again.
     /// - Returns: the destination IOVA.

@@ -35,14 +35,15 @@ extension IOPageTableState {
             at &+= s.length
         }
         if !domains.isEmpty {
-            var filled: [IOPTArea] = []
+            // A prefix count of the areas filled (in order) is all the rollback needs.
+            var filled = 0
             do throws(Errno) {
                 for area in newAreas {
                     try fill(area, domains: domains, pinFirst: true)
-                    filled.append(area)
+                    filled += 1
                 }
             } catch {
-                for area in filled {
+                for area in newAreas[..<filled] {
                     for d in domains { area.unmap(from: d, core: core) }
                     unpinFill(area)
                 }
@@ -60,7 +61,7 @@ extension IOPageTableState {
         let (last, o) = iova.addingReportingOverflow(length - 1)
         guard !o else { throw .overflow }
         if reservedIntersects(iova, last) { throw .invalidArgument }
-        if !areas(intersecting: iova, last).isEmpty { throw .exists }
+        if anyArea(intersecting: iova, last) { throw .exists }
     }
 
     /// `iopt_alloc_iova`: the lowest free IOVA in the allowed ranges (or the whole space
@@ -128,13 +129,13 @@ extension IOPageTableState {
         guard !o else { throw .overflow }
         var out: [IOPTPagesSlice] = []
         var cur = iova
-        guard var area = areas.first(where: { $0.iova <= cur && cur <= $0.last }) else { throw .noEntry }
+        guard var area = areas.area(containing: cur) else { throw .noEntry }
         while true {
             let end = min(last, area.last)
             out.append(IOPTPagesSlice(pages: area.pages, startByte: area.startByte(at: cur), length: end - cur + 1))
             if end == last { break }
             cur = end + 1
-            guard let next = areas.first(where: { $0.iova == cur }) else { throw .noEntry }
+            guard let next = areas.area(startingAt: cur) else { throw .noEntry }
             area = next
         }
         if ctx.shouldFail() { throw .noMemory }
@@ -149,7 +150,8 @@ extension IOPageTableState {
         var start = start
         var unmapped: UInt64 = 0
         var tries = 0
-        while let area = areas.first(where: { $0.iova <= last && start <= $0.last }) {
+        while let p = areas.firstIntersecting(start, last) {
+            let area = areas[p]
             if area.iova < start || area.last > last { return (.noEntry, unmapped) }
             if area.iova != start { tries = 0 }
             if area.numAccesses > 0 {
@@ -163,7 +165,7 @@ extension IOPageTableState {
                 }
                 continue
             }
-            remove(area)
+            areas.remove(at: p)
             for d in domains { area.unmap(from: d, core: core) }
             unpinFill(area)
             unmapped += area.length
@@ -190,7 +192,7 @@ extension IOPageTableState {
     /// - Throws: `EBUSY` an unmap is pending; `EINVAL` misaligned cut, pins from an
     ///   access, or a domain that may hold large pages.
     func split(at iova: UInt64) throws(Errno) {
-        guard let area = areas.first(where: { $0.iova <= iova && iova <= $0.last }) else { return }
+        guard let area = areas.area(containing: iova) else { return }
         if iova == area.iova || iova == area.last { return }
         if area.preventAccess { throw .busy }
         let newStart = iova + 1

@@ -17,8 +17,8 @@ final class IOPageTableState: @unchecked Sendable {
     static let hugePageSize: UInt64 = 2 << 20
 
     unowned(unsafe) let ctx: IOMMUFD
-    /// Areas sorted by IOVA, non-overlapping (`area_itree`).
-    var areas: [IOPTArea] = []
+    /// Areas ordered by IOVA, non-overlapping (`area_itree`).
+    var areas = IOPTAreaIndex()
     /// `allowed_itree`.
     var allowed: [IOMMUIOVARange] = []
     /// `reserved_itree`.
@@ -40,7 +40,18 @@ final class IOPageTableState: @unchecked Sendable {
 
     /// `iopt_area_iter_first(iopt, start, last)`: areas intersecting `[start, last]`.
     func areas(intersecting start: UInt64, _ last: UInt64) -> [IOPTArea] {
-        areas.filter { $0.iova <= last && start <= $0.last }
+        var out: [IOPTArea] = []
+        var p = areas.firstIntersecting(start, last)
+        while let q = p, areas.iova(at: q) <= last {
+            out.append(areas[q])
+            p = areas.next(q)
+        }
+        return out
+    }
+
+    /// Whether any area intersects `[start, last]`, without building the list.
+    func anyArea(intersecting start: UInt64, _ last: UInt64) -> Bool {
+        areas.firstIntersecting(start, last) != nil
     }
 
     func reservedIntersects(_ start: UInt64, _ last: UInt64) -> Bool {
@@ -51,19 +62,16 @@ final class IOPageTableState: @unchecked Sendable {
         allowed.contains { $0.start <= last && start <= $0.last }
     }
 
-    func insert(_ area: IOPTArea) {
-        let i = areas.firstIndex { $0.iova > area.iova } ?? areas.count
-        areas.insert(area, at: i)
-    }
+    func insert(_ area: IOPTArea) { areas.insert(area) }
 
-    func remove(_ area: IOPTArea) { areas.removeAll { $0 === area } }
+    func remove(_ area: IOPTArea) { areas.remove(area) }
 
     // MARK: reserved and allowed
 
     /// `iopt_reserve_iova`.
     /// - Throws: `EADDRINUSE` when `[start, last]` meets an area or an allowed range.
     func reserve(_ start: UInt64, _ last: UInt64, owner: ObjectIdentifier?) throws(Errno) {
-        if !areas(intersecting: start, last).isEmpty || allowedIntersects(start, last) { throw .addressInUse }
+        if anyArea(intersecting: start, last) || allowedIntersects(start, last) { throw .addressInUse }
         reserved.append(IOPTReserved(start: start, last: last, owner: owner))
     }
 
@@ -189,14 +197,16 @@ final class IOPageTableState: @unchecked Sendable {
         if pinFirst {
             try area.pages.pin(area.pageRange)
         }
-        var mapped: [IOMMUDomain] = []
+        // Counts rather than collects the domains done: this runs for every IOAS_MAP, and
+        // the targets are mapped in order, so a prefix count is all the rollback needs.
+        var mapped = 0
         do throws(Errno) {
-            for d in targets {
-                try area.map(into: d, core: core, smallPages: disableLargePages)
-                mapped.append(d)
+            for i in targets.indices {
+                try area.map(into: targets[i], core: core, smallPages: disableLargePages)
+                mapped += 1
             }
         } catch {
-            for d in mapped { area.unmap(from: d, core: core) }
+            for i in 0..<mapped { area.unmap(from: targets[i], core: core) }
             if pinFirst { area.pages.unpin(area.pageRange) }
             throw error
         }

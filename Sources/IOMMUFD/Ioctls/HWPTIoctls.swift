@@ -121,7 +121,7 @@ extension IOMMUFD {
         var bitmap = try user.copyFromUser(c.data, count: nbytes)
         var cur = c.iova
         while cur <= lastIOVA {
-            guard let area = iopt.areas.first(where: { $0.iova <= cur && cur <= $0.last }) else { throw .invalidArgument }
+            guard let area = iopt.areas.area(containing: cur) else { throw .invalidArgument }
             let end = min(lastIOVA, area.last)
             try d.readAndClearDirty(iova: cur, size: end - cur + 1,
                                     clear: c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0) { iova, size in

@@ -178,16 +178,4 @@ extension IOMMUFD {
         try user.copyToUser(u.ubuffer + 16, v.bytes)
         return 0
     }
-
-    /// `IOMMU_IOAS_CHANGE_PROCESS` (`iommufd_ioas_change_process`). Only file-backed
-    /// areas (`IOMMU_IOAS_MAP_FILE`) can move to a new process; the model has no file
-    /// mappings, so any area makes it `EINVAL`, and without areas there is nothing to move.
-    func ioctlIOASChangeProcess(_ u: inout UCmd) throws(Errno) -> Int32 {
-        let c = u.decode(IOMMUIOASChangeProcess.self)
-        guard c.reserved == 0 else { throw .notSupported }
-        for case let ioas as IOASObject in table.liveObjects where !ioas.iopt.areas.isEmpty {
-            throw .invalidArgument
-        }
-        return 0
-    }
 }

@@ -108,7 +108,7 @@ extension IOMMUFD {
             }
             (rc, unmapped) = ioas.iopt.unmap(iova: m.iova, length: m.size)
             if rc == .noEntry, unmapped == 0, m.size != 0,
-               ioas.iopt.areas(intersecting: m.iova, m.iova &+ (m.size - 1)).isEmpty {
+               !ioas.iopt.anyArea(intersecting: m.iova, m.iova &+ (m.size - 1)) {
                 rc = nil
             }
         }

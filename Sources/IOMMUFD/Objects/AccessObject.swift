@@ -20,8 +20,11 @@ public struct IOMMUFDAccessOps: Sendable {
 public final class AccessObject: IOMMUFDObject, @unchecked Sendable {
     /// The ops given at creation.
     public let ops: IOMMUFDAccessOps
-    /// `access->ioas`.
+    /// `access->ioas`: where pins and reads go; nil while detaching, which blocks new pins.
     var ioas: IOASObject?
+    /// `access->ioas_unpin`: where unpins go. It outlives ``ioas`` while a detach runs the
+    /// driver's `unmap` callback, so the driver can still unpin what it pinned.
+    var ioasUnpin: IOASObject?
     /// `access->iova_alignment`.
     var iovaAlignment: UInt64
 
@@ -31,7 +34,8 @@ public final class AccessObject: IOMMUFDObject, @unchecked Sendable {
         super.init(type: .access)
     }
 
-    /// `iommufd_access_destroy_object`: detach from the IOAS.
+    /// `iommufd_access_destroy_object`: detach from the IOAS, which first asks the driver
+    /// to unpin everything (see ``IOMMUFD/accessDetachLocked(_:from:)``).
     override func destroy(_ ctx: IOMMUFD) {
         if let ioas { ctx.accessDetachLocked(self, from: ioas) }
     }
@@ -52,6 +56,8 @@ extension IOMMUFD {
     }
 
     /// `iommufd_access_destroy`: detach and destroy an access made by ``accessCreate(ops:)``.
+    /// Detaching calls the access's `unmap(0, ULONG_MAX)` first, so a driver that still
+    /// holds pins releases them (`iommufd_access_change_ioas(access, NULL)`).
     public func accessDestroy(_ access: AccessObject) {
         lock.withLock {
             guard table.live(access.id) === access else { return }
@@ -84,31 +90,45 @@ extension IOMMUFD {
         }
     }
 
-    /// `iommufd_access_detach(access)`.
+    /// `iommufd_access_detach(access)`: as the detach of ``accessDestroy(_:)``, calling the
+    /// access's `unmap(0, ULONG_MAX)` before leaving the IOAS.
     public func accessDetach(_ access: AccessObject) {
         lock.withLock {
             if let ioas = access.ioas { accessDetachLocked(access, from: ioas) }
         }
     }
 
+    /// `iommufd_access_change_ioas(access, new)` for a new IOAS by ID.
     private func accessChangeIOAS(_ access: AccessObject, _ ioasID: UInt32) throws(Errno) {
         let ioas = try get(ioasID, .ioas, as: IOASObject.self)
         defer { put(ioas) }
-        if ioas === access.ioas { return }
+        let old = access.ioas
+        if ioas === old { return }
+        access.ioas = nil
         ioas.iopt.accesses.append(access)
         do { try ioas.iopt.recalculateAlignment() } catch {
             ioas.iopt.accesses.removeAll { $0 === access }
+            access.ioas = old
             throw error
         }
         ref(ioas)
-        if let old = access.ioas { accessDetachLocked(access, from: old) }
+        if let old { accessDetachLocked(access, from: old) }
         access.ioas = ioas
+        access.ioasUnpin = ioas
     }
 
+    /// `iommufd_access_change_ioas(access, NULL)` on `ioas`: block new pins, call the
+    /// driver's `unmap(0, ULONG_MAX)` so it unpins everything it still holds there (an
+    /// access destroyed or detached with pins left behind must not leave them on the
+    /// pages), then leave the IOAS. As in the kernel, pins the driver still does not
+    /// release are its bug: they keep the area busy and a later unmap of it gets
+    /// `EDEADLOCK` with a WARN.
     func accessDetachLocked(_ access: AccessObject, from ioas: IOASObject) {
+        access.ioas = nil
+        access.ops.unmap?(0, ulongMax)
         ioas.iopt.accesses.removeAll { $0 === access }
         try? ioas.iopt.recalculateAlignment()
-        access.ioas = nil
+        access.ioasUnpin = nil
         unref(ioas)
     }
 
@@ -121,13 +141,13 @@ extension IOMMUFD {
     private func contigAreas(_ iopt: IOPageTableState, _ iova: UInt64, _ last: UInt64) -> ([(IOPTArea, UInt64, UInt64)], Bool) {
         var out: [(IOPTArea, UInt64, UInt64)] = []
         var cur = iova
-        guard var area = iopt.areas.first(where: { $0.iova <= cur && cur <= $0.last }) else { return ([], false) }
+        guard var area = iopt.areas.area(containing: cur) else { return ([], false) }
         while true {
             let end = min(last, area.last)
             out.append((area, cur, end))
             if end == last { return (out, true) }
             cur = end + 1
-            guard let next = iopt.areas.first(where: { $0.iova == cur }) else { return (out, false) }
+            guard let next = iopt.areas.area(startingAt: cur) else { return (out, false) }
             area = next
         }
     }
@@ -177,7 +197,7 @@ extension IOMMUFD {
     /// `iommufd_access_unpin_pages(access, iova, length)`: undo a pin of the same range.
     public func accessUnpinPages(_ access: AccessObject, iova: UInt64, length: UInt64) {
         lock.withLock {
-            guard length != 0, let ioas = access.ioas,
+            guard length != 0, let ioas = access.ioasUnpin,
                   !iova.addingReportingOverflow(length - 1).overflow else {
                 warn("iommufd_access_unpin_pages", "bad range or detached access")
                 return

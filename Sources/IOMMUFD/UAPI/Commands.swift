@@ -44,8 +44,7 @@ public enum IOMMUFDCommand {
     public static let hwptInvalidate = io(0x8D)
     /// `IOMMU_FAULT_QUEUE_ALLOC` (0x8E).
     public static let faultQueueAlloc = io(0x8E)
-    /// `IOMMU_IOAS_MAP_FILE` (0x8F). Not in this model's table (no file descriptors of
-    /// memfds exist in the model), so it is `ENOTTY`.
+    /// `IOMMU_IOAS_MAP_FILE` (0x8F).
     public static let ioasMapFile = io(0x8F)
     /// `IOMMU_VIOMMU_ALLOC` (0x90). Not in this model's table yet (`ENOTTY`).
     public static let viommuAlloc = io(0x90)

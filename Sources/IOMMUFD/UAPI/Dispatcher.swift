@@ -21,7 +21,8 @@ struct UCmd {
         var b = UAPIBytes(count: T.size)
         value.encode(into: &b)
         cmd = b
-        try ctx.user.copyToUser(ubuffer, Array(b.bytes.prefix(min(userSize, T.size))))
+        // Whole structure when the caller's is at least as large: no truncated copy.
+        try ctx.user.copyToUser(ubuffer, userSize >= T.size ? b.bytes : Array(b.bytes.prefix(userSize)))
     }
 }
 
@@ -44,8 +45,8 @@ struct IOCtlOp {
 
 extension IOMMUFD {
     /// The ioctl table (`iommufd_ioctl_ops[]`), indexed by `nr - IOMMUFD_CMD_BASE`.
-    /// `IOMMU_IOAS_MAP_FILE`, the vIOMMU family (`VIOMMU_ALLOC`, `VDEVICE_ALLOC`,
-    /// `VEVENTQ_ALLOC`, `HW_QUEUE_ALLOC`) are not modelled and are absent (`ENOTTY`).
+    /// The vIOMMU family (`VIOMMU_ALLOC`, `VDEVICE_ALLOC`, `VEVENTQ_ALLOC`,
+    /// `HW_QUEUE_ALLOC`) is not modelled and is absent (`ENOTTY`).
     /// `IOMMU_TEST_CMD` is present only with a test backend.
     func ioctlOp(_ nr: UInt32) -> IOCtlOp? {
         switch nr {
@@ -64,6 +65,7 @@ extension IOMMUFD {
         case 0x8C: IOCtlOp(IOMMUFDCommand.hwptGetDirtyBitmap, IOMMUHWPTGetDirtyBitmap.self) { c, u throws(Errno) in try c.ioctlHWPTGetDirtyBitmap(&u) }
         case 0x8D: IOCtlOp(IOMMUFDCommand.hwptInvalidate, IOMMUHWPTInvalidate.self) { c, u throws(Errno) in try c.ioctlHWPTInvalidate(&u) }
         case 0x8E: IOCtlOp(IOMMUFDCommand.faultQueueAlloc, IOMMUFaultAlloc.self) { c, u throws(Errno) in try c.ioctlFaultQueueAlloc(&u) }
+        case 0x8F: IOCtlOp(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile.self) { c, u throws(Errno) in try c.ioctlIOASMapFile(&u) }
         case 0x92: IOCtlOp(IOMMUFDCommand.ioasChangeProcess, IOMMUIOASChangeProcess.self) { c, u throws(Errno) in try c.ioctlIOASChangeProcess(&u) }
         case 0xA0 where testBackend != nil:
             IOCtlOp(IOMMUFDCommand.testCmd, IOMMUTestCmd.self) { c, u throws(Errno) in try c.ioctlTestCmd(&u) }
@@ -135,14 +137,22 @@ extension IOMMUFD {
         let userSize = Int(UAPIBytes(sizeBytes).u32(0))
         guard let op = ioctlOp(nr), op.cmd == cmd else { return .failure(.notTTY) }
         guard userSize >= op.minSize else { return .failure(.invalidArgument) }
-        var kbuf = UAPIBytes(count: op.size)
+        var kbuf: UAPIBytes
         do {
             if userSize > op.size {
                 let tail = try user.copyFromUser(arg + UInt64(op.size), count: userSize - op.size)
                 if tail.contains(where: { $0 != 0 }) { return .failure(.tooBig) }
             }
             let head = try user.copyFromUser(arg, count: min(userSize, op.size))
-            kbuf.bytes.replaceSubrange(0..<head.count, with: head)
+            // The common case (caller and kernel agree on the size) takes the copied bytes
+            // as they are; only a short struct needs the zero-extended buffer, so the
+            // per-ioctl cost stays one allocation.
+            if head.count == op.size {
+                kbuf = UAPIBytes(head)
+            } else {
+                kbuf = UAPIBytes(count: op.size)
+                kbuf.bytes.replaceSubrange(0..<head.count, with: head)
+            }
         } catch {
             return .failure(.badAddress)
         }

@@ -181,6 +181,56 @@ public struct IOMMUIOASIOVARanges: UAPIStruct, Hashable {
         b.setU64(24, outIovaAlignment)
     }
 }
+/// `struct iommu_ioas_map_file` (40 bytes): argument of `IOMMU_IOAS_MAP_FILE`. Laid out
+/// as `struct iommu_ioas_map` with the descriptor where MAP has `__reserved` and a file
+/// offset where MAP has the user address.
+public struct IOMMUIOASMapFile: UAPIStruct, Hashable {
+    /// `sizeof(struct iommu_ioas_map_file)`.
+    public static let size = 40
+    /// `size` (u32 @0): the caller's structure size, for extensibility
+    public var size: UInt32 = UInt32(40)
+    /// `flags` (u32 @4): `IOMMU_IOAS_MAP_FIXED_IOVA|WRITEABLE|READABLE`
+    public var flags: UInt32
+    /// `ioas_id` (u32 @8): the IOAS
+    public var ioasId: UInt32
+    /// `fd` (s32 @12): the memfd, a descriptor of the calling process
+    public var fd: Int32
+    /// `start` (u64 @16): byte offset in the file
+    public var start: UInt64
+    /// `length` (u64 @24): bytes
+    public var length: UInt64
+    /// `iova` (u64 @32): IOVA (input with FIXED_IOVA; output)
+    public var iova: UInt64
+    /// A value with every field given (zero by default); `size` is `sizeof`.
+    public init(flags: UInt32 = 0, ioasId: UInt32 = 0, fd: Int32 = 0, start: UInt64 = 0, length: UInt64 = 0, iova: UInt64 = 0) {
+        self.flags = flags
+        self.ioasId = ioasId
+        self.fd = fd
+        self.start = start
+        self.length = length
+        self.iova = iova
+    }
+    /// Decodes the fields at their kernel offsets.
+    public init(_ b: UAPIBytes) {
+        size = b.u32(0)
+        flags = b.u32(4)
+        ioasId = b.u32(8)
+        fd = Int32(bitPattern: b.u32(12))
+        start = b.u64(16)
+        length = b.u64(24)
+        iova = b.u64(32)
+    }
+    /// Writes the fields at their kernel offsets.
+    public func encode(into b: inout UAPIBytes) {
+        b.setU32(0, size)
+        b.setU32(4, flags)
+        b.setU32(8, ioasId)
+        b.setU32(12, UInt32(bitPattern: fd))
+        b.setU64(16, start)
+        b.setU64(24, length)
+        b.setU64(32, iova)
+    }
+}
 /// `struct iommu_ioas_map` (40 bytes): argument of `IOMMU_IOAS_MAP`.
 public struct IOMMUIOASMap: UAPIStruct, Hashable {
     /// `sizeof(struct iommu_ioas_map)`.

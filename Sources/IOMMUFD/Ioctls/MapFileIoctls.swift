@@ -1,0 +1,85 @@
+import IOMMUCore
+
+extension IOMMUFD {
+    /// `IOMMU_IOAS_MAP_FILE` (`iommufd_ioas_map_file` → `iopt_map_file_pages`): map
+    /// `length` bytes of the memfd `fd` of the calling process, from byte `start`.
+    ///
+    /// Checks, in the kernel's order: unknown flags → `EOPNOTSUPP` (the struct has no
+    /// reserved field: `fd` sits there); `iova` or `length` ≥ `ULONG_MAX` → `EOVERFLOW`;
+    /// neither READABLE nor WRITEABLE → `EINVAL`; the IOAS → `ENOENT`; `fget(fd)` →
+    /// `EBADF`; `start + length - 1` wraps → `EOVERFLOW`; `length` 0 → `EINVAL`. Then the
+    /// MAP rules (`iopt_map_common`): alignment, reserved ranges, `EEXIST`, `ENOSPC`, and
+    /// pinning into every attached domain, where a range reaching past the end of the
+    /// file is `EINVAL` (`memfd_pin_folios`). As with MAP, with no domain nothing is
+    /// pinned, so a range past EOF is noticed only when a domain or an access pins it.
+    /// The model's descriptor tables hold only memfds, so the kernel's `EINVAL` for a
+    /// file that is neither shmem nor hugetlbfs cannot arise.
+    func ioctlIOASMapFile(_ u: inout UCmd) throws(Errno) -> Int32 {
+        var c = u.decode(IOMMUIOASMapFile.self)
+        let known = IOMMUFDConstant.mapFixedIOVA | IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
+        guard c.flags & ~known == 0 else { throw .notSupported }
+        guard c.iova < ulongMax, c.length < ulongMax else { throw .overflow }
+        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else { throw .invalidArgument }
+        let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
+        defer { put(ioas) }
+        let file = try current.memfd(c.fd)
+        let prot = Self.mapProt(c.flags)
+        let pages = try IOPTPages(ctx: self, file: file, start: c.start, length: c.length,
+                                  writable: prot.contains(.write))
+        if accountMode == .mm && pages.accountMode == .user { pages.accountMode = .mm }
+        var iova = c.iova
+        try ioas.iopt.mapPages([IOPTPagesSlice(pages: pages, startByte: c.start - pages.uptr, length: c.length)],
+                               length: c.length, iova: &iova, prot: prot,
+                               allocIOVA: c.flags & IOMMUFDConstant.mapFixedIOVA == 0)
+        c.iova = iova
+        try u.respond(c)
+        return 0
+    }
+
+    /// `IOMMU_IOAS_CHANGE_PROCESS` (`iommufd_ioas_change_process`): make the calling
+    /// process the owner of every IOAS's pinned pages, moving their `VmPin` (and `VmLck`
+    /// in MM mode) to it.
+    ///
+    /// `__reserved` ≠ 0 → `EOPNOTSUPP`. Any area of any IOAS that is not file-backed
+    /// (`IOMMU_IOAS_MAP_FILE`) → `EINVAL`: user pages belong to their address space and
+    /// cannot move. Then, for every `iopt_pages` whose charge must move
+    /// (`need_charge_update`: not ACCOUNT_NONE, and owned by another mm), the pinned
+    /// pages are charged to the caller first, per accounting mode; over the limit →
+    /// `ENOMEM`, with nothing changed. Only then is the old owner's charge dropped and
+    /// the owner replaced (`change_mm`, for every `iopt_pages`). Success with no IOAS or
+    /// no area.
+    func ioctlIOASChangeProcess(_ u: inout UCmd) throws(Errno) -> Int32 {
+        let c = u.decode(IOMMUIOASChangeProcess.self)
+        guard c.reserved == 0 else { throw .notSupported }
+        var all: [IOPTPages] = []
+        var seen = Set<ObjectIdentifier>()
+        for case let ioas as IOASObject in table.liveObjects {
+            for area in ioas.iopt.areas {
+                guard area.pages.isFile else { throw .invalidArgument }
+                if seen.insert(ObjectIdentifier(area.pages)).inserted { all.append(area.pages) }
+            }
+        }
+        let caller = current
+        // One iopt_pages may be shared by copies in several IOASes: counted once.
+        let moving = all.filter { $0.accountMode != .none && $0.process !== caller }
+        var npinned: [IOPTAccountMode: UInt64] = [:]
+        for p in moving { npinned[p.accountMode, default: 0] += UInt64(p.pinnedCount) }
+        // charge_current: every mode, in enum order, undone if a later one fails.
+        var charged: [(IOPTAccountMode, UInt64)] = []
+        for mode in [IOPTAccountMode.none, .user, .mm] {
+            guard let n = npinned[mode], n > 0 else { continue }
+            do throws(Errno) {
+                try accounting.charge(n, mode: mode, limit: credentials.memlockLimitPages, pid: caller.pid)
+            } catch {
+                for (m, k) in charged.reversed() { accounting.uncharge(k, mode: m, pid: caller.pid) }
+                throw error
+            }
+            charged.append((mode, n))
+        }
+        for p in moving where p.pinnedCount > 0 {
+            accounting.uncharge(UInt64(p.pinnedCount), mode: p.accountMode, pid: p.process.pid)
+        }
+        for p in all { p.process = caller }
+        return 0
+    }
+}
