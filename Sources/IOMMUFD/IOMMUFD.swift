@@ -28,6 +28,8 @@ public final class IOMMUFD: @unchecked Sendable {
     var user: any UserMemory { overlay ?? callerMemory }
     /// Set by the typed API for the duration of one dispatch (under ``lock``).
     var overlay: ArgumentOverlay?
+    /// The argument window of the last typed call, reused by the next one.
+    var spareOverlay: ArgumentOverlay?
     /// The opener's capabilities and `RLIMIT_MEMLOCK`.
     public let credentials: IOMMUFDCredentials
     /// The pinned-page counters charged by this context.

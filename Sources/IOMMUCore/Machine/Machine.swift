@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The world a scenario runs in: physical memory, the IOMMU units, the PCI devices, the
 /// processes, and the IOMMU core (`iommu`) that drives them. Tests and examples build one,
 /// add IOMMUs and devices, then bind drivers.
@@ -22,6 +24,10 @@ public final class Machine: @unchecked Sendable {
     private var _warnings: [Warning] = []
     private var _faults: [DMAFault] = []
     private var coreCounters = Counters()
+    /// `iommu_map`/`iommu_unmap` counts: atomics rather than fields under `lock`, since
+    /// every map and unmap bumps one (the other core counters are rare).
+    private let mapCount = Atomic<Int>(0)
+    private let unmapCount = Atomic<Int>(0)
 
     /// A machine with `memory` bytes of physical address space (default 64 GiB, committed
     /// only where touched).
@@ -106,6 +112,8 @@ public final class Machine: @unchecked Sendable {
     /// The always-on counters: every unit's hardware counters plus the core's.
     public var counters: Counters {
         var c = lock.withLock { coreCounters }
+        c.maps = mapCount.load(ordering: .relaxed)
+        c.unmaps = unmapCount.load(ordering: .relaxed)
         for unit in iommus {
             let (hw, dma) = unit.hardwareLock.withLock { (unit.hardware.counters, unit.dmaStats) }
             c.hardware.add(hw)
@@ -117,8 +125,8 @@ public final class Machine: @unchecked Sendable {
         return c
     }
 
-    func noteMap() { lock.withLock { coreCounters.maps += 1 } }
-    func noteUnmap() { lock.withLock { coreCounters.unmaps += 1 } }
+    func noteMap() { mapCount.add(1, ordering: .relaxed) }
+    func noteUnmap() { unmapCount.add(1, ordering: .relaxed) }
     func noteAttach() { lock.withLock { coreCounters.attaches += 1 } }
     func noteUntranslatedDMA(bytes: Int, faulted: Bool) {
         lock.withLock {

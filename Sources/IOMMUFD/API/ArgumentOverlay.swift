@@ -9,9 +9,15 @@ final class ArgumentOverlay: UserMemory, @unchecked Sendable {
     /// First address of the window (`0xffff_a000_0000_0000`): never a user address.
     static let base: UInt64 = 0xffff_a000_0000_0000
     private(set) var regions: [(address: UInt64, bytes: [UInt8])] = []
-    let next: any UserMemory
+    private(set) var next: any UserMemory
 
     init(over next: any UserMemory) { self.next = next }
+
+    /// Empties the window and lays it over `next`, for reuse by the next typed call.
+    func reset(over next: any UserMemory) {
+        regions.removeAll(keepingCapacity: true)
+        self.next = next
+    }
 
     /// Places `bytes` in the window and returns their address.
     func place(_ bytes: [UInt8]) -> UInt64 {
@@ -49,13 +55,31 @@ final class ArgumentOverlay: UserMemory, @unchecked Sendable {
 }
 
 extension IOMMUFD {
+    /// A fresh (empty) argument window over the caller's memory: the spare one kept from
+    /// the last typed call when there is one (none while a typed call is running, so a
+    /// nested call gets its own), saving two allocations per typed call.
+    private func takeOverlay() -> ArgumentOverlay {
+        guard let o = spareOverlay else { return ArgumentOverlay(over: callerMemory) }
+        spareOverlay = nil
+        o.reset(over: callerMemory)
+        return o
+    }
+
+    /// Keeps `o` as the spare window, emptied and laid over the opener's memory so that
+    /// it holds on to neither the call's buffers nor another caller's memory.
+    private func keepOverlay(_ o: ArgumentOverlay) {
+        o.reset(over: openerMemory)
+        spareOverlay = o
+    }
+
     /// Runs one ioctl of the typed API: `prepare` places the command structure (and any
     /// arrays) in a fresh argument window and returns the command's address; the raw
     /// dispatcher runs; `finish` reads results back from the window.
     func typedCall<R>(_ cmd: UInt32, prepare: (ArgumentOverlay) -> UInt64,
                       finish: (ArgumentOverlay, UInt64) -> R) -> Result<R, Errno> {
         lock.withLock {
-            let o = ArgumentOverlay(over: callerMemory)
+            let o = takeOverlay()
+            defer { keepOverlay(o) }
             let arg = prepare(o)
             overlay = o
             let rc = ioctl(cmd, arg)
@@ -69,7 +93,8 @@ extension IOMMUFD {
     func typedCallAlways<R>(_ cmd: UInt32, prepare: (ArgumentOverlay) -> UInt64,
                             finish: (ArgumentOverlay, UInt64) -> R) -> (Int32, R) {
         lock.withLock {
-            let o = ArgumentOverlay(over: callerMemory)
+            let o = takeOverlay()
+            defer { keepOverlay(o) }
             let arg = prepare(o)
             overlay = o
             let rc = ioctl(cmd, arg)

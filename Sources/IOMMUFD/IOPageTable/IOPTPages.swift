@@ -42,10 +42,37 @@ final class IOPTPages: @unchecked Sendable {
     let accounting: PinAccounting
     let memlockLimit: UInt64
     unowned(unsafe) let ctx: IOMMUFD
-    /// Page index → frame, for pinned pages.
-    private(set) var pfns: [Int: UInt64] = [:]
-    /// Page index → number of pin holders (filled areas and access pins).
-    private var holders: [Int: Int] = [:]
+    /// Per-page pin state: the frame and the number of pin holders (filled areas and
+    /// access pins); a page is pinned exactly while it has holders.
+    struct PageState {
+        var pfn: UInt64 = 0
+        var holders: UInt32 = 0
+    }
+    /// Pages objects up to this many pages keep their state in a flat array indexed by
+    /// page (allocated on first pin): no hashing per page on the map/unmap path. Larger
+    /// ones (rare, and usually pinned sparsely by accesses) use a dictionary.
+    static let flatLimit = 1 << 18
+    private var flat: [PageState] = []
+    private var sparse: [Int: PageState] = [:]
+    /// Number of pinned pages.
+    private(set) var pinnedCount = 0
+
+    @inline(__always) private func state(_ i: Int) -> PageState {
+        npages <= Self.flatLimit ? (flat.isEmpty ? PageState() : flat[i]) : (sparse[i] ?? PageState())
+    }
+
+    @inline(__always) private func setState(_ i: Int, _ s: PageState) {
+        if npages <= Self.flatLimit {
+            flat[i] = s
+        } else {
+            sparse[i] = s
+        }
+    }
+
+    /// Forgets page `i` (unpinned).
+    @inline(__always) private func clearState(_ i: Int) {
+        if npages <= Self.flatLimit { flat[i] = PageState() } else { sparse[i] = nil }
+    }
 
     /// Whether the pages are file-backed (`IOPT_ADDRESS_FILE`).
     var isFile: Bool { if case .file = source { true } else { false } }
@@ -91,62 +118,87 @@ final class IOPTPages: @unchecked Sendable {
     ///   (`memfd_pin_folios`). Both: `ENOMEM` when accounting exceeds `RLIMIT_MEMLOCK` or
     ///   memory runs out.
     func pin(_ range: ClosedRange<Int>) throws(Errno) {
+        if npages <= Self.flatLimit && flat.isEmpty { flat = Array(repeating: PageState(), count: npages) }
         // Each fresh page holds a frame reference (`pin_user_pages`, `memfd_pin_folios`),
-        // so it survives the process unmapping it or exiting and the file being truncated;
-        // undone below if anything later fails.
-        var fresh: [(Int, UInt64)] = []
+        // so it survives the process unmapping it or exiting and the file being truncated.
+        // Its frame is stored at once with no holder yet, which marks it fresh: on error
+        // the pages of the range still without holders are exactly those pinned here (up
+        // to where the loop stopped), and their references are dropped again.
+        var fresh = 0
+        var next = range.lowerBound
         do throws(Errno) {
-            for i in range where pfns[i] == nil {
-                if ctx.shouldFail() { throw .badAddress }
-                let at = uptr + UInt64(i) * Self.pageSize
-                switch source {
-                case .user:
-                    do { fresh.append((i, try process.pinUserPage(address: at, write: writable))) } catch {
-                        throw error == .noMemory ? .noMemory : .badAddress
+            while next <= range.upperBound {
+                let i = next
+                if state(i).holders == 0 {
+                    if ctx.shouldFail() { throw .badAddress }
+                    let at = uptr + UInt64(i) * Self.pageSize
+                    let pa: UInt64
+                    switch source {
+                    case .user:
+                        do { pa = try process.pinUserPage(address: at, write: writable) } catch {
+                            throw error == .noMemory ? .noMemory : .badAddress
+                        }
+                    case .file(let file):
+                        // memfd_pin_folios' errno (EINVAL past EOF, ENOMEM) reaches the caller.
+                        pa = try file.pinPages(firstIndex: at / Self.pageSize, count: 1)[0]
                     }
-                case .file(let file):
-                    // memfd_pin_folios' errno (EINVAL past EOF, ENOMEM) reaches the caller.
-                    fresh.append((i, try file.pinPages(firstIndex: at / Self.pageSize, count: 1)[0]))
+                    setState(i, PageState(pfn: pa, holders: 0))
+                    fresh += 1
                 }
+                next += 1
             }
-            if !fresh.isEmpty {
+            if fresh > 0 {
                 if ctx.shouldFail() { throw .noMemory }
-                try accounting.charge(UInt64(fresh.count), mode: accountMode, limit: memlockLimit, pid: process.pid)
+                try accounting.charge(UInt64(fresh), mode: accountMode, limit: memlockLimit, pid: process.pid)
             }
         } catch {
-            for (_, pa) in fresh { process.memory.putFrame(pa) }
+            for i in range.lowerBound..<next where state(i).holders == 0 {
+                let s = state(i)
+                process.memory.putFrame(s.pfn)
+                clearState(i)
+            }
             throw error
         }
-        for (i, pa) in fresh {
-            pfns[i] = pa
-            PagePinRegistry.shared.pin(process.memory, pa)
+        // One registry lock for the whole range.
+        PagePinRegistry.shared.update(process.memory) { (counts: inout PagePinRegistry.Counts) in
+            for i in range {
+                var s = state(i)
+                if s.holders == 0 { counts.pin(s.pfn) }
+                s.holders += 1
+                setState(i, s)
+            }
         }
-        for i in range { holders[i, default: 0] += 1 }
+        pinnedCount += fresh
     }
 
     /// Drops one holder of every page of `range`; pages left without holders are unpinned.
     func unpin(_ range: ClosedRange<Int>) {
         var released = 0
-        for i in range {
-            guard let h = holders[i] else { preconditionFailure("iopt_pages: unpin of an unpinned page") }
-            if h > 1 { holders[i] = h - 1; continue }
-            holders[i] = nil
-            if let pa = pfns.removeValue(forKey: i) {
-                PagePinRegistry.shared.unpin(process.memory, pa)
-                process.memory.putFrame(pa)
-                released += 1
+        let memory = process.memory
+        PagePinRegistry.shared.update(memory) { (counts: inout PagePinRegistry.Counts) in
+            for i in range {
+                var s = state(i)
+                guard s.holders > 0 else { preconditionFailure("iopt_pages: unpin of an unpinned page") }
+                if s.holders > 1 {
+                    s.holders -= 1
+                    setState(i, s)
+                } else {
+                    counts.unpin(s.pfn)
+                    memory.putFrame(s.pfn)
+                    clearState(i)
+                    released += 1
+                }
             }
         }
+        pinnedCount -= released
         if released > 0 { accounting.uncharge(UInt64(released), mode: accountMode, pid: process.pid) }
     }
 
     /// The physical address of byte `startByte` (its page must be pinned).
     func physicalAddress(ofByte startByte: UInt64) -> UInt64 {
         let i = Int(startByte / Self.pageSize)
-        guard let pa = pfns[i] else { preconditionFailure("iopt_pages: page \(i) is not pinned") }
-        return pa + startByte % Self.pageSize
+        let s = state(i)
+        guard s.holders > 0 else { preconditionFailure("iopt_pages: page \(i) is not pinned") }
+        return s.pfn + startByte % Self.pageSize
     }
-
-    /// Number of pinned pages.
-    var pinnedCount: Int { pfns.count }
 }

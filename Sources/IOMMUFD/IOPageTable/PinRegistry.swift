@@ -5,36 +5,73 @@ import IOMMUCore
 /// must bring back to zero. An `iopt_pages` pins a page once however many domains,
 /// copies and accesses use it.
 public final class PagePinRegistry: @unchecked Sendable {
+    /// The pin counts of one memory: a flat array indexed by frame number (grown on
+    /// demand) rather than a dictionary, because every IOAS_MAP/UNMAP updates it for
+    /// every page; plus the number of frames with a non-zero count.
+    struct Counts {
+        fileprivate var byFrame: [UInt32] = []
+        fileprivate var pinned = 0
+
+        /// `pin_user_pages` on one page: +1 on the frame holding `pa`.
+        mutating func pin(_ pa: UInt64) {
+            let f = Int(truncatingIfNeeded: pa >> PagePinRegistry.frameShift)
+            if f >= byFrame.count {
+                byFrame.append(contentsOf: repeatElement(0, count: max(f + 1, byFrame.count * 2) - byFrame.count))
+            }
+            if byFrame[f] == 0 { pinned += 1 }
+            byFrame[f] += 1
+        }
+
+        /// `unpin_user_page`: -1 on the frame holding `pa`.
+        mutating func unpin(_ pa: UInt64) {
+            let f = Int(truncatingIfNeeded: pa >> PagePinRegistry.frameShift)
+            guard f < byFrame.count, byFrame[f] > 0 else { preconditionFailure("unpin of a page that is not pinned") }
+            byFrame[f] -= 1
+            if byFrame[f] == 0 { pinned -= 1 }
+        }
+
+        func count(_ pa: UInt64) -> Int {
+            let f = Int(truncatingIfNeeded: pa >> PagePinRegistry.frameShift)
+            return f < byFrame.count ? Int(byFrame[f]) : 0
+        }
+    }
+
     private let lock = Lock()
-    private var counts: [ObjectIdentifier: [UInt64: Int]] = [:]
+    private var counts: [ObjectIdentifier: Counts] = [:]
 
     /// The registry of every machine in the process.
     public static let shared = PagePinRegistry()
 
-    private static func frame(_ pa: UInt64) -> UInt64 { pa & ~UInt64(PhysicalMemory.frameSize - 1) }
+    fileprivate static let frameShift = UInt64(PhysicalMemory.frameSize.trailingZeroBitCount)
+
+    /// Runs `body` on the pin counts of `memory` under the lock: one lock and one lookup
+    /// for a whole batch of pages. A memory left with no pins leaves no entry.
+    func update<R, E: Error>(_ memory: PhysicalMemory, _ body: (inout Counts) throws(E) -> R) throws(E) -> R {
+        try lock.withLock { () throws(E) -> R in
+            let key = ObjectIdentifier(memory)
+            // Mutated in place through the dictionary (no copy of the array).
+            defer { if counts[key]?.pinned == 0 { counts[key] = nil } }
+            return try body(&counts[key, default: Counts()])
+        }
+    }
 
     /// `pin_user_pages` on one page: +1 on the frame holding `pa`.
     func pin(_ memory: PhysicalMemory, _ pa: UInt64) {
-        lock.withLock { counts[ObjectIdentifier(memory), default: [:]][Self.frame(pa), default: 0] += 1 }
+        update(memory) { $0.pin(pa) }
     }
 
     /// `unpin_user_page`: -1 on the frame holding `pa`.
     func unpin(_ memory: PhysicalMemory, _ pa: UInt64) {
-        lock.withLock {
-            let key = ObjectIdentifier(memory), f = Self.frame(pa)
-            guard let c = counts[key]?[f] else { preconditionFailure("unpin of a page that is not pinned") }
-            counts[key]![f] = c > 1 ? c - 1 : nil
-            if counts[key]!.isEmpty { counts[key] = nil }
-        }
+        update(memory) { $0.unpin(pa) }
     }
 
     /// The pin count of the frame holding `pa`.
     public func pinCount(_ memory: PhysicalMemory, _ pa: UInt64) -> Int {
-        lock.withLock { counts[ObjectIdentifier(memory)]?[Self.frame(pa)] ?? 0 }
+        lock.withLock { counts[ObjectIdentifier(memory)]?.count(pa) ?? 0 }
     }
 
     /// Pages of `memory` pinned right now.
     public func pinnedPages(_ memory: PhysicalMemory) -> Int {
-        lock.withLock { counts[ObjectIdentifier(memory)]?.count ?? 0 }
+        lock.withLock { counts[ObjectIdentifier(memory)]?.pinned ?? 0 }
     }
 }

@@ -17,12 +17,36 @@ public struct UAPIBytes: Hashable, Sendable {
 
     /// The unsigned little-endian integer of `width` bytes at `offset` (0 past the end).
     @inlinable func load(_ offset: Int, _ width: Int) -> UInt64 {
+        // Every field of every decode comes here: a field wholly inside the image (the
+        // usual case) is one unaligned load rather than a byte loop with bounds checks.
+        if offset >= 0, offset <= bytes.count - width {
+            return bytes.withUnsafeBytes { raw -> UInt64 in
+                switch width {
+                case 8: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                case 4: UInt64(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                case 2: UInt64(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+                default: (0..<width).reduce(0) { $0 | UInt64(raw[offset + $1]) << (8 * UInt64($1)) }
+                }
+            }
+        }
         var v: UInt64 = 0
         for i in 0..<width where offset + i < bytes.count { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
         return v
     }
 
     @inlinable mutating func store(_ offset: Int, _ width: Int, _ value: UInt64) {
+        // As in load: one unaligned store for a field wholly inside the image.
+        if offset >= 0, offset <= bytes.count - width {
+            bytes.withUnsafeMutableBytes { raw in
+                switch width {
+                case 8: raw.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt64.self)
+                case 4: raw.storeBytes(of: UInt32(truncatingIfNeeded: value).littleEndian, toByteOffset: offset, as: UInt32.self)
+                case 2: raw.storeBytes(of: UInt16(truncatingIfNeeded: value).littleEndian, toByteOffset: offset, as: UInt16.self)
+                default: for i in 0..<width { raw[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
+                }
+            }
+            return
+        }
         for i in 0..<width where offset + i < bytes.count { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
     }
 

@@ -46,36 +46,40 @@ extension VTdDomain {
     /// `cache_tag_flush_all`: IOTLB descriptors for every IOTLB tag, then device-TLB
     /// descriptors for every device-TLB tag, submitted per unit.
     func flushRange(start: UInt64, end: UInt64, all: Bool) {
-        var perUnit: [(IntelIOMMU, [VTdDescriptor], [VTdDescriptor])] = []
-        func add(_ unit: IntelIOMMU, iotlb: VTdDescriptor? = nil, dev: VTdDescriptor? = nil) {
-            if let i = perUnit.firstIndex(where: { $0.0 === unit }) {
-                if let iotlb { perUnit[i].1.append(iotlb) }
-                if let dev { perUnit[i].2.append(dev) }
-            } else {
-                perUnit.append((unit, iotlb.map { [$0] } ?? [], dev.map { [$0] } ?? []))
-            }
-        }
+        // Runs on every unmap (and map in caching mode): units are visited in the order
+        // of their first tag by index scans over the (few) tags, and each unit's batch is
+        // built in one reused buffer, instead of per-unit arrays on every call.
         let firstPage = start >> 12
         let lastPage = end >> 12
         let size = all ? UInt64.max : (lastPage - firstPage + 1) << 12
         let address = all ? 0 : firstPage << 12
-        for tag in cacheTags {
-            switch tag.kind {
-            case .iotlb:
-                if flushesAsSecondStage {
-                    add(tag.unit, iotlb: Self.secondStageFlush(tag.unit.caps, did: tag.did, first: firstPage, last: lastPage, all: all))
-                } else {
-                    add(tag.unit, iotlb: .piotlb(did: tag.did, pasid: tag.pasid, address: address,
-                                                 npages: all ? .max : lastPage - firstPage + 1, ih: false))
-                }
-            case .devTLB:
-                guard let info = tag.info, let dev = info.dev, dev.isPresent, tag.unit.vtd.translationEnabled else { continue }
-                add(tag.unit, dev: tag.pasid == IOMMUSubsystem.noPasid
-                    ? .devTLB(rid: info.rid, address: address, size: size)
-                    : .devTLBPasid(rid: info.rid, pasid: tag.pasid, address: address, size: size))
+        let secondStage = flushesAsSecondStage
+        let tags = cacheTags
+        var batch = flushBuffer
+        flushBuffer = []
+        for t in tags.indices {
+            let unit = tags[t].unit
+            if tags[..<t].contains(where: { $0.unit === unit }) { continue }
+            batch.removeAll(keepingCapacity: true)
+            for tag in tags[t...] where tag.kind == .iotlb && tag.unit === unit {
+                batch.append(secondStage
+                    ? Self.secondStageFlush(unit.caps, did: tag.did, first: firstPage, last: lastPage, all: all)
+                    : .piotlb(did: tag.did, pasid: tag.pasid, address: address,
+                              npages: all ? .max : lastPage - firstPage + 1, ih: false))
             }
+            if tags[t...].contains(where: { $0.kind == .devTLB }) {
+                let enabled = unit.vtd.translationEnabled
+                for tag in tags[t...] where tag.kind == .devTLB && tag.unit === unit {
+                    guard let info = tag.info, let dev = info.dev, dev.isPresent, enabled else { continue }
+                    batch.append(tag.pasid == IOMMUSubsystem.noPasid
+                        ? .devTLB(rid: info.rid, address: address, size: size)
+                        : .devTLBPasid(rid: info.rid, pasid: tag.pasid, address: address, size: size))
+                }
+            }
+            unit.submit(batch)
         }
-        for (unit, iotlb, dev) in perUnit { unit.submit(iotlb + dev) }
+        batch.removeAll(keepingCapacity: true)
+        flushBuffer = batch
     }
 
     /// Page-selective invalidation covering pages [first, last] with a naturally aligned

@@ -146,12 +146,19 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     public override func iotlbSyncMap(iova: UInt64, size: UInt64) throws(Errno) {
         guard size > 0 else { return }
         intelDriver.lock.withLock {
-            var units: [IntelIOMMU] = []
-            for a in attachments where !units.contains(where: { $0 === a.info.unit }) { units.append(a.info.unit) }
-            if stage == .second && units.contains(where: { $0.caps.cachingMode }) {
+            // Runs on every map: the units the domain is attached to are found by index
+            // scans over the (few) attachments, in attach order, with no array built.
+            let list = attachments
+            let second = stage == .second
+            if second && list.contains(where: { $0.info.unit.caps.cachingMode }) {
                 flushRange(start: iova, end: iova + size - 1, all: false)
             }
-            for unit in units where !(stage == .second && unit.caps.cachingMode) { unit.flushWriteBuffer() }
+            for i in list.indices {
+                let unit = list[i].info.unit
+                if second && unit.caps.cachingMode { continue }
+                if list[..<i].contains(where: { $0.info.unit === unit }) { continue }
+                unit.flushWriteBuffer()
+            }
         }
     }
 

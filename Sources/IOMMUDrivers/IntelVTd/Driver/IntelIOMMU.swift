@@ -61,7 +61,10 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     var didOwners: [UInt16: ObjectIdentifier] = [:]
     var infos: [UInt16: VTdDeviceInfo] = [:]
     var copied: [RID: UInt16] = [:]
-    var operationLog: [VTdOperation] = []
+    /// The newest operations (a bounded log: logging sits on the map/unmap path).
+    var operationLog = BoundedLog<VTdOperation>(limit: IntelIOMMU.operationLogLimit)
+    /// How many operations ``operations`` keeps (the newest).
+    public static let operationLogLimit = 4096
 
     /// `FLPT_DEFAULT_DID`: the DID of first-stage-only SVA and pass-through entries.
     public static let defaultDID: UInt16 = 1
@@ -93,8 +96,9 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
         }
     }
 
-    /// Every operation the driver performed on this unit, oldest first.
-    public var operations: [VTdOperation] { intelDriver.lock.withLock { operationLog } }
+    /// The operations the driver performed on this unit since creation or the last
+    /// ``clearOperations()``, oldest first: the newest ``operationLogLimit`` of them.
+    public var operations: [VTdOperation] { intelDriver.lock.withLock { operationLog.elements } }
     /// Forgets the operation log.
     public func clearOperations() { intelDriver.lock.withLock { operationLog.removeAll() } }
 

@@ -14,6 +14,9 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     var iommuInfo: [ObjectIdentifier: DomainIOMMUInfo] = [:]
     /// `cache_tags`.
     var cacheTags: [CacheTag] = []
+    /// Scratch descriptor buffer of ``flushRange(start:end:all:)`` (driver lock held),
+    /// kept so that a flush allocates nothing once warm.
+    var flushBuffer: [VTdDescriptor] = []
     /// `devices` + `dev_pasids`: where the domain is attached.
     var attachments: [VTdAttachment] = []
 

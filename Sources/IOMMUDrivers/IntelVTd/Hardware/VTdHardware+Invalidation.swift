@@ -8,14 +8,14 @@ extension VTdHardware {
     /// hardware would time out, spec §6 item 9). The caller holds the hardware lock.
     public func submit(_ descriptors: [VTdDescriptor]) {
         for d in descriptors {
-            executed.append(d)
+            executedLog.append(d)
             kindCounts[d.kindIndex] &+= 1
             execute(d)
         }
     }
 
     /// Forgets the executed-descriptor log (counters are kept).
-    public func clearLog() { executed.removeAll(keepingCapacity: true) }
+    public func clearLog() { executedLog.removeAll() }
 
     private func execute(_ d: VTdDescriptor) {
         switch d {

@@ -33,8 +33,12 @@ public final class VTdHardware: IOMMUHardware, @unchecked Sendable {
     /// Executed descriptors by kind, indexed like ``VTdDescriptor/allKinds``.
     let kindCounts: UnsafeMutablePointer<Int>
 
-    /// Every executed descriptor, oldest first (the model's view of the invalidation queue).
-    public internal(set) var executed: [VTdDescriptor] = []
+    /// The executed descriptors, oldest first (the model's view of the invalidation
+    /// queue): the newest ``executedLogLimit`` of them, since every unmap executes some.
+    public var executed: [VTdDescriptor] { executedLog.elements }
+    var executedLog = BoundedLog<VTdDescriptor>(limit: VTdHardware.executedLogLimit)
+    /// How many descriptors ``executed`` keeps.
+    public static let executedLogLimit = 4096
     /// Device-TLB descriptors dropped because the target device was gone (an
     /// invalidation time-out the real queue would hang on).
     public internal(set) var droppedDescriptors: [VTdDescriptor] = []
