@@ -68,6 +68,10 @@ final class Service: @unchecked Sendable {
     /// Values written to the emulated debugfs attributes.
     private var knobs: [String: String] = [:]
     private var nextContextID = 1
+    /// Reply channels by ``channelKey(_:_:)``: where replies to each client thread go.
+    private var channels: [Int64: Int32] = [:]
+    /// Where the request in progress is answered: its thread's channel, else its connection.
+    private var replyFD: Int32 = -1
     /// Files installed in the caller during the request in progress: (model number, our end).
     private var installedNow: [(Int32, Int32)] = []
 
@@ -159,6 +163,8 @@ final class Service: @unchecked Sendable {
 
     private func shutdown() {
         for fd in conns.keys.sorted() { hangup(fd) }
+        for fd in channels.values { close(fd) }
+        channels = [:]
         close(listenFD)
         unlink(options.socketPath)
         log.line("stopped")
@@ -171,20 +177,30 @@ final class Service: @unchecked Sendable {
         conns[fd] = .fresh
     }
 
-    /// One readable (or hung-up) connection: at most one request served.
+    /// One readable (or hung-up) connection: at most one request served. The reply (and
+    /// any `INSTALL` upcall) goes to the calling thread's reply channel (see Wire.swift),
+    /// so concurrent callers sharing the connection never see each other's replies.
     private func serve(_ fd: Int32, revents: Int16) {
         var buf = [UInt8](repeating: 0, count: 64)
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        var passed: Int32 = -1
+        let n = receive(fd, &buf, fd: &passed)
         if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
+            if passed >= 0 { close(passed) }
             hangup(fd)
             return
         }
         guard n > 0 else { return }
         guard let req = Wire.Request(Array(buf[0..<n])), let op = Wire.Op(rawValue: req.op) else {
             log.line("conn \(fd): malformed request of \(n) bytes; dropping the connection")
+            if passed >= 0 { close(passed) }
             hangup(fd)
             return
         }
+        let key = Self.channelKey(req.pid, req.tid)
+        if passed >= 0 {
+            if let old = channels.updateValue(passed, forKey: key) { close(old) }
+        }
+        replyFD = channels[key] ?? fd
         installedNow = []
         let (ret, err) = handle(fd, op, req)
         // Files installed by a request that then failed were never the caller's.
@@ -197,7 +213,58 @@ final class Service: @unchecked Sendable {
             toClose.append(number)
         }
         installedNow = []
-        send(fd, Wire.reply(err: err, ret: ret, close: toClose))
+        send(replyFD, Wire.reply(err: err, ret: ret, close: toClose))
+    }
+
+    /// `(pid, tid)` as one key of ``channels``.
+    static func channelKey(_ pid: Int32, _ tid: Int32) -> Int64 {
+        Int64(pid) << 32 | Int64(UInt32(bitPattern: tid))
+    }
+
+    /// `recvmsg` of one packet without blocking; an fd passed with it (`SCM_RIGHTS`: a
+    /// reply channel) lands in `fd`. Extra fds are closed at once.
+    private func receive(_ sock: Int32, _ buf: inout [UInt8], fd: inout Int32) -> Int {
+        // Room for four fds: CMSG_SPACE(16) = 32 bytes.
+        var control = [UInt8](repeating: 0, count: 32)
+        var got: [Int32] = []
+        let n = buf.withUnsafeMutableBytes { d in
+            control.withUnsafeMutableBytes { c in
+                var iov = iovec(iov_base: d.baseAddress, iov_len: d.count)
+                return withUnsafeMutablePointer(to: &iov) { iovp in
+                    var msg = msghdr(msg_name: nil, msg_namelen: 0, msg_iov: iovp, msg_iovlen: 1,
+                                     msg_control: c.baseAddress, msg_controllen: c.count, msg_flags: 0)
+                    let r = recvmsg(sock, &msg, Int32(MSG_DONTWAIT) | Int32(MSG_CMSG_CLOEXEC))
+                    // struct cmsghdr { size_t len; int level; int type; } then the fds.
+                    if r >= 0, msg.msg_controllen >= 16 {
+                        let len = c.load(fromByteOffset: 0, as: Int.self)
+                        let level = c.load(fromByteOffset: 8, as: Int32.self)
+                        let type = c.load(fromByteOffset: 12, as: Int32.self)
+                        if level == SOL_SOCKET, type == Int32(SCM_RIGHTS), len >= 20, len <= c.count {
+                            for i in 0..<(len - 16) / 4 { got.append(c.load(fromByteOffset: 16 + 4 * i, as: Int32.self)) }
+                        }
+                    }
+                    return r
+                }
+            }
+        }
+        let e = errno
+        if let first = got.first { fd = first }
+        for extra in got.dropFirst() { close(extra) }
+        errno = e
+        return n
+    }
+
+    /// Closes the reply channels of `pid` (it exited), or those whose thread closed its
+    /// end (the shim closes a thread's channel when the thread exits).
+    private func sweepChannels(pid: Int32? = nil) {
+        for (key, fd) in channels {
+            var hungUp = false
+            if let pid { hungUp = Int32(truncatingIfNeeded: key >> 32) == pid } else {
+                var p = pollfd(fd: fd, events: 0, revents: 0)
+                hungUp = poll(&p, 1, 0) == 1 && p.revents & Int16(POLLHUP) != 0
+            }
+            if hungUp { close(fd); channels[key] = nil }
+        }
     }
 
     private func send(_ fd: Int32, _ bytes: [UInt8]) {
@@ -288,7 +355,7 @@ final class Service: @unchecked Sendable {
                               vfioContainer: what == .vfioContainer)
             let sc = ServedContext(id: nextContextID, ctx: ctx)
             nextContextID += 1
-            ctx.fileInstaller = { [unowned self] kind in self.install(kind, for: sc, on: fd) }
+            ctx.fileInstaller = { [unowned self] kind in self.install(kind, for: sc) }
             conns[fd] = .context(sc)
             log.line("conn \(fd) pid \(req.pid): open \(what == .iommu ? "/dev/iommu" : "/dev/vfio/vfio") → ctx \(sc.id)")
         case .failNth:
@@ -360,12 +427,13 @@ final class Service: @unchecked Sendable {
     /// The context's ``IOMMUFDFileInstaller``: a new socket pair, one end kept as the
     /// file's connection, the other sent to the caller (`INSTALL` upcall); the caller's
     /// fd number comes back.
-    private func install(_ kind: IOMMUFDFileKind, for sc: ServedContext, on fd: Int32) -> Result<Int32, Errno> {
+    private func install(_ kind: IOMMUFDFileKind, for sc: ServedContext) -> Result<Int32, Errno> {
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
             return .failure(.tooManyOpenFiles)
         }
         defer { close(pair[1]) }
+        let fd = replyFD
         guard sendFD(fd, pair[1], Wire.reply(kind: .install, err: 0, ret: Int64(kind.rawValue))) else {
             close(pair[0])
             return .failure(.tooManyOpenFiles)
@@ -450,8 +518,9 @@ final class Service: @unchecked Sendable {
 
     /// Clients that exited stop mirroring; those with nothing pinned are forgotten.
     private func sweepClients() {
-        for (pid, c) in clients where !c.isAlive { clients[pid] = nil; retire(c) }
+        for (pid, c) in clients where !c.isAlive { clients[pid] = nil; retire(c); sweepChannels(pid: pid) }
         retired.removeAll { $0.retire() }
+        sweepChannels()
     }
 
     private func retire(_ c: Client) {

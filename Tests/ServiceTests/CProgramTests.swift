@@ -108,7 +108,7 @@ final class CProgramTests: XCTestCase {
         if let b = Self.compiled[name] { return b }
         let out = Self.work.appendingPathComponent(name).path
         let src = Self.root.appendingPathComponent("Tests/CPrograms/\(name).c").path
-        let (rc, text) = Self.run([Self.compiler, "-D_GNU_SOURCE", "-O1", "-Wall", "-Werror", "-o", out, src])
+        let (rc, text) = Self.run([Self.compiler, "-D_GNU_SOURCE", "-O1", "-Wall", "-Werror", "-pthread", "-o", out, src])
         guard rc == 0 else { throw BuildFailure(description: "\(Self.compiler) could not build \(name).c: \(text)") }
         Self.compiled[name] = out
         return out
@@ -139,6 +139,10 @@ final class CProgramTests: XCTestCase {
     func testErrnoPathsAndUserMemory() throws { try runProgram("errno_paths", minimum: 60) }
 
     func testForkUsesInheritedIOMMUFD() throws { try runProgram("fork_inherit", minimum: 30) }
+
+    /// Parent and child (two threads each) issue ioctls on one inherited iommufd at
+    /// once; every caller gets its own result.
+    func testConcurrentCallersOnSharedIOMMUFD() throws { try runProgram("concurrent", minimum: 14) }
 
     func testFaultQueueReadWritePoll() throws { try runProgram("fault_queue", minimum: 30) }
 
