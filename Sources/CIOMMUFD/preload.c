@@ -295,6 +295,74 @@ __attribute__((constructor)) static void init(void)
 	pthread_key_create(&chan_key, chan_thread_exit);
 }
 
+/* The pid whose /proc/<pid>/status `path` is (self included), 0 for any other path. */
+static pid_t status_pid(const char *path)
+{
+	if (!strcmp(path, "/proc/self/status"))
+		return getpid();
+	if (strncmp(path, "/proc/", 6) != 0)
+		return 0;
+	char *end;
+	long pid = strtol(path + 6, &end, 10);
+	return end != path + 6 && pid > 0 && !strcmp(end, "/status") ? (pid_t)pid : 0;
+}
+
+/* Rewrites the "Name:<tab>N kB" line of `text` to N + add_kb (the kernel's "%8lu kB"). */
+static void add_kb(char *text, size_t cap, const char *name, unsigned long add)
+{
+	char *line = strstr(text, name);
+	if (!line || !add)
+		return;
+	char *eol = strchr(line, '\n');
+	char *rest = eol ? strdup(eol) : strdup("");
+	unsigned long kb = strtoul(line + strlen(name), NULL, 10);
+	if (!rest)
+		return;
+	snprintf(line, cap - (size_t)(line - text), "%s\t%8lu kB%s", name, kb + add, rest);
+	free(rest);
+}
+
+/*
+ * /proc/<pid>/status as the kernel shows it with the model's pins: the real file, with
+ * the model's VmPin (mm->pinned_vm) and VmLck (mm->locked_vm) of that mm added, in a
+ * memfd the caller reads like the real file. -2 when the service is not running or does
+ * not know the pid (the real file is opened then). Never starts the service.
+ */
+static int open_status(const char *path, pid_t pid, int flags)
+{
+	REAL(int, open, const char *, int, ...);
+	REAL(int, close, int);
+	REAL(ssize_t, read, int, void *, size_t);
+	REAL(ssize_t, write, int, const void *, size_t);
+	static char text[16384];
+	static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
+	int conn = try_connect(socket_path(), 1);
+	if (conn < 0)
+		return -2;
+	long v = ikd_call(conn, IKD_OP_OPEN, IKD_OPEN_VM_STATUS, 0, (uint64_t)pid);
+	real_close(conn);
+	if (v < 0 || (flags & O_ACCMODE) != O_RDONLY)
+		return -2;
+	int src = real_open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return -1;
+	pthread_mutex_lock(&text_lock);
+	ssize_t n, len = 0;
+	while (len < (ssize_t)sizeof(text) - 256 && (n = real_read(src, text + len, sizeof(text) - 256 - (size_t)len)) > 0)
+		len += n;
+	real_close(src);
+	text[len] = 0;
+	add_kb(text, sizeof(text), "VmLck:", ((unsigned long)v >> 32) * 4);
+	add_kb(text, sizeof(text), "VmPin:", ((unsigned long)v & 0xffffffffu) * 4);
+	int fd = memfd_create("status", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+	if (fd >= 0 && (real_write(fd, text, strlen(text)) != (ssize_t)strlen(text) || lseek(fd, 0, SEEK_SET) != 0)) {
+		real_close(fd);
+		fd = -1;
+	}
+	pthread_mutex_unlock(&text_lock);
+	return fd;
+}
+
 /* The fd for a path the service plays, -2 for any other path. */
 static int open_special(const char *path, int flags)
 {
@@ -304,6 +372,9 @@ static int open_special(const char *path, int flags)
 
 	if (!path || path[0] != '/')
 		return -2;
+	pid_t spid = status_pid(path);
+	if (spid)
+		return open_status(path, spid, flags);
 	if (!strcmp(path, "/dev/iommu")) {
 		kind = K_IOMMUFD, what = IKD_OPEN_IOMMU;
 	} else if (!strcmp(path, "/dev/vfio/vfio") && getenv("IOMMUKIT_VFIO_CONTAINER") &&
@@ -364,6 +435,30 @@ OPEN_WRAPPER(openat64, int dirfd,)
 	int fd = open_special(path, flags);
 	REAL(int, openat64, int, const char *, int, ...);
 	return fd != -2 ? fd : real_openat64(dirfd, path, flags, mode);
+}
+
+/* fopen of /proc/<pid>/status (the selftest reads VmPin this way). Only that: stdio
+ * reads with glibc's internal read, which never reaches the shim's read. */
+static FILE *fopen_special(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
+{
+	if (!path || !mode || mode[0] != 'r' || strchr(mode, '+') || !status_pid(path))
+		return real(path, mode);
+	int fd = open_status(path, status_pid(path), O_RDONLY | (strchr(mode, 'e') ? O_CLOEXEC : 0));
+	if (fd == -2)
+		return real(path, mode);
+	return fd < 0 ? NULL : fdopen(fd, mode);
+}
+
+FILE *fopen(const char *path, const char *mode)
+{
+	REAL(FILE *, fopen, const char *, const char *);
+	return fopen_special(path, mode, real_fopen);
+}
+
+FILE *fopen64(const char *path, const char *mode)
+{
+	REAL(FILE *, fopen64, const char *, const char *);
+	return fopen_special(path, mode, real_fopen64);
 }
 
 /* _FORTIFY_SOURCE builds call these for open without O_CREAT. */

@@ -68,6 +68,8 @@ final class Service: @unchecked Sendable {
     /// Values written to the emulated debugfs attributes.
     private var knobs: [String: String] = [:]
     private var nextContextID = 1
+    /// Clients' memfds handed to `IOMMU_IOAS_MAP_FILE`, mirrored into model files.
+    private lazy var clientFiles = ClientFiles(machine: machine)
     /// Reply channels by ``channelKey(_:_:)``: where replies to each client thread go.
     private var channels: [Int64: Int32] = [:]
     /// Where the request in progress is answered: its thread's channel, else its connection.
@@ -360,12 +362,32 @@ final class Service: @unchecked Sendable {
             log.line("conn \(fd) pid \(req.pid): open \(what == .iommu ? "/dev/iommu" : "/dev/vfio/vfio") → ctx \(sc.id)")
         case .failNth:
             conns[fd] = .failNth(Int32(truncatingIfNeeded: req.len))
+        case .vmStatus:
+            return vmStatus(pid: Int32(truncatingIfNeeded: req.len), caller: req.pid)
         case .debugfsKnob:
             guard let c = client(req.pid), req.len > 0, req.len < 4096,
                   let bytes = try? c.memory.copyFromUser(req.arg, count: Int(req.len)) else { return (0, EFAULT) }
             conns[fd] = .knob(String(decoding: bytes, as: UTF8.self))
         }
         return (0, 0)
+    }
+
+    /// `VmPin` (`mm->pinned_vm`) and `VmLck` (`mm->locked_vm`) the model charged to the
+    /// mm of `pid`, in pages, packed as `VmPin | VmLck << 32` for the shim's
+    /// `/proc/<pid>/status`. Summed over every client's accounting, since a context
+    /// opened by one process charges whichever process pins (a forked child, or the
+    /// caller of `IOMMU_IOAS_CHANGE_PROCESS`). `ESRCH` for a pid the service does not
+    /// know (neither the caller, nor a client, nor charged): the shim then shows the
+    /// real file unchanged.
+    private func vmStatus(pid: Int32, caller: Int32) -> (Int64, Int32) {
+        var seen = Set<ObjectIdentifier>()
+        var pinned: UInt64 = 0, locked: UInt64 = 0
+        for c in Array(clients.values) + retired where seen.insert(ObjectIdentifier(c.accounting)).inserted {
+            pinned += c.accounting.pinnedPages(pid: pid)
+            locked += c.accounting.mmLockedPages(pid: pid)
+        }
+        guard pid == caller || clients[pid] != nil || pinned + locked > 0 else { return (0, ESRCH) }
+        return (Int64(min(pinned, 0xFFFF_FFFF) | min(locked, 0xFFFF_FFFF) << 32), 0)
     }
 
     /// The opener's capabilities and `RLIMIT_MEMLOCK`, as the policy says.
@@ -409,9 +431,17 @@ final class Service: @unchecked Sendable {
         } else if type == 0x3B, nr == 113, let b = try? c.memory.copyFromUser(req.arg, count: 32) {
             c.sync(le64(b, 8), le64(b, 24))             // vfio_iommu_type1_dma_map.vaddr, .size
         }
+        // IOAS_MAP_FILE: the caller's descriptor, under its own number (see ClientFiles).
+        var installed: Int32?
+        if type == 0x3B, nr == 0x8F, let b = try? c.memory.copyFromUser(req.arg, count: 40) {
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: le64(b, 8) >> 32))   // iommu_ioas_map_file.fd
+            installed = clientFiles.prepare(c, fd: fd, start: le64(b, 16), length: le64(b, 24))
+        }
         let rc = withFailNth(sc.ctx, tid: req.tid) {
             sc.ctx.withCaller(c.mm, memory: c.memory) { sc.ctx.ioctl(req.cmd, req.arg) }
         }
+        if let installed { try? c.mm.close(fd: installed) }
+        if clientFiles.count > 0 { clientFiles.sweep() }
         if rc < 0 {
             log.line("pid \(req.pid) ctx \(sc.id): \(ioctlName(req.cmd)) → -\(errnoName(-rc))")
             return (0, -rc)
@@ -499,6 +529,7 @@ final class Service: @unchecked Sendable {
         case .context(let sc):
             log.line("conn \(fd): ctx \(sc.id) /dev/iommu closed")
             drop(sc)
+            clientFiles.sweep()
         case .file(let sc, let number):
             _ = sc.ctx.closeFile(number)
             drop(sc)

@@ -45,6 +45,7 @@ enum ikd_open_kind {
 	IKD_OPEN_VFIO = 2,          /* /dev/vfio/vfio served by iommufd */
 	IKD_OPEN_FAIL_NTH = 3,      /* /proc/.../task/<tid>/fail-nth; len = tid */
 	IKD_OPEN_DEBUGFS_KNOB = 4,  /* arg/len = the attribute's path */
+	IKD_OPEN_VM_STATUS = 5,     /* a query: len = pid; ret = VmPin | VmLck << 32, in pages */
 };
 
 enum ikd_msg { IKD_MSG_REPLY = 1, IKD_MSG_INSTALL = 2 };
