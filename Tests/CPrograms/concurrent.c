@@ -9,7 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
-#include "iommukit_uapi.h"
+#include <linux/iommufd.h>
+#include "iommufd_test.h"
 
 #define ROUNDS 1500
 
@@ -22,15 +23,15 @@ static void *hammer(void *p)
 	struct worker *w = p;
 	uint64_t start = ((uint64_t)w->index + 1) << 20, last = UINT64_MAX;
 	for (int i = 0; i < ROUNDS; i++) {
-		struct ik_iova_range got = { 0, 0 };
-		struct ik_ioas_iova_ranges r = { sizeof(r), w->ioas, 1, 0, (uintptr_t)&got, 0 };
-		if (ioctl(fd, IK_IOAS_IOVA_RANGES, &r) != 0 || r.num_iovas != 1 || got.start != start ||
+		struct iommu_iova_range got = { 0, 0 };
+		struct iommu_ioas_iova_ranges r = { sizeof(r), w->ioas, 1, 0, (uintptr_t)&got, 0 };
+		if (ioctl(fd, IOMMU_IOAS_IOVA_RANGES, &r) != 0 || r.num_iovas != 1 || got.start != start ||
 		    got.last != last)
 			w->bad++;
 		/* An IOAS id nobody has: ENOENT for us, whatever the others are doing. */
-		struct ik_destroy d = { sizeof(d), 0x7fff0000u + (uint32_t)w->index };
+		struct iommu_destroy d = { sizeof(d), 0x7fff0000u + (uint32_t)w->index };
 		errno = 0;
-		if (ioctl(fd, IK_DESTROY, &d) != -1 || errno != ENOENT)
+		if (ioctl(fd, IOMMU_DESTROY, &d) != -1 || errno != ENOENT)
 			w->bad++;
 	}
 	return NULL;
@@ -42,16 +43,16 @@ static int run_pair(int first)
 	struct worker w[2];
 	pthread_t t[2];
 	for (int k = 0; k < 2; k++) {
-		struct ik_ioas_alloc a = { sizeof(a), 0, 0 };
+		struct iommu_ioas_alloc a = { sizeof(a), 0, 0 };
 		w[k].index = first + k, w[k].bad = 0;
-		CHECK_OK(ioctl(fd, IK_IOAS_ALLOC, &a));
+		CHECK_OK(ioctl(fd, IOMMU_IOAS_ALLOC, &a));
 		w[k].ioas = a.out_ioas_id;
 		/* Reserve [0, (index + 1) MiB): the only hole then starts there. */
-		struct ik_test_cmd t;
+		struct iommu_test_cmd t;
 		memset(&t, 0, sizeof(t));
-		t.size = sizeof(t), t.op = IK_TEST_OP_ADD_RESERVED, t.id = w[k].ioas;
+		t.size = sizeof(t), t.op = IOMMU_TEST_OP_ADD_RESERVED, t.id = w[k].ioas;
 		t.add_reserved.start = 0, t.add_reserved.length = ((uint64_t)w[k].index + 1) << 20;
-		CHECK_OK(ioctl(fd, IK_TEST_CMD, &t));
+		CHECK_OK(ioctl(fd, IOMMU_TEST_CMD, &t));
 	}
 	for (int k = 0; k < 2; k++)
 		CHECK(pthread_create(&t[k], NULL, hammer, &w[k]) == 0);
@@ -91,10 +92,10 @@ int main(void)
 	if (WIFEXITED(status) && WEXITSTATUS(status) < 100)
 		ck_passed += WEXITSTATUS(status);
 	/* Still one context: the child's objects are visible to the parent. */
-	struct ik_destroy d = { sizeof(d), 0 };
+	struct iommu_destroy d = { sizeof(d), 0 };
 	for (uint32_t id = 1; id < 64; id++) {
 		d.id = id;
-		ioctl(fd, IK_DESTROY, &d);
+		ioctl(fd, IOMMU_DESTROY, &d);
 	}
 	CHECK_OK(close(fd));
 	return ck_summary();
