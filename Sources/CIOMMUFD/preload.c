@@ -49,8 +49,6 @@ enum { K_NONE, K_IOMMUFD, K_FAULT, K_ACCESS, K_FAILNTH, K_KNOB };
 #define MAX_FD 4096
 /* Tracked fds; st_ino guards against numbers reused behind our back (close_range…). */
 static struct { unsigned char kind; ino_t ino; } tab[MAX_FD];
-/* One request at a time per process: replies on a shared socket must not cross. */
-static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define REAL(ret, name, ...) \
 	static ret (*real_##name)(__VA_ARGS__); \
@@ -171,25 +169,99 @@ static int connect_service(int cloexec)
 	return fd;
 }
 
+/*
+ * Replies never cross (see iommukit_wire.h, "Reply channels"). Each thread of each
+ * process has its own reply channel: one end of a socketpair whose other end went to
+ * the service with the thread's first request. Requests still travel on the shared
+ * connection (it is the open file: its identity and its lifetime), but every reply and
+ * INSTALL upcall for them comes back on the requesting thread's channel, which no other
+ * thread or process can read. After fork the child sees a pid that is not the channel's
+ * and makes its own; a thread's channel is closed when the thread exits.
+ */
+static pthread_key_t chan_key;
+static __thread struct { pid_t pid; int fd; ino_t ino; } chan = { 0, -1, 0 };
+
+static void chan_drop(void)
+{
+	REAL(int, close, int);
+	/* In a forked child this is the child's own copy of the parent's channel. */
+	if (chan.fd >= 0 && ino_of(chan.fd) == chan.ino)
+		real_close(chan.fd);
+	chan.fd = -1, chan.pid = 0;
+}
+
+static void chan_thread_exit(void *unused)
+{
+	(void)unused;
+	chan_drop();
+}
+
+/* Sends rq on the connection, with a new reply channel attached (SCM_RIGHTS) when this
+ * thread has no live one. Returns the fd to read the reply from: the channel. */
+static int send_request(int fd, struct ikd_request *rq)
+{
+	pid_t me = rq->pid;
+	int pair[2] = { -1, -1 };
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } c;
+	struct iovec iov = { rq, sizeof(*rq) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	REAL(int, close, int);
+
+	if (chan.fd < 0 || chan.pid != me || ino_of(chan.fd) != chan.ino) {
+		chan_drop();
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+			return -1;
+		memset(&c, 0, sizeof(c));
+		m.msg_control = c.buf, m.msg_controllen = sizeof(c.buf);
+		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+		h->cmsg_level = SOL_SOCKET, h->cmsg_type = SCM_RIGHTS, h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &pair[1], sizeof(int));
+	}
+	ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+	if (pair[1] >= 0) {
+		real_close(pair[1]);
+		if (n != sizeof(*rq)) {
+			real_close(pair[0]);
+			return -1;
+		}
+		chan.fd = pair[0], chan.pid = me, chan.ino = ino_of(pair[0]);
+		pthread_setspecific(chan_key, (void *)1); /* arms chan_thread_exit */
+	}
+	return n == sizeof(*rq) ? chan.fd : -1;
+}
+
 /* One request and its reply; answers INSTALL upcalls on the way. Returns the reply's
  * ret, or -1 with errno. */
 static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t len)
 {
 	struct ikd_request rq = { op, getpid(), (int32_t)gettid(), cmd, arg, len };
 	struct ikd_reply rp;
-	long ret = -1;
-	int err = EIO;
+	int rx = send_request(fd, &rq);
 
-	pthread_mutex_lock(&call_lock);
-	if (send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq))
-		goto out;
+	if (rx < 0) {
+		errno = EIO;
+		return -1;
+	}
 	for (;;) {
 		union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } c;
 		struct iovec iov = { &rp, sizeof(rp) };
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
 				    .msg_controllen = sizeof(c.buf) };
-		if (recvmsg(fd, &m, MSG_CMSG_CLOEXEC) != sizeof(rp))
-			goto out;
+		ssize_t n;
+		do
+			n = recvmsg(rx, &m, MSG_CMSG_CLOEXEC);
+		while (n < 0 && errno == EINTR);
+		if (n == 0 && rx != fd) {
+			/* The channel's peer is gone (a service that restarted never got it):
+			 * that service answers on the connection itself. Make a new one next time. */
+			chan_drop();
+			rx = fd;
+			continue;
+		}
+		if (n != sizeof(rp)) {
+			errno = EIO;
+			return -1;
+		}
 		if (rp.kind == IKD_MSG_INSTALL) {
 			/* fd_install in our table; the number goes back into the out-field. */
 			struct cmsghdr *h = CMSG_FIRSTHDR(&m);
@@ -198,10 +270,11 @@ static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t l
 				memcpy(&nfd, CMSG_DATA(h), sizeof(int));
 				track(nfd, rp.ret == IKD_FILE_FAULT ? K_FAULT : K_ACCESS);
 			}
-			struct ikd_request ans = { IKD_OP_FD_INSTALLED, getpid(), (int32_t)gettid(), 0,
-						   (uint64_t)(int64_t)nfd, 0 };
-			if (send(fd, &ans, sizeof(ans), MSG_NOSIGNAL) != sizeof(ans))
-				goto out;
+			struct ikd_request ans = { IKD_OP_FD_INSTALLED, rq.pid, rq.tid, 0, (uint64_t)(int64_t)nfd, 0 };
+			if (send(rx, &ans, sizeof(ans), MSG_NOSIGNAL) != sizeof(ans)) {
+				errno = EIO;
+				return -1;
+			}
 			continue;
 		}
 		for (uint32_t i = 0; i < rp.nclose && i < 4; i++) {
@@ -209,25 +282,85 @@ static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t l
 			untrack(rp.close_fds[i]);
 			real_close(rp.close_fds[i]);
 		}
-		err = rp.err;
-		ret = err ? -1 : (long)rp.ret;
-		break;
+		if (rp.err) {
+			errno = rp.err;
+			return -1;
+		}
+		return (long)rp.ret;
 	}
-out:
-	pthread_mutex_unlock(&call_lock);
-	if (ret < 0)
-		errno = err;
-	return ret;
-}
-
-static void after_fork_child(void)
-{
-	pthread_mutex_init(&call_lock, NULL);
 }
 
 __attribute__((constructor)) static void init(void)
 {
-	pthread_atfork(NULL, NULL, after_fork_child);
+	pthread_key_create(&chan_key, chan_thread_exit);
+}
+
+/* The pid whose /proc/<pid>/status `path` is (self included), 0 for any other path. */
+static pid_t status_pid(const char *path)
+{
+	if (!strcmp(path, "/proc/self/status"))
+		return getpid();
+	if (strncmp(path, "/proc/", 6) != 0)
+		return 0;
+	char *end;
+	long pid = strtol(path + 6, &end, 10);
+	return end != path + 6 && pid > 0 && !strcmp(end, "/status") ? (pid_t)pid : 0;
+}
+
+/* Rewrites the "Name:<tab>N kB" line of `text` to N + add_kb (the kernel's "%8lu kB"). */
+static void add_kb(char *text, size_t cap, const char *name, unsigned long add)
+{
+	char *line = strstr(text, name);
+	if (!line || !add)
+		return;
+	char *eol = strchr(line, '\n');
+	char *rest = eol ? strdup(eol) : strdup("");
+	unsigned long kb = strtoul(line + strlen(name), NULL, 10);
+	if (!rest)
+		return;
+	snprintf(line, cap - (size_t)(line - text), "%s\t%8lu kB%s", name, kb + add, rest);
+	free(rest);
+}
+
+/*
+ * /proc/<pid>/status as the kernel shows it with the model's pins: the real file, with
+ * the model's VmPin (mm->pinned_vm) and VmLck (mm->locked_vm) of that mm added, in a
+ * memfd the caller reads like the real file. -2 when the service is not running or does
+ * not know the pid (the real file is opened then). Never starts the service.
+ */
+static int open_status(const char *path, pid_t pid, int flags)
+{
+	REAL(int, open, const char *, int, ...);
+	REAL(int, close, int);
+	REAL(ssize_t, read, int, void *, size_t);
+	REAL(ssize_t, write, int, const void *, size_t);
+	static char text[16384];
+	static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
+	int conn = try_connect(socket_path(), 1);
+	if (conn < 0)
+		return -2;
+	long v = ikd_call(conn, IKD_OP_OPEN, IKD_OPEN_VM_STATUS, 0, (uint64_t)pid);
+	real_close(conn);
+	if (v < 0 || (flags & O_ACCMODE) != O_RDONLY)
+		return -2;
+	int src = real_open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return -1;
+	pthread_mutex_lock(&text_lock);
+	ssize_t n, len = 0;
+	while (len < (ssize_t)sizeof(text) - 256 && (n = real_read(src, text + len, sizeof(text) - 256 - (size_t)len)) > 0)
+		len += n;
+	real_close(src);
+	text[len] = 0;
+	add_kb(text, sizeof(text), "VmLck:", ((unsigned long)v >> 32) * 4);
+	add_kb(text, sizeof(text), "VmPin:", ((unsigned long)v & 0xffffffffu) * 4);
+	int fd = memfd_create("status", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+	if (fd >= 0 && (real_write(fd, text, strlen(text)) != (ssize_t)strlen(text) || lseek(fd, 0, SEEK_SET) != 0)) {
+		real_close(fd);
+		fd = -1;
+	}
+	pthread_mutex_unlock(&text_lock);
+	return fd;
 }
 
 /* The fd for a path the service plays, -2 for any other path. */
@@ -239,6 +372,9 @@ static int open_special(const char *path, int flags)
 
 	if (!path || path[0] != '/')
 		return -2;
+	pid_t spid = status_pid(path);
+	if (spid)
+		return open_status(path, spid, flags);
 	if (!strcmp(path, "/dev/iommu")) {
 		kind = K_IOMMUFD, what = IKD_OPEN_IOMMU;
 	} else if (!strcmp(path, "/dev/vfio/vfio") && getenv("IOMMUKIT_VFIO_CONTAINER") &&
@@ -299,6 +435,30 @@ OPEN_WRAPPER(openat64, int dirfd,)
 	int fd = open_special(path, flags);
 	REAL(int, openat64, int, const char *, int, ...);
 	return fd != -2 ? fd : real_openat64(dirfd, path, flags, mode);
+}
+
+/* fopen of /proc/<pid>/status (the selftest reads VmPin this way). Only that: stdio
+ * reads with glibc's internal read, which never reaches the shim's read. */
+static FILE *fopen_special(const char *path, const char *mode, FILE *(*real)(const char *, const char *))
+{
+	if (!path || !mode || mode[0] != 'r' || strchr(mode, '+') || !status_pid(path))
+		return real(path, mode);
+	int fd = open_status(path, status_pid(path), O_RDONLY | (strchr(mode, 'e') ? O_CLOEXEC : 0));
+	if (fd == -2)
+		return real(path, mode);
+	return fd < 0 ? NULL : fdopen(fd, mode);
+}
+
+FILE *fopen(const char *path, const char *mode)
+{
+	REAL(FILE *, fopen, const char *, const char *);
+	return fopen_special(path, mode, real_fopen);
+}
+
+FILE *fopen64(const char *path, const char *mode)
+{
+	REAL(FILE *, fopen64, const char *, const char *);
+	return fopen_special(path, mode, real_fopen64);
 }
 
 /* _FORTIFY_SOURCE builds call these for open without O_CREAT. */

@@ -68,6 +68,12 @@ final class Service: @unchecked Sendable {
     /// Values written to the emulated debugfs attributes.
     private var knobs: [String: String] = [:]
     private var nextContextID = 1
+    /// Clients' memfds handed to `IOMMU_IOAS_MAP_FILE`, mirrored into model files.
+    private lazy var clientFiles = ClientFiles(machine: machine)
+    /// Reply channels by ``channelKey(_:_:)``: where replies to each client thread go.
+    private var channels: [Int64: Int32] = [:]
+    /// Where the request in progress is answered: its thread's channel, else its connection.
+    private var replyFD: Int32 = -1
     /// Files installed in the caller during the request in progress: (model number, our end).
     private var installedNow: [(Int32, Int32)] = []
 
@@ -159,6 +165,8 @@ final class Service: @unchecked Sendable {
 
     private func shutdown() {
         for fd in conns.keys.sorted() { hangup(fd) }
+        for fd in channels.values { close(fd) }
+        channels = [:]
         close(listenFD)
         unlink(options.socketPath)
         log.line("stopped")
@@ -171,20 +179,30 @@ final class Service: @unchecked Sendable {
         conns[fd] = .fresh
     }
 
-    /// One readable (or hung-up) connection: at most one request served.
+    /// One readable (or hung-up) connection: at most one request served. The reply (and
+    /// any `INSTALL` upcall) goes to the calling thread's reply channel (see Wire.swift),
+    /// so concurrent callers sharing the connection never see each other's replies.
     private func serve(_ fd: Int32, revents: Int16) {
         var buf = [UInt8](repeating: 0, count: 64)
-        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        var passed: Int32 = -1
+        let n = receive(fd, &buf, fd: &passed)
         if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
+            if passed >= 0 { close(passed) }
             hangup(fd)
             return
         }
         guard n > 0 else { return }
         guard let req = Wire.Request(Array(buf[0..<n])), let op = Wire.Op(rawValue: req.op) else {
             log.line("conn \(fd): malformed request of \(n) bytes; dropping the connection")
+            if passed >= 0 { close(passed) }
             hangup(fd)
             return
         }
+        let key = Self.channelKey(req.pid, req.tid)
+        if passed >= 0 {
+            if let old = channels.updateValue(passed, forKey: key) { close(old) }
+        }
+        replyFD = channels[key] ?? fd
         installedNow = []
         let (ret, err) = handle(fd, op, req)
         // Files installed by a request that then failed were never the caller's.
@@ -197,7 +215,58 @@ final class Service: @unchecked Sendable {
             toClose.append(number)
         }
         installedNow = []
-        send(fd, Wire.reply(err: err, ret: ret, close: toClose))
+        send(replyFD, Wire.reply(err: err, ret: ret, close: toClose))
+    }
+
+    /// `(pid, tid)` as one key of ``channels``.
+    static func channelKey(_ pid: Int32, _ tid: Int32) -> Int64 {
+        Int64(pid) << 32 | Int64(UInt32(bitPattern: tid))
+    }
+
+    /// `recvmsg` of one packet without blocking; an fd passed with it (`SCM_RIGHTS`: a
+    /// reply channel) lands in `fd`. Extra fds are closed at once.
+    private func receive(_ sock: Int32, _ buf: inout [UInt8], fd: inout Int32) -> Int {
+        // Room for four fds: CMSG_SPACE(16) = 32 bytes.
+        var control = [UInt8](repeating: 0, count: 32)
+        var got: [Int32] = []
+        let n = buf.withUnsafeMutableBytes { d in
+            control.withUnsafeMutableBytes { c in
+                var iov = iovec(iov_base: d.baseAddress, iov_len: d.count)
+                return withUnsafeMutablePointer(to: &iov) { iovp in
+                    var msg = msghdr(msg_name: nil, msg_namelen: 0, msg_iov: iovp, msg_iovlen: 1,
+                                     msg_control: c.baseAddress, msg_controllen: c.count, msg_flags: 0)
+                    let r = recvmsg(sock, &msg, Int32(MSG_DONTWAIT) | Int32(MSG_CMSG_CLOEXEC))
+                    // struct cmsghdr { size_t len; int level; int type; } then the fds.
+                    if r >= 0, msg.msg_controllen >= 16 {
+                        let len = c.load(fromByteOffset: 0, as: Int.self)
+                        let level = c.load(fromByteOffset: 8, as: Int32.self)
+                        let type = c.load(fromByteOffset: 12, as: Int32.self)
+                        if level == SOL_SOCKET, type == Int32(SCM_RIGHTS), len >= 20, len <= c.count {
+                            for i in 0..<(len - 16) / 4 { got.append(c.load(fromByteOffset: 16 + 4 * i, as: Int32.self)) }
+                        }
+                    }
+                    return r
+                }
+            }
+        }
+        let e = errno
+        if let first = got.first { fd = first }
+        for extra in got.dropFirst() { close(extra) }
+        errno = e
+        return n
+    }
+
+    /// Closes the reply channels of `pid` (it exited), or those whose thread closed its
+    /// end (the shim closes a thread's channel when the thread exits).
+    private func sweepChannels(pid: Int32? = nil) {
+        for (key, fd) in channels {
+            var hungUp = false
+            if let pid { hungUp = Int32(truncatingIfNeeded: key >> 32) == pid } else {
+                var p = pollfd(fd: fd, events: 0, revents: 0)
+                hungUp = poll(&p, 1, 0) == 1 && p.revents & Int16(POLLHUP) != 0
+            }
+            if hungUp { close(fd); channels[key] = nil }
+        }
     }
 
     private func send(_ fd: Int32, _ bytes: [UInt8]) {
@@ -288,17 +357,37 @@ final class Service: @unchecked Sendable {
                               vfioContainer: what == .vfioContainer)
             let sc = ServedContext(id: nextContextID, ctx: ctx)
             nextContextID += 1
-            ctx.fileInstaller = { [unowned self] kind in self.install(kind, for: sc, on: fd) }
+            ctx.fileInstaller = { [unowned self] kind in self.install(kind, for: sc) }
             conns[fd] = .context(sc)
             log.line("conn \(fd) pid \(req.pid): open \(what == .iommu ? "/dev/iommu" : "/dev/vfio/vfio") → ctx \(sc.id)")
         case .failNth:
             conns[fd] = .failNth(Int32(truncatingIfNeeded: req.len))
+        case .vmStatus:
+            return vmStatus(pid: Int32(truncatingIfNeeded: req.len), caller: req.pid)
         case .debugfsKnob:
             guard let c = client(req.pid), req.len > 0, req.len < 4096,
                   let bytes = try? c.memory.copyFromUser(req.arg, count: Int(req.len)) else { return (0, EFAULT) }
             conns[fd] = .knob(String(decoding: bytes, as: UTF8.self))
         }
         return (0, 0)
+    }
+
+    /// `VmPin` (`mm->pinned_vm`) and `VmLck` (`mm->locked_vm`) the model charged to the
+    /// mm of `pid`, in pages, packed as `VmPin | VmLck << 32` for the shim's
+    /// `/proc/<pid>/status`. Summed over every client's accounting, since a context
+    /// opened by one process charges whichever process pins (a forked child, or the
+    /// caller of `IOMMU_IOAS_CHANGE_PROCESS`). `ESRCH` for a pid the service does not
+    /// know (neither the caller, nor a client, nor charged): the shim then shows the
+    /// real file unchanged.
+    private func vmStatus(pid: Int32, caller: Int32) -> (Int64, Int32) {
+        var seen = Set<ObjectIdentifier>()
+        var pinned: UInt64 = 0, locked: UInt64 = 0
+        for c in Array(clients.values) + retired where seen.insert(ObjectIdentifier(c.accounting)).inserted {
+            pinned += c.accounting.pinnedPages(pid: pid)
+            locked += c.accounting.mmLockedPages(pid: pid)
+        }
+        guard pid == caller || clients[pid] != nil || pinned + locked > 0 else { return (0, ESRCH) }
+        return (Int64(min(pinned, 0xFFFF_FFFF) | min(locked, 0xFFFF_FFFF) << 32), 0)
     }
 
     /// The opener's capabilities and `RLIMIT_MEMLOCK`, as the policy says.
@@ -342,9 +431,17 @@ final class Service: @unchecked Sendable {
         } else if type == 0x3B, nr == 113, let b = try? c.memory.copyFromUser(req.arg, count: 32) {
             c.sync(le64(b, 8), le64(b, 24))             // vfio_iommu_type1_dma_map.vaddr, .size
         }
+        // IOAS_MAP_FILE: the caller's descriptor, under its own number (see ClientFiles).
+        var installed: Int32?
+        if type == 0x3B, nr == 0x8F, let b = try? c.memory.copyFromUser(req.arg, count: 40) {
+            let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: le64(b, 8) >> 32))   // iommu_ioas_map_file.fd
+            installed = clientFiles.prepare(c, fd: fd, start: le64(b, 16), length: le64(b, 24))
+        }
         let rc = withFailNth(sc.ctx, tid: req.tid) {
             sc.ctx.withCaller(c.mm, memory: c.memory) { sc.ctx.ioctl(req.cmd, req.arg) }
         }
+        if let installed { try? c.mm.close(fd: installed) }
+        if clientFiles.count > 0 { clientFiles.sweep() }
         if rc < 0 {
             log.line("pid \(req.pid) ctx \(sc.id): \(ioctlName(req.cmd)) → -\(errnoName(-rc))")
             return (0, -rc)
@@ -360,12 +457,13 @@ final class Service: @unchecked Sendable {
     /// The context's ``IOMMUFDFileInstaller``: a new socket pair, one end kept as the
     /// file's connection, the other sent to the caller (`INSTALL` upcall); the caller's
     /// fd number comes back.
-    private func install(_ kind: IOMMUFDFileKind, for sc: ServedContext, on fd: Int32) -> Result<Int32, Errno> {
+    private func install(_ kind: IOMMUFDFileKind, for sc: ServedContext) -> Result<Int32, Errno> {
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
             return .failure(.tooManyOpenFiles)
         }
         defer { close(pair[1]) }
+        let fd = replyFD
         guard sendFD(fd, pair[1], Wire.reply(kind: .install, err: 0, ret: Int64(kind.rawValue))) else {
             close(pair[0])
             return .failure(.tooManyOpenFiles)
@@ -431,6 +529,7 @@ final class Service: @unchecked Sendable {
         case .context(let sc):
             log.line("conn \(fd): ctx \(sc.id) /dev/iommu closed")
             drop(sc)
+            clientFiles.sweep()
         case .file(let sc, let number):
             _ = sc.ctx.closeFile(number)
             drop(sc)
@@ -450,8 +549,9 @@ final class Service: @unchecked Sendable {
 
     /// Clients that exited stop mirroring; those with nothing pinned are forgotten.
     private func sweepClients() {
-        for (pid, c) in clients where !c.isAlive { clients[pid] = nil; retire(c) }
+        for (pid, c) in clients where !c.isAlive { clients[pid] = nil; retire(c); sweepChannels(pid: pid) }
         retired.removeAll { $0.retire() }
+        sweepChannels()
     }
 
     private func retire(_ c: Client) {

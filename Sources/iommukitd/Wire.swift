@@ -32,6 +32,9 @@ enum Wire {
         case failNth = 3
         /// A debugfs fault-injection attribute; `arg`/`len` = its path in the caller.
         case debugfsKnob = 4
+        /// A query, not an open: the model's `VmPin`/`VmLck` of the process `len`, for
+        /// the shim's `/proc/<pid>/status` (reply `ret` = pages pinned | locked << 32).
+        case vmStatus = 5
     }
     /// Service-to-shim packet kinds (`IKD_MSG_*`).
     enum Message: UInt32 { case reply = 1, install = 2 }

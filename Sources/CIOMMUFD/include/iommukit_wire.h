@@ -9,6 +9,19 @@
  *   service -> shim   struct ikd_reply: exactly one REPLY per request; before it, zero
  *                     or more INSTALL upcalls, each carrying one fd (SCM_RIGHTS).
  *
+ * Reply channels. One connection may be shared by many processes (fork) and threads
+ * (dup, threads), and the kernel gives each ioctl its own result; replies read from the
+ * shared connection could reach the wrong caller. So replies and INSTALL upcalls (and
+ * the FD_INSTALLED answers) travel on the calling thread's reply channel instead: a
+ * socketpair end the thread sends with its first request (SCM_RIGHTS on that request
+ * packet). The service keeps it under (pid, tid) for every later request of that
+ * thread, on any connection. Requests are single packets, so they never interleave;
+ * only the requesting thread reads its channel, so replies never cross. Chosen over
+ * request ids (which would need a reply demultiplexer shared by unrelated processes)
+ * and over a per-request socketpair (two more syscalls per ioctl). A request with no
+ * known channel (a client that never sent one) is answered on the connection, as is
+ * every request after the shim finds its channel's peer gone (a restarted service).
+ *
  * Arguments never travel in packets: `arg` is the caller's pointer, and the service
  * reads and writes the caller's memory with process_vm_readv/writev, as the kernel's
  * copy_from_user/copy_to_user do. Written for IOMMUKit; not a kernel header.
@@ -32,6 +45,7 @@ enum ikd_open_kind {
 	IKD_OPEN_VFIO = 2,          /* /dev/vfio/vfio served by iommufd */
 	IKD_OPEN_FAIL_NTH = 3,      /* /proc/.../task/<tid>/fail-nth; len = tid */
 	IKD_OPEN_DEBUGFS_KNOB = 4,  /* arg/len = the attribute's path */
+	IKD_OPEN_VM_STATUS = 5,     /* a query: len = pid; ret = VmPin | VmLck << 32, in pages */
 };
 
 enum ikd_msg { IKD_MSG_REPLY = 1, IKD_MSG_INSTALL = 2 };

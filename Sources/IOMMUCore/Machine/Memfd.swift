@@ -35,6 +35,11 @@ public final class Memfd: @unchecked Sendable {
     public let memory: PhysicalMemory
     /// The name given to `memfd_create` (shown as `/memfd:<name>` by the kernel).
     public let name: String
+    /// False for a stand-in of a file that is neither shmem nor hugetlbfs (a pipe, a
+    /// regular file on disk), which `IOMMU_IOAS_MAP_FILE` refuses with `EINVAL`
+    /// (`iopt_map_file_pages` accepts only what `memfd_pin_folios` can pin). The model as
+    /// a service installs one when a client passes such a descriptor.
+    public let isShmem: Bool
 
     private let lock = Lock()
     /// `i_size`.
@@ -47,13 +52,15 @@ public final class Memfd: @unchecked Sendable {
 
     private struct WeakProcess { weak var process: Process? }
 
-    /// `memfd_create(name, 0)` followed by `ftruncate(size)`.
+    /// `memfd_create(name, 0)` followed by `ftruncate(size)`; with `isShmem` false, a
+    /// stand-in for a descriptor open on a file of another kind (see ``isShmem``).
     /// - Throws: `EINVAL` for a name longer than ``maxNameLength`` bytes or a size above
     ///   ``maxSize`` (a negative `off_t`).
-    public init(memory: PhysicalMemory, name: String, size: UInt64 = 0) throws(Errno) {
+    public init(memory: PhysicalMemory, name: String, size: UInt64 = 0, isShmem: Bool = true) throws(Errno) {
         guard name.utf8.count <= Self.maxNameLength, size <= Self.maxSize else { throw .invalidArgument }
         self.memory = memory
         self.name = name
+        self.isShmem = isShmem
         _size = size
     }
 

@@ -25,6 +25,15 @@ extension Process {
         return fd
     }
 
+    /// `replace_fd(fd, file)` (what `dup2` onto `fd` does): installs `file` at descriptor
+    /// `fd`, closing whatever was open there. The model as a service uses it to put a
+    /// client's real memfd, received with `pidfd_getfd`, under the client's own number.
+    /// - Throws: `EBADF` for a negative `fd`; nothing changes then.
+    public func install(_ file: Memfd, at fd: Int32) throws(Errno) {
+        guard fd >= 0 else { throw .badFileDescriptor }
+        lock.withLock { files[fd] = file }
+    }
+
     /// `fget(fd)`: the memfd open at `fd`.
     /// - Throws: `EBADF` if `fd` is not open.
     public func memfd(_ fd: Int32) throws(Errno) -> Memfd {

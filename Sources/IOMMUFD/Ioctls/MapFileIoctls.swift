@@ -12,8 +12,9 @@ extension IOMMUFD {
     /// pinning into every attached domain, where a range reaching past the end of the
     /// file is `EINVAL` (`memfd_pin_folios`). As with MAP, with no domain nothing is
     /// pinned, so a range past EOF is noticed only when a domain or an access pins it.
-    /// The model's descriptor tables hold only memfds, so the kernel's `EINVAL` for a
-    /// file that is neither shmem nor hugetlbfs cannot arise.
+    /// A file that is neither shmem nor hugetlbfs (``Memfd/isShmem`` false: only the
+    /// model as a service installs such stand-ins, for a client's real descriptor) is
+    /// `EINVAL`, right after `fget`.
     func ioctlIOASMapFile(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUIOASMapFile.self)
         let known = IOMMUFDConstant.mapFixedIOVA | IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
@@ -23,6 +24,7 @@ extension IOMMUFD {
         let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
         defer { put(ioas) }
         let file = try current.memfd(c.fd)
+        guard file.isShmem else { throw .invalidArgument }
         let prot = Self.mapProt(c.flags)
         let pages = try IOPTPages(ctx: self, file: file, start: c.start, length: c.length,
                                   writable: prot.contains(.write))
