@@ -674,10 +674,19 @@ int fcntl64(int fd, int cmd, ...)
 	return fcntl(fd, cmd, arg);
 }
 
-/* MAP_HUGETLB on a host with no huge pages: normal pages, aligned to the huge size. */
+/* mmap of an iommufd: the kernel maps only regions a vIOMMU registered (HW queue MMIO),
+ * which the model does not have. So after the checks iommufd_fops_mmap makes before
+ * its lookup (shared mapping, no exec), every request finds no region: ENXIO. The
+ * socket itself would answer ENODEV, which no kernel gives.
+ *
+ * MAP_HUGETLB on a host with no huge pages: normal pages, aligned to the huge size. */
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	REAL(void *, mmap, void *, size_t, int, int, int, off_t);
+	if (fd >= 0 && !(flags & MAP_ANONYMOUS) && kind_of(fd) == K_IOMMUFD && len != 0) {
+		errno = !(flags & MAP_SHARED) ? EINVAL : (prot & PROT_EXEC) ? EPERM : ENXIO;
+		return MAP_FAILED;
+	}
 	void *p = real_mmap(addr, len, prot, flags, fd, off);
 	const char *fb = getenv("IOMMUKIT_HUGETLB_FALLBACK");
 	if (p != MAP_FAILED || !(flags & MAP_HUGETLB) || (flags & MAP_FIXED) || (fb && !strcmp(fb, "0")))

@@ -30,6 +30,12 @@ int main(void)
 	fd = open("/dev/iommu", O_RDWR);
 	CHECK(fd >= 0);
 
+	/* mmap of the iommufd: no vIOMMU region exists, so after the shared/exec checks of
+	 * iommufd_fops_mmap every request finds nothing (ENXIO). */
+	CHECK_ERRNO(EINVAL, (long)mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0));
+	CHECK_ERRNO(EPERM, (long)mmap(NULL, PAGE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0));
+	CHECK_ERRNO(ENXIO, (long)mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+
 	/* DESTROY */
 	struct ik_destroy d = { sizeof(d), 0 };
 	CHECK_ERRNO(ENOENT, ioctl(fd, IK_DESTROY, &d));
@@ -55,7 +61,7 @@ int main(void)
 	CHECK_ERRNO(EFAULT, ioctl(fd, IK_IOAS_IOVA_RANGES, &r));
 	/* IOAS_ALLOW_IOVAS */
 	struct ik_iova_range allow = { IK_MOCK_APERTURE_START, (1ull << 31) - 1 };
-	struct ik_ioas_allow_iovas al = { sizeof(al), 1, ioas, 1, (uintptr_t)&allow };
+	struct ik_ioas_allow_iovas al = { sizeof(al), ioas, 1, 1, (uintptr_t)&allow };
 	CHECK_ERRNO(EOPNOTSUPP, ioctl(fd, IK_IOAS_ALLOW_IOVAS, &al));
 	al.reserved = 0;
 	allow.last = 0;

@@ -26,7 +26,7 @@ enum {
 struct ik_destroy { uint32_t size, id; };
 struct ik_ioas_alloc { uint32_t size, flags, out_ioas_id; };
 struct ik_iova_range { uint64_t start, last; };
-struct ik_ioas_allow_iovas { uint32_t size, num_iovas, ioas_id, reserved; uint64_t allowed_iovas; };
+struct ik_ioas_allow_iovas { uint32_t size, ioas_id, num_iovas, reserved; uint64_t allowed_iovas; };
 struct ik_ioas_copy { uint32_t size, flags, dst_ioas_id, src_ioas_id; uint64_t length, dst_iova, src_iova; };
 struct ik_ioas_iova_ranges {
 	uint32_t size, ioas_id, num_iovas, reserved;
