@@ -13,7 +13,7 @@
  * This file holds no iommufd semantics: errno values, sizes and records all come from
  * the service. What it does emulate is the host side: fail-nth and debugfs fault
  * injection files (forwarded to the service's knobs) and MAP_HUGETLB on a host without
- * huge pages (served with normal, huge-aligned pages).
+ * huge pages (served with normal, huge-aligned pages the service mirrors as huge).
  *
  * Environment: IOMMUKIT_SOCKET (default /tmp/iommukitd-<uid>.sock); IOMMUKIT_DAEMON
  * (path of iommukitd, started on first open when nothing listens); IOMMUKIT_IDLE_EXIT
@@ -679,7 +679,13 @@ int fcntl64(int fd, int cmd, ...)
  * its lookup (shared mapping, no exec), every request finds no region: ENXIO. The
  * socket itself would answer ENODEV, which no kernel gives.
  *
- * MAP_HUGETLB on a host with no huge pages: normal pages, aligned to the huge size. */
+ * MAP_HUGETLB on a host with no huge pages: normal pages, aligned to the huge size.
+ * An anonymous request is served from a memfd named "iommukit-hugetlb-<log2 size>",
+ * mapped private or shared as asked (the kernel, too, backs anonymous hugetlb memory
+ * with an unlinked hugetlbfs file). The name is how the service learns, from
+ * /proc/<pid>/maps, that these pages stand for huge pages and must be physically
+ * contiguous in the model (Sources/iommukitd/Client.swift, "Huge pages"); the kernel
+ * keeps it right across munmap, mremap and fork, so the shim tracks nothing. */
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	REAL(void *, mmap, void *, size_t, int, int, int, off_t);
@@ -691,14 +697,39 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	const char *fb = getenv("IOMMUKIT_HUGETLB_FALLBACK");
 	if (p != MAP_FAILED || !(flags & MAP_HUGETLB) || (flags & MAP_FIXED) || (fb && !strcmp(fb, "0")))
 		return p;
+	int err = errno;
 	int shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
 	size_t huge = (size_t)1 << (shift ? shift : 21);
 	size_t size = (len + huge - 1) & ~(huge - 1);
+	if (size < len || size + huge < size)
+		return errno = err, MAP_FAILED;
 	flags &= ~(MAP_HUGETLB | (MAP_HUGE_MASK << MAP_HUGE_SHIFT));
-	char *raw = real_mmap(NULL, size + huge, prot, flags, fd, off);
-	if (raw == MAP_FAILED)
-		return MAP_FAILED;
-	char *start = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+	/* The memfd stands in for the anonymous memory; a file request keeps its file. */
+	int mfd = -1;
+	if (flags & MAP_ANONYMOUS) {
+		char name[32];
+		snprintf(name, sizeof(name), "iommukit-hugetlb-%d", shift ? shift : 21);
+		mfd = memfd_create(name, MFD_CLOEXEC);
+		if (mfd < 0 || ftruncate(mfd, (off_t)size) < 0) {
+			if (mfd >= 0)
+				close(mfd);
+			return errno = err, MAP_FAILED;
+		}
+		flags &= ~MAP_ANONYMOUS;
+		fd = mfd, off = 0;
+	}
+	/* Reserve size + huge, then place the mapping at the first huge boundary in it. */
+	char *raw = real_mmap(NULL, size + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *start = raw == MAP_FAILED ? NULL : (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+	if (start)
+		p = real_mmap(start, size, prot, flags | MAP_FIXED, fd, off);
+	if (mfd >= 0)
+		close(mfd);
+	if (!start || p == MAP_FAILED) {
+		if (start)
+			munmap(raw, size + huge);
+		return errno = err, MAP_FAILED;
+	}
 	if (start > raw)
 		munmap(raw, (size_t)(start - raw));
 	if (start + size < raw + size + huge)

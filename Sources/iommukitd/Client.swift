@@ -20,6 +20,22 @@ import IOMMUFD
 /// never changed by a later sync: like the kernel's pinned pages they stay what they
 /// were until unpinned, even if the client remaps the range (the write-back then goes to
 /// whatever the client has at that address now; see the README).
+///
+/// **Huge pages.** The rule for physically contiguous shadow memory, in one place: a
+/// client mapping that stands for hugetlb memory is mirrored one huge page at a time,
+/// each fully covered, huge-aligned chunk of it into one naturally aligned contiguous
+/// run of model frames (``PhysicalMemory/allocContiguous(bytes:alignment:)``), so the
+/// pin path finds contiguous pages and an IOMMU domain that offers the huge size maps
+/// them with huge leaves, as with the kernel's hugetlb folios. Such a mapping is either
+/// the shim's `MAP_HUGETLB` fallback (a private or shared mapping of a memfd named
+/// `iommukit-hugetlb-<log2 size>`, `/memfd:iommukit-hugetlb-21 (deleted)` in
+/// `/proc/<pid>/maps`; see `preload.c`) or a real hugetlb mapping (`/anon_hugepage`,
+/// taken as 2 MiB pages). Touching any page of such a chunk mirrors the whole chunk,
+/// as a hugetlb fault populates the whole huge page. A chunk with a pinned page keeps
+/// the frames it has; a part not fully covered (after a partial `munmap` or
+/// `mprotect`) is mirrored in 4 KiB frames, as every other mapping is. The client
+/// holds one reference to every frame of its runs (its huge page pool) and frees a
+/// run whole once nothing else references any frame of it.
 final class Client {
     let pid: Int32
     /// `/proc/<pid>/stat` start time: tells a reused pid from the process we know.
@@ -31,6 +47,11 @@ final class Client {
     let accounting = PinAccounting()
     /// Protection of each page mirrored in the shadow.
     private var shadowProt: [UInt64: ProcessProt] = [:]
+    /// Huge chunks of the shadow by VA, and the run that was mirrored into each.
+    private var runs: [UInt64: UInt64] = [:]
+    /// The client's huge page pool: runs it allocated (PA → bytes), each holding the
+    /// allocation's reference on every frame until ``reclaimRuns()`` frees it whole.
+    private var pool: [UInt64: Int] = [:]
 
     /// The largest range one sync mirrors (a larger map pins zero pages: see README).
     static let maxSync: UInt64 = 1 << 30
@@ -62,9 +83,11 @@ final class Client {
     }
 
     /// The client's mappings overlapping `[start, end)`: `/proc/<pid>/maps`.
-    func clientVMAs(_ start: UInt64, _ end: UInt64) -> [(start: UInt64, end: UInt64, prot: ProcessProt)] {
+    /// `huge` is the huge page size of a mapping that stands for hugetlb memory (see the
+    /// type's documentation), 0 for any other.
+    func clientVMAs(_ start: UInt64, _ end: UInt64) -> [(start: UInt64, end: UInt64, prot: ProcessProt, huge: UInt64)] {
         guard let text = readSmallFile("/proc/\(pid)/maps", limit: 8 << 20) else { return [] }
-        var out: [(UInt64, UInt64, ProcessProt)] = []
+        var out: [(UInt64, UInt64, ProcessProt, UInt64)] = []
         for line in text.split(separator: "\n") {
             let f = line.split(separator: " ", maxSplits: 2)
             guard f.count >= 2 else { continue }
@@ -78,9 +101,55 @@ final class Client {
                 if p[1] == UInt8(ascii: "w") { prot.insert(.write) }
                 if p[2] == UInt8(ascii: "x") { prot.insert(.exec) }
             }
-            out.append((s, e, prot))
+            out.append((s, e, prot, f.count > 2 ? Self.hugePageSize(path: f[2]) : 0))
         }
         return out
+    }
+
+    /// The huge page size a `/proc/<pid>/maps` line's tail names: the shim's fallback
+    /// memfd `iommukit-hugetlb-<shift>` (shift 21 to 30), or 2 MiB for `/anon_hugepage`.
+    static func hugePageSize(path: Substring) -> UInt64 {
+        if path.contains("/anon_hugepage") { return 2 << 20 }
+        guard let r = path.firstRange(of: "/memfd:iommukit-hugetlb-") else { return 0 }
+        let digits = path[r.upperBound...].prefix { $0.isNumber }
+        guard let shift = UInt64(digits), (21...30).contains(shift) else { return 0 }
+        return 1 << shift
+    }
+
+    /// Mirrors the huge chunk `[chunk, chunk+size)` of a hugetlb-standing mapping into one
+    /// contiguous run (see the type's documentation), unless it already is or a page of
+    /// it is pinned. On any failure the chunk is left to the 4 KiB path.
+    private func mirrorRun(_ chunk: UInt64, _ size: UInt64, _ prot: ProcessProt) {
+        let pages = size / Self.page
+        if let pa = runs[chunk], (0..<pages).allSatisfy({ i in
+            shadowProt[chunk + i * Self.page] == prot && mm.physicalAddress(of: chunk + i * Self.page) == pa + i * Self.page
+        }) { return }
+        runs[chunk] = nil
+        if (0..<pages).contains(where: { isPinned(chunk + $0 * Self.page) }) { return }
+        for i in 0..<pages where shadowProt[chunk + i * Self.page] != nil { dropShadowPage(chunk + i * Self.page) }
+        try? mm.munmap(address: chunk, length: Int(size))          // stale model VMAs
+        guard let pa = try? machine.memory.allocContiguous(bytes: Int(size), alignment: Int(size)) else { return }
+        pool[pa] = Int(size)
+        guard (try? mm.mmap(length: Int(size), prot: prot, at: chunk)) != nil else { return }
+        for i in 0..<pages {
+            // A page that cannot take its frame is left unpopulated: the 4 KiB path fills it.
+            guard (try? mm.insertPage(address: chunk + i * Self.page, frame: pa + i * Self.page)) != nil else { continue }
+            shadowProt[chunk + i * Self.page] = prot
+        }
+        runs[chunk] = pa
+    }
+
+    /// Frees, whole, every run of the pool no one else references any more (no shadow
+    /// page maps a frame of it, no pin holds one): the huge page goes back as one.
+    private func reclaimRuns() {
+        for (pa, bytes) in pool {
+            let frames = UInt64(bytes) / Self.page
+            guard (0..<frames).allSatisfy({ machine.memory.frameRefCount(pa + $0 * Self.page) == 1 }) else { continue }
+            for i in 0..<frames { machine.foreignFrames.unregister(pa + i * Self.page) }
+            machine.memory.free(pa, bytes: bytes)
+            pool[pa] = nil
+            runs = runs.filter { $0.value != pa }
+        }
     }
 
     private func isPinned(_ va: UInt64) -> Bool {
@@ -100,10 +169,24 @@ final class Client {
     func sync(_ address: UInt64, _ length: UInt64) {
         guard length > 0, length <= Self.maxSync,
               !address.addingReportingOverflow(length).overflow else { return }
-        let start = address & ~(Self.page - 1)
-        let end = (address + length + Self.page - 1) & ~(Self.page - 1)
+        var start = address & ~(Self.page - 1)
+        var end = (address + length + Self.page - 1) & ~(Self.page - 1)
         guard end <= mm.userLimit else { return }
         let vmas = clientVMAs(start, end)
+        defer { reclaimRuns() }
+        // Huge chunks first, whole (the range grows to cover them); their pages then go
+        // through the loop below like any other, to be refreshed and registered.
+        for v in vmas where v.huge != 0 && v.prot.contains(.read) {
+            var chunk = max(v.start, start) & ~(v.huge - 1)
+            while chunk < min(v.end, end) {
+                if chunk >= v.start && chunk + v.huge <= v.end {
+                    mirrorRun(chunk, v.huge, v.prot)
+                    start = min(start, chunk)
+                    end = max(end, chunk + v.huge)
+                }
+                chunk += v.huge
+            }
+        }
         var va = start
         var i = 0
         while va < end {
@@ -143,6 +226,7 @@ final class Client {
         guard pinnedPages == 0 else { return false }
         mm.exit()
         shadowProt = [:]
+        reclaimRuns()
         return true
     }
 }

@@ -9,7 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "check.h"
-#include "iommukit_uapi.h"
+#include <linux/iommufd.h>
+#include "iommufd_test.h"
 
 #define PAGE 4096ul
 #define BUFSZ (64 * PAGE)
@@ -17,10 +18,10 @@
 static int fd, nth_fd;
 static uint8_t *buffer;
 
-static int test_cmd(struct ik_test_cmd *c, uint32_t op, uint32_t id)
+static int test_cmd(struct iommu_test_cmd *c, uint32_t op, uint32_t id)
 {
 	c->size = sizeof(*c), c->op = op, c->id = id;
-	return ioctl(fd, IK_TEST_CMD, c);
+	return ioctl(fd, IOMMU_TEST_CMD, c);
 }
 
 static int write_knob(const char *path, const char *value)
@@ -52,36 +53,36 @@ static unsigned fail_nth_left(void)
 /* The scenario: returns 0, or the errno of the first step that failed. */
 static int scenario(void)
 {
-	struct ik_ioas_alloc a = { sizeof(a), 0, 0 }, a2 = { sizeof(a2), 0, 0 };
-	struct ik_iova_range ranges[10];
-	struct ik_test_cmd t;
+	struct iommu_ioas_alloc a = { sizeof(a), 0, 0 }, a2 = { sizeof(a2), 0, 0 };
+	struct iommu_iova_range ranges[10];
+	struct iommu_test_cmd t;
 #define STEP(x) do { if ((x) < 0) return errno; } while (0)
-	STEP(ioctl(fd, IK_IOAS_ALLOC, &a));
-	struct ik_ioas_iova_ranges r = { sizeof(r), a.out_ioas_id, 10, 0, (uintptr_t)ranges, 0 };
-	STEP(ioctl(fd, IK_IOAS_IOVA_RANGES, &r));
+	STEP(ioctl(fd, IOMMU_IOAS_ALLOC, &a));
+	struct iommu_ioas_iova_ranges r = { sizeof(r), a.out_ioas_id, 10, 0, (uintptr_t)ranges, 0 };
+	STEP(ioctl(fd, IOMMU_IOAS_IOVA_RANGES, &r));
 	memset(&t, 0, sizeof(t));
 	t.memory_limit.limit = 32;
-	STEP(test_cmd(&t, IK_TEST_OP_SET_TEMP_MEMORY_LIMIT, 0));
+	STEP(test_cmd(&t, IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, 0));
 	memset(&t, 0, sizeof(t));
-	STEP(test_cmd(&t, IK_TEST_OP_MOCK_DOMAIN, a.out_ioas_id));
-	struct ik_ioas_map m = { sizeof(m), IK_MAP_FIXED_IOVA | IK_MAP_READABLE | IK_MAP_WRITEABLE,
-				 a.out_ioas_id, 0, (uintptr_t)buffer, BUFSZ, IK_MOCK_APERTURE_START };
-	STEP(ioctl(fd, IK_IOAS_MAP, &m));
-	STEP(ioctl(fd, IK_IOAS_ALLOC, &a2));
-	struct ik_ioas_copy cp = { sizeof(cp), IK_MAP_FIXED_IOVA | IK_MAP_READABLE, a2.out_ioas_id,
-				   a.out_ioas_id, 16 * PAGE, IK_MOCK_APERTURE_START, IK_MOCK_APERTURE_START };
-	STEP(ioctl(fd, IK_IOAS_COPY, &cp));
+	STEP(test_cmd(&t, IOMMU_TEST_OP_MOCK_DOMAIN, a.out_ioas_id));
+	struct iommu_ioas_map m = { sizeof(m), IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+				 a.out_ioas_id, 0, (uintptr_t)buffer, BUFSZ, MOCK_APERTURE_START };
+	STEP(ioctl(fd, IOMMU_IOAS_MAP, &m));
+	STEP(ioctl(fd, IOMMU_IOAS_ALLOC, &a2));
+	struct iommu_ioas_copy cp = { sizeof(cp), IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE, a2.out_ioas_id,
+				   a.out_ioas_id, 16 * PAGE, MOCK_APERTURE_START, MOCK_APERTURE_START };
+	STEP(ioctl(fd, IOMMU_IOAS_COPY, &cp));
 	memset(&t, 0, sizeof(t));
-	STEP(test_cmd(&t, IK_TEST_OP_CREATE_ACCESS, a2.out_ioas_id));
+	STEP(test_cmd(&t, IOMMU_TEST_OP_CREATE_ACCESS, a2.out_ioas_id));
 	int afd = (int)t.create_access.out_access_fd;
 	char got[64];
 	memset(&t, 0, sizeof(t));
-	t.access_rw.iova = IK_MOCK_APERTURE_START + 5, t.access_rw.length = 64, t.access_rw.uptr = (uintptr_t)got;
-	int rc = test_cmd(&t, IK_TEST_OP_ACCESS_RW, (uint32_t)afd);
+	t.access_rw.iova = MOCK_APERTURE_START + 5, t.access_rw.length = 64, t.access_rw.uptr = (uintptr_t)got;
+	int rc = test_cmd(&t, IOMMU_TEST_OP_ACCESS_RW, (uint32_t)afd);
 	close(afd);
 	STEP(rc);
-	struct ik_ioas_unmap u = { sizeof(u), a.out_ioas_id, IK_MOCK_APERTURE_START, BUFSZ };
-	STEP(ioctl(fd, IK_IOAS_UNMAP, &u));
+	struct iommu_ioas_unmap u = { sizeof(u), a.out_ioas_id, MOCK_APERTURE_START, BUFSZ };
+	STEP(ioctl(fd, IOMMU_IOAS_UNMAP, &u));
 	return 0;
 #undef STEP
 }
@@ -89,12 +90,12 @@ static int scenario(void)
 /* Closing the context released every pin: a fresh context sees pin count 0. */
 static int no_pins_left(void)
 {
-	struct ik_test_cmd t;
+	struct iommu_test_cmd t;
 	int saved = fd, rc;
 	fd = open("/dev/iommu", O_RDWR);
 	memset(&t, 0, sizeof(t));
 	t.check_refs.length = BUFSZ, t.check_refs.uptr = (uintptr_t)buffer, t.check_refs.refs = 0;
-	rc = test_cmd(&t, IK_TEST_OP_MD_CHECK_REFS, 0);
+	rc = test_cmd(&t, IOMMU_TEST_OP_MD_CHECK_REFS, 0);
 	close(fd);
 	fd = saved;
 	return rc == 0;

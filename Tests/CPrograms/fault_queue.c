@@ -7,53 +7,54 @@
 #include <stdint.h>
 #include <unistd.h>
 #include "check.h"
-#include "iommukit_uapi.h"
+#include <linux/iommufd.h>
+#include "iommufd_test.h"
 
 static int fd;
 
-static int test_cmd(struct ik_test_cmd *c, uint32_t op, uint32_t id)
+static int test_cmd(struct iommu_test_cmd *c, uint32_t op, uint32_t id)
 {
 	c->size = sizeof(*c), c->op = op, c->id = id;
-	return ioctl(fd, IK_TEST_CMD, c);
+	return ioctl(fd, IOMMU_TEST_CMD, c);
 }
 
 static int trigger(uint32_t idev, uint32_t grpid, uint64_t addr)
 {
-	struct ik_test_cmd t;
+	struct iommu_test_cmd t;
 	memset(&t, 0, sizeof(t));
 	t.trigger_iopf.dev_id = idev, t.trigger_iopf.grpid = grpid, t.trigger_iopf.perm = 1;
 	t.trigger_iopf.addr = addr;
-	return test_cmd(&t, IK_TEST_OP_TRIGGER_IOPF, 0);
+	return test_cmd(&t, IOMMU_TEST_OP_TRIGGER_IOPF, 0);
 }
 
 int main(void)
 {
-	struct ik_ioas_alloc a = { sizeof(a), 0, 0 };
-	struct ik_test_cmd t;
+	struct iommu_ioas_alloc a = { sizeof(a), 0, 0 };
+	struct iommu_test_cmd t;
 	fd = open("/dev/iommu", O_RDWR);
 	CHECK(fd >= 0);
-	CHECK_OK(ioctl(fd, IK_IOAS_ALLOC, &a));
+	CHECK_OK(ioctl(fd, IOMMU_IOAS_ALLOC, &a));
 	memset(&t, 0, sizeof(t));
-	CHECK_OK(test_cmd(&t, IK_TEST_OP_MOCK_DOMAIN, a.out_ioas_id));
+	CHECK_OK(test_cmd(&t, IOMMU_TEST_OP_MOCK_DOMAIN, a.out_ioas_id));
 	uint32_t stdev = t.mock_domain.out_stdev_id, idev = t.mock_domain.out_idev_id;
 
-	struct ik_fault_alloc fa = { sizeof(fa), 0, 0, 0 };
-	CHECK_OK(ioctl(fd, IK_FAULT_QUEUE_ALLOC, &fa));
+	struct iommu_fault_alloc fa = { sizeof(fa), 0, 0, 0 };
+	CHECK_OK(ioctl(fd, IOMMU_FAULT_QUEUE_ALLOC, &fa));
 	int ffd = (int)fa.out_fault_fd;
 	CHECK(ffd > 2 && fa.out_fault_id > 0);
 	CHECK((fcntl(ffd, F_GETFD) & FD_CLOEXEC) != 0);
 
 	/* A paging HWPT that reports faults to the queue, and the device moved onto it. */
-	struct ik_hwpt_alloc h = { sizeof(h), IK_HWPT_FAULT_ID_VALID, idev, a.out_ioas_id };
+	struct iommu_hwpt_alloc h = { sizeof(h), IOMMU_HWPT_FAULT_ID_VALID, idev, a.out_ioas_id };
 	h.fault_id = fa.out_fault_id;
-	CHECK_OK(ioctl(fd, IK_HWPT_ALLOC, &h));
+	CHECK_OK(ioctl(fd, IOMMU_HWPT_ALLOC, &h));
 	memset(&t, 0, sizeof(t));
 	t.mock_domain_replace.pt_id = h.out_hwpt_id;
-	CHECK_OK(test_cmd(&t, IK_TEST_OP_MOCK_DOMAIN_REPLACE, stdev));
+	CHECK_OK(test_cmd(&t, IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, stdev));
 
 	struct pollfd p = { ffd, POLLIN | POLLOUT, 0 };
 	CHECK(poll(&p, 1, 0) == 1 && p.revents == POLLOUT);
-	struct ik_hwpt_pgfault rec[2];
+	struct iommu_hwpt_pgfault rec[2];
 	CHECK(read(ffd, rec, sizeof(rec[0])) == 0);
 
 	CHECK_OK(trigger(idev, 7, 0x123000));
@@ -66,10 +67,10 @@ int main(void)
 	CHECK(poll(&p, 1, 0) == 1 && p.revents == POLLOUT);
 
 	/* DESTROY of the fault object while its fd is open: EBUSY. */
-	struct ik_destroy d = { sizeof(d), fa.out_fault_id };
-	CHECK_ERRNO(EBUSY, ioctl(fd, IK_DESTROY, &d));
+	struct iommu_destroy d = { sizeof(d), fa.out_fault_id };
+	CHECK_ERRNO(EBUSY, ioctl(fd, IOMMU_DESTROY, &d));
 
-	struct ik_hwpt_page_response resp = { 99, 0 };
+	struct iommu_hwpt_page_response resp = { 99, 0 };
 	CHECK_ERRNO(ESPIPE, write(ffd, &resp, 7));
 	CHECK_ERRNO(EINVAL, write(ffd, &resp, sizeof(resp)));   /* unknown cookie */
 	resp.cookie = rec[0].cookie, resp.code = 5;

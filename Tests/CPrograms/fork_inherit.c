@@ -8,29 +8,30 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
-#include "iommukit_uapi.h"
+#include <linux/iommufd.h>
+#include "iommufd_test.h"
 
 #define PAGE 4096ul
 
 static int fd;
 
-static int test_cmd(struct ik_test_cmd *c, uint32_t op, uint32_t id)
+static int test_cmd(struct iommu_test_cmd *c, uint32_t op, uint32_t id)
 {
 	c->size = sizeof(*c), c->op = op, c->id = id;
-	return ioctl(fd, IK_TEST_CMD, c);
+	return ioctl(fd, IOMMU_TEST_CMD, c);
 }
 
 /* Reads `len` bytes at `iova` through a fresh access on `ioas`. */
 static int access_read(uint32_t ioas, uint64_t iova, void *out, uint64_t len)
 {
-	struct ik_test_cmd t;
+	struct iommu_test_cmd t;
 	memset(&t, 0, sizeof(t));
-	if (test_cmd(&t, IK_TEST_OP_CREATE_ACCESS, ioas))
+	if (test_cmd(&t, IOMMU_TEST_OP_CREATE_ACCESS, ioas))
 		return -1;
 	int afd = (int)t.create_access.out_access_fd;
 	memset(&t, 0, sizeof(t));
 	t.access_rw.iova = iova, t.access_rw.length = len, t.access_rw.uptr = (uintptr_t)out;
-	int rc = test_cmd(&t, IK_TEST_OP_ACCESS_RW, (uint32_t)afd);
+	int rc = test_cmd(&t, IOMMU_TEST_OP_ACCESS_RW, (uint32_t)afd);
 	close(afd);
 	return rc;
 }
@@ -38,21 +39,21 @@ static int access_read(uint32_t ioas, uint64_t iova, void *out, uint64_t len)
 /* The child's checks; its counts go back to the parent through the exit status. */
 static int child(uint32_t ioas, char *buffer, int pipe_w)
 {
-	struct ik_ioas_alloc a = { sizeof(a), 0, 0 };
+	struct iommu_ioas_alloc a = { sizeof(a), 0, 0 };
 	char got[16] = { 0 };
 
 	/* The parent's mapping is readable: those pages were pinned from the parent. */
-	CHECK_OK(access_read(ioas, (IK_MOCK_APERTURE_START + 0x100000), got, 12));
+	CHECK_OK(access_read(ioas, (MOCK_APERTURE_START + 0x100000), got, 12));
 	CHECK(memcmp(got, "parent page", 12) == 0);
 	/* The child's copy of the buffer is its own memory now. */
 	strcpy(buffer, "child page!");
-	struct ik_ioas_map m = { sizeof(m), IK_MAP_FIXED_IOVA | IK_MAP_READABLE | IK_MAP_WRITEABLE, ioas, 0,
-				 (uintptr_t)buffer, PAGE, (IK_MOCK_APERTURE_START + 0x200000) };
-	CHECK_OK(ioctl(fd, IK_IOAS_MAP, &m));
-	CHECK_OK(access_read(ioas, (IK_MOCK_APERTURE_START + 0x200000), got, 12));
+	struct iommu_ioas_map m = { sizeof(m), IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE, ioas, 0,
+				 (uintptr_t)buffer, PAGE, (MOCK_APERTURE_START + 0x200000) };
+	CHECK_OK(ioctl(fd, IOMMU_IOAS_MAP, &m));
+	CHECK_OK(access_read(ioas, (MOCK_APERTURE_START + 0x200000), got, 12));
 	CHECK(memcmp(got, "child page!", 12) == 0);
 	/* A new object in the shared context. */
-	CHECK_OK(ioctl(fd, IK_IOAS_ALLOC, &a));
+	CHECK_OK(ioctl(fd, IOMMU_IOAS_ALLOC, &a));
 	CHECK(a.out_ioas_id > ioas);
 	CHECK(write(pipe_w, &a.out_ioas_id, sizeof(a.out_ioas_id)) == sizeof(a.out_ioas_id));
 	/* The child's close drops one reference; the parent's fd keeps the context. */
@@ -63,23 +64,23 @@ static int child(uint32_t ioas, char *buffer, int pipe_w)
 int main(void)
 {
 	char *buffer = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	struct ik_ioas_alloc a = { sizeof(a), 0, 0 };
+	struct iommu_ioas_alloc a = { sizeof(a), 0, 0 };
 	fd = open("/dev/iommu", O_RDWR);
 	CHECK(fd >= 0);
-	CHECK_OK(ioctl(fd, IK_IOAS_ALLOC, &a));
+	CHECK_OK(ioctl(fd, IOMMU_IOAS_ALLOC, &a));
 	uint32_t ioas = a.out_ioas_id;
 	/* A mock domain on the IOAS: every map is pinned at once. */
-	struct ik_test_cmd t;
+	struct iommu_test_cmd t;
 	memset(&t, 0, sizeof(t));
-	t.size = sizeof(t), t.op = IK_TEST_OP_MOCK_DOMAIN, t.id = ioas;
-	CHECK_OK(ioctl(fd, IK_TEST_CMD, &t));
+	t.size = sizeof(t), t.op = IOMMU_TEST_OP_MOCK_DOMAIN, t.id = ioas;
+	CHECK_OK(ioctl(fd, IOMMU_TEST_CMD, &t));
 	strcpy(buffer, "parent page");
-	struct ik_ioas_map m = { sizeof(m), IK_MAP_FIXED_IOVA | IK_MAP_READABLE | IK_MAP_WRITEABLE, ioas, 0,
-				 (uintptr_t)buffer, PAGE, (IK_MOCK_APERTURE_START + 0x100000) };
-	CHECK_OK(ioctl(fd, IK_IOAS_MAP, &m));
+	struct iommu_ioas_map m = { sizeof(m), IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE, ioas, 0,
+				 (uintptr_t)buffer, PAGE, (MOCK_APERTURE_START + 0x100000) };
+	CHECK_OK(ioctl(fd, IOMMU_IOAS_MAP, &m));
 	/* Pin it now (an access reads it), so the child finds the parent's pages. */
 	char got[16] = { 0 };
-	CHECK_OK(access_read(ioas, (IK_MOCK_APERTURE_START + 0x100000), got, 12));
+	CHECK_OK(access_read(ioas, (MOCK_APERTURE_START + 0x100000), got, 12));
 
 	int pfd[2];
 	CHECK_OK(pipe(pfd));
@@ -97,14 +98,14 @@ int main(void)
 
 	/* The parent still has the context, the child's IOAS and both mappings: the child's
 	 * page stays pinned after its exit and keeps what the child wrote. */
-	struct ik_destroy d = { sizeof(d), child_ioas };
-	CHECK_OK(ioctl(fd, IK_DESTROY, &d));
-	CHECK_OK(access_read(ioas, (IK_MOCK_APERTURE_START + 0x200000), got, 12));
+	struct iommu_destroy d = { sizeof(d), child_ioas };
+	CHECK_OK(ioctl(fd, IOMMU_DESTROY, &d));
+	CHECK_OK(access_read(ioas, (MOCK_APERTURE_START + 0x200000), got, 12));
 	CHECK(memcmp(got, "child page!", 12) == 0);
 	/* The parent's buffer was never the child's. */
 	CHECK(strcmp(buffer, "parent page") == 0);
-	struct ik_ioas_unmap u = { sizeof(u), ioas, 0, UINT64_MAX };
-	CHECK_OK(ioctl(fd, IK_IOAS_UNMAP, &u));
+	struct iommu_ioas_unmap u = { sizeof(u), ioas, 0, UINT64_MAX };
+	CHECK_OK(ioctl(fd, IOMMU_IOAS_UNMAP, &u));
 	CHECK(u.length == 2 * PAGE);
 
 	/* dup: one more reference to the same open file. */
@@ -112,8 +113,8 @@ int main(void)
 	CHECK(fd2 >= 0);
 	CHECK_OK(close(fd));
 	fd = fd2;
-	struct ik_ioas_iova_ranges r = { sizeof(r), ioas, 0, 0, 0, 0 };
-	CHECK_ERRNO(EMSGSIZE, ioctl(fd, IK_IOAS_IOVA_RANGES, &r));
+	struct iommu_ioas_iova_ranges r = { sizeof(r), ioas, 0, 0, 0, 0 };
+	CHECK_ERRNO(EMSGSIZE, ioctl(fd, IOMMU_IOAS_IOVA_RANGES, &r));
 	CHECK_OK(close(fd));
 	return ck_summary();
 }

@@ -30,6 +30,31 @@ final class PageReferenceTests: XCTestCase {
         XCTAssertEqual(memory.framesWithExtraReferences, 0, "a refused get changes nothing")
     }
 
+    /// `vm_insert_page`: frames of a contiguous run mapped at given VAs; the mm holds its
+    /// own reference, so the run can be freed whole once the mm and every pin let go.
+    func testInsertPageMapsGivenFramesAndTakesItsOwnReference() throws {
+        let base = memory.framesInUse
+        let p = try IOMMUCore.Process(memory: memory, pid: 301)
+        let run = try memory.allocContiguous(bytes: 2 << 20, alignment: 2 << 20)
+        let va = try p.mmap(length: 2 << 20, prot: [.read, .write], at: 0x4000_0000)
+        for i in 0..<UInt64(512) { try p.insertPage(address: va + i * 4096, frame: run + i * 4096) }
+        XCTAssertEqual(p.physicalAddress(of: va + 0x1000_07), run + 0x1000_07)
+        XCTAssertEqual(memory.frameRefCount(run + 4096), 2)
+        try p.writeMemory(address: va + 5, bytes: [1, 2])
+        XCTAssertEqual(memory.bytes(at: run + 5, count: 2), [1, 2])
+        XCTAssertThrowsErrno(.busy) { () throws(Errno) in try p.insertPage(address: va, frame: run) }
+        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.insertPage(address: va + (2 << 20), frame: run) }
+        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in try p.insertPage(address: va + 1, frame: run) }
+        let pin = try p.pinUserPage(address: va, write: true)
+        try p.munmap(address: va, length: 2 << 20)
+        XCTAssertEqual(memory.frameRefCount(pin), 2, "the run's own reference and the pin")
+        memory.putFrame(pin)
+        XCTAssertEqual(memory.frameRefCount(run + (2 << 20) - 4096), 1)
+        memory.free(run, bytes: 2 << 20)
+        p.exit()
+        XCTAssertEqual(memory.framesInUse, base)
+    }
+
     func testPinnedPageSurvivesMunmapAndIsFreedOnUnpin() throws {
         let base = memory.framesInUse
         let p = try IOMMUCore.Process(memory: memory, pid: 300)

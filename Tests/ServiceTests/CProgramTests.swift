@@ -161,6 +161,11 @@ final class CProgramTests: XCTestCase {
     /// program's own mapping) and CHANGE_PROCESS moving VmPin from parent to child.
     func testMapFileAndChangeProcess() throws { try runProgram("map_file", minimum: 45) }
 
+    /// MAP_HUGETLB memory (the shim's fallback on a host without hugetlb pages) mapped
+    /// into a MOCK_FLAGS_DEVICE_HUGE_IOVA domain: huge leaves (dirty bitmap), MD_CHECK_MAP,
+    /// and device writes reaching the program's memory.
+    func testHugePagesFromHugetlbFallback() throws { try runProgram("huge_pages", minimum: 33) }
+
     func testFaultQueueReadWritePoll() throws { try runProgram("fault_queue", minimum: 30) }
 
     func testFailNthSweep() throws { try runProgram("fail_nth", minimum: 12) }

@@ -39,6 +39,36 @@ extension Process {
         pages[va] = pa
     }
 
+    /// Maps the caller's frame `pa` at `address`: `vm_insert_page`. The mm takes its own
+    /// reference to the frame (`get_page`) and drops it when the page goes, as for any
+    /// other page of the mm; the caller keeps whatever reference it held. The PTE gets
+    /// the VMA's protection. Used where a page must be a given frame (a frame of a
+    /// physically contiguous run standing for a huge page).
+    /// - Throws: `EFAULT` if no VMA covers `address` or the mm is exiting; `EINVAL` for a
+    ///   misaligned address or a `PROT_NONE` VMA; `EBUSY` if the page is already
+    ///   populated; `EFAULT` if `pa` is not an allocated frame; `ENOMEM` if a page-table
+    ///   page cannot be allocated. Nothing changes on error.
+    public func insertPage(address: UInt64, frame pa: UInt64) throws(Errno) {
+        guard address & (Self.pageSize - 1) == 0, pa & (Self.pageSize - 1) == 0 else { throw .invalidArgument }
+        try lock.withLock { () throws(Errno) in
+            guard !exiting, let vma = vmas.first(where: { $0.start <= address && address < $0.end }) else {
+                throw .badAddress
+            }
+            guard let prot = Self.pteProt(vma.prot) else { throw .invalidArgument }
+            guard pages[address] == nil else { throw .busy }
+            try memory.getFrame(pa)
+            var mapped: UInt64 = 0
+            do throws(Errno) {
+                try pageTable.mapPages(iova: address, paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: prot,
+                                       mapped: &mapped)
+            } catch {
+                memory.putFrame(pa)
+                throw error
+            }
+            pages[address] = pa
+        }
+    }
+
     /// `pin_user_pages(address, 1, FOLL_PIN | FOLL_LONGTERM [| FOLL_WRITE])` on one page:
     /// faults the page in as ``handleFault(address:write:exec:)`` does and, under the same
     /// lock (so no munmap can slip in between), takes a frame reference. The frame then

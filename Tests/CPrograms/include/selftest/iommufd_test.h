@@ -28,6 +28,7 @@ enum {
 
 enum { MOCK_APERTURE_START = 1UL << 24, MOCK_APERTURE_LAST = (1UL << 31) - 1 };
 enum { MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES = 1 << 0 };
+enum { MOCK_FLAGS_DEVICE_NO_DIRTY = 1 << 0, MOCK_FLAGS_DEVICE_HUGE_IOVA = 1 << 1 };
 enum { MOCK_FLAGS_ACCESS_WRITE = 1 << 0 };
 enum { MOCK_ACCESS_RW_WRITE = 1 << 0, MOCK_ACCESS_RW_SLOW_PATH = 1 << 2 };
 
@@ -39,6 +40,7 @@ struct iommu_test_cmd {
 	union {
 		struct { __aligned_u64 start, length; } add_reserved;
 		struct { __u32 out_stdev_id, out_hwpt_id, out_idev_id; } mock_domain;
+		struct { __u32 out_stdev_id, out_hwpt_id, out_idev_id, dev_flags; } mock_domain_flags;
 		struct { __u32 pt_id; } mock_domain_replace;
 		struct { __aligned_u64 iova, length, uptr; } check_map;
 		struct { __aligned_u64 length, uptr; __u32 refs; } check_refs;
@@ -47,6 +49,10 @@ struct iommu_test_cmd {
 		struct { __u32 flags, out_access_pages_id; __aligned_u64 iova, length, uptr; } access_pages;
 		struct { __aligned_u64 iova, length, uptr; __u32 flags; } access_rw;
 		struct { __u32 limit; } memory_limit;
+		struct {
+			__u32 flags;
+			__aligned_u64 iova, length, page_size, uptr, out_nr_dirty;
+		} dirty;
 		struct { __u32 dev_id, pasid, grpid, perm; __aligned_u64 addr; } trigger_iopf;
 		__u8 payload[48]; /* the union's size in the kernel's layout */
 	};
