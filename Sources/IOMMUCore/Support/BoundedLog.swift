@@ -4,6 +4,7 @@
 /// for the whole life of a long run; tests look at the recent entries only.
 /// Inlinable so that other modules get it specialized for their element type.
 public struct BoundedLog<Element> {
+    /// How many of the newest entries are kept.
     public let limit: Int
     @usableFromInline var storage: [Element] = []
     /// Index of the oldest entry once the ring is full.
