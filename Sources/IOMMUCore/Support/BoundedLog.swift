@@ -10,6 +10,7 @@ public struct BoundedLog<Element> {
     /// Index of the oldest entry once the ring is full.
     @usableFromInline var head = 0
 
+    /// An empty log keeping at most `limit` (> 0) entries.
     public init(limit: Int) {
         precondition(limit > 0)
         self.limit = limit
