@@ -30,6 +30,9 @@ public final class IOMMUFD: @unchecked Sendable {
     var overlay: ArgumentOverlay?
     /// The argument window of the last typed call, reused by the next one.
     var spareOverlay: ArgumentOverlay?
+    /// The dispatcher's buffer for the kernel copy of a command structure, reused from
+    /// one ioctl to the next (see `ioctlLocked`).
+    var argumentBuffer: [UInt8] = []
     /// The opener's capabilities and `RLIMIT_MEMLOCK`.
     public let credentials: IOMMUFDCredentials
     /// The pinned-page counters charged by this context.

@@ -7,6 +7,14 @@
 public final class IOMMUSubsystem: @unchecked Sendable {
     /// The machine this core runs on.
     public unowned let machine: Machine
+    // The machine's constant parts used on every map and unmap, held strongly: loading
+    // the unowned `machine` is a checked strong retain and release, and on the slow
+    // side-table path since devices refer to the machine weakly. These are the same
+    // objects the machine owns, so nothing observable changes.
+    let events: EventLog
+    let checker: InvariantChecker
+    let memory: PhysicalMemory
+    let mapCounters: MapCounters
     let lock = RecursiveLock()
     var groups: [IOMMUGroup] = []
     private var nextGroupID = 0
@@ -20,7 +28,13 @@ public final class IOMMUSubsystem: @unchecked Sendable {
     /// (`IOVA_FQ_SIZE`, 256); lower it to make the deferred flush happen sooner.
     public var dmaFlushQueueSize = IOMMUSubsystem.defaultFlushQueueSize
 
-    init(machine: Machine) { self.machine = machine }
+    init(machine: Machine) {
+        self.machine = machine
+        events = machine.events
+        checker = machine.checker
+        memory = machine.memory
+        mapCounters = machine.mapCounters
+    }
 
     /// `IOMMU_NO_PASID`: the PASID value standing for requests without a PASID.
     public static let noPasid: UInt32 = 0

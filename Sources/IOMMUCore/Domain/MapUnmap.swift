@@ -44,11 +44,9 @@ extension IOMMUSubsystem {
             if mapped > 0 { _ = unmap(domain, iova: iova, size: mapped) }
             throw error
         }
-        // One load of the unowned machine for both uses: each load of an unowned
-        // reference is a checked strong retain and release, on the map hot path.
-        let machine = self.machine
-        machine.noteMap()
-        machine.events.record("iommu:map", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
+        // The machine's parts held strongly (see IOMMUSubsystem): no unowned load here.
+        mapCounters.noteMap()
+        events.record("iommu:map", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
                                             .init("pa", "0x\(String(paddr, radix: 16))"),
                                             .init("size", "0x\(String(size, radix: 16))")])
     }
@@ -105,15 +103,14 @@ extension IOMMUSubsystem {
             if n == 0 { break }
             unmapped += n
         }
-        // One load of the unowned machine for every use below (see mapNoSync).
-        let machine = self.machine
+        // The machine's parts held strongly (see mapNoSync).
         if unmapped > 0 {
             // Drivers that record nothing still get a sync covering the range.
             if gather.isEmpty { gather.addRange(iova: iova, size: unmapped) }
-            machine.checker.openUnmapWindow(domain, start: iova, end: iova + unmapped - 1)
+            checker.openUnmapWindow(domain, start: iova, end: iova + unmapped - 1)
         }
-        machine.noteUnmap()
-        machine.events.record("iommu:unmap", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
+        mapCounters.noteUnmap()
+        events.record("iommu:unmap", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
                                               .init("size", "0x\(String(size, radix: 16))"),
                                               .init("unmapped_size", "0x\(String(unmapped, radix: 16))")])
         return unmapped
@@ -124,9 +121,8 @@ extension IOMMUSubsystem {
     /// (unless a flush queue took the gather over, `gather.queued`).
     public func iotlbSync(_ domain: IOMMUDomain, gather: inout IOTLBGather) {
         if !gather.isEmpty, domain.ops.contains(.iotlbSync) { domain.iotlbSync(&gather) }
-        let machine = self.machine  // one unowned load (see mapNoSync)
-        machine.checker.closeUnmapWindows(domain)
-        if !gather.queued { gather.releaseFreelist(to: machine.memory) }
+        checker.closeUnmapWindows(domain)
+        if !gather.queued { gather.releaseFreelist(to: memory) }
         gather = IOTLBGather()
     }
 

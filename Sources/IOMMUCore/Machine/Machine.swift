@@ -26,8 +26,8 @@ public final class Machine: @unchecked Sendable {
     private var coreCounters = Counters()
     /// `iommu_map`/`iommu_unmap` counts: atomics rather than fields under `lock`, since
     /// every map and unmap bumps one (the other core counters are rare).
-    private let mapCount = Atomic<Int>(0)
-    private let unmapCount = Atomic<Int>(0)
+    /// Shared with the core, which bumps them without going through this object.
+    let mapCounters = MapCounters()
 
     /// A machine with `memory` bytes of physical address space (default 64 GiB, committed
     /// only where touched).
@@ -112,8 +112,8 @@ public final class Machine: @unchecked Sendable {
     /// The always-on counters: every unit's hardware counters plus the core's.
     public var counters: Counters {
         var c = lock.withLock { coreCounters }
-        c.maps = mapCount.load(ordering: .relaxed)
-        c.unmaps = unmapCount.load(ordering: .relaxed)
+        c.maps = mapCounters.maps.load(ordering: .relaxed)
+        c.unmaps = mapCounters.unmaps.load(ordering: .relaxed)
         for unit in iommus {
             let (hw, dma) = unit.hardwareLock.withLock { (unit.hardware.counters, unit.dmaStats) }
             c.hardware.add(hw)
@@ -125,8 +125,8 @@ public final class Machine: @unchecked Sendable {
         return c
     }
 
-    func noteMap() { mapCount.add(1, ordering: .relaxed) }
-    func noteUnmap() { unmapCount.add(1, ordering: .relaxed) }
+    func noteMap() { mapCounters.maps.add(1, ordering: .relaxed) }
+    func noteUnmap() { mapCounters.unmaps.add(1, ordering: .relaxed) }
     func noteAttach() { lock.withLock { coreCounters.attaches += 1 } }
     func noteUntranslatedDMA(bytes: Int, faulted: Bool) {
         lock.withLock {
@@ -146,4 +146,15 @@ public final class Machine: @unchecked Sendable {
                                               .init("iova", "0x" + String(f.address, radix: 16)),
                                               .init("reason", f.reason.description)])
     }
+}
+
+/// The `iommu_map`/`iommu_unmap` counts of a machine: atomics rather than fields under
+/// the machine's lock, since every map and unmap bumps one (the other core counters are
+/// rare). A class of its own so that the core holds it strongly (see
+/// ``IOMMUSubsystem``).
+final class MapCounters: Sendable {
+    let maps = Atomic<Int>(0)
+    let unmaps = Atomic<Int>(0)
+    func noteMap() { maps.add(1, ordering: .relaxed) }
+    func noteUnmap() { unmaps.add(1, ordering: .relaxed) }
 }

@@ -36,10 +36,15 @@ public final class PhysicalMemory: @unchecked Sendable {
     private var freeRuns: [Int: [UInt64]] = [:]
     private var inUse = 0
     private var allocations = 0
-    /// References beyond the allocation's own, by frame address. Almost every frame has
-    /// exactly one reference, so only the exceptions are stored: allocating and freeing an
-    /// unshared frame costs one emptiness check here, nothing more.
-    private var extraRefs: [UInt64: Int] = [:]
+    /// References beyond the allocation's own, one counter per frame, indexed by frame
+    /// number: a flat array in a lazily committed reservation (like the allocated
+    /// bitmap), because every pin and unpin of a page updates it. A dictionary here cost
+    /// a hash and a probe (and rehashing as it grew) on each. Only the pages of frames
+    /// ever referenced are committed.
+    private let extraRefs: UnsafeMutablePointer<UInt32>
+    private let extraRefsBytes: Int
+    /// Frames whose ``extraRefs`` count is non-zero.
+    private var framesReferenced = 0
     /// One bit per frame: set while the frame is allocated. Lazily committed too.
     private let allocatedBitmap: UnsafeMutablePointer<UInt64>
     private let bitmapBytes: Int
@@ -59,11 +64,15 @@ public final class PhysicalMemory: @unchecked Sendable {
         base = Self.reserve(Int(size))
         bitmapBytes = Int(size / UInt64(Self.frameSize) / 8)
         allocatedBitmap = Self.reserve(bitmapBytes).bindMemory(to: UInt64.self, capacity: bitmapBytes / 8)
+        let frames = Int(size / UInt64(Self.frameSize))
+        extraRefsBytes = frames * MemoryLayout<UInt32>.stride
+        extraRefs = Self.reserve(extraRefsBytes).bindMemory(to: UInt32.self, capacity: frames)
     }
 
     deinit {
         munmap(base, Int(size))
         munmap(allocatedBitmap, bitmapBytes)
+        munmap(extraRefs, extraRefsBytes)
     }
 
     private static func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
@@ -151,10 +160,11 @@ public final class PhysicalMemory: @unchecked Sendable {
     ///   allocated (`try_get_page` on a free page fails); nothing changes.
     public func getFrame(_ pa: UInt64) throws(Errno) {
         guard pa < size else { throw .badAddress }
-        let f = pa & ~UInt64(Self.frameSize - 1)
+        let f = Int(truncatingIfNeeded: pa / UInt64(Self.frameSize))
         try lock.withLock { () throws(Errno) in
-            guard isAllocatedLocked(f) else { throw .badAddress }
-            extraRefs[f, default: 0] += 1
+            guard allocatedBitmap[f / 64] & (1 << (f % 64)) != 0 else { throw .badAddress }
+            if extraRefs[f] == 0 { framesReferenced += 1 }
+            extraRefs[f] += 1
         }
     }
 
@@ -164,9 +174,15 @@ public final class PhysicalMemory: @unchecked Sendable {
     public func putFrame(_ pa: UInt64) {
         let f = pa & ~UInt64(Self.frameSize - 1)
         lock.withLock {
-            if !extraRefs.isEmpty, let n = extraRefs[f] {
-                extraRefs[f] = n > 1 ? n - 1 : nil
-                return
+            // Past the reservation there is no counter; mark's precondition reports it.
+            if f < size {
+                let i = Int(truncatingIfNeeded: f / UInt64(Self.frameSize))
+                let n = extraRefs[i]
+                if n > 0 {
+                    extraRefs[i] = n - 1
+                    if n == 1 { framesReferenced -= 1 }
+                    return
+                }
             }
             mark(f, frames: 1, allocated: false)
             inUse -= 1
@@ -179,11 +195,11 @@ public final class PhysicalMemory: @unchecked Sendable {
     public func frameRefCount(_ pa: UInt64) -> Int {
         guard pa < size else { return 0 }
         let f = pa & ~UInt64(Self.frameSize - 1)
-        return lock.withLock { isAllocatedLocked(f) ? 1 + (extraRefs[f] ?? 0) : 0 }
+        return lock.withLock { isAllocatedLocked(f) ? 1 + Int(extraRefs[Int(f / UInt64(Self.frameSize))]) : 0 }
     }
 
     /// Frames holding references beyond their allocation's (pinned or otherwise shared).
-    public var framesWithExtraReferences: Int { lock.withLock { extraRefs.count } }
+    public var framesWithExtraReferences: Int { lock.withLock { framesReferenced } }
 
     private func isAllocatedLocked(_ pa: UInt64) -> Bool {
         let f = pa / UInt64(Self.frameSize)
@@ -227,8 +243,9 @@ public final class PhysicalMemory: @unchecked Sendable {
     public func free(_ pa: UInt64, bytes: Int) {
         if bytes == Self.frameSize { return putFrame(pa) }
         lock.withLock {
-            if !extraRefs.isEmpty {
-                precondition(!extraRefs.keys.contains { $0 >= pa && $0 < pa + UInt64(bytes) },
+            if framesReferenced > 0 {
+                let first = Int(truncatingIfNeeded: pa / UInt64(Self.frameSize))
+                precondition(!(first..<first + bytes / Self.frameSize).contains { extraRefs[$0] != 0 },
                              "PhysicalMemory: run at \(pa) freed while a frame of it is referenced")
             }
             mark(pa, frames: bytes / Self.frameSize, allocated: false)

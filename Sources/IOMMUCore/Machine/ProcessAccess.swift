@@ -9,9 +9,22 @@ extension Process {
         try lock.withLock { () throws(Errno) in try faultLocked(address: address, write: write, exec: exec) }
     }
 
+    /// The index of the VMA holding `address`: a binary search of the sorted,
+    /// non-overlapping ``vmas`` (every pin and fault starts here). Lock held.
+    @inline(__always)
+    func vmaIndexLocked(containing address: UInt64) -> Int? {
+        var lo = 0, hi = vmas.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if vmas[mid].end <= address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < vmas.count && vmas[lo].start <= address ? lo : nil
+    }
+
     func faultLocked(address: UInt64, write: Bool, exec: Bool) throws(Errno) {
-        guard !exiting, let vma = vmas.first(where: { $0.start <= address && address < $0.end }),
-              let prot = Self.pteProt(vma.prot) else { throw .badAddress }
+        guard !exiting, let index = vmaIndexLocked(containing: address) else { throw .badAddress }
+        let vma = vmas[index]
+        guard let prot = Self.pteProt(vma.prot) else { throw .badAddress }
         if write && !vma.prot.contains(.write) { throw .badAddress }
         if exec && !vma.prot.contains(.exec) { throw .badAddress }
         let va = address & ~(Self.pageSize - 1)
@@ -80,8 +93,21 @@ extension Process {
     ///   the page cannot be allocated. Nothing is pinned on error.
     public func pinUserPage(address: UInt64, write: Bool) throws(Errno) -> UInt64 {
         try lock.withLock { () throws(Errno) -> UInt64 in
+            let va = address & ~(Self.pageSize - 1)
+            // Fast path, a page already present: the same VMA checks as faultLocked, then
+            // the frame straight from the PTE. Every PTE of this table is installed
+            // together with its ``pages`` entry (fault, mprotect, fork), so a present PTE
+            // holds exactly the frame the rmap would give, without a hash lookup.
+            if !exiting, let i = vmaIndexLocked(containing: address), !vmas[i].prot.isEmpty,
+               !write || vmas[i].prot.contains(.write) {
+                let present = pageTable.iovaToPhys(va)
+                if present != 0 {
+                    try memory.getFrame(present)
+                    return present
+                }
+            }
             try faultLocked(address: address, write: write, exec: false)
-            guard let pa = pages[address & ~(Self.pageSize - 1)] else { throw .badAddress }
+            guard let pa = pages[va] else { throw .badAddress }
             try memory.getFrame(pa)
             return pa
         }

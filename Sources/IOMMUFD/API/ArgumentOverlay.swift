@@ -13,10 +13,28 @@ final class ArgumentOverlay: UserMemory, @unchecked Sendable {
 
     init(over next: any UserMemory) { self.next = next }
 
+    /// The first region's bytes from the previous call, kept for ``place(encoding:)``.
+    private var spareBytes: [UInt8] = []
+
     /// Empties the window and lays it over `next`, for reuse by the next typed call.
     func reset(over next: any UserMemory) {
+        // Most typed calls place one command structure first: its buffer is kept for the
+        // next call's, saving an allocation per call.
+        // (Only a structure-sized one: a large input array is not held on to.)
+        if let first = regions.first, spareBytes.isEmpty, first.bytes.count <= 256 { spareBytes = first.bytes }
         regions.removeAll(keepingCapacity: true)
         self.next = next
+    }
+
+    /// Places the `sizeof`-long byte image of `value` (as ``place(_:)`` with
+    /// `value.bytes`), reusing the spare buffer when there is one.
+    func place<T: UAPIStruct>(encoding value: T) -> UInt64 {
+        var b = UAPIBytes(spareBytes)
+        spareBytes = []
+        b.bytes.removeAll(keepingCapacity: true)
+        b.bytes.append(contentsOf: repeatElement(0, count: T.size))
+        value.encode(into: &b)
+        return place(b.bytes)
     }
 
     /// Places `bytes` in the window and returns their address.
@@ -44,6 +62,25 @@ final class ArgumentOverlay: UserMemory, @unchecked Sendable {
         guard let i = try region(address, count) else { return try next.copyFromUser(address, count: count) }
         let o = Int(address - regions[i].address)
         return Array(regions[i].bytes[o..<o + count])
+    }
+
+    // The buffer forms copy straight between the window and the caller's buffer: the
+    // dispatcher reads every typed call's size word and structure, and writes its
+    // answer, through them.
+    func copyFromUser(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) {
+        if buffer.isEmpty { return }
+        guard let i = try region(address, buffer.count) else { return try next.copyFromUser(address, into: buffer) }
+        let o = Int(address - regions[i].address)
+        regions[i].bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[o..<o + buffer.count])) }
+    }
+
+    func copyToUser(_ address: UInt64, from buffer: UnsafeRawBufferPointer) throws(Errno) {
+        if buffer.isEmpty { return }
+        guard let i = try region(address, buffer.count) else { return try next.copyToUser(address, from: buffer) }
+        let o = Int(address - regions[i].address)
+        regions[i].bytes.withUnsafeMutableBytes {
+            UnsafeMutableRawBufferPointer(rebasing: $0[o..<o + buffer.count]).copyMemory(from: buffer)
+        }
     }
 
     func copyToUser(_ address: UInt64, _ bytes: [UInt8]) throws(Errno) {
@@ -105,6 +142,6 @@ extension IOMMUFD {
 
     /// Encode `s` → dispatch → decode: the typed API's single path for a command structure.
     func typedCall<T: UAPIStruct>(_ cmd: UInt32, _ s: T) -> Result<T, Errno> {
-        typedCall(cmd, prepare: { $0.place(s.bytes) }, finish: { o, a in T(bytes: o.bytes(at: a)) })
+        typedCall(cmd, prepare: { $0.place(encoding: s) }, finish: { o, a in T(bytes: o.bytes(at: a)) })
     }
 }

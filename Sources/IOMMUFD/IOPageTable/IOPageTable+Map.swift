@@ -14,12 +14,16 @@ extension IOPageTableState {
     /// - Throws: `ENOMEM` (area allocation); `EINVAL` zero or misaligned length,
     ///   misaligned IOVA or page offset, reserved overlap; `EEXIST` overlap with an area;
     ///   `EOVERFLOW`; `ENOSPC`; `EPERM` write to read-only pages; pin and domain errors.
-    func mapPages(_ slices: [IOPTPagesSlice], length: UInt64, iova: inout UInt64, prot: IOMMUProt,
-                  allocIOVA: Bool) throws(Errno) {
+    ///
+    /// Generic over the collection so that `IOMMU_IOAS_MAP`'s single slice goes in a
+    /// `CollectionOfOne` rather than a freshly allocated array.
+    func mapPages<Slices: RandomAccessCollection<IOPTPagesSlice>>(
+        _ slices: Slices, length: UInt64, iova: inout UInt64, prot: IOMMUProt, allocIOVA: Bool
+    ) throws(Errno) {
         if ctx.shouldFail() { throw .noMemory }
         guard length != 0, length & (iovaAlignment - 1) == 0 else { throw .invalidArgument }
         if allocIOVA {
-            let first = slices[0]
+            let first = slices[slices.startIndex]
             iova = try self.allocIOVA(addr: first.pages.uptr &+ first.startByte, length: length)
         } else {
             try checkIOVA(iova, length)

@@ -32,9 +32,15 @@ final class IOPageTableState: @unchecked Sendable {
     /// `iopt->disable_large_pages`.
     var disableLargePages = false
 
-    init(ctx: IOMMUFD) { self.ctx = ctx }
+    /// The machine's IOMMU core, held directly: going through `ctx.machine` on every map
+    /// and unmap retained the machine, which devices refer to weakly, so each retain took
+    /// the slow side-table path. The core is the machine's for its whole life.
+    let core: IOMMUSubsystem
 
-    var core: IOMMUSubsystem { ctx.machine.iommu }
+    init(ctx: IOMMUFD) {
+        self.ctx = ctx
+        core = ctx.machine.iommu
+    }
 
     // MARK: lookups
 

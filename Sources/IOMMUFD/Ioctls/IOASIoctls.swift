@@ -90,7 +90,7 @@ extension IOMMUFD {
                       allocIOVA: Bool) throws(Errno) {
         let pages = try IOPTPages(ctx: self, uptr: uptr, length: length, writable: prot.contains(.write))
         if accountMode == .mm && pages.accountMode == .user { pages.accountMode = .mm }
-        try ioas.iopt.mapPages([IOPTPagesSlice(pages: pages, startByte: uptr - pages.uptr, length: length)],
+        try ioas.iopt.mapPages(CollectionOfOne(IOPTPagesSlice(pages: pages, startByte: uptr - pages.uptr, length: length)),
                                length: length, iova: &iova, prot: prot, allocIOVA: allocIOVA)
     }
 

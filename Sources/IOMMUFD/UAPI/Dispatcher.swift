@@ -18,11 +18,27 @@ struct UCmd {
     /// `value`.
     /// - Throws: `EFAULT`.
     mutating func respond<T: UAPIStruct>(_ value: T) throws(Errno) {
-        var b = UAPIBytes(count: T.size)
-        value.encode(into: &b)
-        cmd = b
-        // Whole structure when the caller's is at least as large: no truncated copy.
-        try ctx.user.copyToUser(ubuffer, userSize >= T.size ? b.bytes : Array(b.bytes.prefix(userSize)))
+        // The answer is encoded over the command's own (kernel-sized) buffer, zeroed
+        // first exactly as a fresh one would be, so answering allocates nothing.
+        if cmd.count == T.size {
+            cmd.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        } else {
+            cmd = UAPIBytes(count: T.size)
+        }
+        value.encode(into: &cmd)
+        // `min(user size, sizeof)` bytes: the whole structure when the caller's is at
+        // least as large.
+        let n = min(userSize, T.size)
+        let ubuffer = ubuffer
+        let user = ctx.user
+        // (withUnsafeBytes rethrows untyped: the errno is carried out by hand.)
+        var failure: Errno?
+        cmd.bytes.withUnsafeBytes { raw in
+            do throws(Errno) { try user.copyToUser(ubuffer, from: UnsafeRawBufferPointer(rebasing: raw[0..<n])) } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
     }
 }
 
@@ -132,31 +148,45 @@ extension IOMMUFD {
         guard !isClosed else { return .failure(.badFileDescriptor) }
         let nr = IOMMUFDCommand.nr(cmd)
         if nr < IOMMUFDCommand.base || nr > ioctlTableLast { return vfioIoctl(cmd, arg) }
-        let sizeBytes: [UInt8]
-        do { sizeBytes = try user.copyFromUser(arg, count: 4) } catch { return .failure(.badAddress) }
-        let userSize = Int(UAPIBytes(sizeBytes).u32(0))
+        let memory = user
+        // The size word is read into a local, not an array.
+        var sizeWord: UInt32 = 0
+        let readable = withUnsafeMutableBytes(of: &sizeWord) { b in
+            do throws(Errno) { try memory.copyFromUser(arg, into: b) } catch { return false }
+            return true
+        }
+        guard readable else { return .failure(.badAddress) }
+        let userSize = Int(UInt32(littleEndian: sizeWord))
         guard let op = ioctlOp(nr), op.cmd == cmd else { return .failure(.notTTY) }
         guard userSize >= op.minSize else { return .failure(.invalidArgument) }
-        var kbuf: UAPIBytes
+        // The kernel's copy of the structure, `sizeof` bytes zero-extended, in the
+        // context's reusable buffer (taken out while in use, so a nested ioctl gets a
+        // fresh one): the common path allocates nothing here.
+        var buffer = argumentBuffer
+        argumentBuffer = []
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(contentsOf: repeatElement(0, count: op.size))
         do {
             if userSize > op.size {
-                let tail = try user.copyFromUser(arg + UInt64(op.size), count: userSize - op.size)
+                let tail = try memory.copyFromUser(arg + UInt64(op.size), count: userSize - op.size)
                 if tail.contains(where: { $0 != 0 }) { return .failure(.tooBig) }
             }
-            let head = try user.copyFromUser(arg, count: min(userSize, op.size))
-            // The common case (caller and kernel agree on the size) takes the copied bytes
-            // as they are; only a short struct needs the zero-extended buffer, so the
-            // per-ioctl cost stays one allocation.
-            if head.count == op.size {
-                kbuf = UAPIBytes(head)
-            } else {
-                kbuf = UAPIBytes(count: op.size)
-                kbuf.bytes.replaceSubrange(0..<head.count, with: head)
+            let n = min(userSize, op.size)
+            let copied = buffer.withUnsafeMutableBytes { raw in
+                do throws(Errno) {
+                    try memory.copyFromUser(arg, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<n]))
+                } catch { return false }
+                return true
             }
+            if !copied { return .failure(.badAddress) }
         } catch {
             return .failure(.badAddress)
         }
+        let kbuf = UAPIBytes(buffer)
+        buffer = []
         var ucmd = UCmd(ctx: self, ubuffer: arg, userSize: userSize, cmd: kbuf)
+        // The buffer goes back for the next ioctl once the handler is done with it.
+        defer { argumentBuffer = ucmd.cmd.bytes }
         #if ENABLE_MOCKING
         if let e = mocking.forcedErrno(cmd) {
             mocking.record(cmd, kbuf.bytes, -e.rawValue)

@@ -11,9 +11,34 @@ public protocol UserMemory: AnyObject, Sendable {
     /// `copy_to_user`: writes `bytes` at `address`.
     /// - Throws: `EFAULT` if any byte cannot be written.
     func copyToUser(_ address: UInt64, _ bytes: [UInt8]) throws(Errno)
+    /// `copy_from_user` into a caller's buffer: `buffer.count` bytes at `address`. Every
+    /// ioctl reads its size word and structure this way, into buffers it reuses, so the
+    /// common path allocates no array. The default goes through
+    /// ``copyFromUser(_:count:)``; a backend overrides it to copy directly.
+    /// - Throws: `EFAULT` if any byte cannot be read (the buffer's contents are then
+    ///   unspecified).
+    func copyFromUser(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(Errno)
+    /// `copy_to_user` from a caller's buffer: writes `buffer` at `address`. The default
+    /// goes through ``copyToUser(_:_:)``.
+    /// - Throws: `EFAULT` if any byte cannot be written.
+    func copyToUser(_ address: UInt64, from buffer: UnsafeRawBufferPointer) throws(Errno)
 }
 
 extension UserMemory {
+    /// Default: ``copyFromUser(_:count:)`` and a copy into `buffer`.
+    public func copyFromUser(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) {
+        guard buffer.count > 0 else { return }
+        let bytes = try copyFromUser(address, count: buffer.count)
+        guard bytes.count == buffer.count else { throw .badAddress }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    }
+
+    /// Default: ``copyToUser(_:_:)`` with the buffer's bytes as an array.
+    public func copyToUser(_ address: UInt64, from buffer: UnsafeRawBufferPointer) throws(Errno) {
+        guard buffer.count > 0 else { return }
+        try copyToUser(address, Array(buffer))
+    }
+
     /// `clear_user`: writes `count` zero bytes.
     /// - Throws: `EFAULT`.
     public func clearUser(_ address: UInt64, count: Int) throws(Errno) {
