@@ -84,7 +84,7 @@ extension PCIDevice {
     @inline(__always)
     private func transfer(address: UInt64, count: Int, pasid: UInt32?, privileged: Bool, access: DMAAccess,
                           _ copy: (UnsafeMutableRawPointer, Int, Int) -> Void) throws(DMAFault) {
-        guard let path = dmaPath else { preconditionFailure("DMA from a device that is not on a machine") }
+        guard let path = dmaPathStorage.pointee else { preconditionFailure("DMA from a device that is not on a machine") }
         let memorySize = path.memorySize
         guard let unit = path.unit, let mutex = path.mutex, let stats = path.stats else {
             // No IOMMU: the bus address is the physical address.
@@ -106,7 +106,7 @@ extension PCIDevice {
             return
         }
         let checking = path.checkerEnabled.pointee
-        let ats = atsEnabled
+        let ats = path.ats
         var done = 0
         var request = TranslationRequest(rid: rid, pasid: pasid, privileged: privileged, access: access, address: address)
         while done < count {
@@ -172,8 +172,11 @@ struct DMAPath {
     let unit: Unmanaged<IOMMUDevice>?
     let mutex: UnsafeMutablePointer<pthread_mutex_t>?
     let stats: UnsafeMutablePointer<DMAStats>?
+    /// The device's `atsEnabled` when the path was resolved (refreshed when it changes).
+    let ats: Bool
 
-    init(machine: Machine, unit: IOMMUDevice?) {
+    init(machine: Machine, unit: IOMMUDevice?, ats: Bool) {
+        self.ats = ats
         memoryBase = machine.memory.base
         memorySize = machine.memory.size
         checkerEnabled = machine.checker.enabledStorage

@@ -123,17 +123,32 @@ public final class PCIDevice: @unchecked Sendable, CustomStringConvertible {
     /// while ``atsEnabled``; cleared by the IOMMU's device-TLB invalidations.
     public let atc: IOTLB?
     /// ATS enabled by the IOMMU driver (`pci_enable_ats`).
-    public var atsEnabled = false
+    public var atsEnabled = false { didSet { refreshDMAPath() } }
     /// PASID enabled by the IOMMU driver (`pci_enable_pasid`).
     public var pasidEnabled = false
     /// PRI enabled by the IOMMU driver (`pci_enable_pri`).
     public var priEnabled = false
     /// The machine the device belongs to.
     public internal(set) weak var machine: Machine? { didSet { refreshDMAPath() } }
-    /// What the DMA engine needs, resolved once: see `DMAPath`.
-    var dmaPath: DMAPath?
+    /// What the DMA engine needs, resolved once: see `DMAPath`. It sits behind a pointer
+    /// because every read of a class `var` pays a dynamic exclusivity check, which cost
+    /// more than the IOTLB lookup on the 8-byte DMA path.
+    let dmaPathStorage: UnsafeMutablePointer<DMAPath?> = {
+        let p = UnsafeMutablePointer<DMAPath?>.allocate(capacity: 1)
+        p.initialize(to: nil)
+        return p
+    }()
 
-    private func refreshDMAPath() { dmaPath = machine.map { DMAPath(machine: $0, unit: iommu) } }
+    var dmaPath: DMAPath? { dmaPathStorage.pointee }
+
+    private func refreshDMAPath() {
+        dmaPathStorage.pointee = machine.map { DMAPath(machine: $0, unit: iommu, ats: atsEnabled) }
+    }
+
+    deinit {
+        dmaPathStorage.deinitialize(count: 1)
+        dmaPathStorage.deallocate()
+    }
 
     /// A PCI function with `rid` and `caps`, below `upstream`; `multifunction` marks a
     /// function of a multi-function device.
