@@ -42,6 +42,10 @@ final class IOPTPages: @unchecked Sendable {
     let accounting: PinAccounting
     let memlockLimit: UInt64
     unowned(unsafe) let ctx: IOMMUFD
+    /// `ctx.faultInjection` (a constant of the context), held directly: `ctx.shouldFail()`
+    /// per pinned page retained the context, whose refcount takes the slow side-table
+    /// path (device groups refer to it weakly).
+    let faultInjection: FaultInjection
     /// Per-page pin state: the frame and the number of pin holders (filled areas and
     /// access pins); a page is pinned exactly while it has holders.
     struct PageState {
@@ -108,6 +112,7 @@ final class IOPTPages: @unchecked Sendable {
 
     private init(ctx: IOMMUFD, source: Source, base: UInt64, last: UInt64, writable: Bool) {
         self.ctx = ctx
+        faultInjection = ctx.faultInjection
         self.source = source
         process = ctx.current
         uptr = base & ~(Self.pageSize - 1)
@@ -146,7 +151,7 @@ final class IOPTPages: @unchecked Sendable {
             while next <= range.upperBound {
                 let i = next
                 if state(i).holders == 0 {
-                    if ctx.shouldFail() { throw .badAddress }
+                    if faultInjection.shouldFail() { throw .badAddress }
                     let at = uptr + UInt64(i) * Self.pageSize
                     let pa: UInt64
                     switch source {
@@ -164,7 +169,7 @@ final class IOPTPages: @unchecked Sendable {
                 next += 1
             }
             if fresh > 0 {
-                if ctx.shouldFail() { throw .noMemory }
+                if faultInjection.shouldFail() { throw .noMemory }
                 try accounting.charge(UInt64(fresh), mode: accountMode, limit: memlockLimit, pid: process.pid)
             }
         } catch {

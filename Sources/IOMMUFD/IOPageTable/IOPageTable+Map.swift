@@ -20,7 +20,7 @@ extension IOPageTableState {
     func mapPages<Slices: RandomAccessCollection<IOPTPagesSlice>>(
         _ slices: Slices, length: UInt64, iova: inout UInt64, prot: IOMMUProt, allocIOVA: Bool
     ) throws(Errno) {
-        if ctx.shouldFail() { throw .noMemory }
+        if faultInjection.shouldFail() { throw .noMemory }
         guard length != 0, length & (iovaAlignment - 1) == 0 else { throw .invalidArgument }
         if allocIOVA {
             let first = slices[slices.startIndex]
@@ -150,7 +150,7 @@ extension IOPageTableState {
             guard let next = areas.area(startingAt: cur) else { throw .noEntry }
             area = next
         }
-        if ctx.shouldFail() { throw .noMemory }
+        if faultInjection.shouldFail() { throw .noMemory }
         return out
     }
 
@@ -211,7 +211,7 @@ extension IOPageTableState {
         if newStart & (iovaAlignment - 1) != 0 || area.startByte(at: newStart) & (iovaAlignment - 1) != 0 {
             throw .invalidArgument
         }
-        if ctx.shouldFail() { throw .noMemory }
+        if faultInjection.shouldFail() { throw .noMemory }
         if area.numAccesses > 0 { throw .invalidArgument }
         if area.filled && !disableLargePages { throw .invalidArgument }
         let rhs = IOPTArea(iova: newStart, length: area.last - newStart + 1, pages: area.pages,
