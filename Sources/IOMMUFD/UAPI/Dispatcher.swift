@@ -34,7 +34,9 @@ struct UCmd {
         // least as large.
         let n = min(userSize, T.size)
         let ubuffer = ubuffer
-        let user = ctx.user
+        // Read through a guaranteed reference: the context is running this dispatch (see
+        // `ctx`), and a plain load would retain it on the slow side-table path.
+        let user = Unmanaged.passUnretained(ctx)._withUnsafeGuaranteedRef { $0.user }
         // (withUnsafeBytes rethrows untyped: the errno is carried out by hand.)
         var failure: Errno?
         cmd.bytes.withUnsafeBytes { raw in
