@@ -31,8 +31,13 @@ final class ArgumentOverlay: UserMemory, @unchecked Sendable {
     func place<T: UAPIStruct>(encoding value: T) -> UInt64 {
         var b = UAPIBytes(spareBytes)
         spareBytes = []
-        b.bytes.removeAll(keepingCapacity: true)
-        b.bytes.append(contentsOf: repeatElement(0, count: T.size))
+        if b.bytes.count == T.size {
+            // The usual case (the same structure as last time): zeroed in place.
+            b.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        } else {
+            b.bytes.removeAll(keepingCapacity: true)
+            b.bytes.append(contentsOf: repeatElement(0, count: T.size))
+        }
         value.encode(into: &b)
         return place(b.bytes)
     }

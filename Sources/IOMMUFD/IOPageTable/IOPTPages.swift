@@ -42,6 +42,10 @@ final class IOPTPages: @unchecked Sendable {
     let accounting: PinAccounting
     let memlockLimit: UInt64
     unowned(unsafe) let ctx: IOMMUFD
+    /// `ctx.faultInjection` (a constant of the context), held directly: `ctx.shouldFail()`
+    /// per pinned page retained the context, whose refcount takes the slow side-table
+    /// path (device groups refer to it weakly).
+    let faultInjection: FaultInjection
     /// Per-page pin state: the frame and the number of pin holders (filled areas and
     /// access pins); a page is pinned exactly while it has holders.
     struct PageState {
@@ -54,15 +58,21 @@ final class IOPTPages: @unchecked Sendable {
     static let flatLimit = 1 << 18
     private var flat: [PageState] = []
     private var sparse: [Int: PageState] = [:]
+    /// The state of page 0 of a one-page object (the 4 KiB `IOMMU_IOAS_MAP`), kept inline
+    /// so that such an object allocates no per-page array at all.
+    private var single = PageState()
     /// Number of pinned pages.
     private(set) var pinnedCount = 0
 
     @inline(__always) private func state(_ i: Int) -> PageState {
-        npages <= Self.flatLimit ? (flat.isEmpty ? PageState() : flat[i]) : (sparse[i] ?? PageState())
+        if npages == 1 { return single }
+        return npages <= Self.flatLimit ? (flat.isEmpty ? PageState() : flat[i]) : (sparse[i] ?? PageState())
     }
 
     @inline(__always) private func setState(_ i: Int, _ s: PageState) {
-        if npages <= Self.flatLimit {
+        if npages == 1 {
+            single = s
+        } else if npages <= Self.flatLimit {
             flat[i] = s
         } else {
             sparse[i] = s
@@ -71,7 +81,13 @@ final class IOPTPages: @unchecked Sendable {
 
     /// Forgets page `i` (unpinned).
     @inline(__always) private func clearState(_ i: Int) {
-        if npages <= Self.flatLimit { flat[i] = PageState() } else { sparse[i] = nil }
+        if npages == 1 {
+            single = PageState()
+        } else if npages <= Self.flatLimit {
+            flat[i] = PageState()
+        } else {
+            sparse[i] = nil
+        }
     }
 
     /// Whether the pages are file-backed (`IOPT_ADDRESS_FILE`).
@@ -96,6 +112,7 @@ final class IOPTPages: @unchecked Sendable {
 
     private init(ctx: IOMMUFD, source: Source, base: UInt64, last: UInt64, writable: Bool) {
         self.ctx = ctx
+        faultInjection = ctx.faultInjection
         self.source = source
         process = ctx.current
         uptr = base & ~(Self.pageSize - 1)
@@ -118,7 +135,11 @@ final class IOPTPages: @unchecked Sendable {
     ///   (`memfd_pin_folios`). Both: `ENOMEM` when accounting exceeds `RLIMIT_MEMLOCK` or
     ///   memory runs out.
     func pin(_ range: ClosedRange<Int>) throws(Errno) {
-        if npages <= Self.flatLimit && flat.isEmpty { flat = Array(repeating: PageState(), count: npages) }
+        if npages > 1 && npages <= Self.flatLimit && flat.isEmpty {
+            flat = Array(repeating: PageState(), count: npages)
+        }
+        // `process` read once: every use below would otherwise load and retain it again.
+        let process = self.process
         // Each fresh page holds a frame reference (`pin_user_pages`, `memfd_pin_folios`),
         // so it survives the process unmapping it or exiting and the file being truncated.
         // Its frame is stored at once with no holder yet, which marks it fresh: on error
@@ -130,7 +151,7 @@ final class IOPTPages: @unchecked Sendable {
             while next <= range.upperBound {
                 let i = next
                 if state(i).holders == 0 {
-                    if ctx.shouldFail() { throw .badAddress }
+                    if faultInjection.shouldFail() { throw .badAddress }
                     let at = uptr + UInt64(i) * Self.pageSize
                     let pa: UInt64
                     switch source {
@@ -148,7 +169,7 @@ final class IOPTPages: @unchecked Sendable {
                 next += 1
             }
             if fresh > 0 {
-                if ctx.shouldFail() { throw .noMemory }
+                if faultInjection.shouldFail() { throw .noMemory }
                 try accounting.charge(UInt64(fresh), mode: accountMode, limit: memlockLimit, pid: process.pid)
             }
         } catch {
@@ -174,6 +195,8 @@ final class IOPTPages: @unchecked Sendable {
     /// Drops one holder of every page of `range`; pages left without holders are unpinned.
     func unpin(_ range: ClosedRange<Int>) {
         var released = 0
+        // `process` read once (see pin).
+        let process = self.process
         let memory = process.memory
         PagePinRegistry.shared.update(memory) { (counts: inout PagePinRegistry.Counts) in
             for i in range {

@@ -20,7 +20,7 @@ extension IOPageTableState {
     func mapPages<Slices: RandomAccessCollection<IOPTPagesSlice>>(
         _ slices: Slices, length: UInt64, iova: inout UInt64, prot: IOMMUProt, allocIOVA: Bool
     ) throws(Errno) {
-        if ctx.shouldFail() { throw .noMemory }
+        if faultInjection.shouldFail() { throw .noMemory }
         guard length != 0, length & (iovaAlignment - 1) == 0 else { throw .invalidArgument }
         if allocIOVA {
             let first = slices[slices.startIndex]
@@ -28,33 +28,41 @@ extension IOPageTableState {
         } else {
             try checkIOVA(iova, length)
         }
-        var newAreas: [IOPTArea] = []
+        // The first area is held on its own and only further ones go in an array, so the
+        // usual single-slice call (`IOMMU_IOAS_MAP`) allocates no array.
+        var firstArea: IOPTArea?
+        var moreAreas: [IOPTArea] = []
         var at = iova
         for s in slices {
             if prot.contains(.write) && !s.pages.writable { throw .notPermitted }
             let area = IOPTArea(iova: at, length: s.length, pages: s.pages, startByte: s.startByte, prot: prot)
             if area.pageOffset & (iovaAlignment - 1) != 0 { throw .invalidArgument }
             guard !at.addingReportingOverflow(s.length - 1).overflow else { throw .overflow }
-            newAreas.append(area)
+            if firstArea == nil { firstArea = area } else { moreAreas.append(area) }
             at &+= s.length
         }
+        guard let firstArea else { return }
         if !domains.isEmpty {
             // A prefix count of the areas filled (in order) is all the rollback needs.
             var filled = 0
             do throws(Errno) {
-                for area in newAreas {
+                try fill(firstArea, domains: domains, pinFirst: true)
+                filled += 1
+                for area in moreAreas {
                     try fill(area, domains: domains, pinFirst: true)
                     filled += 1
                 }
             } catch {
-                for area in newAreas[..<filled] {
+                for k in 0..<filled {
+                    let area = k == 0 ? firstArea : moreAreas[k - 1]
                     for d in domains { area.unmap(from: d, core: core) }
                     unpinFill(area)
                 }
                 throw error
             }
         }
-        for area in newAreas { insert(area) }
+        insert(firstArea)
+        for area in moreAreas { insert(area) }
     }
 
     /// `iopt_check_iova`.
@@ -142,7 +150,7 @@ extension IOPageTableState {
             guard let next = areas.area(startingAt: cur) else { throw .noEntry }
             area = next
         }
-        if ctx.shouldFail() { throw .noMemory }
+        if faultInjection.shouldFail() { throw .noMemory }
         return out
     }
 
@@ -203,7 +211,7 @@ extension IOPageTableState {
         if newStart & (iovaAlignment - 1) != 0 || area.startByte(at: newStart) & (iovaAlignment - 1) != 0 {
             throw .invalidArgument
         }
-        if ctx.shouldFail() { throw .noMemory }
+        if faultInjection.shouldFail() { throw .noMemory }
         if area.numAccesses > 0 { throw .invalidArgument }
         if area.filled && !disableLargePages { throw .invalidArgument }
         let rhs = IOPTArea(iova: newStart, length: area.last - newStart + 1, pages: area.pages,

@@ -36,10 +36,15 @@ final class IOPageTableState: @unchecked Sendable {
     /// and unmap retained the machine, which devices refer to weakly, so each retain took
     /// the slow side-table path. The core is the machine's for its whole life.
     let core: IOMMUSubsystem
+    /// The context's fault injection (`ctx.faultInjection`, a constant), held directly for
+    /// the same reason: `ctx.shouldFail()` on every map retained the context, which
+    /// device groups refer to weakly (slow side-table refcounting).
+    let faultInjection: FaultInjection
 
     init(ctx: IOMMUFD) {
         self.ctx = ctx
         core = ctx.machine.iommu
+        faultInjection = ctx.faultInjection
     }
 
     // MARK: lookups

@@ -49,9 +49,19 @@ public final class PagePinRegistry: @unchecked Sendable {
     func update<R, E: Error>(_ memory: PhysicalMemory, _ body: (inout Counts) throws(E) -> R) throws(E) -> R {
         try lock.withLock { () throws(E) -> R in
             let key = ObjectIdentifier(memory)
-            // Mutated in place through the dictionary (no copy of the array).
-            defer { if counts[key]?.pinned == 0 { counts[key] = nil } }
-            return try body(&counts[key, default: Counts()])
+            // One hash lookup per batch in the usual case (the memory already has pins):
+            // the entry is found by index, mutated in place through `values` (no copy of
+            // the array) and checked for emptiness by the same index, which stays valid
+            // because `body` changes no key.
+            let i: Dictionary<ObjectIdentifier, Counts>.Index
+            if let found = counts.index(forKey: key) {
+                i = found
+            } else {
+                counts[key] = Counts()
+                i = counts.index(forKey: key)!
+            }
+            defer { if counts.values[i].pinned == 0 { counts.remove(at: i) } }
+            return try body(&counts.values[i])
         }
     }
 

@@ -3,7 +3,11 @@ import IOMMUCore
 /// The kernel's copy of one command's argument (`struct iommufd_ucmd`): the structure
 /// zero-extended to the kernel `sizeof`, the caller's pointer and size.
 struct UCmd {
-    unowned let ctx: IOMMUFD
+    /// `unowned(unsafe)`: a UCmd is made by the context's own dispatcher (`ioctlLocked`)
+    /// and lives only for that call, so the context outlives it. Read on every respond;
+    /// a checked `unowned` load there costs an unowned-to-strong retain of the context
+    /// (slow-path refcounting, since the context is also weakly referenced).
+    unowned(unsafe) let ctx: IOMMUFD
     /// `ucmd->ubuffer`.
     let ubuffer: UInt64
     /// `ucmd->user_size`.
@@ -30,7 +34,9 @@ struct UCmd {
         // least as large.
         let n = min(userSize, T.size)
         let ubuffer = ubuffer
-        let user = ctx.user
+        // Read through a guaranteed reference: the context is running this dispatch (see
+        // `ctx`), and a plain load would retain it on the slow side-table path.
+        let user = Unmanaged.passUnretained(ctx)._withUnsafeGuaranteedRef { $0.user }
         // (withUnsafeBytes rethrows untyped: the errno is carried out by hand.)
         var failure: Errno?
         cmd.bytes.withUnsafeBytes { raw in
@@ -164,8 +170,13 @@ extension IOMMUFD {
         // fresh one): the common path allocates nothing here.
         var buffer = argumentBuffer
         argumentBuffer = []
-        buffer.removeAll(keepingCapacity: true)
-        buffer.append(contentsOf: repeatElement(0, count: op.size))
+        if buffer.count == op.size {
+            // The usual case (the same command as last time): zeroed in place.
+            buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        } else {
+            buffer.removeAll(keepingCapacity: true)
+            buffer.append(contentsOf: repeatElement(0, count: op.size))
+        }
         do {
             if userSize > op.size {
                 let tail = try memory.copyFromUser(arg + UInt64(op.size), count: userSize - op.size)

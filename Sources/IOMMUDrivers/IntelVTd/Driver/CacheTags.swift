@@ -5,7 +5,11 @@ import IOMMUCore
 struct CacheTag {
     enum Kind { case iotlb, devTLB }
     let kind: Kind
-    unowned let unit: IntelIOMMU
+    /// `unowned(unsafe)`: a machine never removes an IOMMU unit, and tags exist only
+    /// while a device behind the unit is attached, so the unit outlives the tag. Read on
+    /// every flush, it then costs no unowned-refcount traffic (copying a tag, or loading
+    /// the unit, with safe `unowned` does).
+    unowned(unsafe) let unit: IntelIOMMU
     let did: UInt16
     let pasid: UInt32
     let info: VTdDeviceInfo?

@@ -9,7 +9,10 @@ public final class VTdDeviceInfo: @unchecked Sendable {
     /// The requester ID.
     public let rid: RID
     /// The unit the device sits behind.
-    public unowned let unit: IntelIOMMU
+    /// `unowned(unsafe)`: a machine never removes an IOMMU unit, and the info belongs to
+    /// a device probed behind it, so the unit outlives the info; read on every map
+    /// (`iotlbSyncMap`) it then costs no unowned-refcount traffic.
+    public unowned(unsafe) let unit: IntelIOMMU
     /// PASIDs the table covers (`pasid_table->max_pasid`).
     public let maxPasid: UInt32
     /// Physical address of the PASID directory.

@@ -20,8 +20,12 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// `devices` + `dev_pasids`: where the domain is attached.
     var attachments: [VTdAttachment] = []
 
-    /// The driver that owns the domain.
-    var intelDriver: IntelIOMMUDriver { owner as! IntelIOMMUDriver }
+    /// The driver that owns the domain. Every VT-d domain is created by its subclass's
+    /// `init(driver: IntelIOMMUDriver, ...)`, which passes that driver as `owner`, so the
+    /// owner is always an `IntelIOMMUDriver`: read on every map/unmap/flush, it skips the
+    /// checked existential cast (`as!`), which is a runtime dynamic-cast call (debug
+    /// builds still check it).
+    var intelDriver: IntelIOMMUDriver { unsafeDowncast(owner, to: IntelIOMMUDriver.self) }
 
     /// Whether the domain's entries use `FLPT_DEFAULT_DID` and take no DID reference
     /// (SVA and identity domains, `iommu_domain_did`).
