@@ -119,14 +119,8 @@ extension IOMMUFD {
     /// dispatcher runs; `finish` reads results back from the window.
     func typedCall<R>(_ cmd: UInt32, prepare: (ArgumentOverlay) -> UInt64,
                       finish: (ArgumentOverlay, UInt64) -> R) -> Result<R, Errno> {
-        lock.withLock {
-            let o = takeOverlay()
-            defer { keepOverlay(o) }
-            let arg = prepare(o)
-            overlay = o
-            let rc = ioctl(cmd, arg)
-            overlay = nil
-            return rc < 0 ? .failure(Errno(rawValue: -rc)) : .success(finish(o, arg))
+        runTyped(cmd, prepare) { rc, o, arg in
+            rc < 0 ? .failure(Errno(rawValue: -rc)) : .success(finish(o, arg))
         }
     }
 
@@ -134,6 +128,13 @@ extension IOMMUFD {
     /// commands that write output on every path, such as `IOMMU_HWPT_INVALIDATE`).
     func typedCallAlways<R>(_ cmd: UInt32, prepare: (ArgumentOverlay) -> UInt64,
                             finish: (ArgumentOverlay, UInt64) -> R) -> (Int32, R) {
+        runTyped(cmd, prepare) { rc, o, arg in (rc, finish(o, arg)) }
+    }
+
+    /// The one path both typed forms share: a kept argument window, the raw dispatcher
+    /// with the window as user memory, then `result` while the window is still valid.
+    private func runTyped<T>(_ cmd: UInt32, _ prepare: (ArgumentOverlay) -> UInt64,
+                             _ result: (Int32, ArgumentOverlay, UInt64) -> T) -> T {
         lock.withLock {
             let o = takeOverlay()
             defer { keepOverlay(o) }
@@ -141,7 +142,7 @@ extension IOMMUFD {
             overlay = o
             let rc = ioctl(cmd, arg)
             overlay = nil
-            return (rc, finish(o, arg))
+            return result(rc, o, arg)
         }
     }
 

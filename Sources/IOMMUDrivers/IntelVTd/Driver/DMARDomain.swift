@@ -34,20 +34,16 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     override var entryKind: VTdPGTT? { stage == .first ? .firstStage : .secondStage }
 
     override func makeEntry(unit: IntelIOMMU, did: UInt16) -> VTdPASIDEntry {
-        var e = VTdPASIDEntry()
-        e.did = did
-        e.pwsnp = unit.caps.coherent
         if stage == .first {
-            e.pgtt = .firstStage
-            e.flptptr = pageTable.root
-            e.flpm = pageTable.format.levels == 5 ? 1 : 0
-            e.aw = UInt8((unit.caps.secondStageLevels ?? 4) - 2)
-        } else {
-            e.pgtt = .secondStage
-            e.slptptr = pageTable.root
-            e.aw = UInt8(pageTable.format.levels - 2)
-            e.ssade = dirtyTracking
+            return firstStageEntry(unit: unit, did: did, root: pageTable.root, levels: pageTable.format.levels)
         }
+        var e = VTdPASIDEntry()
+        e.pgtt = .secondStage
+        e.did = did
+        e.slptptr = pageTable.root
+        e.aw = UInt8(pageTable.format.levels - 2)
+        e.ssade = dirtyTracking
+        e.pwsnp = unit.caps.coherent
         return e
     }
 

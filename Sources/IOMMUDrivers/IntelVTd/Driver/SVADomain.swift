@@ -19,14 +19,8 @@ public final class VTdSVADomain: VTdDomain, @unchecked Sendable {
     override var entryKind: VTdPGTT? { .firstStage }
 
     override func makeEntry(unit: IntelIOMMU, did: UInt16) -> VTdPASIDEntry {
-        var e = VTdPASIDEntry()
-        e.pgtt = .firstStage
-        e.did = did
-        e.flptptr = mm?.pgdPhysical ?? 0
-        e.flpm = mm?.pageTable.format.levels == 5 ? 1 : 0
-        e.aw = UInt8((unit.caps.secondStageLevels ?? 4) - 2)
-        e.pwsnp = unit.caps.coherent
-        return e
+        firstStageEntry(unit: unit, did: did, root: mm?.pgdPhysical ?? 0,
+                        levels: mm?.pageTable.format.levels ?? 4)
     }
 
     /// `intel_svm_set_dev_pasid`: a first-stage entry on `mm->pgd`, DID 1.

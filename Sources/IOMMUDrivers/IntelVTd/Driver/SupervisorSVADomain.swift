@@ -22,13 +22,8 @@ public final class VTdSupervisorSVADomain: VTdDomain, @unchecked Sendable {
     override var entryKind: VTdPGTT? { .firstStage }
 
     override func makeEntry(unit: IntelIOMMU, did: UInt16) -> VTdPASIDEntry {
-        var e = VTdPASIDEntry()
-        e.pgtt = .firstStage
-        e.did = did
-        e.flptptr = kernelPageTable.root
-        e.flpm = kernelPageTable.format.levels == 5 ? 1 : 0
-        e.aw = UInt8((unit.caps.secondStageLevels ?? 4) - 2)
-        e.pwsnp = unit.caps.coherent
+        var e = firstStageEntry(unit: unit, did: did, root: kernelPageTable.root,
+                                levels: kernelPageTable.format.levels)
         // PASID_FLAG_SUPERVISOR_MODE: supervisor requests allowed, and (CR0.WP is set in
         // every kernel) supervisor writes honour read-only pages.
         e.sre = true

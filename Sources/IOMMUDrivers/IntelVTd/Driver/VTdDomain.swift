@@ -37,6 +37,20 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// Builds the PASID entry this domain installs on `unit` with `did`.
     func makeEntry(unit: IntelIOMMU, did: UInt16) -> VTdPASIDEntry { VTdPASIDEntry() }
 
+    /// A first-stage-only entry (PGTT 1) on the x86-64 table at `root`, the part of
+    /// `intel_pasid_setup_first_level` every first-stage user shares: paging domains,
+    /// SVA on `mm->pgd`, and the supervisor-SVA variant on the kernel's table.
+    func firstStageEntry(unit: IntelIOMMU, did: UInt16, root: UInt64, levels: Int) -> VTdPASIDEntry {
+        var e = VTdPASIDEntry()
+        e.pgtt = .firstStage
+        e.did = did
+        e.flptptr = root
+        e.flpm = levels == 5 ? 1 : 0
+        e.aw = UInt8((unit.caps.secondStageLevels ?? 4) - 2)
+        e.pwsnp = unit.caps.coherent
+        return e
+    }
+
     /// The DID of this domain on `unit`, if it holds one (or the default DID).
     func didOn(_ unit: IntelIOMMU) -> UInt16? {
         usesDefaultDID ? IntelIOMMU.defaultDID : iommuInfo[ObjectIdentifier(unit)]?.did
