@@ -21,7 +21,11 @@ let package = Package(
         .executable(name: "VMMGuestMemory", targets: ["VMMGuestMemory"]),
     ],
     targets: [
-        .target(name: "IOMMUCore"),
+        // The simulated machine below the IOMMU: errno, locks, physical memory, the
+        // page-table engine and formats, processes, PCI topology. Imports nothing of the IOMMU.
+        .target(name: "Platform"),
+        // Re-exports Platform (`@_exported import`), so users write `import IOMMUCore` only.
+        .target(name: "IOMMUCore", dependencies: ["Platform"]),
         // ENABLE_MOCKING (debug builds only) compiles the ioctl trace and forced-errno hooks.
         .target(name: "IOMMUFD", dependencies: ["IOMMUCore"],
                 swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]),

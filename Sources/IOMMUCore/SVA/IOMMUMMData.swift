@@ -6,7 +6,7 @@
 /// SVA domains hold the mm (`mmgrab`), the drop happens when the mm has exited *and*
 /// its last SVA domain is freed, or when the last reference to the `Process` goes.
 /// Guarded by the IOMMU core's lock.
-final class IOMMUMMData: @unchecked Sendable {
+final class IOMMUMMData: ProcessIOMMUData, @unchecked Sendable {
     /// `iommu_mm->pasid`.
     let pasid: UInt32
     /// `iommu_mm->sva_domains`.
@@ -57,7 +57,7 @@ extension Process {
     /// descriptor, from the IA32_PASID MSR), or `IOMMU_PASID_INVALID` if the mm was
     /// never bound or its PASID was dropped at teardown.
     public var enqcmdPasid: UInt32 {
-        let data = lock.withLock { iommuMM }
+        let data = lock.withLock { iommuMM as? IOMMUMMData }
         guard let data, let iommu = data.iommu else { return IOMMUSubsystem.invalidPasid }
         return iommu.lock.withLock { data.dropped ? IOMMUSubsystem.invalidPasid : data.pasid }
     }

@@ -41,7 +41,7 @@ extension IOMMUSubsystem {
     /// `iommu_alloc_mm_data`: the mm's IOMMU data, allocating its PASID on first use.
     /// Returns whether it was created by this call.
     private func mmData(_ mm: Process, for dev: PCIDevice) throws(Errno) -> (IOMMUMMData, Bool) {
-        if let data = mm.lock.withLock({ mm.iommuMM }), !data.dropped {
+        if let data = mm.lock.withLock({ mm.iommuMM as? IOMMUMMData }), !data.dropped {
             guard data.pasid < dev.maxPasids else { throw .overflow }
             return (data, false)
         }
@@ -119,7 +119,7 @@ extension IOMMUSubsystem {
             domain.users -= 1
             guard domain.users == 0 else { return }
             freeDomain(domain)
-            let data = bond.mm.lock.withLock { bond.mm.iommuMM }
+            let data = bond.mm.lock.withLock { bond.mm.iommuMM as? IOMMUMMData }
             data?.domainFreed(domain)
         }
     }
@@ -131,6 +131,6 @@ extension IOMMUSubsystem {
 
     /// The SVA domains of `mm` (`iommu_mm->sva_domains`), empty if it was never bound.
     public func svaDomains(of mm: Process) -> [IOMMUDomain] {
-        lock.withLock { mm.lock.withLock { mm.iommuMM }?.svaDomains ?? [] }
+        lock.withLock { (mm.lock.withLock { mm.iommuMM } as? IOMMUMMData)?.svaDomains ?? [] }
     }
 }

@@ -39,10 +39,7 @@ public final class SVAIOPFHandler: IOPFHandler, @unchecked Sendable {
         if fault.perm.contains(.read) { wanted.insert(.read) }
         if fault.perm.contains(.write) { wanted.insert(.write) }
         if fault.perm.contains(.exec) { wanted.insert(.exec) }
-        let vmaProt: ProcessProt? = mm.lock.withLock {
-            mm.vmas.first { $0.start <= fault.address && fault.address < $0.end }?.prot
-        }
-        guard let vmaProt, vmaProt.isSuperset(of: wanted) else { return .invalid }
+        guard let vmaProt = mm.vmaProtection(at: fault.address), vmaProt.isSuperset(of: wanted) else { return .invalid }
         do {
             try mm.handleFault(address: fault.address, write: wanted.contains(.write), exec: wanted.contains(.exec))
         } catch {

@@ -22,7 +22,7 @@ public final class Process: @unchecked Sendable {
     /// The CPU page table (`mm->pgd`).
     public let pageTable: IOPageTable
 
-    let lock = Lock()
+    package let lock = Lock()
     /// Sorted, non-overlapping mappings (`mm->mmap` / the maple tree).
     var vmas: [VMA] = []
     /// Page-aligned VA → frame of every populated page, mapped or not (a `PROT_NONE`
@@ -32,8 +32,9 @@ public final class Process: @unchecked Sendable {
     var exiting = false
     var exited = false
     /// The mm's IOMMU data (`mm->iommu_mm`): its SVA PASID and SVA domains, nil until
-    /// the first `iommu_sva_bind_device`. Written under ``lock`` by the SVA core.
-    var iommuMM: IOMMUMMData?
+    /// the first `iommu_sva_bind_device`. Written under ``lock`` by the SVA core; the
+    /// platform sees it only as ``ProcessIOMMUData``.
+    package var iommuMM: (any ProcessIOMMUData)?
     /// The descriptor table (`current->files`): open memfds by descriptor number.
     var files: [Int32: Memfd] = [:]
 
@@ -137,4 +138,15 @@ public protocol MMUNotifier: AnyObject {
     /// The mm is exiting (`mmu_notifier_ops.release`): stop using it. Called before the
     /// page table is torn down.
     func release(_ process: Process)
+}
+
+/// The IOMMU layer's data on an mm (`mm->iommu_mm`: the SVA PASID and SVA domains), as the
+/// mm itself sees it: a slot the IOMMU core fills, told when the address space exits and
+/// when its last reference goes. Declared here so that the platform needs nothing of the
+/// IOMMU above it.
+package protocol ProcessIOMMUData: AnyObject {
+    /// The mm exited (`mmput` → `exit_mmap`).
+    func mmExited()
+    /// The last reference to the mm went away (`__mmdrop`).
+    func mmDropped()
 }

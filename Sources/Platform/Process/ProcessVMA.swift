@@ -108,6 +108,12 @@ extension Process {
         }
     }
 
+    /// The protection of the VMA holding `address` (`find_vma` + `vm_flags`), nil when no
+    /// VMA does. The SVA fault handler checks a page request against it.
+    package func vmaProtection(at address: UInt64) -> ProcessProt? {
+        lock.withLock { vmaIndexLocked(containing: address).map { vmas[$0].prot } }
+    }
+
     /// Parts of the VMAs inside `[start, end)`, clipped.
     func segments(_ start: UInt64, _ end: UInt64) -> [(UInt64, UInt64)] {
         vmas.compactMap { v in

@@ -10,8 +10,9 @@ import Darwin
 /// 10 ns here against about 65 ns for `Synchronization.Mutex`, which matters on the
 /// per-translation path of a hardware model (ARCHITECTURE.md rule 6).
 public final class Lock: @unchecked Sendable {
-    // The mutex lives at a stable heap address: pthread mutexes must not move.
-    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    // The mutex lives at a stable heap address: pthread mutexes must not move. The DMA
+    // engine of the IOMMU core locks it directly on its per-request path.
+    package let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     /// Creates an unlocked lock.
     public init() {
