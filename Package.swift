@@ -26,12 +26,15 @@ let package = Package(
         .target(name: "Platform"),
         // Re-exports Platform (`@_exported import`), so users write `import IOMMUCore` only.
         .target(name: "IOMMUCore", dependencies: ["Platform"]),
+        // The driver-facing part of iommufd (`drivers/iommu/iommufd/driver.c`,
+        // `include/linux/iommufd.h`): what a vendor implements or calls, and the vendor uAPI
+        // data it decodes. A vendor depends on this, never on all of IOMMUFD.
+        .target(name: "IOMMUFDDriver", dependencies: ["IOMMUCore"]),
         // ENABLE_MOCKING (debug builds only) compiles the ioctl trace and forced-errno hooks.
-        .target(name: "IOMMUFD", dependencies: ["IOMMUCore"],
+        // Re-exports IOMMUFDDriver; never imports a vendor.
+        .target(name: "IOMMUFD", dependencies: ["IOMMUCore", "IOMMUFDDriver"],
                 swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]),
-        // IOMMUDrivers sees IOMMUFD only for the selftest backend protocol (Mock/), as the
-        // kernel's drivers see the iommufd driver API; IOMMUFD never imports a vendor.
-        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFD"]),
+        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFDDriver", "IOMMUFD"]),
         // Device drivers that use the core and iommufd APIs (IDXD/, PASIDFlavours/, VFIO/,
         // VFIOPCI/, Mdev/); the vendor is chosen by whoever builds the machine.
         .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD"]),

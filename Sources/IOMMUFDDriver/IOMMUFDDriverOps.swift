@@ -10,7 +10,16 @@ public struct IOMMUUserData: Sendable {
     public let uptr: UInt64
     /// `len`.
     public let len: UInt32
-    let user: any UserMemory
+    /// The memory `uptr` points into: the caller's, as iommufd reads it.
+    package let user: any UserMemory
+
+    /// The user data of one ioctl, read through `user` (iommufd builds it).
+    package init(type: UInt32, uptr: UInt64, len: UInt32, user: any UserMemory) {
+        self.type = type
+        self.uptr = uptr
+        self.len = len
+        self.user = user
+    }
 
     /// `iommu_copy_struct_from_user(data, kdst, type, min_last)`.
     /// - Throws: `EINVAL` type mismatch, or `len` below `minLength` or above `maxLength`;
@@ -33,7 +42,17 @@ public struct IOMMUUserDataArray: Sendable {
     public let entryLen: UInt32
     /// `entry_num` on input.
     public let entryNum: UInt32
-    let user: any UserMemory
+    /// The memory `uptr` points into: the caller's, as iommufd reads it.
+    package let user: any UserMemory
+
+    /// The entry array of one ioctl, read through `user` (iommufd builds it).
+    package init(type: UInt32, uptr: UInt64, entryLen: UInt32, entryNum: UInt32, user: any UserMemory) {
+        self.type = type
+        self.uptr = uptr
+        self.entryLen = entryLen
+        self.entryNum = entryNum
+        self.user = user
+    }
 
     /// `iommu_copy_struct_from_user_array(array, kdst, type, index, min_last)`.
     /// - Throws: `EINVAL` type mismatch or `entry_len` outside `[minLength, maxLength]`

@@ -26,6 +26,8 @@ public enum Mock {
     public static let nestedIOTLBIDMax: UInt32 = 3
     /// `IOMMU_TEST_IOTLB_DEFAULT`.
     public static let iotlbDefault: UInt32 = 0xbadbeef
+    /// `IOMMU_HW_INFO_SELFTEST_REGVAL`: the `test_reg` of the mock's hardware info.
+    public static let hwInfoRegval: UInt32 = 0xdead_beef
     /// `IOMMU_TEST_INVALIDATE_FLAG_ALL`: a nested invalidation entry that clears every
     /// IOTLB slot and ignores its id.
     public static let invalidateFlagAll: UInt32 = 1 << 0

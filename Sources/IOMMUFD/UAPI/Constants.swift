@@ -28,12 +28,12 @@ public enum IOMMUFDConstant {
     public static let hwptFaultIDValid: UInt32 = 1 << 2
     /// `IOMMU_HWPT_ALLOC_PASID`.
     public static let hwptAllocPasid: UInt32 = 1 << 3
-    /// `IOMMU_HWPT_DATA_NONE`.
-    public static let hwptDataNone: UInt32 = 0
+    /// `IOMMU_HWPT_DATA_NONE` (``IOMMUHWPTDataType/none``).
+    public static let hwptDataNone = IOMMUHWPTDataType.none
     /// `IOMMU_HW_INFO_FLAG_INPUT_TYPE`.
     public static let hwInfoFlagInputType: UInt32 = 1 << 0
-    /// `IOMMU_HW_INFO_TYPE_DEFAULT` (= `IOMMU_HW_INFO_TYPE_NONE`).
-    public static let hwInfoTypeDefault: UInt32 = 0
+    /// `IOMMU_HW_INFO_TYPE_DEFAULT` (= `IOMMU_HW_INFO_TYPE_NONE`, ``IOMMUHWInfoType/default``).
+    public static let hwInfoTypeDefault = IOMMUHWInfoType.default
     /// `IOMMU_HW_CAP_DIRTY_TRACKING`.
     public static let hwCapDirtyTracking: UInt64 = 1 << 0
     /// `IOMMU_HW_CAP_PCI_PASID_EXEC`.
