@@ -34,13 +34,18 @@ let package = Package(
         // Re-exports IOMMUFDDriver; never imports a vendor.
         .target(name: "IOMMUFD", dependencies: ["IOMMUCore", "IOMMUFDDriver"],
                 swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]),
-        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFDDriver", "IOMMUFD"]),
+        // Vendors (IntelVTd/, Mock/): the core and the driver-facing part of iommufd only.
+        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFDDriver"]),
+        // `IOMMU_TEST_CMD` (`CONFIG_IOMMUFD_TEST`): the selftest ops over the mock vendor. A
+        // context gets them through IOMMUFD's package-level test-command hook; for tests
+        // and the service, not a product.
+        .target(name: "IOMMUFDSelftest", dependencies: ["IOMMUFD", "IOMMUDrivers"]),
         // Device drivers that use the core and iommufd APIs (IDXD/, PASIDFlavours/, VFIO/,
         // VFIOPCI/, Mdev/); the vendor is chosen by whoever builds the machine.
         .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD"]),
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         // The model as a service: plays the kernel for C programs run through the shim.
-        .executableTarget(name: "iommukitd", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD"]),
+        .executableTarget(name: "iommukitd", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "IOMMUFDSelftest"]),
         // The LD_PRELOAD shim. Only the dynamic product links it: it interposes open,
         // ioctl, read, write, poll and close, so nothing else may depend on it.
         .target(name: "CIOMMUFD", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
@@ -65,8 +70,8 @@ let package = Package(
             exclude: ["README.md"]),
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
         .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
-        .testTarget(name: "IOMMUFDTests", dependencies: ["IOMMUFD", "IOMMUCore", "IOMMUDrivers"]),
-        .testTarget(name: "DriverShimsTests", dependencies: ["DriverShims", "IOMMUFD", "IOMMUCore", "IOMMUDrivers"]),
+        .testTarget(name: "IOMMUFDTests", dependencies: ["IOMMUFD", "IOMMUCore", "IOMMUDrivers", "IOMMUFDSelftest"]),
+        .testTarget(name: "DriverShimsTests", dependencies: ["DriverShims", "IOMMUFD", "IOMMUCore", "IOMMUDrivers", "IOMMUFDSelftest"]),
         .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         // Runs Tests/CPrograms through the shim against iommukitd (built as a dependency).

@@ -21,11 +21,11 @@ public final class IOMMUFD: @unchecked Sendable {
     /// process sharing the fd, see ``ioctl(_:_:from:)``).
     var callerMemory: any UserMemory { callerOverride?.1 ?? openerMemory }
     /// `current->mm` of the ioctl in progress: pages mapped now are pinned from it.
-    var current: Process { callerOverride?.0 ?? process }
+    package var current: Process { callerOverride?.0 ?? process }
     var callerOverride: (Process, any UserMemory)?
     /// The memory the ioctl in progress reads and writes: the caller's, overlaid with the
     /// typed API's argument window while a typed call runs.
-    var user: any UserMemory { overlay ?? callerMemory }
+    package var user: any UserMemory { overlay ?? callerMemory }
     /// Set by the typed API for the duration of one dispatch (under ``lock``).
     var overlay: ArgumentOverlay?
     /// The argument window of the last typed call, reused by the next one.
@@ -37,9 +37,9 @@ public final class IOMMUFD: @unchecked Sendable {
     public let credentials: IOMMUFDCredentials
     /// The pinned-page counters charged by this context.
     public let accounting: PinAccounting
-    /// The selftest backend; with it, `IOMMU_TEST_CMD` is in the ioctl table
+    /// The `IOMMU_TEST_CMD` handler; with it, the command is in the ioctl table
     /// (`CONFIG_IOMMUFD_TEST`).
-    public let testBackend: (any IOMMUFDTestBackend)?
+    package let testBackend: (any IOMMUFDTestCommandHandler)?
     /// The fail-nth fault injection knob of this context.
     public let faultInjection: FaultInjection
 
@@ -56,7 +56,7 @@ public final class IOMMUFD: @unchecked Sendable {
     /// `ictx->groups`: per iommu_group attach state.
     var groups: [ObjectIdentifier: IOMMUFDGroup] = [:]
     /// Files handed out by this context (fault queue fds, selftest access fds).
-    var files: [Int32: IOMMUFDFile] = [:]
+    package var files: [Int32: IOMMUFDFile] = [:]
     /// How files get their fd numbers (see ``IOMMUFDFileInstaller``); nil numbers them
     /// from 1000 inside the model. Set before the first ioctl.
     public var fileInstaller: IOMMUFDFileInstaller? {
@@ -65,7 +65,7 @@ public final class IOMMUFD: @unchecked Sendable {
     }
     var _fileInstaller: IOMMUFDFileInstaller?
     /// The selftest's temporary batch memory limit (`IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT`).
-    var tempMemoryLimit: UInt32 = 65536
+    package var tempMemoryLimit: UInt32 = 65536
     /// Set once ``close()`` ran.
     public private(set) var isClosed = false
 
@@ -76,11 +76,19 @@ public final class IOMMUFD: @unchecked Sendable {
     ///   - user: how ioctl arguments are read and written; defaults to `process`'s memory.
     ///   - credentials: capabilities; root by default.
     ///   - accounting: counters to charge; fresh by default.
-    ///   - testBackend: enables `IOMMU_TEST_CMD`.
     ///   - vfioContainer: opened as `/dev/vfio/vfio`, which starts in MM accounting mode.
-    public init(machine: Machine, process: Process, user: (any UserMemory)? = nil,
-                credentials: IOMMUFDCredentials = .root, accounting: PinAccounting = PinAccounting(),
-                testBackend: (any IOMMUFDTestBackend)? = nil, vfioContainer: Bool = false) {
+    public convenience init(machine: Machine, process: Process, user: (any UserMemory)? = nil,
+                            credentials: IOMMUFDCredentials = .root, accounting: PinAccounting = PinAccounting(),
+                            vfioContainer: Bool = false) {
+        self.init(machine: machine, process: process, user: user, credentials: credentials, accounting: accounting,
+                  testBackend: nil, vfioContainer: vfioContainer)
+    }
+
+    /// Opens a context with `IOMMU_TEST_CMD` handled by `testBackend` (nil: as the public
+    /// initializer). The parameters are those of the public initializer.
+    package init(machine: Machine, process: Process, user: (any UserMemory)? = nil,
+                 credentials: IOMMUFDCredentials = .root, accounting: PinAccounting = PinAccounting(),
+                 testBackend: (any IOMMUFDTestCommandHandler)?, vfioContainer: Bool = false) {
         self.machine = machine
         self.process = process
         openerMemory = user ?? ProcessUserMemory(process)

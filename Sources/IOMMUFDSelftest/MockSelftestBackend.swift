@@ -1,9 +1,12 @@
 import IOMMUCore
+import IOMMUDrivers
 import IOMMUFD
 
 /// The Mock vendor as the backend of `IOMMU_TEST_CMD` (`drivers/iommu/iommufd/selftest.c`):
-/// mock devices on one mock IOMMU unit, and clear-box reads of mock domains.
-public final class MockSelftestBackend: IOMMUFDTestBackend, @unchecked Sendable {
+/// mock devices on one mock IOMMU unit, and clear-box reads of mock domains. Passed as
+/// `testBackend` when a context is opened, it puts `IOMMU_TEST_CMD` in the context's
+/// ioctl table.
+public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Sendable {
     /// The mock driver.
     public let driver: MockIOMMUDriver
     /// The unit every mock device sits behind.
@@ -14,6 +17,16 @@ public final class MockSelftestBackend: IOMMUFDTestBackend, @unchecked Sendable 
         driver = MockIOMMUDriver()
         unit = MockIOMMU(driver: driver)
         machine.addIOMMU(unit)
+    }
+
+    /// `sizeof(struct iommu_test_cmd)`.
+    package var commandSize: Int { IOMMUTestCmd.size }
+    /// `offsetofend(struct iommu_test_cmd, last)`.
+    package var commandMinSize: Int { IOMMUTestCmd.minSize }
+
+    /// `iommufd_test(ucmd)`: see `ioctlTestCmd`.
+    package func testCommand(_ ctx: IOMMUFD, _ ucmd: inout UCmd) throws(Errno) -> Int32 {
+        try ctx.ioctlTestCmd(self, &ucmd)
     }
 
     /// `mock_dev_create`: a mock PCI device with `MOCK_FLAGS_DEVICE_*` flags, alone in

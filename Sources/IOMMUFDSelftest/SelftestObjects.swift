@@ -1,29 +1,10 @@
 import IOMMUCore
-
-/// `IOMMUFD_OBJ_SELFTEST` (`struct selftest_obj`): a mock device made by
-/// `IOMMU_TEST_OP_MOCK_DOMAIN`, bound to the context. Destroying it detaches the RID,
-/// unbinds the device and removes the mock device.
-final class SelftestObject: IOMMUFDObject, @unchecked Sendable {
-    var idev: DeviceObject?
-    var mdev: PCIDevice?
-
-    init() { super.init(type: .selftest) }
-
-    override func destroy(_ ctx: IOMMUFD) {
-        if let idev {
-            ctx.hwptDetach(idev, pasid: IOMMUSubsystem.noPasid)
-            ctx.deviceUnbind(idev)
-        }
-        if let mdev, let backend = ctx.testBackend { backend.destroyMockDevice(mdev, on: ctx.machine) }
-        idev = nil
-        mdev = nil
-    }
-}
+import IOMMUFD
 
 /// The selftest's emulated access (`struct selftest_access`): an ACCESS object behind a
 /// file descriptor, with the pinned items it made. Its `unmap` callback unpins every
 /// item the IOAS unmap touches, as a well-behaved mdev driver must.
-final class SelftestAccess: @unchecked Sendable {
+final class SelftestAccess: IOMMUFDTestFile, @unchecked Sendable {
     unowned(unsafe) let ctx: IOMMUFD
     var access: AccessObject!
     /// Pinned items by ID: (iova, length).
@@ -49,5 +30,19 @@ final class SelftestAccess: @unchecked Sendable {
         }
         items = [:]
         ctx.accessDestroy(access)
+    }
+}
+
+extension MockSelftestBackend {
+    /// `iommufd_selftest_destroy`: detach the RID, unbind the device, remove the mock
+    /// device.
+    package func destroy(_ object: SelftestObject, in ctx: IOMMUFD) {
+        if let idev = object.idev {
+            ctx.hwptDetach(idev, pasid: IOMMUSubsystem.noPasid)
+            ctx.deviceUnbind(idev)
+        }
+        if let mdev = object.mdev { destroyMockDevice(mdev, on: ctx.machine) }
+        object.idev = nil
+        object.mdev = nil
     }
 }

@@ -1,10 +1,10 @@
 import IOMMUCore
+import IOMMUFD
 
 extension IOMMUFD {
     /// `IOMMU_TEST_CMD` (`iommufd_test`): the selftest ops of `iommufd_test.h`.
     /// Unknown ops are `EOPNOTSUPP`.
-    func ioctlTestCmd(_ u: inout UCmd) throws(Errno) -> Int32 {
-        guard let backend = testBackend else { throw .notTTY }
+    func ioctlTestCmd(_ backend: MockSelftestBackend, _ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUTestCmd.self)
         typealias T = IOMMUTestCmd
         switch c.op {
@@ -195,14 +195,16 @@ extension IOMMUFD {
     /// The selftest access behind an access fd.
     /// - Throws: `EBADFD` when `fd` is not an access fd of this context.
     func testAccess(_ fd: UInt32) throws(Errno) -> SelftestAccess {
-        guard case .access(let st)? = files[Int32(bitPattern: fd)] else { throw .badFileDescriptorState }
+        guard case .access(let file)? = files[Int32(bitPattern: fd)], let st = file as? SelftestAccess else {
+            throw .badFileDescriptorState
+        }
         return st
     }
 
     /// `iommufd_test_mock_domain`: a SELFTEST object, a mock device bound to the context,
     /// its RID attached to `ptID`. Returns the unfinalized object, the HWPT ID and the
     /// device ID.
-    func testMockDomain(_ backend: any IOMMUFDTestBackend, ptID: UInt32,
+    func testMockDomain(_ backend: MockSelftestBackend, ptID: UInt32,
                         flags: UInt32) throws(Errno) -> (SelftestObject, UInt32, UInt32) {
         let known = IOMMUTestOp.deviceNoDirty | IOMMUTestOp.deviceHugeIOVA | IOMMUTestOp.devicePasid
         guard flags & ~known == 0 else { throw .invalidArgument }
@@ -222,7 +224,7 @@ extension IOMMUFD {
     }
 
     /// `iommufd_test_md_check_pa`.
-    func testCheckMap(_ backend: any IOMMUFDTestBackend, _ c: IOMMUTestCmd) throws(Errno) {
+    func testCheckMap(_ backend: MockSelftestBackend, _ c: IOMMUTestCmd) throws(Errno) {
         let m = c.member(IOMMUTestCmd.CheckMap.self)
         let page = backend.mockPageSize
         guard m.iova % page == 0, m.length % page == 0, m.uptr % page == 0,

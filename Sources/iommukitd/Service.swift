@@ -2,6 +2,7 @@ import Glibc
 import IOMMUCore
 import IOMMUDrivers
 import IOMMUFD
+import IOMMUFDSelftest
 
 /// How the service grants `CAP_SYS_RESOURCE` / `CAP_IPC_LOCK` to a context.
 enum CapabilityPolicy: String {

@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// Pinned-page accounting (iommufd-uapi.md §3.8, §4.6): NONE with CAP_IPC_LOCK, USER
 /// against RLIMIT_MEMLOCK, MM after `IOMMU_OPTION_RLIMIT_MODE`; `pinned_vm` always.

@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// Fail-nth sweeps (iommufd-uapi.md §6): every error-unwind path leaves nothing behind.
 final class FailNthTests: XCTestCase {

@@ -2,6 +2,7 @@ import XCTest
 import IOMMUCore
 import IOMMUDrivers
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// FAULT objects on the core's io-pgfault path (`fault.c`/`eventq.c` over `io-pgfault.c`):
 /// TRIGGER_IOPF reports through `iommu_report_device_fault`, the HWPT's handler queues the

@@ -2,6 +2,7 @@ import XCTest
 import IOMMUCore
 import IOMMUDrivers
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// `iommufd_fops_release` runs when the last file reference goes, whether or not the
 /// owner closed the fd first: dropping the last `IOMMUFD` reference with objects alive

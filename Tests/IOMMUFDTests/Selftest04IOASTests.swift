@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// iommufd-uapi.md §5.4: IOAS lifetime and mapping (fixture `iommufd_ioas`, 4 variants).
 final class Selftest04IOASTests: XCTestCase {

@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// iommufd-uapi.md §5.5: nested HWPTs and invalidation (`iommufd_ioas.alloc_hwpt_nested`).
 final class Selftest05NestedTests: XCTestCase {

@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// iommufd-uapi.md §5.6: accesses and pinning (fixture `iommufd_ioas`).
 final class Selftest06AccessTests: XCTestCase {

@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// iommufd-uapi.md §5.6 cases 89-91 (`fork_gone`, `fork_present`) and §5.7 case 94
 /// (`ro_unshare`). A "child" is a second model process sharing the fd: its ioctls go

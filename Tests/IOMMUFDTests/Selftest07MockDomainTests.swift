@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// iommufd-uapi.md §5.7: mapping through mock domains (fixture `iommufd_mock_domain`;
 /// the `one_domain` and `two_domains` variants; the `_file` and `_file_hugepage`

@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// iommufd-uapi.md §5.8: dirty tracking (fixture `iommufd_dirty_tracking`; the sizes up
 /// to 4 MiB, with MOCK_PAGE_SIZE IOPTEs).

@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// iommufd-uapi.md §5.11: PASID attach, replace and detach (fixture
 /// `iommufd_device_pasid`). The vIOMMU-based nested2 of the kernel fixture is left out

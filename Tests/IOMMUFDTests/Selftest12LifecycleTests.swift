@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// iommufd-uapi.md §5.12, §5.3 case 16, and the object-table rules of §1 / §7.1.
 final class Selftest12LifecycleTests: XCTestCase {

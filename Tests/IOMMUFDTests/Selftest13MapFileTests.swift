@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 extension SelftestFD {
     /// The selftest's `mfd`/`mfd_buffer` (`memfd_mmap(BUFFER_SIZE, PROT_READ | PROT_WRITE,

@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// The typed Swift API runs the raw dispatcher: same results, same errno.
 final class TypedAPITests: XCTestCase {

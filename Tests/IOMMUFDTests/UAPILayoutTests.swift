@@ -1,5 +1,6 @@
 import XCTest
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// The sizes and min_sizes of spec §2.3, and the command numbers of §2.1.
 final class UAPILayoutTests: XCTestCase {

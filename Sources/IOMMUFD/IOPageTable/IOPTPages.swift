@@ -12,8 +12,8 @@ import IOMMUCore
 /// unpinned, and its frame reference dropped, when its last user goes; until then the
 /// frame stays allocated even if the process unmaps it or exits, or the file is
 /// truncated or closed.
-final class IOPTPages: @unchecked Sendable {
-    static let pageSize: UInt64 = 4096
+package final class IOPTPages: @unchecked Sendable {
+    package static let pageSize: UInt64 = 4096
 
     /// `pages->type`: where the pages come from.
     enum Source {

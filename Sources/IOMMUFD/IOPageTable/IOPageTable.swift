@@ -11,7 +11,7 @@ struct IOPTReserved {
 /// The IOVA side of an IOAS (`struct io_pagetable`, `io_pagetable.c`): areas, allowed
 /// ranges, reserved ranges, the attached paging domains and the accesses, and the IOVA
 /// alignment they impose. Every map goes to every domain; every unmap leaves all of them.
-final class IOPageTableState: @unchecked Sendable {
+package final class IOPageTableState: @unchecked Sendable {
     static let pageSize = IOPTPages.pageSize
     /// `HPAGE_SIZE` with transparent huge pages.
     static let hugePageSize: UInt64 = 2 << 20
@@ -81,7 +81,7 @@ final class IOPageTableState: @unchecked Sendable {
 
     /// `iopt_reserve_iova`.
     /// - Throws: `EADDRINUSE` when `[start, last]` meets an area or an allowed range.
-    func reserve(_ start: UInt64, _ last: UInt64, owner: ObjectIdentifier?) throws(Errno) {
+    package func reserve(_ start: UInt64, _ last: UInt64, owner: ObjectIdentifier?) throws(Errno) {
         if anyArea(intersecting: start, last) || allowedIntersects(start, last) { throw .addressInUse }
         reserved.append(IOPTReserved(start: start, last: last, owner: owner))
     }

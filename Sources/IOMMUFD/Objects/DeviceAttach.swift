@@ -74,7 +74,7 @@ extension IOMMUFD {
     /// `iommufd_hw_pagetable_detach` + `iommufd_hw_pagetable_put`: remove `idev` from
     /// `pasid`; the hardware is detached when the group's last device leaves. A PASID
     /// that is not attached is a silent no-op.
-    func hwptDetach(_ idev: DeviceObject, pasid: UInt32, putHWPT: Bool = true) {
+    package func hwptDetach(_ idev: DeviceObject, pasid: UInt32, putHWPT: Bool = true) {
         let ig = idev.igroup
         guard let attach = ig.pasidAttach[pasid], attach.devices.contains(where: { $0 === idev }) else { return }
         let hwpt = attach.hwpt
@@ -143,13 +143,13 @@ extension IOMMUFD {
         return old
     }
 
-    enum ChangeMode { case attach, replace }
+    package enum ChangeMode { case attach, replace }
 
     /// `iommufd_device_change_pt`: resolve `ptID` (a HWPT directly, or an IOAS through
     /// an auto domain) and attach or replace. Returns the HWPT ID now attached.
     /// - Throws: `ENOENT` unknown ID; `EINVAL` an ID of another type; the attach or
     ///   replace errno.
-    func changePT(_ idev: DeviceObject, pasid: UInt32, ptID: UInt32, mode: ChangeMode) throws(Errno) -> UInt32 {
+    package func changePT(_ idev: DeviceObject, pasid: UInt32, ptID: UInt32, mode: ChangeMode) throws(Errno) -> UInt32 {
         let pt = try getObject(ptID, .any)
         defer { put(pt) }
         switch pt {

@@ -3,9 +3,9 @@ import IOMMUCore
 /// A file a context handed out: a fault queue fd (`IOMMU_FAULT_QUEUE_ALLOC`) or a
 /// selftest access fd (`IOMMU_TEST_OP_CREATE_ACCESS`). The model keeps its own small
 /// file table per context; numbers start at 1000 so they never look like stdio.
-enum IOMMUFDFile {
+package enum IOMMUFDFile {
     case fault(FaultObject)
-    case access(SelftestAccess)
+    case access(any IOMMUFDTestFile)
 
     var kind: IOMMUFDFileKind {
         switch self {
@@ -32,7 +32,7 @@ public typealias IOMMUFDFileInstaller = @Sendable (IOMMUFDFileKind) -> Result<In
 extension IOMMUFD {
     /// Gives `f` an fd number: the ``fileInstaller``'s, or the lowest free one from 1000.
     /// - Throws: the installer's errno (`EMFILE`).
-    func installFile(_ f: IOMMUFDFile) throws(Errno) -> Int32 {
+    package func installFile(_ f: IOMMUFDFile) throws(Errno) -> Int32 {
         if let installer = _fileInstaller {
             let fd = try installer(f.kind).get()
             guard files[fd] == nil else { throw .tooManyOpenFiles }
@@ -56,7 +56,7 @@ extension IOMMUFD {
         lock.withLock { closeFileLocked(fd) }
     }
 
-    func closeFileLocked(_ fd: Int32) -> Int32 {
+    package func closeFileLocked(_ fd: Int32) -> Int32 {
         guard let f = files.removeValue(forKey: fd) else { return -Errno.badFileDescriptor.rawValue }
         switch f {
         case .fault(let fault): fault.fdClosed(self)

@@ -5,7 +5,7 @@ import IOMMUCore
 /// FAULT object.
 public class HWPTObject: IOMMUFDObject, @unchecked Sendable {
     /// The domain (`hwpt->domain`); nil only while a paging HWPT is half built.
-    var domain: IOMMUDomain?
+    package internal(set) var domain: IOMMUDomain?
     /// `hwpt->fault`.
     var fault: FaultObject?
     /// `hwpt->pasid_compat`: allocated with `IOMMU_HWPT_ALLOC_PASID`.

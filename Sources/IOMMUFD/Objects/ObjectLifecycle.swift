@@ -4,13 +4,13 @@ extension IOMMUFD {
     /// `iommufd_object_alloc`: reserve the lowest free ID for `obj`; lookups do not see
     /// it until ``finalize(_:)``. An injection point (`ENOMEM`).
     /// - Throws: `ENOMEM`.
-    func allocObject(_ obj: IOMMUFDObject) throws(Errno) {
+    package func allocObject(_ obj: IOMMUFDObject) throws(Errno) {
         if shouldFail() { throw .noMemory }
         obj.id = try table.reserve(obj)
     }
 
     /// `iommufd_object_finalize`: publish the object.
-    func finalize(_ obj: IOMMUFDObject) {
+    package func finalize(_ obj: IOMMUFDObject) {
         obj.waitCount = 0
         table.publish(obj)
     }
@@ -19,7 +19,7 @@ extension IOMMUFD {
     func abort(_ obj: IOMMUFDObject) { table.release(obj.id) }
 
     /// `iommufd_object_abort_and_destroy`: undo a half-built object and free its ID.
-    func abortAndDestroy(_ obj: IOMMUFDObject) {
+    package func abortAndDestroy(_ obj: IOMMUFDObject) {
         obj.abort(self)
         table.release(obj.id)
     }
@@ -37,14 +37,14 @@ extension IOMMUFD {
     }
 
     /// Typed ``getObject(_:_:)``.
-    func get<T: IOMMUFDObject>(_ id: UInt32, _ type: IOMMUFDObjectType, as: T.Type) throws(Errno) -> T {
+    package func get<T: IOMMUFDObject>(_ id: UInt32, _ type: IOMMUFDObjectType, as: T.Type) throws(Errno) -> T {
         let o = try getObject(id, type)
         guard let t = o as? T else { put(o); throw .noEntry }
         return t
     }
 
     /// `iommufd_put_object`.
-    func put(_ obj: IOMMUFDObject) {
+    package func put(_ obj: IOMMUFDObject) {
         obj.users -= 1
         obj.waitCount -= 1
     }

@@ -2,7 +2,7 @@ import IOMMUCore
 
 /// The kernel's copy of one command's argument (`struct iommufd_ucmd`): the structure
 /// zero-extended to the kernel `sizeof`, the caller's pointer and size.
-struct UCmd {
+package struct UCmd {
     /// `unowned(unsafe)`: a UCmd is made by the context's own dispatcher (`ioctlLocked`)
     /// and lives only for that call, so the context outlives it. Read on every respond;
     /// a checked `unowned` load there costs an unowned-to-strong retain of the context
@@ -16,12 +16,12 @@ struct UCmd {
     var cmd: UAPIBytes
 
     /// Decodes the command as `T`.
-    func decode<T: UAPIStruct>(_: T.Type) -> T { T(cmd) }
+    package func decode<T: UAPIStruct>(_: T.Type) -> T { T(cmd) }
 
     /// `iommufd_ucmd_respond(ucmd, sizeof)`: copy back `min(user size, sizeof)` bytes of
     /// `value`.
     /// - Throws: `EFAULT`.
-    mutating func respond<T: UAPIStruct>(_ value: T) throws(Errno) {
+    package mutating func respond<T: UAPIStruct>(_ value: T) throws(Errno) {
         // The answer is encoded over the command's own (kernel-sized) buffer, zeroed
         // first exactly as a fresh one would be, so answering allocates nothing.
         if cmd.count == T.size {
@@ -63,13 +63,20 @@ struct IOCtlOp {
         minSize = T.minSize
         self.handler = handler
     }
+
+    init(_ cmd: UInt32, size: Int, minSize: Int, _ handler: @escaping (IOMMUFD, inout UCmd) throws(Errno) -> Int32) {
+        self.cmd = cmd
+        self.size = size
+        self.minSize = minSize
+        self.handler = handler
+    }
 }
 
 extension IOMMUFD {
     /// The ioctl table (`iommufd_ioctl_ops[]`), indexed by `nr - IOMMUFD_CMD_BASE`.
     /// The vIOMMU family (`VIOMMU_ALLOC`, `VDEVICE_ALLOC`, `VEVENTQ_ALLOC`,
     /// `HW_QUEUE_ALLOC`) is not modelled and is absent (`ENOTTY`).
-    /// `IOMMU_TEST_CMD` is present only with a test backend.
+    /// `IOMMU_TEST_CMD` is present only with a test-command handler.
     func ioctlOp(_ nr: UInt32) -> IOCtlOp? {
         switch nr {
         case 0x80: IOCtlOp(IOMMUFDCommand.destroy, IOMMUDestroy.self) { c, u throws(Errno) in try c.ioctlDestroy(&u) }
@@ -89,8 +96,12 @@ extension IOMMUFD {
         case 0x8E: IOCtlOp(IOMMUFDCommand.faultQueueAlloc, IOMMUFaultAlloc.self) { c, u throws(Errno) in try c.ioctlFaultQueueAlloc(&u) }
         case 0x8F: IOCtlOp(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile.self) { c, u throws(Errno) in try c.ioctlIOASMapFile(&u) }
         case 0x92: IOCtlOp(IOMMUFDCommand.ioasChangeProcess, IOMMUIOASChangeProcess.self) { c, u throws(Errno) in try c.ioctlIOASChangeProcess(&u) }
-        case 0xA0 where testBackend != nil:
-            IOCtlOp(IOMMUFDCommand.testCmd, IOMMUTestCmd.self) { c, u throws(Errno) in try c.ioctlTestCmd(&u) }
+        case 0xA0:
+            testBackend.map { h in
+                IOCtlOp(IOMMUFDCommand.testCmd, size: h.commandSize, minSize: h.commandMinSize) { c, u throws(Errno) in
+                    try h.testCommand(c, &u)
+                }
+            }
         default: nil
         }
     }

@@ -1,3 +1,5 @@
+import IOMMUDrivers
+
 /// `struct iommu_test_cmd` (72 bytes, min_size 68 = `offsetofend(last)`): argument of
 /// `IOMMU_TEST_CMD` (`drivers/iommu/iommufd/iommufd_test.h`). `__reserved` is not checked
 /// by the kernel. The 48-byte union at offset 16 is kept as bytes; the typed members are
@@ -150,20 +152,21 @@ public enum IOMMUTestOp {
     public static let pasidReserved: UInt32 = 1024
     /// `MOCK_PASID_WIDTH`.
     public static let pasidWidth: UInt8 = 20
-    /// `IOMMU_HW_INFO_TYPE_SELFTEST`.
-    public static let hwInfoTypeSelftest: UInt32 = 0xfeed_beef
-    /// `IOMMU_HW_INFO_SELFTEST_REGVAL`.
-    public static let hwInfoSelftestRegval: UInt32 = 0xdead_beef
-    /// `IOMMU_HWPT_DATA_SELFTEST`.
-    public static let hwptDataSelftest: UInt32 = 0xdead
+    /// `IOMMU_HW_INFO_TYPE_SELFTEST` (``IOMMUHWInfoType/selftest``).
+    public static let hwInfoTypeSelftest = IOMMUHWInfoType.selftest
+    /// `IOMMU_HW_INFO_SELFTEST_REGVAL` (the mock's `Mock.hwInfoRegval`).
+    public static let hwInfoSelftestRegval = Mock.hwInfoRegval
+    /// `IOMMU_HWPT_DATA_SELFTEST` (``IOMMUHWPTDataType/selftest``).
+    public static let hwptDataSelftest = IOMMUHWPTDataType.selftest
     /// `IOMMU_TEST_IOTLB_DEFAULT`.
     public static let iotlbDefault: UInt32 = 0xbad_beef
     /// `IOMMU_TEST_DEV_CACHE_DEFAULT`.
     public static let devCacheDefault: UInt32 = 0xbaddad
-    /// `IOMMU_HWPT_INVALIDATE_DATA_SELFTEST`.
-    public static let invalidateDataSelftest: UInt32 = 0xdead_beef
-    /// `IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID`.
-    public static let invalidateDataSelftestInvalid: UInt32 = 0xdad_beef
+    /// `IOMMU_HWPT_INVALIDATE_DATA_SELFTEST` (``IOMMUHWPTInvalidateDataType/selftest``).
+    public static let invalidateDataSelftest = IOMMUHWPTInvalidateDataType.selftest
+    /// `IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID`
+    /// (``IOMMUHWPTInvalidateDataType/selftestInvalid``).
+    public static let invalidateDataSelftestInvalid = IOMMUHWPTInvalidateDataType.selftestInvalid
     /// `IOMMU_TEST_INVALIDATE_FLAG_ALL`.
     public static let invalidateFlagAll: UInt32 = 1 << 0
 }

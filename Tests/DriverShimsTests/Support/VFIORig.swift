@@ -2,6 +2,7 @@ import XCTest
 import IOMMUCore
 import IOMMUDrivers
 import IOMMUFD
+import IOMMUFDSelftest
 @testable import DriverShims
 
 let PAGE: UInt64 = 4096

@@ -2,6 +2,7 @@ import XCTest
 import IOMMUCore
 import IOMMUDrivers
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 let PAGE: UInt64 = 4096
 let MOCK_PAGE: UInt64 = 2048

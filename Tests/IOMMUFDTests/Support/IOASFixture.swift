@@ -1,6 +1,7 @@
 import XCTest
 import IOMMUCore
 @testable import IOMMUFD
+import IOMMUFDSelftest
 
 /// The `iommufd_ioas` fixture and its variants: an IOAS, a memory limit, N mock devices on
 /// it (the last one's stdev/hwpt/device kept), and for `mock_domain` one more PASID-capable
