@@ -7,8 +7,11 @@ let package = Package(
     name: "IOMMUKit",
     platforms: [.macOS(.v15)],
     products: [
+        // IOMMUCore brings Platform (re-exported), so Platform needs no product of its own.
         .library(name: "IOMMUCore", targets: ["IOMMUCore"]),
         .library(name: "IOMMUDrivers", targets: ["IOMMUDrivers"]),
+        // What a vendor of the user's own depends on instead of all of IOMMUFD.
+        .library(name: "IOMMUFDDriver", targets: ["IOMMUFDDriver"]),
         .library(name: "IOMMUFD", targets: ["IOMMUFD"]),
         .library(name: "DriverShims", targets: ["DriverShims"]),
         .executable(name: "iommukit", targets: ["iommukit"]),
