@@ -8,12 +8,12 @@ public struct UAPIBytes: Hashable, Sendable {
     public var bytes: [UInt8]
 
     /// `count` zero bytes.
-    public init(count: Int) { bytes = [UInt8](repeating: 0, count: count) }
+    @inlinable public init(count: Int) { bytes = [UInt8](repeating: 0, count: count) }
     /// Wraps existing bytes.
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    @inlinable public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     /// Number of bytes.
-    public var count: Int { bytes.count }
+    @inlinable public var count: Int { bytes.count }
 
     /// The unsigned little-endian integer of `width` bytes at `offset` (0 past the end).
     @inlinable func load(_ offset: Int, _ width: Int) -> UInt64 {
@@ -50,27 +50,30 @@ public struct UAPIBytes: Hashable, Sendable {
         for i in 0..<width where offset + i < bytes.count { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
     }
 
+    // The accessors are inlinable: the codecs that use them (iommufd's, the drivers') are
+    // other modules, and every ioctl decodes and encodes its structure through them.
+
     /// `__u8` at `offset`.
-    public func u8(_ offset: Int) -> UInt8 { UInt8(load(offset, 1)) }
+    @inlinable public func u8(_ offset: Int) -> UInt8 { UInt8(load(offset, 1)) }
     /// `__u16` at `offset`.
-    public func u16(_ offset: Int) -> UInt16 { UInt16(load(offset, 2)) }
+    @inlinable public func u16(_ offset: Int) -> UInt16 { UInt16(load(offset, 2)) }
     /// `__u32` at `offset`.
-    public func u32(_ offset: Int) -> UInt32 { UInt32(load(offset, 4)) }
+    @inlinable public func u32(_ offset: Int) -> UInt32 { UInt32(load(offset, 4)) }
     /// `__s32` at `offset`.
-    public func s32(_ offset: Int) -> Int32 { Int32(bitPattern: UInt32(load(offset, 4))) }
+    @inlinable public func s32(_ offset: Int) -> Int32 { Int32(bitPattern: UInt32(load(offset, 4))) }
     /// `__aligned_u64` at `offset`.
-    public func u64(_ offset: Int) -> UInt64 { load(offset, 8) }
+    @inlinable public func u64(_ offset: Int) -> UInt64 { load(offset, 8) }
 
     /// Sets the `__u8` at `offset`.
-    public mutating func setU8(_ offset: Int, _ v: UInt8) { store(offset, 1, UInt64(v)) }
+    @inlinable public mutating func setU8(_ offset: Int, _ v: UInt8) { store(offset, 1, UInt64(v)) }
     /// Sets the `__u16` at `offset`.
-    public mutating func setU16(_ offset: Int, _ v: UInt16) { store(offset, 2, UInt64(v)) }
+    @inlinable public mutating func setU16(_ offset: Int, _ v: UInt16) { store(offset, 2, UInt64(v)) }
     /// Sets the `__u32` at `offset`.
-    public mutating func setU32(_ offset: Int, _ v: UInt32) { store(offset, 4, UInt64(v)) }
+    @inlinable public mutating func setU32(_ offset: Int, _ v: UInt32) { store(offset, 4, UInt64(v)) }
     /// Sets the `__s32` at `offset`.
-    public mutating func setS32(_ offset: Int, _ v: Int32) { store(offset, 4, UInt64(UInt32(bitPattern: v))) }
+    @inlinable public mutating func setS32(_ offset: Int, _ v: Int32) { store(offset, 4, UInt64(UInt32(bitPattern: v))) }
     /// Sets the `__aligned_u64` at `offset`.
-    public mutating func setU64(_ offset: Int, _ v: UInt64) { store(offset, 8, v) }
+    @inlinable public mutating func setU64(_ offset: Int, _ v: UInt64) { store(offset, 8, v) }
 }
 
 /// A fixed-layout iommufd command structure (`struct iommu_*` passed to an `_IO(';', nr)`
@@ -89,15 +92,15 @@ public protocol UAPIStruct: Sendable {
 
 extension UAPIStruct {
     /// Default: the whole structure is mandatory.
-    public static var minSize: Int { size }
+    @inlinable public static var minSize: Int { size }
     /// The `sizeof`-long byte image of this value.
-    public var bytes: [UInt8] {
+    @inlinable public var bytes: [UInt8] {
         var b = UAPIBytes(count: Self.size)
         encode(into: &b)
         return b.bytes
     }
     /// Decodes from raw bytes.
-    public init(bytes: [UInt8]) { self.init(UAPIBytes(bytes)) }
+    @inlinable public init(bytes: [UInt8]) { self.init(UAPIBytes(bytes)) }
 }
 
 /// `struct iommu_iova_range` (16 bytes): `start` @0, `last` @8 (inclusive).

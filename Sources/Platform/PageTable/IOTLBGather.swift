@@ -19,7 +19,9 @@ public struct IOTLBGather: Sendable {
     /// A flush-all will follow, so no range flush is needed (`DMA-FQ`).
     public var queued: Bool
 
-    /// An empty gather (`iommu_iotlb_gather_init`).
+    /// An empty gather (`iommu_iotlb_gather_init`). Inlinable: every map and unmap of
+    /// the core and the drivers (other modules) starts one.
+    @inlinable
     public init() {
         start = .max
         end = 0

@@ -12,7 +12,7 @@ import Darwin
 public final class Lock: @unchecked Sendable {
     // The mutex lives at a stable heap address: pthread mutexes must not move. The DMA
     // engine of the IOMMU core locks it directly on its per-request path.
-    package let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline package let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     /// Creates an unlocked lock.
     public init() {
@@ -31,8 +31,10 @@ public final class Lock: @unchecked Sendable {
     /// Releases the lock.
     @inlinable public func unlock() { _unlock() }
 
-    @usableFromInline func _lock() { pthread_mutex_lock(mutex) }
-    @usableFromInline func _unlock() { pthread_mutex_unlock(mutex) }
+    // Inlinable, as the lock is: the core, iommufd and the drivers are other modules,
+    // and a call into this one per lock/unlock would cost more than the mutex itself.
+    @inlinable @inline(__always) func _lock() { pthread_mutex_lock(mutex) }
+    @inlinable @inline(__always) func _unlock() { pthread_mutex_unlock(mutex) }
 
     /// Runs `body` with the lock held.
     @inlinable
@@ -47,7 +49,7 @@ public final class Lock: @unchecked Sendable {
 /// callback may re-enter the core (for example a driver attaching its blocked domain
 /// during a detach). Models the group mutex plus `iommu_sva_lock`.
 public final class RecursiveLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     /// Creates an unlocked recursive lock.
     public init() {
@@ -66,6 +68,7 @@ public final class RecursiveLock: @unchecked Sendable {
     }
 
     /// Runs `body` with the lock held; the same thread may re-enter.
+    @inlinable
     public func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
