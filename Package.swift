@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "IOMMUFDDriver", dependencies: ["IOMMUCore"]),
         // ENABLE_MOCKING (debug builds only) compiles the ioctl trace and forced-errno hooks.
         // Re-exports IOMMUFDDriver; never imports a vendor.
-        .target(name: "IOMMUFD", dependencies: ["IOMMUCore", "IOMMUFDDriver"],
+        .target(name: "IOMMUFD", dependencies: ["IOMMUCore", "IOMMUFDDriver"], exclude: ["README.md"],
                 swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]),
         // Vendors (IntelVTd/, Mock/): the core and the driver-facing part of iommufd only.
         .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFDDriver"]),
