@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "IOMMUFDDriver", targets: ["IOMMUFDDriver"]),
         .library(name: "IOMMUFD", targets: ["IOMMUFD"]),
         .library(name: "DriverShims", targets: ["DriverShims"]),
+        // The conformance suite, its vendor protocol and test helpers, for users' own test targets.
+        .library(name: "IOMMUConformance", targets: ["IOMMUConformance"]),
         .executable(name: "iommukit", targets: ["iommukit"]),
         .executable(name: "iommukitd", targets: ["iommukitd"]),
         // LD_PRELOAD=libIOMMUFDPreload.so: /dev/iommu fds become connections to iommukitd.
@@ -33,6 +35,8 @@ let package = Package(
         // `include/linux/iommufd.h`): what a vendor implements or calls, and the vendor uAPI
         // data it decodes. A vendor depends on this, never on all of IOMMUFD.
         .target(name: "IOMMUFDDriver", dependencies: ["IOMMUCore"]),
+        // The conformance suite: vendor-neutral, the core and XCTest only, never a vendor.
+        .target(name: "IOMMUConformance", dependencies: ["IOMMUCore"]),
         // ENABLE_MOCKING (debug builds only) compiles the ioctl trace and forced-errno hooks.
         // Re-exports IOMMUFDDriver; never imports a vendor.
         .target(name: "IOMMUFD", dependencies: ["IOMMUCore", "IOMMUFDDriver"], exclude: ["README.md"],
@@ -71,12 +75,17 @@ let package = Package(
             dependencies: ["IOMMUCore", "IOMMUDrivers", "DriverShims"],
             path: "Examples/PASIDFlavours",
             exclude: ["README.md"]),
-        .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore"]),
-        .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
-        .testTarget(name: "IOMMUFDTests", dependencies: ["IOMMUFD", "IOMMUCore", "IOMMUDrivers", "IOMMUFDSelftest"]),
-        .testTarget(name: "DriverShimsTests", dependencies: ["DriverShims", "IOMMUFD", "IOMMUCore", "IOMMUDrivers", "IOMMUFDSelftest"]),
-        .testTarget(name: "ConformanceTests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
-        .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        // The Mock and VT-d vendors as the conformance suite sees them, for every test target.
+        .target(name: "VendorFixtures", dependencies: ["IOMMUConformance", "IOMMUDrivers"], path: "Tests/VendorFixtures"),
+        .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore", "IOMMUConformance"]),
+        .testTarget(name: "IOMMUDriversTests", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUConformance"]),
+        .testTarget(name: "IOMMUFDTests", dependencies: ["IOMMUFD", "IOMMUCore", "IOMMUDrivers", "IOMMUFDSelftest",
+                                                         "IOMMUConformance", "VendorFixtures"]),
+        .testTarget(name: "DriverShimsTests", dependencies: ["DriverShims", "IOMMUFD", "IOMMUCore", "IOMMUDrivers",
+                                                             "IOMMUFDSelftest", "IOMMUConformance", "VendorFixtures"]),
+        .testTarget(name: "ConformanceTests",
+                    dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUConformance", "VendorFixtures"]),
+        .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUConformance", "VendorFixtures"]),
         // Runs Tests/CPrograms through the shim against iommukitd (built as a dependency).
         .testTarget(name: "ServiceTests", dependencies: ["iommukitd"]),
     ],

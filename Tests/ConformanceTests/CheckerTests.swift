@@ -1,5 +1,7 @@
+import IOMMUConformance
 import IOMMUCore
 import IOMMUDrivers
+import VendorFixtures
 import XCTest
 
 /// The invariant checker against hardware states a buggy driver would leave behind. The

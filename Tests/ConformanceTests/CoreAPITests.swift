@@ -1,5 +1,7 @@
+import IOMMUConformance
 import IOMMUCore
 import IOMMUDrivers
+import VendorFixtures
 import XCTest
 
 /// Core entry points outside the numbered checks, over the Mock vendor.

@@ -1,14 +1,14 @@
+import IOMMUConformance
 import IOMMUCore
 import IOMMUDrivers
+import VendorFixtures
 import XCTest
 
-/// Behaviour of the Mock vendor itself that the iommufd selftests rely on
-/// (spec/iommufd-uapi.md §5.0 "Mock driver behaviour worth modelling").
+/// Behaviour of the Mock vendor itself that the iommufd selftests rely on.
 final class MockVendorTests: XCTestCase {
     private func rig(_ flags: MockDeviceFlags = .pasid) throws -> (Rig, PCIDevice, MockIOMMUDriver) {
-        let rig = MockVendor().makeEmptyRig(driver: MockIOMMUDriver())
+        let rig = MockVendor().makeRig(driver: MockIOMMUDriver())
         let dev = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: flags)
-        rig.devices.append(dev)
         return (rig, dev, rig.unit.driver as! MockIOMMUDriver)
     }
 
@@ -149,7 +149,7 @@ final class MockVendorTests: XCTestCase {
     /// A driver without `page_response` has no iopf queue: attaching a domain with a
     /// fault handler fails with `ENODEV` and changes nothing.
     func testMockWithoutIOPFRefusesFaultCapableDomains() throws {
-        let rig = MockVendor().makeEmptyRig(driver: MockIOMMUDriver(iopf: false))
+        let rig = MockVendor().makeRig(driver: MockIOMMUDriver(iopf: false))
         let dev = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: .pasid)
         let driver = rig.unit.driver as! MockIOMMUDriver
         XCTAssertNil(driver.pageResponse)

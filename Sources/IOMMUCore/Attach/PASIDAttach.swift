@@ -236,6 +236,10 @@ extension IOMMUSubsystem {
         }
     }
 
+    /// Global PASIDs currently allocated (`iommu_global_pasid_ida`), including the
+    /// PASIDs of mms bound for SVA: what a leak check compares before and after.
+    public var globalPasidsInUse: Int { lock.withLock { globalPasids.count } }
+
     private func checkReusable(_ pasid: UInt32) {
         for dev in machine.allDevices {
             guard let unit = dev.iommu else { continue }

@@ -108,6 +108,9 @@ open class IOMMUDevice: @unchecked Sendable, CustomStringConvertible {
     /// Serializes the hardware model: every translation and every invalidation hold it,
     /// as the hardware's own pipeline would order them.
     public let hardwareLock = Lock()
+    /// The machine the unit is registered on (`iommu_device_register`), nil before.
+    /// Weak: the machine owns its units.
+    public internal(set) weak var machine: Machine?
     /// DMA statistics of devices behind this unit; guarded by ``hardwareLock``. Kept
     /// behind a pointer so the DMA path updates them without dynamic exclusivity checks,
     /// which cost more than the update itself.
@@ -131,6 +134,30 @@ open class IOMMUDevice: @unchecked Sendable, CustomStringConvertible {
 
     /// The unit's name.
     public var description: String { name }
+
+    // MARK: page requests (PCIe PRI)
+
+    /// A page request from a device below this unit arrives (a PCIe Page Request
+    /// Message, sent with ``PCIDevice/sendPageRequest(_:)``). The vendor's hardware model
+    /// takes it its own way: VT-d writes it into its page-request queue, where it waits
+    /// for ``servicePageRequests()``; a model without a queue may hand it to its driver at
+    /// once, which reports it to the core with
+    /// ``IOMMUSubsystem/reportDeviceFault(_:_:)`` (`iommu_report_device_fault`), as the
+    /// kernel's selftest mock does for `IOMMU_TEST_OP_TRIGGER_IOPF`.
+    ///
+    /// The default is a unit without page-request support, which drops every request.
+    /// - Returns: whether the unit took the request: false when it has no page-request
+    ///   support or its queue is full (the request is lost, as on hardware).
+    open func receivePageRequest(_ request: PageRequest) -> Bool { false }
+
+    /// One run of the driver's page-request handler (VT-d: `prq_event_thread`), driven
+    /// explicitly rather than by an interrupt: every request the hardware queued is read
+    /// and reported to the core (`iommu_report_device_fault`), which groups it and runs
+    /// the domain's fault handler or answers it. The default, for a unit without a
+    /// page-request queue, does nothing.
+    /// - Returns: the number of requests read from the hardware queue.
+    @discardableResult
+    open func servicePageRequests() -> Int { 0 }
 }
 
 /// A reserved IOVA region (`struct iommu_resv_region`).

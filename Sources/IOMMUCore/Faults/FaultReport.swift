@@ -70,6 +70,10 @@ extension IOMMUSubsystem {
         queue.runPending()
     }
 
+    /// The iopf queue `dev` is on (`dev->iommu->fault_param->queue`), nil when none:
+    /// the queue whose work runs the fault handlers of the device's page requests.
+    public func iopfQueue(of dev: PCIDevice) -> IOPFQueue? { iopfParamLock.withLock { dev.iopfParam?.queue } }
+
     /// Whether `dev` is on an iopf queue (`dev->iommu->fault_param` set).
     public func hasFaultParam(_ dev: PCIDevice) -> Bool { iopfParamLock.withLock { dev.iopfParam != nil } }
 }

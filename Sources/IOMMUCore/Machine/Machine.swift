@@ -67,6 +67,7 @@ public final class Machine: @unchecked Sendable {
     package func addIOMMU(_ unit: IOMMUDevice, stoppingBeforeDefaultDomains: Bool) {
         let pending: [PCIDevice] = lock.withLock {
             _iommus.append(unit)
+            unit.machine = self
             return _devices.filter { $0.iommu === unit && $0.group == nil }
         }
         events.record("core:iommu_register", [.init("iommu", unit.name), .init("driver", unit.driver.name)])

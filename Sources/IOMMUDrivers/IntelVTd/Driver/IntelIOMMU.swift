@@ -132,6 +132,25 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
         return VTdPASIDEntry.load(vtd.memory, pa)
     }
 
+    // MARK: page requests
+
+    /// A device's Page Request Message reaches the unit: the hardware writes it into the
+    /// page-request queue as a page-request descriptor (dropped, with the overflow flag
+    /// set, when the queue is full). It waits there for ``servicePageRequests()``.
+    /// - Returns: whether it was queued.
+    public override func receivePageRequest(_ request: PageRequest) -> Bool {
+        vtd.receivePageRequest(VTdPageRequest(
+            rid: request.rid, pasidPresent: request.pasid != nil, pasid: request.pasid ?? 0,
+            read: request.access.contains(.read), write: request.access.contains(.write),
+            execute: request.access.contains(.exec), privileged: request.access.contains(.priv),
+            lastPage: request.isLastInGroup, groupIndex: request.groupIndex & 0x1FF, address: request.address & ~0xFFF))
+    }
+
+    /// One pass of the page-request thread: ``processPageRequests()``.
+    /// - Returns: the requests read from the queue.
+    @discardableResult
+    public override func servicePageRequests() -> Int { processPageRequests().read }
+
     // MARK: internal helpers (driver lock held)
 
     func log(_ op: VTdOperation) { operationLog.append(op) }

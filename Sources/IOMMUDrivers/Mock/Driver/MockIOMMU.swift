@@ -17,6 +17,17 @@ public final class MockIOMMU: IOMMUDevice, @unchecked Sendable {
         driver.register(self)
     }
 
+    /// A page request from a device below the unit. The kernel's mock has no hardware
+    /// queue: `IOMMU_TEST_OP_TRIGGER_IOPF` reports a request straight to the core, so
+    /// the mock unit hands every request to `iommu_report_device_fault` at once (the
+    /// core answers `INVALID` when no fault handler takes it).
+    /// - Returns: false for a RID that is no device of this unit's machine.
+    public override func receivePageRequest(_ request: PageRequest) -> Bool {
+        guard let machine, let dev = machine.device(request.rid), dev.iommu === self else { return false }
+        try? machine.iommu.reportDeviceFault(dev, request.fault)
+        return true
+    }
+
     /// `mock_dev_create` + probe: makes a mock PCI device behind this unit and adds it to
     /// `machine`. Each mock device sits alone on its own slot of a root bus, so it is
     /// alone in its group; with ``MockDeviceFlags/pasid`` it has PASID width 20, else no

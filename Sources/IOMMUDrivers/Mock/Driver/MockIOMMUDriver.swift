@@ -35,6 +35,8 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// for a driver built with `iopf: false`.
     public let iopfQueue: IOPFQueue?
 
+    /// Ops every paging domain of this driver lacks (the check 2 variant).
+    private let pagingOpsOmitted: DomainOps
     private let lock = Lock()
     private var _units: [MockIOMMU] = []
     private var registered: [RID: (flags: MockDeviceFlags, regions: [ReservedRegion])] = [:]
@@ -47,12 +49,17 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     ///   - blockedDomainSetsPasid: test hook for conformance check 3: `false` builds a
     ///     driver whose blocked domain lacks `set_dev_pasid`, so the core cannot remove a
     ///     PASID and must refuse PASID attach with `EOPNOTSUPP`.
+    ///   - pagingDomainsSetPasid: test hook for conformance check 2: `false` builds a
+    ///     driver whose paging domains lack `set_dev_pasid`, as a driver that never
+    ///     implemented PASID attach, so the core refuses it with `EOPNOTSUPP`.
     ///   - iopf: `false` builds a driver without `page_response` and without an iopf
     ///     queue, as a driver with no I/O page-fault support: `iopf_queue_add_device`
     ///     refuses its devices and attaching a domain with a fault handler fails with
     ///     `ENODEV`.
-    public init(userPasidTable: Bool = true, blockedDomainSetsPasid: Bool = true, iopf: Bool = true) {
+    public init(userPasidTable: Bool = true, blockedDomainSetsPasid: Bool = true, pagingDomainsSetPasid: Bool = true,
+                iopf: Bool = true) {
         self.userPasidTable = userPasidTable
+        pagingOpsOmitted = pagingDomainsSetPasid ? [] : .setDevPasid
         iopfQueue = iopf ? IOPFQueue(name: "mock-iopfq") : nil
         blockedDomain = nil
         blockedDomain = MockBlockedDomain(driver: self, setsPasid: blockedDomainSetsPasid)
@@ -115,11 +122,14 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
 
     /// `mock_probe_device`: attaches the per-device ``MockDeviceState``. The kernel mock
     /// accepts only devices on its own bus; the model accepts any PCI device placed
-    /// behind a mock unit, so topology tests can use plain PCI devices.
+    /// behind a mock unit, so topology tests can use plain PCI devices, and enables PRI
+    /// on a device that has it, so it can send page requests (the kernel mock's devices
+    /// are not PCI and get theirs from `IOMMU_TEST_OP_TRIGGER_IOPF`).
     /// - Throws: `ENODEV` if the device is not behind a ``MockIOMMU``.
     public func probeDevice(_ dev: PCIDevice) throws(Errno) {
         guard let unit = dev.iommu as? MockIOMMU, unit.driver === self else { throw .noDevice }
         dev.driverPrivate = MockDeviceState(flags: flags(of: dev))
+        dev.priEnabled = dev.caps.pri
     }
 
     /// `iommu_ops.release_device`: clears the device's hardware entries (RID and every
@@ -134,13 +144,14 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
             unit.hardwareLock.withLock { unit.mockHardware.forget(rid: dev.rid) }
         }
         dev.driverPrivate = nil
+        dev.priEnabled = false
     }
 
     /// `mock_domain_alloc_paging_flags`.
     /// - Throws: `EOPNOTSUPP` for user data, a flag outside DIRTY_TRACKING | NEST_PARENT |
     ///   PASID, or DIRTY_TRACKING on a ``MockDeviceFlags/noDirty`` device.
     public func domainAllocPaging(_ dev: PCIDevice, flags: DomainAllocFlags, userData: [UInt8]?) throws(Errno) -> IOMMUDomain {
-        try allocPagingDomain(for: dev, flags: flags, userData: userData, omitting: [])
+        try allocPagingDomain(for: dev, flags: flags, userData: userData, omitting: pagingOpsOmitted)
     }
 
     /// Test hook for conformance check 2: allocates a paging domain as

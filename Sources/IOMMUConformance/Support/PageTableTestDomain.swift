@@ -1,8 +1,9 @@
 import IOMMUCore
 
-/// A paging domain on IOMMUCore's radix engine with page sizes 4K | 2M | 1G, for the
-/// vendor-independent core checks of `iommu_pgsize` and unmap (27, 30, 33). It records
-/// each `map_pages` call so a check can see the (pgsize, pgcount) the core chose.
+/// A paging domain on IOMMUCore's radix engine (x86-64 4-level format) with page sizes
+/// 4K | 2M | 1G, owned by the vendor's driver, for the checks of the core's own page-size
+/// selection (`iommu_pgsize`) and unmap rules, whatever the vendor's page sizes are. It
+/// records each `map_pages` call so a check can see the (pgsize, pgcount) the core chose.
 final class PageTableTestDomain: IOMMUDomain, @unchecked Sendable {
     let table: IOPageTable
     private(set) var mapCalls: [(pgsize: UInt64, count: Int)] = []

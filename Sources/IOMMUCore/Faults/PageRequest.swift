@@ -1,0 +1,66 @@
+/// A page request as a device's PCIe Page Request Interface (PRI) sends it to its IOMMU
+/// (a Page Request Message): "make this page present, then I retry". Requests with the
+/// same group index form a page-request group; the one marked last closes the group, and
+/// the device expects exactly one page-group response for it.
+///
+/// The hardware model that receives it (``IOMMUDevice/receivePageRequest(_:)``) keeps it
+/// in its own format; its driver turns it into an ``IOPFFault`` for the core.
+public struct PageRequest: Hashable, Sendable, CustomStringConvertible {
+    /// The requester.
+    public var rid: RID
+    /// The PASID of the request, nil for a request without a PASID prefix.
+    public var pasid: UInt32?
+    /// The access asked for (read, write, execute, privileged).
+    public var access: IOMMUFaultPerm
+    /// The page-request group index (9 bits on PCIe; larger values are truncated by the
+    /// hardware model that stores them).
+    public var groupIndex: UInt16
+    /// Last request of its group: a response is expected.
+    public var isLastInGroup: Bool
+    /// The page address (the offset in the page is ignored).
+    public var address: UInt64
+
+    /// A page request.
+    public init(rid: RID, pasid: UInt32?, access: IOMMUFaultPerm = .read, groupIndex: UInt16, isLastInGroup: Bool = true,
+                address: UInt64) {
+        self.rid = rid
+        self.pasid = pasid
+        self.access = access
+        self.groupIndex = groupIndex
+        self.isLastInGroup = isLastInGroup
+        self.address = address
+    }
+
+    /// The core's view of the request (`struct iommu_fault_page_request`), as a driver
+    /// reports it with ``IOMMUSubsystem/reportDeviceFault(_:_:)``: a request with a
+    /// PASID needs the PASID in its response.
+    public var fault: IOPFFault {
+        var flags: IOMMUFaultFlags = isLastInGroup ? [.lastPage] : []
+        if pasid != nil { flags.formUnion([.pasidValid, .responseNeedsPasid]) }
+        return IOPFFault(flags: flags, pasid: pasid ?? 0, grpid: UInt32(groupIndex), perm: access,
+                         address: address & ~0xFFF)
+    }
+
+    /// `prq 00:02.0 pasid 5 grp 3 addr 0x1000 rw last`.
+    public var description: String { "prq \(rid) " + fault.description.dropFirst(4) }
+}
+
+extension PCIDevice {
+    /// The device's PRI sends `request` (its ``PageRequest/rid`` is replaced by the
+    /// device's own) to the IOMMU it sits behind. What happens next is the vendor's:
+    /// see ``IOMMUDevice/receivePageRequest(_:)``.
+    /// - Returns: whether the IOMMU took the request (false: the unit has no
+    ///   page-request support or its queue is full; the request is lost).
+    /// - Throws: `ENODEV` when the device is on no machine or behind no registered
+    ///   IOMMU; `EOPNOTSUPP` when PRI is not enabled on the device (`pci_enable_pri`
+    ///   never ran), so it cannot send page requests.
+    @discardableResult
+    public func sendPageRequest(_ request: PageRequest) throws(Errno) -> Bool {
+        guard machine != nil, let unit = iommu, unit.machine != nil else { throw .noDevice }
+        guard priEnabled else { throw .notSupported }
+        var r = request
+        r.rid = rid
+        machine?.events.record("core:page_request", [.init("dev", "\(rid)"), .init("request", r.description)])
+        return unit.receivePageRequest(r)
+    }
+}

@@ -1,0 +1,104 @@
+import IOMMUConformance
+import IOMMUCore
+import IOMMUDrivers
+import VendorFixtures
+import XCTest
+
+/// The suite itself: it catches buggy drivers, reports skips with the missing
+/// capability, refuses an empty selection, and names its checks uniquely.
+final class ConformanceSuiteTests: XCTestCase {
+    /// A test case that is never run, to receive the runner's summary failure.
+    private final class Receiver: XCTestCase {
+        nonisolated(unsafe) var failures: [String] = []
+        override func recordFailure(withDescription description: String, inFile filePath: String, atLine lineNumber: Int,
+                                    expected: Bool) {
+            failures.append(description)
+        }
+    }
+
+    private func receiver() -> Receiver { Receiver(name: "receiver") { _ in } }
+
+    /// Each deliberate VT-d driver bug fails exactly the checks that should catch it.
+    /// (The nested runs print those checks as failed, under a vendor named after the bug.)
+    func testEachDeliberateVTdBugFailsTheChecksThatCatchIt() {
+        let cases: [(VTdDriverBugs, String, Set<String>)] = [
+            (.skipIOTLBFlushOnUnmap, "skipIOTLBFlushOnUnmap",
+             ["check32DMAFaultsAfterUnmapAndStaleWindowIsTracked", "dmaDomainSharedByTwoDevicesSurvivesOneDetach",
+              "dmaAPIStrictMapUnmap"]),
+            (.freeDIDWhileReferenced, "freeDIDWhileReferenced", ["dmaDomainSharedByTwoDevicesSurvivesOneDetach"]),
+            (.skipPRQDrainOnTeardown, "skipPRQDrainOnTeardown",
+             ["check46DetachAnswersPendingRequestsBeforeTheHandleGoes"]),
+        ]
+        for (bug, label, expected) in cases {
+            var vendor = VTdVendor(bugs: bug)
+            vendor.name = "VTdWithBug_\(label)"
+            let into = receiver()
+            let report = ConformanceSuite.run(on: vendor, in: into,
+                                              checks: ConformanceSuite.checks.filter { expected.contains($0.name) },
+                                              filter: "")
+            XCTAssertEqual(Set(report.failed.map(\.check)), expected, label)
+            XCTAssertEqual(into.failures.count, 1, "one summary failure on the calling test")
+            XCTAssertTrue(expected.allSatisfy { into.failures.first?.contains($0) == true }, "the failure names the checks")
+        }
+    }
+
+    /// The same checks pass on the correct driver: the failures above are the bugs'.
+    func testTheBugCatchingChecksPassOnTheCorrectDriver() {
+        let names: Set<String> = ["check32DMAFaultsAfterUnmapAndStaleWindowIsTracked",
+                                  "dmaDomainSharedByTwoDevicesSurvivesOneDetach", "dmaAPIStrictMapUnmap",
+                                  "check46DetachAnswersPendingRequestsBeforeTheHandleGoes"]
+        let into = receiver()
+        let report = ConformanceSuite.run(on: VTdVendor(), in: into,
+                                          checks: ConformanceSuite.checks.filter { names.contains($0.name) }, filter: "")
+        XCTAssertEqual(Set(report.passed), names)
+        XCTAssertEqual(into.failures, [])
+    }
+
+    /// A check a vendor lacks a capability for is skipped, naming the capability, and
+    /// counted in the summary by capability.
+    func testSkipsNameTheMissingCapability() {
+        let into = receiver()
+        let report = ConformanceSuite.run(on: VTdVendor(), in: into, filter: "shapeAllPasids,check07")
+        XCTAssertEqual(report.passed, [])
+        XCTAssertEqual(report.skipped.map(\.check),
+                       ["check07FailedSetDevPasidRollsBackTheGroup", "shapeAllPasidsErrors",
+                        "shapeAllPasidsNeedsUserPasidTable"])
+        XCTAssertEqual(report.skipped.map(\.missing.description),
+                       ["failureInjection", "userPasidTable, nesting", "userPasidTable, nesting, driverVariants"])
+        XCTAssertEqual(report.summary, "Conformance[VTd]: 3 checks, 0 passed, 0 failed, 3 skipped "
+                       + "(userPasidTable 2, nesting 2, driverVariants 1, failureInjection 1)")
+        XCTAssertEqual(into.failures, [], "skips are not failures")
+    }
+
+    /// A filter that selects nothing fails the calling test rather than passing empty.
+    func testFilterMatchingNothingFails() {
+        let into = receiver()
+        let report = ConformanceSuite.run(on: MockVendor(), in: into, filter: "noSuchCheck")
+        XCTAssertTrue(report.outcomes.isEmpty)
+        XCTAssertEqual(into.failures, ["conformance filter \"noSuchCheck\" matches no check"])
+    }
+
+    /// Every check has its own name.
+    func testCheckNamesAreUnique() {
+        let names = ConformanceSuite.checks.map(\.name)
+        XCTAssertEqual(Set(names).count, names.count)
+        XCTAssertTrue(names.allSatisfy { $0.first!.isLowercase && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" } })
+    }
+
+    /// A vendor that declares a capability without implementing its hook fails the
+    /// checks that need it, with a message naming the hook, instead of passing them.
+    func testDeclaredCapabilityWithoutItsHookFails() {
+        struct Boasting: ConformanceVendor {
+            let name = "Boasting"
+            let capabilities: VendorCapabilities = [.pasid, .failureInjection]
+            func makeUnit(on machine: Machine, sharingDriverWith sibling: IOMMUDevice?) throws -> IOMMUDevice {
+                try MockVendor().makeUnit(on: machine, sharingDriverWith: sibling)
+            }
+        }
+        let into = receiver()
+        let report = ConformanceSuite.run(on: Boasting(), in: into, filter: "check26")
+        XCTAssertEqual(report.failed.map(\.check), ["check26FailedMapLeavesNothingMapped"])
+        XCTAssertTrue(report.failed.first?.reason.contains("failMapPages(after:in:)") == true,
+                      report.failed.first?.reason ?? "")
+    }
+}
