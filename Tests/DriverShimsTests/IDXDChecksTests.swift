@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 import DriverShims
 import IOMMUCore

@@ -1,3 +1,5 @@
+import IOMMUConformance
+import VendorFixtures
 import XCTest
 import DriverShims
 import IOMMUCore
@@ -11,15 +13,10 @@ final class IDXDTestbed {
     let dsa: IDXDDevice
 
     init(options: IDXDOptions = IDXDOptions(), privilegedMode: Bool = true, mock: MockIOMMUDriver? = nil) throws {
-        machine = Machine(memory: 1 << 30)
+        let rig = try mock.map { MockVendor().makeRig(driver: $0) } ?? VTdVendor().makeRig()
+        machine = rig.machine
         machine.checker.isEnabled = true
-        if let mock {
-            unit = MockIOMMU(driver: mock)
-        } else {
-            unit = try IntelIOMMU(name: "dmar0", driver: IntelIOMMUDriver(),
-                                  hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
-        }
-        machine.addIOMMU(unit)
+        unit = rig.unit
         pci = try machine.addDevice(IDXDDevice.makeFunction(rid: RID(bus: 0, device: 4, function: 0),
                                                             privilegedMode: privilegedMode), behind: unit)
         dsa = try IDXDDevice.probe(pci, options: options)
@@ -46,20 +43,7 @@ final class IDXDTestbed {
     var violations: [Violation] { machine.checker.violations }
 }
 
-func assertErrno<T>(_ errno: Errno, file: StaticString = #filePath, line: UInt = #line,
-                    _ body: () throws -> T) {
-    do {
-        _ = try body()
-        XCTFail("expected \(errno), got success", file: file, line: line)
-    } catch {
-        XCTAssertEqual(error as? Errno, errno, file: file, line: line)
-    }
-}
-
 func vtdRig() throws -> FlavourRig {
-    let machine = Machine(memory: 1 << 30)
-    let unit = try IntelIOMMU(name: "dmar0", driver: IntelIOMMUDriver(),
-                              hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
-    machine.addIOMMU(unit)
-    return FlavourRig(machine: machine, unit: unit)
+    let rig = try VTdVendor().makeRig()
+    return FlavourRig(machine: rig.machine, unit: rig.unit)
 }

@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 import IOMMUCore
 import IOMMUDrivers
@@ -55,18 +56,18 @@ final class MdevCheckTests: XCTestCase {
         let driver = PinningDriver()
         let mdev = MdevDevice(name: "mdev0", ops: driver.ops)
         // Not even open (bound): vfio_assert_device_open fails.
-        XCTAssertErrno(.invalidArgument) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: false) }
+        assertErrno(.invalidArgument) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: false) }
         let f = mdev.openCdev(user: rig.user, files: rig.files)
         _ = try f.bindIOMMUFD(rig.fd)
         let ioas = try rig.mappedIOAS()
-        XCTAssertErrno(.noEntry) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: false) }
+        assertErrno(.noEntry) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: false) }
         XCTAssertEqual(PagePinRegistry.shared.pinCount(rig.machine.memory, try pa(rig, 0)), 0, "no domain, no pin")
         _ = try f.attach(ptID: ioas)
         let pages = try driver.pin(mdev, iova: 0x1010_0000, npage: 2, write: true)
         XCTAssertEqual(pages.count, 2)
         XCTAssertEqual(pages[0], try pa(rig, 0))
-        XCTAssertErrno(.invalidArgument) { try mdev.pinPages(iova: 0x1010_0000, npage: 0, write: false) }
-        XCTAssertErrno(.noEntry) { try mdev.pinPages(iova: 0x1090_0000, npage: 1, write: false) }
+        assertErrno(.invalidArgument) { try mdev.pinPages(iova: 0x1010_0000, npage: 0, write: false) }
+        assertErrno(.noEntry) { try mdev.pinPages(iova: 0x1090_0000, npage: 1, write: false) }
         mdev.unpinPages(iova: 0x1010_0000, npage: 2)
         XCTAssertEqual(PagePinRegistry.shared.pinnedPages(rig.machine.memory), 0)
     }
@@ -78,8 +79,8 @@ final class MdevCheckTests: XCTestCase {
         let ioas = rig.ioasAlloc()
         XCTAssertEqual(rig.map(ioas, va: rig.buffer, length: VFIORig.bufferSize, iova: 0x1010_0000, writable: false), 0)
         _ = try f.attach(ptID: ioas)
-        XCTAssertErrno(.notPermitted) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: true) }
-        XCTAssertErrno(.notPermitted) { try mdev.dmaRW(iova: 0x1010_0000, write: [1]) }
+        assertErrno(.notPermitted) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: true) }
+        assertErrno(.notPermitted) { try mdev.dmaRW(iova: 0x1010_0000, write: [1]) }
         XCTAssertEqual(driver.pinned, 0)
         // A read pin of the same page is fine, and an unmap then needs the driver.
         _ = try driver.pin(mdev, iova: 0x1010_0000, npage: 1, write: false)
@@ -133,7 +134,7 @@ final class MdevCheckTests: XCTestCase {
         XCTAssertEqual(driver.unmapCalls.map { [$0.0, $0.1] }, [[0x1020_0000, 8 * PAGE]])
         XCTAssertEqual(driver.pinned, 0)
         XCTAssertEqual(PagePinRegistry.shared.pinnedPages(rig.machine.memory), 0)
-        XCTAssertErrno(.noEntry) { try mdev.pinPages(iova: 0x1020_0000, npage: 1, write: false) }
+        assertErrno(.noEntry) { try mdev.pinPages(iova: 0x1020_0000, npage: 1, write: false) }
     }
 
     func testCheck89DriverThatNeverUnpinsIsEDEADLOCKAndUnmappedBytesAreReported() throws {
@@ -172,15 +173,15 @@ final class MdevCheckTests: XCTestCase {
         _ = try f.bindIOMMUFD(rig.fd)
         let ioas = try rig.mappedIOAS()
         _ = try f.attach(ptID: ioas)
-        XCTAssertErrno(.invalidArgument) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: false) }
+        assertErrno(.invalidArgument) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: false) }
         XCTAssertEqual(PagePinRegistry.shared.pinCount(rig.machine.memory, try pa(rig, 0)), 0)
         // vfio_dma_rw needs no unmap callback: it pins only for the copy.
         try mdev.dmaRW(iova: 0x1010_0000 + PAGE - 3, write: Array("across".utf8))
         XCTAssertEqual(try rig.bufferBytes(at: PAGE - 3, count: 6), Array("across".utf8))
         try rig.process.writeMemory(address: rig.buffer + 0x40, bytes: Array("guest".utf8))
         XCTAssertEqual(try mdev.dmaRW(iova: 0x1010_0040, count: 5), Array("guest".utf8))
-        XCTAssertErrno(.invalidArgument) { try mdev.dmaRW(iova: 0x1010_0000, count: 0) }
-        XCTAssertErrno(.noEntry) { try mdev.dmaRW(iova: 0x1090_0000, count: 4) }
+        assertErrno(.invalidArgument) { try mdev.dmaRW(iova: 0x1010_0000, count: 0) }
+        assertErrno(.noEntry) { try mdev.dmaRW(iova: 0x1090_0000, count: 4) }
         // With no pins, unmap never waits on this driver.
         XCTAssertEqual(rig.unmap(ioas, iova: 0x1010_0000, length: VFIORig.bufferSize).0, 0)
     }
@@ -191,17 +192,17 @@ final class MdevCheckTests: XCTestCase {
         let (mdev, f) = try boundMdev(rig, driver)
         let ioas1 = try rig.mappedIOAS(iova: 0x1010_0000)
         let ioas2 = try rig.mappedIOAS(iova: 0x1030_0000)
-        XCTAssertErrno(.noEntry) { try f.attach(ptID: 999) }
+        assertErrno(.noEntry) { try f.attach(ptID: 999) }
         XCTAssertFalse(mdev.isAttached)
         _ = try f.attach(ptID: ioas1)
         _ = try f.attach(ptID: ioas2)
         XCTAssertEqual(try mdev.dmaRW(iova: 0x1030_0000, count: 2).count, 2)
-        XCTAssertErrno(.noEntry) { try mdev.dmaRW(iova: 0x1010_0000, count: 2) }
+        assertErrno(.noEntry) { try mdev.dmaRW(iova: 0x1010_0000, count: 2) }
         // The group of no device was ever claimed: an emulated device owns no DMA.
         XCTAssertTrue(rig.machine.iommu.allGroups.allSatisfy { $0.owner == nil })
         f.close()
         XCTAssertEqual(rig.objects(.access), 0)
-        XCTAssertErrno(.invalidArgument) { try mdev.dmaRW(iova: 0x1030_0000, count: 2) }
+        assertErrno(.invalidArgument) { try mdev.dmaRW(iova: 0x1030_0000, count: 2) }
     }
 
     private func pa(_ rig: VFIORig, _ offset: UInt64) throws -> UInt64 {

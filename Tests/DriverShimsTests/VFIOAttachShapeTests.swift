@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 import IOMMUCore
 import IOMMUDrivers
@@ -65,7 +66,7 @@ final class VFIOAttachShapeTests: XCTestCase {
         }
         // One PASID cannot be carved out of a table the user owns; nothing changes.
         let (_, compat) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocPasid)
-        XCTAssertErrno(.invalidArgument) { try f.attach(pasid: 5, ptID: compat) }
+        assertErrno(.invalidArgument) { try f.attach(pasid: 5, ptID: compat) }
         XCTAssertEqual(v.attachedPasids, [])
         XCTAssertTrue(dev.group?.ridOwnsAllPasids == true)
         // A RID attach replaces the whole thing; the PASIDs are blocked again.
@@ -91,12 +92,12 @@ final class VFIOAttachShapeTests: XCTestCase {
         let (_, parent) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocNestParent)
         let (_, nested) = rig.nestedAlloc(dev: devid, parent: parent)
         // Not a nested HWPT.
-        XCTAssertErrno(.invalidArgument) { try f.attachAllPasids(ptID: compat) }
-        XCTAssertErrno(.invalidArgument) { try f.attachAllPasids(ptID: ioas) }
-        XCTAssertErrno(.noEntry) { try f.attachAllPasids(ptID: 4242) }
+        assertErrno(.invalidArgument) { try f.attachAllPasids(ptID: compat) }
+        assertErrno(.invalidArgument) { try f.attachAllPasids(ptID: ioas) }
+        assertErrno(.noEntry) { try f.attachAllPasids(ptID: 4242) }
         // PASIDs attached one by one: the table is not the user's to take.
         _ = try f.attach(pasid: 8, ptID: compat)
-        XCTAssertErrno(.busy) { try f.attachAllPasids(ptID: nested) }
+        assertErrno(.busy) { try f.attachAllPasids(ptID: nested) }
         XCTAssertFalse(v.ridAttached)
         XCTAssertEqual(v.attachedPasids, [8])
         try dev.dmaWrite(at: 0x1010_0000, bytes: [0x88], pasid: 8)
@@ -117,8 +118,8 @@ final class VFIOAttachShapeTests: XCTestCase {
         let hwpt = try f.attach(ptID: ioas)
         let (rc, parent) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocNestParent)
         // Whatever the HWPT, VT-d attaches per PASID: the kernel's answer is EOPNOTSUPP.
-        XCTAssertErrno(.notSupported) { try f.attach(.ridAndAllPasids, ptID: rc == 0 ? parent : hwpt) }
-        XCTAssertErrno(.notSupported) { try f.attachAllPasids(ptID: hwpt) }
+        assertErrno(.notSupported) { try f.attach(.ridAndAllPasids, ptID: rc == 0 ? parent : hwpt) }
+        assertErrno(.notSupported) { try f.attachAllPasids(ptID: hwpt) }
         XCTAssertTrue(v.ridAttached)
         XCTAssertFalse(v.ownsAllPasids)
         try dev.dmaWrite(at: 0x1010_0040, bytes: Array("still".utf8))

@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 import IOMMUCore
 import IOMMUDrivers
@@ -11,13 +12,13 @@ final class VFIOPCICheckTests: XCTestCase {
         let dev = try rig.device()
         let (v, f, devid) = try rig.bound(dev)
         let before = rig.iommufd.objectSnapshot.count
-        XCTAssertErrno(.invalidArgument) { try f.bindIOMMUFD(rig.fd) }
+        assertErrno(.invalidArgument) { try f.bindIOMMUFD(rig.fd) }
         XCTAssertEqual(f.devid, devid)
         XCTAssertEqual(rig.iommufd.objectSnapshot.count, before)
         XCTAssertTrue(f.accessGranted)
         // A second cdev file of the same device cannot bind while the first is bound.
         let second = v.openCdev(user: rig.user, files: rig.files)
-        XCTAssertErrno(.invalidArgument) { try second.bindIOMMUFD(rig.fd) }
+        assertErrno(.invalidArgument) { try second.bindIOMMUFD(rig.fd) }
         XCTAssertFalse(second.accessGranted)
         f.close()
         XCTAssertNotNil(try second.bindIOMMUFD(rig.fd))
@@ -28,10 +29,10 @@ final class VFIOPCICheckTests: XCTestCase {
         let dev = try rig.device()
         let v = VFIOPCIDevice(dev)
         let groupFile = try v.openViaGroup(user: rig.user, files: rig.files)
-        XCTAssertErrno(.invalidArgument) { try groupFile.bindIOMMUFD(rig.fd) }
+        assertErrno(.invalidArgument) { try groupFile.bindIOMMUFD(rig.fd) }
         // The group path also blocks cdev binding of the device (vfio_device_block_group).
         let cdev = v.openCdev(user: rig.user, files: rig.files)
-        XCTAssertErrno(.busy) { try cdev.bindIOMMUFD(rig.fd) }
+        assertErrno(.busy) { try cdev.bindIOMMUFD(rig.fd) }
         XCTAssertEqual(rig.objects(.device), 0)
         XCTAssertTrue(dev.group?.domain === dev.group?.defaultDomain)
         // Cdev-only ioctls do not exist on a group file.
@@ -39,7 +40,7 @@ final class VFIOPCICheckTests: XCTestCase {
         XCTAssertEqual(rc, neg(.notTTY))
         groupFile.close()
         XCTAssertNotNil(try cdev.bindIOMMUFD(rig.fd))
-        XCTAssertErrno(.busy) { try v.openViaGroup(user: rig.user, files: rig.files) }
+        assertErrno(.busy) { try v.openViaGroup(user: rig.user, files: rig.files) }
     }
 
     func testCheck84BindInstallsBlockingDomainAndNativeDriverGetsEBUSY() throws {
@@ -53,7 +54,7 @@ final class VFIOPCICheckTests: XCTestCase {
         XCTAssertTrue(group.domain === group.blockingDomain)
         XCTAssertTrue(group.owner === rig.iommufd)
         // A native DMA-API driver probing the other function of the group.
-        XCTAssertErrno(.busy) { try rig.iommu.deviceUseDefaultDomain(b) }
+        assertErrno(.busy) { try rig.iommu.deviceUseDefaultDomain(b) }
         XCTAssertTrue(group.domain === group.blockingDomain)
         // The bound device is attached to nothing: its DMA is blocked.
         XCTAssertThrowsError(try a.dmaWrite(at: 0x1010_0000, bytes: [1]))
@@ -67,7 +68,7 @@ final class VFIOPCICheckTests: XCTestCase {
         let (a, b) = try rig.groupOfTwo()
         try rig.iommu.deviceUseDefaultDomain(b)
         let (_, f) = rig.open(a)
-        XCTAssertErrno(.notPermitted) { try f.bindIOMMUFD(rig.fd) }
+        assertErrno(.notPermitted) { try f.bindIOMMUFD(rig.fd) }
         XCTAssertFalse(f.accessGranted)
         XCTAssertEqual(rig.objects(.device), 0)
         XCTAssertTrue(a.group?.domain === a.group?.defaultDomain)
@@ -82,11 +83,11 @@ final class VFIOPCICheckTests: XCTestCase {
         let ioas = try rig.mappedIOAS()
         let (rc, plain) = rig.hwptAlloc(dev: devid, ioas: ioas)
         XCTAssertEqual(rc, 0)
-        XCTAssertErrno(.invalidArgument) { try f.attach(pasid: 5, ptID: plain) }
+        assertErrno(.invalidArgument) { try f.attach(pasid: 5, ptID: plain) }
         XCTAssertEqual(v.attachedPasids, [])
         XCTAssertNil(dev.group?.pasidArray[5])
         // An IOAS gives an auto domain, which is not PASID-compatible either.
-        XCTAssertErrno(.invalidArgument) { try f.attach(pasid: 5, ptID: ioas) }
+        assertErrno(.invalidArgument) { try f.attach(pasid: 5, ptID: ioas) }
         XCTAssertEqual(v.attachedPasids, [])
         let (rc2, compat) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocPasid)
         XCTAssertEqual(rc2, 0)
@@ -103,10 +104,10 @@ final class VFIOPCICheckTests: XCTestCase {
         let (_, plain) = rig.hwptAlloc(dev: devid, ioas: ioas)
         _ = try f.attach(pasid: 3, ptID: compat)
         let group = try XCTUnwrap(dev.group)
-        XCTAssertErrno(.invalidArgument) { try f.attach(ptID: plain) }
+        assertErrno(.invalidArgument) { try f.attach(ptID: plain) }
         XCTAssertFalse(v.ridAttached)
         XCTAssertTrue(group.domain === group.blockingDomain)
-        XCTAssertErrno(.invalidArgument) { try f.attach(ptID: ioas) }
+        assertErrno(.invalidArgument) { try f.attach(ptID: ioas) }
         XCTAssertFalse(v.ridAttached)
         XCTAssertEqual(try f.attach(ptID: compat), compat)
         XCTAssertTrue(v.ridAttached)
@@ -137,7 +138,7 @@ final class VFIOPCICheckTests: XCTestCase {
         XCTAssertEqual(try rig.bufferBytes(at: 8, count: 1), [0xb2])
 
         // A failing replace keeps the old attachment exactly.
-        XCTAssertErrno(.noEntry) { try f.attach(pasid: 7, ptID: 999) }
+        assertErrno(.noEntry) { try f.attach(pasid: 7, ptID: 999) }
         XCTAssertEqual(v.attachedPasids, [7])
         try dev.dmaWrite(at: 0x1020_0010, bytes: [0xc3], pasid: 7)
         XCTAssertEqual(try rig.bufferBytes(at: 0x10, count: 1), [0xc3])

@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 import IOMMUCore
 import IOMMUDrivers
@@ -101,8 +102,8 @@ final class VFIOUAPITests: XCTestCase {
         let rig = try VFIORig.vtd()
         let dev = try rig.device()
         let (_, f) = rig.open(dev)
-        XCTAssertErrno(.invalidArgument) { try f.attach(ptID: 1) }
-        XCTAssertErrno(.badFileDescriptor) { try f.bindIOMMUFD(55) }
+        assertErrno(.invalidArgument) { try f.attach(ptID: 1) }
+        assertErrno(.badFileDescriptor) { try f.bindIOMMUFD(55) }
         let devid = try f.bindIOMMUFD(rig.fd)
         XCTAssertEqual(f.devid, devid)
         XCTAssertEqual(rig.iommufd.objectSnapshot.first { $0.id == devid }?.type, .device)
@@ -120,9 +121,9 @@ final class VFIOUAPITests: XCTestCase {
         let id = try f.bindIOMMUFD(rig.fd)
         XCTAssertEqual(rig.iommufd.objectSnapshot.first { $0.id == id }?.type, .access)
         let ioas = try rig.mappedIOAS()
-        XCTAssertErrno(.notSupported) { try f.attach(pasid: 1, ptID: ioas) }
-        XCTAssertErrno(.notSupported) { try f.detach(pasid: 1) }
-        XCTAssertErrno(.notSupported) { try f.attachAllPasids(ptID: ioas) }
+        assertErrno(.notSupported) { try f.attach(pasid: 1, ptID: ioas) }
+        assertErrno(.notSupported) { try f.detach(pasid: 1) }
+        assertErrno(.notSupported) { try f.attachAllPasids(ptID: ioas) }
         XCTAssertEqual(try f.attach(ptID: ioas), ioas, "an access attaches to the IOAS itself")
         XCTAssertTrue(mdev.isAttached)
         f.close()

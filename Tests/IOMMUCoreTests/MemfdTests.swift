@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 @testable import IOMMUCore
 
@@ -14,11 +15,11 @@ final class MemfdTests: XCTestCase {
         XCTAssertEqual(fd2, 4)
         XCTAssertTrue(try p.memfd(fd) === p.memfd(fd2))
         try p.close(fd: fd)
-        XCTAssertThrowsErrno(.badFileDescriptor) { () throws(Errno) in _ = try p.memfd(fd) }
-        XCTAssertThrowsErrno(.badFileDescriptor) { () throws(Errno) in try p.close(fd: fd) }
-        XCTAssertThrowsErrno(.badFileDescriptor) { () throws(Errno) in try p.ftruncate(fd: 99, length: 0) }
+        assertErrno(.badFileDescriptor) { () throws(Errno) in _ = try p.memfd(fd) }
+        assertErrno(.badFileDescriptor) { () throws(Errno) in try p.close(fd: fd) }
+        assertErrno(.badFileDescriptor) { () throws(Errno) in try p.ftruncate(fd: 99, length: 0) }
         XCTAssertEqual(try p.memfdCreate(name: "again", size: 0), 3, "a closed descriptor is reused")
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in
+        assertErrno(.invalidArgument) { () throws(Errno) in
             _ = try p.memfdCreate(name: String(repeating: "n", count: 250), size: 0)
         }
         XCTAssertEqual(p.openFileDescriptors, [3, 4], "a refused create installs nothing")
@@ -56,11 +57,11 @@ final class MemfdTests: XCTestCase {
         let pins = try p.memfd(fd).pinPages(firstIndex: 2, count: 1)
         try p.ftruncate(fd: fd, length: 4096 + 100)
         XCTAssertNil(p.physicalAddress(of: va + 2 * 4096), "the PTE past EOF is gone")
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.readMemory(address: va + 2 * 4096, count: 1) }
+        assertErrno(.badAddress) { () throws(Errno) in _ = try p.readMemory(address: va + 2 * 4096, count: 1) }
         XCTAssertNotNil(p.physicalAddress(of: va + 4096), "the partial last page stays")
         XCTAssertEqual(memory.bytes(at: pins[0], count: 1), [42], "the pinned page keeps its data")
         XCTAssertEqual(memory.frameRefCount(pins[0]), 1, "only the pin is left")
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in
+        assertErrno(.invalidArgument) { () throws(Errno) in
             _ = try p.memfd(fd).pinPages(firstIndex: 1, count: 1)
         }
         memory.putFrame(pins[0])
@@ -73,8 +74,8 @@ final class MemfdTests: XCTestCase {
 
     func testPinPastEOFIsEINVALAndPinsNothing() throws {
         let f = try Memfd(memory: memory, name: "p", size: 2 * 4096)
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in _ = try f.pinPages(firstIndex: 0, count: 3) }
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in _ = try f.pinPages(firstIndex: 0, count: 0) }
+        assertErrno(.invalidArgument) { () throws(Errno) in _ = try f.pinPages(firstIndex: 0, count: 3) }
+        assertErrno(.invalidArgument) { () throws(Errno) in _ = try f.pinPages(firstIndex: 0, count: 0) }
         XCTAssertEqual(memory.framesWithExtraReferences, 0)
         let pas = try f.pinPages(firstIndex: 0, count: 2)
         XCTAssertEqual(pas.map { memory.frameRefCount($0) }, [2, 2])

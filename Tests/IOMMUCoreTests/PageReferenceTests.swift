@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 @testable import IOMMUCore
 
@@ -25,8 +26,8 @@ final class PageReferenceTests: XCTestCase {
     func testGetOfAFreeOrOutOfRangeFrameIsEFAULT() throws {
         let pa = try memory.allocFrame()
         memory.freeFrame(pa)
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(pa) }
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(self.memory.size) }
+        assertErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(pa) }
+        assertErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(self.memory.size) }
         XCTAssertEqual(memory.framesWithExtraReferences, 0, "a refused get changes nothing")
     }
 
@@ -42,9 +43,9 @@ final class PageReferenceTests: XCTestCase {
         XCTAssertEqual(memory.frameRefCount(run + 4096), 2)
         try p.writeMemory(address: va + 5, bytes: [1, 2])
         XCTAssertEqual(memory.bytes(at: run + 5, count: 2), [1, 2])
-        XCTAssertThrowsErrno(.busy) { () throws(Errno) in try p.insertPage(address: va, frame: run) }
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.insertPage(address: va + (2 << 20), frame: run) }
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in try p.insertPage(address: va + 1, frame: run) }
+        assertErrno(.busy) { () throws(Errno) in try p.insertPage(address: va, frame: run) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.insertPage(address: va + (2 << 20), frame: run) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try p.insertPage(address: va + 1, frame: run) }
         let pin = try p.pinUserPage(address: va, write: true)
         try p.munmap(address: va, length: 2 << 20)
         XCTAssertEqual(memory.frameRefCount(pin), 2, "the run's own reference and the pin")
@@ -86,7 +87,7 @@ final class PageReferenceTests: XCTestCase {
         XCTAssertTrue(pinned.allSatisfy(memory.isAllocated))
         XCTAssertEqual(memory.framesInUse - base, 3, "only the pinned pages remain; the page table is gone")
         XCTAssertEqual(memory.bytes(at: pinned[1], count: 4), [1, 2, 3, 4])
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: va, write: false) }
+        assertErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: va, write: false) }
         for pa in pinned { memory.putFrame(pa) }
         XCTAssertEqual(memory.framesInUse, base, "nothing leaked once everything is released")
         XCTAssertEqual(memory.framesWithExtraReferences, 0)
@@ -96,9 +97,9 @@ final class PageReferenceTests: XCTestCase {
         let p = try IOMMUCore.Process(memory: memory, pid: 302)
         let ro = try p.mmap(length: 4096, prot: [.read])
         let none = try p.mmap(length: 4096, prot: [])
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: ro, write: true) }
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: none, write: false) }
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: 0x7000_0000, write: false) }
+        assertErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: ro, write: true) }
+        assertErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: none, write: false) }
+        assertErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: 0x7000_0000, write: false) }
         XCTAssertEqual(memory.framesWithExtraReferences, 0, "nothing pinned on error")
         let pa = try p.pinUserPage(address: ro, write: false)
         XCTAssertEqual(memory.frameRefCount(pa), 2)

@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 @testable import IOMMUCore
 
@@ -90,7 +91,7 @@ final class PageTableFormatTests: XCTestCase {
     func testMapOverExistingLeafIsEEXISTAndKeepsOriginal() {
         forEachFormat { fmt, t, _ in
             try mapOne(t, iova, 0xA000, K4)
-            XCTAssertThrowsErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, iova, 0xB000, K4) }
+            assertErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, iova, 0xB000, K4) }
             XCTAssertEqual(t.iovaToPhys(iova), 0xA000, "\(fmt)")
         }
     }
@@ -98,7 +99,7 @@ final class PageTableFormatTests: XCTestCase {
     func testMapBlockOverTableIsEEXIST() {
         forEachFormat { fmt, t, _ in
             try mapOne(t, M2 + K4, 0xA000, K4)
-            XCTAssertThrowsErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, M2, 0x20_0000, M2) }
+            assertErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, M2, 0x20_0000, M2) }
             XCTAssertEqual(t.iovaToPhys(M2 + K4), 0xA000, "\(fmt)")
             XCTAssertEqual(t.iovaToPhys(M2), 0, "\(fmt)")
         }
@@ -107,7 +108,7 @@ final class PageTableFormatTests: XCTestCase {
     func testMapPageInsideBlockIsEEXIST() {
         forEachFormat { fmt, t, _ in
             try mapOne(t, M2, 0x40_0000, M2)
-            XCTAssertThrowsErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, M2 + K4, 0xA000, K4) }
+            assertErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, M2 + K4, 0xA000, K4) }
             XCTAssertEqual(t.iovaToPhys(M2 + K4), 0x40_1000, "\(fmt)")
         }
     }
@@ -116,7 +117,7 @@ final class PageTableFormatTests: XCTestCase {
         forEachFormat { fmt, t, _ in
             try mapOne(t, 3 * K4, 0x9000, K4)
             var mapped: UInt64 = 0
-            XCTAssertThrowsErrno(.exists, "\(fmt)") { () throws(Errno) in
+            assertErrno(.exists, "\(fmt)") { () throws(Errno) in
                 try t.mapPages(iova: 0, paddr: 0x10_0000, pgsize: K4, pgcount: 5, prot: .read, mapped: &mapped)
             }
             XCTAssertEqual(mapped, 3 * K4, "\(fmt): three pages before the occupied slot")
@@ -127,7 +128,7 @@ final class PageTableFormatTests: XCTestCase {
     func testMapConvenienceIsAtomicOnError() {
         forEachFormat { fmt, t, _ in
             try mapOne(t, 8 * K4, 0x9000, K4)
-            XCTAssertThrowsErrno(.exists, "\(fmt)") { () throws(Errno) in
+            assertErrno(.exists, "\(fmt)") { () throws(Errno) in
                 try t.map(iova: 0, paddr: 0x10_0000, size: 16 * K4, prot: .read)
             }
             for i in 0..<16 where i != 8 { XCTAssertEqual(t.iovaToPhys(UInt64(i) * K4), 0, "\(fmt) page \(i)") }
@@ -137,14 +138,14 @@ final class PageTableFormatTests: XCTestCase {
 
     func testInvalidArguments() {
         forEachFormat { fmt, t, _ in
-            XCTAssertThrowsErrno(.invalidArgument, "\(fmt) bad pgsize") { () throws(Errno) in try mapOne(t, 0, 0, 8192) }
-            XCTAssertThrowsErrno(.invalidArgument, "\(fmt) iova") { () throws(Errno) in try mapOne(t, 0x800, 0, K4) }
-            XCTAssertThrowsErrno(.invalidArgument, "\(fmt) paddr") { () throws(Errno) in try mapOne(t, M2, K4, M2) }
-            XCTAssertThrowsErrno(.invalidArgument, "\(fmt) prot") { () throws(Errno) in
+            assertErrno(.invalidArgument, "\(fmt) bad pgsize") { () throws(Errno) in try mapOne(t, 0, 0, 8192) }
+            assertErrno(.invalidArgument, "\(fmt) iova") { () throws(Errno) in try mapOne(t, 0x800, 0, K4) }
+            assertErrno(.invalidArgument, "\(fmt) paddr") { () throws(Errno) in try mapOne(t, M2, K4, M2) }
+            assertErrno(.invalidArgument, "\(fmt) prot") { () throws(Errno) in
                 try mapOne(t, 0, 0, K4, prot: [.cache, .noexec])
             }
-            XCTAssertThrowsErrno(.invalidArgument, "\(fmt) count") { () throws(Errno) in try mapOne(t, 0, 0, K4, count: 0) }
-            XCTAssertThrowsErrno(.invalidArgument, "\(fmt) size") { () throws(Errno) in
+            assertErrno(.invalidArgument, "\(fmt) count") { () throws(Errno) in try mapOne(t, 0, 0, K4, count: 0) }
+            assertErrno(.invalidArgument, "\(fmt) size") { () throws(Errno) in
                 try t.map(iova: 0, paddr: 0, size: 0x1800, prot: .read)
             }
             XCTAssertEqual(t.tablePages, 1, "\(fmt): no table allocated by a refused map")
@@ -154,8 +155,8 @@ final class PageTableFormatTests: XCTestCase {
     func testOutOfRangeIsERANGE() {
         forEachFormat { fmt, t, _ in
             let top = UInt64(1) << UInt64(fmt.vaBits)
-            XCTAssertThrowsErrno(.outOfRange, "\(fmt)") { () throws(Errno) in try mapOne(t, top, 0, K4) }
-            XCTAssertThrowsErrno(.outOfRange, "\(fmt)") { () throws(Errno) in try mapOne(t, top - K4, 0, K4, count: 2) }
+            assertErrno(.outOfRange, "\(fmt)") { () throws(Errno) in try mapOne(t, top, 0, K4) }
+            assertErrno(.outOfRange, "\(fmt)") { () throws(Errno) in try mapOne(t, top - K4, 0, K4, count: 2) }
             XCTAssertEqual(try mapOne(t, top - K4, 0x5000, K4), K4, "\(fmt): the last page is inside")
         }
     }
@@ -163,7 +164,7 @@ final class PageTableFormatTests: XCTestCase {
     func testAllocationFailureIsENOMEM() {
         forEachFormat { fmt, t, memory in
             memory.failAllocation = { _ in true }
-            XCTAssertThrowsErrno(.noMemory, "\(fmt)") { () throws(Errno) in try mapOne(t, 0, 0x5000, K4) }
+            assertErrno(.noMemory, "\(fmt)") { () throws(Errno) in try mapOne(t, 0, 0x5000, K4) }
             memory.failAllocation = nil
             XCTAssertEqual(t.iovaToPhys(0), 0, "\(fmt)")
             XCTAssertEqual(try mapOne(t, 0, 0x5000, K4), K4, "\(fmt): works again after the failure")

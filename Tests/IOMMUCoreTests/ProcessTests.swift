@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 @testable import IOMMUCore
 
@@ -52,9 +53,9 @@ final class ProcessTests: XCTestCase {
     func testHandleFaultChecksVMAPermissions() throws {
         let p = try IOMMUCore.Process(memory: memory, pid: 103)
         let ro = try p.mmap(length: 4096, prot: .read)
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.handleFault(address: ro, write: true) }
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.handleFault(address: ro, write: false, exec: true) }
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.handleFault(address: 0x10, write: false) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.handleFault(address: ro, write: true) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.handleFault(address: ro, write: false, exec: true) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.handleFault(address: 0x10, write: false) }
         try p.handleFault(address: ro + 8, write: false)
         XCTAssertNotNil(p.physicalAddress(of: ro))
         try p.handleFault(address: ro, write: false)
@@ -63,21 +64,21 @@ final class ProcessTests: XCTestCase {
     func testEFAULTOutsideVMAsAndOnReadOnlyWrite() throws {
         let p = try IOMMUCore.Process(memory: memory, pid: 104)
         let ro = try p.mmap(length: 4096, prot: .read)
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.writeMemory(address: ro, bytes: [1]) }
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: ro + 4000, count: 200) }
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: 0x7000_0000, count: 1) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.writeMemory(address: ro, bytes: [1]) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: ro + 4000, count: 200) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: 0x7000_0000, count: 1) }
         let none = try p.mmap(length: 4096, prot: [])
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: none, count: 1) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: none, count: 1) }
     }
 
     func testMmapArguments() throws {
         let p = try IOMMUCore.Process(memory: memory, pid: 105)
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in try p.mmap(length: 0, prot: .read) }
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in try p.mmap(length: 4096, prot: .read, at: 0x1000_0800) }
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in try p.mmap(length: 4096, prot: .read, at: 1 << 47) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try p.mmap(length: 0, prot: .read) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try p.mmap(length: 4096, prot: .read, at: 0x1000_0800) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try p.mmap(length: 4096, prot: .read, at: 1 << 47) }
         let fixed = try p.mmap(length: 5000, prot: .read, at: 0x2000_0000)
         XCTAssertEqual(fixed, 0x2000_0000)
-        XCTAssertThrowsErrno(.exists) { () throws(Errno) in try p.mmap(length: 4096, prot: .read, at: 0x2000_1000) }
+        assertErrno(.exists) { () throws(Errno) in try p.mmap(length: 4096, prot: .read, at: 0x2000_1000) }
         let a = try p.mmap(length: 4096, prot: .read)
         let b = try p.mmap(length: 4096, prot: .read)
         XCTAssertEqual(b, a + 4096, "lowest free range first")
@@ -104,7 +105,7 @@ final class ProcessTests: XCTestCase {
         XCTAssertEqual(n.ranges.map(\.1), [va + 4 * 4096], "end is exclusive")
         XCTAssertNil(p.physicalAddress(of: va))
         XCTAssertEqual(memory.framesInUse, before, "pages and emptied tables freed")
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: va, count: 1) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: va, count: 1) }
     }
 
     func testPartialMunmapSplitsVMA() throws {
@@ -118,8 +119,8 @@ final class ProcessTests: XCTestCase {
         XCTAssertNotNil(p.physicalAddress(of: va))
         XCTAssertNil(p.physicalAddress(of: va + 4096))
         XCTAssertNotNil(p.physicalAddress(of: va + 2 * 4096))
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.handleFault(address: va + 4096, write: false) }
-        XCTAssertThrowsErrno(.invalidArgument) { () throws(Errno) in try p.munmap(address: va + 1, length: 4096) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.handleFault(address: va + 4096, write: false) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try p.munmap(address: va + 1, length: 4096) }
     }
 
     func testMprotectChangesPTEsAndFiresNotifier() throws {
@@ -133,14 +134,14 @@ final class ProcessTests: XCTestCase {
         XCTAssertEqual(n.ranges.map(\.0), [va])
         XCTAssertEqual(n.ranges.map(\.1), [va + 4096])
         XCTAssertEqual(p.physicalAddress(of: va), pa, "same frame, new permissions")
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.writeMemory(address: va, bytes: [1]) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.writeMemory(address: va, bytes: [1]) }
         XCTAssertEqual(try p.readMemory(address: va, count: 1), [42])
         try p.writeMemory(address: va + 4096, bytes: [7])
         try p.mprotect(address: va, length: 4096, prot: [])
         XCTAssertNil(p.physicalAddress(of: va), "PROT_NONE removes the PTE")
         try p.mprotect(address: va, length: 4096, prot: [.read, .write])
         XCTAssertEqual(try p.readMemory(address: va, count: 1), [42], "the frame survived PROT_NONE")
-        XCTAssertThrowsErrno(.noMemory) { () throws(Errno) in try p.mprotect(address: va, length: 3 * 4096, prot: .read) }
+        assertErrno(.noMemory) { () throws(Errno) in try p.mprotect(address: va, length: 3 * 4096, prot: .read) }
     }
 
     func testExitFiresReleaseThenFreesEverything() throws {
@@ -160,7 +161,7 @@ final class ProcessTests: XCTestCase {
         p.exit()
         XCTAssertEqual(n.released, 1, "exit is idempotent")
         XCTAssertFalse(p.registerNotifier(RecordingNotifier()))
-        XCTAssertThrowsErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: va, count: 1) }
+        assertErrno(.badAddress) { () throws(Errno) in try p.readMemory(address: va, count: 1) }
     }
 
     func testUnregisteredNotifierHearsNothing() throws {

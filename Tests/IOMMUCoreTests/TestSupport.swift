@@ -30,17 +30,6 @@ func forEachFormat(file: StaticString = #filePath, line: UInt = #line,
     }
 }
 
-/// Asserts that `body` throws exactly `expected`.
-func XCTAssertThrowsErrno<T>(_ expected: Errno, _ message: String = "", file: StaticString = #filePath,
-                             line: UInt = #line, _ body: () throws(Errno) -> T) {
-    do {
-        _ = try body()
-        XCTFail("expected \(expected), nothing thrown. \(message)", file: file, line: line)
-    } catch {
-        XCTAssertEqual(error, expected, message, file: file, line: line)
-    }
-}
-
 /// Deterministic xorshift64* stream for randomized tests.
 struct XorShift {
     var state: UInt64

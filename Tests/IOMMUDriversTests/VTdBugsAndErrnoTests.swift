@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 import IOMMUCore
 @testable import IOMMUDrivers
@@ -80,13 +81,13 @@ final class VTdBugsAndErrnoTests: XCTestCase {
     func testDomainAllocErrnos() throws {
         let tb = try VTdTestbed()
         let a = try tb.device(2)
-        assertThrows(.notSupported) { () throws(Errno) in try tb.driver.domainAllocPaging(a, flags: [], userData: [1]) }
-        assertThrows(.notSupported) { () throws(Errno) in try tb.driver.domainAllocPaging(a, flags: [.faultIDValid], userData: nil) }
+        assertErrno(.notSupported) { () throws(Errno) in try tb.driver.domainAllocPaging(a, flags: [], userData: [1]) }
+        assertErrno(.notSupported) { () throws(Errno) in try tb.driver.domainAllocPaging(a, flags: [.faultIDValid], userData: nil) }
         let ss = try tb.driver.domainAllocPaging(a, flags: [.nestParent], userData: nil) as? DMARDomain
         XCTAssertEqual(ss?.stage, .second)
         let tb2 = try VTdTestbed(caps: [VTdCapabilities(firstStage: false, secondStageAD: false)])
         let b = try tb2.device(2)
-        assertThrows(.notSupported) { () throws(Errno) in try tb2.driver.domainAllocPaging(b, flags: [.dirtyTracking], userData: nil) }
+        assertErrno(.notSupported) { () throws(Errno) in try tb2.driver.domainAllocPaging(b, flags: [.dirtyTracking], userData: nil) }
     }
 
     func testSetDevPasidOnUnitWithoutPASIDIsEOPNOTSUPP() throws {
@@ -94,7 +95,7 @@ final class VTdBugsAndErrnoTests: XCTestCase {
         let a = try tb.device(2, pri: false)
         XCTAssertEqual(tb.unit.maxPasids, 0)
         let d = try tb.paging(a)
-        assertThrows(.notSupported) { () throws(Errno) in try d.setDevPasid(a, pasid: 3, old: nil) }
+        assertErrno(.notSupported) { () throws(Errno) in try d.setDevPasid(a, pasid: 3, old: nil) }
         XCTAssertEqual(tb.unit.didRefcount(for: d), 0)
     }
 
@@ -105,7 +106,7 @@ final class VTdBugsAndErrnoTests: XCTestCase {
         let d = try tb.paging(a)
         let allocated = tb.unit.allocatedDIDs
         XCTAssertEqual(allocated, [2, 3])
-        assertThrows(.noSpace) { () throws(Errno) in try tb.iommu.attachDevicePasid(d, to: a, pasid: 5) }
+        assertErrno(.noSpace) { () throws(Errno) in try tb.iommu.attachDevicePasid(d, to: a, pasid: 5) }
         XCTAssertEqual(tb.unit.allocatedDIDs, allocated)
         XCTAssertNil(a.group?.pasidArray[5])
         XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 5)?.present ?? false, false)
@@ -122,7 +123,7 @@ final class VTdBugsAndErrnoTests: XCTestCase {
         let x = try tb2.device(2, unit: 0)
         let y = try tb2.device(3, unit: 1, bus: 1)
         let fs = try tb2.paging(x)
-        assertThrows(.invalidArgument) { () throws(Errno) in try fs.setDevPasid(y, pasid: 5, old: nil) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try fs.setDevPasid(y, pasid: 5, old: nil) }
         XCTAssertEqual(tb2.units[1].didRefcount(for: fs), 0)
         XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 5), before)
     }
@@ -152,7 +153,7 @@ final class VTdBugsAndErrnoTests: XCTestCase {
         let b1 = try tb.buffer([1])
         let b2 = try tb.buffer([2])
         try tb.iommu.map(d, iova: 0x1000, paddr: b1, size: 4096, prot: [.read])
-        assertThrows(.exists) { () throws(Errno) in try tb.iommu.map(d, iova: 0x1000, paddr: b2, size: 4096, prot: [.read]) }
+        assertErrno(.exists) { () throws(Errno) in try tb.iommu.map(d, iova: 0x1000, paddr: b2, size: 4096, prot: [.read]) }
         XCTAssertEqual(try a.dmaRead(at: 0x1000, count: 1), [1])
     }
 }

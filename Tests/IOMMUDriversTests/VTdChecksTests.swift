@@ -1,3 +1,4 @@
+import IOMMUConformance
 import XCTest
 import IOMMUCore
 @testable import IOMMUDrivers
@@ -92,7 +93,7 @@ final class VTdChecksTests: XCTestCase {
         try d1.setDevPasid(a, pasid: 7, old: nil)
         let before = try XCTUnwrap(tb.unit.pasidEntry(rid: a.rid, pasid: 7))
         let allocated = tb.unit.allocatedDIDs
-        assertThrows(.busy) { () throws(Errno) in try d2.setDevPasid(a, pasid: 7, old: nil) }
+        assertErrno(.busy) { () throws(Errno) in try d2.setDevPasid(a, pasid: 7, old: nil) }
         XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 7), before)
         XCTAssertEqual(tb.unit.didRefcount(for: d2), 0)
         XCTAssertEqual(tb.unit.allocatedDIDs, allocated)
@@ -181,7 +182,7 @@ final class VTdChecksTests: XCTestCase {
         XCTAssertTrue(tb.unit.isContextCopied(rid))
         XCTAssertTrue(tb.unit.allocatedDIDs.contains(7))
         let d = try tb.paging(a)
-        assertThrows(.busy) { () throws(Errno) in try tb.iommu.attachDevicePasid(d, to: a, pasid: 5) }
+        assertErrno(.busy) { () throws(Errno) in try tb.iommu.attachDevicePasid(d, to: a, pasid: 5) }
         XCTAssertNil(a.group?.pasidArray[5])
         // A real RID attach replaces the copied context with global invalidations.
         try tb.iommu.attachDevice(d, to: a)
@@ -199,11 +200,11 @@ final class VTdChecksTests: XCTestCase {
         let noPASID = try tb.device(3, pasid: false, pri: false)
         let notSVM = try tb.device(4, unit: 1, bus: 1)
         let priOff = try tb.device(5, unit: 2, bus: 2)
-        assertThrows(.invalidArgument) { () throws(Errno) in try tb.driver.domainAllocSVA(noATS, mm: mm) }
-        assertThrows(.invalidArgument) { () throws(Errno) in try tb.driver.domainAllocSVA(noPASID, mm: mm) }
-        assertThrows(.noDevice) { () throws(Errno) in try tb.driver.domainAllocSVA(notSVM, mm: mm) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try tb.driver.domainAllocSVA(noATS, mm: mm) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try tb.driver.domainAllocSVA(noPASID, mm: mm) }
+        assertErrno(.noDevice) { () throws(Errno) in try tb.driver.domainAllocSVA(notSVM, mm: mm) }
         XCTAssertFalse(priOff.priEnabled)
-        assertThrows(.invalidArgument) { () throws(Errno) in try tb.driver.domainAllocSVA(priOff, mm: mm) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try tb.driver.domainAllocSVA(priOff, mm: mm) }
         let ok = try tb.device(6)
         XCTAssertNoThrow(try tb.driver.domainAllocSVA(ok, mm: mm))
     }
@@ -271,7 +272,7 @@ final class VTdChecksTests: XCTestCase {
         let def = try XCTUnwrap(tb.iommu.domainForDevice(a))
         try tb.iommu.map(def, iova: 0x1000, paddr: buf, size: 4096, prot: [.read])
         XCTAssertEqual(try a.dmaRead(at: 0x1000, count: 1), [5])
-        assertThrows(.invalidArgument) { () throws(Errno) in try tb.iommu.attachDevice(foreign, to: a) }
+        assertErrno(.invalidArgument) { () throws(Errno) in try tb.iommu.attachDevice(foreign, to: a) }
         XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.present, false)
         XCTAssertNil(tb.driver.deviceInfo(a)?.ridDomain)
         XCTAssertThrowsError(try a.dmaRead(at: 0x1000, count: 1)) { e in

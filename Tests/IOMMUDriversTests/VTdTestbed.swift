@@ -55,16 +55,6 @@ func secondStageOnly(cachingMode: Bool = false, maxAddressMask: Int = 18) -> VTd
     VTdCapabilities(cachingMode: cachingMode, maxAddressMask: maxAddressMask, firstStage: false)
 }
 
-func assertThrows<T>(_ errno: Errno, file: StaticString = #filePath, line: UInt = #line,
-                     _ body: () throws(Errno) -> T) {
-    do {
-        _ = try body()
-        XCTFail("expected \(errno), got success", file: file, line: line)
-    } catch {
-        XCTAssertEqual(error, errno, file: file, line: line)
-    }
-}
-
 func descriptors(_ ops: [VTdOperation]) -> [VTdDescriptor] {
     ops.compactMap { if case .descriptor(let d) = $0 { d } else { nil } }
 }

@@ -1,6 +1,7 @@
-import XCTest
+import IOMMUConformance
 import IOMMUCore
 import IOMMUDrivers
+import XCTest
 
 typealias Process = IOMMUCore.Process
 
@@ -114,16 +115,6 @@ func prq(_ dev: PCIDevice, pasid: UInt32?, group: UInt16, address: UInt64, read:
          execute: Bool = false, privileged: Bool = false, last: Bool = true) -> VTdPageRequest {
     VTdPageRequest(rid: dev.rid, pasidPresent: pasid != nil, pasid: pasid ?? 0, read: read, write: write,
                    execute: execute, privileged: privileged, lastPage: last, groupIndex: group, address: address)
-}
-
-func assertErrno<T>(_ errno: Errno, file: StaticString = #filePath, line: UInt = #line,
-                    _ body: () throws(Errno) -> T) {
-    do {
-        _ = try body()
-        XCTFail("expected \(errno), got success", file: file, line: line)
-    } catch {
-        XCTAssertEqual(error, errno, file: file, line: line)
-    }
 }
 
 /// A fault handler that records the groups it gets and answers them as told.

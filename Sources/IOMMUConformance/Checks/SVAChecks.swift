@@ -9,7 +9,7 @@ extension ConformanceSuite {
         .check37BindTwiceSharesTheHandle, .check38BindOverflowWhenMMPasidBeyondDeviceWidth,
         .check39BindBusyOnNonSVADomainOrAnotherMMsDomain, .check40OneSVADomainPerMMPerIOMMU,
         .check40CompatibleUnitsOfOneDriverShareTheDomain, .check41MMPasidOutlivesUnbindAndIsFreedAtTeardown,
-        .svaBindErrnos, .svaBindUnbindCycleLeavesNothingBehind,
+        .svaBindErrnos, .svaUnbindMoreThanBoundWarnsAndChangesNothing, .svaBindUnbindCycleLeavesNothingBehind,
     ]
 }
 
@@ -267,6 +267,20 @@ extension ConformanceCheck {
             assertErrno(.badAddress) { try rig.iommu.svaBindDevice(rig.devices[0], mm: dead) }
             XCTAssertTrue(rig.iommu.svaDomains(of: dead).isEmpty)
             XCTAssertEqual(rig.iommu.globalPasidsInUse, 1, "only the PASID taken by hand")
+        }
+    }
+
+    /// `iommu_sva_unbind_device` on a handle with no users left WARNs and does nothing.
+    public static var svaUnbindMoreThanBoundWarnsAndChangesNothing: ConformanceCheck {
+        ConformanceCheck(requires: [.pasid, .sva]) { vendor in
+            let rig = try vendor.svaRig()
+            let mm = try rig.process()
+            let bond = try rig.iommu.svaBindDevice(rig.devices[0], mm: mm)
+            rig.iommu.svaUnbindDevice(bond)
+            rig.iommu.svaUnbindDevice(bond)
+            XCTAssertEqual(rig.machine.warnings.map(\.function), ["iommu_sva_unbind_device"])
+            XCTAssertEqual(bond.users, 0)
+            XCTAssertTrue(rig.iommu.svaDomains(of: mm).isEmpty)
         }
     }
 

@@ -1,5 +1,7 @@
-import XCTest
+import IOMMUConformance
 import IOMMUCore
+import VendorFixtures
+import XCTest
 import IOMMUDrivers
 import IOMMUFD
 import IOMMUFDSelftest
@@ -24,10 +26,9 @@ final class VFIORig {
     let buffer: UInt64
     static let bufferSize: UInt64 = 16 * PAGE
 
-    private init(machine: Machine, unit: IOMMUDevice) throws {
-        self.machine = machine
-        self.unit = unit
-        machine.addIOMMU(unit)
+    private init(_ rig: Rig) throws {
+        machine = rig.machine
+        unit = rig.unit
         process = try IOMMUCore.Process(memory: machine.memory, pid: 77)
         iommufd = IOMMUFD(machine: machine, process: process)
         fd = files.install(iommufd)
@@ -41,18 +42,10 @@ final class VFIORig {
     deinit { iommufd.close() }
 
     /// A rig on the selftest Mock IOMMU (user-owned PASID tables: all-PASIDs works).
-    static func mock() throws -> VFIORig {
-        let machine = Machine(memory: 2 << 30)
-        return try VFIORig(machine: machine, unit: MockIOMMU(driver: MockIOMMUDriver()))
-    }
+    static func mock() throws -> VFIORig { try VFIORig(MockVendor().makeRig()) }
 
     /// A rig on an Intel VT-d unit in scalable mode (per-PASID attach only).
-    static func vtd() throws -> VFIORig {
-        let machine = Machine(memory: 1 << 30)
-        let unit = try IntelIOMMU(name: "dmar0", driver: IntelIOMMUDriver(),
-                                  hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
-        return try VFIORig(machine: machine, unit: unit)
-    }
+    static func vtd() throws -> VFIORig { try VFIORig(VTdVendor().makeRig()) }
 
     var iommu: IOMMUSubsystem { machine.iommu }
     var user: ProcessUserMemory { ProcessUserMemory(process) }
@@ -153,16 +146,5 @@ final class VFIORig {
     /// Objects of the iommufd by type.
     func objects(_ type: IOMMUFDObjectType) -> Int {
         iommufd.objectSnapshot.filter { $0.type == type }.count
-    }
-}
-
-/// Asserts `body` throws exactly `errno`.
-func XCTAssertErrno<T>(_ errno: Errno, file: StaticString = #filePath, line: UInt = #line,
-                       _ body: () throws -> T) {
-    do {
-        _ = try body()
-        XCTFail("expected \(errno), got success", file: file, line: line)
-    } catch {
-        XCTAssertEqual(error as? Errno, errno, file: file, line: line)
     }
 }

@@ -1,5 +1,6 @@
-import XCTest
+import IOMMUConformance
 import IOMMUCore
+import XCTest
 @testable import IOMMUFD
 
 /// The `TEST_FAIL_NTH` sweep of `iommufd_fail_nth.c` as an XCTest helper.
@@ -8,8 +9,9 @@ import IOMMUCore
 /// fresh machine for N = 1, 2, 3, …, with the Nth injection point (object allocation and
 /// lookup, pinning, accounting, reserved regions, every frame allocation) failing. After
 /// each run the context is closed and the helper checks that nothing leaked: no object
-/// left, no page pinned, the machine's frames back to what they were before the
-/// scenario, no WARN from the core or from iommufd. The sweep ends with the first run in
+/// left, and (a ``LeakCheck``) no page pinned, the machine's frames, referenced frames
+/// and global PASIDs back to what they were before the scenario; no WARN from the core
+/// or from iommufd. The sweep ends with the first run in
 /// which the armed point was never reached; that run must have succeeded.
 /// - Returns: the number of injection points found.
 @discardableResult
@@ -19,7 +21,8 @@ func failNthSweep(_ name: String, cap: Int = 400, file: StaticString = #filePath
     func runOnce(_ n: Int) throws -> (rc: Int32, fired: Bool) {
         let s = try SelftestFD()
         setup(s)
-        let frames = s.machine.memory.framesInUse
+        let leaks = LeakCheck(machine: s.machine,
+                              extra: ["pinned pages": { PagePinRegistry.shared.pinnedPages(s.machine.memory) }])
         let warnings = s.machine.warnings.count
         s.fd.faultInjection.arm(n)
         let rc = body(s)
@@ -27,9 +30,7 @@ func failNthSweep(_ name: String, cap: Int = 400, file: StaticString = #filePath
         let injectionWarnings = s.fd.faultInjection.warnings
         s.fd.close()
         XCTAssertFalse(s.fd.hasObjects, "\(name) n=\(n): objects left after close", file: file, line: line)
-        XCTAssertEqual(PagePinRegistry.shared.pinnedPages(s.machine.memory), 0,
-                       "\(name) n=\(n): pages left pinned", file: file, line: line)
-        XCTAssertEqual(s.machine.memory.framesInUse, frames, "\(name) n=\(n): frames leaked", file: file, line: line)
+        leaks.assertNoLeaks("\(name) n=\(n)", file: file, line: line)
         XCTAssertEqual(s.machine.warnings.count, warnings,
                        "\(name) n=\(n): core WARN \(s.machine.warnings.suffix(from: warnings))", file: file, line: line)
         XCTAssertEqual(injectionWarnings, [], "\(name) n=\(n): iommufd WARN", file: file, line: line)
