@@ -49,7 +49,10 @@ public final class Machine: @unchecked Sendable {
     /// Kernel WARNs the model recorded.
     public var warnings: [Warning] { lock.withLock { _warnings } }
 
-    func recordWarning(_ w: Warning) {
+    /// Records a `WARN_ON` that fired (in ``warnings`` and as a `core:warn` event): how
+    /// the core, and a vendor driver, report a kernel bug or misuse that the kernel
+    /// would print a stack for but survive.
+    public func recordWarning(_ w: Warning) {
         lock.withLock { _warnings.append(w) }
         events.record("core:warn", [.init("function", w.function), .init("message", w.message)])
     }

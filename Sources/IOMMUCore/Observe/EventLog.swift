@@ -77,6 +77,11 @@ public struct Warning: Hashable, Sendable, CustomStringConvertible {
     public let function: String
     /// What went wrong.
     public let message: String
+    /// A WARN fired in `function` (a kernel function name) because of `message`.
+    public init(function: String, message: String) {
+        self.function = function
+        self.message = message
+    }
     /// `function: message`.
     public var description: String { "WARNING in \(function): \(message)" }
 }

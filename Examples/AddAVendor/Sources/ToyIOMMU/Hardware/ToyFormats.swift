@@ -1,0 +1,105 @@
+import IOMMUCore
+
+/// The toy IOMMU's sizes. One unit has a device table with one 16-byte entry per RID;
+/// an entry's first word says what requests without PASID do, its second word points at
+/// the device's PASID table (one 4 KiB frame: 512 entries of one word). A translating
+/// entry points at a one-level page table: 65,536 eight-byte PTEs, each mapping 4 KiB,
+/// so every domain covers IOVAs [0, 256 MiB).
+public enum ToyLayout {
+    /// Bytes per device-table entry (two words).
+    public static let deviceEntrySize: UInt64 = 16
+    /// Bytes of the device table: one entry per 16-bit RID.
+    public static let deviceTableBytes = (1 << 16) * Int(deviceEntrySize)
+    /// PASIDs a device can use (one PASID-table frame of 8-byte entries); PASID 0 is the
+    /// RID's own, so a PASID table serves 1...511.
+    public static let pasids: UInt32 = 512
+    /// The page size, the only one.
+    public static let pageSize: UInt64 = 4096
+    /// PTEs per page table.
+    public static let ptes = 1 << 16
+    /// Bytes of one page table.
+    public static let pageTableBytes = ptes * 8
+    /// The IOVAs a page table covers: [0, apertureSize).
+    public static let apertureSize = UInt64(ptes) * pageSize
+    /// Bits 12...51 of an entry hold a physical address.
+    static let addressMask: UInt64 = 0x000F_FFFF_FFFF_F000
+}
+
+/// A context entry: what the hardware does with requests of one RID (device table,
+/// first word) or one (RID, PASID) (PASID table). Bit 0 valid, bits 1-2 the mode, bits
+/// 12-51 the page-table root, bits 52-63 the domain ID that tags cached translations.
+public struct ToyContextEntry: Hashable, Sendable {
+    /// What a valid entry does.
+    public enum Mode: UInt64, Sendable {
+        /// Every request faults.
+        case blocked = 0
+        /// Requests are translated by the page table at ``ToyContextEntry/tableRoot``.
+        case translate = 1
+        /// Requests go through untranslated (IOVA = physical address).
+        case passThrough = 2
+    }
+
+    /// The raw word as it sits in memory.
+    public var raw: UInt64
+
+    /// Decodes a word.
+    public init(raw: UInt64) { self.raw = raw }
+
+    /// A valid entry.
+    public init(_ mode: Mode, tableRoot: UInt64 = 0, domainID: UInt16 = 0) {
+        raw = 1 | mode.rawValue << 1 | (tableRoot & ToyLayout.addressMask) | UInt64(domainID & 0xFFF) << 52
+    }
+
+    /// The all-zero, invalid entry (requests fault).
+    public static let invalid = ToyContextEntry(raw: 0)
+
+    /// Bit 0.
+    public var isValid: Bool { raw & 1 != 0 }
+    /// Bits 1-2 (an unknown value reads as blocked).
+    public var mode: Mode { Mode(rawValue: raw >> 1 & 3) ?? .blocked }
+    /// Bits 12-51.
+    public var tableRoot: UInt64 { raw & ToyLayout.addressMask }
+    /// Bits 52-63.
+    public var domainID: UInt16 { UInt16(raw >> 52) }
+}
+
+/// A page-table entry: bit 0 read, bit 1 write, bits 12-51 the page's physical address.
+/// An entry with neither permission is not present.
+public struct ToyPTE: Hashable, Sendable {
+    /// The raw word.
+    public var raw: UInt64
+
+    /// Decodes a word.
+    public init(raw: UInt64) { self.raw = raw }
+
+    /// A present entry mapping `address` with `prot` (read and write bits only).
+    public init(address: UInt64, prot: IOMMUProt) {
+        raw = (address & ToyLayout.addressMask) | (prot.contains(.read) ? 1 : 0) | (prot.contains(.write) ? 2 : 0)
+    }
+
+    /// Whether the entry maps anything.
+    public var isPresent: Bool { raw & 3 != 0 }
+    /// The page's physical address.
+    public var address: UInt64 { raw & ToyLayout.addressMask }
+    /// The permissions.
+    public var prot: IOMMUProt {
+        var p: IOMMUProt = []
+        if raw & 1 != 0 { p.insert(.read) }
+        if raw & 2 != 0 { p.insert(.write) }
+        return p
+    }
+}
+
+extension PhysicalMemory {
+    /// The 64-bit word at `pa`, through the checked copy API.
+    func word(at pa: UInt64) -> UInt64 {
+        var value: UInt64 = 0
+        withUnsafeMutableBytes(of: &value) { read(pa, into: $0) }
+        return UInt64(littleEndian: value)
+    }
+
+    /// Writes the 64-bit word `value` at `pa`.
+    func setWord(_ value: UInt64, at pa: UInt64) {
+        withUnsafeBytes(of: value.littleEndian) { write(pa, from: $0) }
+    }
+}
