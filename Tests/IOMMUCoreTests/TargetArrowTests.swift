@@ -14,6 +14,8 @@ final class TargetArrowTests: XCTestCase {
         "IOMMUDrivers": ["IOMMUFD", "IOMMUFDSelftest", "DriverShims"],
         "IOMMUFD": ["IOMMUDrivers", "IOMMUFDSelftest", "DriverShims"],
         "DriverShims": ["IOMMUFDSelftest"],
+        // The conformance suite is vendor-neutral: the core and XCTest only.
+        "IOMMUConformance": ["IOMMUFDDriver", "IOMMUFD", "IOMMUDrivers", "IOMMUFDSelftest", "DriverShims"],
     ]
 
     /// The module names a Swift source imports (`import M`, `@_exported import M`,
