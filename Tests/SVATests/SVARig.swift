@@ -1,38 +1,33 @@
 import IOMMUConformance
 import IOMMUCore
 import IOMMUDrivers
+import VendorFixtures
 import XCTest
 
 typealias Process = IOMMUCore.Process
 
 /// A machine with VT-d units (one driver, or one driver per unit to model incompatible
-/// IOMMUs), PCI devices with PASID/ATS/PRI, and processes, for the SVA and I/O
-/// page-fault tests. The invariant checker is on. Sendable for the concurrency test:
-/// after `init` only `units`, fixed by then, is read.
+/// IOMMUs), PCI devices with PASID/ATS/PRI, and processes, for the VT-d side of SVA and
+/// I/O page faults: deliberately buggy drivers, unit capabilities, the page-request
+/// queue. Built by the VT-d conformance vendor; the checker and the event log are on.
+/// Sendable for the concurrency test: after `init` only `units`, fixed by then, is read.
 final class SVARig: @unchecked Sendable {
     let machine: Machine
     let drivers: [IntelIOMMUDriver]
-    var units: [IntelIOMMU] = []
+    let units: [IntelIOMMU]
     private var nextPid: Int32 = 100
 
     /// `units` VT-d units; with `separateDrivers` each unit has its own driver object
     /// (domains of one are incompatible with the others).
     init(units count: Int = 1, separateDrivers: Bool = false, bugs: VTdDriverBugs = [],
          caps: VTdCapabilities = VTdCapabilities()) throws {
-        machine = Machine(memory: 1 << 30)
+        let rig = try VTdVendor(caps: caps, bugs: bugs).makeRig()
+        for _ in 1..<max(count, 1) { try rig.addUnit(sharingDriver: !separateDrivers) }
+        machine = rig.machine
         machine.checker.isEnabled = true
         machine.events.isEnabled = true
-        let shared = IntelIOMMUDriver(bugs: bugs)
-        var ds: [IntelIOMMUDriver] = []
-        for i in 0..<count {
-            let driver = separateDrivers && i > 0 ? IntelIOMMUDriver(bugs: bugs) : shared
-            ds.append(driver)
-            let unit = try IntelIOMMU(name: "dmar\(i)", driver: driver,
-                                      hardware: VTdHardware(memory: machine.memory, caps: caps))
-            machine.addIOMMU(unit)
-            units.append(unit)
-        }
-        drivers = ds
+        units = machine.iommus.map { $0 as! IntelIOMMU }
+        drivers = units.map(\.intelDriver)
     }
 
     var unit: IntelIOMMU { units[0] }
