@@ -41,8 +41,24 @@ public enum ConformanceSuite {
                                    inFile: "\(file)", atLine: Int(line), expected: true)
             return ConformanceReport(vendor: vendor.name, outcomes: [])
         }
+        let report = self.report(on: vendor, checks: selected)
+        let failed = report.failed
+        if !failed.isEmpty {
+            testCase.recordFailure(
+                withDescription: "\(failed.count) conformance check(s) failed on \(vendor.name): "
+                    + failed.map { "\($0.check): \($0.reason)" }.joined(separator: "; "),
+                inFile: "\(file)", atLine: Int(line), expected: true)
+        }
+        return report
+    }
+
+    /// Runs `checks` on `vendor` as a nested XCTest suite, prints each check's outcome
+    /// and the summary, and returns the report, failing no test: for a test that shows
+    /// the suite catching a deliberately buggy driver, and asserts on the report.
+    /// ``run(on:in:checks:filter:file:line:)`` is the call for a vendor that must conform.
+    public static func report(on vendor: any ConformanceVendor, checks: [ConformanceCheck]) -> ConformanceReport {
         let suite = XCTestSuite(name: "Conformance[\(vendor.name)]")
-        let cases: [(ConformanceCheck, Conformance)] = selected.map { check in
+        let cases: [(ConformanceCheck, Conformance)] = checks.map { check in
             let body = check.body
             let missing = check.missing(on: vendor)
             let name = vendor.name
@@ -67,13 +83,6 @@ public enum ConformanceSuite {
         }
         let report = ConformanceReport(vendor: vendor.name, outcomes: outcomes)
         print(report.summary)
-        let failed = report.failed
-        if !failed.isEmpty {
-            testCase.recordFailure(
-                withDescription: "\(failed.count) conformance check(s) failed on \(vendor.name): "
-                    + failed.map { "\($0.check): \($0.reason)" }.joined(separator: "; "),
-                inFile: "\(file)", atLine: Int(line), expected: true)
-        }
         return report
     }
 }
