@@ -36,7 +36,7 @@ let package = Package(
         // data it decodes. A vendor depends on this, never on all of IOMMUFD.
         .target(name: "IOMMUFDDriver", dependencies: ["IOMMUCore"]),
         // The conformance suite: vendor-neutral, the core and XCTest only, never a vendor.
-        .target(name: "IOMMUConformance", dependencies: ["IOMMUCore"]),
+        .target(name: "IOMMUConformance", dependencies: ["IOMMUCore"], exclude: ["README.md"]),
         // ENABLE_MOCKING (debug builds only) compiles the ioctl trace and forced-errno hooks.
         // Re-exports IOMMUFDDriver; never imports a vendor.
         .target(name: "IOMMUFD", dependencies: ["IOMMUCore", "IOMMUFDDriver"], exclude: ["README.md"],
