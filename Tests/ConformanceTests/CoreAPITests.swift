@@ -67,4 +67,25 @@ final class CoreAPITests: XCTestCase {
         XCTAssertEqual(rig.machine.events.all.map(\.name), ["iommu:attach_device_to_domain", "iommu:unmap"])
         XCTAssertEqual(rig.machine.events.named("iommu:unmap").first?["unmapped_size"], "0x1000")
     }
+
+    /// `PCIDevice.sendPageRequest`: `ENODEV` for a device on no machine, `EOPNOTSUPP`
+    /// while PRI is not enabled; a request that is sent reaches the core through the unit
+    /// (here the mock, which reports it at once; with no handler it is answered
+    /// `INVALID`), carrying the sender's RID whatever the request said.
+    func testSendPageRequestErrnosAndDelivery() throws {
+        let request = PageRequest(rid: RID(bus: 0x7f, device: 0, function: 0), pasid: 3, groupIndex: 2, address: 0x5123)
+        let loose = PCIDevice(rid: RID(bus: 1, device: 0, function: 0), caps: PCICapabilities(pri: true))
+        assertErrno(.noDevice) { try loose.sendPageRequest(request) }
+        let rig = try MockVendor().makeRig([.pasid, .pri])
+        let (plain, pri) = (rig.devices[0], rig.devices[1])
+        XCTAssertFalse(plain.priEnabled)
+        XCTAssertTrue(pri.priEnabled, "the mock enables PRI at probe")
+        assertErrno(.notSupported) { try plain.sendPageRequest(request) }
+        rig.machine.events.isEnabled = true
+        XCTAssertTrue(try pri.sendPageRequest(request))
+        XCTAssertEqual(rig.iommu.faultLog.responses,
+                       [IOPFResponseRecord(device: pri.rid, pasid: 3, grpid: 2, code: .invalid, group: nil)])
+        XCTAssertEqual(rig.machine.events.named("core:page_request").first?["request"],
+                       "page request \(pri.rid) pasid 3 grp 2 addr 0x5000 r last")
+    }
 }

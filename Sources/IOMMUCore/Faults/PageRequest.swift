@@ -41,8 +41,13 @@ public struct PageRequest: Hashable, Sendable, CustomStringConvertible {
                          address: address & ~0xFFF)
     }
 
-    /// `prq 00:02.0 pasid 5 grp 3 addr 0x1000 rw last`.
-    public var description: String { "prq \(rid) " + fault.description.dropFirst(4) }
+    /// `page request 00:02.0 pasid 5 grp 3 addr 0x1000 rw last`.
+    public var description: String {
+        let rights = [(IOMMUFaultPerm.read, "r"), (.write, "w"), (.exec, "x"), (.priv, "p")]
+            .filter { access.contains($0.0) }.map(\.1).joined()
+        return "page request \(rid) pasid \(pasid.map { "\($0)" } ?? "-") grp \(groupIndex) addr 0x"
+            + String(address & ~0xFFF, radix: 16) + " \(rights)" + (isLastInGroup ? " last" : "")
+    }
 }
 
 extension PCIDevice {
