@@ -1,8 +1,10 @@
 import IOMMUCore
 
-/// A little-endian byte image of a C uAPI structure, read and written at explicit byte
-/// offsets. This is how every `struct iommu_*` of `include/uapi/linux/iommufd.h` crosses
-/// the model: never through Swift struct layout, always as the bytes a C caller passes.
+/// A little-endian byte image of a C uAPI structure, read and written at byte offsets.
+/// This is how every `struct iommu_*` of `include/uapi/linux/iommufd.h` crosses the
+/// model: never through Swift struct layout, always as the bytes a C caller passes. A
+/// structure's fields are placed by its field table (``UAPIRecord``); the accessors here
+/// are for the odd loose integer (a size word read before the structure is known).
 public struct UAPIBytes: Hashable, Sendable {
     /// The raw bytes.
     public var bytes: [UInt8]
@@ -74,51 +76,4 @@ public struct UAPIBytes: Hashable, Sendable {
     @inlinable public mutating func setS32(_ offset: Int, _ v: Int32) { store(offset, 4, UInt64(UInt32(bitPattern: v))) }
     /// Sets the `__aligned_u64` at `offset`.
     @inlinable public mutating func setU64(_ offset: Int, _ v: UInt64) { store(offset, 8, v) }
-}
-
-/// A fixed-layout iommufd command structure (`struct iommu_*` passed to an `_IO(';', nr)`
-/// ioctl): its kernel `sizeof`, its `min_size` (`offsetofend` of the field registered in
-/// the kernel's `IOCTL_OP` table), and a byte-exact encoding.
-public protocol UAPIStruct: Sendable {
-    /// `sizeof(struct ...)` in the kernel this model follows.
-    static var size: Int { get }
-    /// `offsetofend(struct, last)` from the kernel's ioctl table: shorter input is `EINVAL`.
-    static var minSize: Int { get }
-    /// Decodes from a byte image at least ``size`` long (shorter images read as zero-extended).
-    init(_ b: UAPIBytes)
-    /// Writes every field at its offset.
-    func encode(into b: inout UAPIBytes)
-}
-
-extension UAPIStruct {
-    /// Default: the whole structure is mandatory.
-    @inlinable public static var minSize: Int { size }
-    /// The `sizeof`-long byte image of this value.
-    @inlinable public var bytes: [UInt8] {
-        var b = UAPIBytes(count: Self.size)
-        encode(into: &b)
-        return b.bytes
-    }
-    /// Decodes from raw bytes.
-    @inlinable public init(bytes: [UInt8]) { self.init(UAPIBytes(bytes)) }
-}
-
-/// `struct iommu_iova_range` (16 bytes): `start` @0, `last` @8 (inclusive).
-public struct IOMMUIOVARange: Hashable, Sendable {
-    /// First IOVA.
-    public var start: UInt64
-    /// Last IOVA, inclusive.
-    public var last: UInt64
-    /// A range `[start, last]`.
-    public init(start: UInt64, last: UInt64) { self.start = start; self.last = last }
-    /// `sizeof(struct iommu_iova_range)`.
-    public static let size = 16
-    /// Decodes one element.
-    public init(_ b: UAPIBytes, at o: Int = 0) { start = b.u64(o); last = b.u64(o + 8) }
-    /// The 16-byte image.
-    public var bytes: [UInt8] {
-        var b = UAPIBytes(count: 16)
-        b.setU64(0, start); b.setU64(8, last)
-        return b.bytes
-    }
 }

@@ -34,23 +34,32 @@ public enum VFIODeviceFlag {
     public static let detachPasid: UInt32 = 1 << 0
 }
 
-/// `struct vfio_device_bind_iommufd` (24 bytes): `argsz` @0, `flags` @4, `iommufd`
-/// (s32) @8, `out_devid` @12, `token_uuid_ptr` @16. `minsz` is `offsetofend(out_devid)`.
+/// `struct vfio_device_bind_iommufd`: argument of `VFIO_DEVICE_BIND_IOMMUFD`.
 public struct VFIODeviceBindIOMMUFD: UAPIStruct, Hashable {
-    /// `sizeof(struct vfio_device_bind_iommufd)`.
+    public static let cName = "vfio_device_bind_iommufd"
     public static let size = 24
-    /// `offsetofend(struct vfio_device_bind_iommufd, out_devid)`.
-    public static let minSize = 16
+    /// `minsz` of `vfio_df_ioctl_bind_iommufd`: `offsetofend(out_devid)`.
+    public static let minSize = offsetOfEnd("out_devid")
+    @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
+        f.field("argsz", 0, &v.argsz)
+        f.field("flags", 4, &v.flags)
+        f.field("iommufd", 8, &v.iommufd)
+        f.field("out_devid", 12, &v.outDevid)
+        f.field("token_uuid_ptr", 16, &v.tokenUUIDPtr)
+    }
+
     /// `argsz`.
-    public var argsz: UInt32
+    public var argsz: UInt32 = UInt32(Self.size)
     /// `flags`: `VFIO_DEVICE_BIND_FLAG_TOKEN` only.
-    public var flags: UInt32
+    public var flags: UInt32 = 0
     /// `iommufd`: the iommufd file descriptor.
-    public var iommufd: Int32
+    public var iommufd: Int32 = -1
     /// `out_devid`: output, the iommufd DEVICE (or ACCESS) object ID.
-    public var outDevid: UInt32
+    public var outDevid: UInt32 = 0
     /// `token_uuid_ptr`: user pointer to a 16-byte VF token.
-    public var tokenUUIDPtr: UInt64
+    public var tokenUUIDPtr: UInt64 = 0
+
+    public init() {}
     /// A value; `argsz` defaults to `sizeof`.
     public init(argsz: UInt32 = 24, flags: UInt32 = 0, iommufd: Int32 = -1, outDevid: UInt32 = 0,
                 tokenUUIDPtr: UInt64 = 0) {
@@ -60,32 +69,32 @@ public struct VFIODeviceBindIOMMUFD: UAPIStruct, Hashable {
         self.outDevid = outDevid
         self.tokenUUIDPtr = tokenUUIDPtr
     }
-    /// Decodes the fields at their offsets.
-    public init(_ b: UAPIBytes) {
-        argsz = b.u32(0); flags = b.u32(4); iommufd = b.s32(8); outDevid = b.u32(12); tokenUUIDPtr = b.u64(16)
-    }
-    /// Writes the fields at their offsets.
-    public func encode(into b: inout UAPIBytes) {
-        b.setU32(0, argsz); b.setU32(4, flags); b.setS32(8, iommufd); b.setU32(12, outDevid); b.setU64(16, tokenUUIDPtr)
-    }
 }
 
-/// `struct vfio_device_attach_iommufd_pt` (16 bytes): `argsz` @0, `flags` @4, `pt_id`
-/// @8, `pasid` @12. `minsz` is `offsetofend(pt_id)`; `pasid` is read only with
-/// `VFIO_DEVICE_ATTACH_PASID`.
+/// `struct vfio_device_attach_iommufd_pt`: argument of `VFIO_DEVICE_ATTACH_IOMMUFD_PT`;
+/// `pasid` is read only with `VFIO_DEVICE_ATTACH_PASID`.
 public struct VFIODeviceAttachIOMMUFDPT: UAPIStruct, Hashable {
-    /// `sizeof(struct vfio_device_attach_iommufd_pt)`.
+    public static let cName = "vfio_device_attach_iommufd_pt"
     public static let size = 16
-    /// `offsetofend(struct vfio_device_attach_iommufd_pt, pt_id)`.
-    public static let minSize = 12
+    /// `minsz` of `vfio_df_ioctl_attach_pt`: `offsetofend(pt_id)`.
+    public static let minSize = offsetOfEnd("pt_id")
+    @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
+        f.field("argsz", 0, &v.argsz)
+        f.field("flags", 4, &v.flags)
+        f.field("pt_id", 8, &v.ptId)
+        f.field("pasid", 12, &v.pasid)
+    }
+
     /// `argsz`.
-    public var argsz: UInt32
+    public var argsz: UInt32 = UInt32(Self.size)
     /// `flags`: `VFIO_DEVICE_ATTACH_PASID`.
-    public var flags: UInt32
+    public var flags: UInt32 = 0
     /// `pt_id`: IOAS or HWPT on input; the attached HWPT on output.
-    public var ptId: UInt32
+    public var ptId: UInt32 = 0
     /// `pasid`.
-    public var pasid: UInt32
+    public var pasid: UInt32 = 0
+
+    public init() {}
     /// A value; `argsz` defaults to `sizeof`.
     public init(argsz: UInt32 = 16, flags: UInt32 = 0, ptId: UInt32 = 0, pasid: UInt32 = 0) {
         self.argsz = argsz
@@ -93,36 +102,33 @@ public struct VFIODeviceAttachIOMMUFDPT: UAPIStruct, Hashable {
         self.ptId = ptId
         self.pasid = pasid
     }
-    /// Decodes the fields at their offsets.
-    public init(_ b: UAPIBytes) { argsz = b.u32(0); flags = b.u32(4); ptId = b.u32(8); pasid = b.u32(12) }
-    /// Writes the fields at their offsets.
-    public func encode(into b: inout UAPIBytes) {
-        b.setU32(0, argsz); b.setU32(4, flags); b.setU32(8, ptId); b.setU32(12, pasid)
-    }
 }
 
-/// `struct vfio_device_detach_iommufd_pt` (12 bytes): `argsz` @0, `flags` @4, `pasid`
-/// @8. `minsz` is `offsetofend(flags)`; `pasid` is read only with
-/// `VFIO_DEVICE_DETACH_PASID`.
+/// `struct vfio_device_detach_iommufd_pt`: argument of `VFIO_DEVICE_DETACH_IOMMUFD_PT`;
+/// `pasid` is read only with `VFIO_DEVICE_DETACH_PASID`.
 public struct VFIODeviceDetachIOMMUFDPT: UAPIStruct, Hashable {
-    /// `sizeof(struct vfio_device_detach_iommufd_pt)`.
+    public static let cName = "vfio_device_detach_iommufd_pt"
     public static let size = 12
-    /// `offsetofend(struct vfio_device_detach_iommufd_pt, flags)`.
-    public static let minSize = 8
+    /// `minsz` of `vfio_df_ioctl_detach_pt`: `offsetofend(flags)`.
+    public static let minSize = offsetOfEnd("flags")
+    @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
+        f.field("argsz", 0, &v.argsz)
+        f.field("flags", 4, &v.flags)
+        f.field("pasid", 8, &v.pasid)
+    }
+
     /// `argsz`.
-    public var argsz: UInt32
+    public var argsz: UInt32 = UInt32(Self.size)
     /// `flags`: `VFIO_DEVICE_DETACH_PASID`.
-    public var flags: UInt32
+    public var flags: UInt32 = 0
     /// `pasid`.
-    public var pasid: UInt32
+    public var pasid: UInt32 = 0
+
+    public init() {}
     /// A value; `argsz` defaults to `sizeof`.
     public init(argsz: UInt32 = 12, flags: UInt32 = 0, pasid: UInt32 = 0) {
         self.argsz = argsz
         self.flags = flags
         self.pasid = pasid
     }
-    /// Decodes the fields at their offsets.
-    public init(_ b: UAPIBytes) { argsz = b.u32(0); flags = b.u32(4); pasid = b.u32(8) }
-    /// Writes the fields at their offsets.
-    public func encode(into b: inout UAPIBytes) { b.setU32(0, argsz); b.setU32(4, flags); b.setU32(8, pasid) }
 }

@@ -50,7 +50,10 @@ package struct UCmd {
 
 /// One row of the ioctl table (`struct iommufd_ioctl_op`, `IOCTL_OP(ioctl, fn, struct,
 /// last)`): the exact command, the kernel `sizeof`, `min_size`, and the handler. A
-/// handler returns the ioctl's non-negative return value.
+/// handler returns the ioctl's non-negative return value. `sizeof` and `min_size` are the
+/// argument structure's own (``UAPIRecord/size``, ``UAPIStruct/minSize``: `offsetofend`
+/// of the `last` field its field table names), so the size rules and the codec read one
+/// declaration.
 struct IOCtlOp {
     let cmd: UInt32
     let size: Int

@@ -1,81 +1,72 @@
 import IOMMUDrivers
 
-/// `struct iommu_test_cmd` (72 bytes, min_size 68 = `offsetofend(last)`): argument of
-/// `IOMMU_TEST_CMD` (`drivers/iommu/iommufd/iommufd_test.h`). `__reserved` is not checked
-/// by the kernel. The 48-byte union at offset 16 is kept as bytes; the typed members are
-/// the nested ``IOMMUTestPayload`` structs.
+/// `struct iommu_test_cmd`: argument of `IOMMU_TEST_CMD` (`drivers/iommu/iommufd/iommufd_test.h`).
+/// `__reserved` is not checked by the kernel. The anonymous union is kept as its bytes;
+/// its members are the ``IOMMUTestPayload`` structures, read with ``member(_:)``.
 public struct IOMMUTestCmd: UAPIStruct, Hashable {
-    /// `sizeof(struct iommu_test_cmd)`.
+    public static let cName = "iommu_test_cmd"
     public static let size = 72
-    /// `offsetofend(struct iommu_test_cmd, last)`.
-    public static let minSize = 68
-    /// Offset of the union.
-    public static let unionOffset = 16
-    /// Size of the union.
-    public static let unionSize = 48
-    /// `size` (u32 @0).
-    public var size: UInt32 = 72
-    /// `op` (u32 @4): `IOMMU_TEST_OP_*`.
-    public var op: UInt32
-    /// `id` (u32 @8): the object the op works on.
-    public var id: UInt32
-    /// `__reserved` (u32 @12): ignored.
-    public var reserved: UInt32
-    /// The union (48 bytes @16).
-    public var payload: UAPIBytes
-    /// `last` (u32 @64).
-    public var last: UInt32
+    /// `IOCTL_OP(IOMMU_TEST_CMD, iommufd_test, struct iommu_test_cmd, last)`.
+    public static let minSize = offsetOfEnd("last")
+    @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
+        f.field("size", 0, &v.size)
+        f.field("op", 4, &v.op)
+        f.field("id", 8, &v.id)
+        f.field("__reserved", 12, &v.reserved)
+        f.union(16, &v.payload, members: unionMembers)
+        f.field("last", 64, &v.last)
+    }
+
+    /// The members of the union, one per op that has arguments.
+    public static let unionMembers: [any UAPIRecord.Type] = [
+        AddReserved.self, MockDomain.self, MockDomainFlags.self, MockDomainReplace.self, CheckMap.self,
+        CheckRefs.self, CreateAccess.self, DestroyAccessPages.self, AccessPages.self, AccessRW.self,
+        MemoryLimit.self, AccessReplaceIOAS.self, Dirty.self, CheckIOTLB.self, TriggerIOPF.self,
+        CheckDevCache.self, TriggerVEvent.self, PasidAttach.self, PasidReplace.self, PasidDetach.self,
+        PasidCheck.self,
+    ]
+    /// The size of the union: its largest member, rounded up to the members' alignment.
+    public static let unionSize: Int = {
+        let largest = unionMembers.map { $0.size }.max() ?? 0
+        let alignment = unionMembers.map { $0.layout.alignment }.max() ?? 1
+        return (largest + alignment - 1) / alignment * alignment
+    }()
+
+    /// `size`: the caller's structure size.
+    public var size: UInt32 = UInt32(Self.size)
+    /// `op`: `IOMMU_TEST_OP_*`.
+    public var op: UInt32 = 0
+    /// `id`: the object the op works on.
+    public var id: UInt32 = 0
+    /// `__reserved`: ignored.
+    public var reserved: UInt32 = 0
+    /// The union's bytes.
+    public var payload: UAPIBytes = UAPIBytes(count: Self.unionSize)
+    /// `last`: the end of the mandatory part.
+    public var last: UInt32 = 0
+
+    public init() {}
 
     /// A command with a typed union member.
     public init<P: IOMMUTestPayload>(op: UInt32, id: UInt32 = 0, _ member: P) {
         self.op = op
         self.id = id
-        reserved = 0
-        var p = UAPIBytes(count: Self.unionSize)
-        member.encode(into: &p)
-        payload = p
-        last = 0
+        member.encode(into: &payload)
     }
 
     /// A command with an all-zero union.
     public init(op: UInt32 = 0, id: UInt32 = 0) {
         self.op = op
         self.id = id
-        reserved = 0
-        payload = UAPIBytes(count: Self.unionSize)
-        last = 0
-    }
-
-    /// Decodes at the kernel offsets.
-    public init(_ b: UAPIBytes) {
-        size = b.u32(0)
-        op = b.u32(4)
-        id = b.u32(8)
-        reserved = b.u32(12)
-        var p = UAPIBytes(count: Self.unionSize)
-        for i in 0..<Self.unionSize where Self.unionOffset + i < b.count { p.bytes[i] = b.bytes[Self.unionOffset + i] }
-        payload = p
-        last = b.u32(64)
-    }
-
-    /// Encodes at the kernel offsets.
-    public func encode(into b: inout UAPIBytes) {
-        b.setU32(0, size)
-        b.setU32(4, op)
-        b.setU32(8, id)
-        b.setU32(12, reserved)
-        for i in 0..<Self.unionSize where Self.unionOffset + i < b.count { b.bytes[Self.unionOffset + i] = payload.bytes[i] }
-        b.setU32(64, last)
     }
 
     /// The union read as member `P`.
     public func member<P: IOMMUTestPayload>(_: P.Type) -> P { P(payload) }
 
-    /// Replaces the union with member `m`.
+    /// Replaces the union with member `m` (the bytes past it are zeroed).
     public mutating func setMember<P: IOMMUTestPayload>(_ m: P) {
-        var p = UAPIBytes(count: Self.unionSize)
-        m.encode(into: &p)
-        payload = p
+        payload = UAPIBytes(count: Self.unionSize)
+        m.encode(into: &payload)
     }
 }
 
