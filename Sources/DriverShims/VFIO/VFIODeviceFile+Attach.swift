@@ -27,7 +27,8 @@ extension VFIODeviceFile {
         if attach.flags & VFIODeviceFlag.attachPasid != 0 {
             guard pasidOps != nil else { throw .notSupported }
             guard Int(attach.argsz) >= VFIODeviceAttachIOMMUFDPT.size else { throw .invalidArgument }
-            attach.pasid = UAPIBytes(try memory.copyFromUser(arg + UInt64(minsz), count: 4)).u32(0)
+            let at = UInt64(VFIODeviceAttachIOMMUFDPT.offset(of: "pasid"))
+            attach.pasid = UAPIBytes(try memory.copyFromUser(arg + at, count: 4)).u32(0)
         }
         let allOps = device as? any VFIOAllPasidsOps
         if attach.flags & VFIODeviceFlag.attachAllPasids != 0, allOps == nil { throw .notSupported }
@@ -43,7 +44,7 @@ extension VFIODeviceFile {
         do throws(Errno) {
             var out = UAPIBytes(count: 4)
             out.setU32(0, ptID)
-            try memory.copyToUser(arg + 8, out.bytes)
+            try memory.copyToUser(arg + UInt64(VFIODeviceAttachIOMMUFDPT.offset(of: "pt_id")), out.bytes)
         } catch {
             if let pasidOps, attach.flags & VFIODeviceFlag.attachPasid != 0 {
                 pasidOps.pasidDetachIOAS(attach.pasid)
@@ -71,7 +72,8 @@ extension VFIODeviceFile {
         if detach.flags & VFIODeviceFlag.detachPasid != 0 {
             guard let pasidOps = device as? any VFIOPasidOps else { throw .notSupported }
             guard Int(detach.argsz) >= VFIODeviceDetachIOMMUFDPT.size else { throw .invalidArgument }
-            detach.pasid = UAPIBytes(try memory.copyFromUser(arg + UInt64(minsz), count: 4)).u32(0)
+            let at = UInt64(VFIODeviceDetachIOMMUFDPT.offset(of: "pasid"))
+            detach.pasid = UAPIBytes(try memory.copyFromUser(arg + at, count: 4)).u32(0)
             pasidOps.pasidDetachIOAS(detach.pasid)
         } else {
             device.detachIOAS()

@@ -50,7 +50,7 @@ extension VFIODeviceFile {
         do throws(Errno) {
             var out = UAPIBytes(count: 4)
             out.setU32(0, id)
-            try memory.copyToUser(arg + 12, out.bytes)
+            try memory.copyToUser(arg + UInt64(VFIODeviceBindIOMMUFD.offset(of: "out_devid")), out.bytes)
         } catch {
             unbindLocked()
             throw error

@@ -173,9 +173,10 @@ extension IOMMUFD {
         default:
             throw .notSupported
         }
+        // Only `val64` goes back.
         var v = UAPIBytes(count: 8)
         v.setU64(0, c.val64)
-        try user.copyToUser(u.ubuffer + 16, v.bytes)
+        try user.copyToUser(u.ubuffer + UInt64(IOMMUOption.offset(of: "val64")), v.bytes)
         return 0
     }
 }

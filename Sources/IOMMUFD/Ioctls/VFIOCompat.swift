@@ -134,7 +134,7 @@ extension IOMMUFD {
     /// DMA_AVAIL and IOVA_RANGE capabilities, as far as `argsz` allows; `argsz` out is
     /// the size needed for all of them.
     func vfioGetInfo(_ arg: UInt64) throws(Errno) -> Int32 {
-        let minsz = 16
+        let minsz = VFIOIOMMUType1Info.minSize
         var info = VFIOIOMMUType1Info(bytes: try user.copyFromUser(arg, count: minsz))
         guard Int(info.argsz) >= minsz else { throw .invalidArgument }
         let outsz = min(Int(info.argsz), VFIOIOMMUType1Info.size)
@@ -151,31 +151,29 @@ extension IOMMUFD {
             let at = arg + total
             var capSize: UInt64
             if fill == 0 {
-                capSize = 12
-                if avail >= 12 {
-                    var b = UAPIBytes(count: 12)
-                    b.setU16(0, VFIOConstant.capDMAAvail); b.setU16(2, 1); b.setU32(8, UInt32.max)
-                    try user.copyToUser(at, b.bytes)
-                }
+                let cap = VFIOIOMMUType1InfoDMAAvail(header: VFIOInfoCapHeader(id: VFIOConstant.capDMAAvail, version: 1),
+                                                    avail: UInt32.max)
+                capSize = UInt64(VFIOIOMMUType1InfoDMAAvail.size)
+                if avail >= capSize { try user.copyToUser(at, cap.bytes) }
             } else {
                 let ranges = ioas.iopt.iovaRanges()
-                for (i, r) in ranges.enumerated() where avail >= UInt64(16 + 16 * (i + 1)) {
-                    var b = UAPIBytes(count: 16)
-                    b.setU64(0, r.start); b.setU64(8, r.last)
-                    try user.copyToUser(at + 16 + UInt64(16 * i), b.bytes)
+                let head = UInt64(VFIOIOMMUType1InfoCapIOVARange.size), element = UInt64(VFIOIOVARange.size)
+                for (i, r) in ranges.enumerated() where avail >= head + element * UInt64(i + 1) {
+                    try user.copyToUser(at + head + element * UInt64(i), VFIOIOVARange(start: r.start, end: r.last).bytes)
                 }
-                capSize = UInt64(16 + 16 * ranges.count)
+                capSize = head + element * UInt64(ranges.count)
                 if avail >= capSize {
-                    var b = UAPIBytes(count: 16)
-                    b.setU16(0, VFIOConstant.capIOVARange); b.setU16(2, 1); b.setU32(8, UInt32(ranges.count))
-                    try user.copyToUser(at, b.bytes)
+                    let cap = VFIOIOMMUType1InfoCapIOVARange(
+                        header: VFIOInfoCapHeader(id: VFIOConstant.capIOVARange, version: 1), nrIovas: UInt32(ranges.count))
+                    try user.copyToUser(at, cap.bytes)
                 }
             }
             capSize = (capSize + 7) & ~7
             if let lastCap, argsz >= total {
-                var b = UAPIBytes(count: 4)
-                b.setU32(0, UInt32(total))
-                try user.copyToUser(lastCap + 4, b.bytes)
+                // The previous capability's `header.next` (every capability starts with its header).
+                var next = UAPIBytes(count: 4)
+                next.setU32(0, UInt32(total))
+                try user.copyToUser(lastCap + UInt64(VFIOInfoCapHeader.offset(of: "next")), next.bytes)
             }
             lastCap = at
             total += capSize
