@@ -1,4 +1,5 @@
 import IOMMUCore
+import IOMMUFDDriver
 
 /// The kernel selftest's mock IOMMU driver (`mock_ops` in
 /// `drivers/iommu/iommufd/selftest.c`): the deterministic reference vendor of the model.
@@ -179,10 +180,9 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
         guard let p = parent as? MockDomain, p.owner === self, p.allocFlags.contains(.nestParent) else {
             throw .invalidArgument
         }
-        guard userData.count >= 4 else { throw .invalidArgument }
-        guard userData[4...].allSatisfy({ $0 == 0 }) else { throw .tooBig }
-        let iotlb = UInt32(userData[0]) | UInt32(userData[1]) << 8 | UInt32(userData[2]) << 16 | UInt32(userData[3]) << 24
-        return MockNestedDomain(driver: self, parent: p, iotlb: iotlb)
+        guard userData.count >= IOMMUHWPTSelftest.size else { throw .invalidArgument }
+        guard userData[IOMMUHWPTSelftest.size...].allSatisfy({ $0 == 0 }) else { throw .tooBig }
+        return MockNestedDomain(driver: self, parent: p, iotlb: IOMMUHWPTSelftest(bytes: userData).iotlb)
     }
 
     /// `mock_domain_capable`: cache coherency always; dirty tracking unless the device
