@@ -54,10 +54,31 @@ struct iommu_test_cmd {
 			__aligned_u64 iova, length, page_size, uptr, out_nr_dirty;
 		} dirty;
 		struct { __u32 dev_id, pasid, grpid, perm; __aligned_u64 addr; } trigger_iopf;
+		struct { __u32 ioas_id; } access_replace_ioas;
+		struct { __u32 id, iotlb; } check_iotlb;
+		struct { __u32 id, cache; } check_dev_cache;
+		struct { __u32 dev_id; } trigger_vevent;
+		struct { __u32 pasid, pt_id; } pasid_attach;   /* id is the stdev */
+		struct { __u32 pasid, pt_id; } pasid_replace;  /* id is the stdev */
+		struct { __u32 pasid; } pasid_detach;          /* id is the stdev */
+		struct { __u32 pasid, hwpt_id; } pasid_check;  /* id is the stdev */
 		__u8 payload[48]; /* the union's size in the kernel's layout */
 	};
 	__u32 last;
 };
 #define IOMMU_TEST_CMD _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32)
+
+/* The mock's vendor data: IOMMU_GET_HW_INFO's, a nested HWPT's, an invalidation entry. */
+struct iommu_test_hw_info {
+	__u32 flags;
+	__u32 test_reg;
+};
+struct iommu_hwpt_selftest {
+	__u32 iotlb;
+};
+struct iommu_hwpt_invalidate_selftest {
+	__u32 flags;
+	__u32 iotlb_id;
+};
 
 #endif
