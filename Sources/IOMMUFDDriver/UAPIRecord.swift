@@ -47,13 +47,15 @@
 //    `init` with defaults when callers build values.
 // 5. When the kernel's ioctl table names a `last` field before the end of the structure
 //    (`IOCTL_OP(IOMMU_HWPT_ALLOC, …, struct iommu_hwpt_alloc, __reserved)`), say so:
-//    `public static let minSize = offsetOfEnd("__reserved")`. The dispatcher's size rules
-//    (`EINVAL` below `min_size`, `E2BIG` for non-zero bytes past `sizeof`) read `minSize`
-//    and `size`.
-// 6. Give the kernel's layout in the layout tests (`Tests/IOMMUFDTests/UAPILayoutTests.swift`,
-//    `Tests/DriverShimsTests/VFIOUAPILayoutTests.swift`): they fail for a declared
-//    structure they do not list, and check every table for overlaps, alignment and
-//    `sizeof`. Structures of the project's C headers are also compiled against them.
+//    `public static let minSize = offsetOfEnd("__reserved")`. The command's row in the
+//    dispatcher's table (`IOMMUFD.ioctlOp`) is `IOCtlOp(command, Type.self) { … }`: the
+//    size rules (`EINVAL` below `min_size`, `E2BIG` for non-zero bytes past `sizeof`) read
+//    `minSize` and `size` from the type.
+// 6. Give the kernel's layout in the layout tests (`Tests/IOMMUFDTests/UAPIKernelLayoutTests.swift`;
+//    for DriverShims, `Tests/DriverShimsTests/VFIOUAPILayoutTests.swift`): they fail for a
+//    structure declared in `Sources` that they do not list, and check every table for
+//    overlaps, alignment, `sizeof` and a byte round trip. Structures of the project's C
+//    headers (`Tests/CPrograms/include`) are also compiled against the tables.
 
 /// A C structure of the uAPI with a fixed layout, described once by its field table
 /// (``fields(_:_:)``): how to add one is at the top of this file.
