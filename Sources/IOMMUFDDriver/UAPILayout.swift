@@ -4,6 +4,22 @@
 public struct UAPILayout: Sendable, Hashable, CustomStringConvertible {
     /// One entry of a field table.
     public struct Field: Sendable, Hashable {
+        /// What the entry declares.
+        public enum Kind: Sendable, Hashable {
+            /// An integer (`__u32`, `__s32`, …).
+            case scalar
+            /// A fixed array of integers (`__u32 idr[6]`).
+            case array
+            /// A nested structure (`struct vfio_info_cap_header header`).
+            case structure
+            /// An anonymous union of structures.
+            case union
+            /// A flexible array member (`struct vfio_iova_range iova_ranges[]`).
+            case flexibleArray
+        }
+
+        /// What the entry declares.
+        public var kind: Kind
         /// The kernel's field name; `""` for an anonymous union; `name[]` for a flexible
         /// array member.
         public var name: String
@@ -60,7 +76,7 @@ public struct UAPILayout: Sendable, Hashable, CustomStringConvertible {
             if f.offset < end { out.append("\(label) at \(f.offset) overlaps the field before it (ends at \(end))") }
             if f.offset % f.alignment != 0 { out.append("\(label) at \(f.offset) is not \(f.alignment)-byte aligned") }
             if f.offset + f.size > size { out.append("\(label) ends at \(f.offset + f.size), past sizeof \(size)") }
-            if f.type == "union" {
+            if f.kind == .union {
                 let largest = f.members.map(\.size).max() ?? 0
                 let natural = (largest + f.alignment - 1) / f.alignment * f.alignment
                 if f.size != natural { out.append("\(label) is \(f.size) bytes; its members make it \(natural)") }
@@ -79,7 +95,7 @@ public struct UAPILayout: Sendable, Hashable, CustomStringConvertible {
             text + String(repeating: " ", count: max(1, 48 - text.count)) + "/* \(comment) */"
         }
         for f in fields {
-            let decl = f.type == "union"
+            let decl = f.kind == .union
                 ? "union { " + f.members.map(\.name).joined(separator: ", ") + " };"
                 : f.type.firstIndex(of: "[").map { "\(f.type[..<$0]) \(f.name)\(f.type[$0...]);" } ?? "\(f.type) \(f.name);"
             lines.append(column("    " + decl, "\(f.offset) \(f.size)"))
@@ -109,13 +125,13 @@ private struct UAPILayoutCollector: UAPIFieldVisitor {
 
     mutating func field<T: UAPIScalar>(_ name: StaticString, _ offset: Int, _ value: inout T) {
         let width = MemoryLayout<T>.size
-        fields.append(.init(name: "\(name)", offset: offset, size: width, alignment: width, type: Self.cType(T.self),
-                            members: []))
+        fields.append(.init(kind: .scalar, name: "\(name)", offset: offset, size: width, alignment: width,
+                            type: Self.cType(T.self), members: []))
     }
 
     mutating func field<R: UAPIRecord>(_ name: StaticString, _ offset: Int, _ value: inout R) {
         let l = R.layout
-        fields.append(.init(name: "\(name)", offset: offset, size: l.size, alignment: l.alignment,
+        fields.append(.init(kind: .structure, name: "\(name)", offset: offset, size: l.size, alignment: l.alignment,
                             type: "struct \(R.cName)", members: [l]))
     }
 
@@ -124,26 +140,26 @@ private struct UAPILayoutCollector: UAPIFieldVisitor {
         if values.count != count {
             arrayLengthProblems.append("\(name) holds \(values.count) elements by default; the table says \(count)")
         }
-        fields.append(.init(name: "\(name)", offset: offset, size: count * width, alignment: width,
+        fields.append(.init(kind: .array, name: "\(name)", offset: offset, size: count * width, alignment: width,
                             type: "\(Self.cType(T.self))[\(count)]", members: []))
     }
 
     mutating func union(_ offset: Int, _ bytes: inout UAPIBytes, members: [any UAPIRecord.Type]) {
         let ls = members.map { $0.layout }
-        fields.append(.init(name: "", offset: offset, size: bytes.count, alignment: ls.map(\.alignment).max() ?? 1,
-                            type: "union", members: ls))
+        fields.append(.init(kind: .union, name: "", offset: offset, size: bytes.count,
+                            alignment: ls.map(\.alignment).max() ?? 1, type: "union", members: ls))
     }
 
     mutating func flexibleArray<E: UAPIRecord>(_ name: StaticString, _ offset: Int, of element: E.Type) {
         let l = E.layout
-        fields.append(.init(name: "\(name)[]", offset: offset, size: 0, alignment: l.alignment,
+        fields.append(.init(kind: .flexibleArray, name: "\(name)[]", offset: offset, size: 0, alignment: l.alignment,
                             type: "struct \(E.cName)", members: [l]))
     }
 
     mutating func flexibleArray<T: UAPIScalar>(_ name: StaticString, _ offset: Int, of element: T.Type) {
         let width = MemoryLayout<T>.size
-        fields.append(.init(name: "\(name)[]", offset: offset, size: 0, alignment: width, type: Self.cType(T.self),
-                            members: []))
+        fields.append(.init(kind: .flexibleArray, name: "\(name)[]", offset: offset, size: 0, alignment: width,
+                            type: Self.cType(T.self), members: []))
     }
 }
 
@@ -152,7 +168,7 @@ extension UAPILayout {
     /// structure's fields, a union's bytes; padding stays unmarked.
     fileprivate func markFields(from base: Int, in held: inout [Bool]) {
         for f in fields {
-            if f.type.hasPrefix("struct "), f.size > 0, let nested = f.members.first {
+            if f.kind == .structure, let nested = f.members.first {
                 nested.markFields(from: base + f.offset, in: &held)
             } else {
                 for i in base + f.offset ..< base + f.offset + f.size where held.indices.contains(i) { held[i] = true }

@@ -47,7 +47,7 @@ final class UAPICHeaderTests: XCTestCase {
         var out = [assertion("sizeof(\(type)) == \(layout.size)")]
         func fields(of l: UAPILayout, path: String, base: Int) {
             for f in l.fields {
-                if f.type == "union" {
+                if f.kind == .union {
                     for member in f.members {
                         out.append(assertion("offsetof(\(type), \(path)\(member.name)) == \(base + f.offset)"))
                         out.append(assertion("sizeof(((\(type) *)0)->\(path)\(member.name)) == \(member.size)"))
@@ -55,11 +55,11 @@ final class UAPICHeaderTests: XCTestCase {
                     }
                     continue
                 }
-                let name = f.name.hasSuffix("[]") ? String(f.name.dropLast(2)) : f.name
+                let name = f.kind == .flexibleArray ? String(f.name.dropLast(2)) : f.name
                 out.append(assertion("offsetof(\(type), \(path)\(name)) == \(base + f.offset)"))
-                if f.name.hasSuffix("[]") { continue }
+                if f.kind == .flexibleArray { continue }
                 out.append(assertion("sizeof(((\(type) *)0)->\(path)\(name)) == \(f.size)"))
-                if f.type.hasPrefix("struct "), let nested = f.members.first {
+                if f.kind == .structure, let nested = f.members.first {
                     fields(of: nested, path: "\(path)\(name).", base: base + f.offset)
                 }
             }

@@ -185,7 +185,7 @@ final class UAPIKernelLayoutTests: XCTestCase {
         let cmd = IOMMUTestCmd(op: IOMMUTestOp.dirty, id: 7,
                                IOMMUTestCmd.Dirty(flags: 1, iova: 2, length: 3, pageSize: 4, uptr: 5, outNrDirty: 6))
         let image = UAPIBytes(cmd.bytes)
-        let union = IOMMUTestCmd.layout.fields.first { $0.type == "union" }!
+        let union = IOMMUTestCmd.layout.fields.first { $0.kind == .union }!
         XCTAssertEqual(union.offset, 16)
         XCTAssertEqual(image.u64(union.offset + IOMMUTestCmd.Dirty.offset(of: "uptr")), 5)
         XCTAssertEqual(image.u64(union.offset + IOMMUTestCmd.Dirty.offset(of: "out_nr_dirty")), 6)
