@@ -6,63 +6,66 @@
 // table: its `fields(_:_:)` function, one line per C field with the kernel's field name,
 // the byte offset and the Swift property that holds it (the property's type is the
 // width). Decoding, encoding, `offsetof`, `min_size` and the layout tests all read that
-// table; nothing else states an offset.
-//
-// Adding a structure (for example `struct iommu_vdevice_alloc`):
-//
-//     /// `struct iommu_vdevice_alloc`: argument of `IOMMU_VDEVICE_ALLOC`
-//     /// (`iommufd_vdevice_alloc_ioctl`).
-//     public struct IOMMUVDeviceAlloc: UAPIStruct, Hashable {
-//         public static let cName = "iommu_vdevice_alloc"
-//         public static let size = 24
-//         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
-//             f.field("size", 0, &v.size)
-//             f.field("viommu_id", 4, &v.viommuId)
-//             f.field("dev_id", 8, &v.devId)
-//             f.field("out_vdevice_id", 12, &v.outVdeviceId)
-//             f.field("virt_id", 16, &v.virtId)
-//         }
-//
-//         public var size: UInt32 = UInt32(Self.size)
-//         public var viommuId: UInt32 = 0
-//         public var devId: UInt32 = 0
-//         public var outVdeviceId: UInt32 = 0
-//         public var virtId: UInt64 = 0
-//         public init() {}
-//     }
-//
-// 1. Conform to `UAPIStruct` for an ioctl argument (it has a `min_size`), to `UAPIRecord`
-//    for anything else: a record read from or written to an fd, vendor data, an array
-//    element, a member of a union.
-// 2. `cName` is the kernel's name of the structure, `size` its `sizeof`. `fields` is
-//    `@inlinable` so that a module using the structure decodes it with plain loads.
-// 3. One `f.field` line per C field, in the header's order: the kernel's field name (so a
-//    grep for it finds the line), its offset, the property. A property is `UInt8`,
-//    `UInt16`, `UInt32`, `UInt64`, `Int32`… (`UAPIScalar`) for `__u8`… `__aligned_u64`,
-//    `__s32`…; a small fixed array is `f.array("idr", 8, count: 6, &v.idr)` over a
-//    `[UInt32]` property of that length; a nested structure is a property of its own
-//    `UAPIRecord` type; an anonymous union of structures is `f.union` over bytes, with its
-//    members' types; a flexible array member is `f.flexibleArray`.
-// 4. `init()` gives every field its default (`size`/`argsz` = `sizeof`); add a memberwise
-//    `init` with defaults when callers build values.
-// 5. When the kernel's ioctl table names a `last` field before the end of the structure
-//    (`IOCTL_OP(IOMMU_HWPT_ALLOC, …, struct iommu_hwpt_alloc, __reserved)`), say so:
-//    `public static let minSize = offsetOfEnd("__reserved")`. The command's row in the
-//    dispatcher's table (`IOMMUFD.ioctlOp`) is `IOCtlOp(command, Type.self) { … }`: the
-//    size rules (`EINVAL` below `min_size`, `E2BIG` for non-zero bytes past `sizeof`) read
-//    `minSize` and `size` from the type.
-// 6. Give the kernel's layout in the layout tests (`Tests/IOMMUFDTests/UAPIKernelLayoutTests.swift`;
-//    for DriverShims, `Tests/DriverShimsTests/VFIOUAPILayoutTests.swift`): they fail for a
-//    structure declared in `Sources` that they do not list, and check every table for
-//    overlaps, alignment, `sizeof` and a byte round trip. Structures of the project's C
-//    headers (`Tests/CPrograms/include`) are also compiled against the tables.
+// table; nothing else states an offset. How to add a structure: the doc comment of
+// `UAPIRecord` below.
 
 /// A C structure of the uAPI with a fixed layout, described once by its field table
-/// (``fields(_:_:)``): how to add one is at the top of this file.
+/// (``fields(_:_:)``).
 ///
 /// The byte image is little-endian at the kernel's offsets. Decoding reads missing bytes
 /// as zero (a short image is zero-extended, as `copy_struct_from_user` does); encoding
 /// writes every field and leaves padding as it was.
+///
+/// ## Adding a structure
+///
+/// For example `struct iommu_vdevice_alloc`:
+///
+///     /// `struct iommu_vdevice_alloc`: argument of `IOMMU_VDEVICE_ALLOC`
+///     /// (`iommufd_vdevice_alloc_ioctl`).
+///     public struct IOMMUVDeviceAlloc: UAPIStruct, Hashable {
+///         public static let cName = "iommu_vdevice_alloc"
+///         public static let size = 24
+///         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
+///             f.field("size", 0, &v.size)
+///             f.field("viommu_id", 4, &v.viommuId)
+///             f.field("dev_id", 8, &v.devId)
+///             f.field("out_vdevice_id", 12, &v.outVdeviceId)
+///             f.field("virt_id", 16, &v.virtId)
+///         }
+///
+///         public var size: UInt32 = UInt32(Self.size)
+///         public var viommuId: UInt32 = 0
+///         public var devId: UInt32 = 0
+///         public var outVdeviceId: UInt32 = 0
+///         public var virtId: UInt64 = 0
+///         public init() {}
+///     }
+///
+/// 1. Conform to `UAPIStruct` for an ioctl argument (it has a `min_size`), to `UAPIRecord`
+///    for anything else: a record read from or written to an fd, vendor data, an array
+///    element, a member of a union.
+/// 2. `cName` is the kernel's name of the structure, `size` its `sizeof`. `fields` is
+///    `@inlinable` so that a module using the structure decodes it with plain loads.
+/// 3. One `f.field` line per C field, in the header's order: the kernel's field name (so a
+///    grep for it finds the line), its offset, the property. A property is `UInt8`,
+///    `UInt16`, `UInt32`, `UInt64`, `Int32`… (`UAPIScalar`) for `__u8`… `__aligned_u64`,
+///    `__s32`…; a small fixed array is `f.array("idr", 8, count: 6, &v.idr)` over a
+///    `[UInt32]` property of that length; a nested structure is a property of its own
+///    `UAPIRecord` type; an anonymous union of structures is `f.union` over bytes, with its
+///    members' types; a flexible array member is `f.flexibleArray`.
+/// 4. `init()` gives every field its default (`size`/`argsz` = `sizeof`); add a memberwise
+///    `init` with defaults when callers build values.
+/// 5. When the kernel's ioctl table names a `last` field before the end of the structure
+///    (`IOCTL_OP(IOMMU_HWPT_ALLOC, …, struct iommu_hwpt_alloc, __reserved)`), say so:
+///    `public static let minSize = offsetOfEnd("__reserved")`. The command's row in the
+///    dispatcher's table (`IOMMUFD.ioctlOp`) is `IOCtlOp(command, Type.self) { … }`: the
+///    size rules (`EINVAL` below `min_size`, `E2BIG` for non-zero bytes past `sizeof`) read
+///    `minSize` and `size` from the type.
+/// 6. Give the kernel's layout in the layout tests (`Tests/IOMMUFDTests/UAPIKernelLayoutTests.swift`;
+///    for DriverShims, `Tests/DriverShimsTests/VFIOUAPILayoutTests.swift`): they fail for a
+///    structure declared in `Sources` that they do not list, and check every table for
+///    overlaps, alignment, `sizeof` and a byte round trip. Structures of the project's C
+///    headers (`Tests/CPrograms/include`) are also compiled against the tables.
 public protocol UAPIRecord: Sendable {
     /// The kernel's name of the structure (`iommu_ioas_map`); for a member of an anonymous
     /// union, the member's name (`dirty` of `struct iommu_test_cmd`).
