@@ -97,6 +97,7 @@ public final class IOMMUFD: @unchecked Sendable {
         self.testBackend = testBackend
         accountMode = vfioContainer ? .mm : .user
         faultInjection = FaultInjection(memory: machine.memory)
+        machine.addGraphContributor(self)
     }
 
     /// A context dropped without ``close()`` is closed here, as the kernel releases an
@@ -110,7 +111,7 @@ public final class IOMMUFD: @unchecked Sendable {
     func shouldFail() -> Bool { faultInjection.shouldFail() }
 
     func warn(_ function: String, _ message: String) {
-        machine.events.record("core:warn", [.init("function", function), .init("message", message)])
+        machine.events.record(.model("warn", [.init("function", function), .init("message", message)]))
         faultInjection.noteWarning("\(function): \(message)")
     }
 

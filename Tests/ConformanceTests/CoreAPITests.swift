@@ -65,7 +65,7 @@ final class CoreAPITests: XCTestCase {
         try rig.iommu.attachDevice(domain, to: rig.devices[0])
         _ = rig.iommu.unmap(domain, iova: iova, size: 4096)
         XCTAssertEqual(rig.machine.events.all.map(\.name), ["iommu:attach_device_to_domain", "iommu:unmap"])
-        XCTAssertEqual(rig.machine.events.named("iommu:unmap").first?["unmapped_size"], "0x1000")
+        XCTAssertEqual(rig.machine.events.named("iommu:unmap").first?["unmapped_size"], "4096")
     }
 
     /// `PCIDevice.sendPageRequest`: `ENODEV` for a device on no machine, `EOPNOTSUPP`
@@ -85,7 +85,7 @@ final class CoreAPITests: XCTestCase {
         XCTAssertTrue(try pri.sendPageRequest(request))
         XCTAssertEqual(rig.iommu.faultLog.responses,
                        [IOPFResponseRecord(device: pri.rid, pasid: 3, grpid: 2, code: .invalid, group: nil)])
-        XCTAssertEqual(rig.machine.events.named("core:page_request").first?["request"],
+        XCTAssertEqual(rig.machine.events.named("iommukit:page_request").first?["request"],
                        "page request \(pri.rid) pasid 3 grp 2 addr 0x5000 r last")
     }
 }

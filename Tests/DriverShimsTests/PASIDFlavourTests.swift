@@ -185,6 +185,6 @@ final class PASIDFlavourTests: XCTestCase {
             XCTAssertGreaterThan(r.walks, 0)
         }
         let user = try XCTUnwrap(results.first { $0.flavour == .userSVA })
-        XCTAssertEqual(user.calls, ["iommu_sva_bind_device", "IDXD_CMD_DRAIN_PASID", "iommu_sva_unbind_device"])
+        XCTAssertEqual(user.calls.map(\.description), ["iommu_sva_bind_device", "IDXD_CMD_DRAIN_PASID", "iommu_sva_unbind_device"])
     }
 }

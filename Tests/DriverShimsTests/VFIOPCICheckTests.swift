@@ -128,9 +128,9 @@ final class VFIOPCICheckTests: XCTestCase {
         rig.machine.events.isEnabled = true
         XCTAssertEqual(try f.attach(pasid: 7, ptID: h2), h2)
         let names = rig.machine.events.all.map(\.name)
-        XCTAssertTrue(names.contains("core:replace_device_pasid"))
-        XCTAssertFalse(names.contains("core:detach_device_pasid"), "a replace has no blocked window")
-        XCTAssertFalse(names.contains("core:attach_device_pasid"))
+        XCTAssertTrue(names.contains("iommukit:replace_device_pasid"))
+        XCTAssertFalse(names.contains("iommukit:detach_device_pasid"), "a replace has no blocked window")
+        XCTAssertFalse(names.contains("iommukit:attach_device_pasid"))
         XCTAssertEqual(v.attachedPasids, [7])
         // The old IOVA is gone for PASID 7, the new one works.
         XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [0xa2], pasid: 7))
@@ -162,7 +162,7 @@ final class VFIOPCICheckTests: XCTestCase {
         f.close()
         let steps = rig.machine.events.all.compactMap { e -> String? in
             switch e.name {
-            case "core:detach_device_pasid": return "pasid \(e["pasid"] ?? "?")"
+            case "iommukit:detach_device_pasid": return "pasid \(e["pasid"] ?? "?")"
             case "iommu:attach_device_to_domain":
                 return e["domain"] == "\(blocking)" ? "rid->blocking" : e["domain"] == "\(defaultDomain)" ? "rid->default" : e["domain"]
             default: return nil

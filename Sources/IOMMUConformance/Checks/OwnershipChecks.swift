@@ -135,7 +135,7 @@ extension ConformanceCheck {
             rig.iommu.releaseDevice(dev)
             XCTAssertNil(dev.group)
             // The last domain the core gave the device before release_device ran.
-            let attach = rig.machine.events.named("iommu:attach_device_to_domain").last { $0["dev"] == "\(dev.rid)" }
+            let attach = rig.machine.events.named("iommu:attach_device_to_domain").last { $0.device == dev.rid }
             XCTAssertEqual(attach?["domain"]?.hasPrefix("IDENTITY"), true,
                            "release domain was \(attach?["domain"] ?? "none")")
         }

@@ -180,8 +180,8 @@ extension ConformanceCheck {
             let handled = handler.groups.count
             XCTAssertEqual(rig.responses.filter { $0.grpid == 3 }.count, 1, "answered once by the time detach returned")
             let names = rig.machine.events.all.map(\.name)
-            let response = try XCTUnwrap(names.firstIndex(of: "core:iopf_response"))
-            let detach = try XCTUnwrap(names.firstIndex(of: "core:detach_device_pasid"))
+            let response = try XCTUnwrap(names.firstIndex(of: "iommu:dev_page_response"))
+            let detach = try XCTUnwrap(names.firstIndex(of: "iommukit:detach_device_pasid"))
             XCTAssertLessThan(response, detach)
             XCTAssertFalse(rig.unit.hardwareLock.withLock { rig.unit.hardware.hasPendingPageRequests(pasid: 30) })
             queue.runPending()

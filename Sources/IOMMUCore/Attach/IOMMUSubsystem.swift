@@ -91,7 +91,7 @@ public final class IOMMUSubsystem: @unchecked Sendable {
                 unit.driver.releaseDevice(dev)
                 throw error
             }
-            machine.events.record("iommu:add_device_to_group", [.init("group", "\(group.id)"), .init("dev", "\(dev.rid)")])
+            machine.events.record(.addDeviceToGroup(groupID: group.id, device: dev.rid))
         }
     }
 
@@ -194,8 +194,7 @@ public final class IOMMUSubsystem: @unchecked Sendable {
                 if release.type == .blocked && dev.requireDirect, let identity = driver.identityDomain { release = identity }
                 do {
                     try release.attachDev(dev, old: group.domain)
-                    machine.events.record("iommu:attach_device_to_domain",
-                                          [.init("dev", "\(dev.rid)"), .init("domain", "\(release)")])
+                    machine.events.record(.attachDeviceToDomain(device: dev.rid, domain: release))
                 } catch {
                     warn("iommu_deinit_device", "release domain attach failed: \(error)")
                 }
@@ -203,6 +202,7 @@ public final class IOMMUSubsystem: @unchecked Sendable {
             driver.releaseDevice(dev)
             group.devices.removeAll { $0 === dev }
             dev.group = nil
+            machine.events.record(.removeDeviceFromGroup(groupID: group.id, device: dev.rid))
             if group.devices.isEmpty {
                 if let d = group.domain, d !== group.defaultDomain, d !== group.blockingDomain {
                     warn("__iommu_group_free_device", "last device left while \(d) is attached")

@@ -44,8 +44,7 @@ extension IOMMUSubsystem {
             }
             publish(group, pasid, handle.map { h in h.domain = domain; return .handle(h) } ?? .domain(domain))
             machine.noteAttach()
-            machine.events.record("core:attach_device_pasid",
-                                  [.init("dev", "\(dev.rid)"), .init("pasid", "\(pasid)"), .init("domain", "\(domain)")])
+            machine.events.record(.pasidEvent("attach_device_pasid", device: dev.rid, pasid: pasid, domain: domain))
         }
     }
 
@@ -94,8 +93,7 @@ extension IOMMUSubsystem {
             handle.domain = domain
             publish(group, pasid, .handle(handle))
             machine.noteAttach()
-            machine.events.record("core:replace_device_pasid",
-                                  [.init("dev", "\(dev.rid)"), .init("pasid", "\(pasid)"), .init("domain", "\(domain)")])
+            machine.events.record(.pasidEvent("replace_device_pasid", device: dev.rid, pasid: pasid, domain: domain))
         }
     }
 
@@ -128,8 +126,7 @@ extension IOMMUSubsystem {
                 }
             }
             group.pasidArray[pasid] = nil
-            machine.events.record("core:detach_device_pasid",
-                                  [.init("dev", "\(dev.rid)"), .init("pasid", "\(pasid)"), .init("domain", "\(domain)")])
+            machine.events.record(.pasidEvent("detach_device_pasid", device: dev.rid, pasid: pasid, domain: domain))
         }
     }
 

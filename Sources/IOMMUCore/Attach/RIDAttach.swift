@@ -112,8 +112,7 @@ extension IOMMUSubsystem {
         group.ridOwnsAllPasids = false
         machine.noteAttach()
         for dev in group.devices {
-            machine.events.record("iommu:attach_device_to_domain",
-                                  [.init("dev", "\(dev.rid)"), .init("domain", "\(newDomain)")])
+            machine.events.record(.attachDeviceToDomain(device: dev.rid, domain: newDomain))
         }
     }
 }

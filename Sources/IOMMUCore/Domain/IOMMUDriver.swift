@@ -105,6 +105,9 @@ open class IOMMUDevice: @unchecked Sendable, CustomStringConvertible {
     public let hardware: any IOMMUHardware
     /// `iommu_device.max_pasids`: the hardware PASID space, 0 without PASID support.
     public let maxPasids: UInt32
+    /// The event log of the machine the unit is registered with (nil before
+    /// ``Machine/addIOMMU(_:)``), for the vendor's own tracepoints.
+    public internal(set) var events: EventLog?
     /// Serializes the hardware model: every translation and every invalidation hold it,
     /// as the hardware's own pipeline would order them.
     public let hardwareLock = Lock()
@@ -158,6 +161,12 @@ open class IOMMUDevice: @unchecked Sendable, CustomStringConvertible {
     /// - Returns: the number of requests read from the hardware queue.
     @discardableResult
     open func servicePageRequests() -> Int { 0 }
+
+    /// What this unit's driver knows about `domain`, for the object graph: the domain's
+    /// tag on this unit (VT-d: `DID 3`; SMMUv3: `ASID 5`, `VMID 2`) and its page-table
+    /// root (`pgd 0x...`), one line each; empty for a domain the unit has no state for.
+    /// The vendor's hook into ``ObjectGraph``; the default knows nothing.
+    open func graphDetails(of domain: IOMMUDomain) -> [String] { [] }
 }
 
 /// A reserved IOVA region (`struct iommu_resv_region`).

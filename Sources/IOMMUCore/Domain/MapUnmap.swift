@@ -46,9 +46,7 @@ extension IOMMUSubsystem {
         }
         // The machine's parts held strongly (see IOMMUSubsystem): no unowned load here.
         mapCounters.noteMap()
-        events.record("iommu:map", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
-                                            .init("pa", "0x\(String(paddr, radix: 16))"),
-                                            .init("size", "0x\(String(size, radix: 16))")])
+        events.record(.map(iova: iova, paddr: paddr, size: size))
     }
 
     /// `iommu_map_sg(domain, iova, sg, nents, prot, gfp)`: map a scatter list of physical
@@ -110,9 +108,7 @@ extension IOMMUSubsystem {
             checker.openUnmapWindow(domain, start: iova, end: iova + unmapped - 1)
         }
         mapCounters.noteUnmap()
-        events.record("iommu:unmap", [.init("IOMMU", "iova=0x\(String(iova, radix: 16))"),
-                                              .init("size", "0x\(String(size, radix: 16))"),
-                                              .init("unmapped_size", "0x\(String(unmapped, radix: 16))")])
+        events.record(.unmap(iova: iova, size: size, unmappedSize: unmapped))
         return unmapped
     }
 

@@ -14,7 +14,7 @@ extension IOMMUSubsystem {
     ///   on no iopf queue although a handler exists; the request was then answered
     ///   `INVALID` through the driver's `page_response`.
     public func reportDeviceFault(_ dev: PCIDevice, _ fault: IOPFFault) throws(Errno) {
-        machine.events.record("core:iopf_report", [.init("dev", "\(dev.rid)"), .init("fault", fault.description)])
+        machine.events.record(.devFault(device: dev.rid, fault: fault))
         guard let handle = findFaultHandler(dev, fault), let domain = handle.domain,
               let handler = domain.iopfHandler else {
             faultLog.noteUnhandled()

@@ -107,7 +107,8 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
             lock.withLock { devices.append(param) }
             dev.iopfParam = param
         }
-        dev.machine?.events.record("core:iopf_queue_add_device", [.init("queue", name), .init("dev", "\(dev.rid)")])
+        dev.machine?.events.record(.model("iopf_queue_add_device", device: dev.rid,
+                                          [.init("queue", name), .init("device", dev.rid.devName)]))
     }
 
     /// `iopf_queue_remove_device(queue, dev)`: drops the device's partial requests,
@@ -135,7 +136,8 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
             return g
         }
         for g in groups { deliver(g, .invalid) }
-        dev.machine?.events.record("core:iopf_queue_remove_device", [.init("queue", name), .init("dev", "\(dev.rid)")])
+        dev.machine?.events.record(.model("iopf_queue_remove_device", device: dev.rid,
+                                          [.init("queue", name), .init("device", dev.rid.devName)]))
     }
 
     /// `iopf_queue_discard_partial(queue)`: drops every partial request of every device
@@ -263,7 +265,6 @@ func sendPageResponse(_ dev: PCIDevice, _ fault: IOPFFault, _ code: IOMMUPageRes
     guard let machine = dev.machine else { return }
     machine.iommu.faultLog.noteResponse(IOPFResponseRecord(device: dev.rid, pasid: fault.pasidValid ? fault.pasid : nil,
                                                            grpid: fault.grpid, code: code, group: group))
-    machine.events.record("core:iopf_response", [.init("dev", "\(dev.rid)"),
-                                                 .init("pasid", fault.pasidValid ? "\(fault.pasid)" : "-"),
-                                                 .init("grpid", "\(fault.grpid)"), .init("code", code.description)])
+    machine.events.record(.devPageResponse(device: dev.rid, pasid: fault.pasidValid ? fault.pasid : nil,
+                                           grpid: fault.grpid, code: code))
 }

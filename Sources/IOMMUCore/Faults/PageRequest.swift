@@ -65,7 +65,8 @@ extension PCIDevice {
         guard priEnabled else { throw .notSupported }
         var r = request
         r.rid = rid
-        machine?.events.record("core:page_request", [.init("dev", "\(rid)"), .init("request", r.description)])
+        machine?.events.record(.model("page_request", device: rid, pasid: r.pasid,
+                                      [.init("device", rid.devName), .init("request", r.description)]))
         return unit.receivePageRequest(r)
     }
 }

@@ -28,6 +28,8 @@ public final class Machine: @unchecked Sendable {
     /// every map and unmap bumps one (the other core counters are rare).
     /// Shared with the core, which bumps them without going through this object.
     let mapCounters = MapCounters()
+    /// Who adds objects to ``graph(title:)`` besides the core (iommufd contexts).
+    let graphContributors = GraphContributors()
 
     /// A machine with `memory` bytes of physical address space (default 64 GiB, committed
     /// only where touched).
@@ -35,6 +37,7 @@ public final class Machine: @unchecked Sendable {
         self.memory = PhysicalMemory(size: memory)
         foreignFrames = ForeignFrames(memory: self.memory)
         _iommu = IOMMUSubsystem(machine: self)
+        observeEnvironment()
     }
 
     deinit {
@@ -54,7 +57,7 @@ public final class Machine: @unchecked Sendable {
     /// would print a stack for but survive.
     public func recordWarning(_ w: Warning) {
         lock.withLock { _warnings.append(w) }
-        events.record("core:warn", [.init("function", w.function), .init("message", w.message)])
+        events.record(.model("warn", [.init("function", w.function), .init("message", w.message)]))
     }
 
     /// Registers an IOMMU unit (`iommu_device_register`) and probes the devices already
@@ -71,9 +74,10 @@ public final class Machine: @unchecked Sendable {
         let pending: [PCIDevice] = lock.withLock {
             _iommus.append(unit)
             unit.machine = self
+            unit.events = events
             return _devices.filter { $0.iommu === unit && $0.group == nil }
         }
-        events.record("core:iommu_register", [.init("iommu", unit.name), .init("driver", unit.driver.name)])
+        events.record(.model("iommu_device_register", [.init("iommu", unit.name), .init("driver", unit.driver.name)]))
         for dev in pending {
             do { try iommu.probe(dev, deferDefaultDomain: true) } catch {
                 recordWarning(Warning(function: "bus_iommu_probe", message: "\(dev.rid): probe failed: \(error)"))
@@ -145,10 +149,8 @@ public final class Machine: @unchecked Sendable {
 
     func recordFault(_ f: DMAFault) {
         lock.withLock { _faults.append(f) }
-        events.record("iommu:io_page_fault", [.init("device", "\(f.device)"),
-                                              .init("pasid", f.pasid.map { "\($0)" } ?? "-"),
-                                              .init("iova", "0x" + String(f.address, radix: 16)),
-                                              .init("reason", f.reason.description)])
+        events.record(.ioPageFault(device: f.device, iova: f.address, write: f.access.contains(.write),
+                                   pasid: f.pasid, reason: f.reason.description))
     }
 }
 

@@ -48,7 +48,7 @@ final class IOMMUMMData: ProcessIOMMUData, @unchecked Sendable {
         guard !dropped, let iommu else { return }
         dropped = true
         iommu.freeGlobalPasid(pasid)
-        iommu.machine.events.record("core:mm_pasid_drop", [.init("pasid", "\(pasid)")])
+        iommu.machine.events.record(.model("mm_pasid_drop", pasid: pasid, [.init("pasid", "\(pasid)")]))
     }
 }
 

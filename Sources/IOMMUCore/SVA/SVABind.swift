@@ -25,8 +25,9 @@ extension IOMMUSubsystem {
             let (data, fresh) = try mmData(mm, for: dev)
             do throws(Errno) {
                 let bond = try bind(dev, group: group, mm: mm, data: data)
-                machine.events.record("core:sva_bind", [.init("dev", "\(dev.rid)"), .init("pid", "\(mm.pid)"),
-                                                        .init("pasid", "\(data.pasid)"), .init("users", "\(bond._users)")])
+                machine.events.record(.model("sva_bind_device", device: dev.rid, pasid: data.pasid,
+                                             [.init("device", dev.rid.devName), .init("pid", "\(mm.pid)"),
+                                              .init("pasid", "\(data.pasid)"), .init("users", "\(bond._users)")]))
                 return bond
             } catch {
                 if fresh {
@@ -112,8 +113,9 @@ extension IOMMUSubsystem {
                 return
             }
             bond._users -= 1
-            machine.events.record("core:sva_unbind", [.init("dev", "\(bond.device.rid)"), .init("pid", "\(bond.mm.pid)"),
-                                                      .init("pasid", "\(bond.pasid)"), .init("users", "\(bond._users)")])
+            machine.events.record(.model("sva_unbind_device", device: bond.device.rid, pasid: bond.pasid,
+                                         [.init("device", bond.device.rid.devName), .init("pid", "\(bond.mm.pid)"),
+                                          .init("pasid", "\(bond.pasid)"), .init("users", "\(bond._users)")]))
             guard bond._users == 0, let domain = bond.domain else { return }
             detachDevicePasid(domain, from: bond.device, pasid: bond.pasid)
             domain.users -= 1

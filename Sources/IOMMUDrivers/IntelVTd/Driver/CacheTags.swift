@@ -19,17 +19,19 @@ struct CacheTag {
 extension VTdDomain {
     /// `cache_tag_assign_domain`: tags for an attachment at (`info`, `pasid`) with `did`.
     func assignCacheTags(unit: IntelIOMMU, did: UInt16, pasid: UInt32, info: VTdDeviceInfo) {
-        if let i = cacheTags.firstIndex(where: { $0.kind == .iotlb && $0.unit === unit && $0.did == did && $0.pasid == pasid }) {
-            cacheTags[i].users += 1
-        } else {
+        let i = cacheTags.firstIndex { $0.kind == .iotlb && $0.unit === unit && $0.did == did && $0.pasid == pasid }
+        if let i { cacheTags[i].users += 1 } else {
             cacheTags.append(CacheTag(kind: .iotlb, unit: unit, did: did, pasid: pasid, info: nil, users: 1))
         }
+        traceTag("cache_tag_assign", unit: unit, info: info, devTLB: false, did: did, pasid: pasid,
+                 users: i.map { cacheTags[$0].users } ?? 1)
         guard info.dev?.atsEnabled == true else { return }
-        if let i = cacheTags.firstIndex(where: { $0.kind == .devTLB && $0.info === info && $0.did == did && $0.pasid == pasid }) {
-            cacheTags[i].users += 1
-        } else {
+        let j = cacheTags.firstIndex { $0.kind == .devTLB && $0.info === info && $0.did == did && $0.pasid == pasid }
+        if let j { cacheTags[j].users += 1 } else {
             cacheTags.append(CacheTag(kind: .devTLB, unit: unit, did: did, pasid: pasid, info: info, users: 1))
         }
+        traceTag("cache_tag_assign", unit: unit, info: info, devTLB: true, did: did, pasid: pasid,
+                 users: j.map { cacheTags[$0].users } ?? 1)
     }
 
     /// `cache_tag_unassign_domain`.
@@ -38,9 +40,19 @@ extension VTdDomain {
             guard let i = cacheTags.firstIndex(where: {
                 $0.kind == kind && $0.unit === unit && $0.did == did && $0.pasid == pasid && (kind == .iotlb || $0.info === info)
             }) else { continue }
+            traceTag("cache_tag_unassign", unit: unit, info: info, devTLB: kind == .devTLB, did: did, pasid: pasid,
+                     users: cacheTags[i].users)
             cacheTags[i].users -= 1
             if cacheTags[i].users == 0 { cacheTags.remove(at: i) }
         }
+    }
+
+    /// Records `intel_iommu:cache_tag_assign` or `cache_tag_unassign` for the tag of
+    /// (`unit`, `did`, `pasid`) that the attachment of `info` takes or drops.
+    private func traceTag(_ event: String, unit: IntelIOMMU, info: VTdDeviceInfo, devTLB: Bool, did: UInt16,
+                          pasid: UInt32, users: Int) {
+        unit.events?.record(.cacheTag(event, iommu: unit.name, device: info.rid, devTLB: devTLB, did: did,
+                                      pasid: pasid, users: users))
     }
 
     /// Whether translations of this domain are cached as second-stage entries.

@@ -65,6 +65,8 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     var operationLog = BoundedLog<VTdOperation>(limit: IntelIOMMU.operationLogLimit)
     /// How many operations ``operations`` keeps (the newest).
     public static let operationLogLimit = 4096
+    /// `iommu->prq_seq_number`: page requests reported so far, numbering `prq_report`.
+    var prqSequence = 0
 
     /// `FLPT_DEFAULT_DID`: the DID of first-stage-only SVA and pass-through entries.
     public static let defaultDID: UInt16 = 1
@@ -101,6 +103,18 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     public var operations: [VTdOperation] { intelDriver.lock.withLock { operationLog.elements } }
     /// Forgets the operation log.
     public func clearOperations() { intelDriver.lock.withLock { operationLog.removeAll() } }
+
+    /// The graph's view of `domain` on this unit: its DID here and its page-table root.
+    public override func graphDetails(of domain: IOMMUDomain) -> [String] {
+        guard let did = did(for: domain) else { return [] }
+        var lines = ["DID \(did)"]
+        switch domain {
+        case let d as DMARDomain: lines.append("pgd \(TraceRecord.hex(d.pageTable.root))")
+        case let d as VTdSupervisorSVADomain: lines.append("pgd \(TraceRecord.hex(d.kernelPageTable.root)) (kernel)")
+        default: break
+        }
+        return lines
+    }
 
     /// DIDs currently allocated (`domain_ida`), ascending, including DIDs reserved for
     /// copied contexts.
@@ -158,7 +172,10 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     /// Submits descriptors to the queue (`qi_submit_sync`) and logs them.
     func submit(_ descriptors: [VTdDescriptor]) {
         guard !descriptors.isEmpty else { return }
-        for d in descriptors { log(.descriptor(d)) }
+        for d in descriptors {
+            log(.descriptor(d))
+            events?.record(.qiSubmit(iommu: name, descriptor: d))
+        }
         hardwareLock.withLock { vtd.submit(descriptors) }
     }
 

@@ -51,10 +51,11 @@ extension IntelIOMMU {
                 continue
             }
             pass.reported += 1
-            machine.events.record("intel_iommu:prq_report", [.init("iommu", name), .init("dev", "\(req.rid)"),
-                                                             .init("pasid", req.pasidPresent ? "\(req.pasid)" : "-"),
-                                                             .init("prg", "\(req.groupIndex)"),
-                                                             .init("addr", "0x" + String(req.address, radix: 16))])
+            let sequence = intelDriver.lock.withLock { () -> Int in
+                defer { prqSequence += 1 }
+                return prqSequence
+            }
+            machine.events.record(.prqReport(iommu: name, request: req, sequence: sequence))
             try? machine.iommu.reportDeviceFault(dev, Self.fault(from: req))
         }
         if vtd.prqOverflow && vtd.pendingPageRequests.isEmpty {

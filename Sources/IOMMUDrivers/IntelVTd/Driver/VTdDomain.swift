@@ -68,7 +68,7 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
             return info.did
         }
         guard let did = unit.allocateDID(for: self) else {
-            unit.infos.values.first?.dev?.machine?.events.record("intel_iommu:no_free_did", [.init("iommu", unit.name)])
+            unit.events?.record(.model("no_free_did", [.init("iommu", unit.name)]))
             throw .noSpace
         }
         iommuInfo[key] = DomainIOMMUInfo(refcount: 1, did: did)
