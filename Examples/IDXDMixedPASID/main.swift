@@ -7,13 +7,58 @@ import IOMMUDrivers
 // processes (SVA) at the same time, each reaching only its own memory.
 // `swift run IDXDMixedPASID` prints what happened; `--json` prints the steps as JSON.
 
+/// One step: an identifier and the figures it produced (the JSON form), and the text a
+/// person reads (not encoded).
 struct Step: Encodable {
-    let what: String
-    let result: String
+    struct WQ: Encodable {
+        let wq: Int
+        let pasidEnabled: Bool
+        let pasid: UInt32
+    }
+    struct Completion: Encodable {
+        let wq: Int
+        let opcode: String
+        let pasid: UInt32?
+        let privileged: Bool
+        let status: String
+        let statusCode: UInt8
+        let bytesCompleted: UInt32
+        let faultAddress: UInt64?
+    }
+    let step: String
+    var device: String?
+    var defaultDomain: String?
+    var kernelPasid: UInt32?
+    var userSVA: Bool?
+    var wqs: [WQ]?
+    var processes: [Int32]?
+    var pasids: [UInt32]?
+    var va: UInt64?
+    var iovas: [UInt64]?
+    var calls: [String]?
+    var completion: Completion?
+    var read: String?
+    var warnings: Int?
+    var violations: [Violation]?
+    var what = ""
+    var result = ""
+
+    enum CodingKeys: String, CodingKey {
+        case step, device, defaultDomain, kernelPasid, userSVA = "user_sva", wqs, processes, pasids, va, iovas, calls,
+             completion, read, warnings, violations
+    }
+
+    init(_ step: String) { self.step = step }
 }
 
 var steps: [Step] = []
-@MainActor func step(_ what: String, _ result: String) { steps.append(Step(what: what, result: result)) }
+nonisolated(unsafe) var currentMachine: Machine?
+/// Records `s` and names the machine's state after it (`Machine.step`), so that
+/// `iommukit graph IDXDMixedPASID --at N` draws it.
+@MainActor func record(_ s: Step) {
+    steps.append(s)
+    currentMachine?.step(s.what)
+}
 func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 func show(_ c: IDXDCompletion?) -> String {
     guard let c else { return "no completion" }
@@ -24,17 +69,31 @@ func show(_ c: IDXDCompletion?) -> String {
     }
     return s
 }
+func fields(_ c: IDXDCompletion?) -> Step.Completion? {
+    c.map {
+        Step.Completion(wq: $0.wq, opcode: "\($0.opcode)", pasid: $0.pasid, privileged: $0.privileged,
+                        status: "\($0.record.status.code)", statusCode: $0.record.status.rawValue,
+                        bytesCompleted: $0.record.bytesCompleted,
+                        faultAddress: $0.record.status.code == .pageFault ? $0.record.faultAddress : nil)
+    }
+}
+func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
 @MainActor func run() throws {
     let machine = Machine(memory: 1 << 30)
+    currentMachine = machine
     machine.checker.isEnabled = true
     let unit = try IntelIOMMU(name: "dmar0", driver: IntelIOMMUDriver(),
                               hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
     machine.addIOMMU(unit)
     let pci = try machine.addDevice(IDXDDevice.makeFunction(rid: RID(bus: 0, device: 4, function: 0)), behind: unit)
     let dsa = try IDXDDevice.probe(pci)
-    step("probe dsa0 \(pci.rid) behind \(unit.name)",
-         "default domain \(machine.iommu.domainForDevice(pci).map { "\($0)" } ?? "-") on the RID, kernel PASID \(dsa.kernelPasid.map { "\($0)" } ?? "none") attached to it, user SVA \(dsa.userPasidEnabled ? "on" : "off")")
+    var s = Step("probe")
+    (s.device, s.defaultDomain, s.kernelPasid, s.userSVA) = ("\(pci.rid)", machine.iommu.domainForDevice(pci).map { "\($0)" },
+                                                            dsa.kernelPasid, dsa.userPasidEnabled)
+    s.what = "probe dsa0 \(pci.rid) behind \(unit.name)"
+    s.result = "default domain \(s.defaultDomain ?? "-") on the RID, kernel PASID \(dsa.kernelPasid.map { "\($0)" } ?? "none") attached to it, user SVA \(dsa.userPasidEnabled ? "on" : "off")"
+    record(s)
 
     // wq0: dedicated kernel WQ kept on the RID; wq1: dedicated kernel WQ with the kernel
     // PASID; wq2: shared user WQ.
@@ -44,8 +103,11 @@ func show(_ c: IDXDCompletion?) -> String {
     try dsa.enableWQ(1, type: .kernel)
     try dsa.configureWQ(2, mode: .shared, size: 16, threshold: 8)
     try dsa.enableWQ(2, type: .user)
-    step("enable wq0 (dedicated kernel, RID), wq1 (dedicated kernel), wq2 (shared user)",
-         "WQCFG wq0 pasid_en \(dsa.workQueues[0].config.pasidEnabled ? 1 : 0); wq1 pasid_en \(dsa.workQueues[1].config.pasidEnabled ? 1 : 0) pasid \(dsa.workQueues[1].config.pasid)")
+    s = Step("enable_wqs")
+    s.wqs = (0..<3).map { Step.WQ(wq: $0, pasidEnabled: dsa.workQueues[$0].config.pasidEnabled, pasid: dsa.workQueues[$0].config.pasid) }
+    s.what = "enable wq0 (dedicated kernel, RID), wq1 (dedicated kernel), wq2 (shared user)"
+    s.result = "WQCFG wq0 pasid_en \(s.wqs![0].pasidEnabled ? 1 : 0); wq1 pasid_en \(s.wqs![1].pasidEnabled ? 1 : 0) pasid \(s.wqs![1].pasid)"
+    record(s)
 
     // Kernel work: DMA-API buffers, one IOVA space for the RID and the kernel PASID.
     let iommu = machine.iommu
@@ -57,11 +119,19 @@ func show(_ c: IDXDCompletion?) -> String {
     let iDst = try iommu.dmaMapPage(pci, paddr: kDst, size: 4096)
     let iCR = try iommu.dmaMapPage(pci, paddr: kCR, size: 4096)
     try dsa.submitKernel(.memmove(from: iSrc, to: iDst, count: 64, completion: iCR), wq: 0)
-    step("kernel MEMMOVE on wq0 (MOVDIR64B), IOVA \(hex(iSrc)) -> \(hex(iDst))",
-         show(dsa.completions.last) + "; destination reads \"\(String(decoding: machine.memory.bytes(at: kDst, count: 27), as: UTF8.self))\"")
+    s = Step("kernel_memmove")
+    s.iovas = [iSrc, iDst]
+    (s.completion, s.read) = (fields(dsa.completions.last), text(machine.memory.bytes(at: kDst, count: 27)))
+    s.what = "kernel MEMMOVE on wq0 (MOVDIR64B), IOVA \(hex(iSrc)) -> \(hex(iDst))"
+    s.result = show(dsa.completions.last) + "; destination reads \"\(s.read!)\""
+    record(s)
     try dsa.submitKernel(.fill(iDst + 1024, pattern: 0x4b50_4153_4b50_4153, count: 16, completion: iCR + 64), wq: 1)
-    step("kernel MEMFILL on wq1 (MOVDIR64B), same IOVA space",
-         show(dsa.completions.last) + "; destination reads \"\(String(decoding: machine.memory.bytes(at: kDst + 1024, count: 16), as: UTF8.self))\"")
+    s = Step("kernel_memfill")
+    s.iovas = [iDst + 1024]
+    (s.completion, s.read) = (fields(dsa.completions.last), text(machine.memory.bytes(at: kDst + 1024, count: 16)))
+    s.what = "kernel MEMFILL on wq1 (MOVDIR64B), same IOVA space"
+    s.result = show(dsa.completions.last) + "; destination reads \"\(s.read!)\""
+    record(s)
 
     // Two processes on the shared user WQ.
     let a = try Process(memory: machine.memory, pid: 1001)
@@ -75,55 +145,92 @@ func show(_ c: IDXDCompletion?) -> String {
     let ctxB = try dsa.open(wq: 2, process: b)
     let portalA = try ctxA.mmap(from: a)
     let portalB = try ctxB.mmap(from: b)
-    step("processes \(a.pid) and \(b.pid) open wq2 (iommu_sva_bind_device each)",
-         "A has PASID \(ctxA.userPasid ?? 0), B has PASID \(ctxB.userPasid ?? 0)")
+    s = Step("sva_open")
+    (s.processes, s.pasids) = ([a.pid, b.pid], [ctxA.userPasid ?? 0, ctxB.userPasid ?? 0])
+    s.what = "processes \(a.pid) and \(b.pid) open wq2 (iommu_sva_bind_device each)"
+    s.result = "A has PASID \(ctxA.userPasid ?? 0), B has PASID \(ctxB.userPasid ?? 0)"
+    record(s)
 
     _ = portalA.enqcmd(.memmove(from: aBuf, to: aBuf + 4096, count: 18, completion: aBuf + 8192))
-    step("A: ENQCMD MEMMOVE in its own memory (VA \(hex(aBuf)))",
-         show(dsa.completions.last) + "; A reads \"\(String(decoding: try a.readMemory(address: aBuf + 4096, count: 18), as: UTF8.self))\"")
+    s = Step("user_memmove")
+    (s.processes, s.va, s.completion) = ([a.pid], aBuf, fields(dsa.completions.last))
+    s.read = text(try a.readMemory(address: aBuf + 4096, count: 18))
+    s.what = "A: ENQCMD MEMMOVE in its own memory (VA \(hex(aBuf)))"
+    s.result = show(dsa.completions.last) + "; A reads \"\(s.read!)\""
+    record(s)
     _ = portalB.enqcmd(.memmove(from: bBuf, to: bBuf + 4096, count: 18, completion: bBuf + 8192))
-    step("B: ENQCMD MEMMOVE in its own memory (VA \(hex(bBuf)))",
-         show(dsa.completions.last) + "; B reads \"\(String(decoding: try b.readMemory(address: bBuf + 4096, count: 18), as: UTF8.self))\"")
+    s = Step("user_memmove")
+    (s.processes, s.va, s.completion) = ([b.pid], bBuf, fields(dsa.completions.last))
+    s.read = text(try b.readMemory(address: bBuf + 4096, count: 18))
+    s.what = "B: ENQCMD MEMMOVE in its own memory (VA \(hex(bBuf)))"
+    s.result = show(dsa.completions.last) + "; B reads \"\(s.read!)\""
+    record(s)
 
     // A aims at B's buffer and even writes B's PASID into the descriptor.
     var steal = IDXDDescriptor.memmove(from: bBuf, to: aBuf + 4096, count: 18, completion: aBuf + 8192)
     steal.pasid = ctxB.userPasid ?? 0
     steal.priv = true
     _ = portalA.enqcmd(steal)
-    step("A: ENQCMD reading B's VA \(hex(bBuf)) with B's PASID and priv 1 in the descriptor",
-         "CPU stamped A's PASID and priv 0 -> " + show(dsa.completions.last) + "; B's memory untouched: \"\(String(decoding: try b.readMemory(address: bBuf, count: 18), as: UTF8.self))\"")
+    s = Step("user_memmove_forged")
+    (s.processes, s.va, s.completion) = ([a.pid], bBuf, fields(dsa.completions.last))
+    s.read = text(try b.readMemory(address: bBuf, count: 18))
+    s.what = "A: ENQCMD reading B's VA \(hex(bBuf)) with B's PASID and priv 1 in the descriptor"
+    s.result = "CPU stamped A's PASID and priv 0 -> " + show(dsa.completions.last) + "; B's memory untouched: \"\(s.read!)\""
+    record(s)
 
     // Page fault without block-on-fault: A's new page is not there yet.
     let fresh = try a.mmap(length: 4096, prot: [.read, .write])
     _ = portalA.enqcmd(.memmove(from: aBuf, to: fresh, count: 18, completion: aBuf + 8192))
     let faulted = dsa.completions.last
-    step("A: MEMMOVE into a page it never touched (VA \(hex(fresh)))", show(faulted))
+    s = Step("user_memmove_fault")
+    (s.processes, s.va, s.completion) = ([a.pid], fresh, fields(faulted))
+    s.what = "A: MEMMOVE into a page it never touched (VA \(hex(fresh)))"
+    s.result = show(faulted)
+    record(s)
     if let f = faulted, f.record.status.code == .pageFault {
         try a.handleFault(address: f.record.faultAddress, write: f.record.status.faultedOnWrite)
         let done = UInt64(f.record.bytesCompleted)
         _ = portalA.enqcmd(.memmove(from: aBuf + done, to: fresh + done, count: 18 - UInt32(done), completion: aBuf + 8192))
-        step("A touches the page and resubmits the rest",
-             show(dsa.completions.last) + "; A reads \"\(String(decoding: try a.readMemory(address: fresh, count: 18), as: UTF8.self))\"")
+        s = Step("user_memmove_resubmit")
+        (s.processes, s.va, s.completion) = ([a.pid], fresh + done, fields(dsa.completions.last))
+        s.read = text(try a.readMemory(address: fresh, count: 18))
+        s.what = "A touches the page and resubmits the rest"
+        s.result = show(dsa.completions.last) + "; A reads \"\(s.read!)\""
+        record(s)
     }
 
     ctxA.close()
     ctxB.close()
-    step("close both files", "drain then unbind: " + dsa.trace.suffix(6).map(\.description).joined(separator: "; "))
+    s = Step("sva_close")
+    s.processes = [a.pid, b.pid]
+    s.calls = dsa.trace.suffix(6).map(\.description)
+    s.what = "close both files"
+    s.result = "drain then unbind: " + s.calls!.joined(separator: "; ")
+    record(s)
     for i in [iSrc, iDst, iCR] { try iommu.dmaUnmapPage(pci, dmaAddress: i, size: 4096) }
     for pa in [kSrc, kDst, kCR] { machine.memory.free(pa, bytes: 4096) }
     dsa.remove()
-    step("remove dsa0", "kernel PASID detached and freed before iommu_device_unuse_default_domain; WARNs: \(machine.warnings.count)")
+    s = Step("remove")
+    (s.device, s.warnings) = ("\(pci.rid)", machine.warnings.count)
+    s.what = "remove dsa0"
+    s.result = "kernel PASID detached and freed before iommu_device_unuse_default_domain; WARNs: \(machine.warnings.count)"
+    record(s)
     a.exit()
     b.exit()
     let violations = machine.checker.violations
-    step("invariant checker", violations.isEmpty ? "no violations" : violations.map(\.description).joined(separator: "; "))
+    s = Step("invariant_checker")
+    s.violations = violations
+    s.what = "invariant checker"
+    s.result = violations.isEmpty ? "no violations" : violations.map(\.description).joined(separator: "; ")
+    record(s)
 }
 
 do {
     try run()
     if CommandLine.arguments.contains("--json") {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         print(String(decoding: try encoder.encode(steps), as: UTF8.self))
     } else {
         print("idxd-like device: RID, kernel PASID and two SVA processes at once (Intel VT-d)\n")

@@ -33,7 +33,7 @@ func table(_ results: [PASIDFlavourResult]) -> String {
     out.append("")
     for r in results {
         out.append("\(r.flavour.rawValue) — \(r.flavour.origin)")
-        out.append("  calls: " + r.calls.joined(separator: ", "))
+        out.append("  calls: " + r.calls.map(\.description).joined(separator: ", "))
         let kinds = r.invalidationsByKind.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
         out.append("  invalidations: " + (kinds.isEmpty ? "none" : kinds.joined(separator: ", ")))
         for v in r.violations { out.append("  violation: \(v)") }
@@ -46,6 +46,7 @@ do {
     if CommandLine.arguments.contains("--json") {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         print(String(decoding: try encoder.encode(results), as: UTF8.self))
     } else {
         print(table(results))

@@ -11,16 +11,26 @@ public final class APICallLog: @unchecked Sendable {
     public func record(_ name: String) { lock.withLock { _calls.append(name) } }
     /// Every call, oldest first.
     public var calls: [String] { lock.withLock { _calls } }
-    /// `name ×count` per distinct call, in first-use order.
-    public var summary: [String] {
+    /// Each distinct call with how often it was made, in first-use order.
+    public var counts: [APICallCount] {
         var order: [String] = []
         var counts: [String: Int] = [:]
         for c in calls {
             if counts[c] == nil { order.append(c) }
             counts[c, default: 0] += 1
         }
-        return order.map { counts[$0]! > 1 ? "\($0) ×\(counts[$0]!)" : $0 }
+        return order.map { APICallCount(name: $0, count: counts[$0]!) }
     }
+}
+
+/// One API call and how often a driver made it.
+public struct APICallCount: Hashable, Sendable, Encodable, CustomStringConvertible {
+    /// The kernel function (`iommu_map`).
+    public let name: String
+    /// How many times.
+    public let count: Int
+    /// `name`, or `name ×count` when more than once.
+    public var description: String { count > 1 ? "\(name) ×\(count)" : name }
 }
 
 /// Flavour (a), today's kernel: the device's default DMA domain attached to a global

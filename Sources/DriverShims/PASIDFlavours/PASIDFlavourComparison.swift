@@ -37,11 +37,11 @@ public struct FlavourRig: Sendable {
 }
 
 /// What one flavour cost and what the invariant checker saw.
-public struct PASIDFlavourResult: Sendable, Codable {
+public struct PASIDFlavourResult: Sendable, Encodable {
     /// The flavour.
     public let flavour: PASIDFlavour
-    /// The IOMMU API calls the driver made (`name ×n`), in first-use order.
-    public let calls: [String]
+    /// The IOMMU API calls the driver made, with their counts, in first-use order.
+    public let calls: [APICallCount]
     /// Total calls.
     public let callCount: Int
     /// Invalidation descriptors the IOMMU executed, by kind.
@@ -51,7 +51,7 @@ public struct PASIDFlavourResult: Sendable, Codable {
     /// Page-table walks the IOMMU made.
     public let walks: Int
     /// Violations the invariant checker reported.
-    public let violations: [String]
+    public let violations: [Violation]
     /// Whether the copy after the destination was moved to a new frame reached the new
     /// frame (what the CPU reads).
     public let copyAfterRemapVisible: Bool
@@ -103,9 +103,9 @@ public enum PASIDFlavourComparison {
         for (k, v) in after.hardware.invalidations where v - (before.hardware.invalidations[k] ?? 0) > 0 {
             kinds[k] = v - (before.hardware.invalidations[k] ?? 0)
         }
-        let violations = machine.checker.violations.map(\.description)
+        let violations = machine.checker.violations
         idxd.remove()
-        return PASIDFlavourResult(flavour: flavour, calls: log.summary, callCount: log.calls.count,
+        return PASIDFlavourResult(flavour: flavour, calls: log.counts, callCount: log.calls.count,
                                   invalidationsByKind: kinds, invalidations: kinds.values.reduce(0, +),
                                   walks: after.hardware.walks - before.hardware.walks,
                                   violations: violations, copyAfterRemapVisible: visible)
@@ -153,6 +153,7 @@ public enum PASIDFlavourComparison {
         let iDst2 = try map(dst2)
         try move(iSrc, iDst2, iCR, pasid: kp.pasid, priv: false, submit)
         try compare(iSrc, iDst2, iCR, pasid: kp.pasid, priv: false, submit)
+        machine.step("\(PASIDFlavour.kernelPASID.rawValue): copied after the remap")
         let visible = machine.memory.bytes(at: dst2, count: 4096) == pattern
         for (iova, pa) in [(iSrc, src), (iDst2, dst2), (iCR, cr)] {
             log.record("dma_unmap_page")
@@ -175,6 +176,7 @@ public enum PASIDFlavourComparison {
         try kernel.remapVmallocPage(dst)
         try move(src, dst, cr, pasid: sv.pasid, priv: true, submit)
         try compare(src, dst, cr, pasid: sv.pasid, priv: true, submit)
+        machine.step("\(PASIDFlavour.supervisorSVA.rawValue): copied after the remap")
         let visible = try kernel.read(dst, count: 4096) == pattern
         sv.unbind(log: log)
         try kernel.vfree(buf)
@@ -201,6 +203,7 @@ public enum PASIDFlavourComparison {
         try pp.map(pasid: pasid, iova: iDst, paddr: dst2, size: 4096)
         try move(iSrc, iDst, iCR, pasid: pasid, priv: false, submit)
         try compare(iSrc, iDst, iCR, pasid: pasid, priv: false, submit)
+        machine.step("\(PASIDFlavour.privatePASID.rawValue): copied after the remap")
         let visible = machine.memory.bytes(at: dst2, count: 4096) == pattern
         for iova in [iSrc, iDst, iCR] { try pp.unmap(pasid: pasid, iova: iova, size: 4096) }
         try pp.freePrivatePasid(domain: domain, pasid: pasid)
@@ -226,6 +229,7 @@ public enum PASIDFlavourComparison {
         try process.mmap(length: 4096, prot: [.read, .write], at: dst, populate: true)
         try move(src, dst, cr, pasid: 0, priv: false, submit)
         try compare(src, dst, cr, pasid: 0, priv: false, submit)
+        machine.step("\(PASIDFlavour.userSVA.rawValue): copied after the remap")
         let visible = try process.readMemory(address: dst, count: 4096) == pattern
         ctx.close()
         // The calls the driver made for the user: from its own trace.
