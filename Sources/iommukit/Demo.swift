@@ -2,29 +2,79 @@ import Foundation
 import IOMMUCore
 import IOMMUDrivers
 
-/// What the demo did, step by step: printed for a person or encoded as JSON.
+/// What the demo did, step by step. The text form is for a person; the JSON form
+/// carries the same figures as fields (numbers, ids, names) and no prose.
 struct DemoReport: Encodable {
+    struct Unit: Encodable {
+        let name: String
+        let driver: String
+        let scalableMode: Bool
+    }
+
     struct Device: Encodable {
         let rid: String
         let name: String
         let group: Int
-        let capabilities: String
+        let pasidBits: Int?
+        let ats: Bool
+        let pri: Bool
+
+        var capabilities: String {
+            let caps = [pasidBits.map { "PASID \($0) bits" }, ats ? "ATS" : nil, pri ? "PRI" : nil].compactMap { $0 }
+            return caps.isEmpty ? "no PASID" : caps.joined(separator: ", ")
+        }
     }
 
+    struct Fault: Encodable {
+        let code: Int
+        let reason: String
+    }
+
+    /// One step: an identifier, the figures it produced, and (not encoded) its text.
     struct Step: Encodable {
-        let action: String
-        let result: String
-        var bytes: String?
+        let step: String
+        var device: String?
+        var pasid: UInt32?
+        var domain: String?
+        var did: Int?
+        var didRefcount: Int?
+        var iova: UInt64?
+        var pa: UInt64?
+        var size: UInt64?
+        var reads: Int?
+        var data: String?
+        var iotlbHits: Int?
+        var walks: Int?
+        var atcHits: Int?
+        var fault: Fault?
+        var unmapped: UInt64?
+        var warnings: Int?
+        var action = ""
+        var result = ""
+
+        enum CodingKeys: String, CodingKey {
+            case step, device, pasid, domain, did, didRefcount, iova, pa, size, reads, data, iotlbHits, walks,
+                 atcHits, fault, unmapped, warnings
+        }
+
+        init(_ step: String) { self.step = step }
     }
 
-    let iommu: String
+    let iommu: Unit
     var devices: [Device] = []
     var steps: [Step] = []
-    var counters: [String: Int] = [:]
-    var violations: [String] = []
+    var counters: Counters = Counters()
+    var violations: [Violation] = []
 
-    mutating func step(_ action: String, _ result: String, bytes: [UInt8]? = nil) {
-        steps.append(Step(action: action, result: result, bytes: bytes.map(Self.show)))
+    enum CodingKeys: String, CodingKey { case iommu, devices, steps, counters, violations }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(iommu, forKey: .iommu)
+        try c.encode(devices, forKey: .devices)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(counters.dictionary, forKey: .counters)
+        try c.encode(violations, forKey: .violations)
     }
 
     /// Printable bytes as a quoted string, other bytes as hex.
@@ -37,7 +87,7 @@ struct DemoReport: Encodable {
     }
 
     func text() -> String {
-        var out = ["IOMMUKit demo: \(iommu) with \(devices.count) PCI devices", ""]
+        var out = ["IOMMUKit demo: Intel VT-d unit \(iommu.name)\(iommu.scalableMode ? " (scalable mode)" : "") with \(devices.count) PCI devices", ""]
         for d in devices {
             out.append("  \(d.rid)  \(d.name.padding(toLength: 6, withPad: " ", startingAt: 0)) group \(d.group)  \(d.capabilities)")
         }
@@ -45,22 +95,19 @@ struct DemoReport: Encodable {
         for (i, s) in steps.enumerated() {
             out.append(String(format: "%2d. ", i + 1) + s.action)
             out.append("    -> " + s.result)
-            if let b = s.bytes { out.append("       bytes: " + b) }
+            if let b = s.data { out.append("       bytes: " + b) }
         }
         out.append("")
         out.append("counters:")
-        let keys = ["dma_requests", "dma_bytes", "dma_faults", "translations", "walks", "iotlb_hits", "iotlb_misses",
-                    "faults", "maps", "unmaps", "attaches", "atc_hits"]
-        out.append("  " + keys.compactMap { k in counters[k].map { "\(k) \($0)" } }.joined(separator: ", "))
-        let inv = counters.filter { $0.key.hasPrefix("inv_") }.sorted { $0.key < $1.key }
-        out.append("  invalidations: " + inv.map { "\($0.key.dropFirst(4)) \($0.value)" }.joined(separator: ", "))
-        out.append("invariant checker: " + (violations.isEmpty ? "no violations" : violations.joined(separator: "; ")))
+        out.append(counters.description.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+        out.append("invariant checker: " + (violations.isEmpty ? "no violations" : violations.map(\.description).joined(separator: "; ")))
         return out.joined(separator: "\n")
     }
 
     func json() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 }
@@ -70,7 +117,8 @@ private func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 /// The demo scenario: the idxd pattern of the seeds on one VT-d unit. A DMA-API driver's
 /// default DMA domain serves the device's RID and, attached to a global PASID, its kernel
 /// PASID too; a buffer is mapped, the device moves bytes both ways, the unmap makes the
-/// next DMA fault, and a second device shows that groups isolate.
+/// next DMA fault, and a second device shows that groups isolate. Each step is also a
+/// ``Machine/step(_:)`` of the machine, so `iommukit graph demo --at N` can draw it.
 func runDemo() throws -> DemoReport {
     let machine = Machine(memory: 1 << 30)
     machine.checker.isEnabled = true
@@ -83,38 +131,56 @@ func runDemo() throws -> DemoReport {
         PCIDevice(rid: RID(bus: 0, device: 3, function: 0), name: "dsa0",
                   caps: PCICapabilities(pasid: PASIDCapability(width: 20, privileged: true), ats: true, pri: true)),
         behind: unit)
-    var report = DemoReport(iommu: "Intel VT-d unit \(unit.name) (scalable mode)")
+    var report = DemoReport(iommu: .init(name: unit.name, driver: driver.name, scalableMode: unit.caps.scalableMode))
     for d in [nic, dsa] {
-        let caps = [d.caps.pasid.map { "PASID \($0.width) bits" }, d.caps.ats ? "ATS" : nil, d.caps.pri ? "PRI" : nil]
-            .compactMap { $0 }
-        report.devices.append(.init(rid: "\(d.rid)", name: d.name, group: d.group!.id,
-                                    capabilities: caps.isEmpty ? "no PASID" : caps.joined(separator: ", ")))
+        report.devices.append(.init(rid: "\(d.rid)", name: d.name, group: d.group!.id, pasidBits: d.caps.pasid?.width,
+                                    ats: d.caps.ats, pri: d.caps.pri))
     }
     let iommu = machine.iommu
+    func record(_ s: DemoReport.Step) {
+        report.steps.append(s)
+        machine.step(s.action)
+    }
+    func dmaFault(_ f: DMAFault) -> DemoReport.Fault { .init(code: Int(f.reason.code), reason: f.reason.text) }
 
     // A kernel DMA-API driver binds to each device: both stay on their default domains.
     try iommu.deviceUseDefaultDomain(nic)
     try iommu.deviceUseDefaultDomain(dsa)
     let domain = dsa.group!.defaultDomain!
-    report.step("dsa0 bound by a DMA-API driver (iommu_device_use_default_domain)",
-                "RID \(dsa.rid) translated by \(domain), DID \(unit.did(for: domain).map { "\($0)" } ?? "-")")
+    let did = unit.did(for: domain).map(Int.init)
+    var s = DemoReport.Step("use_default_domain")
+    (s.device, s.domain, s.did) = ("\(dsa.rid)", "\(domain)", did)
+    s.action = "dsa0 bound by a DMA-API driver (iommu_device_use_default_domain)"
+    s.result = "RID \(dsa.rid) translated by \(domain), DID \(did.map { "\($0)" } ?? "-")"
+    record(s)
 
     // The idxd kernel PASID: the same DMA domain attached to a global PASID.
     let pasid = iommu.allocGlobalPasid(for: dsa)
     try iommu.attachDevicePasid(domain, to: dsa, pasid: pasid)
-    report.step("kernel PASID \(pasid) allocated and \(domain) attached to it (iommu_attach_device_pasid)",
-                "RID and PASID \(pasid) share DID \(unit.did(for: domain).map { "\($0)" } ?? "-"), refcount \(unit.didRefcount(for: domain))")
+    s = DemoReport.Step("attach_device_pasid")
+    (s.device, s.pasid, s.domain, s.did, s.didRefcount) = ("\(dsa.rid)", pasid, "\(domain)", did, unit.didRefcount(for: domain))
+    s.action = "kernel PASID \(pasid) allocated and \(domain) attached to it (iommu_attach_device_pasid)"
+    s.result = "RID and PASID \(pasid) share DID \(did.map { "\($0)" } ?? "-"), refcount \(s.didRefcount!)"
+    record(s)
 
     // One 8 KiB buffer mapped at an IOVA.
     let iova: UInt64 = 0x10_0000
     let buffer = try machine.memory.allocContiguous(bytes: 8192)
     try iommu.map(domain, iova: iova, paddr: buffer, size: 8192, prot: [.read, .write])
-    report.step("iommu_map iova \(hex(iova)) -> pa \(hex(buffer)), 8 KiB read/write", "mapped")
+    s = DemoReport.Step("map")
+    (s.domain, s.iova, s.pa, s.size) = ("\(domain)", iova, buffer, 8192)
+    s.action = "iommu_map iova \(hex(iova)) -> pa \(hex(buffer)), 8 KiB read/write"
+    s.result = "mapped"
+    record(s)
 
     let hello = Array("hello through the RID".utf8)
     try dsa.dmaWrite(at: iova, bytes: hello)
-    report.step("dsa0 DMA write without PASID at \(hex(iova))",
-                "CPU reads pa \(hex(buffer))", bytes: machine.memory.bytes(at: buffer, count: 32))
+    s = DemoReport.Step("dma_write")
+    (s.device, s.iova, s.pa, s.size) = ("\(dsa.rid)", iova, buffer, UInt64(hello.count))
+    s.data = DemoReport.show(machine.memory.bytes(at: buffer, count: 32))
+    s.action = "dsa0 DMA write without PASID at \(hex(iova))"
+    s.result = "CPU reads pa \(hex(buffer))"
+    record(s)
 
     // The write above left the translation in the IOTLB; a second read by the device
     // is served from the device's ATC once the first read has filled it.
@@ -122,33 +188,63 @@ func runDemo() throws -> DemoReport {
     _ = try dsa.dmaRead(at: iova, count: 32)
     let again = try dsa.dmaRead(at: iova, count: 32)
     let after = machine.counters
-    report.step("dsa0 DMA reads without PASID at \(hex(iova)), twice",
-                "IOTLB hits \(after.hardware.iotlbHits - before.hardware.iotlbHits), walks \(after.hardware.walks - before.hardware.walks), device ATC hits \(after.atcHits - before.atcHits)",
-                bytes: again)
+    s = DemoReport.Step("dma_read")
+    (s.device, s.iova, s.size, s.reads) = ("\(dsa.rid)", iova, 32, 2)
+    s.iotlbHits = after.hardware.iotlbHits - before.hardware.iotlbHits
+    s.walks = after.hardware.walks - before.hardware.walks
+    s.atcHits = after.atcHits - before.atcHits
+    s.data = DemoReport.show(again)
+    s.action = "dsa0 DMA reads without PASID at \(hex(iova)), twice"
+    s.result = "IOTLB hits \(s.iotlbHits!), walks \(s.walks!), device ATC hits \(s.atcHits!)"
+    record(s)
 
     let viaPasid = try dsa.dmaRead(at: iova, count: 32, pasid: pasid)
-    report.step("dsa0 DMA read with PASID \(pasid) at \(hex(iova))", "same domain, same bytes", bytes: viaPasid)
+    s = DemoReport.Step("dma_read")
+    (s.device, s.pasid, s.iova, s.size, s.reads) = ("\(dsa.rid)", pasid, iova, 32, 1)
+    s.data = DemoReport.show(viaPasid)
+    s.action = "dsa0 DMA read with PASID \(pasid) at \(hex(iova))"
+    s.result = "same domain, same bytes"
+    record(s)
 
-    try dsa.dmaWrite(at: iova + 0x1000, bytes: Array("hello through PASID \(pasid)".utf8), pasid: pasid)
-    report.step("dsa0 DMA write with PASID \(pasid) at \(hex(iova + 0x1000))",
-                "CPU reads pa \(hex(buffer + 0x1000))", bytes: machine.memory.bytes(at: buffer + 0x1000, count: 32))
+    let viaPasidText = Array("hello through PASID \(pasid)".utf8)
+    try dsa.dmaWrite(at: iova + 0x1000, bytes: viaPasidText, pasid: pasid)
+    s = DemoReport.Step("dma_write")
+    (s.device, s.pasid, s.iova, s.pa, s.size) = ("\(dsa.rid)", pasid, iova + 0x1000, buffer + 0x1000, UInt64(viaPasidText.count))
+    s.data = DemoReport.show(machine.memory.bytes(at: buffer + 0x1000, count: 32))
+    s.action = "dsa0 DMA write with PASID \(pasid) at \(hex(iova + 0x1000))"
+    s.result = "CPU reads pa \(hex(buffer + 0x1000))"
+    record(s)
 
+    s = DemoReport.Step("dma_read")
+    (s.device, s.iova, s.size, s.reads) = ("\(nic.rid)", iova, 8, 1)
+    s.action = "nic0 DMA read at \(hex(iova)) (its own group and domain)"
     do throws(DMAFault) {
         _ = try nic.dmaRead(at: iova, count: 8)
-        report.step("nic0 DMA read at \(hex(iova))", "translated (unexpected)")
+        s.result = "translated (unexpected)"
     } catch {
-        report.step("nic0 DMA read at \(hex(iova)) (its own group and domain)", "fault: \(error.reason)")
+        s.fault = dmaFault(error)
+        s.result = "fault: \(error.reason)"
     }
+    record(s)
 
     let unmapped = iommu.unmap(domain, iova: iova, size: 8192)
-    report.step("iommu_unmap iova \(hex(iova)), 8 KiB", "\(unmapped) bytes unmapped, IOTLB and device TLB invalidated")
+    s = DemoReport.Step("unmap")
+    (s.domain, s.iova, s.size, s.unmapped) = ("\(domain)", iova, 8192, unmapped)
+    s.action = "iommu_unmap iova \(hex(iova)), 8 KiB"
+    s.result = "\(unmapped) bytes unmapped, IOTLB and device TLB invalidated"
+    record(s)
 
+    s = DemoReport.Step("dma_read")
+    (s.device, s.iova, s.size, s.reads) = ("\(dsa.rid)", iova, 8, 1)
+    s.action = "dsa0 DMA read without PASID at \(hex(iova))"
     do throws(DMAFault) {
         _ = try dsa.dmaRead(at: iova, count: 8)
-        report.step("dsa0 DMA read without PASID at \(hex(iova))", "translated (stale!)")
+        s.result = "translated (stale!)"
     } catch {
-        report.step("dsa0 DMA read without PASID at \(hex(iova))", "fault: \(error.reason)")
+        s.fault = dmaFault(error)
+        s.result = "fault: \(error.reason)"
     }
+    record(s)
 
     // Tear down in the driver's order: PASID first, then the DMA-API claim.
     iommu.detachDevicePasid(domain, from: dsa, pasid: pasid)
@@ -156,10 +252,14 @@ func runDemo() throws -> DemoReport {
     iommu.deviceUnuseDefaultDomain(dsa)
     iommu.deviceUnuseDefaultDomain(nic)
     machine.memory.free(buffer, bytes: 8192)
-    report.step("PASID \(pasid) detached and freed, drivers unbound",
-                "DID refcount \(unit.didRefcount(for: domain)), warnings \(machine.warnings.count)")
+    s = DemoReport.Step("teardown")
+    (s.device, s.pasid, s.domain, s.didRefcount, s.warnings) = ("\(dsa.rid)", pasid, "\(domain)",
+                                                                 unit.didRefcount(for: domain), machine.warnings.count)
+    s.action = "PASID \(pasid) detached and freed, drivers unbound"
+    s.result = "DID refcount \(s.didRefcount!), warnings \(s.warnings!)"
+    record(s)
 
-    report.counters = machine.counters.dictionary
-    report.violations = machine.checker.violations.map { "\($0)" }
+    report.counters = machine.counters
+    report.violations = machine.checker.violations
     return report
 }

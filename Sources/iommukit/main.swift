@@ -1,37 +1,57 @@
-// iommukit: the command-line face of IOMMUKit. `iommukit demo` replays a small kernel
-// scenario on the Intel VT-d model; `--json` prints the same as one JSON object.
+// iommukit: the command-line face of IOMMUKit.
+//   iommukit demo [--json]                      a small kernel scenario on Intel VT-d
+//   iommukit trace <target> [filters]           its events as `trace-cmd report` lines
+//   iommukit graph <target> [--at STEP] [--svg] its objects as a Graphviz graph
 #if canImport(Glibc)
 import Glibc
 #endif
 import Foundation
 
 let usage = """
-    usage: iommukit <command> [--json]
+    usage: iommukit <command> [options]
 
     commands:
-      demo     one VT-d unit, two PCI devices: a DMA domain on a RID and on a kernel PASID,
-               DMA in both directions, an unmap and the fault that follows, the counters
-      help     this text
+      demo [--json]            one VT-d unit, two PCI devices: a DMA domain on a RID and on a
+                               kernel PASID, DMA both ways, an unmap and the fault that follows
+      trace <target>           run <target> and print every IOMMU event it caused, one
+                               `trace-cmd report` line each (kernel tracepoint names and formats)
+          --event NAME         only this event (`iommu:map`, `map`) or system (`intel_iommu:`)
+          --device BDF         only events about this PCI device (`00:03.0`)
+          --pasid N            only events about this PASID
+      graph <target>           run <target> and print its objects as Graphviz DOT: IOMMU units,
+                               groups, devices, domains, attachments, iommufd objects
+          --at STEP            the state at this step (number or part of its name); default: last
+          --svg                render with Graphviz `dot` and print SVG instead
+      help                     this text
 
-    --json     print the result as one JSON object instead of text
+    <target> is `demo`, an example built beside iommukit (IDXDMixedPASID, PASIDFlavours,
+    VMMGuestMemory: `swift build` builds them), or the path of any program that uses
+    IOMMUKit; arguments after `--` go to the program. The program runs with
+    IOMMUKIT_TRACE / IOMMUKIT_GRAPH set, which every IOMMUKit machine honours.
     """
 
+let commands = ["demo", "trace", "graph", "help"]
 var arguments = Array(CommandLine.arguments.dropFirst())
-let json = arguments.contains("--json")
-arguments.removeAll { $0 == "--json" }
+guard let command = arguments.first else { fail(usage, code: 2) }
+arguments.removeFirst()
 
-switch arguments.first {
-case "demo" where arguments.count == 1:
+switch command {
+case "demo":
+    let options = parseOptions(arguments, command: "demo", flags: ["--json"], valued: [])
+    guard options.positional.isEmpty else { fail("iommukit demo: unexpected argument '\(options.positional[0])'", code: 2) }
     do {
         let report = try runDemo()
-        print(json ? report.json() : report.text())
+        print(options.flags.contains("--json") ? report.json() : report.text())
     } catch {
-        FileHandle.standardError.write(Data("iommukit demo: \(error)\n".utf8))
-        exit(1)
+        fail("iommukit demo: \(error)")
     }
+case "trace":
+    runTraceCommand(arguments)
+case "graph":
+    runGraphCommand(arguments)
 case "help", "--help", "-h":
     print(usage)
 default:
-    FileHandle.standardError.write(Data((usage + "\n").utf8))
-    exit(2)
+    let hint = closest(to: command, in: commands).map { " Did you mean '\($0)'?" } ?? ""
+    fail("iommukit: unknown command '\(command)'.\(hint) Run 'iommukit help' for the commands.", code: 2)
 }
