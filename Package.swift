@@ -88,6 +88,8 @@ let package = Package(
         .testTarget(name: "SVATests", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUConformance", "VendorFixtures"]),
         // Runs Tests/CPrograms through the shim against iommukitd (built as a dependency).
         .testTarget(name: "ServiceTests", dependencies: ["iommukitd"]),
+        // Runs the built iommukit (and an example it traces) as a user would.
+        .testTarget(name: "CLITests", dependencies: ["iommukit", "VMMGuestMemory"]),
     ],
     swiftLanguageModes: [.v6]
 )

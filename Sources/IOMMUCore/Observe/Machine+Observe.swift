@@ -72,7 +72,9 @@ extension Machine {
         if let def = group.defaultDomain, def !== group.domain {
             g.add(ObjectGraph.Edge(from: gid, to: g.addDomain(def), label: "default", style: .dashed))
         }
-        for pasid in group.pasidArray.keys.sorted() {
+        // The RID's own slot (IOMMU_NO_PASID, where iommufd keeps its attach handle) is
+        // the RID edge above.
+        for pasid in group.pasidArray.keys.sorted() where pasid != IOMMUSubsystem.noPasid {
             guard let domain = group.pasidArray[pasid]?.domain else { continue }
             let did = g.addDomain(domain)
             for dev in group.pasidCapableDevices {

@@ -17,6 +17,7 @@ extension IOMMUFD: ObjectGraphContributor {
     /// Adds the context's objects to `graph`.
     public func contribute(to graph: inout ObjectGraph) {
         lock.withLock {
+            guard !isClosed else { return }
             let cluster = graph.uniqueID("iommufd")
             graph.add(ObjectGraph.Cluster(id: cluster, label: "iommufd (pid \(process.pid))"))
             func node(_ o: IOMMUFDObject) -> String { "\(cluster)_obj\(o.id)" }
