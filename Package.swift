@@ -60,7 +60,7 @@ let package = Package(
             name: "VMMGuestMemory",
             dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "DriverShims"],
             path: "Examples/VMMGuestMemory",
-            exclude: ["README.md"]),
+            exclude: ["README.md", "graph.svg"]),
         .executableTarget(
             name: "iommukit-bench",
             dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD"],
@@ -69,12 +69,12 @@ let package = Package(
             name: "IDXDMixedPASID",
             dependencies: ["IOMMUCore", "IOMMUDrivers", "DriverShims"],
             path: "Examples/IDXDMixedPASID",
-            exclude: ["README.md"]),
+            exclude: ["README.md", "graph.svg"]),
         .executableTarget(
             name: "PASIDFlavours",
             dependencies: ["IOMMUCore", "IOMMUDrivers", "DriverShims"],
             path: "Examples/PASIDFlavours",
-            exclude: ["README.md"]),
+            exclude: ["README.md", "graph.svg"]),
         // The Mock and VT-d vendors as the conformance suite sees them, for every test target.
         .target(name: "VendorFixtures", dependencies: ["IOMMUConformance", "IOMMUDrivers"], path: "Tests/VendorFixtures"),
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore", "IOMMUConformance"]),
