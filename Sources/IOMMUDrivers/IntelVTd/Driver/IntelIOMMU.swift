@@ -172,9 +172,10 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     /// Submits descriptors to the queue (`qi_submit_sync`) and logs them.
     func submit(_ descriptors: [VTdDescriptor]) {
         guard !descriptors.isEmpty else { return }
+        let trace = events
         for d in descriptors {
             log(.descriptor(d))
-            events?.record(.qiSubmit(iommu: name, descriptor: d))
+            trace?.record(.qiSubmit(iommu: name, descriptor: d))
         }
         hardwareLock.withLock { vtd.submit(descriptors) }
     }
