@@ -47,7 +47,7 @@ extension UserMemory {
     }
 }
 
-/// ``UserMemory`` over a model ``Process`` (its mm): loads and stores as the CPU would,
+/// ``UserMemory`` over a model ``/Platform/Process`` (its mm): loads and stores as the CPU would,
 /// faulting pages in. Any failure is `EFAULT`, as a failed `copy_*_user` is.
 public final class ProcessUserMemory: UserMemory, @unchecked Sendable {
     /// The process whose memory is read and written.

@@ -133,6 +133,7 @@ public final class MdevDevice: VFIODevice, @unchecked Sendable {
     /// `vfio_dma_rw(vdev, iova, data, len, write)` → `iommufd_access_rw`: copy guest
     /// memory by IOVA, any alignment, without pinning (so no `dma_unmap` needed).
     /// - Parameters:
+    ///   - iova: where in the IOAS the copy starts.
     ///   - count: bytes to read (ignored for a write, whose length is `write.count`).
     ///   - write: the bytes to write, or nil to read.
     /// - Returns: the bytes read (empty for a write).

@@ -90,7 +90,7 @@ public struct SupervisorSVA: Sendable {
     /// Allocates a global PASID, asks the vendor for a supervisor SVA domain on
     /// `kernel`'s page table and attaches it.
     /// - Throws: `EOPNOTSUPP` the vendor driver does not offer the variant
-    ///   (``SupervisorSVADriver``); `ENOSPC` no PASID; the vendor's and the attach's
+    ///   (``/IOMMUCore/SupervisorSVADriver``); `ENOSPC` no PASID; the vendor's and the attach's
     ///   errno. Nothing stays allocated on error.
     public static func bind(_ dev: PCIDevice, kernel: KernelAddressSpace, log: APICallLog? = nil) throws(Errno) -> SupervisorSVA {
         guard let iommu = dev.machine?.iommu else { throw .noDevice }

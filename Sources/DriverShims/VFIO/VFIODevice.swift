@@ -6,7 +6,7 @@ import IOMMUFD
 /// (``VFIOPCIDevice``) binds an iommufd DEVICE; an emulated one (``MdevDevice``) binds
 /// an ACCESS. Drivers that can attach PASIDs also adopt ``VFIOPasidOps``.
 ///
-/// The ``VFIODeviceFile`` calls these with ``VFIODeviceCore/devSetLock`` held.
+/// The ``VFIODeviceFile`` calls these with `VFIODeviceCore.devSetLock` held.
 public protocol VFIODevice: AnyObject, Sendable {
     /// The common `struct vfio_device` state.
     var vfio: VFIODeviceCore { get }

@@ -120,7 +120,7 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     }
 
     /// The third shape: the RID and every PASID on a nested HWPT
-    /// (``IOMMUFD/deviceAttachAllPasids(_:ptID:)``), replacing the RID's attachment.
+    /// (``/IOMMUFD/IOMMUFD/deviceAttachAllPasids(_:ptID:)``), replacing the RID's attachment.
     /// - Throws: `EINVAL` not bound or not a nested HWPT; `EOPNOTSUPP` the vendor
     ///   attaches per PASID (VT-d); `EBUSY` PASIDs are attached; `ENOENT`. Nothing
     ///   changes on error.

@@ -3,7 +3,7 @@
 /// device, access and fault objects), as nodes and labelled edges. ``dot()`` renders it
 /// as Graphviz DOT; `iommukit graph` prints that, and `dot -Tsvg` draws it.
 ///
-/// Built by ``Machine/graph()``. Other modules add their objects through an
+/// Built by ``Machine/graph(title:)``. Other modules add their objects through an
 /// ``ObjectGraphContributor``, linking to the core's nodes by their ids
 /// (``id(of:)-(IOMMUDomain)``, ``id(of:)-(PCIDevice)``), without the core knowing them.
 public struct ObjectGraph: Sendable {
@@ -182,7 +182,7 @@ public struct ObjectGraph: Sendable {
 
 /// Something outside the core with objects to show in a machine's graph (an iommufd
 /// context). Register it with ``Machine/addGraphContributor(_:)``; the machine holds it
-/// weakly and asks it at every ``Machine/graph()``.
+/// weakly and asks it at every ``Machine/graph(title:)``.
 public protocol ObjectGraphContributor: AnyObject, Sendable {
     /// Adds this contributor's nodes and edges to `graph`, which already holds the
     /// machine's units, groups, devices and attached domains.

@@ -67,9 +67,10 @@ extension TraceRecord {
 
     /// `iommu:dev_fault` (`iommu_report_device_fault`) for a page request
     /// (`IOMMU_FAULT_PAGE_REQ`, type 2): `IOMMU:%s type=%d reason=%d addr=0x%016llx
-    /// fetch=0x%016llx pasid=%d group=%d flags=%x prot=%d`. This tracepoint and
-    /// `dev_page_response` come from the I/O page-fault series that distribution
-    /// kernels carry; mainline dropped them with the old fault-reporting API.
+    /// fetch=0x%016llx pasid=%d group=%d flags=%x prot=%d`.
+    ///
+    /// This tracepoint and `dev_page_response` come from the I/O page-fault series that
+    /// distribution kernels carry; mainline dropped them with the old fault-reporting API.
     public static func devFault(device: RID, fault: IOPFFault) -> TraceRecord {
         let addr = hex16(fault.address)
         let flags = String(fault.flags.rawValue, radix: 16)
@@ -84,8 +85,9 @@ extension TraceRecord {
     }
 
     /// `iommu:dev_page_response` (`iommu_page_response`): `IOMMU:%s code=%d pasid=%d
-    /// group=%d`, the code as `enum iommu_page_response_code`. See ``devFault(device:fault:)``
-    /// for where the tracepoint comes from.
+    /// group=%d`, the code as an `iommu_page_response_code`.
+    ///
+    /// See ``devFault(device:fault:)`` for where the tracepoint comes from.
     public static func devPageResponse(device: RID, pasid: UInt32?, grpid: UInt32,
                                        code: IOMMUPageResponseCode) -> TraceRecord {
         TraceRecord(system: iommuSystem, event: "dev_page_response",

@@ -5,7 +5,7 @@
 /// Per request (`iommu_sva_handle_mm`): the request must carry a PASID; the mm must not
 /// be exiting (`mmget_not_zero`); a VMA must cover the address (`vma_lookup`) and allow
 /// every access asked for (read, write, execute; a request without PRIV is a user
-/// access); then `handle_mm_fault` (``Process/handleFault(address:write:exec:)``).
+/// access); then `handle_mm_fault` (``/Platform/Process/handleFault(address:write:exec:)``).
 /// Any failure answers `INVALID`, and the rest of the group is not processed.
 public final class SVAIOPFHandler: IOPFHandler, @unchecked Sendable {
     /// The one handler the SVA core installs on its domains.

@@ -5,7 +5,7 @@ import IOMMUCore
 /// fails. Injection points are iommufd's own (`iommufd_should_fail()`: object
 /// allocation → `ENOMEM`, object lookup → `ENOENT`, the pin path → `EFAULT`, pin
 /// accounting → `ENOMEM`, device reserved regions → `EINVAL`) plus every frame
-/// allocation of the machine's ``PhysicalMemory`` (→ `ENOMEM`, through
+/// allocation of the machine's ``/Platform/PhysicalMemory`` (→ `ENOMEM`, through
 /// `PhysicalMemory.failAllocation`).
 public final class FaultInjection: @unchecked Sendable {
     private let lock = Lock()

@@ -3,7 +3,7 @@ import IOMMUCore
 /// `IOMMUFD_OBJ_FAULT` (`struct iommufd_fault`): a queue of I/O page-fault groups
 /// delivered to user space through a file descriptor, and the responses written back.
 ///
-/// Groups arrive from the core's io-pgfault path (``IOMMUFDFaultHandler``, installed on
+/// Groups arrive from the core's io-pgfault path (`IOMMUFDFaultHandler`, installed on
 /// the domain of every HWPT allocated with `IOMMU_HWPT_FAULT_ID_VALID`) and stay
 /// pending in the core until answered. Every group gets exactly one response: the
 /// user's, written to the fd, or `IOMMU_PAGE_RESP_INVALID` when its attachment goes away

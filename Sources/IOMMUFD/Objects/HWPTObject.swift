@@ -1,7 +1,7 @@
 import IOMMUCore
 
 /// A hardware page table object (`struct iommufd_hw_pagetable`): a core
-/// ``IOMMUDomain`` owned by the context, optionally delivering I/O page faults to a
+/// ``/IOMMUCore/IOMMUDomain`` owned by the context, optionally delivering I/O page faults to a
 /// FAULT object.
 public class HWPTObject: IOMMUFDObject, @unchecked Sendable {
     /// The domain (`hwpt->domain`); nil only while a paging HWPT is half built.

@@ -28,11 +28,11 @@ public enum IOMMUFDConstant {
     public static let hwptFaultIDValid: UInt32 = 1 << 2
     /// `IOMMU_HWPT_ALLOC_PASID`.
     public static let hwptAllocPasid: UInt32 = 1 << 3
-    /// `IOMMU_HWPT_DATA_NONE` (``IOMMUHWPTDataType/none``).
+    /// `IOMMU_HWPT_DATA_NONE` (``/IOMMUFDDriver/IOMMUHWPTDataType/none``).
     public static let hwptDataNone = IOMMUHWPTDataType.none
     /// `IOMMU_HW_INFO_FLAG_INPUT_TYPE`.
     public static let hwInfoFlagInputType: UInt32 = 1 << 0
-    /// `IOMMU_HW_INFO_TYPE_DEFAULT` (= `IOMMU_HW_INFO_TYPE_NONE`, ``IOMMUHWInfoType/default``).
+    /// `IOMMU_HW_INFO_TYPE_DEFAULT` (= `IOMMU_HW_INFO_TYPE_NONE`, ``/IOMMUFDDriver/IOMMUHWInfoType/default``).
     public static let hwInfoTypeDefault = IOMMUHWInfoType.default
     /// `IOMMU_HW_CAP_DIRTY_TRACKING`.
     public static let hwCapDirtyTracking: UInt64 = 1 << 0

@@ -115,7 +115,7 @@ extension IOMMUFD {
 
     /// `ioctl(iommufd, cmd, arg)`: `iommufd_fops_ioctl`, byte for byte.
     ///
-    /// `arg` is a pointer into the caller's memory (read through ``user``), except for
+    /// `arg` is a pointer into the caller's memory (read through `user`), except for
     /// the VFIO commands that take a value. The size rules run in the kernel's order:
     /// 1. `nr` below `IOMMUFD_CMD_BASE` or past the table → the VFIO compatibility
     ///    handler, which answers `ENOTTY` for anything it does not know;

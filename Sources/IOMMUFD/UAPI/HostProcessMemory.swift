@@ -2,7 +2,7 @@
 import Glibc
 import IOMMUCore
 
-/// ``UserMemory`` over a real host process: `copy_from_user` and `copy_to_user` on
+/// ``/IOMMUFDDriver/UserMemory`` over a real host process: `copy_from_user` and `copy_to_user` on
 /// another process's address space with `process_vm_readv(2)` / `process_vm_writev(2)`,
 /// as the model as a service (`iommukitd`) reaches the task that issued an ioctl.
 ///
@@ -13,8 +13,8 @@ import IOMMUCore
 /// `prctl(PR_SET_PTRACER)`, or `CAP_SYS_PTRACE`); a refusal (`EPERM`) is also `EFAULT`,
 /// and ``lastError`` keeps the host's errno for the log.
 ///
-/// It is also the ``ForeignFrameBacking`` of the model frames that mirror the process's
-/// pages (see ``ForeignFrames`` for the coherence rule).
+/// It is also the ``/IOMMUCore/ForeignFrameBacking`` of the model frames that mirror the process's
+/// pages (see ``/IOMMUCore/ForeignFrames`` for the coherence rule).
 public final class HostProcessMemory: UserMemory, ForeignFrameBacking, @unchecked Sendable {
     /// The host process ID (`task->pid`).
     public let pid: Int32

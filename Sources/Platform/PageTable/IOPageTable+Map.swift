@@ -79,7 +79,12 @@ extension IOPageTable {
     /// as the core's `iommu_map` does over `map_pages`. All or nothing: on an error the
     /// part already mapped is unmapped again (invariant I5) and its emptied table pages
     /// freed at once, since no caller was told of the mapping.
-    /// - Parameter pageSizes: leaf sizes to use, a subset of the format's; nil = all.
+    /// - Parameters:
+    ///   - iova: the first IOVA.
+    ///   - paddr: the first physical address.
+    ///   - size: bytes to map.
+    ///   - prot: the permissions of every leaf.
+    ///   - pageSizes: leaf sizes to use, a subset of the format's; nil = all.
     /// - Returns: `size`, the bytes mapped.
     /// - Throws: `EINVAL` for a zero size, a `pageSizes` outside the format, or
     ///   `iova`/`paddr`/`size` not aligned to the smallest page; otherwise what

@@ -51,8 +51,12 @@ extension Process {
     /// Creates an anonymous private mapping: `mmap(addr, length, prot,
     /// MAP_PRIVATE | MAP_ANONYMOUS [| MAP_FIXED_NOREPLACE] [| MAP_POPULATE], -1, 0)`.
     /// Pages are allocated on first touch unless `populate`.
-    /// - Parameter address: where to place it (page aligned, must be free); nil lets the
-    ///   model choose the lowest free range.
+    /// - Parameters:
+    ///   - length: bytes, rounded up to whole pages.
+    ///   - prot: the mapping's protection.
+    ///   - address: where to place it (page aligned, must be free); nil lets the model
+    ///     choose the lowest free range.
+    ///   - populate: fault every page in now (`MAP_POPULATE`).
     /// - Returns: the start address.
     /// - Throws: `EINVAL` for a zero length, a misaligned address, a range outside user
     ///   space or an exiting mm; `EEXIST` if `address` overlaps a mapping

@@ -52,8 +52,8 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     public let rootTable: UInt64
     /// The unit's I/O page-fault queue (`iommu->iopf_queue`, `"dmarN-iopfq"`): devices
     /// join it when a domain with a fault handler is attached to them; its work (fault
-    /// handlers) runs when ``IOPFQueue/runPending()`` is called, or inline in
-    /// ``IOPFQueue/Mode/inline`` mode.
+    /// handlers) runs when ``/IOMMUCore/IOPFQueue/runPending()`` is called, or inline in
+    /// ``/IOMMUCore/IOPFQueue/Mode/inline`` mode.
     public let iopfQueue: IOPFQueue
 
     var contextTables: [Int: UInt64] = [:]

@@ -1,7 +1,7 @@
 import IOMMUCore
 
 /// The VT-d remapping hardware of one unit in scalable mode: its registers, the root /
-/// context / PASID tables it reads from ``PhysicalMemory``, its caches (context cache,
+/// context / PASID tables it reads from ``/Platform/PhysicalMemory``, its caches (context cache,
 /// PASID cache, IOTLB), the queued-invalidation engine and the page-request queue.
 ///
 /// The kernel has no such object; it is what `drivers/iommu/intel/` programs. The driver

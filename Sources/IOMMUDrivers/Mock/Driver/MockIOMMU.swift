@@ -1,6 +1,6 @@
 import IOMMUCore
 
-/// One mock IOMMU unit (`struct mock_iommu_device`): an ``IOMMUCore/IOMMUDevice`` run by a
+/// One mock IOMMU unit (`struct mock_iommu_device`): an ``/IOMMUCore/IOMMUDevice`` run by a
 /// ``MockIOMMUDriver`` with a ``MockHardware`` and `max_pasids` = 1 << 20.
 public final class MockIOMMU: IOMMUDevice, @unchecked Sendable {
     /// The unit's hardware model.
@@ -33,6 +33,8 @@ public final class MockIOMMU: IOMMUDevice, @unchecked Sendable {
     /// alone in its group; with ``MockDeviceFlags/pasid`` it has PASID width 20, else no
     /// PASID capability.
     /// - Parameters:
+    ///   - machine: the machine to add the device to.
+    ///   - flags: `MOCK_FLAGS_DEVICE_*` of the selftest (``MockDeviceFlags``).
     ///   - ats: give the device ATS (the mock driver never enables it; PCI reset handling
     ///     in the core only applies to ATS-capable devices).
     ///   - reservedRegions: what the driver will report for it (`get_resv_regions`).

@@ -10,7 +10,7 @@ import IOMMUCore
 extension MockIOMMUDriver {
     /// `mock_domain_page_response`: the mock device has nowhere to deliver a response, so
     /// the op does nothing; having it is what lets mock devices join an iopf queue. The
-    /// core's ``IOMMUCore/IOPFLog`` records every response sent through it. Nil for a
+    /// core's ``/IOMMUCore/IOPFLog`` records every response sent through it. Nil for a
     /// driver built with `iopf: false`.
     public var pageResponse: IOMMUPageResponseOp? {
         guard iopfQueue != nil else { return nil }

@@ -68,8 +68,10 @@ public final class MockNestedDomain: IOMMUDomain, @unchecked Sendable {
 
     /// `mock_domain_cache_invalidate_user`: processes entries in order, clearing one word
     /// or (with FLAG_ALL) all four; stops at the first bad entry.
-    /// - Parameter processed: set to the number of entries processed (what the kernel
-    ///   writes back to `entry_num`), also when an entry fails.
+    /// - Parameters:
+    ///   - entries: the user's invalidation entries, in order.
+    ///   - processed: set to the number of entries processed (what the kernel writes
+    ///     back to `entry_num`), also when an entry fails.
     /// - Throws: `EOPNOTSUPP` for an unknown flag; `EINVAL` for an id above
     ///   `MOCK_NESTED_DOMAIN_IOTLB_ID_MAX`. Earlier entries stay applied.
     public func cacheInvalidateUser(_ entries: [Invalidation], processed: inout Int) throws(Errno) {

@@ -6,12 +6,12 @@ import IOMMUCore
 ///
 /// - one programmed entry per (RID, PASID): what the mock driver's `attach_dev` and
 ///   `set_dev_pasid` wrote (blocked, or a reference to a domain's ``MockPageTable``);
-/// - a small IOTLB (``IOMMUCore/IOTLB``) tagged by domain serial and PASID, filled on
+/// - a small IOTLB (``/IOMMUCore/IOTLB``) tagged by domain serial and PASID, filled on
 ///   every translation and emptied only by the driver's invalidations (`iotlb_sync`,
 ///   `flush_iotlb_all`, PASID teardown). Between `iommu_unmap_fast` and
 ///   `iommu_iotlb_sync` a stale hit is therefore possible, as on real hardware.
 ///
-/// The DMA engine holds the unit's ``IOMMUDevice/hardwareLock`` around ``translate(_:)``;
+/// The DMA engine holds the unit's ``/IOMMUCore/IOMMUDevice/hardwareLock`` around ``translate(_:)``;
 /// the driver takes the same lock before calling the programming and invalidation
 /// methods, which are not locked themselves.
 public final class MockHardware: IOMMUHardware, @unchecked Sendable {
