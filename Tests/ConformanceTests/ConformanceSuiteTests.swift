@@ -54,6 +54,22 @@ final class ConformanceSuiteTests: XCTestCase {
         XCTAssertTrue(into.failures.first?.contains("; dmaAPIStrictMapUnmap: ") == true)
     }
 
+    /// A failed check's message ends with the last events of the machine it built, as
+    /// trace lines: here the unmap whose IOTLB flush the buggy driver skipped.
+    func testFailureMessageCarriesTheMachinesLastEvents() throws {
+        var vendor = VTdVendor(bugs: .skipIOTLBFlushOnUnmap)
+        vendor.name = "VTdWithBug_skipIOTLBFlushOnUnmap"
+        let report = ConformanceSuite.report(on: vendor, checks: ConformanceSuite.checks.filter { $0.name.hasPrefix("check32") })
+        let reason = try XCTUnwrap(report.failed.first?.reason)
+        let lines = reason.split(separator: "\n").map(String.init)
+        let heading = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("last ") && $0.hasSuffix(" events of machine:") }, reason)
+        let trace = lines[(heading + 1)...]
+        XCTAssertLessThanOrEqual(trace.count, 20)
+        XCTAssertTrue(trace.allSatisfy { $0.contains(" [000] .....") }, reason)
+        XCTAssertTrue(trace.contains { $0.contains(" iommu:unmap: ") }, reason)
+        XCTAssertFalse(trace.contains { $0.contains("intel_iommu:qi_submit: p_iotlb_inv") }, "the bug skips the flush")
+    }
+
     /// A check a vendor lacks a capability for is skipped, naming the capability, and
     /// counted in the summary by capability.
     func testSkipsNameTheMissingCapability() {

@@ -46,7 +46,8 @@ public enum ConformanceSuite {
         if !failed.isEmpty {
             testCase.recordFailure(
                 withDescription: "\(failed.count) conformance check(s) failed on \(vendor.name): "
-                    + failed.map { "\($0.check): \($0.reason)" }.joined(separator: "; "),
+                    + failed.map { "\($0.check): \($0.reason.prefix { $0 != "\n" })" }.joined(separator: "; ")
+                    + " (each check's own failure shows the events that led to it)",
                 inFile: "\(file)", atLine: Int(line), expected: true)
         }
         return report
@@ -137,14 +138,27 @@ public struct ConformanceReport: Sendable {
 }
 
 /// The XCTest case of one check: the run's test cases are instances of it, so they print
-/// as `Conformance.<vendor>.<check>`. It keeps the failure messages for the report.
+/// as `Conformance.<vendor>.<check>`. It keeps the failure messages for the report, each
+/// followed by the last events of the machines the check built (``MachineWatch``), so
+/// the message shows the sequence that led to the failure.
 final class Conformance: XCTestCase {
     nonisolated(unsafe) private(set) var failures: [String] = []
+    private let watch = MachineWatch()
+
+    /// How many of a machine's newest events a failure message shows.
+    static let traceLines = 20
+
+    override func invokeTest() {
+        watch.start()
+        defer { watch.stop() }
+        super.invokeTest()
+    }
 
     override func recordFailure(withDescription description: String, inFile filePath: String, atLine lineNumber: Int,
                                 expected: Bool) {
-        failures.append(description)
-        super.recordFailure(withDescription: description, inFile: filePath, atLine: lineNumber, expected: expected)
+        let message = description + watch.failureContext(lines: Self.traceLines)
+        failures.append(message)
+        super.recordFailure(withDescription: message, inFile: filePath, atLine: lineNumber, expected: expected)
     }
 }
 

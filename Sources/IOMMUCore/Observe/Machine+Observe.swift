@@ -1,9 +1,11 @@
 extension Machine {
     /// `IOMMUKIT_TRACE` and `IOMMUKIT_GRAPH`: a machine created while they are set
-    /// records its events into the trace file and can be drawn at its steps.
+    /// records its events into the trace file and can be drawn at its steps; an active
+    /// ``MachineWatch`` collects it.
     func observeEnvironment() {
         if let file = TraceFile.shared { events.write(to: file, machineSerial: file.nextMachine()) }
         GraphRequest.shared?.machineCreated(self)
+        MachineWatch.machineCreated(self)
     }
 
     /// Marks a step of the scenario: "the state now is called `name`". Records an
