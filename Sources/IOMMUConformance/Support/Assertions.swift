@@ -2,7 +2,7 @@ import IOMMUCore
 import XCTest
 
 /// Asserts that `body` throws exactly `expected`: success, another errno or an error
-/// that is not an ``IOMMUCore/Errno`` each fail, naming what happened instead.
+/// that is not an ``/Platform/Errno`` each fail, naming what happened instead.
 ///
 /// ```swift
 /// assertErrno(.busy) { try machine.iommu.attachGroup(b, to: group) }

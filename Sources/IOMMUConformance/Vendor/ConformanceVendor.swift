@@ -35,10 +35,12 @@ public protocol ConformanceVendor: Sendable {
 
     /// A new IOMMU unit of this vendor for `machine` (not registered yet: the rig
     /// registers it with `Machine.addIOMMU`). Hardware tables go in `machine.memory`.
-    /// - Parameter sibling: nil for a unit run by a new driver object, so that its
-    ///   domains are foreign to every other unit's (the core's `domain->owner` check);
-    ///   otherwise a unit of this vendor whose driver object the new unit shares, as the
-    ///   units of one kernel driver do.
+    /// - Parameters:
+    ///   - machine: the machine the unit will be registered on.
+    ///   - sibling: nil for a unit run by a new driver object, so that its domains are
+    ///     foreign to every other unit's (the core's `domain->owner` check); otherwise a
+    ///     unit of this vendor whose driver object the new unit shares, as the units of
+    ///     one kernel driver do.
     func makeUnit(on machine: Machine, sharingDriverWith sibling: IOMMUDevice?) throws -> IOMMUDevice
 
     /// A new unit whose driver is built as `variant` says (capability
@@ -48,7 +50,7 @@ public protocol ConformanceVendor: Sendable {
     func makeUnit(on machine: Machine, variant: DriverVariant) throws -> IOMMUDevice
 
     /// The PCI function for `spec` at `rid` (not added to a machine yet). Default: a
-    /// ``PCIDevice`` with the spec's capabilities.
+    /// ``/IOMMUCore/PCIDevice`` with the spec's capabilities.
     func makeDevice(_ spec: DeviceSpec, rid: RID, upstream: PCIBridge?, multifunction: Bool) -> PCIDevice
 
     /// Firmware describes `regions` for the device at `rid` behind `unit` before the

@@ -40,7 +40,7 @@ public struct VendorCapabilities: OptionSet, Hashable, Sendable, CustomStringCon
     /// Needs ``pasid``.
     public static let sva = VendorCapabilities(rawValue: 1 << 9)
     /// Page requests: devices with PRI can send page requests to the unit
-    /// (``IOMMUDevice/receivePageRequest(_:)``), the driver reports them to the core and
+    /// (``/IOMMUCore/IOMMUDevice/receivePageRequest(_:)``), the driver reports them to the core and
     /// delivers the core's responses (`iommu_ops.page_response`).
     public static let pageRequests = VendorCapabilities(rawValue: 1 << 10)
     /// Dirty tracking: paging domains allocated with `IOMMU_HWPT_ALLOC_DIRTY_TRACKING`
