@@ -4,17 +4,17 @@
 // rule is that each entry point's doc comment names its kernel counterpart first, so
 // this index is generated from the comments and never edited by hand.
 //
-//   swift scripts/docs-kernel-names.swift <Module.symbols.json> <Module> <output.md>
+//   swift scripts/docs-kernel-names.swift <symbol-graph-dir> <catalog-dir> <Module>...
 //
-// Run by scripts/docs; Foundation only.
+// writes <catalog-dir>/<Module>.docc/KernelNames.md from <symbol-graph-dir>/<Module>.symbols.json
+// for each module. Run by scripts/docs; Foundation only.
 import Foundation
 
 let args = Array(CommandLine.arguments.dropFirst())
-guard args.count == 3 else {
-    FileHandle.standardError.write(Data("usage: docs-kernel-names.swift <Module.symbols.json> <Module> <output.md>\n".utf8))
+guard args.count >= 3 else {
+    FileHandle.standardError.write(Data("usage: docs-kernel-names.swift <symbol-graph-dir> <catalog-dir> <Module>...\n".utf8))
     exit(2)
 }
-let (graphPath, module, outputPath) = (args[0], args[1], args[2])
 
 struct Symbol {
     let path: [String]
@@ -23,7 +23,7 @@ struct Symbol {
 }
 
 /// Public symbols with a doc comment, and the first paragraph of each.
-func loadSymbols() throws -> [Symbol] {
+func loadSymbols(_ graphPath: String) throws -> [Symbol] {
     let data = try Data(contentsOf: URL(fileURLWithPath: graphPath))
     guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
           let symbols = root["symbols"] as? [[String: Any]] else { return [] }
@@ -70,50 +70,58 @@ func kernelNames(in text: String) -> [String] {
     return out
 }
 
-let symbols = try loadSymbols()
-var pathCount: [[String]: Int] = [:]
-var pathKindCount: [String: Int] = [:]
-for s in symbols {
-    pathCount[s.path, default: 0] += 1
-    pathKindCount[s.path.joined(separator: "/") + "|" + s.kind, default: 0] += 1
-}
-
-/// A symbol link DocC resolves without ambiguity, or the symbol in code voice when
-/// overloads of one kind share its path.
-func reference(_ s: Symbol) -> String {
-    let path = s.path.joined(separator: "/")
-    if pathCount[s.path] == 1 { return "``\(path)``" }
-    if pathKindCount[path + "|" + s.kind] == 1 { return "``\(path)-\(s.kind)``" }
-    return "`" + s.path.joined(separator: ".") + "`"
-}
-
-var rows: [(name: String, symbol: String)] = []
-for s in symbols {
-    for name in kernelNames(in: s.summary) { rows.append((name, reference(s))) }
-}
-rows.sort { ($0.name.lowercased(), $0.symbol) < ($1.name.lowercased(), $1.symbol) }
-
-var text = """
-    # Kernel names in \(module)
-
-    Find the Swift symbol that models a kernel function, structure, field, ioctl or constant.
-
-    ## Overview
-
-    The first paragraph of each public symbol's documentation names what it models in the
-    kernel. This table lists those names with their symbols. It is generated from the doc
-    comments when the documentation is built (`scripts/docs`), so it always matches the code.
-
-
-    """
-if rows.isEmpty {
-    text += "No symbol of this module names a kernel counterpart.\n"
-} else {
-    text += "| Kernel name | Swift symbol |\n|---|---|\n"
-    for r in rows {
-        let name = r.name.replacingOccurrences(of: "|", with: "\\|")
-        text += "| `\(name)` | \(r.symbol) |\n"
+/// Writes the article of `module`.
+func writeIndex(module: String, graphPath: String, outputPath: String) throws {
+    let symbols = try loadSymbols(graphPath)
+    var pathCount: [[String]: Int] = [:]
+    var pathKindCount: [String: Int] = [:]
+    for s in symbols {
+        pathCount[s.path, default: 0] += 1
+        pathKindCount[s.path.joined(separator: "/") + "|" + s.kind, default: 0] += 1
     }
+
+    /// A symbol link DocC resolves without ambiguity, or the symbol in code voice when
+    /// overloads of one kind share its path.
+    func reference(_ s: Symbol) -> String {
+        let path = s.path.joined(separator: "/")
+        if pathCount[s.path] == 1 { return "``\(path)``" }
+        if pathKindCount[path + "|" + s.kind] == 1 { return "``\(path)-\(s.kind)``" }
+        return "`" + s.path.joined(separator: ".") + "`"
+    }
+
+    var rows: [(name: String, symbol: String)] = []
+    for s in symbols {
+        for name in kernelNames(in: s.summary) { rows.append((name, reference(s))) }
+    }
+    rows.sort { ($0.name.lowercased(), $0.symbol) < ($1.name.lowercased(), $1.symbol) }
+
+    var text = """
+        # Kernel names in \(module)
+
+        Find the Swift symbol that models a kernel function, structure, field, ioctl or constant.
+
+        ## Overview
+
+        The first paragraph of each public symbol's documentation names what it models in the
+        kernel. This table lists those names with their symbols. It is generated from the doc
+        comments when the documentation is built (`scripts/docs`), so it always matches the code.
+
+
+        """
+    if rows.isEmpty {
+        text += "No symbol of this module names a kernel counterpart.\n"
+    } else {
+        text += "| Kernel name | Swift symbol |\n|---|---|\n"
+        for r in rows {
+            let name = r.name.replacingOccurrences(of: "|", with: "\\|")
+            text += "| `\(name)` | \(r.symbol) |\n"
+        }
+    }
+    try text.write(toFile: outputPath, atomically: true, encoding: .utf8)
+    print("\(module): \(rows.count) kernel names")
 }
-try text.write(toFile: outputPath, atomically: true, encoding: .utf8)
-print("\(module): \(rows.count) kernel names")
+
+for module in args.dropFirst(2) {
+    try writeIndex(module: module, graphPath: "\(args[0])/\(module).symbols.json",
+                   outputPath: "\(args[1])/\(module).docc/KernelNames.md")
+}
