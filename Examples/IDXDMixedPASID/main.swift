@@ -14,13 +14,12 @@ struct Step: Encodable {
 
 var steps: [Step] = []
 @MainActor func step(_ what: String, _ result: String) { steps.append(Step(what: what, result: result)) }
-func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 func show(_ c: IDXDCompletion?) -> String {
     guard let c else { return "no completion" }
     let pasid = c.pasid.map { "PASID \($0)" } ?? "no PASID (RID)"
     var s = "\(c.opcode) on wq\(c.wq), \(pasid), priv \(c.privileged ? 1 : 0): \(c.record.status)"
     if c.record.status.code == .pageFault {
-        s += ", \(c.record.bytesCompleted) bytes done, fault at \(hex(c.record.faultAddress))"
+        s += ", \(c.record.bytesCompleted) bytes done, fault at \(c.record.faultAddress)"
     }
     return s
 }
@@ -57,7 +56,7 @@ func show(_ c: IDXDCompletion?) -> String {
     let iDst = try iommu.dmaMapPage(pci, paddr: kDst, size: 4096)
     let iCR = try iommu.dmaMapPage(pci, paddr: kCR, size: 4096)
     try dsa.submitKernel(.memmove(from: iSrc, to: iDst, count: 64, completion: iCR), wq: 0)
-    step("kernel MEMMOVE on wq0 (MOVDIR64B), IOVA \(hex(iSrc)) -> \(hex(iDst))",
+    step("kernel MEMMOVE on wq0 (MOVDIR64B), IOVA \(iSrc) -> \(iDst)",
          show(dsa.completions.last) + "; destination reads \"\(String(decoding: machine.memory.bytes(at: kDst, count: 27), as: UTF8.self))\"")
     try dsa.submitKernel(.fill(iDst + 1024, pattern: 0x4b50_4153_4b50_4153, count: 16, completion: iCR + 64), wq: 1)
     step("kernel MEMFILL on wq1 (MOVDIR64B), same IOVA space",
@@ -75,33 +74,37 @@ func show(_ c: IDXDCompletion?) -> String {
     let ctxB = try dsa.open(wq: 2, process: b)
     let portalA = try ctxA.mmap(from: a)
     let portalB = try ctxB.mmap(from: b)
+    // Under SVA a device addresses a process's memory by the process's virtual addresses.
+    let aIO = IOVA(sva: aBuf), bIO = IOVA(sva: bBuf)
     step("processes \(a.pid) and \(b.pid) open wq2 (iommu_sva_bind_device each)",
          "A has PASID \(ctxA.userPasid ?? 0), B has PASID \(ctxB.userPasid ?? 0)")
 
-    _ = portalA.enqcmd(.memmove(from: aBuf, to: aBuf + 4096, count: 18, completion: aBuf + 8192))
-    step("A: ENQCMD MEMMOVE in its own memory (VA \(hex(aBuf)))",
+    _ = portalA.enqcmd(.memmove(from: aIO, to: aIO + 4096, count: 18, completion: aIO + 8192))
+    step("A: ENQCMD MEMMOVE in its own memory (VA \(aIO))",
          show(dsa.completions.last) + "; A reads \"\(String(decoding: try a.readMemory(address: aBuf + 4096, count: 18), as: UTF8.self))\"")
-    _ = portalB.enqcmd(.memmove(from: bBuf, to: bBuf + 4096, count: 18, completion: bBuf + 8192))
-    step("B: ENQCMD MEMMOVE in its own memory (VA \(hex(bBuf)))",
+    _ = portalB.enqcmd(.memmove(from: bIO, to: bIO + 4096, count: 18, completion: bIO + 8192))
+    step("B: ENQCMD MEMMOVE in its own memory (VA \(bIO))",
          show(dsa.completions.last) + "; B reads \"\(String(decoding: try b.readMemory(address: bBuf + 4096, count: 18), as: UTF8.self))\"")
 
     // A aims at B's buffer and even writes B's PASID into the descriptor.
-    var steal = IDXDDescriptor.memmove(from: bBuf, to: aBuf + 4096, count: 18, completion: aBuf + 8192)
+    var steal = IDXDDescriptor.memmove(from: bIO, to: aIO + 4096, count: 18, completion: aIO + 8192)
     steal.pasid = ctxB.userPasid ?? 0
     steal.priv = true
     _ = portalA.enqcmd(steal)
-    step("A: ENQCMD reading B's VA \(hex(bBuf)) with B's PASID and priv 1 in the descriptor",
+    step("A: ENQCMD reading B's VA \(bIO) with B's PASID and priv 1 in the descriptor",
          "CPU stamped A's PASID and priv 0 -> " + show(dsa.completions.last) + "; B's memory untouched: \"\(String(decoding: try b.readMemory(address: bBuf, count: 18), as: UTF8.self))\"")
 
     // Page fault without block-on-fault: A's new page is not there yet.
     let fresh = try a.mmap(length: 4096, prot: [.read, .write])
-    _ = portalA.enqcmd(.memmove(from: aBuf, to: fresh, count: 18, completion: aBuf + 8192))
+    let freshIO = IOVA(sva: fresh)
+    _ = portalA.enqcmd(.memmove(from: aIO, to: freshIO, count: 18, completion: aIO + 8192))
     let faulted = dsa.completions.last
-    step("A: MEMMOVE into a page it never touched (VA \(hex(fresh)))", show(faulted))
+    step("A: MEMMOVE into a page it never touched (VA \(freshIO))", show(faulted))
     if let f = faulted, f.record.status.code == .pageFault {
-        try a.handleFault(address: f.record.faultAddress, write: f.record.status.faultedOnWrite)
+        try a.handleFault(address: f.record.faultAddress.rawValue, write: f.record.status.faultedOnWrite)
         let done = UInt64(f.record.bytesCompleted)
-        _ = portalA.enqcmd(.memmove(from: aBuf + done, to: fresh + done, count: 18 - UInt32(done), completion: aBuf + 8192))
+        _ = portalA.enqcmd(.memmove(from: aIO + done, to: freshIO + done, count: 18 - UInt32(done),
+                                    completion: aIO + 8192))
         step("A touches the page and resubmits the rest",
              show(dsa.completions.last) + "; A reads \"\(String(decoding: try a.readMemory(address: fresh, count: 18), as: UTF8.self))\"")
     }

@@ -133,7 +133,7 @@ func run() throws -> Report {
 
     // Outside guest RAM the device is stopped by the IOMMU.
     do {
-        try nvme.dmaWrite(at: UInt64(ramSize) + 0x1000, bytes: [0xde, 0xad])
+        try nvme.dmaWrite(at: IOVA(rawValue: UInt64(ramSize)) + 0x1000, bytes: [0xde, 0xad])
         vmm.report.log("device DMA write beyond guest RAM", "went through (unexpected)")
     } catch {
         vmm.report.log("device DMA write beyond guest RAM", "blocked by the IOMMU: \(error.reason)")

@@ -65,7 +65,6 @@ struct DemoReport: Encodable {
     }
 }
 
-private func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
 /// The demo scenario: the idxd pattern of the seeds on one VT-d unit. A DMA-API driver's
 /// default DMA domain serves the device's RID and, attached to a global PASID, its kernel
@@ -106,15 +105,15 @@ func runDemo() throws -> DemoReport {
                 "RID and PASID \(pasid) share DID \(unit.did(for: domain).map { "\($0)" } ?? "-"), refcount \(unit.didRefcount(for: domain))")
 
     // One 8 KiB buffer mapped at an IOVA.
-    let iova: UInt64 = 0x10_0000
+    let iova: IOVA = 0x10_0000
     let buffer = try machine.memory.allocContiguous(bytes: 8192)
     try iommu.map(domain, iova: iova, paddr: buffer, size: 8192, prot: [.read, .write])
-    report.step("iommu_map iova \(hex(iova)) -> pa \(hex(buffer)), 8 KiB read/write", "mapped")
+    report.step("iommu_map iova \(iova) -> pa \(buffer), 8 KiB read/write", "mapped")
 
     let hello = Array("hello through the RID".utf8)
     try dsa.dmaWrite(at: iova, bytes: hello)
-    report.step("dsa0 DMA write without PASID at \(hex(iova))",
-                "CPU reads pa \(hex(buffer))", bytes: machine.memory.bytes(at: buffer, count: 32))
+    report.step("dsa0 DMA write without PASID at \(iova)",
+                "CPU reads pa \(buffer)", bytes: machine.memory.bytes(at: buffer, count: 32))
 
     // The write above left the translation in the IOTLB; a second read by the device
     // is served from the device's ATC once the first read has filled it.
@@ -122,32 +121,32 @@ func runDemo() throws -> DemoReport {
     _ = try dsa.dmaRead(at: iova, count: 32)
     let again = try dsa.dmaRead(at: iova, count: 32)
     let after = machine.counters
-    report.step("dsa0 DMA reads without PASID at \(hex(iova)), twice",
+    report.step("dsa0 DMA reads without PASID at \(iova), twice",
                 "IOTLB hits \(after.hardware.iotlbHits - before.hardware.iotlbHits), walks \(after.hardware.walks - before.hardware.walks), device ATC hits \(after.atcHits - before.atcHits)",
                 bytes: again)
 
     let viaPasid = try dsa.dmaRead(at: iova, count: 32, pasid: pasid)
-    report.step("dsa0 DMA read with PASID \(pasid) at \(hex(iova))", "same domain, same bytes", bytes: viaPasid)
+    report.step("dsa0 DMA read with PASID \(pasid) at \(iova)", "same domain, same bytes", bytes: viaPasid)
 
     try dsa.dmaWrite(at: iova + 0x1000, bytes: Array("hello through PASID \(pasid)".utf8), pasid: pasid)
-    report.step("dsa0 DMA write with PASID \(pasid) at \(hex(iova + 0x1000))",
-                "CPU reads pa \(hex(buffer + 0x1000))", bytes: machine.memory.bytes(at: buffer + 0x1000, count: 32))
+    report.step("dsa0 DMA write with PASID \(pasid) at \(iova + 0x1000)",
+                "CPU reads pa \(buffer + 0x1000)", bytes: machine.memory.bytes(at: buffer + 0x1000, count: 32))
 
     do throws(DMAFault) {
         _ = try nic.dmaRead(at: iova, count: 8)
-        report.step("nic0 DMA read at \(hex(iova))", "translated (unexpected)")
+        report.step("nic0 DMA read at \(iova)", "translated (unexpected)")
     } catch {
-        report.step("nic0 DMA read at \(hex(iova)) (its own group and domain)", "fault: \(error.reason)")
+        report.step("nic0 DMA read at \(iova) (its own group and domain)", "fault: \(error.reason)")
     }
 
     let unmapped = iommu.unmap(domain, iova: iova, size: 8192)
-    report.step("iommu_unmap iova \(hex(iova)), 8 KiB", "\(unmapped) bytes unmapped, IOTLB and device TLB invalidated")
+    report.step("iommu_unmap iova \(iova), 8 KiB", "\(unmapped) bytes unmapped, IOTLB and device TLB invalidated")
 
     do throws(DMAFault) {
         _ = try dsa.dmaRead(at: iova, count: 8)
-        report.step("dsa0 DMA read without PASID at \(hex(iova))", "translated (stale!)")
+        report.step("dsa0 DMA read without PASID at \(iova)", "translated (stale!)")
     } catch {
-        report.step("dsa0 DMA read without PASID at \(hex(iova))", "fault: \(error.reason)")
+        report.step("dsa0 DMA read without PASID at \(iova)", "fault: \(error.reason)")
     }
 
     // Tear down in the driver's order: PASID first, then the DMA-API claim.

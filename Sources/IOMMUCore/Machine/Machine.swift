@@ -147,7 +147,7 @@ public final class Machine: @unchecked Sendable {
         lock.withLock { _faults.append(f) }
         events.record("iommu:io_page_fault", [.init("device", "\(f.device)"),
                                               .init("pasid", f.pasid.map { "\($0)" } ?? "-"),
-                                              .init("iova", "0x" + String(f.address, radix: 16)),
+                                              .init("iova", "\(f.address)"),
                                               .init("reason", f.reason.description)])
     }
 }
