@@ -26,7 +26,7 @@ func dmaBenchmark() throws -> () throws -> [String: Double] {
     let bytes = pages * 4096
     let pa = try machine.memory.allocContiguous(bytes: bytes, alignment: 2 << 20)
     // IOVA offset by one page from the 2 MiB-aligned PA: every leaf is a 4 KiB page.
-    let iovaBase: UInt64 = 0x4000_1000
+    let iovaBase: IOVA = 0x4000_1000
     try machine.iommu.map(domain, iova: iovaBase, paddr: pa, size: UInt64(bytes), prot: [.read, .write])
 
     let reads = 1 << 20

@@ -70,7 +70,7 @@ private final class IOASBenchRig {
     /// it with the matching calls. Returns ns per map call and ns per unmap call.
     func run(chunk: UInt64) throws -> (Double, Double) {
         let calls = bytes / chunk
-        let base: UInt64 = 1 << 30
+        let base: IOVA = 0x4000_0000
         let t0 = DispatchTime.now().uptimeNanoseconds
         for i in 0..<calls {
             _ = try fd.map(ioas: ioas, userVA: va + i * chunk, length: chunk, iova: base + i * chunk)

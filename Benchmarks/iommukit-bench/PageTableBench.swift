@@ -19,8 +19,8 @@ struct XorShift64Star {
 }
 
 private let n = 262_144
-private let iovaBase: UInt64 = 0x1_0000_0000
-private let paBase: UInt64 = 0x2_0000_0000
+private let iovaBase: IOVA = 0x1_0000_0000
+private let paBase: PhysicalAddress = 0x2_0000_0000
 /// NOTLB=1 leaves out the IOTLB invalidation of unmap4k_ns, to see the page-table share alone.
 private let invalidateTLB = ProcessInfo.processInfo.environment["NOTLB"] == nil
 private let memory = PhysicalMemory(size: 16 << 30)
@@ -71,7 +71,7 @@ func pageTableWalk() throws -> () throws -> [String: Double] {
                 let iova = iovaBase + ((rng.next() >> 20) & 0x3FFF_F000)
                 if case .translated(let pa, _, _) = IOPageTable.walk(memory: memory, format: format, root: root, iova: iova,
                                                                      access: .read, setAccessedDirty: false) {
-                    sum &+= pa
+                    sum &+= pa.rawValue
                 }
             }
             let t1 = now()
@@ -90,7 +90,7 @@ func iotlbLookup() throws -> () throws -> [String: Double] {
         for i in 0..<n {
             let iova = iovaBase + (UInt64(i & 63) << 12)
             if let e = tlb.lookup(tag: 1, iova: iova) {
-                sum &+= e.translate(iova)
+                sum &+= e.translate(iova).rawValue
             } else {
                 tlb.insert(tag: 1, iova: iova, pageSize: 4096, pa: paBase + (UInt64(i & 63) << 12), perms: [.read])
             }

@@ -65,7 +65,7 @@ func show(_ c: IDXDCompletion?) -> String {
     let pasid = c.pasid.map { "PASID \($0)" } ?? "no PASID (RID)"
     var s = "\(c.opcode) on wq\(c.wq), \(pasid), priv \(c.privileged ? 1 : 0): \(c.record.status)"
     if c.record.status.code == .pageFault {
-        s += ", \(c.record.bytesCompleted) bytes done, fault at \(hex(c.record.faultAddress))"
+        s += ", \(c.record.bytesCompleted) bytes done, fault at \(c.record.faultAddress)"
     }
     return s
 }
@@ -74,7 +74,7 @@ func fields(_ c: IDXDCompletion?) -> Step.Completion? {
         Step.Completion(wq: $0.wq, opcode: "\($0.opcode)", pasid: $0.pasid, privileged: $0.privileged,
                         status: "\($0.record.status.code)", statusCode: $0.record.status.rawValue,
                         bytesCompleted: $0.record.bytesCompleted,
-                        faultAddress: $0.record.status.code == .pageFault ? $0.record.faultAddress : nil)
+                        faultAddress: $0.record.status.code == .pageFault ? $0.record.faultAddress.rawValue : nil)
     }
 }
 func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
@@ -120,14 +120,14 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     let iCR = try iommu.dmaMapPage(pci, paddr: kCR, size: 4096)
     try dsa.submitKernel(.memmove(from: iSrc, to: iDst, count: 64, completion: iCR), wq: 0)
     s = Step("kernel_memmove")
-    s.iovas = [iSrc, iDst]
+    s.iovas = [iSrc.rawValue, iDst.rawValue]
     (s.completion, s.read) = (fields(dsa.completions.last), text(machine.memory.bytes(at: kDst, count: 27)))
-    s.what = "kernel MEMMOVE on wq0 (MOVDIR64B), IOVA \(hex(iSrc)) -> \(hex(iDst))"
+    s.what = "kernel MEMMOVE on wq0 (MOVDIR64B), IOVA \(iSrc) -> \(iDst)"
     s.result = show(dsa.completions.last) + "; destination reads \"\(s.read!)\""
     record(s)
     try dsa.submitKernel(.fill(iDst + 1024, pattern: 0x4b50_4153_4b50_4153, count: 16, completion: iCR + 64), wq: 1)
     s = Step("kernel_memfill")
-    s.iovas = [iDst + 1024]
+    s.iovas = [(iDst + 1024).rawValue]
     (s.completion, s.read) = (fields(dsa.completions.last), text(machine.memory.bytes(at: kDst + 1024, count: 16)))
     s.what = "kernel MEMFILL on wq1 (MOVDIR64B), same IOVA space"
     s.result = show(dsa.completions.last) + "; destination reads \"\(s.read!)\""
@@ -145,20 +145,22 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     let ctxB = try dsa.open(wq: 2, process: b)
     let portalA = try ctxA.mmap(from: a)
     let portalB = try ctxB.mmap(from: b)
+    // Under SVA a device addresses a process's memory by the process's virtual addresses.
+    let aIO = IOVA(sva: aBuf), bIO = IOVA(sva: bBuf)
     s = Step("sva_open")
     (s.processes, s.pasids) = ([a.pid, b.pid], [ctxA.userPasid ?? 0, ctxB.userPasid ?? 0])
     s.what = "processes \(a.pid) and \(b.pid) open wq2 (iommu_sva_bind_device each)"
     s.result = "A has PASID \(ctxA.userPasid ?? 0), B has PASID \(ctxB.userPasid ?? 0)"
     record(s)
 
-    _ = portalA.enqcmd(.memmove(from: aBuf, to: aBuf + 4096, count: 18, completion: aBuf + 8192))
+    _ = portalA.enqcmd(.memmove(from: aIO, to: aIO + 4096, count: 18, completion: aIO + 8192))
     s = Step("user_memmove")
     (s.processes, s.va, s.completion) = ([a.pid], aBuf, fields(dsa.completions.last))
     s.read = text(try a.readMemory(address: aBuf + 4096, count: 18))
     s.what = "A: ENQCMD MEMMOVE in its own memory (VA \(hex(aBuf)))"
     s.result = show(dsa.completions.last) + "; A reads \"\(s.read!)\""
     record(s)
-    _ = portalB.enqcmd(.memmove(from: bBuf, to: bBuf + 4096, count: 18, completion: bBuf + 8192))
+    _ = portalB.enqcmd(.memmove(from: bIO, to: bIO + 4096, count: 18, completion: bIO + 8192))
     s = Step("user_memmove")
     (s.processes, s.va, s.completion) = ([b.pid], bBuf, fields(dsa.completions.last))
     s.read = text(try b.readMemory(address: bBuf + 4096, count: 18))
@@ -167,7 +169,7 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     record(s)
 
     // A aims at B's buffer and even writes B's PASID into the descriptor.
-    var steal = IDXDDescriptor.memmove(from: bBuf, to: aBuf + 4096, count: 18, completion: aBuf + 8192)
+    var steal = IDXDDescriptor.memmove(from: bIO, to: aIO + 4096, count: 18, completion: aIO + 8192)
     steal.pasid = ctxB.userPasid ?? 0
     steal.priv = true
     _ = portalA.enqcmd(steal)
@@ -180,7 +182,8 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
     // Page fault without block-on-fault: A's new page is not there yet.
     let fresh = try a.mmap(length: 4096, prot: [.read, .write])
-    _ = portalA.enqcmd(.memmove(from: aBuf, to: fresh, count: 18, completion: aBuf + 8192))
+    let freshIO = IOVA(sva: fresh)
+    _ = portalA.enqcmd(.memmove(from: aIO, to: freshIO, count: 18, completion: aIO + 8192))
     let faulted = dsa.completions.last
     s = Step("user_memmove_fault")
     (s.processes, s.va, s.completion) = ([a.pid], fresh, fields(faulted))
@@ -188,9 +191,10 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     s.result = show(faulted)
     record(s)
     if let f = faulted, f.record.status.code == .pageFault {
-        try a.handleFault(address: f.record.faultAddress, write: f.record.status.faultedOnWrite)
+        try a.handleFault(address: f.record.faultAddress.rawValue, write: f.record.status.faultedOnWrite)
         let done = UInt64(f.record.bytesCompleted)
-        _ = portalA.enqcmd(.memmove(from: aBuf + done, to: fresh + done, count: 18 - UInt32(done), completion: aBuf + 8192))
+        _ = portalA.enqcmd(.memmove(from: aIO + done, to: freshIO + done, count: 18 - UInt32(done),
+                                    completion: aIO + 8192))
         s = Step("user_memmove_resubmit")
         (s.processes, s.va, s.completion) = ([a.pid], fresh + done, fields(dsa.completions.last))
         s.read = text(try a.readMemory(address: fresh, count: 18))

@@ -184,7 +184,7 @@ func run() throws -> Report {
 
     // Outside guest RAM the device is stopped by the IOMMU.
     do {
-        try nvme.dmaWrite(at: UInt64(ramSize) + 0x1000, bytes: [0xde, 0xad])
+        try nvme.dmaWrite(at: IOVA(rawValue: UInt64(ramSize)) + 0x1000, bytes: [0xde, 0xad])
         log("dma_write_outside", "device DMA write beyond guest RAM", "went through (unexpected)") {
             ($0.iova, $0.bytes) = (UInt64(ramSize) + 0x1000, 2)
         }

@@ -51,9 +51,9 @@ public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Se
     }
 
     /// The mock table's physical address for `iova`.
-    public func mockTranslate(_ domain: IOMMUDomain, iova: UInt64) -> UInt64? {
+    public func mockTranslate(_ domain: IOMMUDomain, iova: IOVA) -> PhysicalAddress? {
         guard let d = domain as? MockDomain, let pte = d.table.entry(iova) else { return nil }
-        return pte.physical + iova % Mock.pageSize
+        return pte.physical + iova.offset(within: Mock.pageSize)
     }
 
     /// `iommufd_test_dirty`: marks the mock page at each set bit's IOVA; counts mapped ones.
@@ -65,7 +65,7 @@ public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Se
         var count: UInt64 = 0
         for bit in 0..<Int(length / pageSize) where bitmap[bit / 8] & (1 << UInt8(bit % 8)) != 0 {
             let at = iova + UInt64(bit) * pageSize
-            count += UInt64(try d.markDirty(iova: at - at % Mock.pageSize, length: Mock.pageSize))
+            count += UInt64(try d.markDirty(iova: IOVA(rawValue: at - at % Mock.pageSize), length: Mock.pageSize))
         }
         return count
     }

@@ -14,11 +14,12 @@ final class SelftestAccess: IOMMUFDTestFile, @unchecked Sendable {
     init(ctx: IOMMUFD) { self.ctx = ctx }
 
     /// `iommufd_test_access_unmap`: unpin every item intersecting `[iova, iova+length)`.
-    func unmap(iova: UInt64, length: UInt64) {
+    func unmap(iova: IOVA, length: UInt64) {
+        let iova = iova.rawValue
         let last = iova &+ length &- 1
         for (id, item) in items.sorted(by: { $0.key < $1.key })
         where item.iova <= last && iova <= item.iova &+ item.length &- 1 {
-            ctx.accessUnpinPages(access, iova: item.iova, length: item.length)
+            ctx.accessUnpinPages(access, iova: IOVA(rawValue: item.iova), length: item.length)
             items[id] = nil
         }
     }
@@ -26,7 +27,7 @@ final class SelftestAccess: IOMMUFDTestFile, @unchecked Sendable {
     /// Closing the access fd: unpin everything and destroy the access.
     func close(_ ctx: IOMMUFD) {
         for (_, item) in items.sorted(by: { $0.key < $1.key }) {
-            ctx.accessUnpinPages(access, iova: item.iova, length: item.length)
+            ctx.accessUnpinPages(access, iova: IOVA(rawValue: item.iova), length: item.length)
         }
         items = [:]
         ctx.accessDestroy(access)

@@ -68,21 +68,21 @@ extension IOMMUFD {
             let st = try testAccess(c.id)
             let m = c.member(T.DestroyAccessPages.self)
             guard let item = st.items.removeValue(forKey: m.accessPagesId) else { throw .noEntry }
-            accessUnpinPages(st.access, iova: item.iova, length: item.length)
+            accessUnpinPages(st.access, iova: IOVA(rawValue: item.iova), length: item.length)
         case IOMMUTestOp.accessPages:
             var m = c.member(T.AccessPages.self)
             guard m.length <= 16 << 20 else { throw .noMemory }
             guard m.flags & ~(IOMMUTestOp.accessFlagWrite | IOMMUTestOp.accessFlagSyz) == 0 else { throw .notSupported }
             let st = try testAccess(c.id)
             guard st.access.ops.needsPinPages else { throw .notSupported }
-            let pas = try accessPinPages(st.access, iova: m.iova, length: m.length,
+            let pas = try accessPinPages(st.access, iova: IOVA(rawValue: m.iova), length: m.length,
                                          write: m.flags & IOMMUTestOp.accessFlagWrite != 0)
             // `iommufd_test_check_pages`: each pinned page is the page behind `uptr`.
             let first = m.uptr &- (m.iova % IOPTPages.pageSize)
             for (i, pa) in pas.enumerated() {
                 let va = first &+ UInt64(i) * IOPTPages.pageSize
-                if current.physicalAddress(of: va).map({ $0 & ~(IOPTPages.pageSize - 1) }) != pa & ~(IOPTPages.pageSize - 1) {
-                    accessUnpinPages(st.access, iova: m.iova, length: m.length)
+                if current.physicalAddress(of: va)?.alignedDown(to: IOPTPages.pageSize) != pa.alignedDown(to: IOPTPages.pageSize) {
+                    accessUnpinPages(st.access, iova: IOVA(rawValue: m.iova), length: m.length)
                     throw .invalidExchange
                 }
             }
@@ -92,7 +92,7 @@ extension IOMMUFD {
             c.setMember(m)
             do { try u.respond(c) } catch {
                 st.items[st.nextItemID] = nil
-                accessUnpinPages(st.access, iova: m.iova, length: m.length)
+                accessUnpinPages(st.access, iova: IOVA(rawValue: m.iova), length: m.length)
                 throw error
             }
         case IOMMUTestOp.accessRW:
@@ -102,9 +102,9 @@ extension IOMMUFD {
             let st = try testAccess(c.id)
             if m.flags & IOMMUTestOp.accessRWWrite != 0 {
                 let data = try user.copyFromUser(m.uptr, count: Int(m.length))
-                _ = try accessRW(st.access, iova: m.iova, count: Int(m.length), write: data)
+                _ = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: data)
             } else {
-                let data = try accessRW(st.access, iova: m.iova, count: Int(m.length), write: nil)
+                let data = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: nil)
                 try user.copyToUser(m.uptr, data)
             }
         case IOMMUTestOp.setTempMemoryLimit:
@@ -149,7 +149,7 @@ extension IOMMUFD {
             if m.pasid != IOMMUSubsystem.noPasid { flags.insert(.pasidValid) }
             try? machine.iommu.reportDeviceFault(idev.dev, IOPFFault(flags: flags, pasid: m.pasid, grpid: m.grpid,
                                                                       perm: IOMMUFaultPerm(rawValue: m.perm),
-                                                                      address: m.addr))
+                                                                      address: IOVA(rawValue: m.addr)))
         case IOMMUTestOp.devCheckCache:
             let m = c.member(T.CheckDevCache.self)
             let idev = try get(c.id, .device, as: DeviceObject.self)
@@ -234,7 +234,7 @@ extension IOMMUFD {
         guard let d = hwpt.domain, backend.isMockPagingDomain(d) else { throw .invalidArgument }
         var off: UInt64 = 0
         while off < m.length {
-            guard let pa = backend.mockTranslate(d, iova: m.iova + off) else { throw .invalidArgument }
+            guard let pa = backend.mockTranslate(d, iova: IOVA(rawValue: m.iova + off)) else { throw .invalidArgument }
             let va = m.uptr + off
             guard let upa = current.physicalAddress(of: va), upa == pa else { throw .invalidArgument }
             off += page

@@ -112,7 +112,6 @@ struct DemoReport: Encodable {
     }
 }
 
-private func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
 /// The demo scenario: the idxd pattern of the seeds on one VT-d unit. A DMA-API driver's
 /// default DMA domain serves the device's RID and, attached to a global PASID, its kernel
@@ -164,22 +163,22 @@ func runDemo() throws -> DemoReport {
     record(s)
 
     // One 8 KiB buffer mapped at an IOVA.
-    let iova: UInt64 = 0x10_0000
+    let iova: IOVA = 0x10_0000
     let buffer = try machine.memory.allocContiguous(bytes: 8192)
     try iommu.map(domain, iova: iova, paddr: buffer, size: 8192, prot: [.read, .write])
     s = DemoReport.Step("map")
-    (s.domain, s.iova, s.pa, s.size) = ("\(domain)", iova, buffer, 8192)
-    s.action = "iommu_map iova \(hex(iova)) -> pa \(hex(buffer)), 8 KiB read/write"
+    (s.domain, s.iova, s.pa, s.size) = ("\(domain)", iova.rawValue, buffer.rawValue, 8192)
+    s.action = "iommu_map iova \(iova) -> pa \(buffer), 8 KiB read/write"
     s.result = "mapped"
     record(s)
 
     let hello = Array("hello through the RID".utf8)
     try dsa.dmaWrite(at: iova, bytes: hello)
     s = DemoReport.Step("dma_write")
-    (s.device, s.iova, s.pa, s.size) = ("\(dsa.rid)", iova, buffer, UInt64(hello.count))
+    (s.device, s.iova, s.pa, s.size) = ("\(dsa.rid)", iova.rawValue, buffer.rawValue, UInt64(hello.count))
     s.data = DemoReport.show(machine.memory.bytes(at: buffer, count: 32))
-    s.action = "dsa0 DMA write without PASID at \(hex(iova))"
-    s.result = "CPU reads pa \(hex(buffer))"
+    s.action = "dsa0 DMA write without PASID at \(iova)"
+    s.result = "CPU reads pa \(buffer)"
     record(s)
 
     // The write above left the translation in the IOTLB; a second read by the device
@@ -189,35 +188,36 @@ func runDemo() throws -> DemoReport {
     let again = try dsa.dmaRead(at: iova, count: 32)
     let after = machine.counters
     s = DemoReport.Step("dma_read")
-    (s.device, s.iova, s.size, s.reads) = ("\(dsa.rid)", iova, 32, 2)
+    (s.device, s.iova, s.size, s.reads) = ("\(dsa.rid)", iova.rawValue, 32, 2)
     s.iotlbHits = after.hardware.iotlbHits - before.hardware.iotlbHits
     s.walks = after.hardware.walks - before.hardware.walks
     s.atcHits = after.atcHits - before.atcHits
     s.data = DemoReport.show(again)
-    s.action = "dsa0 DMA reads without PASID at \(hex(iova)), twice"
+    s.action = "dsa0 DMA reads without PASID at \(iova), twice"
     s.result = "IOTLB hits \(s.iotlbHits!), walks \(s.walks!), device ATC hits \(s.atcHits!)"
     record(s)
 
     let viaPasid = try dsa.dmaRead(at: iova, count: 32, pasid: pasid)
     s = DemoReport.Step("dma_read")
-    (s.device, s.pasid, s.iova, s.size, s.reads) = ("\(dsa.rid)", pasid, iova, 32, 1)
+    (s.device, s.pasid, s.iova, s.size, s.reads) = ("\(dsa.rid)", pasid, iova.rawValue, 32, 1)
     s.data = DemoReport.show(viaPasid)
-    s.action = "dsa0 DMA read with PASID \(pasid) at \(hex(iova))"
+    s.action = "dsa0 DMA read with PASID \(pasid) at \(iova)"
     s.result = "same domain, same bytes"
     record(s)
 
     let viaPasidText = Array("hello through PASID \(pasid)".utf8)
     try dsa.dmaWrite(at: iova + 0x1000, bytes: viaPasidText, pasid: pasid)
     s = DemoReport.Step("dma_write")
-    (s.device, s.pasid, s.iova, s.pa, s.size) = ("\(dsa.rid)", pasid, iova + 0x1000, buffer + 0x1000, UInt64(viaPasidText.count))
+    (s.device, s.pasid, s.iova, s.pa, s.size) = ("\(dsa.rid)", pasid, (iova + 0x1000).rawValue, (buffer + 0x1000).rawValue,
+                                                     UInt64(viaPasidText.count))
     s.data = DemoReport.show(machine.memory.bytes(at: buffer + 0x1000, count: 32))
-    s.action = "dsa0 DMA write with PASID \(pasid) at \(hex(iova + 0x1000))"
-    s.result = "CPU reads pa \(hex(buffer + 0x1000))"
+    s.action = "dsa0 DMA write with PASID \(pasid) at \(iova + 0x1000)"
+    s.result = "CPU reads pa \(buffer + 0x1000)"
     record(s)
 
     s = DemoReport.Step("dma_read")
-    (s.device, s.iova, s.size, s.reads) = ("\(nic.rid)", iova, 8, 1)
-    s.action = "nic0 DMA read at \(hex(iova)) (its own group and domain)"
+    (s.device, s.iova, s.size, s.reads) = ("\(nic.rid)", iova.rawValue, 8, 1)
+    s.action = "nic0 DMA read at \(iova) (its own group and domain)"
     do throws(DMAFault) {
         _ = try nic.dmaRead(at: iova, count: 8)
         s.result = "translated (unexpected)"
@@ -229,14 +229,14 @@ func runDemo() throws -> DemoReport {
 
     let unmapped = iommu.unmap(domain, iova: iova, size: 8192)
     s = DemoReport.Step("unmap")
-    (s.domain, s.iova, s.size, s.unmapped) = ("\(domain)", iova, 8192, unmapped)
-    s.action = "iommu_unmap iova \(hex(iova)), 8 KiB"
+    (s.domain, s.iova, s.size, s.unmapped) = ("\(domain)", iova.rawValue, 8192, unmapped)
+    s.action = "iommu_unmap iova \(iova), 8 KiB"
     s.result = "\(unmapped) bytes unmapped, IOTLB and device TLB invalidated"
     record(s)
 
     s = DemoReport.Step("dma_read")
-    (s.device, s.iova, s.size, s.reads) = ("\(dsa.rid)", iova, 8, 1)
-    s.action = "dsa0 DMA read without PASID at \(hex(iova))"
+    (s.device, s.iova, s.size, s.reads) = ("\(dsa.rid)", iova.rawValue, 8, 1)
+    s.action = "dsa0 DMA read without PASID at \(iova)"
     do throws(DMAFault) {
         _ = try dsa.dmaRead(at: iova, count: 8)
         s.result = "translated (stale!)"

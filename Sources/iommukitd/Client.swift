@@ -48,10 +48,10 @@ final class Client {
     /// Protection of each page mirrored in the shadow.
     private var shadowProt: [UInt64: ProcessProt] = [:]
     /// Huge chunks of the shadow by VA, and the run that was mirrored into each.
-    private var runs: [UInt64: UInt64] = [:]
+    private var runs: [UInt64: PhysicalAddress] = [:]
     /// The client's huge page pool: runs it allocated (PA → bytes), each holding the
     /// allocation's reference on every frame until ``reclaimRuns()`` frees it whole.
-    private var pool: [UInt64: Int] = [:]
+    private var pool: [PhysicalAddress: Int] = [:]
 
     /// The largest range one sync mirrors (a larger map pins zero pages: see README).
     static let maxSync: UInt64 = 1 << 30
@@ -145,7 +145,7 @@ final class Client {
         for (pa, bytes) in pool {
             let frames = UInt64(bytes) / Self.page
             guard (0..<frames).allSatisfy({ machine.memory.frameRefCount(pa + $0 * Self.page) == 1 }) else { continue }
-            for i in 0..<frames { machine.foreignFrames.unregister(pa + i * Self.page) }
+            for i in 0..<frames { machine.foreignFrames.unregister((pa + i * Self.page).rawValue) }
             machine.memory.free(pa, bytes: bytes)
             pool[pa] = nil
             runs = runs.filter { $0.value != pa }
@@ -158,7 +158,7 @@ final class Client {
     }
 
     private func dropShadowPage(_ va: UInt64) {
-        if let pa = mm.physicalAddress(of: va) { machine.foreignFrames.unregister(pa) }
+        if let pa = mm.physicalAddress(of: va) { machine.foreignFrames.unregister(pa.rawValue) }
         try? mm.munmap(address: va, length: Int(Self.page))
         shadowProt[va] = nil
     }
@@ -214,7 +214,7 @@ final class Client {
                 dropShadowPage(va)
                 continue
             }
-            machine.foreignFrames.register(pa, backing: memory, address: va)
+            machine.foreignFrames.register(pa.rawValue, backing: memory, address: va)
         }
     }
 

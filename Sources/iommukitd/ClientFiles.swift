@@ -99,7 +99,7 @@ final class ClientFiles {
                 guard let pa = try? e.memfd.getPage(index) else { break }
                 machine.memory.putFrame(pa)                            // the cache keeps its reference
                 _ = e.mirror.refresh(index * page, into: machine.memory.pointer(pa), count: Int(page))
-                machine.foreignFrames.register(pa, backing: e.mirror, address: index * page)
+                machine.foreignFrames.register(pa.rawValue, backing: e.mirror, address: index * page)
                 e.mirror.mirrored.insert(index)
             }
         }

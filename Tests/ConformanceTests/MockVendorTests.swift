@@ -42,15 +42,15 @@ final class MockVendorTests: XCTestCase {
         let huge = try (rig.unit as! MockIOMMU).makeDevice(on: rig.machine, flags: .hugeIOVA)
         let d = try rig.iommu.allocPagingDomain(for: dev)
         XCTAssertEqual(d.pgsizeBitmap, 2048)
-        XCTAssertEqual(d.geometry, DomainGeometry(apertureStart: 1 << 24, apertureEnd: (1 << 31) - 1, forceAperture: true))
+        XCTAssertEqual(d.geometry, DomainGeometry(apertureStart: 0x100_0000, apertureEnd: 0x7fff_ffff, forceAperture: true))
         let h = try rig.iommu.allocPagingDomain(for: huge) as! MockDomain
         XCTAssertEqual(h.pgsizeBitmap, 2048 | 512 * 2048)
         let buf = try rig.memory.allocContiguous(bytes: 1 << 20, alignment: 1 << 20)
-        try rig.iommu.map(h, iova: 1 << 24, paddr: buf, size: 1 << 20, prot: [.read])
-        XCTAssertEqual(h.table.entry(1 << 24)?.huge, true)
-        XCTAssertEqual(h.table.entry(1 << 24)?.start, true)
-        XCTAssertEqual(h.table.entry((1 << 24) + (1 << 20) - 2048)?.last, true)
-        XCTAssertEqual(h.iovaToPhys((1 << 24) + 0x12345), buf + 0x12345)
+        try rig.iommu.map(h, iova: Mock.apertureStart, paddr: buf, size: 1 << 20, prot: [.read])
+        XCTAssertEqual(h.table.entry(Mock.apertureStart)?.huge, true)
+        XCTAssertEqual(h.table.entry(Mock.apertureStart)?.start, true)
+        XCTAssertEqual(h.table.entry(Mock.apertureStart + ((1 << 20) - 2048))?.last, true)
+        XCTAssertEqual(h.iovaToPhys(Mock.apertureStart + 0x12345), buf + 0x12345)
     }
 
     func testMockAllocFlags() throws {
@@ -75,19 +75,19 @@ final class MockVendorTests: XCTestCase {
         let (rig, dev, _) = try rig()
         let d = try rig.iommu.allocPagingDomain(for: dev, flags: .dirtyTracking) as! MockDomain
         let buf = try rig.buffer(bytes: 8192)
-        try rig.iommu.map(d, iova: 1 << 24, paddr: buf, size: 8192, prot: [.read, .write])
-        assertErrno(.invalidArgument, "tracking off") { try d.markDirty(iova: 1 << 24, length: 2048) }
+        try rig.iommu.map(d, iova: Mock.apertureStart, paddr: buf, size: 8192, prot: [.read, .write])
+        assertErrno(.invalidArgument, "tracking off") { try d.markDirty(iova: Mock.apertureStart, length: 2048) }
         try d.setDirtyTracking(true)
-        XCTAssertEqual(try d.markDirty(iova: (1 << 24) + 2048, length: 4096), 2)
-        XCTAssertEqual(try d.markDirty(iova: (1 << 24) + 8192, length: 2048), 0, "unmapped")
-        var seen: [UInt64] = []
-        try d.readAndClearDirty(iova: 1 << 24, size: 8192, clear: false) { iova, _ in seen.append(iova) }
-        XCTAssertEqual(seen, [(1 << 24) + 2048, (1 << 24) + 4096])
+        XCTAssertEqual(try d.markDirty(iova: Mock.apertureStart + 2048, length: 4096), 2)
+        XCTAssertEqual(try d.markDirty(iova: Mock.apertureStart + 8192, length: 2048), 0, "unmapped")
+        var seen: [IOVA] = []
+        try d.readAndClearDirty(iova: Mock.apertureStart, size: 8192, clear: false) { iova, _ in seen.append(iova) }
+        XCTAssertEqual(seen, [Mock.apertureStart + 2048, Mock.apertureStart + 4096])
         seen = []
-        try d.readAndClearDirty(iova: 1 << 24, size: 8192, clear: true) { iova, _ in seen.append(iova) }
+        try d.readAndClearDirty(iova: Mock.apertureStart, size: 8192, clear: true) { iova, _ in seen.append(iova) }
         XCTAssertEqual(seen.count, 2)
         seen = []
-        try d.readAndClearDirty(iova: 1 << 24, size: 8192, clear: true) { iova, _ in seen.append(iova) }
+        try d.readAndClearDirty(iova: Mock.apertureStart, size: 8192, clear: true) { iova, _ in seen.append(iova) }
         XCTAssertEqual(seen, [], "cleared")
         let plain = try rig.iommu.allocPagingDomain(for: dev)
         assertErrno(.invalidArgument) { try plain.setDirtyTracking(true) }
@@ -194,10 +194,10 @@ final class MockVendorTests: XCTestCase {
         let d = try rig.iommu.allocPagingDomain(for: dev)
         try rig.iommu.attachDevice(d, to: dev)
         let buf = try rig.buffer(fill: 3)
-        try rig.iommu.map(d, iova: 1 << 24, paddr: buf, size: 4096, prot: [.read])
+        try rig.iommu.map(d, iova: Mock.apertureStart, paddr: buf, size: 4096, prot: [.read])
         let before = rig.machine.counters.hardware
-        _ = try dev.dmaRead(at: 1 << 24, count: 4096)
-        _ = try dev.dmaRead(at: 1 << 24, count: 4096)
+        _ = try dev.dmaRead(at: Mock.apertureStart, count: 4096)
+        _ = try dev.dmaRead(at: Mock.apertureStart, count: 4096)
         let after = rig.machine.counters.hardware
         XCTAssertEqual(after.walks - before.walks, 2, "two 2 KiB pages walked once")
         XCTAssertEqual(after.iotlbHits - before.iotlbHits, 2, "then served from the IOTLB")
@@ -205,11 +205,11 @@ final class MockVendorTests: XCTestCase {
         rig.iommu.flushIOTLBAll(d)
         XCTAssertEqual((rig.unit as! MockIOMMU).mockHardware.cachedTranslations, 0)
         // An iotlb_sync drops exactly the gathered range.
-        _ = try dev.dmaRead(at: 1 << 24, count: 4096)
-        XCTAssertEqual(rig.iommu.unmap(d, iova: (1 << 24) + 2048, size: 2048), 2048)
+        _ = try dev.dmaRead(at: Mock.apertureStart, count: 4096)
+        XCTAssertEqual(rig.iommu.unmap(d, iova: Mock.apertureStart + 2048, size: 2048), 2048)
         XCTAssertEqual((rig.unit as! MockIOMMU).mockHardware.cachedTranslations, 1)
-        XCTAssertEqual(try dev.dmaRead(at: 1 << 24, count: 1), [3])
-        XCTAssertThrowsError(try dev.dmaRead(at: (1 << 24) + 2048, count: 1)) {
+        XCTAssertEqual(try dev.dmaRead(at: Mock.apertureStart, count: 1), [3])
+        XCTAssertThrowsError(try dev.dmaRead(at: Mock.apertureStart + 2048, count: 1)) {
             XCTAssertEqual(($0 as? DMAFault)?.reason, .mockNotMapped)
         }
     }
@@ -219,8 +219,8 @@ final class MockVendorTests: XCTestCase {
         rig.iommu.defaultDomainType = .dma
         let owner = NSObject()
         try rig.iommu.deviceClaimDMAOwner(dev, owner: owner)
-        XCTAssertThrowsError(try dev.dmaRead(at: 1 << 24, count: 1)) { XCTAssertEqual(($0 as? DMAFault)?.reason, .mockBlocked) }
-        XCTAssertThrowsError(try dev.dmaRead(at: 1 << 24, count: 1, pasid: 4)) {
+        XCTAssertThrowsError(try dev.dmaRead(at: Mock.apertureStart, count: 1)) { XCTAssertEqual(($0 as? DMAFault)?.reason, .mockBlocked) }
+        XCTAssertThrowsError(try dev.dmaRead(at: Mock.apertureStart, count: 1, pasid: 4)) {
             XCTAssertEqual(($0 as? DMAFault)?.reason, .mockPasidNotAttached)
         }
         XCTAssertEqual(rig.machine.faultLog.count, 2)

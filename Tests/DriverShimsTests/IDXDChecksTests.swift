@@ -108,11 +108,11 @@ final class IDXDChecksTests: XCTestCase {
         XCTAssertEqual(Set(t.dsa.workQueues[0].userPasids), [pa, pb])
         let portalA = try ctxA.mmap(from: a), portalB = try ctxB.mmap(from: b)
         // Whatever the descriptor says, ENQCMD stamps the process's PASID and priv 0.
-        var dA = IDXDDescriptor.memmove(from: aVA, to: aVA + 4096, count: 6, completion: aVA + 8192)
+        var dA = IDXDDescriptor.memmove(from: IOVA(sva: aVA), to: IOVA(sva: aVA + 4096), count: 6, completion: IOVA(sva: aVA + 8192))
         dA.pasid = pb
         dA.priv = true
         XCTAssertEqual(portalA.enqcmd(dA), .accepted)
-        XCTAssertEqual(portalB.enqcmd(.memmove(from: bVA, to: bVA + 4096, count: 6, completion: bVA + 8192)), .accepted)
+        XCTAssertEqual(portalB.enqcmd(.memmove(from: IOVA(sva: bVA), to: IOVA(sva: bVA + 4096), count: 6, completion: IOVA(sva: bVA + 8192))), .accepted)
         let c = t.dsa.completions
         XCTAssertEqual(c.map(\.pasid), [pa, pb])
         XCTAssertEqual(c.map(\.privileged), [false, false])
@@ -120,12 +120,12 @@ final class IDXDChecksTests: XCTestCase {
         XCTAssertEqual(try a.readMemory(address: aVA + 4096, count: 6), Array("A-data".utf8))
         XCTAssertEqual(try b.readMemory(address: bVA + 4096, count: 6), Array("B-data".utf8))
         // A's descriptor aimed at B's buffer: not mapped in A, so it faults; B unchanged.
-        XCTAssertEqual(portalA.enqcmd(.fill(bVA, pattern: 0x4141_4141_4141_4141, count: 6, completion: aVA + 8192)), .accepted)
+        XCTAssertEqual(portalA.enqcmd(.fill(IOVA(sva: bVA), pattern: 0x4141_4141_4141_4141, count: 6, completion: IOVA(sva: aVA + 8192))), .accepted)
         let steal = try XCTUnwrap(t.dsa.completions.last)
         XCTAssertEqual(steal.pasid, pa)
         XCTAssertEqual(steal.record.status.code, .pageFault)
         XCTAssertTrue(steal.record.status.faultedOnWrite)
-        XCTAssertEqual(steal.record.faultAddress, bVA)
+        XCTAssertEqual(steal.record.faultAddress, IOVA(sva: bVA))
         XCTAssertEqual(try b.readMemory(address: bVA, count: 6), Array("B-data".utf8))
         let record = try XCTUnwrap(DSACompletionRecord(bytes: try a.readMemory(address: aVA + 8192, count: 32)))
         XCTAssertEqual(record, steal.record, "the fault record went to A's own memory")
@@ -148,7 +148,7 @@ final class IDXDChecksTests: XCTestCase {
         t.dsa.manualEngine = true
         let ctxA = try t.dsa.open(wq: 0, process: a)
         let pa = try XCTUnwrap(ctxA.userPasid)
-        XCTAssertEqual(try ctxA.mmap(from: a).enqcmd(.memmove(from: aVA, to: aVA + 4096, count: 6, completion: aVA + 8192)), .accepted)
+        XCTAssertEqual(try ctxA.mmap(from: a).enqcmd(.memmove(from: IOVA(sva: aVA), to: IOVA(sva: aVA + 4096), count: 6, completion: IOVA(sva: aVA + 8192))), .accepted)
         XCTAssertEqual(t.dsa.workQueues[0].occupancy, 1)
         t.dsa.clearTrace()
         ctxA.close()
@@ -158,7 +158,7 @@ final class IDXDChecksTests: XCTestCase {
         // Dedicated WQ: the WQ PASID is disabled (disable drains, clear, enable) before unbind.
         let ctxB = try t.dsa.open(wq: 1, process: b)
         let pb = try XCTUnwrap(ctxB.userPasid)
-        XCTAssertTrue(try ctxB.mmap(from: b).movdir64b(.memmove(from: bVA, to: bVA + 4096, count: 6, completion: bVA + 8192)))
+        XCTAssertTrue(try ctxB.mmap(from: b).movdir64b(.memmove(from: IOVA(sva: bVA), to: IOVA(sva: bVA + 4096), count: 6, completion: IOVA(sva: bVA + 8192))))
         t.dsa.clearTrace()
         ctxB.close()
         XCTAssertEqual(t.dsa.trace, [.command(.disableWQ(1)), .command(.enableWQ(1)), .iommu("iommu_sva_unbind_device pasid \(pb)")])
@@ -179,14 +179,14 @@ final class IDXDChecksTests: XCTestCase {
         let ctx = try t.dsa.open(wq: 0, process: a)
         assertErrno(.notPermitted) { try ctx.mmap(from: b) }
         assertErrno(.notPermitted) {
-            try ctx.write([.memmove(from: aVA, to: aVA + 4096, count: 8, completion: aVA + 8192)], from: b)
+            try ctx.write([.memmove(from: IOVA(sva: aVA), to: IOVA(sva: aVA + 4096), count: 8, completion: IOVA(sva: aVA + 8192))], from: b)
         }
         assertErrno(.invalidArgument) {
-            try ctx.write([.memmove(from: aVA, to: aVA + 4096, count: 8, completion: aVA + 8192 + 16)], from: a)
+            try ctx.write([.memmove(from: IOVA(sva: aVA), to: IOVA(sva: aVA + 4096), count: 8, completion: IOVA(sva: aVA + 8192 + 16))], from: a)
         }
         XCTAssertEqual(t.dsa.completions, [], "refused descriptors never reach the device")
         // A good write goes in with ctx->pasid and priv 0 (ENQCMDS by the kernel).
-        var d = IDXDDescriptor.memmove(from: aVA, to: aVA + 4096, count: 8, completion: aVA + 8192)
+        var d = IDXDDescriptor.memmove(from: IOVA(sva: aVA), to: IOVA(sva: aVA + 4096), count: 8, completion: IOVA(sva: aVA + 8192))
         d.priv = true
         XCTAssertEqual(try ctx.write([d], from: a), 64)
         XCTAssertEqual(t.dsa.completions.last?.pasid, ctx.userPasid)
@@ -201,15 +201,15 @@ final class IDXDChecksTests: XCTestCase {
         let uctx = try u.dsa.open(wq: 0, process: c)
         assertErrno(.notPermitted) { try uctx.mmap(from: c) }
         XCTAssertNoThrow(try uctx.mmap(from: c, capSysRawIO: true))
-        assertErrno(.invalidArgument) { try uctx.write([IDXDDescriptor(opcode: .batch, completionAddress: cVA)], from: c) }
+        assertErrno(.invalidArgument) { try uctx.write([IDXDDescriptor(opcode: .batch, completionAddress: IOVA(sva: cVA))], from: c) }
         // IAA: 64-byte completion alignment.
         let i = try IDXDTestbed(options: IDXDOptions(kind: .iaa))
         try i.dsa.configureWQ(0, mode: .shared, size: 8)
         try i.dsa.enableWQ(0, type: .user)
         let (e, eVA) = try i.process(43)
         let ictx = try i.dsa.open(wq: 0, process: e)
-        assertErrno(.invalidArgument) { try ictx.write([IDXDDescriptor(opcode: .noop, completionAddress: eVA + 32)], from: e) }
-        XCTAssertEqual(try ictx.write([IDXDDescriptor(opcode: .noop, completionAddress: eVA + 64)], from: e), 64)
+        assertErrno(.invalidArgument) { try ictx.write([IDXDDescriptor(opcode: .noop, completionAddress: IOVA(sva: eVA + 32))], from: e) }
+        XCTAssertEqual(try ictx.write([IDXDDescriptor(opcode: .noop, completionAddress: IOVA(sva: eVA + 64))], from: e), 64)
         uctx.close()
         ictx.close()
         for p in [a, b, c, e] { p.exit() }

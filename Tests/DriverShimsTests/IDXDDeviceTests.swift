@@ -17,16 +17,16 @@ final class IDXDDeviceTests: XCTestCase {
         let ctxA = try t.dsa.open(wq: 0, process: a), ctxB = try t.dsa.open(wq: 0, process: b)
         let portalA = try ctxA.mmap(from: a)
         // A fills "its" second page at the VA that B also uses: only A's memory changes.
-        XCTAssertEqual(portalA.enqcmd(.fill(aVA + 4096, pattern: 0x5858_5858_5858_5858, count: 8, completion: aVA + 8192)), .accepted)
+        XCTAssertEqual(portalA.enqcmd(.fill(IOVA(sva: aVA + 4096), pattern: 0x5858_5858_5858_5858, count: 8, completion: IOVA(sva: aVA + 8192))), .accepted)
         XCTAssertEqual(try a.readMemory(address: aVA + 4096, count: 8), [UInt8](repeating: 0x58, count: 8))
         XCTAssertEqual(try b.readMemory(address: bVA + 4096, count: 8), [UInt8](repeating: 0, count: 8))
         // A copies from the shared VA: it reads its own data, never B's.
-        XCTAssertEqual(portalA.enqcmd(.memmove(from: aVA, to: aVA + 4096, count: 4, completion: aVA + 8192)), .accepted)
+        XCTAssertEqual(portalA.enqcmd(.memmove(from: IOVA(sva: aVA), to: IOVA(sva: aVA + 4096), count: 4, completion: IOVA(sva: aVA + 8192))), .accepted)
         XCTAssertEqual(try a.readMemory(address: aVA + 4096, count: 4), Array("AAAA".utf8))
         // Raw DMA with A's PASID at B's address space: A's frames.
         let pa = try XCTUnwrap(ctxA.userPasid), pb = try XCTUnwrap(ctxB.userPasid)
-        XCTAssertEqual(try t.pci.dmaRead(at: aVA, count: 4, pasid: pa), Array("AAAA".utf8))
-        XCTAssertEqual(try t.pci.dmaRead(at: bVA, count: 4, pasid: pb), Array("BBBB".utf8))
+        XCTAssertEqual(try t.pci.dmaRead(at: IOVA(sva: aVA), count: 4, pasid: pa), Array("AAAA".utf8))
+        XCTAssertEqual(try t.pci.dmaRead(at: IOVA(sva: bVA), count: 4, pasid: pb), Array("BBBB".utf8))
         ctxA.close()
         ctxB.close()
         a.exit()
@@ -63,7 +63,7 @@ final class IDXDDeviceTests: XCTestCase {
         let (p, va) = try t.process(62)
         let ctx = try t.dsa.open(wq: 1, process: p)
         let portal = try ctx.mmap(from: p)
-        let u = IDXDDescriptor(opcode: .noop, completionAddress: va)
+        let u = IDXDDescriptor(opcode: .noop, completionAddress: IOVA(sva: va))
         XCTAssertEqual(portal.enqcmd(u), .accepted)
         XCTAssertEqual(portal.enqcmd(u), .retry)
         XCTAssertEqual(t.dsa.runEngine(), 1)
@@ -127,13 +127,14 @@ final class IDXDDeviceTests: XCTestCase {
         let lazy = try p.mmap(length: 4096, prot: [.read, .write])
         let ctx = try t.dsa.open(wq: 0, process: p)
         let portal = try ctx.mmap(from: p)
-        XCTAssertEqual(portal.enqcmd(.memmove(from: va, to: lazy, count: 11, completion: va + 8192)), .accepted)
+        XCTAssertEqual(portal.enqcmd(.memmove(from: IOVA(sva: va), to: IOVA(sva: lazy), count: 11, completion: IOVA(sva: va + 8192))), .accepted)
         let r = try XCTUnwrap(DSACompletionRecord(bytes: try p.readMemory(address: va + 8192, count: 32)))
         XCTAssertEqual(r.status.code, .pageFault)
-        XCTAssertEqual(r.faultAddress, lazy)
-        try p.handleFault(address: r.faultAddress, write: r.status.faultedOnWrite)
-        XCTAssertEqual(portal.enqcmd(.memmove(from: va + UInt64(r.bytesCompleted), to: lazy + UInt64(r.bytesCompleted),
-                                              count: 11 - r.bytesCompleted, completion: va + 8192)), .accepted)
+        XCTAssertEqual(r.faultAddress, IOVA(sva: lazy))
+        try p.handleFault(address: r.faultAddress.rawValue, write: r.status.faultedOnWrite)
+        let done = UInt64(r.bytesCompleted)
+        XCTAssertEqual(portal.enqcmd(.memmove(from: IOVA(sva: va + done), to: IOVA(sva: lazy + done),
+                                              count: 11 - r.bytesCompleted, completion: IOVA(sva: va + 8192))), .accepted)
         XCTAssertEqual(t.dsa.completions.last?.record.status, .success)
         XCTAssertEqual(try p.readMemory(address: lazy, count: 11), Array("fault me in".utf8))
         ctx.close()
@@ -217,7 +218,7 @@ final class IDXDDeviceTests: XCTestCase {
         // The mm exits: its PASID entry turns fault-suppressing until unbind, so a
         // descriptor still carrying the PASID reaches nothing.
         p.exit()
-        XCTAssertEqual(portal.enqcmd(.fill(va, pattern: 1, count: 8, completion: va + 4096)), .accepted)
+        XCTAssertEqual(portal.enqcmd(.fill(IOVA(sva: va), pattern: 1, count: 8, completion: IOVA(sva: va + 4096))), .accepted)
         XCTAssertEqual(t.dsa.completions.last?.record.status.code, .pageFault)
         XCTAssertEqual(t.dsa.completions.last?.recordWritten, false)
         // Removal closes the file in the kernel's order and leaves nothing attached.

@@ -9,11 +9,11 @@ import Synchronization
 /// A tiny mdev driver: it remembers what it pinned and, unless told to misbehave,
 /// unpins everything inside a range when `dma_unmap` arrives.
 final class PinningDriver: @unchecked Sendable {
-    let lock = Mutex<[(iova: UInt64, npage: Int)]>([])
-    let calls = Mutex<[(UInt64, UInt64)]>([])
+    let lock = Mutex<[(iova: IOVA, npage: Int)]>([])
+    let calls = Mutex<[(IOVA, UInt64)]>([])
     let unpinsOnUnmap: Bool
     /// Called inside `dma_unmap` before unpinning (check 88: pin during unmap).
-    var duringUnmap: (@Sendable (MdevDevice, UInt64, UInt64) -> Void)?
+    var duringUnmap: (@Sendable (MdevDevice, IOVA, UInt64) -> Void)?
 
     init(unpinsOnUnmap: Bool = true) { self.unpinsOnUnmap = unpinsOnUnmap }
 
@@ -22,7 +22,7 @@ final class PinningDriver: @unchecked Sendable {
             calls.withLock { $0.append((iova, length)) }
             duringUnmap?(dev, iova, length)
             guard unpinsOnUnmap else { return }
-            let victims = lock.withLock { pins -> [(iova: UInt64, npage: Int)] in
+            let victims = lock.withLock { pins -> [(iova: IOVA, npage: Int)] in
                 let hit = pins.filter { $0.iova >= iova && $0.iova < iova + length }
                 pins.removeAll { $0.iova >= iova && $0.iova < iova + length }
                 return hit
@@ -31,14 +31,14 @@ final class PinningDriver: @unchecked Sendable {
         }
     }
 
-    func pin(_ dev: MdevDevice, iova: UInt64, npage: Int, write: Bool) throws(Errno) -> [UInt64] {
+    func pin(_ dev: MdevDevice, iova: IOVA, npage: Int, write: Bool) throws(Errno) -> [PhysicalAddress] {
         let pages = try dev.pinPages(iova: iova, npage: npage, write: write)
         lock.withLock { $0.append((iova, npage)) }
         return pages
     }
 
     var pinned: Int { lock.withLock { $0.count } }
-    var unmapCalls: [(UInt64, UInt64)] { calls.withLock { $0 } }
+    var unmapCalls: [(IOVA, UInt64)] { calls.withLock { $0 } }
 }
 
 /// kernel-iommu.md §5 checks 88–89 and §6 items 23–24: an emulated device pinning,
@@ -131,7 +131,7 @@ final class MdevCheckTests: XCTestCase {
         let (rc, unmapped) = rig.unmap(ioas, iova: 0x1020_0000, length: 8 * PAGE)
         XCTAssertEqual(rc, 0)
         XCTAssertEqual(unmapped, 8 * PAGE)
-        XCTAssertEqual(driver.unmapCalls.map { [$0.0, $0.1] }, [[0x1020_0000, 8 * PAGE]])
+        XCTAssertEqual(driver.unmapCalls.map { [$0.0.rawValue, $0.1] }, [[0x1020_0000, 8 * PAGE]])
         XCTAssertEqual(driver.pinned, 0)
         XCTAssertEqual(PagePinRegistry.shared.pinnedPages(rig.machine.memory), 0)
         assertErrno(.noEntry) { try mdev.pinPages(iova: 0x1020_0000, npage: 1, write: false) }
@@ -176,7 +176,7 @@ final class MdevCheckTests: XCTestCase {
         assertErrno(.invalidArgument) { try mdev.pinPages(iova: 0x1010_0000, npage: 1, write: false) }
         XCTAssertEqual(PagePinRegistry.shared.pinCount(rig.machine.memory, try pa(rig, 0)), 0)
         // vfio_dma_rw needs no unmap callback: it pins only for the copy.
-        try mdev.dmaRW(iova: 0x1010_0000 + PAGE - 3, write: Array("across".utf8))
+        try mdev.dmaRW(iova: IOVA(rawValue: 0x1010_0000 + PAGE - 3), write: Array("across".utf8))
         XCTAssertEqual(try rig.bufferBytes(at: PAGE - 3, count: 6), Array("across".utf8))
         try rig.process.writeMemory(address: rig.buffer + 0x40, bytes: Array("guest".utf8))
         XCTAssertEqual(try mdev.dmaRW(iova: 0x1010_0040, count: 5), Array("guest".utf8))
@@ -205,7 +205,7 @@ final class MdevCheckTests: XCTestCase {
         assertErrno(.invalidArgument) { try mdev.dmaRW(iova: 0x1030_0000, count: 2) }
     }
 
-    private func pa(_ rig: VFIORig, _ offset: UInt64) throws -> UInt64 {
+    private func pa(_ rig: VFIORig, _ offset: UInt64) throws -> PhysicalAddress {
         try XCTUnwrap(rig.process.physicalAddress(of: rig.buffer + offset))
     }
 }

@@ -23,7 +23,9 @@ final class PASIDFlavourTests: XCTestCase {
         XCTAssertEqual(sv.domain.type, .kernelSVA)
         let buf = try kernel.vmalloc(pages: 3)
         try kernel.write(buf, Array("kernel VA data".utf8))
-        var d = IDXDDescriptor.memmove(from: buf, to: buf + 4096, count: 14, completion: buf + 8192)
+        // Supervisor SVA: the device's IOVAs are the kernel's virtual addresses.
+        var d = IDXDDescriptor.memmove(from: IOVA(sva: buf), to: IOVA(sva: buf + 4096), count: 14,
+                                       completion: IOVA(sva: buf + 8192))
         d.pasid = sv.pasid
         d.priv = true
         try t.dsa.enqcmds(d, wq: 0)
@@ -41,9 +43,9 @@ final class PASIDFlavourTests: XCTestCase {
         let (old, new) = try kernel.remapVmallocPage(buf + 4096)
         XCTAssertEqual(kernel.cpuTLBFlushes, 1)
         try t.dsa.enqcmds(d, wq: 0)
-        let stale = t.violations.filter { $0.invariant == .coherenceAfterUnmap && $0.address == buf + 4096 }
+        let stale = t.violations.filter { $0.invariant == .coherenceAfterUnmap && $0.address == IOVA(sva: buf + 4096) }
         XCTAssertFalse(stale.isEmpty, "the checker flags the stale translation")
-        XCTAssertTrue(stale.contains { $0.message.contains("0x" + String(old, radix: 16)) && $0.message.contains("0x" + String(new, radix: 16)) })
+        XCTAssertTrue(stale.contains { $0.message.contains("\(old)") && $0.message.contains("\(new)") })
         XCTAssertEqual(stale.first?.pasid, sv.pasid)
         XCTAssertNotEqual(try kernel.read(buf + 4096, count: 14), Array("kernel VA data".utf8), "the copy went to the old frame")
 
@@ -157,7 +159,8 @@ final class PASIDFlavourTests: XCTestCase {
         let (p, va) = try t.process(50, bytes: Array("user".utf8))
         let ctx = try t.dsa.open(wq: 0, process: p)
         let portal = try ctx.mmap(from: p)
-        let d = IDXDDescriptor.memmove(from: va, to: va + 4096, count: 4, completion: va + 8192)
+        let d = IDXDDescriptor.memmove(from: IOVA(sva: va), to: IOVA(sva: va + 4096), count: 4,
+                                       completion: IOVA(sva: va + 8192))
         XCTAssertEqual(portal.enqcmd(d), .accepted)
         try p.munmap(address: va + 4096, length: 4096)
         try p.mmap(length: 4096, prot: [.read, .write], at: va + 4096, populate: true)
@@ -165,7 +168,7 @@ final class PASIDFlavourTests: XCTestCase {
         XCTAssertEqual(try p.readMemory(address: va + 4096, count: 4), Array("user".utf8))
         ctx.close()
         // After unbind no DMA reaches the old mm.
-        XCTAssertThrowsError(try t.pci.dmaRead(at: va, count: 4, pasid: ctx.wq.userPasids.first ?? p.enqcmdPasid))
+        XCTAssertThrowsError(try t.pci.dmaRead(at: IOVA(sva: va), count: 4, pasid: ctx.wq.userPasids.first ?? p.enqcmdPasid))
         p.exit()
         XCTAssertEqual(t.violations, [])
     }

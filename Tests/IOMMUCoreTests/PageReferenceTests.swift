@@ -27,7 +27,7 @@ final class PageReferenceTests: XCTestCase {
         let pa = try memory.allocFrame()
         memory.freeFrame(pa)
         assertErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(pa) }
-        assertErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(self.memory.size) }
+        assertErrno(.badAddress) { () throws(Errno) in try self.memory.getFrame(PhysicalAddress(rawValue: self.memory.size)) }
         XCTAssertEqual(memory.framesWithExtraReferences, 0, "a refused get changes nothing")
     }
 

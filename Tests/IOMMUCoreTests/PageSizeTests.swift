@@ -12,23 +12,23 @@ final class PageSizeTests: XCTestCase {
     }
 
     func testPhysicalOffsetForces4KiB() {
-        let r = iommuPageSize(iova: M2, paddr: M2 + K4, size: 4 << 20, pageSizes: bitmap)
+        let r = iommuPageSize(iova: IOVA(rawValue: M2), paddr: PhysicalAddress(rawValue: M2 + K4), size: 4 << 20, pageSizes: bitmap)
         XCTAssertEqual(r.pgsize, K4)
         XCTAssertEqual(r.count, 1024, "iova^paddr differ within 2 MiB, so the count runs over the whole size")
     }
 
     func testCountStopsAtNextLargerBoundary() {
-        let r = iommuPageSize(iova: M2 - K4, paddr: M2 - K4, size: M2 + K4, pageSizes: bitmap)
+        let r = iommuPageSize(iova: IOVA(rawValue: M2 - K4), paddr: PhysicalAddress(rawValue: M2 - K4), size: M2 + K4, pageSizes: bitmap)
         XCTAssertEqual(r.pgsize, K4)
         XCTAssertEqual(r.count, 1)
-        let next = iommuPageSize(iova: M2, paddr: M2, size: M2, pageSizes: bitmap)
+        let next = iommuPageSize(iova: IOVA(rawValue: M2), paddr: PhysicalAddress(rawValue: M2), size: M2, pageSizes: bitmap)
         XCTAssertEqual(next.pgsize, M2)
         XCTAssertEqual(next.count, 1)
     }
 
     func testCountCoversAllWhenLargerPageCannotFit() {
         // 12 KiB below a 2 MiB boundary but only 1 MiB long: no 2 MiB page fits.
-        let r = iommuPageSize(iova: M2 - 3 * K4, paddr: M2 - 3 * K4, size: 1 << 20, pageSizes: bitmap)
+        let r = iommuPageSize(iova: IOVA(rawValue: M2 - 3 * K4), paddr: PhysicalAddress(rawValue: M2 - 3 * K4), size: 1 << 20, pageSizes: bitmap)
         XCTAssertEqual(r.pgsize, K4)
         XCTAssertEqual(r.count, 256)
     }

@@ -18,9 +18,9 @@ final class PageTableFormatTests: XCTestCase {
     func testSimpleMapAndIovaToPhys() {
         forEachFormat { fmt, t, _ in
             XCTAssertEqual(try mapOne(t, iova, 0x1234_5000, K4), K4, "\(fmt)")
-            XCTAssertEqual(t.iovaToPhys(iova), 0x1234_5000, "\(fmt)")
-            XCTAssertEqual(t.iovaToPhys(iova + 0xABC), 0x1234_5ABC, "\(fmt)")
-            XCTAssertEqual(t.iovaToPhys(iova + K4), 0, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: iova)), 0x1234_5000, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: iova + 0xABC)), 0x1234_5ABC, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: iova + K4)), 0, "\(fmt)")
             XCTAssertEqual(t.tablePages, fmt.levels, "\(fmt): root plus one table per lower level")
             XCTAssertEqual(t.tableBytes, fmt.levels * 4096, "\(fmt)")
         }
@@ -36,7 +36,7 @@ final class PageTableFormatTests: XCTestCase {
                 case .x86_64FirstStage: XCTAssertEqual(pte & 0xFFF, 0x27, "\(fmt) level \(level): P|RW|US|A")
                 case .vtdSecondStage: XCTAssertEqual(pte & 0xFFF, 0x3, "\(fmt) level \(level): R|W")
                 }
-                table = pte & 0x000F_FFFF_FFFF_F000
+                table = PhysicalAddress(rawValue: pte & 0x000F_FFFF_FFFF_F000)
             }
             let leaf = memory.load64(table)
             switch fmt.kind {
@@ -50,40 +50,40 @@ final class PageTableFormatTests: XCTestCase {
         forEachFormat { fmt, t, _ in
             let start = M2 - 4 * K4
             XCTAssertEqual(try mapOne(t, start, 0x100_0000, K4, count: 8), 8 * K4, "\(fmt)")
-            for i in 0..<8 { XCTAssertEqual(t.iovaToPhys(start + UInt64(i) * K4), 0x100_0000 + UInt64(i) * K4, "\(fmt)") }
+            for i in 0..<8 { XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: start + UInt64(i) * K4)), 0x100_0000 + UInt64(i) * K4, "\(fmt)") }
             XCTAssertEqual(t.tablePages, fmt.levels + 1, "\(fmt): two leaf tables")
         }
     }
 
     func testPageSizeSelection2MiBAligned() {
         forEachFormat { fmt, t, _ in
-            XCTAssertEqual(try t.map(iova: 2 * M2, paddr: 2 * M2, size: 4 << 20, prot: [.read, .write]), 4 << 20)
+            XCTAssertEqual(try t.map(iova: IOVA(rawValue: 2 * M2), paddr: PhysicalAddress(rawValue: 2 * M2), size: 4 << 20, prot: [.read, .write]), 4 << 20)
             XCTAssertEqual(leafSizes(t, 2 * M2, 4 << 20), [M2, M2], "\(fmt)")
         }
     }
 
     func testPageSizeSelectionPhysicalOffset() {
         forEachFormat { fmt, t, _ in
-            try t.map(iova: 2 * M2, paddr: 2 * M2 + K4, size: 4 << 20, prot: [.read, .write])
+            try t.map(iova: IOVA(rawValue: 2 * M2), paddr: PhysicalAddress(rawValue: 2 * M2 + K4), size: 4 << 20, prot: [.read, .write])
             let sizes = leafSizes(t, 2 * M2, 4 << 20)
             XCTAssertEqual(sizes.count, 1024, "\(fmt)")
             XCTAssertTrue(sizes.allSatisfy { $0 == K4 }, "\(fmt)")
-            XCTAssertEqual(t.iovaToPhys(2 * M2 + (4 << 20) - 1), 2 * M2 + K4 + (4 << 20) - 1, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: 2 * M2 + (4 << 20) - 1)).rawValue, 2 * M2 + K4 + (4 << 20) - 1, "\(fmt)")
         }
     }
 
     func testPageSizeSelectionAcrossBoundary() {
         forEachFormat { fmt, t, _ in
-            try t.map(iova: 3 * M2 - K4, paddr: 3 * M2 - K4, size: M2 + 2 * K4, prot: [.read])
+            try t.map(iova: IOVA(rawValue: 3 * M2 - K4), paddr: PhysicalAddress(rawValue: 3 * M2 - K4), size: M2 + 2 * K4, prot: [.read])
             XCTAssertEqual(leafSizes(t, 3 * M2 - K4, M2 + 2 * K4), [K4, M2, K4], "\(fmt)")
         }
     }
 
     func testGigabyteLeaf() {
         forEachFormat { fmt, t, _ in
-            try t.map(iova: G1, paddr: 2 * G1, size: G1, prot: [.read, .write])
+            try t.map(iova: IOVA(rawValue: G1), paddr: PhysicalAddress(rawValue: 2 * G1), size: G1, prot: [.read, .write])
             XCTAssertEqual(leafSizes(t, G1, G1), [G1], "\(fmt)")
-            XCTAssertEqual(t.iovaToPhys(G1 + 0x123_4567), 2 * G1 + 0x123_4567, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: G1 + 0x123_4567)), PhysicalAddress(rawValue: 2 * G1 + 0x123_4567), "\(fmt)")
             XCTAssertEqual(t.tablePages, fmt.levels - 2, "\(fmt): the leaf sits in the level-3 table")
         }
     }
@@ -92,7 +92,7 @@ final class PageTableFormatTests: XCTestCase {
         forEachFormat { fmt, t, _ in
             try mapOne(t, iova, 0xA000, K4)
             assertErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, iova, 0xB000, K4) }
-            XCTAssertEqual(t.iovaToPhys(iova), 0xA000, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: iova)), 0xA000, "\(fmt)")
         }
     }
 
@@ -100,8 +100,8 @@ final class PageTableFormatTests: XCTestCase {
         forEachFormat { fmt, t, _ in
             try mapOne(t, M2 + K4, 0xA000, K4)
             assertErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, M2, 0x20_0000, M2) }
-            XCTAssertEqual(t.iovaToPhys(M2 + K4), 0xA000, "\(fmt)")
-            XCTAssertEqual(t.iovaToPhys(M2), 0, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: M2 + K4)), 0xA000, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: M2)), 0, "\(fmt)")
         }
     }
 
@@ -109,7 +109,7 @@ final class PageTableFormatTests: XCTestCase {
         forEachFormat { fmt, t, _ in
             try mapOne(t, M2, 0x40_0000, M2)
             assertErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, M2 + K4, 0xA000, K4) }
-            XCTAssertEqual(t.iovaToPhys(M2 + K4), 0x40_1000, "\(fmt)")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: M2 + K4)), 0x40_1000, "\(fmt)")
         }
     }
 
@@ -121,7 +121,7 @@ final class PageTableFormatTests: XCTestCase {
                 try t.mapPages(iova: 0, paddr: 0x10_0000, pgsize: K4, pgcount: 5, prot: .read, mapped: &mapped)
             }
             XCTAssertEqual(mapped, 3 * K4, "\(fmt): three pages before the occupied slot")
-            XCTAssertEqual(t.iovaToPhys(4 * K4), 0, "\(fmt): nothing after the error")
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: 4 * K4)), 0, "\(fmt): nothing after the error")
         }
     }
 
@@ -131,8 +131,8 @@ final class PageTableFormatTests: XCTestCase {
             assertErrno(.exists, "\(fmt)") { () throws(Errno) in
                 try t.map(iova: 0, paddr: 0x10_0000, size: 16 * K4, prot: .read)
             }
-            for i in 0..<16 where i != 8 { XCTAssertEqual(t.iovaToPhys(UInt64(i) * K4), 0, "\(fmt) page \(i)") }
-            XCTAssertEqual(t.iovaToPhys(8 * K4), 0x9000, "\(fmt)")
+            for i in 0..<16 where i != 8 { XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: UInt64(i) * K4)), 0, "\(fmt) page \(i)") }
+            XCTAssertEqual(t.iovaToPhys(IOVA(rawValue: 8 * K4)), 0x9000, "\(fmt)")
         }
     }
 

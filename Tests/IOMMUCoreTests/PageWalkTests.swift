@@ -6,7 +6,7 @@ final class PageWalkTests: XCTestCase {
     let memory = PhysicalMemory(size: 8 << 30)
 
     func walk(_ t: IOPageTable, _ iova: UInt64, _ access: WalkAccess, ad: Bool = false) -> PageWalkResult {
-        IOPageTable.walk(memory: memory, format: t.format, root: t.root, iova: iova, access: access, setAccessedDirty: ad)
+        IOPageTable.walk(memory: memory, format: t.format, root: t.root, iova: IOVA(rawValue: iova), access: access, setAccessedDirty: ad)
     }
 
     func testX86WriteToReadOnlyFaults() throws {
@@ -58,7 +58,7 @@ final class PageWalkTests: XCTestCase {
         try mapOne(t, 0, 0x9000, K4)
         let leafSlot: () -> UInt64 = {
             var table = t.root
-            for _ in 0..<3 { table = self.memory.load64(table) & 0x000F_FFFF_FFFF_F000 }
+            for _ in 0..<3 { table = PhysicalAddress(rawValue: self.memory.load64(table) & 0x000F_FFFF_FFFF_F000) }
             return self.memory.load64(table)
         }
         XCTAssertEqual(leafSlot() & 0x60, 0)
@@ -77,7 +77,7 @@ final class PageWalkTests: XCTestCase {
         var table = t.root
         for _ in 0..<3 {
             XCTAssertEqual(memory.load64(table) & 0x100, 0x100, "A on every entry used")
-            table = memory.load64(table) & 0x000F_FFFF_FFFF_F000
+            table = PhysicalAddress(rawValue: memory.load64(table) & 0x000F_FFFF_FFFF_F000)
         }
         XCTAssertEqual(memory.load64(table) & 0x300, 0x300)
     }

@@ -5,7 +5,7 @@ import XCTest
 final class RecordingNotifier: MMUNotifier {
     var ranges: [(UInt64, UInt64)] = []
     var released = 0
-    var pagesAtRelease: UInt64?
+    var pagesAtRelease: PhysicalAddress?
     func invalidateRange(_ process: IOMMUCore.Process, start: UInt64, end: UInt64) { ranges.append((start, end)) }
     func release(_ process: IOMMUCore.Process) {
         released += 1
@@ -40,13 +40,15 @@ final class ProcessTests: XCTestCase {
         let p = try IOMMUCore.Process(memory: memory, pid: 102)
         let va = try p.mmap(length: 4096, prot: [.read, .write])
         try p.writeMemory(address: va, bytes: [1])
-        let r = IOPageTable.walk(memory: memory, format: .x86_64(levels: 4), root: p.pgdPhysical, iova: va,
+        let r = IOPageTable.walk(memory: memory, format: .x86_64(levels: 4), root: p.pgdPhysical, iova: IOVA(rawValue: va),
                                  access: [.read, .user], setAccessedDirty: false)
         guard case .translated(_, let size, let perms) = r else { return XCTFail("\(r)") }
         XCTAssertEqual(size, 4096)
         XCTAssertEqual(perms, [.read, .write, .noexec])
         var dirty: [UInt64] = []
-        p.pageTable.readAndClearDirty(iova: va, size: 4096, clear: false) { iova, _ in dirty.append(iova) }
+        p.pageTable.readAndClearDirty(iova: IOVA(rawValue: va), size: 4096, clear: false) { iova, _ in
+            dirty.append(iova.rawValue)
+        }
         XCTAssertEqual(dirty, [va])
     }
 

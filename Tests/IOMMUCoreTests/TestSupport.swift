@@ -47,7 +47,7 @@ struct XorShift {
 func mapOne(_ t: IOPageTable, _ iova: UInt64, _ pa: UInt64, _ pgsize: UInt64, count: Int = 1,
             prot: IOMMUProt = [.read, .write]) throws(Errno) -> UInt64 {
     var mapped: UInt64 = 0
-    try t.mapPages(iova: iova, paddr: pa, pgsize: pgsize, pgcount: count, prot: prot, mapped: &mapped)
+    try t.mapPages(iova: IOVA(rawValue: iova), paddr: PhysicalAddress(rawValue: pa), pgsize: pgsize, pgcount: count, prot: prot, mapped: &mapped)
     return mapped
 }
 
@@ -57,7 +57,7 @@ func leafSizes(_ t: IOPageTable, _ iova: UInt64, _ size: UInt64) -> [UInt64] {
     var va = iova
     while va < iova + size {
         guard case .translated(_, let s, _) = IOPageTable.walk(memory: t.memory, format: t.format, root: t.root,
-                                                               iova: va, access: [], setAccessedDirty: false)
+                                                               iova: IOVA(rawValue: va), access: [], setAccessedDirty: false)
         else { return sizes + [0] }
         sizes.append(s)
         va = (va & ~(s - 1)) + s

@@ -82,7 +82,7 @@ final class TraceFormatTests: XCTestCase {
     func testTailGivesTheNewestLinesOldestFirst() {
         let log = EventLog()
         log.isEnabled = true
-        for i in 0..<30 { log.record(.map(iova: UInt64(i) << 12, paddr: 0, size: 4096)) }
+        for i in 0..<30 { log.record(.map(iova: IOVA(rawValue: UInt64(i) << 12), paddr: 0, size: 4096)) }
         let tail = log.tail(20)
         XCTAssertEqual(tail.count, 20)
         XCTAssertTrue(tail[0].contains("iova=0x000000000000a000 "), tail[0])

@@ -224,7 +224,7 @@ final class VTdChecksTests: XCTestCase {
         XCTAssertEqual(tb.unit.operations.last, .pasidEntry(rid: a.rid, pasid: 8, .fpdOnly))
         XCTAssertFalse(descriptors(tb.unit.operations).contains(.wait(fence: true, drain: true)), "no drain on release")
         let recorded = tb.unit.vtd.faultRecords.count
-        XCTAssertThrowsError(try a.dmaRead(at: va, count: 8, pasid: 8))
+        XCTAssertThrowsError(try a.dmaRead(at: IOVA(sva: va), count: 8, pasid: 8))
         XCTAssertEqual(tb.unit.vtd.faultRecords.count, recorded, "FPD suppresses fault records")
         XCTAssertEqual(tb.unit.vtd.suppressedFaults, 1)
         tb.unit.clearOperations()

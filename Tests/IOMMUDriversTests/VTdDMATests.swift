@@ -37,7 +37,7 @@ final class VTdDMATests: XCTestCase {
         let a = try tb.device(2, ats: false, pri: false)
         try tb.iommu.attachDevice(try XCTUnwrap(tb.driver.identityDomain), to: a)
         let buf = try tb.buffer([42, 43])
-        XCTAssertEqual(try a.dmaRead(at: buf, count: 2), [42, 43])
+        XCTAssertEqual(try a.dmaRead(at: IOVA(identity: buf), count: 2), [42, 43])
         XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.pgtt, .passThrough)
         XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.did, 1)
         XCTAssertTrue(tb.violations.isEmpty, "\(tb.violations)")
@@ -137,14 +137,14 @@ final class VTdDMATests: XCTestCase {
         try mm.writeMemory(address: va, bytes: [11, 22, 33])
         let sva = try tb.driver.domainAllocSVA(a, mm: mm)
         try tb.iommu.attachDevicePasid(sva, to: a, pasid: 9)
-        XCTAssertEqual(try a.dmaRead(at: va, count: 3, pasid: 9), [11, 22, 33])
+        XCTAssertEqual(try a.dmaRead(at: IOVA(sva: va), count: 3, pasid: 9), [11, 22, 33])
         tb.unit.clearOperations()
         try mm.munmap(address: va, length: 4096)
         XCTAssertEqual(descriptors(tb.unit.operations), [
-            .piotlb(did: 1, pasid: 9, address: va, npages: 1, ih: false),
-            .devTLBPasid(rid: a.rid, pasid: 9, address: va, size: 4096),
+            .piotlb(did: 1, pasid: 9, address: IOVA(sva: va), npages: 1, ih: false),
+            .devTLBPasid(rid: a.rid, pasid: 9, address: IOVA(sva: va), size: 4096),
         ])
-        XCTAssertThrowsError(try a.dmaRead(at: va, count: 1, pasid: 9))
+        XCTAssertThrowsError(try a.dmaRead(at: IOVA(sva: va), count: 1, pasid: 9))
     }
 
     func testPASIDReplaceTearsDownThenSetsUp() throws {
@@ -173,19 +173,19 @@ final class VTdDMATests: XCTestCase {
         let mem = tb.machine.memory
         let root = mem.load64(tb.unit.rootTable)
         XCTAssertEqual(root & 1, 1)
-        let ctx = root & ~0xFFF + UInt64(a.rid.devfn & 0x7f) * 32
+        let ctx = PhysicalAddress(rawValue: root & ~0xFFF + UInt64(a.rid.devfn & 0x7f) * 32)
         let lo = mem.load64(ctx)
         XCTAssertEqual(lo & 0x1F, 0b11101, "present, DTE, PASIDE, PRE; FPD clear")
         XCTAssertEqual(mem.load64(ctx + 8) & 0xF_FFFF, 0, "RID_PASID 0")
-        let dir = lo & ~0xFFF
+        let dir = PhysicalAddress(rawValue: lo & ~0xFFF)
         let de = mem.load64(dir + 8)   // 70 >> 6 = 1
         XCTAssertEqual(de & 1, 1)
-        let pe = (de & ~0xFFF) + 6 * 64  // 70 & 63 = 6
+        let pe = PhysicalAddress(rawValue: de & ~0xFFF) + 6 * 64  // 70 & 63 = 6
         let did = try XCTUnwrap(tb.unit.did(for: d))
         XCTAssertEqual(mem.load64(pe) & 1, 1)
         XCTAssertEqual((mem.load64(pe) >> 6) & 7, 1, "PGTT first-stage only")
         XCTAssertEqual(mem.load64(pe + 8) & 0xFFFF, UInt64(did))
-        XCTAssertEqual(mem.load64(pe + 16) & ~0xFFF, d.pageTable.root, "FLPTPTR at bits 140-191")
+        XCTAssertEqual(mem.load64(pe + 16) & ~0xFFF, d.pageTable.root.rawValue, "FLPTPTR at bits 140-191")
         XCTAssertTrue(tb.unit.vtd.hasLiveEntry(rid: a.rid, pasid: 70))
     }
 
@@ -201,7 +201,7 @@ final class VTdDMATests: XCTestCase {
         XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.ssade, true)
         _ = try a.dmaRead(at: 0x5000, count: 1)
         try a.dmaWrite(at: 0x5000, bytes: [1])
-        var dirty: [UInt64] = []
+        var dirty: [IOVA] = []
         try d.readAndClearDirty(iova: 0, size: 1 << 20, clear: true) { iova, _ in dirty.append(iova) }
         XCTAssertEqual(dirty, [0x5000])
         try a.dmaWrite(at: 0x5000, bytes: [2])

@@ -110,7 +110,7 @@ final class VTdTraceTests: XCTestCase {
         try bed.iommu.attachDevice(domain, to: dev)
         let node = try XCTUnwrap(bed.machine.graph().node(ObjectGraph.id(of: domain)))
         let did = try XCTUnwrap(bed.unit.did(for: domain))
-        XCTAssertEqual(node.details, ["DID \(did)", "pgd 0x\(String(domain.pageTable.root, radix: 16))"])
+        XCTAssertEqual(node.details, ["DID \(did)", "pgd 0x\(String(domain.pageTable.root.rawValue, radix: 16))"])
         XCTAssertEqual(bed.unit.graphDetails(of: try bed.paging(dev)), [], "a domain without a DID on the unit")
     }
 }

@@ -7,8 +7,8 @@ import IOMMUCore
 /// reported, and the pin errno set.
 final class AccessAPITests: XCTestCase {
     final class Recorder: @unchecked Sendable {
-        var calls: [(UInt64, UInt64)] = []
-        var unpin: ((UInt64, UInt64) -> Void)?
+        var calls: [(IOVA, UInt64)] = []
+        var unpin: ((IOVA, UInt64) -> Void)?
     }
 
     func testUnmapCallbackUnpinsAndUnmapSucceeds() throws {
@@ -21,17 +21,17 @@ final class AccessAPITests: XCTestCase {
             rec.calls.append((iova, length))
             rec.unpin?(iova, length)
         }))
-        XCTAssertThrowsError(try fd.accessPinPages(access, iova: APERTURE_START, length: PAGE, write: true)) {
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: PAGE, write: true)) {
             XCTAssertEqual($0 as? Errno, .noEntry, "pin before attach")
         }
         try fd.accessAttach(access, ioasID: ioas)
-        let pas = try fd.accessPinPages(access, iova: APERTURE_START + PAGE, length: 2 * PAGE, write: true)
+        let pas = try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START + PAGE), length: 2 * PAGE, write: true)
         XCTAssertEqual(pas.count, 2)
         XCTAssertEqual(pas[0], s.process.physicalAddress(of: s.buffer + PAGE))
-        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: APERTURE_START + PAGE, length: 2 * PAGE) }
+        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: IOVA(rawValue: APERTURE_START + PAGE), length: 2 * PAGE) }
         XCTAssertEqual(s.unmap(ioas, APERTURE_START, BUFFER_SIZE).0, 0)
         XCTAssertEqual(rec.calls.count, 1)
-        XCTAssertEqual(rec.calls.first?.0, APERTURE_START)
+        XCTAssertEqual(rec.calls.first?.0, IOVA(rawValue: APERTURE_START))
         XCTAssertEqual(rec.calls.first?.1, BUFFER_SIZE)
         fd.accessDestroy(access)
         s.teardownCheck()
@@ -48,7 +48,7 @@ final class AccessAPITests: XCTestCase {
             rec.calls.append((iova, length))
         }))
         try fd.accessAttach(access, ioasID: ioas)
-        _ = try fd.accessPinPages(access, iova: APERTURE_START + PAGE, length: PAGE, write: false)
+        _ = try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START + PAGE), length: PAGE, write: false)
         // Internally the bytes already unmapped are reported with the error.
         let obj = fd.lock.withLock { fd.table.live(ioas) as! IOASObject }
         let (e, n) = fd.lock.withLock { obj.iopt.unmap(iova: APERTURE_START, length: 2 * PAGE) }
@@ -59,10 +59,10 @@ final class AccessAPITests: XCTestCase {
         XCTAssertEqual(s.unmap(ioas, APERTURE_START, 2 * PAGE).0, EDEADLOCK)
         XCTAssertEqual(rec.calls.count, 202)
         // Pins of an area with an unmap pending are refused.
-        XCTAssertThrowsError(try fd.accessPinPages(access, iova: APERTURE_START + PAGE, length: PAGE, write: false)) {
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START + PAGE), length: PAGE, write: false)) {
             XCTAssertEqual($0 as? Errno, .invalidArgument)
         }
-        fd.accessUnpinPages(access, iova: APERTURE_START + PAGE, length: PAGE)
+        fd.accessUnpinPages(access, iova: IOVA(rawValue: APERTURE_START + PAGE), length: PAGE)
         XCTAssertEqual(s.unmap(ioas, APERTURE_START + PAGE, PAGE).0, 0)
         fd.accessDestroy(access)
         XCTAssertTrue(fd.faultInjection.warnings.contains { $0.hasPrefix("iopt_unmap_iova_range") })
@@ -76,10 +76,10 @@ final class AccessAPITests: XCTestCase {
         XCTAssertEqual(s.mapFixed(ioas, s.buffer, PAGE, iova: APERTURE_START, flags: IOMMUFDConstant.mapReadable), 0)
         let access = try fd.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { _, _ in }))
         try fd.accessAttach(access, ioasID: ioas)
-        XCTAssertThrowsError(try fd.accessPinPages(access, iova: APERTURE_START, length: PAGE, write: true)) {
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: PAGE, write: true)) {
             XCTAssertEqual($0 as? Errno, .notPermitted)
         }
-        XCTAssertThrowsError(try fd.accessPinPages(access, iova: APERTURE_START, length: 0, write: false)) {
+        XCTAssertThrowsError(try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: 0, write: false)) {
             XCTAssertEqual($0 as? Errno, .invalidArgument)
         }
         XCTAssertThrowsError(try fd.accessPinPages(access, iova: .max, length: 2, write: false)) {
@@ -107,10 +107,10 @@ final class AccessAPITests: XCTestCase {
             rec.unpin?(iova, length)
         }))
         try fd.accessAttach(access, ioasID: ioas)
-        let pas = try fd.accessPinPages(access, iova: APERTURE_START, length: 2 * PAGE, write: true)
+        let pas = try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: 2 * PAGE, write: true)
         XCTAssertEqual(PagePinRegistry.shared.pinCount(s.machine.memory, pas[0]), 1)
         // A well-behaved driver unpins on unmap; it did not unpin before destroy.
-        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: APERTURE_START, length: 2 * PAGE) }
+        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: IOVA(rawValue: APERTURE_START), length: 2 * PAGE) }
         fd.accessDestroy(access)
         XCTAssertEqual(rec.calls.count, 1)
         XCTAssertEqual(rec.calls.first?.0, 0)
@@ -129,10 +129,10 @@ final class AccessAPITests: XCTestCase {
         XCTAssertEqual(s.checkRefs(s.buffer, BUFFER_SIZE, 0), 0, "no stale pin on the reused buffer")
         let again = try fd2.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { _, _ in }))
         try fd2.accessAttach(again, ioasID: ioas2)
-        let pas2 = try fd2.accessPinPages(again, iova: APERTURE_START, length: PAGE, write: false)
+        let pas2 = try fd2.accessPinPages(again, iova: IOVA(rawValue: APERTURE_START), length: PAGE, write: false)
         XCTAssertEqual(pas2.first, pas[0])
         XCTAssertEqual(PagePinRegistry.shared.pinCount(s.machine.memory, pas2[0]), 1)
-        fd2.accessUnpinPages(again, iova: APERTURE_START, length: PAGE)
+        fd2.accessUnpinPages(again, iova: IOVA(rawValue: APERTURE_START), length: PAGE)
         fd2.accessDestroy(again)
         s.teardownCheck()
     }
@@ -150,8 +150,8 @@ final class AccessAPITests: XCTestCase {
             rec.unpin?(iova, length)
         }))
         try fd.accessAttach(access, ioasID: a)
-        _ = try fd.accessPinPages(access, iova: APERTURE_START, length: PAGE, write: false)
-        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: APERTURE_START, length: PAGE) }
+        _ = try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: PAGE, write: false)
+        rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: IOVA(rawValue: APERTURE_START), length: PAGE) }
         try fd.accessReplace(access, ioasID: b)
         XCTAssertEqual(rec.calls.count, 1)
         XCTAssertEqual(s.checkRefs(s.buffer, PAGE, 0), 0)

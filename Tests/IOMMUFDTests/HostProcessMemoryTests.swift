@@ -35,22 +35,24 @@ final class HostProcessMemoryTests: XCTestCase {
         page.initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
         let owner = HostProcessMemory(pid: getpid())
         let pa = try machine.memory.allocFrame()
-        machine.foreignFrames.register(pa, backing: owner, address: UInt64(UInt(bitPattern: page)))
+        // No IOMMU: the device's bus address is the physical address.
+        let bus = IOVA(identity: pa)
+        machine.foreignFrames.register(pa.rawValue, backing: owner, address: UInt64(UInt(bitPattern: page)))
         XCTAssertEqual(machine.foreignFrames.count, 1)
 
-        try dev.dmaWrite(at: pa + 100, bytes: [0xAB, 0xCD])
+        try dev.dmaWrite(at: bus + 100, bytes: [0xAB, 0xCD])
         XCTAssertEqual(page.load(fromByteOffset: 100, as: UInt8.self), 0xAB)
         XCTAssertEqual(page.load(fromByteOffset: 101, as: UInt8.self), 0xCD)
         page.storeBytes(of: 0x5A, toByteOffset: 200, as: UInt8.self)
-        XCTAssertEqual(try dev.dmaRead(at: pa + 200, count: 1), [0x5A])
+        XCTAssertEqual(try dev.dmaRead(at: bus + 200, count: 1), [0x5A])
 
         // A backing that cannot be reached is dropped; the frame keeps its bytes.
         let gone = HostProcessMemory(pid: 0x7fff_fff0)
-        machine.foreignFrames.register(pa, backing: gone, address: 0x1000)
-        try dev.dmaWrite(at: pa + 300, bytes: [9])
+        machine.foreignFrames.register(pa.rawValue, backing: gone, address: 0x1000)
+        try dev.dmaWrite(at: bus + 300, bytes: [9])
         XCTAssertEqual(machine.foreignFrames.count, 0)
-        XCTAssertEqual(try dev.dmaRead(at: pa + 300, count: 1), [9])
-        XCTAssertEqual(try dev.dmaRead(at: pa + 100, count: 2), [0xAB, 0xCD])
+        XCTAssertEqual(try dev.dmaRead(at: bus + 300, count: 1), [9])
+        XCTAssertEqual(try dev.dmaRead(at: bus + 100, count: 2), [0xAB, 0xCD])
         machine.memory.freeFrame(pa)
     }
 }

@@ -54,7 +54,7 @@ final class ReleaseWithoutCloseTests: XCTestCase {
                 let hwpt = try fd.allocHWPT(device: idev.id, pt: ioas)
                 _ = try fd.deviceAttach(idev, ptID: hwpt)
             }
-            _ = try fd.map(ioas: ioas, userVA: va, length: 1 << 20, iova: 1 << 30)
+            _ = try fd.map(ioas: ioas, userVA: va, length: 1 << 20, iova: 0x4000_0000)
             XCTAssertEqual(PagePinRegistry.shared.pinnedPages(machine.memory), 256)
             dropped = fd
         }

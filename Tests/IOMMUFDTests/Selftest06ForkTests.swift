@@ -40,8 +40,8 @@ final class Selftest06ForkTests: XCTestCase {
             XCTAssertTrue(frames.allSatisfy { memory.frameRefCount($0) == 1 }, "only the pin is left")
             let (mrc, _, hwpt, _) = f.s.mockDomain(f.ioas)
             XCTAssertEqual(mrc, 0, "the new domain is filled from the pinned pages")
-            let pa = f.s.fd.lock.withLock { () -> UInt64? in
-                (f.s.fd.table.live(hwpt) as? HWPTPagingObject)?.domain.map { f.s.machine.iommu.iovaToPhys($0, iova: APERTURE_START) }
+            let pa = f.s.fd.lock.withLock { () -> PhysicalAddress? in
+                (f.s.fd.table.live(hwpt) as? HWPTPagingObject)?.domain.map { f.s.machine.iommu.iovaToPhys($0, iova: IOVA(rawValue: APERTURE_START)) }
             }
             XCTAssertEqual(pa, frames.first)
             let (rc, access) = f.s.createAccess(f.ioas, flags: 0)
@@ -77,8 +77,8 @@ final class Selftest06ForkTests: XCTestCase {
             let (mrc, _, hwpt, _) = f.s.mockDomain(f.ioas)
             XCTAssertEqual(mrc, 0)
             // The domain maps the child's pages, not the parent's.
-            let pa = f.s.fd.lock.withLock { () -> UInt64? in
-                (f.s.fd.table.live(hwpt) as? HWPTPagingObject)?.domain.map { f.s.machine.iommu.iovaToPhys($0, iova: APERTURE_START) }
+            let pa = f.s.fd.lock.withLock { () -> PhysicalAddress? in
+                (f.s.fd.table.live(hwpt) as? HWPTPagingObject)?.domain.map { f.s.machine.iommu.iovaToPhys($0, iova: IOVA(rawValue: APERTURE_START)) }
             }
             XCTAssertEqual(pa, c.physicalAddress(of: f.s.buffer))
             let out = f.s.arg + 0x20000

@@ -256,11 +256,11 @@ final class Selftest13MapFileTests: XCTestCase {
         let (mrc, iova) = s.mapFile(ioas, mfd, PAGE, 4 * PAGE)
         XCTAssertEqual(mrc, 0)
         let dev = try XCTUnwrap(s.fd.lock.withLock { (s.fd.table.live(stdev) as? SelftestObject)?.mdev })
-        try dev.dmaWrite(at: iova + PAGE + 10, bytes: [1, 2, 3, 4])
+        try dev.dmaWrite(at: IOVA(rawValue: iova + PAGE + 10), bytes: [1, 2, 3, 4])
         XCTAssertEqual(try s.process.readMemory(address: va + 2 * PAGE + 10, count: 4), [1, 2, 3, 4])
         XCTAssertEqual(try s.process.memfd(mfd).read(offset: 2 * PAGE + 10, count: 4), [1, 2, 3, 4])
         try s.process.writeMemory(address: va + 4 * PAGE, bytes: [9, 8])
-        XCTAssertEqual(try dev.dmaRead(at: iova + 3 * PAGE, count: 2), [9, 8])
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(rawValue: iova + 3 * PAGE), count: 2), [9, 8])
         XCTAssertEqual(s.unmap(ioas, iova, 4 * PAGE).0, 0)
         s.teardownCheck()
     }
@@ -269,8 +269,8 @@ final class Selftest13MapFileTests: XCTestCase {
         let s = try SelftestFD()
         let ioas = try s.fd.allocIOAS()
         let (mfd, _) = try s.memfdMmap()
-        let iova = try s.fd.mapFile(ioas: ioas, fd: mfd, start: 0, length: 2 * PAGE, iova: APERTURE_START)
-        XCTAssertEqual(iova, APERTURE_START)
+        let iova = try s.fd.mapFile(ioas: ioas, fd: mfd, start: 0, length: 2 * PAGE, iova: IOVA(rawValue: APERTURE_START))
+        XCTAssertEqual(iova, IOVA(rawValue: APERTURE_START))
         XCTAssertThrowsError(try s.fd.mapFile(ioas: ioas, fd: mfd + 7, start: 0, length: PAGE)) {
             XCTAssertEqual($0 as? Errno, .badFileDescriptor)
         }

@@ -11,10 +11,10 @@ final class TypedAPITests: XCTestCase {
         let ioas = try fd.allocIOAS()
         XCTAssertEqual(ioas, 1)
         let r = try fd.iovaRanges(ioas: ioas)
-        XCTAssertEqual(r.ranges, [IOMMUIOVARange(start: 0, last: .max)])
+        XCTAssertEqual(r.ranges, [0 ... .max])
         XCTAssertEqual(r.alignment, 1)
         let iova = try fd.map(ioas: ioas, userVA: s.buffer, length: BUFFER_SIZE)
-        XCTAssertEqual(iova % BUFFER_SIZE, 0)
+        XCTAssertTrue(iova.isAligned(to: BUFFER_SIZE))
         XCTAssertNotEqual(iova, 0)
         XCTAssertEqual(try fd.map(ioas: ioas, userVA: s.buffer, length: PAGE, iova: 0x300000), 0x300000)
         XCTAssertThrowsError(try fd.map(ioas: ioas, userVA: s.buffer, length: PAGE, iova: 0x300000)) {
@@ -27,7 +27,7 @@ final class TypedAPITests: XCTestCase {
         XCTAssertEqual(try fd.copy(from: ioas, srcIOVA: iova, to: ioas2, dstIOVA: 0x200000, length: PAGE), 0x200000)
         XCTAssertEqual(try fd.unmap(ioas: ioas, iova: 0, length: .max), BUFFER_SIZE + PAGE)
         XCTAssertThrowsError(try fd.unmap(ioas: ioas, iova: 0x300000, length: PAGE)) { XCTAssertEqual($0 as? Errno, .noEntry) }
-        try fd.allowIOVAs(ioas: ioas, [IOMMUIOVARange(start: 0x100000, last: 0x1ffffff)])
+        try fd.allowIOVAs(ioas: ioas, [0x100000...0x1ffffff])
         XCTAssertEqual(try fd.map(ioas: ioas, userVA: s.buffer, length: PAGE), 0x100000)
         XCTAssertTrue(try fd.hugePages(ioas: ioas))
         try fd.setHugePages(ioas: ioas, enabled: false)
@@ -48,7 +48,7 @@ final class TypedAPITests: XCTestCase {
         XCTAssertEqual(info.type, IOMMUTestOp.hwInfoTypeSelftest)
         XCTAssertEqual(info.dataLength, 8)
         XCTAssertEqual(IOMMUTestHWInfo(bytes: info.data).testReg, IOMMUTestOp.hwInfoSelftestRegval)
-        XCTAssertEqual(try fd.iovaRanges(ioas: ioas).ranges, [IOMMUIOVARange(start: APERTURE_START, last: APERTURE_LAST)])
+        XCTAssertEqual(try fd.iovaRanges(ioas: ioas).ranges, [IOVA(rawValue: APERTURE_START)...IOVA(rawValue: APERTURE_LAST)])
         let parent = try fd.allocHWPT(device: dev, pt: ioas, flags: IOMMUFDConstant.hwptAllocNestParent)
         let nested = try fd.allocHWPT(device: dev, pt: parent, dataType: IOMMUTestOp.hwptDataSelftest,
                                       data: IOMMUHWPTSelftest(iotlb: 5).bytes)

@@ -63,7 +63,7 @@ final class IOPFCheckTests: XCTestCase {
         let bond = try rig.iommu.svaBindDevice(dev, mm: mm)
         let pasid = rig.iommu.svaGetPasid(bond)
         let domain = try XCTUnwrap(bond.domain)
-        XCTAssertThrowsError(try dev.dmaWrite(at: va, bytes: [1], pasid: pasid))
+        XCTAssertThrowsError(try dev.dmaWrite(at: IOVA(sva: va), bytes: [1], pasid: pasid))
         XCTAssertTrue(rig.unit.vtd.hasPendingPageRequests(rid: dev.rid, pasid: pasid))
         rig.machine.events.clear()
         rig.iommu.svaUnbindDevice(bond)

@@ -16,7 +16,7 @@ final class IOPFTraceTests: XCTestCase {
         let pasid = rig.iommu.svaGetPasid(bond)
         rig.unit.iopfQueue.mode = .inline
         rig.machine.events.clear()
-        XCTAssertThrowsError(try dev.dmaWrite(at: va, bytes: [1], pasid: pasid))
+        XCTAssertThrowsError(try dev.dmaWrite(at: IOVA(sva: va), bytes: [1], pasid: pasid))
         rig.unit.processPageRequests()
         let p = String(pasid, radix: 16)
         let lines = rig.machine.events.events(matching: TraceFilter(pasid: pasid))

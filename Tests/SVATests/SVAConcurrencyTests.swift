@@ -23,7 +23,7 @@ final class SVAConcurrencyTests: XCTestCase {
                     _ = try rig.dmaWriteRetrying(dev, at: va, bytes: bytes, pasid: pasid)
                     if try mm.readMemory(address: va, count: bytes.count) != bytes { failures.add("lane \(i) bytes") }
                     try mm.munmap(address: va, length: 2 * 4096)
-                    if (try? dev.dmaRead(at: va, count: 1, pasid: pasid)) != nil { failures.add("lane \(i) stale") }
+                    if (try? dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid)) != nil { failures.add("lane \(i) stale") }
                     rig.servePageRequests(for: dev)
                     rig.iommu.svaUnbindDevice(bond)
                 }

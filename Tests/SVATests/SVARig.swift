@@ -72,7 +72,7 @@ final class SVARig: @unchecked Sendable {
         var faults = 0
         while true {
             do {
-                try dev.dmaWrite(at: va, bytes: bytes, pasid: pasid)
+                try dev.dmaWrite(at: IOVA(sva: va), bytes: bytes, pasid: pasid)
                 return faults
             } catch {
                 guard error.reason == VTdFault.firstStagePageRequest, faults < attempts else { throw error }
@@ -87,7 +87,7 @@ final class SVARig: @unchecked Sendable {
         var faults = 0
         while true {
             do {
-                return try dev.dmaRead(at: va, count: count, pasid: pasid)
+                return try dev.dmaRead(at: IOVA(sva: va), count: count, pasid: pasid)
             } catch {
                 guard error.reason == VTdFault.firstStagePageRequest, faults < attempts else { throw error }
                 faults += 1
@@ -102,14 +102,14 @@ func request(pasid: UInt32?, grpid: UInt32, address: UInt64, perm: IOMMUFaultPer
              last: Bool = true) -> IOPFFault {
     var flags: IOMMUFaultFlags = last ? [.lastPage] : []
     if pasid != nil { flags.formUnion([.pasidValid, .responseNeedsPasid]) }
-    return IOPFFault(flags: flags, pasid: pasid ?? 0, grpid: grpid, perm: perm, address: address)
+    return IOPFFault(flags: flags, pasid: pasid ?? 0, grpid: grpid, perm: perm, address: IOVA(sva: address))
 }
 
 /// A page-request descriptor as a device's PRI sends it.
 func prq(_ dev: PCIDevice, pasid: UInt32?, group: UInt16, address: UInt64, read: Bool = true, write: Bool = false,
          execute: Bool = false, privileged: Bool = false, last: Bool = true) -> VTdPageRequest {
     VTdPageRequest(rid: dev.rid, pasidPresent: pasid != nil, pasid: pasid ?? 0, read: read, write: write,
-                   execute: execute, privileged: privileged, lastPage: last, groupIndex: group, address: address)
+                   execute: execute, privileged: privileged, lastPage: last, groupIndex: group, address: IOVA(sva: address))
 }
 
 /// A fault handler that records the groups it gets and answers them as told.

@@ -18,7 +18,7 @@ final class SVAScenarioTests: XCTestCase {
         let faults = try rig.dmaWriteRetrying(dev, at: va + 100, bytes: payload, pasid: pasid)
         XCTAssertEqual(faults, 2)
         XCTAssertEqual(try mm.readMemory(address: va + 100, count: payload.count), payload)
-        XCTAssertEqual(try dev.dmaRead(at: va + 100, count: payload.count, pasid: pasid), payload)
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va + 100), count: payload.count, pasid: pasid), payload)
         XCTAssertEqual(rig.unit.vtd.pageResponses.map(\.code), [.success, .success])
         XCTAssertEqual(rig.iommu.faultLog.counters.groups, 2)
         XCTAssertEqual(rig.unit.vtd.faultRecords.count, 0, "page requests are not recorded faults")
@@ -37,11 +37,11 @@ final class SVAScenarioTests: XCTestCase {
         let va = try mm.mmap(length: 4096, prot: [.read, .write])
         let bond = try rig.iommu.svaBindDevice(dev, mm: mm)
         rig.unit.iopfQueue.mode = .inline
-        XCTAssertThrowsError(try dev.dmaWrite(at: va, bytes: [5], pasid: bond.mm.enqcmdPasid))
+        XCTAssertThrowsError(try dev.dmaWrite(at: IOVA(sva: va), bytes: [5], pasid: bond.mm.enqcmdPasid))
         rig.unit.processPageRequests()
         XCTAssertEqual(rig.unit.vtd.pageResponses.last?.code, .success)
         XCTAssertEqual(rig.unit.iopfQueue.pendingWorkCount, 0)
-        try dev.dmaWrite(at: va, bytes: [5], pasid: bond.mm.enqcmdPasid)
+        try dev.dmaWrite(at: IOVA(sva: va), bytes: [5], pasid: bond.mm.enqcmdPasid)
         XCTAssertEqual(try mm.readMemory(address: va, count: 1), [5])
         rig.iommu.svaUnbindDevice(bond)
     }
@@ -64,18 +64,18 @@ final class SVAScenarioTests: XCTestCase {
         XCTAssertNotEqual(pa, pb)
         XCTAssertFalse(bondA.domain === bondB.domain)
         // The same VA means each process's own page.
-        XCTAssertEqual(try dev.dmaRead(at: shared, count: 1, pasid: pa), [0xAA])
-        XCTAssertEqual(try dev.dmaRead(at: shared, count: 1, pasid: pb), [0xBB])
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: shared), count: 1, pasid: pa), [0xAA])
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: shared), count: 1, pasid: pb), [0xBB])
         // B's buffer is not in A's address space: the page request is refused.
         XCTAssertThrowsError(try rig.dmaReadRetrying(dev, at: vaB, count: 3, pasid: pa))
         XCTAssertEqual(rig.unit.vtd.pageResponses.last?.code, .invalid)
         XCTAssertThrowsError(try rig.dmaWriteRetrying(dev, at: vaB, bytes: [9, 9, 9], pasid: pa))
         XCTAssertEqual(try b.readMemory(address: vaB, count: 3), [1, 2, 3])
-        try dev.dmaWrite(at: vaA, bytes: [4], pasid: pa)
+        try dev.dmaWrite(at: IOVA(sva: vaA), bytes: [4], pasid: pa)
         XCTAssertEqual(try a.readMemory(address: vaA, count: 1), [4])
         XCTAssertNil(b.physicalAddress(of: vaA), "A's write did not create a page in B")
         rig.iommu.svaUnbindDevice(bondA)
-        XCTAssertEqual(try dev.dmaRead(at: shared, count: 1, pasid: pb), [0xBB], "B unaffected by A's unbind")
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: shared), count: 1, pasid: pb), [0xBB], "B unaffected by A's unbind")
         rig.iommu.svaUnbindDevice(bondB)
         XCTAssertTrue(rig.violations.isEmpty, "\(rig.violations)")
     }
@@ -88,15 +88,15 @@ final class SVAScenarioTests: XCTestCase {
         try mm.writeMemory(address: va, bytes: [1, 2, 3])
         let bond = try rig.iommu.svaBindDevice(dev, mm: mm)
         let pasid = rig.iommu.svaGetPasid(bond)
-        XCTAssertEqual(try dev.dmaRead(at: va, count: 3, pasid: pasid), [1, 2, 3], "IOTLB and ATC now hold it")
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va), count: 3, pasid: pasid), [1, 2, 3], "IOTLB and ATC now hold it")
         try mm.munmap(address: va + 4096, length: 4096)
         rig.iommu.svaUnbindDevice(bond)
         // DMA: the entry is gone, caches were invalidated: a recorded fault, no page request.
         let recorded = rig.unit.vtd.faultRecords.count
-        XCTAssertThrowsError(try dev.dmaRead(at: va, count: 3, pasid: pasid)) { e in
+        XCTAssertThrowsError(try dev.dmaRead(at: IOVA(sva: va), count: 3, pasid: pasid)) { e in
             XCTAssertNotEqual((e as? DMAFault)?.reason, VTdFault.firstStagePageRequest)
         }
-        XCTAssertThrowsError(try dev.dmaWrite(at: va, bytes: [9], pasid: pasid))
+        XCTAssertThrowsError(try dev.dmaWrite(at: IOVA(sva: va), bytes: [9], pasid: pasid))
         XCTAssertEqual(rig.unit.vtd.faultRecords.count, recorded + 2)
         XCTAssertTrue(rig.unit.vtd.pendingPageRequests.isEmpty)
         // A page request that still arrives is answered INVALID and reaches no handler.
@@ -117,7 +117,7 @@ final class SVAScenarioTests: XCTestCase {
         let bondOld = try rig.iommu.svaBindDevice(dev, mm: old)
         let pasid = rig.iommu.svaGetPasid(bondOld)
         // The old process's device faults; the request is still queued when it unbinds.
-        XCTAssertThrowsError(try dev.dmaWrite(at: va, bytes: [1], pasid: pasid))
+        XCTAssertThrowsError(try dev.dmaWrite(at: IOVA(sva: va), bytes: [1], pasid: pasid))
         rig.iommu.svaUnbindDevice(bondOld)
         old.exit()
         let new = try rig.process()
@@ -138,7 +138,7 @@ final class SVAScenarioTests: XCTestCase {
         let va = try old.mmap(length: 4096, prot: [.read, .write], at: 0x1000_0000)
         let bondOld = try rig.iommu.svaBindDevice(dev, mm: old)
         let pasid = rig.iommu.svaGetPasid(bondOld)
-        XCTAssertThrowsError(try dev.dmaWrite(at: va, bytes: [1], pasid: pasid))
+        XCTAssertThrowsError(try dev.dmaWrite(at: IOVA(sva: va), bytes: [1], pasid: pasid))
         rig.iommu.svaUnbindDevice(bondOld)
         old.exit()
         let new = try rig.process()
@@ -160,15 +160,15 @@ final class SVAScenarioTests: XCTestCase {
         try mm.writeMemory(address: va, bytes: [3])
         let bond = try rig.iommu.svaBindDevice(dev, mm: mm)
         let pasid = rig.iommu.svaGetPasid(bond)
-        XCTAssertEqual(try dev.dmaRead(at: va, count: 1, pasid: pasid), [3])
-        XCTAssertEqual(try dev.dmaRead(at: va, count: 1, pasid: pasid), [3], "served from the ATC")
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid), [3])
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid), [3], "served from the ATC")
         rig.unit.vtd.clearLog()
         try mm.munmap(address: va, length: 4096)
         XCTAssertEqual(rig.unit.vtd.executed, [
-            .piotlb(did: IntelIOMMU.defaultDID, pasid: pasid, address: va, npages: 1, ih: false),
-            .devTLBPasid(rid: dev.rid, pasid: pasid, address: va, size: 4096),
+            .piotlb(did: IntelIOMMU.defaultDID, pasid: pasid, address: IOVA(sva: va), npages: 1, ih: false),
+            .devTLBPasid(rid: dev.rid, pasid: pasid, address: IOVA(sva: va), size: 4096),
         ])
-        XCTAssertThrowsError(try dev.dmaRead(at: va, count: 1, pasid: pasid)) { e in
+        XCTAssertThrowsError(try dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid)) { e in
             XCTAssertEqual((e as? DMAFault)?.reason, VTdFault.firstStagePageRequest, "a walk, not a stale hit")
         }
         XCTAssertEqual(rig.servePageRequests(for: dev)?.code, .invalid, "no VMA any more")
@@ -183,14 +183,14 @@ final class SVAScenarioTests: XCTestCase {
         let va = try mm.mmap(length: 4096, prot: [.read, .write], populate: true)
         let bond = try rig.iommu.svaBindDevice(dev, mm: mm)
         let pasid = rig.iommu.svaGetPasid(bond)
-        try dev.dmaWrite(at: va, bytes: [1], pasid: pasid)
+        try dev.dmaWrite(at: IOVA(sva: va), bytes: [1], pasid: pasid)
         let before = rig.machine.counters.hardware.invalidations["devtlb-pasid", default: 0]
         try mm.mprotect(address: va, length: 4096, prot: [.read])
         XCTAssertEqual(rig.machine.counters.hardware.invalidations["devtlb-pasid", default: 0], before + 1)
-        XCTAssertThrowsError(try dev.dmaWrite(at: va, bytes: [2], pasid: pasid)) { e in
+        XCTAssertThrowsError(try dev.dmaWrite(at: IOVA(sva: va), bytes: [2], pasid: pasid)) { e in
             XCTAssertEqual((e as? DMAFault)?.reason, VTdFault.noWrite)
         }
-        XCTAssertEqual(try dev.dmaRead(at: va, count: 1, pasid: pasid), [1])
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid), [1])
         XCTAssertEqual(try mm.readMemory(address: va, count: 1), [1])
         rig.iommu.svaUnbindDevice(bond)
         XCTAssertTrue(rig.violations.isEmpty, "\(rig.violations)")
@@ -203,14 +203,14 @@ final class SVAScenarioTests: XCTestCase {
         let va = try mm.mmap(length: 4096, prot: [.read, .write], populate: true)
         let bond = try rig.iommu.svaBindDevice(dev, mm: mm)
         let pasid = rig.iommu.svaGetPasid(bond)
-        XCTAssertEqual(try dev.dmaRead(at: va, count: 1, pasid: pasid), [0])
+        XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid), [0])
         mm.exit()
         let entry = try XCTUnwrap(rig.unit.pasidEntry(rid: dev.rid, pasid: pasid))
         XCTAssertFalse(entry.present)
         XCTAssertTrue(entry.fpd, "fault-suppressing until unbind")
         XCTAssertTrue(try rig.iommu.attachHandle(try XCTUnwrap(dev.group), pasid: pasid) === bond, "handle stays")
         XCTAssertEqual(mm.enqcmdPasid, pasid, "the SVA domain still holds the mm: the PASID is not reusable yet")
-        XCTAssertThrowsError(try dev.dmaRead(at: va, count: 1, pasid: pasid))
+        XCTAssertThrowsError(try dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid))
         XCTAssertEqual(rig.unit.vtd.suppressedFaults, 1)
         XCTAssertTrue(rig.unit.vtd.pendingPageRequests.isEmpty, "FPD: no page request either")
         let probe = rig.iommu.allocGlobalPasid(for: dev)

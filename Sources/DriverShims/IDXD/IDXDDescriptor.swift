@@ -1,3 +1,5 @@
+import IOMMUCore
+
 /// A DSA operation code (`enum dsa_opcode`, `include/uapi/linux/idxd.h`). The model
 /// executes ``noop``, ``memmove``, ``fill`` and ``compare``; ``batch`` exists so that the
 /// INTEL-SA-01084 refusal of DSA v1 batch descriptors from user space can be shown; any
@@ -67,19 +69,19 @@ public struct IDXDDescriptor: Hashable, Sendable {
     public var opcode: DSAOpcode
     /// `completion_addr`: where the device writes the completion record; must be 32-byte
     /// (DSA) or 64-byte (IAA) aligned.
-    public var completionAddress: UInt64
+    public var completionAddress: IOVA
     /// `src_addr`.
-    public var source: UInt64
+    public var source: IOVA
     /// `dst_addr` (for compare: `src2_addr`).
-    public var destination: UInt64
+    public var destination: IOVA
     /// `xfer_size`.
     public var transferSize: UInt32
     /// `pattern` of MEMFILL (little endian, repeated).
     public var pattern: UInt64
 
     /// A descriptor; every field defaults to zero.
-    public init(opcode: DSAOpcode, source: UInt64 = 0, destination: UInt64 = 0, transferSize: UInt32 = 0,
-                pattern: UInt64 = 0, completionAddress: UInt64 = 0, flags: IDXDDescriptorFlags = .completionRecord,
+    public init(opcode: DSAOpcode, source: IOVA = 0, destination: IOVA = 0, transferSize: UInt32 = 0,
+                pattern: UInt64 = 0, completionAddress: IOVA = 0, flags: IDXDDescriptorFlags = .completionRecord,
                 pasid: UInt32 = 0, priv: Bool = false) {
         self.opcode = opcode
         self.source = source
@@ -93,20 +95,20 @@ public struct IDXDDescriptor: Hashable, Sendable {
     }
 
     /// A MEMMOVE of `count` bytes.
-    public static func memmove(from source: UInt64, to destination: UInt64, count: UInt32,
-                               completion: UInt64) -> IDXDDescriptor {
+    public static func memmove(from source: IOVA, to destination: IOVA, count: UInt32,
+                               completion: IOVA) -> IDXDDescriptor {
         IDXDDescriptor(opcode: .memmove, source: source, destination: destination, transferSize: count,
                        completionAddress: completion)
     }
 
     /// A MEMFILL of `count` bytes with `pattern`.
-    public static func fill(_ destination: UInt64, pattern: UInt64, count: UInt32, completion: UInt64) -> IDXDDescriptor {
+    public static func fill(_ destination: IOVA, pattern: UInt64, count: UInt32, completion: IOVA) -> IDXDDescriptor {
         IDXDDescriptor(opcode: .fill, destination: destination, transferSize: count, pattern: pattern,
                        completionAddress: completion)
     }
 
     /// A COMPARE of `count` bytes at `a` and `b`.
-    public static func compare(_ a: UInt64, _ b: UInt64, count: UInt32, completion: UInt64) -> IDXDDescriptor {
+    public static func compare(_ a: IOVA, _ b: IOVA, count: UInt32, completion: IOVA) -> IDXDDescriptor {
         IDXDDescriptor(opcode: .compare, source: a, destination: b, transferSize: count, completionAddress: completion)
     }
 }
@@ -166,10 +168,10 @@ public struct DSACompletionRecord: Hashable, Sendable {
     /// `bytes_completed`: how far the operation got before a fault.
     public var bytesCompleted: UInt32
     /// `fault_addr`: the address that faulted (in the descriptor's address space).
-    public var faultAddress: UInt64
+    public var faultAddress: IOVA
 
     /// A record.
-    public init(status: DSACompletionStatus, result: UInt8 = 0, bytesCompleted: UInt32 = 0, faultAddress: UInt64 = 0) {
+    public init(status: DSACompletionStatus, result: UInt8 = 0, bytesCompleted: UInt32 = 0, faultAddress: IOVA = 0) {
         self.status = status
         self.result = result
         self.bytesCompleted = bytesCompleted
@@ -183,7 +185,7 @@ public struct DSACompletionRecord: Hashable, Sendable {
         status = DSACompletionStatus(rawValue: bytes[0])
         result = bytes[1]
         bytesCompleted = (4..<8).reduce(UInt32(0)) { $0 | UInt32(bytes[$1]) << UInt32(8 * ($1 - 4)) }
-        faultAddress = (8..<16).reduce(UInt64(0)) { $0 | UInt64(bytes[$1]) << UInt64(8 * ($1 - 8)) }
+        faultAddress = IOVA(rawValue: (8..<16).reduce(UInt64(0)) { $0 | UInt64(bytes[$1]) << UInt64(8 * ($1 - 8)) })
     }
 
     /// The 32 bytes the device writes.
@@ -192,7 +194,7 @@ public struct DSACompletionRecord: Hashable, Sendable {
         b[0] = status.rawValue
         b[1] = result
         for i in 0..<4 { b[4 + i] = UInt8(truncatingIfNeeded: bytesCompleted >> UInt32(8 * i)) }
-        for i in 0..<8 { b[8 + i] = UInt8(truncatingIfNeeded: faultAddress >> UInt64(8 * i)) }
+        for i in 0..<8 { b[8 + i] = UInt8(truncatingIfNeeded: faultAddress.rawValue >> UInt64(8 * i)) }
         return b
     }
 }

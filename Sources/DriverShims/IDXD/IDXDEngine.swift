@@ -54,7 +54,7 @@ extension IDXDDevice {
                 try pci.dmaWrite(at: d.completionAddress, bytes: record.bytes, pasid: q.pasid, privileged: q.privileged)
                 written = true
             } catch {
-                _softwareErrors.append("wq\(q.wq): completion record at 0x\(String(d.completionAddress, radix: 16)) not written: \(error.reason)")
+                _softwareErrors.append("wq\(q.wq): completion record at \(d.completionAddress) not written: \(error.reason)")
             }
         }
         _completions.append(IDXDCompletion(wq: q.wq, pasid: q.pasid, privileged: q.privileged, opcode: d.opcode,
@@ -62,9 +62,9 @@ extension IDXDDevice {
     }
 
     /// Bytes to the next page boundary of either address: one DMA chunk.
-    private func chunk(_ a: UInt64, _ b: UInt64, _ left: UInt32) -> Int {
-        let toA = 4096 - (a & 4095)
-        let toB = 4096 - (b & 4095)
+    private func chunk(_ a: IOVA, _ b: IOVA, _ left: UInt32) -> Int {
+        let toA = 4096 - a.offset(within: 4096)
+        let toB = 4096 - b.offset(within: 4096)
         return Int(min(UInt64(left), toA, toB))
     }
 

@@ -69,7 +69,7 @@ public final class IDXDUserContext: @unchecked Sendable {
             throw .invalidArgument
         }
         // A misaligned completion record confuses the engine (a security issue).
-        guard descriptor.completionAddress & (dev.options.kind.completionAlignment - 1) == 0 else {
+        guard descriptor.completionAddress.isAligned(to: dev.options.kind.completionAlignment) else {
             throw .invalidArgument
         }
         guard wq._enabled else { throw .noSuchDeviceOrAddress }

@@ -8,10 +8,10 @@ public struct MdevDriverOps: Sendable {
     /// `[iova, iova+length)`; the driver must stop using, and unpin, every page it
     /// pinned there before returning. A driver without it may use ``MdevDevice/dmaRW(iova:count:write:)``
     /// but not pin.
-    public var dmaUnmap: (@Sendable (_ device: MdevDevice, _ iova: UInt64, _ length: UInt64) -> Void)?
+    public var dmaUnmap: (@Sendable (_ device: MdevDevice, _ iova: IOVA, _ length: UInt64) -> Void)?
 
     /// Ops with or without `dma_unmap`.
-    public init(dmaUnmap: (@Sendable (MdevDevice, UInt64, UInt64) -> Void)?) {
+    public init(dmaUnmap: (@Sendable (MdevDevice, IOVA, UInt64) -> Void)?) {
         self.dmaUnmap = dmaUnmap
     }
 }
@@ -111,23 +111,23 @@ public final class MdevDevice: VFIODevice, @unchecked Sendable {
     ///   unmapped; `ENOENT` the access is not attached, or the range has a hole;
     ///   `EPERM` a write pin of a read-only mapping; `EOVERFLOW`. Nothing stays pinned
     ///   on error.
-    public func pinPages(iova: UInt64, npage: Int, write: Bool) throws(Errno) -> [UInt64] {
+    public func pinPages(iova: IOVA, npage: Int, write: Bool) throws(Errno) -> [PhysicalAddress] {
         guard npage > 0 else { throw .invalidArgument }
         let (ictx, access) = try openAccess()
         guard ops.dmaUnmap != nil else { throw .invalidArgument }
         let page = UInt64(4096)
         let (length, o) = UInt64(npage).multipliedReportingOverflow(by: page)
         guard !o else { throw .overflow }
-        return try ictx.accessPinPages(access, iova: iova & ~(page - 1), length: length, write: write)
+        return try ictx.accessPinPages(access, iova: iova.alignedDown(to: page), length: length, write: write)
     }
 
     /// `vfio_unpin_pages(vdev, iova, npage)`: undo a ``pinPages(iova:npage:write:)``
     /// of exactly the same range. Ignored (as the kernel's WARN) for a device that is
     /// not open, has no `dma_unmap`, or an `npage` ≤ 0.
-    public func unpinPages(iova: UInt64, npage: Int) {
+    public func unpinPages(iova: IOVA, npage: Int) {
         guard npage > 0, ops.dmaUnmap != nil, let (ictx, access) = try? openAccess() else { return }
         let page = UInt64(4096)
-        ictx.accessUnpinPages(access, iova: iova & ~(page - 1), length: UInt64(npage) * page)
+        ictx.accessUnpinPages(access, iova: iova.alignedDown(to: page), length: UInt64(npage) * page)
     }
 
     /// `vfio_dma_rw(vdev, iova, data, len, write)` → `iommufd_access_rw`: copy guest
@@ -140,7 +140,7 @@ public final class MdevDevice: VFIODevice, @unchecked Sendable {
     /// - Throws: `EINVAL` no data or the device is not open; `ENOENT` not attached or a
     ///   hole; `EPERM` protection; `EOVERFLOW`; `EFAULT`.
     @discardableResult
-    public func dmaRW(iova: UInt64, count: Int = 0, write: [UInt8]? = nil) throws(Errno) -> [UInt8] {
+    public func dmaRW(iova: IOVA, count: Int = 0, write: [UInt8]? = nil) throws(Errno) -> [UInt8] {
         let n = write?.count ?? count
         guard n > 0 else { throw .invalidArgument }
         let (ictx, access) = try openAccess()

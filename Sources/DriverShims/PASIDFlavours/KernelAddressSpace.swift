@@ -12,6 +12,9 @@ import IOMMUCore
 /// Changing a mapping flushes only the CPU TLBs (`flush_tlb_kernel_range`): there is no
 /// notifier, because the kernel never hooked kernel-range flushes into the IOMMU. That is
 /// the hazard the supervisor SVA proposal carried.
+///
+/// Kernel virtual addresses are plain `UInt64`s, as user virtual addresses are; a device
+/// under supervisor SVA uses one as its IOVA (`IOVA(rawValue: va)`).
 public final class KernelAddressSpace: @unchecked Sendable {
     /// Start of the direct map (`page_offset_base`, sign extension dropped).
     public static let directMapBase: UInt64 = 0x8880_0000_0000
@@ -27,7 +30,7 @@ public final class KernelAddressSpace: @unchecked Sendable {
 
     private let lock = Lock()
     private var nextVmalloc = KernelAddressSpace.vmallocBase
-    private var vmaps: [UInt64: [UInt64]] = [:]
+    private var vmaps: [UInt64: [PhysicalAddress]] = [:]
     private var cpuFlushes = 0
 
     /// An empty kernel page table (4 levels).
@@ -47,16 +50,16 @@ public final class KernelAddressSpace: @unchecked Sendable {
     public var cpuTLBFlushes: Int { lock.withLock { cpuFlushes } }
 
     /// The direct-map address of physical `pa` (`__va(pa)`).
-    public static func directMapAddress(of pa: UInt64) -> UInt64 { directMapBase + pa }
+    public static func directMapAddress(of pa: PhysicalAddress) -> UInt64 { directMapBase + pa.rawValue }
 
     /// Maps `[pa, pa + bytes)` into the direct map (page aligned), as the boot-time
     /// linear map does; returns its kernel VA.
     /// - Throws: `EINVAL` misaligned or empty; `EEXIST` already mapped; `ENOMEM`.
-    public func mapDirect(_ pa: UInt64, bytes: Int) throws(Errno) -> UInt64 {
+    public func mapDirect(_ pa: PhysicalAddress, bytes: Int) throws(Errno) -> UInt64 {
         try lock.withLock { () throws(Errno) -> UInt64 in
-            guard bytes > 0, pa & 0xFFF == 0, bytes & 0xFFF == 0 else { throw .invalidArgument }
+            guard bytes > 0, pa.isAligned(to: 4096), bytes & 0xFFF == 0 else { throw .invalidArgument }
             let va = Self.directMapAddress(of: pa)
-            try pageTable.map(iova: va, paddr: pa, size: UInt64(bytes), prot: Self.pageProt, pageSizes: 4096)
+            try pageTable.map(iova: IOVA(rawValue: va), paddr: pa, size: UInt64(bytes), prot: Self.pageProt, pageSizes: 4096)
             return va
         }
     }
@@ -67,17 +70,17 @@ public final class KernelAddressSpace: @unchecked Sendable {
     public func vmalloc(pages: Int) throws(Errno) -> UInt64 {
         try lock.withLock { () throws(Errno) -> UInt64 in
             guard pages >= 1 else { throw .invalidArgument }
-            var frames: [UInt64] = []
+            var frames: [PhysicalAddress] = []
             let va = nextVmalloc
             do throws(Errno) {
                 for i in 0..<pages {
                     let f = try memory.allocFrame()
                     frames.append(f)
-                    try pageTable.map(iova: va + UInt64(i) * 4096, paddr: f, size: 4096, prot: Self.pageProt)
+                    try pageTable.map(iova: IOVA(rawValue: va + UInt64(i) * 4096), paddr: f, size: 4096, prot: Self.pageProt)
                 }
             } catch {
                 var gather = IOTLBGather()
-                _ = pageTable.unmap(iova: va, size: UInt64(frames.count) * 4096, gather: &gather)
+                _ = pageTable.unmap(iova: IOVA(rawValue: va), size: UInt64(frames.count) * 4096, gather: &gather)
                 gather.releaseFreelist(to: memory)
                 for f in frames { memory.freeFrame(f) }
                 throw error
@@ -96,20 +99,21 @@ public final class KernelAddressSpace: @unchecked Sendable {
     /// - Throws: `EINVAL` if `va` is not a page of a live vmalloc area; `ENOMEM` (nothing
     ///   changes).
     @discardableResult
-    public func remapVmallocPage(_ va: UInt64) throws(Errno) -> (old: UInt64, new: UInt64) {
-        try lock.withLock { () throws(Errno) -> (old: UInt64, new: UInt64) in
+    public func remapVmallocPage(_ va: UInt64) throws(Errno) -> (old: PhysicalAddress, new: PhysicalAddress) {
+        try lock.withLock { () throws(Errno) -> (old: PhysicalAddress, new: PhysicalAddress) in
             let page = va & ~0xFFF
             guard let (base, frames) = vmaps.first(where: { page >= $0.key && page < $0.key + UInt64($0.value.count) * 4096 })
             else { throw .invalidArgument }
             let index = Int((page - base) / 4096)
+            let iova = IOVA(rawValue: page)
             let new = try memory.allocFrame()
             let old = frames[index]
             var gather = IOTLBGather()
-            _ = pageTable.unmap(iova: page, size: 4096, gather: &gather)
+            _ = pageTable.unmap(iova: iova, size: 4096, gather: &gather)
             do throws(Errno) {
-                try pageTable.map(iova: page, paddr: new, size: 4096, prot: Self.pageProt)
+                try pageTable.map(iova: iova, paddr: new, size: 4096, prot: Self.pageProt)
             } catch {
-                _ = try? pageTable.map(iova: page, paddr: old, size: 4096, prot: Self.pageProt)
+                _ = try? pageTable.map(iova: iova, paddr: old, size: 4096, prot: Self.pageProt)
                 memory.freeFrame(new)
                 throw error
             }
@@ -127,7 +131,7 @@ public final class KernelAddressSpace: @unchecked Sendable {
         try lock.withLock { () throws(Errno) in
             guard let frames = vmaps.removeValue(forKey: va) else { throw .invalidArgument }
             var gather = IOTLBGather()
-            _ = pageTable.unmap(iova: va, size: UInt64(frames.count) * 4096, gather: &gather)
+            _ = pageTable.unmap(iova: IOVA(rawValue: va), size: UInt64(frames.count) * 4096, gather: &gather)
             gather.releaseFreelist(to: memory)
             cpuFlushes += 1
             for f in frames { memory.freeFrame(f) }
@@ -135,8 +139,8 @@ public final class KernelAddressSpace: @unchecked Sendable {
     }
 
     /// The frame `va` maps to now, nil if unmapped.
-    public func physicalAddress(of va: UInt64) -> UInt64? {
-        let pa = pageTable.iovaToPhys(va)
+    public func physicalAddress(of va: UInt64) -> PhysicalAddress? {
+        let pa = pageTable.iovaToPhys(IOVA(rawValue: va))
         return pa == 0 ? nil : pa
     }
 

@@ -169,7 +169,8 @@ public final class PrivatePASIDs: @unchecked Sendable {
 
     /// `iommu_sva_map(pasid, iova, paddr, size, prot)` (`iommu_map` on the PASID's domain).
     /// - Throws: `ENOENT` unknown PASID; `iommu_map`'s errno.
-    public func map(pasid: UInt32, iova: UInt64, paddr: UInt64, size: UInt64, prot: IOMMUProt = [.read, .write]) throws(Errno) {
+    public func map(pasid: UInt32, iova: IOVA, paddr: PhysicalAddress, size: UInt64,
+                    prot: IOMMUProt = [.read, .write]) throws(Errno) {
         guard let e = lock.withLock({ entries[pasid] }), let iommu = e.device.machine?.iommu else { throw .noEntry }
         log?.record("iommu_map")
         try iommu.map(e.domain, iova: iova, paddr: paddr, size: size, prot: prot)
@@ -179,7 +180,7 @@ public final class PrivatePASIDs: @unchecked Sendable {
     /// - Returns: bytes unmapped.
     /// - Throws: `ENOENT` unknown PASID.
     @discardableResult
-    public func unmap(pasid: UInt32, iova: UInt64, size: UInt64) throws(Errno) -> UInt64 {
+    public func unmap(pasid: UInt32, iova: IOVA, size: UInt64) throws(Errno) -> UInt64 {
         guard let e = lock.withLock({ entries[pasid] }), let iommu = e.device.machine?.iommu else { throw .noEntry }
         log?.record("iommu_unmap")
         return iommu.unmap(e.domain, iova: iova, size: size)

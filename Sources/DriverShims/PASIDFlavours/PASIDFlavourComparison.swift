@@ -111,14 +111,14 @@ public enum PASIDFlavourComparison {
                                   violations: violations, copyAfterRemapVisible: visible)
     }
 
-    private static func frame(_ machine: Machine, _ bytes: [UInt8] = []) throws -> UInt64 {
+    private static func frame(_ machine: Machine, _ bytes: [UInt8] = []) throws -> PhysicalAddress {
         let pa = try machine.memory.allocContiguous(bytes: 4096)
         if !bytes.isEmpty { machine.memory.write(pa, bytes) }
         return pa
     }
 
     /// Submits a MEMMOVE and a COMPARE-free copy through `submit`; checks the completion.
-    private static func move(_ src: UInt64, _ dst: UInt64, _ cr: UInt64, pasid: UInt32, priv: Bool,
+    private static func move(_ src: IOVA, _ dst: IOVA, _ cr: IOVA, pasid: UInt32, priv: Bool,
                              _ submit: (IDXDDescriptor) throws(Errno) -> Void) throws(Errno) {
         var d = IDXDDescriptor.memmove(from: src, to: dst, count: 4096, completion: cr)
         d.pasid = pasid
@@ -126,7 +126,7 @@ public enum PASIDFlavourComparison {
         try submit(d)
     }
 
-    private static func compare(_ a: UInt64, _ b: UInt64, _ cr: UInt64, pasid: UInt32, priv: Bool,
+    private static func compare(_ a: IOVA, _ b: IOVA, _ cr: IOVA, pasid: UInt32, priv: Bool,
                                 _ submit: (IDXDDescriptor) throws(Errno) -> Void) throws(Errno) {
         var d = IDXDDescriptor.compare(a, b, count: 4096, completion: cr)
         d.pasid = pasid
@@ -139,7 +139,7 @@ public enum PASIDFlavourComparison {
         let dev = idxd.pci
         let kp = try KernelPASID.attach(dev, log: log)
         let src = try frame(machine, pattern), dst = try frame(machine), cr = try frame(machine)
-        func map(_ pa: UInt64) throws(Errno) -> UInt64 {
+        func map(_ pa: PhysicalAddress) throws(Errno) -> IOVA {
             log.record("dma_map_page")
             return try iommu.dmaMapPage(dev, paddr: pa, size: 4096)
         }
@@ -169,13 +169,15 @@ public enum PASIDFlavourComparison {
         let sv = try SupervisorSVA.bind(idxd.pci, kernel: kernel, log: log)
         let buf = try kernel.vmalloc(pages: 3)
         let src = buf, dst = buf + 4096, cr = buf + 8192
+        // Under supervisor SVA the device's IOVAs are the kernel's virtual addresses.
+        let iSrc = IOVA(sva: src), iDst = IOVA(sva: dst), iCR = IOVA(sva: cr)
         try kernel.write(src, pattern)
         let submit: (IDXDDescriptor) throws(Errno) -> Void = { d throws(Errno) in try idxd.enqcmds(d, wq: 0) }
-        for _ in 0..<2 { try move(src, dst, cr, pasid: sv.pasid, priv: true, submit) }
+        for _ in 0..<2 { try move(iSrc, iDst, iCR, pasid: sv.pasid, priv: true, submit) }
         // vfree + vmalloc landing at the same address: flush_tlb_kernel_range, CPU only.
         try kernel.remapVmallocPage(dst)
-        try move(src, dst, cr, pasid: sv.pasid, priv: true, submit)
-        try compare(src, dst, cr, pasid: sv.pasid, priv: true, submit)
+        try move(iSrc, iDst, iCR, pasid: sv.pasid, priv: true, submit)
+        try compare(iSrc, iDst, iCR, pasid: sv.pasid, priv: true, submit)
         machine.step("\(PASIDFlavour.supervisorSVA.rawValue): copied after the remap")
         let visible = try kernel.read(dst, count: 4096) == pattern
         sv.unbind(log: log)
@@ -191,7 +193,7 @@ public enum PASIDFlavourComparison {
         let pp = PrivatePASIDs(log: log)
         let pasid = try pp.allocPrivatePasid(domain: domain, dev: dev)
         let src = try frame(machine, pattern), dst = try frame(machine), cr = try frame(machine)
-        let iSrc: UInt64 = 0x10_0000, iDst: UInt64 = 0x10_1000, iCR: UInt64 = 0x10_2000
+        let iSrc: IOVA = 0x10_0000, iDst: IOVA = 0x10_1000, iCR: IOVA = 0x10_2000
         try pp.map(pasid: pasid, iova: iSrc, paddr: src, size: 4096)
         try pp.map(pasid: pasid, iova: iDst, paddr: dst, size: 4096)
         try pp.map(pasid: pasid, iova: iCR, paddr: cr, size: 4096)
@@ -217,18 +219,20 @@ public enum PASIDFlavourComparison {
         let process = try Process(memory: machine.memory, pid: 100)
         let base = try process.mmap(length: 3 * 4096, prot: [.read, .write], populate: true)
         let src = base, dst = base + 4096, cr = base + 8192
+        // Under user SVA the device's IOVAs are the process's virtual addresses.
+        let iSrc = IOVA(sva: src), iDst = IOVA(sva: dst), iCR = IOVA(sva: cr)
         try process.writeMemory(address: src, bytes: pattern)
         let ctx = try idxd.open(wq: 1, process: process)
         let portal = try ctx.mmap(from: process)
         let submit: (IDXDDescriptor) throws(Errno) -> Void = { d throws(Errno) in
             guard portal.enqcmd(d) == .accepted else { throw .tryAgain }
         }
-        for _ in 0..<2 { try move(src, dst, cr, pasid: 0, priv: false, submit) }
+        for _ in 0..<2 { try move(iSrc, iDst, iCR, pasid: 0, priv: false, submit) }
         // The process replaces the page: munmap fires the mm notifier (IOTLB + ATC flush).
         try process.munmap(address: dst, length: 4096)
         try process.mmap(length: 4096, prot: [.read, .write], at: dst, populate: true)
-        try move(src, dst, cr, pasid: 0, priv: false, submit)
-        try compare(src, dst, cr, pasid: 0, priv: false, submit)
+        try move(iSrc, iDst, iCR, pasid: 0, priv: false, submit)
+        try compare(iSrc, iDst, iCR, pasid: 0, priv: false, submit)
         machine.step("\(PASIDFlavour.userSVA.rawValue): copied after the remap")
         let visible = try process.readMemory(address: dst, count: 4096) == pattern
         ctx.close()

@@ -91,31 +91,32 @@ extension ConformanceCheck {
             let mib2: UInt64 = 2 << 20
             // 4 MiB at iova = pa, both 2 MiB aligned: two 2 MiB leaves in one call.
             let a = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
-            try rig.iommu.map(a, iova: mib2, paddr: mib2, size: 2 * mib2, prot: [.read, .write])
+            try rig.iommu.map(a, iova: IOVA(rawValue: mib2), paddr: PhysicalAddress(rawValue: mib2), size: 2 * mib2, prot: [.read, .write])
             XCTAssertEqual(a.mapCalls.map(\.pgsize), [mib2])
             XCTAssertEqual(a.mapCalls.map(\.count), [2])
-            XCTAssertEqual(a.leafSize(mib2), mib2)
-            XCTAssertEqual(a.leafSize(2 * mib2 + 0x1000), mib2)
+            XCTAssertEqual(a.leafSize(IOVA(rawValue: mib2)), mib2)
+            XCTAssertEqual(a.leafSize(IOVA(rawValue: 2 * mib2 + 0x1000)), mib2)
             // iova 2 MiB aligned, pa 4 KiB off: 1024 leaves of 4 KiB.
             let b = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
-            try rig.iommu.map(b, iova: 2 * mib2, paddr: mib2 + 0x1000, size: 2 * mib2, prot: [.read])
+            try rig.iommu.map(b, iova: IOVA(rawValue: 2 * mib2), paddr: PhysicalAddress(rawValue: mib2 + 0x1000), size: 2 * mib2, prot: [.read])
             XCTAssertEqual(b.mapCalls.map(\.pgsize), [0x1000])
             XCTAssertEqual(b.mapCalls.map(\.count), [1024])
-            XCTAssertEqual(b.leafSize(2 * mib2), 0x1000)
-            XCTAssertEqual(b.iovaToPhys(2 * mib2 + 0x5000), mib2 + 0x6000)
+            XCTAssertEqual(b.leafSize(IOVA(rawValue: 2 * mib2)), 0x1000)
+            XCTAssertEqual(b.iovaToPhys(IOVA(rawValue: 2 * mib2 + 0x5000)), PhysicalAddress(rawValue: mib2 + 0x6000))
             // 2 MiB + 4 KiB starting 4 KiB below a 2 MiB boundary: 4 KiB, then one 2 MiB leaf.
             let c = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
             let start = 3 * mib2 - 0x1000
-            try rig.iommu.map(c, iova: start, paddr: start, size: mib2 + 0x1000, prot: [.read])
+            try rig.iommu.map(c, iova: IOVA(rawValue: start), paddr: PhysicalAddress(rawValue: start), size: mib2 + 0x1000, prot: [.read])
             XCTAssertEqual(c.mapCalls.map(\.pgsize), [0x1000, mib2])
             XCTAssertEqual(c.mapCalls.map(\.count), [1, 1])
-            XCTAssertEqual(c.leafSize(start), 0x1000)
-            XCTAssertEqual(c.leafSize(3 * mib2), mib2)
+            XCTAssertEqual(c.leafSize(IOVA(rawValue: start)), 0x1000)
+            XCTAssertEqual(c.leafSize(IOVA(rawValue: 3 * mib2)), mib2)
             // The same range one 4 KiB longer ends with a 4 KiB leaf after the block.
             let d = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
-            try rig.iommu.map(d, iova: start, paddr: start, size: mib2 + 0x2000, prot: [.read])
+            try rig.iommu.map(d, iova: IOVA(rawValue: start), paddr: PhysicalAddress(rawValue: start), size: mib2 + 0x2000,
+                              prot: [.read])
             XCTAssertEqual(d.mapCalls.map(\.pgsize), [0x1000, mib2, 0x1000])
-            XCTAssertEqual(d.leafSize(4 * mib2), 0x1000)
+            XCTAssertEqual(d.leafSize(IOVA(rawValue: 4 * mib2)), 0x1000)
         }
     }
 
@@ -157,12 +158,12 @@ extension ConformanceCheck {
             let rig = try vendor.makeRig([.pasid])
             let d = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
             let mib2: UInt64 = 2 << 20
-            try rig.iommu.map(d, iova: mib2, paddr: 4 * mib2, size: mib2, prot: [.read])
-            XCTAssertEqual(rig.iommu.unmap(d, iova: mib2, size: 0x1000), 0)
-            XCTAssertEqual(rig.iommu.unmap(d, iova: mib2 + 0x1000, size: 0x1000), 0)
-            XCTAssertEqual(d.leafSize(mib2 + 0x1000), mib2)
-            XCTAssertEqual(rig.iommu.iovaToPhys(d, iova: mib2 + 0x1000), 4 * mib2 + 0x1000)
-            XCTAssertEqual(rig.iommu.unmap(d, iova: mib2, size: mib2), mib2, "the whole block unmaps")
+            try rig.iommu.map(d, iova: IOVA(rawValue: mib2), paddr: PhysicalAddress(rawValue: 4 * mib2), size: mib2, prot: [.read])
+            XCTAssertEqual(rig.iommu.unmap(d, iova: IOVA(rawValue: mib2), size: 0x1000), 0)
+            XCTAssertEqual(rig.iommu.unmap(d, iova: IOVA(rawValue: mib2 + 0x1000), size: 0x1000), 0)
+            XCTAssertEqual(d.leafSize(IOVA(rawValue: mib2 + 0x1000)), mib2)
+            XCTAssertEqual(rig.iommu.iovaToPhys(d, iova: IOVA(rawValue: mib2 + 0x1000)), PhysicalAddress(rawValue: 4 * mib2 + 0x1000))
+            XCTAssertEqual(rig.iommu.unmap(d, iova: IOVA(rawValue: mib2), size: mib2), mib2, "the whole block unmaps")
         }
     }
 
@@ -229,7 +230,7 @@ extension ConformanceCheck {
         ConformanceCheck { vendor in
             let rig = try vendor.makeRig([.pasid])
             let d = try PageTableTestDomain(owner: rig.driver, memory: rig.memory)
-            let iova: UInt64 = 1 << 39 // a fresh top-level slot: three table pages below it
+            let iova: IOVA = 0x80_0000_0000 // 1 << 39, a fresh top-level slot: three table pages below it
             try rig.iommu.map(d, iova: iova, paddr: 0x200000, size: 0x1000, prot: [.read])
             var gather = IOTLBGather()
             XCTAssertEqual(rig.iommu.unmapFast(d, iova: iova, size: 0x1000, gather: &gather), 0x1000)

@@ -82,7 +82,8 @@ extension ConformanceCheck {
             try rig.sendPageRequests(dev, [pageRequest(dev, pasid: 21, group: 7, address: va + 8192, access: [.read, .write])])
             let group = try XCTUnwrap(handler.groups.first)
             XCTAssertEqual(handler.groups.count, 1)
-            XCTAssertEqual(group.faults.map(\.address), [va, va + 4096, va + 8192], "partials first, the last at the end")
+            XCTAssertEqual(group.faults.map(\.address), [IOVA(sva: va), IOVA(sva: va + 4096), IOVA(sva: va + 8192)],
+                           "partials first, the last at the end")
             XCTAssertTrue(group.domain === domain)
             XCTAssertEqual(queue.pendingGroups(of: dev).map(\.serial), [group.serial])
             XCTAssertEqual(queue.partialFaults(of: dev).map(\.grpid), [8])

@@ -41,11 +41,11 @@ extension ConformanceCheck {
             let bond = try rig.iommu.svaBindDevice(dev, mm: mm)
             let pasid = rig.iommu.svaGetPasid(bond)
             XCTAssertEqual(pasid, mm.enqcmdPasid)
-            XCTAssertEqual(try dev.dmaRead(at: va, count: 3, pasid: pasid), [1, 2, 3])
-            try dev.dmaWrite(at: va + 4096 + 5, bytes: [9, 8], pasid: pasid)
+            XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va), count: 3, pasid: pasid), [1, 2, 3])
+            try dev.dmaWrite(at: IOVA(sva: va + 4096 + 5), bytes: [9, 8], pasid: pasid)
             XCTAssertEqual(try mm.readMemory(address: va + 4096 + 5, count: 2), [9, 8])
             rig.iommu.svaUnbindDevice(bond)
-            XCTAssertThrowsError(try dev.dmaRead(at: va, count: 1, pasid: pasid))
+            XCTAssertThrowsError(try dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid))
             assertNoViolations(rig.machine)
         }
     }
@@ -103,13 +103,13 @@ extension ConformanceCheck {
             rig.iommu.svaUnbindDevice(second)
             XCTAssertEqual(first.users, 1)
             XCTAssertTrue(try rig.iommu.attachHandle(try XCTUnwrap(dev.group), pasid: pasid) === first, "still attached")
-            XCTAssertEqual(try dev.dmaRead(at: va, count: 3, pasid: pasid), [7, 8, 9])
+            XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va), count: 3, pasid: pasid), [7, 8, 9])
             rig.iommu.svaUnbindDevice(first)
             XCTAssertEqual(first.users, 0)
             XCTAssertNil(dev.group?.pasidArray[pasid])
             XCTAssertFalse(rig.live(dev, pasid), "hardware entry cleared")
             XCTAssertTrue(domain.isFreed)
-            XCTAssertThrowsError(try dev.dmaRead(at: va, count: 3, pasid: pasid))
+            XCTAssertThrowsError(try dev.dmaRead(at: IOVA(sva: va), count: 3, pasid: pasid))
             assertNoViolations(rig.machine)
         }
     }
@@ -192,7 +192,7 @@ extension ConformanceCheck {
             XCTAssertEqual(bc.domain?.users, 1)
             XCTAssertEqual(rig.iommu.svaDomains(of: mm).count, 2)
             let pasid = mm.enqcmdPasid
-            for dev in [a, b, c] { XCTAssertEqual(try dev.dmaRead(at: va, count: 1, pasid: pasid), [42]) }
+            for dev in [a, b, c] { XCTAssertEqual(try dev.dmaRead(at: IOVA(sva: va), count: 1, pasid: pasid), [42]) }
             rig.iommu.svaUnbindDevice(ba)
             XCTAssertEqual(bb.domain?.users, 1)
             XCTAssertFalse(bb.domain?.isFreed ?? true)
@@ -296,7 +296,7 @@ extension ConformanceCheck {
             for _ in 0..<3 {
                 let bonds = try rig.devices.map { try rig.iommu.svaBindDevice($0, mm: mm) }
                 for (dev, bond) in zip(rig.devices, bonds) {
-                    try dev.dmaWrite(at: va, bytes: [5], pasid: rig.iommu.svaGetPasid(bond))
+                    try dev.dmaWrite(at: IOVA(sva: va), bytes: [5], pasid: rig.iommu.svaGetPasid(bond))
                 }
                 bonds.forEach(rig.iommu.svaUnbindDevice)
             }

@@ -14,20 +14,20 @@ final class PageTableTestDomain: IOMMUDomain, @unchecked Sendable {
                    pgsizeBitmap: 1 << 12 | 1 << 21 | 1 << 30)
     }
 
-    override func mapPages(iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
+    override func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                            mapped: inout UInt64) throws(Errno) {
         mapCalls.append((pgsize, pgcount))
         try table.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot, mapped: &mapped)
     }
 
-    override func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+    override func unmapPages(iova: IOVA, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
         table.unmapPages(iova: iova, pgsize: pgsize, pgcount: pgcount, gather: &gather)
     }
 
-    override func iovaToPhys(_ iova: UInt64) -> UInt64 { table.iovaToPhys(iova) }
+    override func iovaToPhys(_ iova: IOVA) -> PhysicalAddress { table.iovaToPhys(iova) }
 
     /// The leaf size the hardware walk finds at `iova`, 0 if unmapped.
-    func leafSize(_ iova: UInt64) -> UInt64 {
+    func leafSize(_ iova: IOVA) -> UInt64 {
         if case .translated(_, let size, _) = IOPageTable.walk(memory: table.memory, format: table.format, root: table.root,
                                                                iova: iova, access: [.read], setAccessedDirty: false) {
             return size

@@ -70,7 +70,7 @@ public final class Rig: @unchecked Sendable {
 
     /// A zeroed, physically contiguous DMA buffer of `bytes` (4 KiB multiple) filled
     /// with `fill`.
-    public func buffer(fill: UInt8 = 0, bytes: Int = 4096) throws -> UInt64 {
+    public func buffer(fill: UInt8 = 0, bytes: Int = 4096) throws -> PhysicalAddress {
         let pa = try memory.allocContiguous(bytes: bytes)
         if fill != 0 { memory.write(pa, [UInt8](repeating: fill, count: bytes)) }
         return pa
@@ -84,8 +84,8 @@ public final class Rig: @unchecked Sendable {
 
     /// An IOVA inside the aperture of `domain`: `offset` bytes above the larger of the
     /// aperture start and 16 MiB (clear of the low reserved windows some checks use).
-    public func iova(_ domain: IOMMUDomain, _ offset: UInt64 = 0) -> UInt64 {
-        max(domain.geometry.apertureStart, 1 << 24) + offset
+    public func iova(_ domain: IOMMUDomain, _ offset: UInt64 = 0) -> IOVA {
+        max(domain.geometry.apertureStart, 0x100_0000) + offset
     }
 
     /// Whether the hardware holds a live entry for (`dev`, `pasid`) (0 = the RID).

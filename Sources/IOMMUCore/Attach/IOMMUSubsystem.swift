@@ -167,12 +167,13 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         guard domain.type.isDMAAPI, let unit = dev.iommu else { return }
         for region in unit.driver.reservedRegions(dev) where region.kind == .direct || region.kind == .directRelaxable {
             let minPage = domain.pgsizeBitmap & (~domain.pgsizeBitmap &+ 1)
-            let start = region.start & ~(minPage - 1)
-            let end = (region.start + region.length + minPage - 1) & ~(minPage - 1)
+            let start = region.start.alignedDown(to: minPage)
+            let end = IOVA(rawValue: (region.start.rawValue + region.length + minPage - 1) & ~(minPage - 1))
             var iova = start
             while iova < end {
                 if domain.iovaToPhys(iova) == 0 {
-                    try map(domain, iova: iova, paddr: iova, size: minPage, prot: region.prot)
+                    try map(domain, iova: iova, paddr: PhysicalAddress(identity: iova), size: minPage,
+                            prot: region.prot)
                 }
                 iova += minPage
             }

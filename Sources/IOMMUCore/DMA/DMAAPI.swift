@@ -4,10 +4,10 @@ final class DMACookie {
     /// `cookie->iovad`.
     let iovad: IOVAAllocator
     /// Live mappings: aligned IOVA → aligned size, so a bad unmap is refused, not obeyed.
-    var mappings: [UInt64: UInt64] = [:]
+    var mappings: [IOVA: UInt64] = [:]
     /// `cookie->fq`: IOVAs unmapped but not yet covered by a flush-all, with the page-table
     /// pages their unmap freed (`fq_entry`: iova_pfn, pages, freelist).
-    var flushQueue: [(iova: UInt64, size: UInt64, freelist: [UInt64])] = []
+    var flushQueue: [(iova: IOVA, size: UInt64, freelist: [PhysicalAddress])] = []
 
     init(iovad: IOVAAllocator) { self.iovad = iovad }
 }
@@ -45,26 +45,29 @@ extension IOMMUSubsystem {
     ///   a DMA-API domain; `ENODEV` without a group or default domain; `ENOMEM` when the
     ///   IOVA space is exhausted (`DMA_MAPPING_ERROR`); `iommu_map`'s errno (the IOVA is
     ///   then freed again). Nothing changes on error.
-    public func dmaMapPage(_ dev: PCIDevice, paddr: UInt64, size: UInt64, prot: IOMMUProt = [.read, .write]) throws(Errno) -> UInt64 {
-        try lock.withLock { () throws(Errno) -> UInt64 in
-            guard size != 0, paddr &+ size > paddr else { throw .invalidArgument }
-            guard let (domain, cookie) = try dmaDomain(dev) else { return paddr }
+    public func dmaMapPage(_ dev: PCIDevice, paddr: PhysicalAddress, size: UInt64,
+                           prot: IOMMUProt = [.read, .write]) throws(Errno) -> IOVA {
+        try lock.withLock { () throws(Errno) -> IOVA in
+            guard size != 0, !paddr.addingReportingOverflow(size).overflow else { throw .invalidArgument }
+            guard let (domain, cookie) = try dmaDomain(dev) else { return IOVA(identity: paddr) }
             let granule = cookie.iovad.granule
-            let offset = paddr & (granule - 1)
+            let offset = paddr.offset(within: granule)
             let (padded, o1) = (size + offset).addingReportingOverflow(granule - 1)
             guard !o1 else { throw .invalidArgument }
             let length = padded & ~(granule - 1)
+            let base = paddr.alignedDown(to: granule)
             let limit = domain.geometry.apertureEnd
-            if limit > UInt64(UInt32.max), let low = cookie.iovad.alloc(size: length, limit: UInt64(UInt32.max)) {
-                return try finishMap(domain, cookie, iova: low, paddr: paddr - offset, length: length, prot: prot) + offset
+            let below4G = IOVA(rawValue: UInt64(UInt32.max))
+            if limit > below4G, let low = cookie.iovad.alloc(size: length, limit: below4G) {
+                return try finishMap(domain, cookie, iova: low, paddr: base, length: length, prot: prot) + offset
             }
             guard let iova = cookie.iovad.alloc(size: length, limit: limit) else { throw .noMemory }
-            return try finishMap(domain, cookie, iova: iova, paddr: paddr - offset, length: length, prot: prot) + offset
+            return try finishMap(domain, cookie, iova: iova, paddr: base, length: length, prot: prot) + offset
         }
     }
 
-    private func finishMap(_ domain: IOMMUDomain, _ cookie: DMACookie, iova: UInt64, paddr: UInt64, length: UInt64,
-                           prot: IOMMUProt) throws(Errno) -> UInt64 {
+    private func finishMap(_ domain: IOMMUDomain, _ cookie: DMACookie, iova: IOVA, paddr: PhysicalAddress, length: UInt64,
+                           prot: IOMMUProt) throws(Errno) -> IOVA {
         do { try map(domain, iova: iova, paddr: paddr, size: length, prot: prot) } catch {
             cookie.iovad.free(first: iova)
             throw error
@@ -84,13 +87,13 @@ extension IOMMUSubsystem {
     /// - Throws: `EINVAL` if (`dmaAddress`, `size`) is not a live mapping of the device's
     ///   default domain (the kernel WARNs); `ENODEV` without a group. Nothing changes on
     ///   error.
-    public func dmaUnmapPage(_ dev: PCIDevice, dmaAddress: UInt64, size: UInt64) throws(Errno) {
+    public func dmaUnmapPage(_ dev: PCIDevice, dmaAddress: IOVA, size: UInt64) throws(Errno) {
         try lock.withLock { () throws(Errno) in
             guard size != 0 else { throw .invalidArgument }
             guard let (domain, cookie) = try dmaDomain(dev) else { return }
             let granule = cookie.iovad.granule
-            let iova = dmaAddress & ~(granule - 1)
-            let (padded, o1) = (size + (dmaAddress - iova)).addingReportingOverflow(granule - 1)
+            let iova = dmaAddress.alignedDown(to: granule)
+            let (padded, o1) = size.addingReportingOverflow(dmaAddress.offset(within: granule) + granule - 1)
             guard !o1, let length = cookie.mappings[iova], length == padded & ~(granule - 1) else {
                 throw .invalidArgument
             }

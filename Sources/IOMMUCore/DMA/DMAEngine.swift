@@ -10,8 +10,8 @@ public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
     public let device: RID
     /// The request's PASID, nil without PASID.
     public let pasid: UInt32?
-    /// The address that faulted (IOVA or VA).
-    public let address: UInt64
+    /// The address that faulted (under SVA, the process's virtual address).
+    public let address: IOVA
     /// What the request did.
     public let access: DMAAccess
     /// The vendor's reason.
@@ -23,7 +23,7 @@ public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         let p = pasid.map { " pasid \($0)" } ?? ""
         let kind = access.contains(.write) ? "write" : access.contains(.execute) ? "exec" : "read"
-        return "\(iommu) fault: dev \(device)\(p) addr 0x\(String(address, radix: 16)) \(kind): \(reason)"
+        return "\(iommu) fault: dev \(device)\(p) addr \(address) \(kind): \(reason)"
     }
 }
 
@@ -38,7 +38,7 @@ extension PCIDevice {
     /// device's ATC (with ATS) or the IOMMU (IOTLB, then a table walk); the first refusal
     /// stops the transfer. Allocation-free.
     /// - Throws: ``DMAFault`` with the vendor's reason; bytes before the fault were moved.
-    public func dmaRead(at address: UInt64, into buffer: UnsafeMutableRawBufferPointer,
+    public func dmaRead(at address: IOVA, into buffer: UnsafeMutableRawBufferPointer,
                         pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
                      access: .read) { pa, offset, n in
@@ -48,7 +48,7 @@ extension PCIDevice {
 
     /// Issues a DMA write: the device writes `buffer` to host memory at `address`.
     /// - Throws: ``DMAFault``; bytes before the fault were written.
-    public func dmaWrite(at address: UInt64, from buffer: UnsafeRawBufferPointer,
+    public func dmaWrite(at address: IOVA, from buffer: UnsafeRawBufferPointer,
                          pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
                      access: .write) { pa, offset, n in
@@ -58,7 +58,7 @@ extension PCIDevice {
 
     /// Convenience: reads `count` bytes by DMA and returns them.
     /// - Throws: ``DMAFault``.
-    public func dmaRead(at address: UInt64, count: Int, pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) -> [UInt8] {
+    public func dmaRead(at address: IOVA, count: Int, pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         var fault: DMAFault?
         out.withUnsafeMutableBytes { buf in
@@ -70,7 +70,7 @@ extension PCIDevice {
 
     /// Convenience: writes `bytes` by DMA.
     /// - Throws: ``DMAFault``.
-    public func dmaWrite(at address: UInt64, bytes: [UInt8], pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
+    public func dmaWrite(at address: IOVA, bytes: [UInt8], pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
         var fault: DMAFault?
         bytes.withUnsafeBytes { buf in
             do throws(DMAFault) { try dmaWrite(at: address, from: buf, pasid: pasid, privileged: privileged) } catch { fault = error }
@@ -82,13 +82,14 @@ extension PCIDevice {
     /// Class properties are read once before the loop, since each read of a class `var`
     /// carries a dynamic exclusivity check that costs more than an IOTLB lookup.
     @inline(__always)
-    private func transfer(address: UInt64, count: Int, pasid: UInt32?, privileged: Bool, access: DMAAccess,
+    private func transfer(address: IOVA, count: Int, pasid: UInt32?, privileged: Bool, access: DMAAccess,
                           _ copy: (UnsafeMutableRawPointer, Int, Int) -> Void) throws(DMAFault) {
         guard let path = dmaPathStorage.pointee else { preconditionFailure("DMA from a device that is not on a machine") }
         let memorySize = path.memorySize
         guard let unit = path.unit, let mutex = path.mutex, let stats = path.stats else {
             // No IOMMU: the bus address is the physical address.
-            guard address < memorySize, UInt64(count) <= memorySize - address else {
+            let pa = address.rawValue
+            guard pa < memorySize, UInt64(count) <= memorySize - pa else {
                 let f = DMAFault(device: rid, pasid: pasid, address: address, access: access,
                                  reason: .outsideMemory, iommu: "none")
                 machine?.noteUntranslatedDMA(bytes: 0, faulted: true)
@@ -96,11 +97,11 @@ extension PCIDevice {
                 throw f
             }
             if path.foreignActive.pointee, !access.contains(.write) {
-                machine?.foreignFrames.willRead(address, count: count)
+                machine?.foreignFrames.willRead(pa, count: count)
             }
-            copy(path.memoryBase + Int(address), 0, count)
+            copy(path.memoryBase + Int(pa), 0, count)
             if path.foreignActive.pointee, access.contains(.write) {
-                machine?.foreignFrames.didWrite(address, count: count)
+                machine?.foreignFrames.didWrite(pa, count: count)
             }
             machine?.noteUntranslatedDMA(bytes: count, faulted: false)
             return
@@ -128,14 +129,15 @@ extension PCIDevice {
             if done == 0 { stats.pointee.requests &+= 1 }
             pthread_mutex_unlock(mutex)
             switch translated {
-            case .translated(let pa, let length, let cached):
+            case .translated(let physical, let length, let cached):
                 let n = min(count - done, Int(clamping: length))
+                let pa = physical.rawValue
                 guard pa < memorySize, UInt64(n) <= memorySize - pa else {
                     return try fail(request, .outsideMemory)
                 }
                 if checking, let machine {
                     path.checker.checkTranslation(machine: machine, device: self, request: request,
-                                                  physical: pa, cached: cached)
+                                                  physical: physical, cached: cached)
                 }
                 // Foreign frames (another process's pages): refresh before, write back after.
                 let foreign = path.foreignActive.pointee

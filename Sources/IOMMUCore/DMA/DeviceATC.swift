@@ -15,21 +15,22 @@ extension PCIDevice {
         guard let atc else { return nil }
         let tag = Self.atcTag(pasid: r.pasid, privileged: r.privileged, access: r.access)
         guard let entry = atc.lookup(tag: tag, iova: r.address) else { return nil }
-        return .translated(address: entry.translate(r.address), length: 4096 - (r.address & 4095), cached: true)
+        return .translated(address: entry.translate(r.address), length: 4096 - r.address.offset(within: 4096), cached: true)
     }
 
     @inline(__always)
     func atcFill(_ r: TranslationRequest, _ result: TranslationResult) {
         guard let atc, case .translated(let pa, _, _) = result else { return }
         let tag = Self.atcTag(pasid: r.pasid, privileged: r.privileged, access: r.access)
-        atc.insert(tag: tag, iova: r.address & ~4095, pageSize: 4096, pa: pa & ~4095, perms: [.read, .write])
+        atc.insert(tag: tag, iova: r.address.alignedDown(to: 4096), pageSize: 4096, pa: pa.alignedDown(to: 4096),
+                   perms: [.read, .write])
     }
 
     /// Executes a device-TLB invalidation at the device: drops ATC entries for requests
     /// without PASID (`pasid` nil) or with `pasid`, over [`address`, `address + size`).
     /// The IOMMU's hardware model calls this for devTLB and PASID-based devTLB
     /// descriptors. Caller holds the unit's hardware lock.
-    public func invalidateATC(pasid: UInt32?, address: UInt64, size: UInt64) {
+    public func invalidateATC(pasid: UInt32?, address: IOVA, size: UInt64) {
         guard let atc else { return }
         for priv in [false, true] {
             for access in UInt8(0)...7 {

@@ -23,11 +23,11 @@ public struct TranslationRequest: Hashable, Sendable {
     public var privileged: Bool
     /// What the request does.
     public var access: DMAAccess
-    /// The input address (an IOVA, or a process VA under SVA).
-    public var address: UInt64
+    /// The input address: an IOVA (under SVA, the process's virtual address).
+    public var address: IOVA
 
     /// A translation request.
-    public init(rid: RID, pasid: UInt32?, privileged: Bool, access: DMAAccess, address: UInt64) {
+    public init(rid: RID, pasid: UInt32?, privileged: Bool, access: DMAAccess, address: IOVA) {
         self.rid = rid
         self.pasid = pasid
         self.privileged = privileged
@@ -56,7 +56,7 @@ public struct FaultReason: Hashable, Sendable, CustomStringConvertible {
 public enum TranslationResult: Hashable, Sendable {
     /// Translated: `address` is the physical address, valid for `length` more bytes
     /// (to the end of the page). `cached` tells whether the IOTLB answered.
-    case translated(address: UInt64, length: UInt64, cached: Bool)
+    case translated(address: PhysicalAddress, length: UInt64, cached: Bool)
     /// The request faults; the hardware has recorded it with `reason`.
     case fault(FaultReason)
 }

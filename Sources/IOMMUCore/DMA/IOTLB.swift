@@ -1,21 +1,23 @@
 /// One translation returned by an ``IOTLB`` lookup.
 public struct IOTLBEntry: Sendable, Hashable {
     /// Physical base of the cached page.
-    public let pageBase: UInt64
+    public let pageBase: PhysicalAddress
     /// Size of the cached page: 4 KiB, 2 MiB or 1 GiB.
     public let pageSize: UInt64
     /// Permissions the walk that filled the entry found.
     public let perms: IOMMUProt
 
     /// Creates an entry.
-    @inlinable public init(pageBase: UInt64, pageSize: UInt64, perms: IOMMUProt) {
+    @inlinable public init(pageBase: PhysicalAddress, pageSize: UInt64, perms: IOMMUProt) {
         self.pageBase = pageBase
         self.pageSize = pageSize
         self.perms = perms
     }
 
     /// The physical address for `iova` inside this page.
-    @inlinable public func translate(_ iova: UInt64) -> UInt64 { pageBase | (iova & (pageSize - 1)) }
+    @inlinable public func translate(_ iova: IOVA) -> PhysicalAddress {
+        PhysicalAddress(rawValue: pageBase.rawValue | iova.offset(within: pageSize))
+    }
 }
 
 /// A hardware translation cache for the vendor IOMMU models: the model's equivalent of
@@ -99,7 +101,7 @@ public final class IOTLB: @unchecked Sendable {
         let page = iova >> bank.shift
         let s = bank.slots + bank.index(tag: tag, page: page)
         guard s.pointee.key == page | IOTLB.valid && s.pointee.tag == tag else { return nil }
-        return IOTLBEntry(pageBase: s.pointee.pageBase, pageSize: 1 << bank.shift,
+        return IOTLBEntry(pageBase: PhysicalAddress(rawValue: s.pointee.pageBase), pageSize: 1 << bank.shift,
                           perms: IOMMUProt(rawValue: s.pointee.perms))
     }
 
@@ -108,7 +110,8 @@ public final class IOTLB: @unchecked Sendable {
     /// The 4 KiB probe is inlined into callers; the huge banks and the miss count are
     /// out of line, so that the common hit is a handful of instructions.
     @inlinable @inline(__always)
-    public func lookup(tag: UInt64, iova: UInt64) -> IOTLBEntry? {
+    public func lookup(tag: UInt64, iova: IOVA) -> IOTLBEntry? {
+        let iova = iova.rawValue
         if let e = probe(small, tag: tag, iova: iova) {
             counters[0] &+= 1
             return e
@@ -148,19 +151,21 @@ public final class IOTLB: @unchecked Sendable {
     /// Caches a translation after a walk, evicting whatever shared its slot. `pa` may be
     /// any address in the page; `pageSize` must be 4 KiB, 2 MiB or 1 GiB (others are
     /// not cached).
-    public func insert(tag: UInt64, iova: UInt64, pageSize: UInt64, pa: UInt64, perms: IOMMUProt) {
+    public func insert(tag: UInt64, iova: IOVA, pageSize: UInt64, pa: PhysicalAddress, perms: IOMMUProt) {
         guard let bank = bank(forPageSize: pageSize) else { return }
-        let page = iova >> bank.shift
+        let page = iova.rawValue >> bank.shift
         let s = bank.slots + bank.index(tag: tag, page: page)
         if s.pointee.key & IOTLB.valid == 0 { countDelta(bank, 1) }
-        s.pointee = Slot(key: page | IOTLB.valid, tag: tag, pageBase: pa & ~(pageSize - 1), perms: perms.rawValue)
+        s.pointee = Slot(key: page | IOTLB.valid, tag: tag, pageBase: pa.rawValue & ~(pageSize - 1),
+                         perms: perms.rawValue)
     }
 
     /// Drops every entry of `tag` that overlaps `[iova, iova + size)`: a page-selective
     /// or range invalidation (VT-d PSI, SMMU `CMD_TLBI_NH_VA`). Large ranges scan the
     /// banks instead of probing page by page. Allocation-free.
     @inlinable @inline(__always)
-    public func invalidate(tag: UInt64, iova: UInt64, size: UInt64) {
+    public func invalidate(tag: UInt64, iova: IOVA, size: UInt64) {
+        let iova = iova.rawValue
         guard size != 0 else { return }
         let last = iova &+ (size - 1) < iova ? UInt64.max : iova + (size - 1)
         // The common case, one 4 KiB page while no huge entry is cached, is a single
@@ -220,10 +225,10 @@ public final class IOTLB: @unchecked Sendable {
     /// Drops every entry for which `predicate(tag, iova, pageSize)` holds; for vendor
     /// invalidations keyed on part of a tag (SMMU by VMID across ASIDs, VT-d by DID
     /// across PASIDs).
-    public func invalidate(where predicate: (UInt64, UInt64, UInt64) -> Bool) {
-        counters[2] -= drop(in: small) { t, page in predicate(t, page << 12, 1 << 12) }
-        counters[3] -= drop(in: medium) { t, page in predicate(t, page << 21, 1 << 21) }
-            + drop(in: large) { t, page in predicate(t, page << 30, 1 << 30) }
+    public func invalidate(where predicate: (UInt64, IOVA, UInt64) -> Bool) {
+        counters[2] -= drop(in: small) { t, page in predicate(t, IOVA(rawValue: page << 12), 1 << 12) }
+        counters[3] -= drop(in: medium) { t, page in predicate(t, IOVA(rawValue: page << 21), 1 << 21) }
+            + drop(in: large) { t, page in predicate(t, IOVA(rawValue: page << 30), 1 << 30) }
     }
 
     /// Invalidates the entries of `bank` whose (tag, page number) match; returns how many.

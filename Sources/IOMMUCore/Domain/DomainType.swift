@@ -81,14 +81,14 @@ public struct DomainAllocFlags: OptionSet, Hashable, Sendable {
 /// The aperture of a domain (`struct iommu_domain_geometry`).
 public struct DomainGeometry: Hashable, Sendable {
     /// First mappable IOVA.
-    public var apertureStart: UInt64
+    public var apertureStart: IOVA
     /// Last mappable IOVA (inclusive).
-    public var apertureEnd: UInt64
+    public var apertureEnd: IOVA
     /// DMA outside the aperture is impossible (not just unmapped).
     public var forceAperture: Bool
 
     /// A geometry; the default is the whole 64-bit space.
-    public init(apertureStart: UInt64 = 0, apertureEnd: UInt64 = .max, forceAperture: Bool = false) {
+    public init(apertureStart: IOVA = 0, apertureEnd: IOVA = .max, forceAperture: Bool = false) {
         self.apertureStart = apertureStart
         self.apertureEnd = apertureEnd
         self.forceAperture = forceAperture

@@ -68,32 +68,32 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     open func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) { throw .notSupported }
 
     /// `iommu_domain_ops.map_pages`: map `pgcount` pages of `pgsize`, advancing `mapped`.
-    open func mapPages(iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
+    open func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                        mapped: inout UInt64) throws(Errno) { throw .noDevice }
 
     /// `iommu_domain_ops.unmap_pages`: returns bytes unmapped (0 at a hole or a block that
     /// would have to be split) and records what must be invalidated in `gather`.
-    open func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 { 0 }
+    open func unmapPages(iova: IOVA, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 { 0 }
 
     /// `iommu_domain_ops.flush_iotlb_all`: invalidate every translation of the domain.
     open func flushIOTLBAll() {}
 
     /// `iommu_domain_ops.iotlb_sync_map`: make new mappings visible (caching mode, RWBF).
-    open func iotlbSyncMap(iova: UInt64, size: UInt64) throws(Errno) {}
+    open func iotlbSyncMap(iova: IOVA, size: UInt64) throws(Errno) {}
 
     /// `iommu_domain_ops.iotlb_sync`: invalidate what `gather` recorded; afterwards the
     /// core frees the gather's table pages.
     open func iotlbSync(_ gather: inout IOTLBGather) {}
 
     /// `iommu_domain_ops.iova_to_phys`: 0 when not mapped.
-    open func iovaToPhys(_ iova: UInt64) -> UInt64 { 0 }
+    open func iovaToPhys(_ iova: IOVA) -> PhysicalAddress { 0 }
 
     /// `dirty_ops.set_dirty_tracking`.
     open func setDirtyTracking(_ enabled: Bool) throws(Errno) { throw .notSupported }
 
     /// `dirty_ops.read_and_clear_dirty`: reports dirty (iova, size) ranges.
-    open func readAndClearDirty(iova: UInt64, size: UInt64, clear: Bool,
-                                _ report: (UInt64, UInt64) -> Void) throws(Errno) { throw .notSupported }
+    open func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
+                                _ report: (IOVA, UInt64) -> Void) throws(Errno) { throw .notSupported }
 
     /// `iommu_domain_ops.free`: release the domain's page tables and IDs.
     open func free() {}

@@ -185,7 +185,7 @@ public struct ReservedRegion: Hashable, Sendable {
         case swMSI
     }
     /// First address.
-    public var start: UInt64
+    public var start: IOVA
     /// Length in bytes.
     public var length: UInt64
     /// Protection for direct mappings.
@@ -194,7 +194,7 @@ public struct ReservedRegion: Hashable, Sendable {
     public var kind: Kind
 
     /// A region of `kind`.
-    public init(start: UInt64, length: UInt64, prot: IOMMUProt = [.read, .write], kind: Kind) {
+    public init(start: IOVA, length: UInt64, prot: IOMMUProt = [.read, .write], kind: Kind) {
         self.start = start
         self.length = length
         self.prot = prot

@@ -9,7 +9,7 @@ extension IOMMUSubsystem {
     ///   bitmap; `EINVAL` when `iova | paddr | size` is not aligned to the smallest page
     ///   size; `ENODEV` when the domain has no `map_pages`; the driver's errno (`ENOMEM`,
     ///   `EEXIST`, `ERANGE`).
-    public func map(_ domain: IOMMUDomain, iova: UInt64, paddr: UInt64, size: UInt64, prot: IOMMUProt) throws(Errno) {
+    public func map(_ domain: IOMMUDomain, iova: IOVA, paddr: PhysicalAddress, size: UInt64, prot: IOMMUProt) throws(Errno) {
         try mapNoSync(domain, iova: iova, paddr: paddr, size: size, prot: prot)
         if domain.ops.contains(.iotlbSyncMap) {
             do throws(Errno) { try domain.iotlbSyncMap(iova: iova, size: size) } catch {
@@ -21,15 +21,16 @@ extension IOMMUSubsystem {
 
     /// `iommu_map_nosync`: the checks and the page-size loop of `iommu_map`, without
     /// `iotlb_sync_map`. A driver error unmaps what this call mapped.
-    func mapNoSync(_ domain: IOMMUDomain, iova: UInt64, paddr: UInt64, size: UInt64, prot: IOMMUProt) throws(Errno) {
+    func mapNoSync(_ domain: IOMMUDomain, iova: IOVA, paddr: PhysicalAddress, size: UInt64, prot: IOMMUProt) throws(Errno) {
         guard domain.type.isPaging, domain.pgsizeBitmap != 0 else {
             warn("iommu_map", "\(domain) is not a paging domain")
             throw .invalidArgument
         }
         guard domain.ops.contains(.mapPages) else { throw .noDevice }
         let minPage = Self.minPageSize(domain)
-        guard (iova | paddr | size) & (minPage - 1) == 0 else { throw .invalidArgument }
-        guard iova &+ size >= iova else { throw .invalidArgument }
+        guard (iova.rawValue | paddr.rawValue | size) & (minPage - 1) == 0 else { throw .invalidArgument }
+        guard !iova.addingReportingOverflow(size).overflow, !paddr.addingReportingOverflow(size).overflow
+        else { throw .invalidArgument }
         var mapped: UInt64 = 0
         do throws(Errno) {
             while mapped < size {
@@ -55,7 +56,7 @@ extension IOMMUSubsystem {
     /// - Throws: as ``map(_:iova:paddr:size:prot:)``; on any error everything this call
     ///   mapped is unmapped again.
     @discardableResult
-    public func mapSG(_ domain: IOMMUDomain, iova: UInt64, segments: [(paddr: UInt64, length: UInt64)],
+    public func mapSG(_ domain: IOMMUDomain, iova: IOVA, segments: [(paddr: PhysicalAddress, length: UInt64)],
                       prot: IOMMUProt) throws(Errno) -> UInt64 {
         var mapped: UInt64 = 0
         do throws(Errno) {
@@ -76,7 +77,7 @@ extension IOMMUSubsystem {
     /// range, an unmapped first IOVA, or a range that would split a larger mapping; at a
     /// hole it stops and returns the bytes up to the hole. Table pages removed are freed
     /// only after the invalidation.
-    public func unmap(_ domain: IOMMUDomain, iova: UInt64, size: UInt64) -> UInt64 {
+    public func unmap(_ domain: IOMMUDomain, iova: IOVA, size: UInt64) -> UInt64 {
         var gather = IOTLBGather()
         let unmapped = unmapFast(domain, iova: iova, size: size, gather: &gather)
         iotlbSync(domain, gather: &gather)
@@ -86,16 +87,18 @@ extension IOMMUSubsystem {
     /// `iommu_unmap_fast(domain, iova, size, gather)`: as ``unmap(_:iova:size:)`` but the
     /// caller must call ``iotlbSync(_:gather:)`` later; until then the IOTLB may still
     /// translate the range (the checker tracks this window).
-    public func unmapFast(_ domain: IOMMUDomain, iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
+    public func unmapFast(_ domain: IOMMUDomain, iova: IOVA, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
         guard domain.type.isPaging, domain.pgsizeBitmap != 0 else {
             warn("__iommu_unmap", "\(domain) is not a paging domain")
             return 0
         }
         let minPage = Self.minPageSize(domain)
-        guard (iova | size) & (minPage - 1) == 0, domain.ops.contains(.unmapPages) else { return 0 }
+        guard (iova.rawValue | size) & (minPage - 1) == 0, domain.ops.contains(.unmapPages) else { return 0 }
         var unmapped: UInt64 = 0
         while unmapped < size {
-            let (pgsize, count) = iommuPageSize(iova: iova + unmapped, paddr: iova + unmapped,
+            // As the kernel, the IOVA stands in for the physical address: an unmap only
+            // needs the page size the IOVA's alignment allows.
+            let (pgsize, count) = iommuPageSize(iova: iova &+ unmapped, paddr: PhysicalAddress(identity: iova &+ unmapped),
                                                 size: size - unmapped, pageSizes: domain.pgsizeBitmap)
             let n = domain.unmapPages(iova: iova + unmapped, pgsize: pgsize, pgcount: count, gather: &gather)
             if n == 0 { break }
@@ -105,7 +108,7 @@ extension IOMMUSubsystem {
         if unmapped > 0 {
             // Drivers that record nothing still get a sync covering the range.
             if gather.isEmpty { gather.addRange(iova: iova, size: unmapped) }
-            checker.openUnmapWindow(domain, start: iova, end: iova + unmapped - 1)
+            checker.openUnmapWindow(domain, start: iova, end: iova &+ (unmapped - 1))
         }
         mapCounters.noteUnmap()
         events.record(.unmap(iova: iova, size: size, unmappedSize: unmapped))
@@ -130,8 +133,8 @@ extension IOMMUSubsystem {
 
     /// `iommu_iova_to_phys(domain, iova)`: IDENTITY returns `iova`, BLOCKED and unmapped
     /// addresses return 0.
-    public func iovaToPhys(_ domain: IOMMUDomain, iova: UInt64) -> UInt64 {
-        if domain.type == .identity { return iova }
+    public func iovaToPhys(_ domain: IOMMUDomain, iova: IOVA) -> PhysicalAddress {
+        if domain.type == .identity { return PhysicalAddress(identity: iova) }
         if domain.type == .blocked || !domain.ops.contains(.iovaToPhys) { return 0 }
         return domain.iovaToPhys(iova)
     }

@@ -41,11 +41,11 @@ public struct IOPFFault: Hashable, Sendable, CustomStringConvertible {
     public var grpid: UInt32
     /// `prm.perm`: the access requested.
     public var perm: IOMMUFaultPerm
-    /// `prm.addr`: the page address.
-    public var address: UInt64
+    /// `prm.addr`: the page address (under SVA, the process's virtual address).
+    public var address: IOVA
 
     /// A page request.
-    public init(flags: IOMMUFaultFlags, pasid: UInt32 = 0, grpid: UInt32, perm: IOMMUFaultPerm, address: UInt64) {
+    public init(flags: IOMMUFaultFlags, pasid: UInt32 = 0, grpid: UInt32, perm: IOMMUFaultPerm, address: IOVA) {
         self.flags = flags
         self.pasid = pasid
         self.grpid = grpid
@@ -66,7 +66,7 @@ public struct IOPFFault: Hashable, Sendable, CustomStringConvertible {
         if perm.contains(.write) { rights += "w" }
         if perm.contains(.exec) { rights += "x" }
         if perm.contains(.priv) { rights += "p" }
-        return "prq pasid \(p) grp \(grpid) addr 0x\(String(address, radix: 16)) \(rights)\(isLastPage ? " last" : "")"
+        return "prq pasid \(p) grp \(grpid) addr \(address) \(rights)\(isLastPage ? " last" : "")"
     }
 }
 

@@ -17,12 +17,13 @@ public struct PageRequest: Hashable, Sendable, CustomStringConvertible {
     public var groupIndex: UInt16
     /// Last request of its group: a response is expected.
     public var isLastInGroup: Bool
-    /// The page address (the offset in the page is ignored).
-    public var address: UInt64
+    /// The page address (the offset in the page is ignored; under SVA, the process's
+    /// virtual address).
+    public var address: IOVA
 
     /// A page request.
     public init(rid: RID, pasid: UInt32?, access: IOMMUFaultPerm = .read, groupIndex: UInt16, isLastInGroup: Bool = true,
-                address: UInt64) {
+                address: IOVA) {
         self.rid = rid
         self.pasid = pasid
         self.access = access
@@ -38,15 +39,15 @@ public struct PageRequest: Hashable, Sendable, CustomStringConvertible {
         var flags: IOMMUFaultFlags = isLastInGroup ? [.lastPage] : []
         if pasid != nil { flags.formUnion([.pasidValid, .responseNeedsPasid]) }
         return IOPFFault(flags: flags, pasid: pasid ?? 0, grpid: UInt32(groupIndex), perm: access,
-                         address: address & ~0xFFF)
+                         address: address.alignedDown(to: 4096))
     }
 
     /// `page request 00:02.0 pasid 5 grp 3 addr 0x1000 rw last`.
     public var description: String {
         let rights = [(IOMMUFaultPerm.read, "r"), (.write, "w"), (.exec, "x"), (.priv, "p")]
             .filter { access.contains($0.0) }.map(\.1).joined()
-        return "page request \(rid) pasid \(pasid.map { "\($0)" } ?? "-") grp \(groupIndex) addr 0x"
-            + String(address & ~0xFFF, radix: 16) + " \(rights)" + (isLastInGroup ? " last" : "")
+        return "page request \(rid) pasid \(pasid.map { "\($0)" } ?? "-") grp \(groupIndex) addr "
+            + "\(address.alignedDown(to: 4096)) \(rights)" + (isLastInGroup ? " last" : "")
     }
 }
 

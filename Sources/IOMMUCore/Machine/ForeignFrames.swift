@@ -82,7 +82,7 @@ public final class ForeignFrames: @unchecked Sendable {
     public func willRead(_ pa: UInt64, count: Int) {
         guard activeStorage.pointee, count > 0 else { return }
         forEachForeign(pa, count) { b, address, at, n in
-            if !b.refresh(address, into: memory.pointer(at), count: n) { unregisterAll(b) }
+            if !b.refresh(address, into: memory.pointer(PhysicalAddress(rawValue: at)), count: n) { unregisterAll(b) }
         }
     }
 
@@ -90,7 +90,7 @@ public final class ForeignFrames: @unchecked Sendable {
     public func didWrite(_ pa: UInt64, count: Int) {
         guard activeStorage.pointee, count > 0 else { return }
         forEachForeign(pa, count) { b, address, at, n in
-            if !b.writeBack(address, from: memory.pointer(at), count: n) { unregisterAll(b) }
+            if !b.writeBack(address, from: memory.pointer(PhysicalAddress(rawValue: at)), count: n) { unregisterAll(b) }
         }
     }
 

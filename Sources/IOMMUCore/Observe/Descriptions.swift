@@ -74,7 +74,7 @@ extension Violation: Encodable {
         try c.encode(invariant.rawValue, forKey: .invariant)
         try c.encodeIfPresent(device.map { "\($0)" }, forKey: .device)
         try c.encodeIfPresent(pasid, forKey: .pasid)
-        try c.encodeIfPresent(address, forKey: .address)
+        try c.encodeIfPresent(address?.rawValue, forKey: .address)
         try c.encode(event, forKey: .event)
         try c.encode(message, forKey: .message)
     }

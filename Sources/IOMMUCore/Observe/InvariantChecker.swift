@@ -26,15 +26,15 @@ public struct Violation: Hashable, Sendable, CustomStringConvertible {
     public let device: RID?
     /// The PASID involved (nil: a request without PASID).
     public let pasid: UInt32?
-    /// The address involved, if any.
-    public let address: UInt64?
+    /// The address involved, if any: the IOVA a device used.
+    public let address: IOVA?
     /// The event that broke the invariant (e.g. `"dma read"`, `"did release"`).
     public let event: String
     /// What went wrong, in one sentence.
     public let message: String
 
     /// A violation record.
-    public init(_ invariant: Invariant, device: RID? = nil, pasid: UInt32? = nil, address: UInt64? = nil,
+    public init(_ invariant: Invariant, device: RID? = nil, pasid: UInt32? = nil, address: IOVA? = nil,
                 event: String, message: String) {
         self.invariant = invariant
         self.device = device
@@ -48,7 +48,7 @@ public struct Violation: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         let d = device.map { "\($0)" } ?? "-"
         let p = pasid.map { "\($0)" } ?? "-"
-        let a = address.map { "0x" + String($0, radix: 16) } ?? "-"
+        let a = address.map { "\($0)" } ?? "-"
         return "\(invariant.rawValue) dev \(d) pasid \(p) addr \(a) [\(event)]: \(message)"
     }
 }
@@ -72,7 +72,7 @@ public final class InvariantChecker: @unchecked Sendable {
         set { enabledStorage.pointee = newValue }
     }
     /// Ranges unmapped with `iommu_unmap_fast` whose `iommu_iotlb_sync` has not run yet.
-    private var unmapWindows: [ObjectIdentifier: [(start: UInt64, end: UInt64)]] = [:]
+    private var unmapWindows: [ObjectIdentifier: [(start: IOVA, end: IOVA)]] = [:]
     /// (RID, PASID) pairs that were detached at least once, to tell I6 from I1.
     private var detached: Set<PasidKey> = []
 
@@ -107,7 +107,7 @@ public final class InvariantChecker: @unchecked Sendable {
         lock.withLock { _violations.append(violation) }
     }
 
-    func openUnmapWindow(_ domain: IOMMUDomain, start: UInt64, end: UInt64) {
+    func openUnmapWindow(_ domain: IOMMUDomain, start: IOVA, end: IOVA) {
         guard enabledFlag else { return }
         lock.withLock { unmapWindows[ObjectIdentifier(domain), default: []].append((start, end)) }
     }
@@ -122,7 +122,7 @@ public final class InvariantChecker: @unchecked Sendable {
         lock.withLock { _ = detached.insert(PasidKey(rid: rid, pasid: pasid)) }
     }
 
-    private func inUnmapWindow(_ domain: IOMMUDomain, _ address: UInt64) -> Bool {
+    private func inUnmapWindow(_ domain: IOMMUDomain, _ address: IOVA) -> Bool {
         lock.withLock {
             unmapWindows[ObjectIdentifier(domain)]?.contains { $0.start <= address && address <= $0.end } ?? false
         }
@@ -130,7 +130,7 @@ public final class InvariantChecker: @unchecked Sendable {
 
     /// Compares one translation the hardware served with the software truth.
     func checkTranslation(machine: Machine, device: PCIDevice, request: TranslationRequest,
-                          physical: UInt64, cached: Bool) {
+                          physical: PhysicalAddress, cached: Bool) {
         let pasid = request.pasid ?? 0
         let authority = machine.iommu.authoritativeDomain(for: device, pasid: request.pasid)
         let event = "dma " + (request.access.contains(.write) ? "write" : "read") + (cached ? " (IOTLB hit)" : " (walk)")
@@ -142,13 +142,15 @@ public final class InvariantChecker: @unchecked Sendable {
             report(Violation(wasDetached ? .noDMAAfterDetach : .translationAuthority, device: device.rid,
                              pasid: request.pasid, address: request.address, event: event,
                              message: wasDetached
-                                ? "translated to 0x\(String(physical, radix: 16)) after the domain was detached"
-                                : "translated to 0x\(String(physical, radix: 16)) while no domain is attached"))
+                                ? "translated to \(physical) after the domain was detached"
+                                : "translated to \(physical) while no domain is attached"))
         case .domain(let domain):
-            let truth: UInt64 = switch domain.type {
-            case .identity: request.address
+            let truth: PhysicalAddress = switch domain.type {
+            case .identity: PhysicalAddress(identity: request.address)
             // An SVA domain's truth is the process's CPU page table.
-            case .sva: domain.mm.map { mm in mm.isExiting ? 0 : mm.physicalAddress(of: request.address) ?? 0 } ?? 0
+            case .sva: domain.mm.map { mm in
+                mm.isExiting ? 0 : mm.physicalAddress(of: request.address.rawValue) ?? 0
+            } ?? 0
             default: domain.iovaToPhys(request.address)
             }
             if truth == physical { return }
@@ -157,12 +159,12 @@ public final class InvariantChecker: @unchecked Sendable {
                 if machine.memory.isAllocated(physical) { return }
                 report(Violation(.coherenceAfterUnmap, device: device.rid, pasid: request.pasid,
                                  address: request.address, event: event,
-                                 message: "stale translation reached freed memory 0x\(String(physical, radix: 16)) before iommu_iotlb_sync"))
+                                 message: "stale translation reached freed memory \(physical) before iommu_iotlb_sync"))
                 return
             }
             let message = truth == 0
-                ? "translated to 0x\(String(physical, radix: 16)) but \(domain) has no mapping (missing invalidation)"
-                : "translated to 0x\(String(physical, radix: 16)) but \(domain) maps it to 0x\(String(truth, radix: 16))"
+                ? "translated to \(physical) but \(domain) has no mapping (missing invalidation)"
+                : "translated to \(physical) but \(domain) maps it to \(truth)"
             report(Violation(cached || truth == 0 ? .coherenceAfterUnmap : .translationAuthority, device: device.rid,
                              pasid: request.pasid, address: request.address, event: event, message: message))
         }

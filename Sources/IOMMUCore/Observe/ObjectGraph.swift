@@ -172,7 +172,7 @@ public struct ObjectGraph: Sendable {
             let lines = unit.graphDetails(of: domain)
             details += units.count > 1 ? lines.map { "\($0) (\(unit.name))" } : lines
         }
-        if let mm = domain.mm { details.append("mm of pid \(mm.pid), pgd \(TraceRecord.hex(mm.pgdPhysical))") }
+        if let mm = domain.mm { details.append("mm of pid \(mm.pid), pgd \(mm.pgdPhysical)") }
         if domain.type == .sva { details.append("users \(domain.users)") }
         if domain.isFreed { details.append("FREED") }
         add(Node(id: id, kind: .domain, title: "\(domain)", details: details))

@@ -34,19 +34,21 @@ extension TraceRecord {
 
     /// `iommu:map` (`iommu_map_nosync`, after a successful map):
     /// `IOMMU: iova=0x%016llx - 0x%016llx paddr=0x%016llx size=%zu`.
-    public static func map(iova: UInt64, paddr: UInt64, size: UInt64) -> TraceRecord {
-        TraceRecord(system: iommuSystem, event: "map",
-                    fields: [.init("iova", hex16(iova)), .init("paddr", hex16(paddr)), .init("size", "\(size)")],
-                    message: "IOMMU: iova=\(hex16(iova)) - \(hex16(iova &+ size)) paddr=\(hex16(paddr)) size=\(size)")
+    public static func map(iova: IOVA, paddr: PhysicalAddress, size: UInt64) -> TraceRecord {
+        let start = hex16(iova.rawValue), end = hex16(iova.rawValue &+ size), pa = hex16(paddr.rawValue)
+        return TraceRecord(system: iommuSystem, event: "map",
+                           fields: [.init("iova", start), .init("paddr", pa), .init("size", "\(size)")],
+                           message: "IOMMU: iova=\(start) - \(end) paddr=\(pa) size=\(size)")
     }
 
     /// `iommu:unmap` (`__iommu_unmap`): `IOMMU: iova=0x%016llx - 0x%016llx size=%zu
     /// unmapped_size=%zu`.
-    public static func unmap(iova: UInt64, size: UInt64, unmappedSize: UInt64) -> TraceRecord {
-        TraceRecord(system: iommuSystem, event: "unmap",
-                    fields: [.init("iova", hex16(iova)), .init("size", "\(size)"),
-                             .init("unmapped_size", "\(unmappedSize)")],
-                    message: "IOMMU: iova=\(hex16(iova)) - \(hex16(iova &+ size)) size=\(size) unmapped_size=\(unmappedSize)")
+    public static func unmap(iova: IOVA, size: UInt64, unmappedSize: UInt64) -> TraceRecord {
+        let start = hex16(iova.rawValue), end = hex16(iova.rawValue &+ size)
+        return TraceRecord(system: iommuSystem, event: "unmap",
+                           fields: [.init("iova", start), .init("size", "\(size)"),
+                                    .init("unmapped_size", "\(unmappedSize)")],
+                           message: "IOMMU: iova=\(start) - \(end) size=\(size) unmapped_size=\(unmappedSize)")
     }
 
     /// `iommu:io_page_fault` (`report_iommu_fault`): `IOMMU:%s %s iova=0x%016llx
@@ -54,14 +56,15 @@ extension TraceRecord {
     /// `pci`, for a device without a driver), its name, the address and
     /// `IOMMU_FAULT_READ` (0) or `IOMMU_FAULT_WRITE` (1). The model adds the PASID and
     /// the hardware's reason as fields.
-    public static func ioPageFault(device: RID, driver: String = "pci", iova: UInt64, write: Bool,
+    public static func ioPageFault(device: RID, driver: String = "pci", iova: IOVA, write: Bool,
                                    pasid: UInt32?, reason: String) -> TraceRecord {
         let flags = write ? 1 : 0
+        let iova = hex16(iova.rawValue)
         return TraceRecord(system: iommuSystem, event: "io_page_fault",
                            fields: [.init("device", device.devName), .init("driver", driver),
-                                    .init("iova", hex16(iova)), .init("flags", "0x000\(flags)"),
+                                    .init("iova", iova), .init("flags", "0x000\(flags)"),
                                     .init("pasid", pasid.map { "\($0)" } ?? "-"), .init("reason", reason)],
-                           message: "IOMMU:\(driver) \(device.devName) iova=\(hex16(iova)) flags=0x000\(flags)",
+                           message: "IOMMU:\(driver) \(device.devName) iova=\(iova) flags=0x000\(flags)",
                            device: device, pasid: pasid)
     }
 
@@ -72,7 +75,7 @@ extension TraceRecord {
     /// This tracepoint and `dev_page_response` come from the I/O page-fault series that
     /// distribution kernels carry; mainline dropped them with the old fault-reporting API.
     public static func devFault(device: RID, fault: IOPFFault) -> TraceRecord {
-        let addr = hex16(fault.address)
+        let addr = hex16(fault.address.rawValue)
         let flags = String(fault.flags.rawValue, radix: 16)
         return TraceRecord(system: iommuSystem, event: "dev_fault",
                            fields: [.init("device", device.devName), .init("type", "2"), .init("reason", "0"),

@@ -39,9 +39,11 @@ public final class SVAIOPFHandler: IOPFHandler, @unchecked Sendable {
         if fault.perm.contains(.read) { wanted.insert(.read) }
         if fault.perm.contains(.write) { wanted.insert(.write) }
         if fault.perm.contains(.exec) { wanted.insert(.exec) }
-        guard let vmaProt = mm.vmaProtection(at: fault.address), vmaProt.isSuperset(of: wanted) else { return .invalid }
+        // Under SVA the page address is the process's virtual address.
+        let va = fault.address.rawValue
+        guard let vmaProt = mm.vmaProtection(at: va), vmaProt.isSuperset(of: wanted) else { return .invalid }
         do {
-            try mm.handleFault(address: fault.address, write: wanted.contains(.write), exec: wanted.contains(.exec))
+            try mm.handleFault(address: va, write: wanted.contains(.write), exec: wanted.contains(.exec))
         } catch {
             return .invalid
         }

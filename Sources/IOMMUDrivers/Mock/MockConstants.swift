@@ -10,9 +10,9 @@ public enum Mock {
     /// with ``MockDeviceFlags/hugeIOVA``.
     public static let hugePageSize: UInt64 = 512 * pageSize
     /// `MOCK_APERTURE_START`: first IOVA of every mock paging domain.
-    public static let apertureStart: UInt64 = 1 << 24
+    public static let apertureStart: IOVA = 0x100_0000
     /// `MOCK_APERTURE_LAST`: last IOVA of every mock paging domain.
-    public static let apertureLast: UInt64 = (1 << 31) - 1
+    public static let apertureLast: IOVA = 0x7fff_ffff
     /// `MOCK_PASID_WIDTH`: PASID bits of a device created with ``MockDeviceFlags/pasid``.
     public static let pasidWidth = 20
     /// The mock IOMMU's `iommu_device.max_pasids` (1 << `MOCK_PASID_WIDTH`).

@@ -54,14 +54,14 @@ extension IOMMUFD {
     ///   misaligned length/IOVA, reserved IOVA; `ENOENT` no IOAS; `EEXIST` overlap;
     ///   `ENOSPC` no free IOVA; `EFAULT` bad user memory (when a domain pins it);
     ///   `ENOMEM` over `RLIMIT_MEMLOCK`.
-    public func map(ioas: UInt32, userVA: UInt64, length: UInt64, iova: UInt64? = nil,
-                    flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> UInt64 {
+    public func map(ioas: UInt32, userVA: UInt64, length: UInt64, iova: IOVA? = nil,
+                    flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> IOVA {
         try _map(ioas, userVA, length, iova, flags).get()
     }
-    func _map(_ ioas: UInt32, _ va: UInt64, _ length: UInt64, _ iova: UInt64?, _ flags: IOASMapFlags) -> Result<UInt64, Errno> {
+    func _map(_ ioas: UInt32, _ va: UInt64, _ length: UInt64, _ iova: IOVA?, _ flags: IOASMapFlags) -> Result<IOVA, Errno> {
         let f = iova == nil ? flags.subtracting(.fixedIOVA) : flags.union(.fixedIOVA)
-        return typedCall(IOMMUFDCommand.ioasMap, IOMMUIOASMap(flags: f.rawValue, ioasId: ioas, userVa: va,
-                                                              length: length, iova: iova ?? 0)).map(\.iova)
+        return typedCall(IOMMUFDCommand.ioasMap, IOMMUIOASMap(flags: f.rawValue, ioasId: ioas, userVa: va, length: length,
+                                                              iova: iova?.rawValue ?? 0)).map { IOVA(rawValue: $0.iova) }
     }
 
     /// `IOMMU_IOAS_MAP_FILE`: map `length` bytes of the caller's memfd `fd` from byte
@@ -70,15 +70,16 @@ extension IOMMUFD {
     /// - Throws: as ``map(ioas:userVA:length:iova:flags:)``, plus `EBADF` when `fd` is not
     ///   open in the caller, and `EINVAL` for a zero length or, when a domain pins it, a
     ///   range reaching past the end of the file.
-    public func mapFile(ioas: UInt32, fd: Int32, start: UInt64, length: UInt64, iova: UInt64? = nil,
-                        flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> UInt64 {
+    public func mapFile(ioas: UInt32, fd: Int32, start: UInt64, length: UInt64, iova: IOVA? = nil,
+                        flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> IOVA {
         try _mapFile(ioas, fd, start, length, iova, flags).get()
     }
-    func _mapFile(_ ioas: UInt32, _ fd: Int32, _ start: UInt64, _ length: UInt64, _ iova: UInt64?,
-                  _ flags: IOASMapFlags) -> Result<UInt64, Errno> {
+    func _mapFile(_ ioas: UInt32, _ fd: Int32, _ start: UInt64, _ length: UInt64, _ iova: IOVA?,
+                  _ flags: IOASMapFlags) -> Result<IOVA, Errno> {
         let f = iova == nil ? flags.subtracting(.fixedIOVA) : flags.union(.fixedIOVA)
         return typedCall(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile(flags: f.rawValue, ioasId: ioas, fd: fd, start: start,
-                                                                      length: length, iova: iova ?? 0)).map(\.iova)
+                                                                      length: length, iova: iova?.rawValue ?? 0))
+            .map { IOVA(rawValue: $0.iova) }
     }
 
     /// `IOMMU_IOAS_CHANGE_PROCESS`: make the calling process the owner (and the one
@@ -95,16 +96,16 @@ extension IOMMUFD {
     /// - Returns: the destination IOVA.
     /// - Throws: as ``map(ioas:userVA:length:iova:flags:)``, plus `ENOENT` when the source
     ///   range is not fully mapped; `EPERM` writeable copy of read-only pages.
-    public func copy(from src: UInt32, srcIOVA: UInt64, to dst: UInt32, dstIOVA: UInt64? = nil, length: UInt64,
-                     flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> UInt64 {
+    public func copy(from src: UInt32, srcIOVA: IOVA, to dst: UInt32, dstIOVA: IOVA? = nil, length: UInt64,
+                     flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> IOVA {
         try _copy(src, srcIOVA, dst, dstIOVA, length, flags).get()
     }
-    func _copy(_ src: UInt32, _ srcIOVA: UInt64, _ dst: UInt32, _ dstIOVA: UInt64?, _ length: UInt64,
-               _ flags: IOASMapFlags) -> Result<UInt64, Errno> {
+    func _copy(_ src: UInt32, _ srcIOVA: IOVA, _ dst: UInt32, _ dstIOVA: IOVA?, _ length: UInt64,
+               _ flags: IOASMapFlags) -> Result<IOVA, Errno> {
         let f = dstIOVA == nil ? flags.subtracting(.fixedIOVA) : flags.union(.fixedIOVA)
         return typedCall(IOMMUFDCommand.ioasCopy, IOMMUIOASCopy(flags: f.rawValue, dstIoasId: dst, srcIoasId: src,
-                                                                length: length, dstIova: dstIOVA ?? 0,
-                                                                srcIova: srcIOVA)).map(\.dstIova)
+                                                                length: length, dstIova: dstIOVA?.rawValue ?? 0,
+                                                                srcIova: srcIOVA.rawValue)).map { IOVA(rawValue: $0.dstIova) }
     }
 
     /// `IOMMU_IOAS_UNMAP`: remove every area inside `[iova, iova+length)`; `(0, UInt64.max)`
@@ -112,21 +113,23 @@ extension IOMMUFD {
     /// - Returns: the bytes unmapped.
     /// - Throws: `ENOENT` no IOAS, an area cut by the range, or nothing mapped;
     ///   `EOVERFLOW`; `EINVAL` zero length; `EDEADLOCK` an access never unpinned.
-    public func unmap(ioas: UInt32, iova: UInt64, length: UInt64) throws(Errno) -> UInt64 {
+    public func unmap(ioas: UInt32, iova: IOVA, length: UInt64) throws(Errno) -> UInt64 {
         try _unmap(ioas, iova, length).get()
     }
-    func _unmap(_ ioas: UInt32, _ iova: UInt64, _ length: UInt64) -> Result<UInt64, Errno> {
-        typedCall(IOMMUFDCommand.ioasUnmap, IOMMUIOASUnmap(ioasId: ioas, iova: iova, length: length)).map(\.length)
+    func _unmap(_ ioas: UInt32, _ iova: IOVA, _ length: UInt64) -> Result<UInt64, Errno> {
+        typedCall(IOMMUFDCommand.ioasUnmap, IOMMUIOASUnmap(ioasId: ioas, iova: iova.rawValue, length: length)).map(\.length)
     }
 
     /// `IOMMU_IOAS_ALLOW_IOVAS`: replace the allowed ranges (automatic IOVAs come only from
     /// them; reservations may not enter them).
     /// - Throws: `EOPNOTSUPP`; `ENOENT` no IOAS; `EINVAL` `start >= last` or overlapping
     ///   ranges; `EADDRINUSE` a range meets a reserved range.
-    public func allowIOVAs(ioas: UInt32, _ ranges: [IOMMUIOVARange]) throws(Errno) { try _allowIOVAs(ioas, ranges).get() }
-    func _allowIOVAs(_ ioas: UInt32, _ ranges: [IOMMUIOVARange]) -> Result<Void, Errno> {
+    public func allowIOVAs(ioas: UInt32, _ ranges: [ClosedRange<IOVA>]) throws(Errno) { try _allowIOVAs(ioas, ranges).get() }
+    func _allowIOVAs(_ ioas: UInt32, _ ranges: [ClosedRange<IOVA>]) -> Result<Void, Errno> {
         typedCall(IOMMUFDCommand.ioasAllowIOVAs, prepare: { o in
-            let array = o.place(ranges.flatMap(\.bytes))
+            let array = o.place(ranges.flatMap {
+                IOMMUIOVARange(start: $0.lowerBound.rawValue, last: $0.upperBound.rawValue).bytes
+            })
             return o.place(IOMMUIOASAllowIOVAs(ioasId: ioas, numIovas: UInt32(ranges.count), allowedIovas: array).bytes)
         }, finish: { _, _ in () })
     }
@@ -134,17 +137,21 @@ extension IOMMUFD {
     /// `IOMMU_IOAS_IOVA_RANGES`: the usable IOVA ranges (holes in the reserved list) and
     /// the IOVA alignment.
     /// - Throws: `EOPNOTSUPP`; `ENOENT` no IOAS.
-    public func iovaRanges(ioas: UInt32) throws(Errno) -> (ranges: [IOMMUIOVARange], alignment: UInt64) {
+    public func iovaRanges(ioas: UInt32) throws(Errno) -> (ranges: [ClosedRange<IOVA>], alignment: UInt64) {
         try _iovaRanges(ioas, capacity: 8).get()
     }
-    func _iovaRanges(_ ioas: UInt32, capacity: Int) -> Result<([IOMMUIOVARange], UInt64), Errno> {
+    func _iovaRanges(_ ioas: UInt32, capacity: Int) -> Result<([ClosedRange<IOVA>], UInt64), Errno> {
         let r = typedCall(IOMMUFDCommand.ioasIOVARanges, prepare: { o in
             let array = o.place([UInt8](repeating: 0, count: capacity * IOMMUIOVARange.size))
             return o.place(IOMMUIOASIOVARanges(ioasId: ioas, numIovas: UInt32(capacity), allowedIovas: array).bytes)
-        }, finish: { o, a -> ([IOMMUIOVARange], UInt64) in
+        }, finish: { o, a -> ([ClosedRange<IOVA>], UInt64) in
             let c = IOMMUIOASIOVARanges(bytes: o.bytes(at: a))
             let raw = UAPIBytes(o.bytes(at: c.allowedIovas))
-            return ((0..<Int(c.numIovas)).map { IOMMUIOVARange(raw, at: $0 * IOMMUIOVARange.size) }, c.outIovaAlignment)
+            let ranges = (0..<Int(c.numIovas)).map { i -> ClosedRange<IOVA> in
+                let r = IOMMUIOVARange(raw, at: i * IOMMUIOVARange.size)
+                return IOVA(rawValue: r.start)...IOVA(rawValue: r.last)
+            }
+            return (ranges, c.outIovaAlignment)
         })
         if case .failure(.messageTooLong) = r { return _iovaRanges(ioas, capacity: capacity * 4) }
         return r
@@ -224,17 +231,18 @@ extension IOMMUFD {
     /// `IOMMU_HWPT_GET_DIRTY_BITMAP`: one bit per `pageSize` from `iova`.
     /// - Throws: `ENOENT`; `EOVERFLOW`; `EINVAL` misaligned range or page size, or a range
     ///   not fully mapped; `EOPNOTSUPP` no dirty tracking.
-    public func dirtyBitmap(hwpt: UInt32, iova: UInt64, length: UInt64, pageSize: UInt64,
+    public func dirtyBitmap(hwpt: UInt32, iova: IOVA, length: UInt64, pageSize: UInt64,
                             clear: Bool = true) throws(Errno) -> [UInt8] {
         try _dirtyBitmap(hwpt, iova, length, pageSize, clear).get()
     }
-    func _dirtyBitmap(_ hwpt: UInt32, _ iova: UInt64, _ length: UInt64, _ pageSize: UInt64,
+    func _dirtyBitmap(_ hwpt: UInt32, _ iova: IOVA, _ length: UInt64, _ pageSize: UInt64,
                       _ clear: Bool) -> Result<[UInt8], Errno> {
         typedCall(IOMMUFDCommand.hwptGetDirtyBitmap, prepare: { o in
             let bits = pageSize == 0 ? 0 : Int((length / pageSize + 7) / 8)
             let bm = o.place([UInt8](repeating: 0, count: bits))
             return o.place(IOMMUHWPTGetDirtyBitmap(hwptId: hwpt, flags: clear ? 0 : IOMMUFDConstant.getDirtyBitmapNoClear,
-                                                   iova: iova, length: length, pageSize: pageSize, data: bm).bytes)
+                                                   iova: iova.rawValue, length: length, pageSize: pageSize,
+                                                   data: bm).bytes)
         }, finish: { o, a in o.bytes(at: IOMMUHWPTGetDirtyBitmap(bytes: o.bytes(at: a)).data) })
     }
 

@@ -52,7 +52,7 @@ final class IOPTArea: @unchecked Sendable {
         do throws(Errno) {
             while done < length {
                 let pa = pages.physicalAddress(ofByte: startByte + done)
-                var run = min(IOPTPages.pageSize - pa % IOPTPages.pageSize, length - done)
+                var run = min(IOPTPages.pageSize - pa.offset(within: IOPTPages.pageSize), length - done)
                 if !smallPages {
                     while done + run < length {
                         let next = pages.physicalAddress(ofByte: startByte + done + run)
@@ -60,17 +60,17 @@ final class IOPTArea: @unchecked Sendable {
                         run += min(IOPTPages.pageSize, length - done - run)
                     }
                 }
-                try core.map(domain, iova: iova + done, paddr: pa, size: run, prot: prot)
+                try core.map(domain, iova: IOVA(rawValue: iova + done), paddr: pa, size: run, prot: prot)
                 done += run
             }
         } catch {
-            if done > 0 { _ = core.unmap(domain, iova: iova, size: done) }
+            if done > 0 { _ = core.unmap(domain, iova: IOVA(rawValue: iova), size: done) }
             throw error
         }
     }
 
     /// Removes the area from `domain` (`iopt_area_unmap_domain`).
     func unmap(from domain: IOMMUDomain, core: IOMMUSubsystem) {
-        _ = core.unmap(domain, iova: iova, size: length)
+        _ = core.unmap(domain, iova: IOVA(rawValue: iova), size: length)
     }
 }

@@ -49,7 +49,7 @@ package final class IOPTPages: @unchecked Sendable {
     /// Per-page pin state: the frame and the number of pin holders (filled areas and
     /// access pins); a page is pinned exactly while it has holders.
     struct PageState {
-        var pfn: UInt64 = 0
+        var pa: PhysicalAddress = 0
         var holders: UInt32 = 0
     }
     /// Pages objects up to this many pages keep their state in a flat array indexed by
@@ -153,7 +153,7 @@ package final class IOPTPages: @unchecked Sendable {
                 if state(i).holders == 0 {
                     if faultInjection.shouldFail() { throw .badAddress }
                     let at = uptr + UInt64(i) * Self.pageSize
-                    let pa: UInt64
+                    let pa: PhysicalAddress
                     switch source {
                     case .user:
                         do { pa = try process.pinUserPage(address: at, write: writable) } catch {
@@ -163,7 +163,7 @@ package final class IOPTPages: @unchecked Sendable {
                         // memfd_pin_folios' errno (EINVAL past EOF, ENOMEM) reaches the caller.
                         pa = try file.pinPages(firstIndex: at / Self.pageSize, count: 1)[0]
                     }
-                    setState(i, PageState(pfn: pa, holders: 0))
+                    setState(i, PageState(pa: pa, holders: 0))
                     fresh += 1
                 }
                 next += 1
@@ -175,7 +175,7 @@ package final class IOPTPages: @unchecked Sendable {
         } catch {
             for i in range.lowerBound..<next where state(i).holders == 0 {
                 let s = state(i)
-                process.memory.putFrame(s.pfn)
+                process.memory.putFrame(s.pa)
                 clearState(i)
             }
             throw error
@@ -184,7 +184,7 @@ package final class IOPTPages: @unchecked Sendable {
         PagePinRegistry.shared.update(process.memory) { (counts: inout PagePinRegistry.Counts) in
             for i in range {
                 var s = state(i)
-                if s.holders == 0 { counts.pin(s.pfn) }
+                if s.holders == 0 { counts.pin(s.pa) }
                 s.holders += 1
                 setState(i, s)
             }
@@ -206,8 +206,8 @@ package final class IOPTPages: @unchecked Sendable {
                     s.holders -= 1
                     setState(i, s)
                 } else {
-                    counts.unpin(s.pfn)
-                    memory.putFrame(s.pfn)
+                    counts.unpin(s.pa)
+                    memory.putFrame(s.pa)
                     clearState(i)
                     released += 1
                 }
@@ -218,10 +218,10 @@ package final class IOPTPages: @unchecked Sendable {
     }
 
     /// The physical address of byte `startByte` (its page must be pinned).
-    func physicalAddress(ofByte startByte: UInt64) -> UInt64 {
+    func physicalAddress(ofByte startByte: UInt64) -> PhysicalAddress {
         let i = Int(startByte / Self.pageSize)
         let s = state(i)
         guard s.holders > 0 else { preconditionFailure("iopt_pages: page \(i) is not pinned") }
-        return s.pfn + startByte % Self.pageSize
+        return s.pa + startByte % Self.pageSize
     }
 }

@@ -167,8 +167,8 @@ package final class IOPageTableState: @unchecked Sendable {
         let owner = ObjectIdentifier(domain)
         do throws(Errno) {
             let g = domain.geometry
-            if g.apertureStart != 0 { try reserve(0, g.apertureStart - 1, owner: owner) }
-            if g.apertureEnd != .max { try reserve(g.apertureEnd + 1, .max, owner: owner) }
+            if g.apertureStart != 0 { try reserve(0, g.apertureStart.rawValue - 1, owner: owner) }
+            if g.apertureEnd != .max { try reserve(g.apertureEnd.rawValue + 1, .max, owner: owner) }
             var done: [IOPTArea] = []
             do throws(Errno) {
                 for area in areas {

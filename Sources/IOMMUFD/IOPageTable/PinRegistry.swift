@@ -13,8 +13,8 @@ public final class PagePinRegistry: @unchecked Sendable {
         fileprivate var pinned = 0
 
         /// `pin_user_pages` on one page: +1 on the frame holding `pa`.
-        mutating func pin(_ pa: UInt64) {
-            let f = Int(truncatingIfNeeded: pa >> PagePinRegistry.frameShift)
+        mutating func pin(_ pa: PhysicalAddress) {
+            let f = Int(truncatingIfNeeded: pa.rawValue >> PagePinRegistry.frameShift)
             if f >= byFrame.count {
                 byFrame.append(contentsOf: repeatElement(0, count: max(f + 1, byFrame.count * 2) - byFrame.count))
             }
@@ -23,15 +23,15 @@ public final class PagePinRegistry: @unchecked Sendable {
         }
 
         /// `unpin_user_page`: -1 on the frame holding `pa`.
-        mutating func unpin(_ pa: UInt64) {
-            let f = Int(truncatingIfNeeded: pa >> PagePinRegistry.frameShift)
+        mutating func unpin(_ pa: PhysicalAddress) {
+            let f = Int(truncatingIfNeeded: pa.rawValue >> PagePinRegistry.frameShift)
             guard f < byFrame.count, byFrame[f] > 0 else { preconditionFailure("unpin of a page that is not pinned") }
             byFrame[f] -= 1
             if byFrame[f] == 0 { pinned -= 1 }
         }
 
-        func count(_ pa: UInt64) -> Int {
-            let f = Int(truncatingIfNeeded: pa >> PagePinRegistry.frameShift)
+        func count(_ pa: PhysicalAddress) -> Int {
+            let f = Int(truncatingIfNeeded: pa.rawValue >> PagePinRegistry.frameShift)
             return f < byFrame.count ? Int(byFrame[f]) : 0
         }
     }
@@ -66,17 +66,17 @@ public final class PagePinRegistry: @unchecked Sendable {
     }
 
     /// `pin_user_pages` on one page: +1 on the frame holding `pa`.
-    func pin(_ memory: PhysicalMemory, _ pa: UInt64) {
+    func pin(_ memory: PhysicalMemory, _ pa: PhysicalAddress) {
         update(memory) { $0.pin(pa) }
     }
 
     /// `unpin_user_page`: -1 on the frame holding `pa`.
-    func unpin(_ memory: PhysicalMemory, _ pa: UInt64) {
+    func unpin(_ memory: PhysicalMemory, _ pa: PhysicalAddress) {
         update(memory) { $0.unpin(pa) }
     }
 
     /// The pin count of the frame holding `pa`.
-    public func pinCount(_ memory: PhysicalMemory, _ pa: UInt64) -> Int {
+    public func pinCount(_ memory: PhysicalMemory, _ pa: PhysicalAddress) -> Int {
         lock.withLock { counts[ObjectIdentifier(memory)]?.count(pa) ?? 0 }
     }
 

@@ -91,7 +91,7 @@ extension IOMMUFD {
         if enable {
             do throws(Errno) {
                 for area in hwpt.ioas.iopt.areas {
-                    try d.readAndClearDirty(iova: area.iova, size: area.length, clear: true) { _, _ in }
+                    try d.readAndClearDirty(iova: IOVA(rawValue: area.iova), size: area.length, clear: true) { _, _ in }
                 }
             } catch {
                 try? d.setDirtyTracking(false)
@@ -123,8 +123,9 @@ extension IOMMUFD {
         while cur <= lastIOVA {
             guard let area = iopt.areas.area(containing: cur) else { throw .invalidArgument }
             let end = min(lastIOVA, area.last)
-            try d.readAndClearDirty(iova: cur, size: end - cur + 1,
-                                    clear: c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0) { iova, size in
+            try d.readAndClearDirty(iova: IOVA(rawValue: cur), size: end - cur + 1,
+                                    clear: c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0) { leaf, size in
+                let iova = leaf.rawValue
                 let lo = max(iova, c.iova), hi = min(iova &+ size &- 1, lastIOVA)
                 guard lo <= hi else { return }
                 for bit in ((lo - c.iova) / c.pageSize)...((hi - c.iova) / c.pageSize) {

@@ -7,9 +7,9 @@ public struct IOMMUFDAccessOps: Sendable {
     /// `unmap(data, iova, length)`: the IOAS is unmapping `[iova, iova+length)`; the user
     /// must unpin everything it pinned there before returning. Nil for users that only
     /// read and write through the access.
-    public var unmap: (@Sendable (_ iova: UInt64, _ length: UInt64) -> Void)?
+    public var unmap: (@Sendable (_ iova: IOVA, _ length: UInt64) -> Void)?
     /// Ops.
-    public init(needsPinPages: Bool, unmap: (@Sendable (UInt64, UInt64) -> Void)?) {
+    public init(needsPinPages: Bool, unmap: (@Sendable (IOVA, UInt64) -> Void)?) {
         self.needsPinPages = needsPinPages
         self.unmap = unmap
     }
@@ -134,7 +134,7 @@ extension IOMMUFD {
 
     /// `iommufd_access_notify_unmap`: call every access's `unmap` for the range.
     func notifyAccessUnmap(_ iopt: IOPageTableState, iova: UInt64, length: UInt64) {
-        for a in iopt.accesses { a.ops.unmap?(iova, length) }
+        for a in iopt.accesses { a.ops.unmap?(IOVA(rawValue: iova), length) }
     }
 
     /// The (area, first, last) chunks covering `[iova, last]` through adjacent areas.
@@ -158,17 +158,18 @@ extension IOMMUFD {
     /// - Throws: `EINVAL` zero length, an access without `unmap`, a range not page
     ///   aligned at area boundaries, or an area being unmapped; `EOVERFLOW`; `ENOENT` not
     ///   attached or a hole; `EPERM` a write pin of a read-only area; pin errors.
-    public func accessPinPages(_ access: AccessObject, iova: UInt64, length: UInt64,
-                               write: Bool) throws(Errno) -> [UInt64] {
-        try lock.withLock { () throws(Errno) -> [UInt64] in
+    public func accessPinPages(_ access: AccessObject, iova: IOVA, length: UInt64,
+                               write: Bool) throws(Errno) -> [PhysicalAddress] {
+        try lock.withLock { () throws(Errno) -> [PhysicalAddress] in
             guard access.ops.needsPinPages, access.ops.unmap != nil else { throw .invalidArgument }
             guard length != 0 else { throw .invalidArgument }
+            let iova = iova.rawValue
             let (last, o) = iova.addingReportingOverflow(length - 1)
             guard !o else { throw .overflow }
             guard let ioas = access.ioas else { throw .noEntry }
             let (chunks, complete) = contigAreas(ioas.iopt, iova, last)
             var done: [(IOPTArea, ClosedRange<Int>)] = []
-            var out: [UInt64] = []
+            var out: [PhysicalAddress] = []
             do throws(Errno) {
                 for (i, (area, from, to)) in chunks.enumerated() {
                     if area.preventAccess { throw .invalidArgument }
@@ -195,7 +196,8 @@ extension IOMMUFD {
     }
 
     /// `iommufd_access_unpin_pages(access, iova, length)`: undo a pin of the same range.
-    public func accessUnpinPages(_ access: AccessObject, iova: UInt64, length: UInt64) {
+    public func accessUnpinPages(_ access: AccessObject, iova: IOVA, length: UInt64) {
+        let iova = iova.rawValue
         lock.withLock {
             guard length != 0, let ioas = access.ioasUnpin,
                   !iova.addingReportingOverflow(length - 1).overflow else {
@@ -215,8 +217,9 @@ extension IOMMUFD {
     /// the memory behind `[iova, iova+count)`, any alignment. Reads return the bytes.
     /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not attached or a hole;
     ///   `EPERM` protection; `EFAULT` pages that cannot be faulted in.
-    public func accessRW(_ access: AccessObject, iova: UInt64, count: Int, write data: [UInt8]?) throws(Errno) -> [UInt8] {
-        try lock.withLock { () throws(Errno) -> [UInt8] in
+    public func accessRW(_ access: AccessObject, iova: IOVA, count: Int, write data: [UInt8]?) throws(Errno) -> [UInt8] {
+        let iova = iova.rawValue
+        return try lock.withLock { () throws(Errno) -> [UInt8] in
             guard count > 0 else { throw .invalidArgument }
             let (last, o) = iova.addingReportingOverflow(UInt64(count) - 1)
             guard !o else { throw .overflow }
@@ -237,9 +240,9 @@ extension IOMMUFD {
                     let pa = area.pages.physicalAddress(ofByte: byte)
                     if let data {
                         machine.memory.write(pa, Array(data[offset..<offset + n]))
-                        machine.foreignFrames.didWrite(pa, count: n)
+                        machine.foreignFrames.didWrite(pa.rawValue, count: n)
                     } else {
-                        machine.foreignFrames.willRead(pa, count: n)
+                        machine.foreignFrames.willRead(pa.rawValue, count: n)
                         out += machine.memory.bytes(at: pa, count: n)
                     }
                     offset += n

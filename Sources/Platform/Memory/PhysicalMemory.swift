@@ -22,7 +22,7 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// The frame size of the allocator: 4 KiB, the x86-64 and VT-d base page.
     public static let frameSize = 4096
     /// First physical address the allocator hands out.
-    public static let firstAllocatable: UInt64 = 1 << 20
+    public static let firstAllocatable: PhysicalAddress = 0x10_0000
 
     /// Host address of physical address 0.
     public let base: UnsafeMutableRawPointer
@@ -30,7 +30,7 @@ public final class PhysicalMemory: @unchecked Sendable {
     public let size: UInt64
 
     private let lock = Lock()
-    private var bump: UInt64 = PhysicalMemory.firstAllocatable
+    private var bump: UInt64 = PhysicalMemory.firstAllocatable.rawValue
     private var freeFrames: [UInt64] = []
     /// Freed contiguous runs, by size in bytes, reused for the same size and alignment.
     private var freeRuns: [Int: [UInt64]] = [:]
@@ -59,7 +59,7 @@ public final class PhysicalMemory: @unchecked Sendable {
 
     /// Reserves `size` bytes of physical address space (default 64 GiB).
     public init(size: UInt64 = 64 << 30) {
-        precondition(size % UInt64(Self.frameSize) == 0 && size > Self.firstAllocatable)
+        precondition(size % UInt64(Self.frameSize) == 0 && size > Self.firstAllocatable.rawValue)
         self.size = size
         base = Self.reserve(Int(size))
         bitmapBytes = Int(size / UInt64(Self.frameSize) / 8)
@@ -85,15 +85,15 @@ public final class PhysicalMemory: @unchecked Sendable {
 
     /// The host pointer for physical address `pa`.
     @inlinable @inline(__always)
-    public func pointer(_ pa: UInt64) -> UnsafeMutableRawPointer { base + Int(truncatingIfNeeded: pa) }
+    public func pointer(_ pa: PhysicalAddress) -> UnsafeMutableRawPointer { base + Int(truncatingIfNeeded: pa.rawValue) }
 
     /// Reads a 64-bit little-endian word at `pa` (a table entry).
     @inlinable @inline(__always)
-    public func load64(_ pa: UInt64) -> UInt64 { pointer(pa).load(as: UInt64.self) }
+    public func load64(_ pa: PhysicalAddress) -> UInt64 { pointer(pa).load(as: UInt64.self) }
 
     /// Writes a 64-bit word at `pa`.
     @inlinable @inline(__always)
-    public func store64(_ pa: UInt64, _ value: UInt64) { pointer(pa).storeBytes(of: value, as: UInt64.self) }
+    public func store64(_ pa: PhysicalAddress, _ value: UInt64) { pointer(pa).storeBytes(of: value, as: UInt64.self) }
 
     /// Frames currently allocated.
     public var framesInUse: Int { lock.withLock { inUse } }
@@ -102,9 +102,9 @@ public final class PhysicalMemory: @unchecked Sendable {
     public var allocationCount: Int { lock.withLock { allocations } }
 
     /// Whether the frame holding `pa` is currently allocated.
-    public func isAllocated(_ pa: UInt64) -> Bool {
-        let f = pa / UInt64(Self.frameSize)
-        guard pa < size else { return false }
+    public func isAllocated(_ pa: PhysicalAddress) -> Bool {
+        let f = pa.rawValue / UInt64(Self.frameSize)
+        guard pa.rawValue < size else { return false }
         return lock.withLock { allocatedBitmap[Int(f / 64)] & (1 << (f % 64)) != 0 }
     }
 
@@ -130,7 +130,7 @@ public final class PhysicalMemory: @unchecked Sendable {
 
     /// Allocates one zeroed 4 KiB frame. Models `alloc_page(GFP_KERNEL | __GFP_ZERO)`.
     /// - Throws: `ENOMEM` when the reservation is exhausted or a fail-nth hook fires.
-    public func allocFrame() throws(Errno) -> UInt64 {
+    public func allocFrame() throws(Errno) -> PhysicalAddress {
         let pa: UInt64 = try lock.withLock { () throws(Errno) -> UInt64 in
             if shouldFail() { throw .noMemory }
             let pa: UInt64
@@ -145,22 +145,22 @@ public final class PhysicalMemory: @unchecked Sendable {
             inUse += 1
             return pa
         }
-        memset(pointer(pa), 0, Self.frameSize)
-        return pa
+        memset(base + Int(pa), 0, Self.frameSize)
+        return PhysicalAddress(rawValue: pa)
     }
 
     /// Drops the allocation's reference to a frame from ``allocFrame()``
     /// (`__free_page`): the same as ``putFrame(_:)``, so a frame someone still holds a
     /// reference to (a pinned page) stays allocated until that reference goes.
-    public func freeFrame(_ pa: UInt64) { putFrame(pa) }
+    public func freeFrame(_ pa: PhysicalAddress) { putFrame(pa) }
 
     /// `get_page` / the reference `pin_user_pages` takes: one more reference to the frame
     /// holding `pa`, which then stays allocated until a matching ``putFrame(_:)``.
     /// - Throws: `EFAULT` if `pa` is outside the reservation or its frame is not
     ///   allocated (`try_get_page` on a free page fails); nothing changes.
-    public func getFrame(_ pa: UInt64) throws(Errno) {
-        guard pa < size else { throw .badAddress }
-        let f = Int(truncatingIfNeeded: pa / UInt64(Self.frameSize))
+    public func getFrame(_ pa: PhysicalAddress) throws(Errno) {
+        guard pa.rawValue < size else { throw .badAddress }
+        let f = Int(truncatingIfNeeded: pa.rawValue / UInt64(Self.frameSize))
         try lock.withLock { () throws(Errno) in
             guard allocatedBitmap[f / 64] & (1 << (f % 64)) != 0 else { throw .badAddress }
             if extraRefs[f] == 0 { framesReferenced += 1 }
@@ -171,8 +171,8 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// `put_page` / `unpin_user_page`: drops one reference to the frame holding `pa`; the
     /// last one frees it. Dropping a reference to a free frame is a bug in the caller
     /// (a precondition, as the kernel's `VM_BUG_ON_PAGE` on a zero refcount).
-    public func putFrame(_ pa: UInt64) {
-        let f = pa & ~UInt64(Self.frameSize - 1)
+    public func putFrame(_ pa: PhysicalAddress) {
+        let f = pa.rawValue & ~UInt64(Self.frameSize - 1)
         lock.withLock {
             // Past the reservation there is no counter; mark's precondition reports it.
             if f < size {
@@ -192,9 +192,9 @@ public final class PhysicalMemory: @unchecked Sendable {
 
     /// The reference count of the frame holding `pa` (`page_ref_count`): 0 for a free
     /// frame, 1 for an allocated frame nobody else holds.
-    public func frameRefCount(_ pa: UInt64) -> Int {
-        guard pa < size else { return 0 }
-        let f = pa & ~UInt64(Self.frameSize - 1)
+    public func frameRefCount(_ pa: PhysicalAddress) -> Int {
+        guard pa.rawValue < size else { return 0 }
+        let f = pa.rawValue & ~UInt64(Self.frameSize - 1)
         return lock.withLock { isAllocatedLocked(f) ? 1 + Int(extraRefs[Int(f / UInt64(Self.frameSize))]) : 0 }
     }
 
@@ -210,7 +210,7 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// aligned to `alignment` (a power of two, at least 4 KiB). Used for DMA buffers,
     /// huge pages and multi-page hardware tables.
     /// - Throws: `EINVAL` for a bad size or alignment; `ENOMEM` when exhausted.
-    public func allocContiguous(bytes: Int, alignment: Int = PhysicalMemory.frameSize) throws(Errno) -> UInt64 {
+    public func allocContiguous(bytes: Int, alignment: Int = PhysicalMemory.frameSize) throws(Errno) -> PhysicalAddress {
         guard bytes > 0, bytes % Self.frameSize == 0, alignment >= Self.frameSize,
               alignment & (alignment - 1) == 0 else { throw .invalidArgument }
         if bytes == Self.frameSize && alignment == Self.frameSize { return try allocFrame() }
@@ -233,15 +233,16 @@ public final class PhysicalMemory: @unchecked Sendable {
             inUse += bytes / Self.frameSize
             return start
         }
-        memset(pointer(pa), 0, bytes)
-        return pa
+        memset(base + Int(pa), 0, bytes)
+        return PhysicalAddress(rawValue: pa)
     }
 
     /// Frees a run from ``allocContiguous(bytes:alignment:)``. Runs are freed whole
     /// (a compound page has one count, on its head), so a run with a frame still
     /// referenced through ``getFrame(_:)`` is a bug in the caller (a precondition).
-    public func free(_ pa: UInt64, bytes: Int) {
-        if bytes == Self.frameSize { return putFrame(pa) }
+    public func free(_ address: PhysicalAddress, bytes: Int) {
+        if bytes == Self.frameSize { return putFrame(address) }
+        let pa = address.rawValue
         lock.withLock {
             if framesReferenced > 0 {
                 let first = Int(truncatingIfNeeded: pa / UInt64(Self.frameSize))
@@ -255,19 +256,19 @@ public final class PhysicalMemory: @unchecked Sendable {
     }
 
     /// Copies `count` bytes from physical memory into `buffer`.
-    public func read(_ pa: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
-        precondition(pa + UInt64(buffer.count) <= size)
+    public func read(_ pa: PhysicalAddress, into buffer: UnsafeMutableRawBufferPointer) {
+        precondition(pa.rawValue + UInt64(buffer.count) <= size)
         buffer.baseAddress.map { $0.copyMemory(from: pointer(pa), byteCount: buffer.count) }
     }
 
     /// Copies `bytes` into physical memory at `pa`.
-    public func write(_ pa: UInt64, from bytes: UnsafeRawBufferPointer) {
-        precondition(pa + UInt64(bytes.count) <= size)
+    public func write(_ pa: PhysicalAddress, from bytes: UnsafeRawBufferPointer) {
+        precondition(pa.rawValue + UInt64(bytes.count) <= size)
         bytes.baseAddress.map { pointer(pa).copyMemory(from: $0, byteCount: bytes.count) }
     }
 
     /// Returns `count` bytes of physical memory at `pa`.
-    public func bytes(at pa: UInt64, count: Int) -> [UInt8] {
+    public func bytes(at pa: PhysicalAddress, count: Int) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: count) { buf, n in
             read(pa, into: UnsafeMutableRawBufferPointer(buf))
             n = count
@@ -275,7 +276,7 @@ public final class PhysicalMemory: @unchecked Sendable {
     }
 
     /// Writes `data` to physical memory at `pa`.
-    public func write(_ pa: UInt64, _ data: [UInt8]) {
+    public func write(_ pa: PhysicalAddress, _ data: [UInt8]) {
         data.withUnsafeBytes { write(pa, from: $0) }
     }
 }

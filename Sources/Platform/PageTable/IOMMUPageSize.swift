@@ -13,7 +13,8 @@
 /// empty bitmap); the kernel `BUG`s there, callers here check alignment first and get
 /// `EINVAL`.
 @inlinable
-public func iommuPageSize(iova: UInt64, paddr: UInt64, size: UInt64, pageSizes: UInt64) -> (pgsize: UInt64, count: Int) {
+public func iommuPageSize(iova: IOVA, paddr: PhysicalAddress, size: UInt64, pageSizes: UInt64) -> (pgsize: UInt64, count: Int) {
+    let iova = iova.rawValue, paddr = paddr.rawValue
     guard size != 0 else { return (0, 0) }
     // Sizes no larger than `size`: bits 0 ... floor(log2(size)).
     let topBit = 63 - size.leadingZeroBitCount

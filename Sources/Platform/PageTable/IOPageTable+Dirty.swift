@@ -5,12 +5,12 @@ extension IOPageTable {
     /// second stage: D, bit 9, set by SSADE hardware). Holes are skipped. The caller
     /// flushes the IOTLB after clearing, so that the hardware sets D again on the next
     /// write rather than trusting a cached dirty state. Returns no errno.
-    public func readAndClearDirty(iova: UInt64, size: UInt64, clear: Bool, _ report: (UInt64, UInt64) -> Void) {
+    public func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool, _ report: (IOVA, UInt64) -> Void) {
         let dirty = format.dirtyBit
-        forEachLeaf(iova: iova, size: size) { leafIOVA, _, span, slot in
+        forEachLeaf(iova: iova.rawValue, size: size) { leafIOVA, _, span, slot in
             let pte = slot.load(as: UInt64.self)
             guard pte & dirty != 0 else { return }
-            report(leafIOVA, span)
+            report(IOVA(rawValue: leafIOVA), span)
             if clear { slot.storeBytes(of: pte & ~dirty, as: UInt64.self) }
         }
     }

@@ -12,8 +12,9 @@ extension IOPageTable {
     ///   `EEXIST` if a slot is already in use (a leaf, or for a block also a table), in
     ///   which case the existing mapping is left as it was; `ENOMEM` if a table page
     ///   cannot be allocated.
-    public func mapPages(iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
+    public func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                          mapped: inout UInt64) throws(Errno) {
+        let iova = iova.rawValue, paddr = paddr.rawValue
         let leafLevel = PageTableFormat.leafLevel(forPageSize: pgsize)
         guard leafLevel != 0, format.pageSizes & pgsize != 0, pgcount > 0,
               (iova | paddr) & (pgsize - 1) == 0, !prot.isDisjoint(with: [.read, .write]),
@@ -35,7 +36,7 @@ extension IOPageTable {
         while remaining > 0 {
             // Descend to the table that holds the leaves, creating tables on the way; for
             // 4 KiB leaves start at the cached leaf table when it covers `va`.
-            var table = root
+            var table = rootTable
             var level = format.levels
             if leafLevel == 1, let leafTable = cachedLeafTable(va) {
                 table = leafTable
@@ -90,12 +91,12 @@ extension IOPageTable {
     ///   `iova`/`paddr`/`size` not aligned to the smallest page; otherwise what
     ///   ``mapPages(iova:paddr:pgsize:pgcount:prot:mapped:)`` throws.
     @discardableResult
-    public func map(iova: UInt64, paddr: UInt64, size: UInt64, prot: IOMMUProt,
+    public func map(iova: IOVA, paddr: PhysicalAddress, size: UInt64, prot: IOMMUProt,
                     pageSizes: UInt64? = nil) throws(Errno) -> UInt64 {
         let sizes = pageSizes ?? format.pageSizes
         guard size != 0, sizes != 0, sizes & ~format.pageSizes == 0 else { throw .invalidArgument }
         let minSize = UInt64(1) << UInt64(sizes.trailingZeroBitCount)
-        guard (iova | paddr | size) & (minSize - 1) == 0 else { throw .invalidArgument }
+        guard (iova.rawValue | paddr.rawValue | size) & (minSize - 1) == 0 else { throw .invalidArgument }
         var mapped: UInt64 = 0
         do {
             while mapped < size {

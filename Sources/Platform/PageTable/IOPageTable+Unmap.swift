@@ -13,7 +13,8 @@ extension IOPageTable {
     /// usual DMA unmap) gets the checks folded away and the per-leaf loop inline; the
     /// walk from the root and the release of empty tables stay out of line.
     @inlinable
-    public func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+    public func unmapPages(iova: IOVA, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+        let iova = iova.rawValue
         guard PageTableFormat.leafLevel(forPageSize: pgsize) != 0, format.pageSizes & pgsize != 0,
               pgcount > 0, iova & (pgsize - 1) == 0 else { return 0 }
         let total = pgsize.multipliedReportingOverflow(by: UInt64(pgcount))
@@ -26,9 +27,9 @@ extension IOPageTable {
     /// `unmap_pages`. Stops at the first hole.
     /// - Returns: bytes unmapped; 0 if `iova` is unmapped, if the first leaf would be
     ///   split, or if `iova`/`size` are not 4 KiB aligned.
-    public func unmap(iova: UInt64, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
-        guard (iova | size) & 0xFFF == 0 else { return 0 }
-        return unmapLeaves(iova: iova, size: size, gather: &gather)
+    public func unmap(iova: IOVA, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
+        guard (iova.rawValue | size) & 0xFFF == 0 else { return 0 }
+        return unmapLeaves(iova: iova.rawValue, size: size, gather: &gather)
     }
 
     /// The engine of both unmaps. Inlinable with ``unmapPages(iova:pgsize:pgcount:gather:)``
@@ -59,7 +60,7 @@ extension IOPageTable {
             // A leaf that starts before the cursor or ends past the range would be split.
             guard cursor & (span &- 1) == 0, span <= end &- cursor else { break }
             s.storeBytes(of: 0, as: UInt64.self)
-            gather.addRange(iova: cursor, size: span)
+            gather.addRange(iova: IOVA(rawValue: cursor), size: span)
             if decrementOccupancy(table) == 0 && level < format.levels {
                 releaseEmptyTables(from: table, level: level, iova: cursor, gather: &gather)
             }
@@ -73,7 +74,7 @@ extension IOPageTable {
     @usableFromInline @inline(never)
     func findLeafTable(_ iova: UInt64) -> (table: UInt64, level: Int) {
         let present = format.presentMask
-        var table = root
+        var table = rootTable
         var level = format.levels
         var pte = slot(table, iova, level: level).load(as: UInt64.self)
         while pte & present != 0 && !PageTableFormat.isLeaf(pte, level: level) {
@@ -94,7 +95,7 @@ extension IOPageTable {
         var child = table
         var childLevel = level
         while childLevel < format.levels && occupancy[Int(truncatingIfNeeded: child >> 12)] == 0 {
-            var parent = root
+            var parent = rootTable
             var parentLevel = format.levels
             while parentLevel > childLevel + 1 {
                 parent = slot(parent, iova, level: parentLevel).load(as: UInt64.self) & PageTableFormat.addressMask
@@ -102,7 +103,7 @@ extension IOPageTable {
             }
             slot(parent, iova, level: parentLevel).storeBytes(of: 0, as: UInt64.self)
             adjustOccupancy(parent, by: -1)
-            gather.freelist.append(child)
+            gather.freelist.append(PhysicalAddress(rawValue: child))
             state[0] -= 1
             child = parent
             childLevel = parentLevel

@@ -21,7 +21,9 @@ public final class IOPageTable: @unchecked Sendable {
     /// The memory the tables live in.
     public let memory: PhysicalMemory
     /// Physical address of the top-level table (what a context/PASID entry or CR3 holds).
-    public let root: UInt64
+    public let root: PhysicalAddress
+    /// ``root``'s raw value, for the engine's arithmetic on table addresses.
+    @usableFromInline let rootTable: UInt64
 
     /// Host address of physical address 0, cached to keep hot paths one load shorter.
     @usableFromInline let base: UnsafeMutableRawPointer
@@ -49,6 +51,7 @@ public final class IOPageTable: @unchecked Sendable {
         state.initialize(repeating: 0, count: 4)
         do {
             root = try memory.allocFrame()
+            rootTable = root.rawValue
         } catch {
             munmap(p, occupancyBytes)
             state.deallocate()
@@ -77,26 +80,26 @@ public final class IOPageTable: @unchecked Sendable {
         guard state[1] == 0 else { return }
         state[1] = 1
         forgetLeafTable()
-        freeSubtree(root, level: format.levels)
+        freeSubtree(rootTable, level: format.levels)
         state[0] = 0
     }
 
     private func freeSubtree(_ table: UInt64, level: Int) {
         if level > 1 {
             for i in 0..<512 {
-                let pte = memory.load64(table + UInt64(i) * 8)
+                let pte = (base + Int(truncatingIfNeeded: table) + i * 8).load(as: UInt64.self)
                 if pte & format.presentMask != 0 && !PageTableFormat.isLeaf(pte, level: level) {
                     freeSubtree(pte & PageTableFormat.addressMask, level: level - 1)
                 }
             }
         }
-        memory.freeFrame(table)
+        memory.freeFrame(PhysicalAddress(rawValue: table))
     }
 
     /// A new empty table page.
     @usableFromInline
     func allocTable() throws(Errno) -> UInt64 {
-        let pa = try memory.allocFrame()
+        let pa = try memory.allocFrame().rawValue
         occupancy[Int(truncatingIfNeeded: pa >> 12)] = 0
         state[0] += 1
         return pa
@@ -153,7 +156,7 @@ public final class IOPageTable: @unchecked Sendable {
 
     /// Translates `iova` by a software walk: `io_pgtable_ops.iova_to_phys`.
     /// Returns the full physical address, or 0 when nothing is mapped there.
-    public func iovaToPhys(_ iova: UInt64) -> UInt64 {
+    public func iovaToPhys(_ iova: IOVA) -> PhysicalAddress {
         guard state[1] == 0 else { return 0 }
         if case .translated(let pa, _, _) = Self.walk(memory: memory, format: format, root: root, iova: iova,
                                                        access: [], setAccessedDirty: false) {
@@ -166,7 +169,7 @@ public final class IOPageTable: @unchecked Sendable {
     /// level of the hole (with a nil slot) when nothing is mapped there.
     @usableFromInline
     func findLeaf(_ iova: UInt64) -> (slot: UnsafeMutableRawPointer?, pte: UInt64, level: Int) {
-        var table = root
+        var table = rootTable
         var level = format.levels
         while true {
             let s = slot(table, iova, level: level)

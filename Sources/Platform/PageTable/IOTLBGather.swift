@@ -7,15 +7,15 @@
 /// (spec §5 check 33). The list only grows when a table is freed, so unmapping one page
 /// from a table that stays in use allocates nothing.
 public struct IOTLBGather: Sendable {
-    /// First IOVA gathered; `UInt64.max` when empty (`ULONG_MAX` in the kernel).
-    public var start: UInt64
+    /// First IOVA gathered; ``IOVA/max`` when empty (`ULONG_MAX` in the kernel).
+    public var start: IOVA
     /// Last IOVA gathered, inclusive; 0 when empty.
-    public var end: UInt64
+    public var end: IOVA
     /// Smallest leaf size gathered, 0 when empty (SMMUv3 uses it as the invalidation
     /// granule, as `iommu_iotlb_gather_add_page` records it).
     public var pgsize: UInt64
     /// Physical addresses of page-table pages unlinked and not yet freed.
-    public var freelist: [UInt64]
+    public var freelist: [PhysicalAddress]
     /// A flush-all will follow, so no range flush is needed (`DMA-FQ`).
     public var queued: Bool
 
@@ -36,7 +36,7 @@ public struct IOTLBGather: Sendable {
     /// Extends the range to cover `[iova, iova + size)`:
     /// `iommu_iotlb_gather_add_range`.
     @inlinable @inline(__always)
-    public mutating func addRange(iova: UInt64, size: UInt64) {
+    public mutating func addRange(iova: IOVA, size: UInt64) {
         guard size != 0 else { return }
         let last = iova &+ (size &- 1)
         if iova < start { start = iova }
@@ -48,7 +48,7 @@ public struct IOTLBGather: Sendable {
     /// `iommu_iotlb_gather_is_disjoint`. A driver that flushes by range syncs before
     /// gathering a disjoint range so that one flush never spans a large gap.
     @inlinable
-    public func isDisjoint(iova: UInt64, size: UInt64) -> Bool {
+    public func isDisjoint(iova: IOVA, size: UInt64) -> Bool {
         guard !isEmpty, size != 0 else { return false }
         let last = iova &+ (size &- 1)
         return last &+ 1 < start || iova > end &+ 1

@@ -21,7 +21,7 @@ public struct WalkAccess: OptionSet, Sendable, Hashable {
 public enum PageWalkResult: Sendable, Hashable {
     /// Translated. `pa` is the full output address (page base + offset), `pageSize` the
     /// leaf size, `perms` the effective permissions of the whole path.
-    case translated(pa: UInt64, pageSize: UInt64, perms: IOMMUProt)
+    case translated(pa: PhysicalAddress, pageSize: UInt64, perms: IOMMUProt)
     /// No present entry at `level` (1 = leaf table; `levels` = root). An input address
     /// beyond the format's `vaBits` reports the root level.
     case notPresent(level: Int)
@@ -41,14 +41,15 @@ extension IOPageTable {
     /// locked read-modify-writes; the model's users serialise a table's walkers against
     /// its dirty-bit harvest.
     @inlinable
-    public static func walk(memory: PhysicalMemory, format: PageTableFormat, root: UInt64, iova: UInt64,
+    public static func walk(memory: PhysicalMemory, format: PageTableFormat, root: PhysicalAddress, iova: IOVA,
                             access: WalkAccess, setAccessedDirty: Bool) -> PageWalkResult {
+        let iova = iova.rawValue
         var level = format.levels
         guard iova &>> UInt64(truncatingIfNeeded: format.vaBits) == 0 else { return .notPresent(level: level) }
         let base = memory.base
         let present = format.presentMask
         let accessed = format.accessedBit
-        var table = root
+        var table = root.rawValue
         var allOf: UInt64 = ~0
         var anyOf: UInt64 = 0
         while true {
@@ -67,7 +68,7 @@ extension IOPageTable {
                 }
                 let size = UInt64(1) &<< shift
                 let pa = (pte & PageTableFormat.addressMask & ~(size - 1)) | (iova & (size - 1))
-                return .translated(pa: pa, pageSize: size,
+                return .translated(pa: PhysicalAddress(rawValue: pa), pageSize: size,
                                    perms: format.effectivePermissions(allOf: allOf, anyOf: anyOf))
             }
             table = pte & PageTableFormat.addressMask

@@ -45,7 +45,7 @@ public final class Memfd: @unchecked Sendable {
     /// `i_size`.
     private var _size: UInt64
     /// Page index → frame: the page cache (`mapping->i_pages`). Holds one reference each.
-    private var cache: [UInt64: UInt64] = [:]
+    private var cache: [UInt64: PhysicalAddress] = [:]
     /// Processes that mapped the file, so truncation can zap their PTEs
     /// (`mapping->i_mmap`). Weak: a mapping does not keep its process alive.
     private var mappers: [ObjectIdentifier: WeakProcess] = [:]
@@ -85,7 +85,7 @@ public final class Memfd: @unchecked Sendable {
     public func truncate(to length: UInt64) throws(Errno) {
         guard length <= Self.maxSize else { throw .invalidArgument }
         let firstGone = (length + Self.pageSize - 1) / Self.pageSize
-        let (dropped, targets): ([UInt64], [Process]) = lock.withLock {
+        let (dropped, targets): ([PhysicalAddress], [Process]) = lock.withLock {
             let shrinking = length < _size
             _size = length
             guard shrinking else { return ([], []) }
@@ -94,7 +94,7 @@ public final class Memfd: @unchecked Sendable {
                 memory.pointer(pa + UInt64(keep)).initializeMemory(as: UInt8.self, repeating: 0,
                                                                   count: Int(Self.pageSize) - keep)
             }
-            var dropped: [UInt64] = []
+            var dropped: [PhysicalAddress] = []
             for (i, pa) in cache where i >= firstGone {
                 cache[i] = nil
                 dropped.append(pa)
@@ -109,8 +109,8 @@ public final class Memfd: @unchecked Sendable {
     /// zeroed page on first use (`shmem_get_folio(SGP_CACHE)` + `folio_get`).
     /// - Throws: `EINVAL` if the page starts at or past the end of the file; `ENOMEM` if
     ///   no frame can be allocated. No reference is taken on error.
-    public func getPage(_ index: UInt64) throws(Errno) -> UInt64 {
-        try lock.withLock { () throws(Errno) -> UInt64 in
+    public func getPage(_ index: UInt64) throws(Errno) -> PhysicalAddress {
+        try lock.withLock { () throws(Errno) -> PhysicalAddress in
             guard index < _size / Self.pageSize + (_size % Self.pageSize == 0 ? 0 : 1) else { throw .invalidArgument }
             return try referenceLocked(index)
         }
@@ -123,12 +123,12 @@ public final class Memfd: @unchecked Sendable {
     /// page reaches past `i_size` fails, even when only its tail lies past the end.
     /// - Throws: `EINVAL` for an empty range or one reaching past the end of the file;
     ///   `ENOMEM` if a page cannot be allocated. Nothing stays pinned on error.
-    public func pinPages(firstIndex: UInt64, count: Int) throws(Errno) -> [UInt64] {
-        try lock.withLock { () throws(Errno) -> [UInt64] in
+    public func pinPages(firstIndex: UInt64, count: Int) throws(Errno) -> [PhysicalAddress] {
+        try lock.withLock { () throws(Errno) -> [PhysicalAddress] in
             guard count > 0 else { throw .invalidArgument }
             let (end, o) = (firstIndex &+ UInt64(count)).multipliedReportingOverflow(by: Self.pageSize)
             guard !o, firstIndex < firstIndex &+ UInt64(count), end - 1 < _size else { throw .invalidArgument }
-            var out: [UInt64] = []
+            var out: [PhysicalAddress] = []
             out.reserveCapacity(count)
             do throws(Errno) {
                 for i in firstIndex..<firstIndex + UInt64(count) { out.append(try referenceLocked(i)) }
@@ -141,7 +141,7 @@ public final class Memfd: @unchecked Sendable {
     }
 
     /// Looks up or allocates page `index` and takes a reference on it. Lock held.
-    private func referenceLocked(_ index: UInt64) throws(Errno) -> UInt64 {
+    private func referenceLocked(_ index: UInt64) throws(Errno) -> PhysicalAddress {
         if let pa = cache[index] {
             try memory.getFrame(pa)
             return pa
@@ -191,7 +191,7 @@ public final class Memfd: @unchecked Sendable {
             while done < bytes.count {
                 let at = offset + UInt64(done)
                 let chunk = min(bytes.count - done, Int(Self.pageSize - at % Self.pageSize))
-                let pa: UInt64
+                let pa: PhysicalAddress
                 if let p = cache[at / Self.pageSize] { pa = p } else {
                     pa = try memory.allocFrame()
                     cache[at / Self.pageSize] = pa

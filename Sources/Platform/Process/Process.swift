@@ -27,7 +27,7 @@ public final class Process: @unchecked Sendable {
     var vmas: [VMA] = []
     /// Page-aligned VA → frame of every populated page, mapped or not (a `PROT_NONE`
     /// page keeps its frame while its PTE is gone): the model's rmap.
-    var pages: [UInt64: UInt64] = [:]
+    var pages: [UInt64: PhysicalAddress] = [:]
     var notifiers: [any MMUNotifier] = []
     var exiting = false
     var exited = false
@@ -58,7 +58,7 @@ public final class Process: @unchecked Sendable {
 
     /// Physical address of the top-level table: `__pa(mm->pgd)`, what CR3 and an SVA
     /// PASID entry's first-stage pointer hold.
-    public var pgdPhysical: UInt64 { pageTable.root }
+    public var pgdPhysical: PhysicalAddress { pageTable.root }
 
     /// End of the user half: 2^47 with 4 levels, 2^56 with 5 (`TASK_SIZE`).
     public var userLimit: UInt64 { 1 << UInt64(pageTable.format.vaBits - 1) }

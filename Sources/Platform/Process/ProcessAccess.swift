@@ -28,9 +28,9 @@ extension Process {
         if write && !vma.prot.contains(.write) { throw .badAddress }
         if exec && !vma.prot.contains(.exec) { throw .badAddress }
         let va = address & ~(Self.pageSize - 1)
-        if pageTable.iovaToPhys(va) != 0 { return }
+        if pageTable.iovaToPhys(IOVA(rawValue: va)) != 0 { return }
         let existing = pages[va]
-        let pa: UInt64
+        let pa: PhysicalAddress
         if let existing {
             pa = existing
         } else if let file = vma.file {
@@ -44,7 +44,8 @@ extension Process {
         }
         var mapped: UInt64 = 0
         do {
-            try pageTable.mapPages(iova: va, paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: prot, mapped: &mapped)
+            try pageTable.mapPages(iova: IOVA(rawValue: va), paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: prot,
+                                   mapped: &mapped)
         } catch {
             if existing == nil { memory.freeFrame(pa) }
             throw error
@@ -61,8 +62,8 @@ extension Process {
     ///   misaligned address or a `PROT_NONE` VMA; `EBUSY` if the page is already
     ///   populated; `EFAULT` if `pa` is not an allocated frame; `ENOMEM` if a page-table
     ///   page cannot be allocated. Nothing changes on error.
-    public func insertPage(address: UInt64, frame pa: UInt64) throws(Errno) {
-        guard address & (Self.pageSize - 1) == 0, pa & (Self.pageSize - 1) == 0 else { throw .invalidArgument }
+    public func insertPage(address: UInt64, frame pa: PhysicalAddress) throws(Errno) {
+        guard address & (Self.pageSize - 1) == 0, pa.isAligned(to: Self.pageSize) else { throw .invalidArgument }
         try lock.withLock { () throws(Errno) in
             guard !exiting, let vma = vmas.first(where: { $0.start <= address && address < $0.end }) else {
                 throw .badAddress
@@ -72,7 +73,7 @@ extension Process {
             try memory.getFrame(pa)
             var mapped: UInt64 = 0
             do throws(Errno) {
-                try pageTable.mapPages(iova: address, paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: prot,
+                try pageTable.mapPages(iova: IOVA(rawValue: address), paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: prot,
                                        mapped: &mapped)
             } catch {
                 memory.putFrame(pa)
@@ -91,8 +92,8 @@ extension Process {
     /// - Throws: `EFAULT` if no VMA covers `address`, the VMA forbids the access
     ///   (`PROT_NONE`, or a write to a read-only VMA) or the mm is exiting; `ENOMEM` if
     ///   the page cannot be allocated. Nothing is pinned on error.
-    public func pinUserPage(address: UInt64, write: Bool) throws(Errno) -> UInt64 {
-        try lock.withLock { () throws(Errno) -> UInt64 in
+    public func pinUserPage(address: UInt64, write: Bool) throws(Errno) -> PhysicalAddress {
+        try lock.withLock { () throws(Errno) -> PhysicalAddress in
             let va = address & ~(Self.pageSize - 1)
             // Fast path, a page already present: the same VMA checks as faultLocked, then
             // the frame straight from the PTE. Every PTE of this table is installed
@@ -100,7 +101,7 @@ extension Process {
             // holds exactly the frame the rmap would give, without a hash lookup.
             if !exiting, let i = vmaIndexLocked(containing: address), !vmas[i].prot.isEmpty,
                !write || vmas[i].prot.contains(.write) {
-                let present = pageTable.iovaToPhys(va)
+                let present = pageTable.iovaToPhys(IOVA(rawValue: va))
                 if present != 0 {
                     try memory.getFrame(present)
                     return present
@@ -115,12 +116,12 @@ extension Process {
 
     /// Translates a user access as the CPU would (a user-mode walk that sets A/D),
     /// faulting the page in when the walk fails. Lock held.
-    func translateLocked(_ va: UInt64, write: Bool) throws(Errno) -> UInt64 {
+    func translateLocked(_ va: UInt64, write: Bool) throws(Errno) -> PhysicalAddress {
         // Once torn down the root frame is free memory: never walk it.
         guard !exiting else { throw .badAddress }
         let access: WalkAccess = write ? [.write, .user] : [.read, .user]
         for attempt in 0..<2 {
-            let r = IOPageTable.walk(memory: memory, format: pageTable.format, root: pageTable.root, iova: va,
+            let r = IOPageTable.walk(memory: memory, format: pageTable.format, root: pageTable.root, iova: IOVA(rawValue: va),
                                      access: access, setAccessedDirty: true)
             if case .translated(let pa, _, _) = r { return pa }
             if attempt == 0 { try faultLocked(address: va, write: write, exec: false) }
@@ -173,9 +174,9 @@ extension Process {
 
     /// The physical address `va` maps to right now, or nil if it has no PTE
     /// (for tests and the SVA model; no fault is taken).
-    public func physicalAddress(of va: UInt64) -> UInt64? {
+    public func physicalAddress(of va: UInt64) -> PhysicalAddress? {
         lock.withLock {
-            let pa = pageTable.iovaToPhys(va)
+            let pa = pageTable.iovaToPhys(IOVA(rawValue: va))
             return pa == 0 ? nil : pa
         }
     }

@@ -103,14 +103,14 @@ extension Process {
     /// `fromIndex` and beyond (`unmap_mapping_range` on truncation), firing the notifiers.
     func zapFilePages(_ file: Memfd, fromIndex: UInt64) {
         var gather = IOTLBGather()
-        let (ranges, freed): ([(UInt64, UInt64)], [UInt64]) = lock.withLock {
+        let (ranges, freed): ([(UInt64, UInt64)], [PhysicalAddress]) = lock.withLock {
             var ranges: [(UInt64, UInt64)] = []
-            var freed: [UInt64] = []
+            var freed: [PhysicalAddress] = []
             for v in vmas where v.file === file {
                 let firstVA = fromIndex <= v.pgoff ? v.start : v.start &+ (fromIndex - v.pgoff) * Self.pageSize
                 guard firstVA >= v.start, firstVA < v.end else { continue }
                 for (va, pa) in populatedPages(firstVA, v.end) {
-                    _ = pageTable.unmapPages(iova: va, pgsize: Self.pageSize, pgcount: 1, gather: &gather)
+                    _ = pageTable.unmapPages(iova: IOVA(rawValue: va), pgsize: Self.pageSize, pgcount: 1, gather: &gather)
                     pages[va] = nil
                     freed.append(pa)
                 }
@@ -148,7 +148,7 @@ extension Process {
                             child.pages[va] = copy
                             guard let prot = Self.pteProt(v.prot) else { continue }
                             var mapped: UInt64 = 0
-                            try child.pageTable.mapPages(iova: va, paddr: copy, pgsize: Self.pageSize, pgcount: 1,
+                            try child.pageTable.mapPages(iova: IOVA(rawValue: va), paddr: copy, pgsize: Self.pageSize, pgcount: 1,
                                                          prot: prot, mapped: &mapped)
                         }
                     }

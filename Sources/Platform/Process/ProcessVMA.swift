@@ -141,7 +141,7 @@ extension Process {
     }
 
     /// Pages in `[start, end)` and their frames, in address order.
-    func populatedPages(_ start: UInt64, _ end: UInt64) -> [(va: UInt64, pa: UInt64)] {
+    func populatedPages(_ start: UInt64, _ end: UInt64) -> [(va: UInt64, pa: PhysicalAddress)] {
         pages.filter { $0.key >= start && $0.key < end }.map { (va: $0.key, pa: $0.value) }.sorted { $0.va < $1.va }
     }
 
@@ -154,12 +154,12 @@ extension Process {
     public func munmap(address: UInt64, length: Int) throws(Errno) {
         let (start, end) = try userRange(address: address, length: length)
         var gather = IOTLBGather()
-        let (ranges, freed): ([(UInt64, UInt64)], [UInt64]) = lock.withLock {
+        let (ranges, freed): ([(UInt64, UInt64)], [PhysicalAddress]) = lock.withLock {
             let ranges = segments(start, end)
             guard !ranges.isEmpty else { return ([], []) }
-            var freed: [UInt64] = []
+            var freed: [PhysicalAddress] = []
             for (va, pa) in populatedPages(start, end) {
-                _ = pageTable.unmapPages(iova: va, pgsize: Self.pageSize, pgcount: 1, gather: &gather)
+                _ = pageTable.unmapPages(iova: IOVA(rawValue: va), pgsize: Self.pageSize, pgcount: 1, gather: &gather)
                 pages[va] = nil
                 freed.append(pa)
             }
@@ -188,11 +188,11 @@ extension Process {
             splitVMAs(at: start, end)
             for i in vmas.indices where vmas[i].start >= start && vmas[i].end <= end { vmas[i].prot = prot }
             for (va, pa) in populatedPages(start, end) {
-                _ = pageTable.unmapPages(iova: va, pgsize: Self.pageSize, pgcount: 1, gather: &gather)
+                _ = pageTable.unmapPages(iova: IOVA(rawValue: va), pgsize: Self.pageSize, pgcount: 1, gather: &gather)
                 guard let p = Self.pteProt(prot) else { continue }
                 var mapped: UInt64 = 0
                 do throws(Errno) {
-                    try pageTable.mapPages(iova: va, paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: p,
+                    try pageTable.mapPages(iova: IOVA(rawValue: va), paddr: pa, pgsize: Self.pageSize, pgcount: 1, prot: p,
                                            mapped: &mapped)
                 } catch {
                     return .failure(error)

@@ -5,14 +5,14 @@ import IOMMUCore
 /// API, not physical addresses).
 public struct CopyDescriptor: Hashable, Sendable {
     /// Where the engine reads.
-    public var source: UInt64
+    public var source: IOVA
     /// Where the engine writes.
-    public var destination: UInt64
+    public var destination: IOVA
     /// Bytes to copy.
     public var length: Int
 
     /// A descriptor.
-    public init(source: UInt64, destination: UInt64, length: Int) {
+    public init(source: IOVA, destination: IOVA, length: Int) {
         self.source = source
         self.destination = destination
         self.length = length

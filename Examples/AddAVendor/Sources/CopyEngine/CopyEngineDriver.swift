@@ -26,7 +26,7 @@ public final class CopyEngineDriver: @unchecked Sendable {
     /// - Throws: the DMA API's errno (`ENOMEM` when out of IOVA space, `EINVAL`), or the
     ///   engine's ``IOMMUCore/DMAFault``. The buffers are unmapped in every case.
     @discardableResult
-    public func copy(from source: UInt64, to destination: UInt64, length: Int) throws -> CopyDescriptor {
+    public func copy(from source: PhysicalAddress, to destination: PhysicalAddress, length: Int) throws -> CopyDescriptor {
         let dev = engine.pci
         let src = try iommu.dmaMapPage(dev, paddr: source, size: UInt64(length), prot: [.read])
         defer { try? iommu.dmaUnmapPage(dev, dmaAddress: src, size: UInt64(length)) }

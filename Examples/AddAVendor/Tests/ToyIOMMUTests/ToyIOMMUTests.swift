@@ -52,11 +52,11 @@ final class ToyIOMMUTests: XCTestCase {
         let rig = try ToyVendor().makeRig([.pasid])
         let dev = rig.devices[0]
         let domain = try XCTUnwrap(try rig.pagingDomain() as? ToyPagingDomain)
-        let iova: UInt64 = 0x100_0000
+        let iova: IOVA = 0x100_0000
         try rig.iommu.map(domain, iova: iova, paddr: try rig.buffer(fill: 0x42), size: 4096, prot: [.read])
         try rig.iommu.attachDevice(domain, to: dev)
         XCTAssertEqual(try dev.dmaRead(at: iova, count: 1), [0x42], "walks and caches")
-        rig.memory.write(domain.table + iova / 4096 * 8, [UInt8](repeating: 0, count: 8))
+        rig.memory.write(domain.table + iova.rawValue / 4096 * 8, [UInt8](repeating: 0, count: 8))
         XCTAssertEqual(try dev.dmaRead(at: iova, count: 1), [0x42], "served from the IOTLB")
         let toy = try XCTUnwrap(rig.unit as? ToyIOMMU)
         toy.hardwareLock.withLock {

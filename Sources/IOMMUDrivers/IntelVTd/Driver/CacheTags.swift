@@ -61,14 +61,14 @@ extension VTdDomain {
     /// `cache_tag_flush_range(domain, start, end, ih)` (`end` inclusive) or, with `all`,
     /// `cache_tag_flush_all`: IOTLB descriptors for every IOTLB tag, then device-TLB
     /// descriptors for every device-TLB tag, submitted per unit.
-    func flushRange(start: UInt64, end: UInt64, all: Bool) {
+    func flushRange(start: IOVA, end: IOVA, all: Bool) {
         // Runs on every unmap (and map in caching mode): units are visited in the order
         // of their first tag by index scans over the (few) tags, and each unit's batch is
         // built in one reused buffer, instead of per-unit arrays on every call.
-        let firstPage = start >> 12
-        let lastPage = end >> 12
+        let firstPage = start.rawValue >> 12
+        let lastPage = end.rawValue >> 12
         let size = all ? UInt64.max : (lastPage - firstPage + 1) << 12
-        let address = all ? 0 : firstPage << 12
+        let address = IOVA(rawValue: all ? 0 : firstPage << 12)
         let secondStage = flushesAsSecondStage
         let tags = cacheTags
         var batch = flushBuffer
@@ -106,6 +106,7 @@ extension VTdDomain {
         var mask = 0
         while mask < 52 && (first & ~((UInt64(1) << UInt64(mask)) - 1)) + (UInt64(1) << UInt64(mask)) - 1 < last { mask += 1 }
         guard mask <= caps.maxAddressMask else { return .iotlbDomain(did: did) }
-        return .iotlbPage(did: did, address: (first & ~((UInt64(1) << UInt64(mask)) - 1)) << 12, mask: mask, ih: false)
+        return .iotlbPage(did: did, address: IOVA(rawValue: (first & ~((UInt64(1) << UInt64(mask)) - 1)) << 12), mask: mask,
+                         ih: false)
     }
 }

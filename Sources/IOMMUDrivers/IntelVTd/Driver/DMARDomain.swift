@@ -28,7 +28,8 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
         if dirty { ops.insert(.dirtyTracking) }
         let va = 12 + 9 * levels
         super.init(type: .unmanaged, owner: driver, ops: ops, pgsizeBitmap: pgsize,
-                   geometry: DomainGeometry(apertureStart: 0, apertureEnd: (UInt64(1) << UInt64(va)) - 1, forceAperture: true))
+                   geometry: DomainGeometry(apertureStart: 0, apertureEnd: IOVA(rawValue: (UInt64(1) << UInt64(va)) - 1),
+                                            forceAperture: true))
     }
 
     override var entryKind: VTdPGTT? { stage == .first ? .firstStage : .secondStage }
@@ -109,7 +110,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// `intel_iommu_map_pages` over the domain's page table. Nesting parents map
     /// read-only requests writeable (`ERRATA_772415_SPR17`).
     /// - Throws: the page table's `EINVAL`/`ERANGE`/`EEXIST`/`ENOMEM`.
-    public override func mapPages(iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
+    public override func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                                   mapped: inout UInt64) throws(Errno) {
         var p = prot
         if nestParent { p.insert(.write) }
@@ -117,7 +118,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     }
 
     /// `intel_iommu_unmap_pages`: unmaps and records the range in `gather`.
-    public override func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+    public override func unmapPages(iova: IOVA, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
         pageTable.unmapPages(iova: iova, pgsize: pgsize, pgcount: pgcount, gather: &gather)
     }
 
@@ -139,7 +140,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// `intel_iommu_iotlb_sync_map`: in caching mode a second-stage domain flushes the new
     /// range (`cache_tag_flush_range_np`, drops cached not-present results); otherwise a
     /// write-buffer flush on every unit the domain is attached to.
-    public override func iotlbSyncMap(iova: UInt64, size: UInt64) throws(Errno) {
+    public override func iotlbSyncMap(iova: IOVA, size: UInt64) throws(Errno) {
         guard size > 0 else { return }
         intelDriver.lock.withLock {
             // Runs on every map: the units the domain is attached to are found by index
@@ -147,7 +148,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
             let list = attachments
             let second = stage == .second
             if second && list.contains(where: { $0.info.unit.caps.cachingMode }) {
-                flushRange(start: iova, end: iova + size - 1, all: false)
+                flushRange(start: iova, end: iova &+ (size - 1), all: false)
             }
             for i in list.indices {
                 let unit = list[i].info.unit
@@ -159,7 +160,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     }
 
     /// `intel_iommu_iova_to_phys`: 0 when unmapped.
-    public override func iovaToPhys(_ iova: UInt64) -> UInt64 { pageTable.iovaToPhys(iova) }
+    public override func iovaToPhys(_ iova: IOVA) -> PhysicalAddress { pageTable.iovaToPhys(iova) }
 
     /// `intel_iommu_set_dirty_tracking`: sets or clears SSADE in every entry of the
     /// domain, flushing each present entry.
@@ -184,8 +185,8 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// `intel_iommu_read_and_clear_dirty`: reports dirty leaves; after clearing, flushes
     /// the domain so the hardware sets D again on the next write.
     /// - Throws: `EINVAL` when dirty tracking is off or the domain cannot track.
-    public override func readAndClearDirty(iova: UInt64, size: UInt64, clear: Bool,
-                                           _ report: (UInt64, UInt64) -> Void) throws(Errno) {
+    public override func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
+                                           _ report: (IOVA, UInt64) -> Void) throws(Errno) {
         guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument }
         var any = false
         pageTable.readAndClearDirty(iova: iova, size: size, clear: clear) { a, s in

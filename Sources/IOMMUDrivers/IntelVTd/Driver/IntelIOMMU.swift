@@ -49,14 +49,14 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     /// The driver object shared by every unit.
     public let intelDriver: IntelIOMMUDriver
     /// Physical address of the root table.
-    public let rootTable: UInt64
+    public let rootTable: PhysicalAddress
     /// The unit's I/O page-fault queue (`iommu->iopf_queue`, `"dmarN-iopfq"`): devices
     /// join it when a domain with a fault handler is attached to them; its work (fault
     /// handlers) runs when ``/IOMMUCore/IOPFQueue/runPending()`` is called, or inline in
     /// ``/IOMMUCore/IOPFQueue/Mode/inline`` mode.
     public let iopfQueue: IOPFQueue
 
-    var contextTables: [Int: UInt64] = [:]
+    var contextTables: [Int: PhysicalAddress] = [:]
     var dids: Set<UInt16> = []
     var didOwners: [UInt16: ObjectIdentifier] = [:]
     var infos: [UInt16: VTdDeviceInfo] = [:]
@@ -109,8 +109,8 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
         guard let did = did(for: domain) else { return [] }
         var lines = ["DID \(did)"]
         switch domain {
-        case let d as DMARDomain: lines.append("pgd \(TraceRecord.hex(d.pageTable.root))")
-        case let d as VTdSupervisorSVADomain: lines.append("pgd \(TraceRecord.hex(d.kernelPageTable.root)) (kernel)")
+        case let d as DMARDomain: lines.append("pgd \(d.pageTable.root)")
+        case let d as VTdSupervisorSVADomain: lines.append("pgd \(d.kernelPageTable.root) (kernel)")
         default: break
         }
         return lines
@@ -157,7 +157,8 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
             rid: request.rid, pasidPresent: request.pasid != nil, pasid: request.pasid ?? 0,
             read: request.access.contains(.read), write: request.access.contains(.write),
             execute: request.access.contains(.exec), privileged: request.access.contains(.priv),
-            lastPage: request.isLastInGroup, groupIndex: request.groupIndex & 0x1FF, address: request.address & ~0xFFF))
+            lastPage: request.isLastInGroup, groupIndex: request.groupIndex & 0x1FF,
+            address: request.address.alignedDown(to: 4096)))
     }
 
     /// One pass of the page-request thread: ``processPageRequests()``.
@@ -187,13 +188,13 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     }
 
     /// The context table for `rid`'s half of its bus, allocated and linked on first use.
-    func contextTable(for rid: RID) throws(Errno) -> UInt64 {
+    func contextTable(for rid: RID) throws(Errno) -> PhysicalAddress {
         let key = Int(rid.bus) * 2 + (rid.devfn >= 0x80 ? 1 : 0)
         if let t = contextTables[key] { return t }
         let t = try vtd.memory.allocFrame()
         contextTables[key] = t
         let slot = VTdRootEntry.address(root: rootTable, bus: rid.bus) + (rid.devfn >= 0x80 ? 8 : 0)
-        vtd.memory.store64(slot, t | 1)
+        vtd.memory.store64(slot, t.rawValue | 1)
         return t
     }
 
@@ -201,7 +202,7 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
         let mem = vtd.memory
         let directory = try mem.allocFrame()
         let table = try mem.allocFrame()
-        mem.store64(directory, table | VTdPASIDDirectory.present)
+        mem.store64(directory, table.rawValue | VTdPASIDDirectory.present)
         var e = VTdPASIDEntry()
         e.pgtt = .passThrough
         e.did = did

@@ -48,7 +48,7 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// a range the device may DMA to before and after the OS takes over, so it must stay
     /// identity-mapped. `relaxable` marks the USB/graphics RMRRs the kernel lets
     /// assignment drop (`IOMMU_RESV_DIRECT_RELAXABLE`). Call before the device is added.
-    public func addRMRR(for rid: RID, start: UInt64, length: UInt64, relaxable: Bool = false) {
+    public func addRMRR(for rid: RID, start: IOVA, length: UInt64, relaxable: Bool = false) {
         lock.withLock {
             rmrrs[rid, default: []].append(ReservedRegion(start: start, length: length, prot: [.read, .write],
                                                           kind: relaxable ? .directRelaxable : .direct))

@@ -35,7 +35,7 @@ extension IntelIOMMU {
         var pass = VTdPRQPass()
         while let req = vtd.popPageRequest() {
             pass.read += 1
-            if !Self.isCanonical(req.address) || (req.privileged && (req.read || req.write)) || (req.execute && req.read) {
+            if !Self.isCanonical(req.address.rawValue) || (req.privileged && (req.read || req.write)) || (req.execute && req.read) {
                 pass.rejected += 1
                 badRequest(req)
                 continue
@@ -82,7 +82,7 @@ extension IntelIOMMU {
         if req.execute { perm.insert(.exec) }
         if req.privileged { perm.insert(.priv) }
         return IOPFFault(flags: flags, pasid: req.pasid, grpid: UInt32(req.groupIndex), perm: perm,
-                         address: req.address & ~0xFFF)
+                         address: req.address.alignedDown(to: 4096))
     }
 
     /// `handle_bad_prq_event(iommu, req, QI_RESP_INVALID)`: a page-group response only

@@ -37,11 +37,12 @@ public final class VTdSVADomain: VTdDomain, @unchecked Sendable {
     public override func free() { mm?.unregisterNotifier(notifier) }
 
     /// `intel_arch_invalidate_secondary_tlbs`: [start, end) → flush [start, end - 1].
+    /// The range is the mm's virtual addresses, which are the domain's IOVAs.
     func invalidate(start: UInt64, end: UInt64) {
         guard end > start else { return }
         intelDriver.lock.withLock {
             if start == 0 && end == .max { flushRange(start: 0, end: .max, all: true) } else {
-                flushRange(start: start, end: end - 1, all: false)
+                flushRange(start: IOVA(rawValue: start), end: IOVA(rawValue: end - 1), all: false)
             }
         }
     }

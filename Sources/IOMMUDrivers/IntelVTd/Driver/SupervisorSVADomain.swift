@@ -50,7 +50,7 @@ public final class VTdSupervisorSVADomain: VTdDomain, @unchecked Sendable {
 
     /// What the kernel page table maps `iova` (a kernel virtual address) to right now, 0
     /// when unmapped; the invariant checker compares served translations with it.
-    public override func iovaToPhys(_ iova: UInt64) -> UInt64 { kernelPageTable.iovaToPhys(iova) }
+    public override func iovaToPhys(_ iova: IOVA) -> PhysicalAddress { kernelPageTable.iovaToPhys(iova) }
 }
 
 extension IntelIOMMUDriver: SupervisorSVADriver {

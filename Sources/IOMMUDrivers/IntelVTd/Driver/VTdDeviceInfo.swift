@@ -16,10 +16,10 @@ public final class VTdDeviceInfo: @unchecked Sendable {
     /// PASIDs the table covers (`pasid_table->max_pasid`).
     public let maxPasid: UInt32
     /// Physical address of the PASID directory.
-    public let directory: UInt64
+    public let directory: PhysicalAddress
     let directoryBytes: Int
     /// Directory index → PASID-table page.
-    var tables: [UInt64: UInt64] = [:]
+    var tables: [UInt64: PhysicalAddress] = [:]
     /// The domain translating requests without PASID (`info->domain`), nil when blocked.
     public internal(set) var ridDomain: VTdDomain?
     /// The RID domain attached while the context was still the copied one (deferred).
@@ -46,10 +46,10 @@ public final class VTdDeviceInfo: @unchecked Sendable {
 
     /// The PASID-table entry address of `pasid`, allocating its table when `allocate`.
     /// - Throws: `ENOMEM` when a table page cannot be allocated.
-    func entryAddress(_ pasid: UInt32, allocate: Bool) throws(Errno) -> UInt64? {
+    func entryAddress(_ pasid: UInt32, allocate: Bool) throws(Errno) -> PhysicalAddress? {
         guard pasid < maxPasid else { return nil }
         let index = VTdPASIDDirectory.index(pasid)
-        let table: UInt64
+        let table: PhysicalAddress
         if let t = tables[index] {
             table = t
         } else {
@@ -57,14 +57,14 @@ public final class VTdDeviceInfo: @unchecked Sendable {
             table = try unit.vtd.memory.allocFrame()
             tables[index] = table
             // Directory entries are never freed once populated.
-            unit.vtd.memory.store64(directory + index * 8, table | VTdPASIDDirectory.present)
+            unit.vtd.memory.store64(directory + index * 8, table.rawValue | VTdPASIDDirectory.present)
         }
         return table + VTdPASIDDirectory.tableIndex(pasid) * VTdPASIDEntry.size
     }
 
     /// Every present PASID entry of the device: (PASID, entry address).
-    func presentEntries() -> [(UInt32, UInt64)] {
-        var out: [(UInt32, UInt64)] = []
+    func presentEntries() -> [(UInt32, PhysicalAddress)] {
+        var out: [(UInt32, PhysicalAddress)] = []
         for (index, table) in tables {
             for i in 0..<UInt64(64) where unit.vtd.memory.load64(table + i * 64) & 1 != 0 {
                 out.append((UInt32(index * 64 + i), table + i * 64))

@@ -40,7 +40,7 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// A first-stage-only entry (PGTT 1) on the x86-64 table at `root`, the part of
     /// `intel_pasid_setup_first_level` every first-stage user shares: paging domains,
     /// SVA on `mm->pgd`, and the supervisor-SVA variant on the kernel's table.
-    func firstStageEntry(unit: IntelIOMMU, did: UInt16, root: UInt64, levels: Int) -> VTdPASIDEntry {
+    func firstStageEntry(unit: IntelIOMMU, did: UInt16, root: PhysicalAddress, levels: Int) -> VTdPASIDEntry {
         var e = VTdPASIDEntry()
         e.pgtt = .firstStage
         e.did = did

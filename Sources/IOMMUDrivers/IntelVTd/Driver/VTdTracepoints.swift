@@ -36,10 +36,10 @@ extension TraceRecord {
         let dw0: UInt64 = 1 | (r.pasidPresent ? 1 << 8 : 0) | UInt64(r.rid.raw) << 16 | UInt64(r.pasid & 0xf_ffff) << 32
             | (r.execute ? 1 << 52 : 0) | (r.privileged ? 1 << 53 : 0)
         let dw1: UInt64 = (r.read ? 1 : 0) | (r.write ? 2 : 0) | (r.lastPage ? 4 : 0)
-            | UInt64(r.groupIndex & 0x1ff) << 3 | r.address & ~0xfff
+            | UInt64(r.groupIndex & 0x1ff) << 3 | r.address.rawValue & ~0xfff
         let flags = [r.read ? "r" : "-", r.write ? "w" : "-", r.execute ? "x" : "-", r.privileged ? "p" : "-",
                      r.lastPage ? "l" : "-"].joined()
-        let decoded = "rid=\(hex(UInt64(r.rid.raw))) addr=\(hex(r.address >> 12)) \(flags) "
+        let decoded = "rid=\(hex(UInt64(r.rid.raw))) addr=\(hex(r.address.rawValue >> 12)) \(flags) "
             + "pasid=\(hex(UInt64(r.pasid))) index=\(hex(UInt64(r.groupIndex)))"
         return TraceRecord(system: intelSystem, event: "prq_report",
                            fields: [.init("dw0", hex(dw0)), .init("dw1", hex(dw1)), .init("dw2", "0x0"),

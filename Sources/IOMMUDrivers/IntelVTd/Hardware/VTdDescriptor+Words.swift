@@ -50,13 +50,13 @@ extension VTdDescriptor {
             w.qw0 = type | 2 << 4 | UInt64(did) << 16               // DMA_TLB_DSI_FLUSH, QI_IOTLB_DID
         case .iotlbPage(let did, let address, let mask, let ih):
             w.qw0 = type | 3 << 4 | UInt64(did) << 16               // DMA_TLB_PSI_FLUSH
-            w.qw1 = address & ~0xfff | (ih ? 1 << 6 : 0) | UInt64(mask) & 0x3f   // ADDR, IH, AM
+            w.qw1 = address.rawValue & ~0xfff | (ih ? 1 << 6 : 0) | UInt64(mask) & 0x3f   // ADDR, IH, AM
         case .devTLB(let rid, let address, let size):
             w.qw0 = Self.deviceTLBSID(rid) | type | Self.pfsid(rid)
-            w.qw1 = Self.sizedAddress(address, size, sizeBit: 1)    // QI_DEV_IOTLB_ADDR | QI_DEV_IOTLB_SIZE
+            w.qw1 = Self.sizedAddress(address.rawValue, size, sizeBit: 1)    // QI_DEV_IOTLB_ADDR | QI_DEV_IOTLB_SIZE
         case .devTLBPasid(let rid, let pasid, let address, let size):
             w.qw0 = UInt64(pasid & 0xf_ffff) << 32 | UInt64(rid.raw) << 16 | type | Self.pfsid(rid)
-            w.qw1 = Self.sizedAddress(address, size, sizeBit: 1 << 11)   // QI_DEV_EIOTLB_SIZE
+            w.qw1 = Self.sizedAddress(address.rawValue, size, sizeBit: 1 << 11)   // QI_DEV_EIOTLB_SIZE
         case .wait(let fence, let drain):
             // QI_IWD_STATUS_DATA(QI_DONE) | QI_IWD_STATUS_WRITE | QI_IWD_TYPE
             w.qw0 = 2 << 32 | 1 << 5 | type | (fence ? 1 << 6 : 0) | (drain ? 1 << 7 : 0)
@@ -67,7 +67,7 @@ extension VTdDescriptor {
             } else {
                 let mask = Self.order(npages)
                 w.qw0 = head | 3 << 4                               // QI_GRAN_PSI_PASID
-                w.qw1 = address & ~((UInt64(1) << (12 + mask)) - 1) | (ih ? 1 << 6 : 0) | mask & 0x3f
+                w.qw1 = address.rawValue & ~((UInt64(1) << (12 + mask)) - 1) | (ih ? 1 << 6 : 0) | mask & 0x3f
             }
         case .pasidCache(let did, let pasid):
             w.qw0 = UInt64(pasid) << 32 | UInt64(did) << 16 | 1 << 4 | type     // QI_PC_PASID_SEL

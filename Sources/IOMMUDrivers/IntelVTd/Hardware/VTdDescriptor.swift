@@ -22,15 +22,15 @@ public enum VTdDescriptor: Hashable, Sendable, CustomStringConvertible {
     case iotlbDomain(did: UInt16)
     /// IOTLB invalidation, page-selective within a domain (`DMA_TLB_PSI_FLUSH`): the
     /// naturally aligned `2^mask` pages containing `address`; `ih` = leaf-only hint.
-    case iotlbPage(did: UInt16, address: UInt64, mask: Int, ih: Bool)
+    case iotlbPage(did: UInt16, address: IOVA, mask: Int, ih: Bool)
     /// PASID-based IOTLB invalidation (`qi_flush_piotlb`): `npages` pages from `address`
     /// for (DID, PASID); `npages == .max` invalidates the whole PASID.
-    case piotlb(did: UInt16, pasid: UInt32, address: UInt64, npages: UInt64, ih: Bool)
+    case piotlb(did: UInt16, pasid: UInt32, address: IOVA, npages: UInt64, ih: Bool)
     /// Device-TLB invalidation without PASID (`qi_flush_dev_iotlb`): the device at `rid`
     /// drops ATC entries of requests without PASID over `[address, address + size)`.
-    case devTLB(rid: RID, address: UInt64, size: UInt64)
+    case devTLB(rid: RID, address: IOVA, size: UInt64)
     /// PASID-based device-TLB invalidation (`qi_flush_dev_iotlb_pasid`).
-    case devTLBPasid(rid: RID, pasid: UInt32, address: UInt64, size: UInt64)
+    case devTLBPasid(rid: RID, pasid: UInt32, address: IOVA, size: UInt64)
     /// Invalidation wait (`QI_IWD_TYPE`): `fence` orders it after earlier descriptors,
     /// `drain` also waits for page requests in flight (`QI_IWD_PRQ_DRAIN`).
     case wait(fence: Bool, drain: Bool)
@@ -93,12 +93,12 @@ public enum VTdDescriptor: Hashable, Sendable, CustomStringConvertible {
         case .pasidCacheGlobal: return "pc global"
         case .iotlbGlobal: return "iotlb global"
         case .iotlbDomain(let did): return "iotlb dsi did=\(did)"
-        case .iotlbPage(let did, let a, let m, let ih): return "iotlb psi did=\(did) addr=\(h(a)) am=\(m) ih=\(ih)"
+        case .iotlbPage(let did, let a, let m, let ih): return "iotlb psi did=\(did) addr=\(a) am=\(m) ih=\(ih)"
         case .piotlb(let did, let p, let a, let n, _):
-            return n == .max ? "piotlb did=\(did) pasid=\(p) all" : "piotlb did=\(did) pasid=\(p) addr=\(h(a)) npages=\(n)"
-        case .devTLB(let rid, let a, let s): return "devtlb sid=\(rid) addr=\(h(a)) size=\(s == .max ? "all" : h(s))"
+            return n == .max ? "piotlb did=\(did) pasid=\(p) all" : "piotlb did=\(did) pasid=\(p) addr=\(a) npages=\(n)"
+        case .devTLB(let rid, let a, let s): return "devtlb sid=\(rid) addr=\(a) size=\(s == .max ? "all" : h(s))"
         case .devTLBPasid(let rid, let p, let a, let s):
-            return "devtlb sid=\(rid) pasid=\(p) addr=\(h(a)) size=\(s == .max ? "all" : h(s))"
+            return "devtlb sid=\(rid) pasid=\(p) addr=\(a) size=\(s == .max ? "all" : h(s))"
         case .wait(let f, let d): return "wait fence=\(f) drain=\(d)"
         case .pageGroupResponse(let rid, let p, let g, let c, let l):
             return "page-response sid=\(rid) pasid=\(p.map { "\($0)" } ?? "-") prg=\(g) code=\(c) lpig=\(l)"

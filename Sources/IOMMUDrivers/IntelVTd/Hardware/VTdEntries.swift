@@ -15,7 +15,7 @@ public struct VTdRootEntry: Hashable, Sendable {
     public func word(for devfn: UInt8) -> UInt64 { devfn < 0x80 ? lo : hi }
 
     /// Address of the root entry of `bus` in the root table at `root`.
-    public static func address(root: UInt64, bus: UInt8) -> UInt64 { root + UInt64(bus) * size }
+    public static func address(root: PhysicalAddress, bus: UInt8) -> PhysicalAddress { root + UInt64(bus) * size }
 }
 
 /// A scalable-mode context entry (`struct context_entry`, 256 bits, index
@@ -62,9 +62,9 @@ public struct VTdContextEntry: Hashable, Sendable {
         set { words[0] = (words[0] & ~(7 << 9)) | (UInt64(newValue & 7) << 9) }
     }
     /// PASID-directory pointer (lo bits 12–63).
-    public var pasidDirectory: UInt64 {
-        get { words[0] & ~0xFFF }
-        set { words[0] = (words[0] & 0xFFF) | (newValue & ~0xFFF) }
+    public var pasidDirectory: PhysicalAddress {
+        get { PhysicalAddress(rawValue: words[0] & ~0xFFF) }
+        set { words[0] = (words[0] & 0xFFF) | (newValue.rawValue & ~0xFFF) }
     }
     /// RID_PASID: the PASID used for requests without a PASID (hi bits 0–19).
     public var ridPasid: UInt32 {
@@ -73,17 +73,19 @@ public struct VTdContextEntry: Hashable, Sendable {
     }
 
     /// Address of the context entry of `devfn` in the context table at `table`.
-    public static func address(table: UInt64, devfn: UInt8) -> UInt64 { table + UInt64(devfn & 0x7f) * size }
+    public static func address(table: PhysicalAddress, devfn: UInt8) -> PhysicalAddress {
+        table + UInt64(devfn & 0x7f) * size
+    }
 
     /// Reads an entry from memory.
-    public static func load(_ memory: PhysicalMemory, _ pa: UInt64) -> VTdContextEntry {
+    public static func load(_ memory: PhysicalMemory, _ pa: PhysicalAddress) -> VTdContextEntry {
         var e = VTdContextEntry()
         e.words = [memory.load64(pa), memory.load64(pa + 8), memory.load64(pa + 16), memory.load64(pa + 24)]
         return e
     }
 
     /// Writes the entry with the present word last, as software must.
-    public func store(_ memory: PhysicalMemory, _ pa: UInt64) {
+    public func store(_ memory: PhysicalMemory, _ pa: PhysicalAddress) {
         memory.store64(pa + 24, words[3])
         memory.store64(pa + 16, words[2])
         memory.store64(pa + 8, words[1])
@@ -149,9 +151,9 @@ public struct VTdPASIDEntry: Hashable, Sendable {
         set { setBits(0, 9, 1, newValue ? 1 : 0) }
     }
     /// SLPTPTR, bits 12–63: second-stage table root.
-    public var slptptr: UInt64 {
-        get { val[0] & ~0xFFF }
-        set { val[0] = (val[0] & 0xFFF) | (newValue & ~0xFFF) }
+    public var slptptr: PhysicalAddress {
+        get { PhysicalAddress(rawValue: val[0] & ~0xFFF) }
+        set { val[0] = (val[0] & 0xFFF) | (newValue.rawValue & ~0xFFF) }
     }
     /// DID, bits 64–79.
     public var did: UInt16 {
@@ -189,16 +191,16 @@ public struct VTdPASIDEntry: Hashable, Sendable {
         set { setBits(2, 7, 1, newValue ? 1 : 0) }
     }
     /// FLPTPTR, bits 140–191: first-stage table root.
-    public var flptptr: UInt64 {
-        get { val[2] & ~0xFFF }
-        set { val[2] = (val[2] & 0xFFF) | (newValue & ~0xFFF) }
+    public var flptptr: PhysicalAddress {
+        get { PhysicalAddress(rawValue: val[2] & ~0xFFF) }
+        set { val[2] = (val[2] & 0xFFF) | (newValue.rawValue & ~0xFFF) }
     }
 
     /// Whether every bit is clear (`pasid_pte_is_zero`-like).
     public var isZero: Bool { val.allSatisfy { $0 == 0 } }
 
     /// Reads the entry at `pa`.
-    public static func load(_ memory: PhysicalMemory, _ pa: UInt64) -> VTdPASIDEntry {
+    public static func load(_ memory: PhysicalMemory, _ pa: PhysicalAddress) -> VTdPASIDEntry {
         var e = VTdPASIDEntry()
         for i in 0..<8 { e.val[i] = memory.load64(pa + UInt64(i) * 8) }
         return e
@@ -206,7 +208,7 @@ public struct VTdPASIDEntry: Hashable, Sendable {
 
     /// Writes the entry with word 0 (the present bit) last, so the hardware never sees a
     /// present entry with half-written fields.
-    public func store(_ memory: PhysicalMemory, _ pa: UInt64) {
+    public func store(_ memory: PhysicalMemory, _ pa: PhysicalAddress) {
         for i in stride(from: 7, through: 0, by: -1) { memory.store64(pa + UInt64(i) * 8, val[i]) }
     }
 }

@@ -51,7 +51,7 @@ public struct VTdFaultRecord: Hashable, Sendable {
     /// PASID of the request, nil without PASID.
     public let pasid: UInt32?
     /// Faulting address (page granular in hardware; the full address here).
-    public let address: UInt64
+    public let address: IOVA
     /// Whether the request was a write.
     public let write: Bool
     /// Fault reason.

@@ -42,7 +42,7 @@ extension VTdHardware {
             iotlb.invalidate { tag, _, _ in Self.did(ofTag: tag) == did }
         case .iotlbPage(let did, let address, let mask, _):
             let span = UInt64(1) << UInt64(min(mask + 12, 63))
-            let first = address & ~(span - 1)
+            let first = address.alignedDown(to: span)
             let last = first &+ (span - 1)
             iotlb.invalidate { tag, iova, size in
                 Self.did(ofTag: tag) == did && iova <= last && iova &+ (size - 1) >= first
@@ -53,7 +53,7 @@ extension VTdHardware {
                 iotlb.invalidate(tag: tag)
             } else {
                 let bytes = npages.multipliedReportingOverflow(by: 4096)
-                iotlb.invalidate(tag: tag, iova: address & ~4095, size: bytes.overflow ? .max : bytes.partialValue)
+                iotlb.invalidate(tag: tag, iova: address.alignedDown(to: 4096), size: bytes.overflow ? .max : bytes.partialValue)
             }
         case .devTLB(let rid, let address, let size):
             guard let dev = endpoint(rid), dev.isPresent else { droppedDescriptors.append(d); return }

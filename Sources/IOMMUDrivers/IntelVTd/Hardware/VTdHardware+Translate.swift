@@ -25,7 +25,8 @@ extension VTdHardware {
     public func translate(_ r: TranslationRequest) -> TranslationResult {
         regs[0] &+= 1
         guard regs[6] != 0 else {
-            return .translated(address: r.address, length: 4096 - (r.address & 4095), cached: false)
+            return .translated(address: PhysicalAddress(identity: r.address), length: 4096 - r.address.offset(within: 4096),
+                               cached: false)
         }
         let rid = r.rid.raw
         // Context.
@@ -61,7 +62,8 @@ extension VTdHardware {
         }
         switch ps.pointee.pgtt {
         case VTdPGTT.passThrough.rawValue:
-            return .translated(address: r.address, length: 4096 - (r.address & 4095), cached: false)
+            return .translated(address: PhysicalAddress(identity: r.address), length: 4096 - r.address.offset(within: 4096),
+                               cached: false)
         case VTdPGTT.firstStage.rawValue:
             return firstStage(r, pasid: pasid, slot: ps, contextFlags: ctxFlags)
         case VTdPGTT.secondStage.rawValue:
@@ -88,7 +90,7 @@ extension VTdHardware {
                 if checksWrite && !e.perms.contains(.write) { return fault(r, VTdFault.noWrite, recorded: true) }
                 if !privileged && e.perms.contains(.priv) { return fault(r, VTdFault.userToSupervisor, recorded: true) }
                 if r.access.contains(.execute) && e.perms.contains(.noexec) { return fault(r, VTdFault.noExecute, recorded: true) }
-                return .translated(address: e.translate(r.address), length: e.pageSize - (r.address & (e.pageSize - 1)),
+                return .translated(address: e.translate(r.address), length: e.pageSize - r.address.offset(within: e.pageSize),
                                    cached: true)
             }
         }
@@ -98,15 +100,15 @@ extension VTdHardware {
         if r.access.contains(.execute) { access.insert(.execute) }
         if !privileged { access.insert(.user) }
         let format = ps.pointee.levels == 5 ? Self.firstStage5 : Self.firstStage4
-        switch IOPageTable.walk(memory: memory, format: format, root: ps.pointee.root, iova: r.address,
+        switch IOPageTable.walk(memory: memory, format: format, root: PhysicalAddress(rawValue: ps.pointee.root), iova: r.address,
                                 access: access, setAccessedDirty: true) {
         case .translated(let pa, let size, let perms):
             var raw = perms.rawValue
             if checksWrite { raw |= VTdIOTLBMarker.dirtyKnown }
             iotlb.insert(tag: tag, iova: r.address, pageSize: size, pa: pa, perms: IOMMUProt(rawValue: raw))
-            return .translated(address: pa, length: size - (r.address & (size - 1)), cached: false)
+            return .translated(address: pa, length: size - r.address.offset(within: size), cached: false)
         case .notPresent:
-            if r.address >> UInt64(format.vaBits) != 0 { return fault(r, VTdFault.addressBeyondMax, recorded: true) }
+            if r.address.rawValue >> UInt64(format.vaBits) != 0 { return fault(r, VTdFault.addressBeyondMax, recorded: true) }
             if contextFlags & ContextSlot.pre != 0 && queuePageRequest(r) {
                 return .fault(VTdFault.firstStagePageRequest)
             }
@@ -115,7 +117,7 @@ extension VTdHardware {
             // Walk again without each right to name the one that failed.
             if checksWrite { return fault(r, VTdFault.noWrite, recorded: true) }
             if !privileged && r.access.contains(.execute) == false { return fault(r, VTdFault.userToSupervisor, recorded: true) }
-            let userOnly = IOPageTable.walk(memory: memory, format: format, root: ps.pointee.root, iova: r.address,
+            let userOnly = IOPageTable.walk(memory: memory, format: format, root: PhysicalAddress(rawValue: ps.pointee.root), iova: r.address,
                                             access: privileged ? [] : [.user], setAccessedDirty: false)
             if case .permission = userOnly { return fault(r, VTdFault.userToSupervisor, recorded: true) }
             return fault(r, VTdFault.noExecute, recorded: true)
@@ -138,7 +140,7 @@ extension VTdHardware {
                 if write && !e.perms.contains(.write) { return fault(r, VTdFault.noWrite, recorded: true) }
                 if r.access.contains(.read) && !e.perms.contains(.read) { return fault(r, VTdFault.noRead, recorded: true) }
                 if r.access.contains(.execute) && e.perms.contains(.noexec) { return fault(r, VTdFault.noExecute, recorded: true) }
-                return .translated(address: e.translate(r.address), length: e.pageSize - (r.address & (e.pageSize - 1)),
+                return .translated(address: e.translate(r.address), length: e.pageSize - r.address.offset(within: e.pageSize),
                                    cached: true)
             }
         }
@@ -148,15 +150,15 @@ extension VTdHardware {
         if write { access.insert(.write) }
         if r.access.contains(.execute) { access.insert(.execute) }
         let format = ps.pointee.levels == 5 ? Self.secondStage5 : ps.pointee.levels == 3 ? Self.secondStage3 : Self.secondStage4
-        switch IOPageTable.walk(memory: memory, format: format, root: ps.pointee.root, iova: r.address,
+        switch IOPageTable.walk(memory: memory, format: format, root: PhysicalAddress(rawValue: ps.pointee.root), iova: r.address,
                                 access: access, setAccessedDirty: ssade) {
         case .translated(let pa, let size, let perms):
             var raw = perms.rawValue
             if write { raw |= VTdIOTLBMarker.dirtyKnown }
             iotlb.insert(tag: tag, iova: r.address, pageSize: size, pa: pa, perms: IOMMUProt(rawValue: raw))
-            return .translated(address: pa, length: size - (r.address & (size - 1)), cached: false)
+            return .translated(address: pa, length: size - r.address.offset(within: size), cached: false)
         case .notPresent:
-            if r.address >> UInt64(format.vaBits) != 0 { return fault(r, VTdFault.addressBeyondMax, recorded: true) }
+            if r.address.rawValue >> UInt64(format.vaBits) != 0 { return fault(r, VTdFault.addressBeyondMax, recorded: true) }
             if caps.cachingMode {
                 iotlb.insert(tag: tag, iova: r.address, pageSize: 4096, pa: 0,
                              perms: IOMMUProt(rawValue: VTdIOTLBMarker.negative))
@@ -165,7 +167,7 @@ extension VTdHardware {
         case .permission:
             if write { return fault(r, VTdFault.noWrite, recorded: true) }
             if r.access.contains(.read) {
-                let readOnly = IOPageTable.walk(memory: memory, format: format, root: ps.pointee.root, iova: r.address,
+                let readOnly = IOPageTable.walk(memory: memory, format: format, root: PhysicalAddress(rawValue: ps.pointee.root), iova: r.address,
                                                 access: .read, setAccessedDirty: false)
                 if case .permission = readOnly { return fault(r, VTdFault.noRead, recorded: true) }
             }
@@ -196,9 +198,9 @@ extension VTdHardware {
     /// root entry is missing (the context slot is then left invalid).
     private func fillContext(_ slot: UnsafeMutablePointer<ContextSlot>, _ r: TranslationRequest) -> TranslationResult? {
         let rid = r.rid
-        let re = memory.load64(VTdRootEntry.address(root: regs[5], bus: rid.bus) + (rid.devfn >= 0x80 ? 8 : 0))
+        let re = memory.load64(VTdRootEntry.address(root: PhysicalAddress(rawValue: regs[5]), bus: rid.bus) + (rid.devfn >= 0x80 ? 8 : 0))
         guard re & 1 != 0 else { return fault(r, VTdFault.rootNotPresent, recorded: true) }
-        let pa = VTdContextEntry.address(table: re & ~0xFFF, devfn: rid.devfn)
+        let pa = VTdContextEntry.address(table: PhysicalAddress(rawValue: re & ~0xFFF), devfn: rid.devfn)
         let lo = memory.load64(pa)
         let hi = memory.load64(pa + 8)
         var s = ContextSlot()
@@ -222,11 +224,11 @@ extension VTdHardware {
         let fpdContext = ctx.pointee.flags & ContextSlot.fpd != 0
         let dirIndex = VTdPASIDDirectory.index(pasid)
         guard dirIndex < ctx.pointee.directoryEntries else { return fault(r, VTdFault.pasidTooLarge, recorded: !fpdContext) }
-        let de = memory.load64(ctx.pointee.directory + dirIndex * 8)
+        let de = memory.load64(PhysicalAddress(rawValue: ctx.pointee.directory + dirIndex * 8))
         guard de & VTdPASIDDirectory.present != 0 else {
             return fault(r, VTdFault.directoryNotPresent, recorded: !fpdContext)
         }
-        let pa = (de & VTdPASIDDirectory.pointerMask) + VTdPASIDDirectory.tableIndex(pasid) * VTdPASIDEntry.size
+        let pa = PhysicalAddress(rawValue: (de & VTdPASIDDirectory.pointerMask) + VTdPASIDDirectory.tableIndex(pasid) * VTdPASIDEntry.size)
         let w0 = memory.load64(pa)
         let w1 = memory.load64(pa + 8)
         let w2 = memory.load64(pa + 16)
@@ -269,7 +271,7 @@ extension VTdHardware {
             prq.append(VTdPageRequest(rid: r.rid, pasidPresent: r.pasid != nil, pasid: r.pasid ?? 0,
                                       read: r.access.contains(.read), write: r.access.contains(.write),
                                       execute: r.access.contains(.execute), privileged: r.privileged && r.pasid != nil,
-                                      lastPage: true, groupIndex: index, address: r.address & ~4095))
+                                      lastPage: true, groupIndex: index, address: r.address.alignedDown(to: 4096)))
             regs[4] &+= 1
             return true
         }

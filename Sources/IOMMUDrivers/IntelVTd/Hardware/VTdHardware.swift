@@ -80,9 +80,9 @@ public final class VTdHardware: IOMMUHardware, @unchecked Sendable {
 
     /// Writes `DMAR_RTADDR_REG` (with `DMA_RTADDR_SMT`) and issues Set Root Table
     /// Pointer (`iommu_set_root_entry`). Caller holds the hardware lock.
-    public func setRootTable(_ pa: UInt64) { regs[5] = pa & ~0xFFF }
+    public func setRootTable(_ pa: PhysicalAddress) { regs[5] = pa.rawValue & ~0xFFF }
     /// The root-table address register.
-    public var rootTableAddress: UInt64 { regs[5] }
+    public var rootTableAddress: PhysicalAddress { PhysicalAddress(rawValue: regs[5]) }
     /// Sets or clears `DMA_GCMD_TE` (`iommu_enable_translation`). Caller holds the lock.
     public func setTranslationEnabled(_ on: Bool) { regs[6] = on ? 1 : 0 }
     /// Whether translation is enabled (`DMA_GSTS_TES`).
@@ -137,17 +137,18 @@ public final class VTdHardware: IOMMUHardware, @unchecked Sendable {
 
     /// The address of the PASID-table entry of (`rid`, `pasid`) reached through the
     /// tables in memory, nil where a level is missing.
-    public func pasidEntryAddress(rid: RID, pasid: UInt32) -> UInt64? {
+    public func pasidEntryAddress(rid: RID, pasid: UInt32) -> PhysicalAddress? {
         guard regs[5] != 0 else { return nil }
-        let re = memory.load64(VTdRootEntry.address(root: regs[5], bus: rid.bus) + (rid.devfn >= 0x80 ? 8 : 0))
+        let re = memory.load64(VTdRootEntry.address(root: rootTableAddress, bus: rid.bus) + (rid.devfn >= 0x80 ? 8 : 0))
         guard re & 1 != 0 else { return nil }
-        let ce = VTdContextEntry.load(memory, VTdContextEntry.address(table: re & ~0xFFF, devfn: rid.devfn))
+        let ce = VTdContextEntry.load(memory, VTdContextEntry.address(table: PhysicalAddress(rawValue: re & ~0xFFF),
+                                                                      devfn: rid.devfn))
         guard ce.present else { return nil }
         let p = pasid == 0 ? ce.ridPasid : pasid
         guard VTdPASIDDirectory.index(p) < UInt64(1) << UInt64(ce.pdts + 7) else { return nil }
         let de = memory.load64(ce.pasidDirectory + VTdPASIDDirectory.index(p) * 8)
         guard de & 1 != 0 else { return nil }
-        return (de & VTdPASIDDirectory.pointerMask) + VTdPASIDDirectory.tableIndex(p) * VTdPASIDEntry.size
+        return PhysicalAddress(rawValue: (de & VTdPASIDDirectory.pointerMask)) + VTdPASIDDirectory.tableIndex(p) * VTdPASIDEntry.size
     }
 
     // MARK: tags

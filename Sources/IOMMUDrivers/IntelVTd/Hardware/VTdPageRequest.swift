@@ -22,11 +22,11 @@ public struct VTdPageRequest: Hashable, Sendable {
     /// Page-request group index (`prg_index`, 9 bits).
     public var groupIndex: UInt16
     /// The page address (`addr`, 4 KiB aligned).
-    public var address: UInt64
+    public var address: IOVA
 
     /// A page request as the model's hardware produces it.
     public init(rid: RID, pasidPresent: Bool, pasid: UInt32, read: Bool, write: Bool, execute: Bool,
-                privileged: Bool, lastPage: Bool, groupIndex: UInt16, address: UInt64) {
+                privileged: Bool, lastPage: Bool, groupIndex: UInt16, address: IOVA) {
         self.rid = rid
         self.pasidPresent = pasidPresent
         self.pasid = pasid

@@ -89,8 +89,9 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     /// - Throws: `EINVAL` for a `pgsize` outside the bitmap or `iova`/`paddr` not aligned
     ///   to it; `EEXIST` at an entry already present (it is left as it was); `ENOMEM`
     ///   from the ``failMapAfterPages`` hook.
-    public override func mapPages(iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
+    public override func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                                   mapped: inout UInt64) throws(Errno) {
+        let iova = iova.rawValue, paddr = paddr.rawValue
         guard pgsize & pgsizeBitmap == pgsize, pgsize.nonzeroBitCount == 1, pgcount > 0,
               (iova | paddr) & (pgsize - 1) == 0 else { throw .invalidArgument }
         let perPage = Int(pgsize / Mock.pageSize)
@@ -125,7 +126,9 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     /// `mock_domain_unmap_pages`: erases entries until `pgsize * pgcount` bytes are gone
     /// or a hole is reached, and adds the erased range to `gather`.
     /// - Returns: bytes unmapped (0 when `iova` itself is a hole).
-    public override func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+    public override func unmapPages(iova: IOVA, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+        let start = iova
+        let iova = iova.rawValue
         guard pgsize != 0, pgsize % Mock.pageSize == 0, iova % Mock.pageSize == 0, pgcount > 0 else { return 0 }
         let total = Int(pgsize / Mock.pageSize) * pgcount
         let erased: Int = table.withEntries { entries in
@@ -134,7 +137,7 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
             return n
         }
         let bytes = UInt64(erased) * Mock.pageSize
-        gather.addRange(iova: iova, size: bytes)
+        gather.addRange(iova: start, size: bytes)
         return bytes
     }
 
@@ -156,9 +159,9 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
 
     /// `mock_domain_iova_to_phys`: the entry's physical address plus the offset in the
     /// page, 0 when unmapped (the kernel mock WARNs there instead).
-    public override func iovaToPhys(_ iova: UInt64) -> UInt64 {
+    public override func iovaToPhys(_ iova: IOVA) -> PhysicalAddress {
         guard let pte = table.entry(iova) else { return 0 }
-        return pte.physical + iova % Mock.pageSize
+        return pte.physical + iova.offset(within: Mock.pageSize)
     }
 
     // MARK: dirty tracking
@@ -174,13 +177,13 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     /// `MOCK_HUGE_PAGE_SIZE` range) and clears its dirty bits unless `clear` is false
     /// (`IOMMU_DIRTY_NO_CLEAR`).
     /// - Throws: `EINVAL` while tracking is off.
-    public override func readAndClearDirty(iova: UInt64, size: UInt64, clear: Bool,
-                                           _ report: (UInt64, UInt64) -> Void) throws(Errno) {
+    public override func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
+                                           _ report: (IOVA, UInt64) -> Void) throws(Errno) {
         guard isDirtyTracking else { throw .invalidArgument }
         var ranges: [(UInt64, UInt64)] = []
         table.withEntries { entries in
-            var cur = iova
-            let end = iova &+ size
+            var cur = iova.rawValue
+            let end = iova.rawValue &+ size
             while cur < end {
                 guard let pte = entries[cur / Mock.pageSize] else { cur += Mock.pageSize; continue }
                 let pgsize = pte.huge ? Mock.hugePageSize : Mock.pageSize
@@ -198,7 +201,7 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
                 cur = head + pgsize
             }
         }
-        for (start, length) in ranges { report(start, length) }
+        for (start, length) in ranges { report(IOVA(rawValue: start), length) }
     }
 
     /// The mock half of `IOMMU_TEST_OP_DIRTY` (`iommufd_test_dirty`): marks every mapped
@@ -206,8 +209,9 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     /// - Returns: how many entries were marked (`out_nr_dirty`).
     /// - Throws: `EINVAL` while tracking is off, or for a range not aligned to
     ///   `MOCK_IO_PAGE_SIZE`.
-    public func markDirty(iova: UInt64, length: UInt64) throws(Errno) -> Int {
+    public func markDirty(iova: IOVA, length: UInt64) throws(Errno) -> Int {
         guard isDirtyTracking else { throw .invalidArgument }
+        let iova = iova.rawValue
         guard (iova | length) % Mock.pageSize == 0, iova &+ length >= iova else { throw .invalidArgument }
         return table.withEntries { entries in
             var n = 0

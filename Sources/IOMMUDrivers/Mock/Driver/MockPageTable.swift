@@ -18,7 +18,7 @@ public struct MockPTE: Hashable, Sendable {
     public var last: Bool
 
     /// The physical address of the entry's page.
-    public var physical: UInt64 { pfn * Mock.pageSize }
+    public var physical: PhysicalAddress { PhysicalAddress(rawValue: pfn * Mock.pageSize) }
 }
 
 /// The table of a mock paging domain: per-`MOCK_IO_PAGE_SIZE` entries, as the kernel mock
@@ -36,8 +36,8 @@ public final class MockPageTable: @unchecked Sendable {
     public init() {}
 
     /// The entry covering `iova`, if mapped (`xa_load`).
-    public func entry(_ iova: UInt64) -> MockPTE? {
-        lock.withLock { entries[iova / Mock.pageSize] }
+    public func entry(_ iova: IOVA) -> MockPTE? {
+        lock.withLock { entries[iova.rawValue / Mock.pageSize] }
     }
 
     /// Number of mapped `MOCK_IO_PAGE_SIZE` entries.

@@ -71,12 +71,12 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
 
     /// Drops the cached translations of domain `serial` overlapping [`first`, `last`],
     /// for every PASID: the mock's range invalidation (`iotlb_sync`).
-    public func invalidate(serial: Int, first: UInt64, last: UInt64) {
+    public func invalidate(serial: Int, first: IOVA, last: IOVA) {
         stats.invalidations["iotlb-range", default: 0] += 1
-        let lo = first < 1 << 62 ? first << 1 : UInt64.max
-        let hi = last < 1 << 62 ? (last << 1) | 1 : UInt64.max
+        let lo = first.rawValue < 1 << 62 ? first.rawValue << 1 : UInt64.max
+        let hi = last.rawValue < 1 << 62 ? (last.rawValue << 1) | 1 : UInt64.max
         iotlb.invalidate { tag, address, size in
-            tag >> 21 == UInt64(serial) && address <= hi && address &+ (size - 1) >= lo
+            tag >> 21 == UInt64(serial) && address.rawValue <= hi && address.rawValue &+ (size - 1) >= lo
         }
     }
 
@@ -119,21 +119,22 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
     }
 
     private func lookup(_ table: MockPageTable, serial: Int, pasid: UInt32, _ r: TranslationRequest) -> TranslationResult {
-        let iova = r.address
+        let iova = r.address.rawValue
         let offset = iova & (Mock.pageSize - 1)
         let cacheable = iova < 1 << 62
         let tag = Self.tag(serial: serial, pasid: pasid)
-        if cacheable, let hit = iotlb.lookup(tag: tag, iova: iova << 1) {
+        if cacheable, let hit = iotlb.lookup(tag: tag, iova: IOVA(rawValue: iova << 1)) {
             stats.iotlbHits += 1
             if let refused = check(hit.perms, r.access) { return fault(refused) }
-            return .translated(address: hit.translate(iova << 1) >> 1, length: Mock.pageSize - offset, cached: true)
+            let doubled = hit.translate(IOVA(rawValue: iova << 1)).rawValue
+            return .translated(address: PhysicalAddress(rawValue: doubled >> 1), length: Mock.pageSize - offset, cached: true)
         }
         stats.iotlbMisses += 1
         stats.walks += 1
-        guard let pte = table.entry(iova) else { return fault(.mockNotMapped) }
+        guard let pte = table.entry(r.address) else { return fault(.mockNotMapped) }
         if cacheable {
-            iotlb.insert(tag: tag, iova: (iova & ~(Mock.pageSize - 1)) << 1, pageSize: 4096,
-                         pa: pte.physical << 1, perms: pte.prot)
+            iotlb.insert(tag: tag, iova: IOVA(rawValue: (iova & ~(Mock.pageSize - 1)) << 1), pageSize: 4096,
+                         pa: PhysicalAddress(rawValue: pte.physical.rawValue << 1), perms: pte.prot)
         }
         if let refused = check(pte.prot, r.access) { return fault(refused) }
         return .translated(address: pte.physical + offset, length: Mock.pageSize - offset, cached: false)

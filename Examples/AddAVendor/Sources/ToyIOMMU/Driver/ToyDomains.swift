@@ -6,7 +6,7 @@ import IOMMUCore
 /// of every unit on `iotlb_sync`.
 public final class ToyPagingDomain: IOMMUDomain, @unchecked Sendable {
     /// Physical address of the page table.
-    public let table: UInt64
+    public let table: PhysicalAddress
     /// The domain ID that tags this domain's translations.
     public let domainID: UInt16
     private let memory: PhysicalMemory
@@ -20,7 +20,8 @@ public final class ToyPagingDomain: IOMMUDomain, @unchecked Sendable {
         var ops: DomainOps = [.attachDev, .mapPages, .unmapPages, .flushIOTLBAll, .iotlbSync, .iovaToPhys]
         if driver.pagingDomainsSetPasid { ops.insert(.setDevPasid) }
         super.init(type: .unmanaged, owner: driver, ops: ops, pgsizeBitmap: ToyLayout.pageSize,
-                   geometry: DomainGeometry(apertureStart: 0, apertureEnd: ToyLayout.apertureSize - 1, forceAperture: true))
+                   geometry: DomainGeometry(apertureStart: 0, apertureEnd: IOVA(rawValue: ToyLayout.apertureSize - 1),
+                                            forceAperture: true))
     }
 
     private var entry: ToyContextEntry { ToyContextEntry(.translate, tableRoot: table, domainID: domainID) }
@@ -41,17 +42,19 @@ public final class ToyPagingDomain: IOMMUDomain, @unchecked Sendable {
         try unit.writeContext(entry, for: dev, pasid: pasid)
     }
 
-    private func pteAddress(_ iova: UInt64) -> UInt64 { table + (iova / ToyLayout.pageSize) * 8 }
+    private func pteAddress(_ iova: IOVA) -> PhysicalAddress { table + (iova.rawValue / ToyLayout.pageSize) * 8 }
 
     /// `map_pages`: one PTE per page, `mapped` growing page by page so the core can undo
     /// a partial map.
     /// - Throws: `EINVAL` for a page size other than 4 KiB, a misaligned address or a
     ///   range beyond the table; `EEXIST` at a PTE already present (left as it was).
-    public override func mapPages(iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
+    public override func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                                   mapped: inout UInt64) throws(Errno) {
-        guard pgsize == ToyLayout.pageSize, pgcount > 0, (iova | paddr) % pgsize == 0 else { throw .invalidArgument }
+        guard pgsize == ToyLayout.pageSize, pgcount > 0, iova.isAligned(to: pgsize), paddr.isAligned(to: pgsize)
+        else { throw .invalidArgument }
         let (bytes, overflow) = UInt64(pgcount).multipliedReportingOverflow(by: pgsize)
-        guard !overflow, iova < ToyLayout.apertureSize, bytes <= ToyLayout.apertureSize - iova else { throw .invalidArgument }
+        guard !overflow, iova.rawValue < ToyLayout.apertureSize, bytes <= ToyLayout.apertureSize - iova.rawValue
+        else { throw .invalidArgument }
         for i in 0..<UInt64(pgcount) {
             let at = pteAddress(iova + i * pgsize)
             guard !ToyPTE(raw: memory.word(at: at)).isPresent else { throw .exists }
@@ -63,10 +66,10 @@ public final class ToyPagingDomain: IOMMUDomain, @unchecked Sendable {
     /// `unmap_pages`: clears PTEs until the range is done or a hole is reached, and
     /// records the cleared range in `gather` for ``iotlbSync(_:)``.
     /// - Returns: the bytes unmapped (0 when `iova` itself is a hole).
-    public override func unmapPages(iova: UInt64, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
-        guard pgsize == ToyLayout.pageSize, pgcount > 0, iova % pgsize == 0 else { return 0 }
+    public override func unmapPages(iova: IOVA, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather) -> UInt64 {
+        guard pgsize == ToyLayout.pageSize, pgcount > 0, iova.isAligned(to: pgsize) else { return 0 }
         var done: UInt64 = 0
-        while done < UInt64(pgcount), iova + done * pgsize < ToyLayout.apertureSize {
+        while done < UInt64(pgcount), iova.rawValue + done * pgsize < ToyLayout.apertureSize {
             let at = pteAddress(iova + done * pgsize)
             guard ToyPTE(raw: memory.word(at: at)).isPresent else { break }
             memory.setWord(0, at: at)
@@ -90,10 +93,10 @@ public final class ToyPagingDomain: IOMMUDomain, @unchecked Sendable {
     }
 
     /// `iova_to_phys`: the PTE's address plus the offset, 0 when unmapped.
-    public override func iovaToPhys(_ iova: UInt64) -> UInt64 {
-        guard iova < ToyLayout.apertureSize else { return 0 }
+    public override func iovaToPhys(_ iova: IOVA) -> PhysicalAddress {
+        guard iova.rawValue < ToyLayout.apertureSize else { return 0 }
         let pte = ToyPTE(raw: memory.word(at: pteAddress(iova)))
-        return pte.isPresent ? pte.address + iova % ToyLayout.pageSize : 0
+        return pte.isPresent ? pte.address + iova.offset(within: ToyLayout.pageSize) : 0
     }
 
     /// `free`: drops the domain's translations everywhere, frees the table and the ID.

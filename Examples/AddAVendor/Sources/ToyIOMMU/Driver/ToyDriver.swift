@@ -52,7 +52,7 @@ public final class ToyDriver: IOMMUDriver, @unchecked Sendable {
     /// - Throws: `ENODEV` for a device not behind a unit of this driver; `ENOMEM`.
     public func probeDevice(_ dev: PCIDevice) throws(Errno) {
         guard let unit = dev.iommu as? ToyIOMMU, unit.toyDriver === self else { throw .noDevice }
-        var table: UInt64?
+        var table: PhysicalAddress?
         if dev.caps.pasid != nil {
             let frame = try unit.toy.memory.allocFrame()
             unit.hardwareLock.withLock {

@@ -22,7 +22,7 @@ public final class ToyIOMMU: IOMMUDevice, @unchecked Sendable {
     /// takes effect at once; cached translations are tagged by domain, not by device, so
     /// none needs dropping.
     func writeContext(_ entry: ToyContextEntry, for dev: PCIDevice, pasid: UInt32) throws(Errno) {
-        let address: UInt64
+        let address: PhysicalAddress
         if pasid == 0 {
             address = toy.deviceEntry(dev.rid)
         } else {
@@ -42,6 +42,6 @@ public final class ToyIOMMU: IOMMUDevice, @unchecked Sendable {
 /// What the toy driver keeps per device (`dev_iommu_priv`).
 final class ToyDeviceInfo: @unchecked Sendable {
     /// The device's PASID table (one frame), nil for a device without PASID.
-    let pasidTable: UInt64?
-    init(pasidTable: UInt64?) { self.pasidTable = pasidTable }
+    let pasidTable: PhysicalAddress?
+    init(pasidTable: PhysicalAddress?) { self.pasidTable = pasidTable }
 }

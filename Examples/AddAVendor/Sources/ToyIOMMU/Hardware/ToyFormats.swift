@@ -46,8 +46,8 @@ public struct ToyContextEntry: Hashable, Sendable {
     public init(raw: UInt64) { self.raw = raw }
 
     /// A valid entry.
-    public init(_ mode: Mode, tableRoot: UInt64 = 0, domainID: UInt16 = 0) {
-        raw = 1 | mode.rawValue << 1 | (tableRoot & ToyLayout.addressMask) | UInt64(domainID & 0xFFF) << 52
+    public init(_ mode: Mode, tableRoot: PhysicalAddress = 0, domainID: UInt16 = 0) {
+        raw = 1 | mode.rawValue << 1 | (tableRoot.rawValue & ToyLayout.addressMask) | UInt64(domainID & 0xFFF) << 52
     }
 
     /// The all-zero, invalid entry (requests fault).
@@ -58,7 +58,7 @@ public struct ToyContextEntry: Hashable, Sendable {
     /// Bits 1-2 (an unknown value reads as blocked).
     public var mode: Mode { Mode(rawValue: raw >> 1 & 3) ?? .blocked }
     /// Bits 12-51.
-    public var tableRoot: UInt64 { raw & ToyLayout.addressMask }
+    public var tableRoot: PhysicalAddress { PhysicalAddress(rawValue: raw & ToyLayout.addressMask) }
     /// Bits 52-63.
     public var domainID: UInt16 { UInt16(raw >> 52) }
 }
@@ -73,14 +73,14 @@ public struct ToyPTE: Hashable, Sendable {
     public init(raw: UInt64) { self.raw = raw }
 
     /// A present entry mapping `address` with `prot` (read and write bits only).
-    public init(address: UInt64, prot: IOMMUProt) {
-        raw = (address & ToyLayout.addressMask) | (prot.contains(.read) ? 1 : 0) | (prot.contains(.write) ? 2 : 0)
+    public init(address: PhysicalAddress, prot: IOMMUProt) {
+        raw = (address.rawValue & ToyLayout.addressMask) | (prot.contains(.read) ? 1 : 0) | (prot.contains(.write) ? 2 : 0)
     }
 
     /// Whether the entry maps anything.
     public var isPresent: Bool { raw & 3 != 0 }
     /// The page's physical address.
-    public var address: UInt64 { raw & ToyLayout.addressMask }
+    public var address: PhysicalAddress { PhysicalAddress(rawValue: raw & ToyLayout.addressMask) }
     /// The permissions.
     public var prot: IOMMUProt {
         var p: IOMMUProt = []
@@ -92,14 +92,14 @@ public struct ToyPTE: Hashable, Sendable {
 
 extension PhysicalMemory {
     /// The 64-bit word at `pa`, through the checked copy API.
-    func word(at pa: UInt64) -> UInt64 {
+    func word(at pa: PhysicalAddress) -> UInt64 {
         var value: UInt64 = 0
         withUnsafeMutableBytes(of: &value) { read(pa, into: $0) }
         return UInt64(littleEndian: value)
     }
 
     /// Writes the 64-bit word `value` at `pa`.
-    func setWord(_ value: UInt64, at pa: UInt64) {
+    func setWord(_ value: UInt64, at pa: PhysicalAddress) {
         withUnsafeBytes(of: value.littleEndian) { write(pa, from: $0) }
     }
 }

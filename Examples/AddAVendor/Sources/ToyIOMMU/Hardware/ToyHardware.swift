@@ -12,7 +12,7 @@ public final class ToyHardware: IOMMUHardware, @unchecked Sendable {
     /// The machine memory the tables live in.
     public let memory: PhysicalMemory
     /// Physical address of the device table (the "device table base" register).
-    public let deviceTable: UInt64
+    public let deviceTable: PhysicalAddress
     private let iotlb = IOTLB(entries: 256)
     private var stats = HardwareCounters()
 
@@ -25,14 +25,14 @@ public final class ToyHardware: IOMMUHardware, @unchecked Sendable {
 
     /// Where the device-table entry of `rid` is (its first word; the PASID-table pointer
     /// follows).
-    public func deviceEntry(_ rid: RID) -> UInt64 { deviceTable + UInt64(rid.raw) * ToyLayout.deviceEntrySize }
+    public func deviceEntry(_ rid: RID) -> PhysicalAddress { deviceTable + UInt64(rid.raw) * ToyLayout.deviceEntrySize }
 
     // MARK: invalidation
 
     /// An invalidation command.
     public enum Command: Hashable, Sendable {
         /// Drop the cached translations of domain `domainID` for IOVAs [first, last].
-        case invalidateRange(domainID: UInt16, first: UInt64, last: UInt64)
+        case invalidateRange(domainID: UInt16, first: IOVA, last: IOVA)
         /// Drop every cached translation of domain `domainID`.
         case invalidateDomain(domainID: UInt16)
     }
@@ -43,7 +43,7 @@ public final class ToyHardware: IOMMUHardware, @unchecked Sendable {
         case .invalidateRange(let did, let first, let last):
             stats.invalidations["range", default: 0] += 1
             guard first <= last else { return }
-            iotlb.invalidate(tag: UInt64(did), iova: first, size: last - first + 1)
+            iotlb.invalidate(tag: UInt64(did), iova: first, size: first.distance(to: last) + 1)
         case .invalidateDomain(let did):
             stats.invalidations["domain", default: 0] += 1
             iotlb.invalidate(tag: UInt64(did))
@@ -69,16 +69,17 @@ public final class ToyHardware: IOMMUHardware, @unchecked Sendable {
         guard let entry = contextEntry(rid: request.rid, pasid: request.pasid), entry.isValid else {
             return fault(.toyNoEntry)
         }
-        let offset = request.address & (ToyLayout.pageSize - 1)
+        let offset = request.address.offset(within: ToyLayout.pageSize)
         switch entry.mode {
         case .blocked:
             return fault(.toyBlocked)
         case .passThrough:
-            return .translated(address: request.address, length: ToyLayout.pageSize - offset, cached: false)
+            return .translated(address: PhysicalAddress(identity: request.address), length: ToyLayout.pageSize - offset,
+                               cached: false)
         case .translate:
             break
         }
-        guard request.address < ToyLayout.apertureSize else { return fault(.toyOutOfRange) }
+        guard request.address.rawValue < ToyLayout.apertureSize else { return fault(.toyOutOfRange) }
         let tag = UInt64(entry.domainID)
         if let hit = iotlb.lookup(tag: tag, iova: request.address) {
             stats.iotlbHits += 1
@@ -87,9 +88,9 @@ public final class ToyHardware: IOMMUHardware, @unchecked Sendable {
         }
         stats.iotlbMisses += 1
         stats.walks += 1
-        let pte = ToyPTE(raw: memory.word(at: entry.tableRoot + (request.address / ToyLayout.pageSize) * 8))
+        let pte = ToyPTE(raw: memory.word(at: entry.tableRoot + (request.address.rawValue / ToyLayout.pageSize) * 8))
         guard pte.isPresent else { return fault(.toyNotMapped) }
-        iotlb.insert(tag: tag, iova: request.address & ~(ToyLayout.pageSize - 1), pageSize: ToyLayout.pageSize,
+        iotlb.insert(tag: tag, iova: request.address.alignedDown(to: ToyLayout.pageSize), pageSize: ToyLayout.pageSize,
                      pa: pte.address, perms: pte.prot)
         if let refused = refusal(pte.prot, request.access) { return fault(refused) }
         return .translated(address: pte.address + offset, length: ToyLayout.pageSize - offset, cached: false)
