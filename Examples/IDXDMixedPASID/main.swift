@@ -44,7 +44,7 @@ func show(_ c: IDXDCompletion?) -> String {
     try dsa.configureWQ(2, mode: .shared, size: 16, threshold: 8)
     try dsa.enableWQ(2, type: .user)
     step("enable wq0 (dedicated kernel, RID), wq1 (dedicated kernel), wq2 (shared user)",
-         "WQCFG wq0 pasid_en \(dsa.workQueues[0].config.pasidEnabled ? 1 : 0); wq1 pasid_en \(dsa.workQueues[1].config.pasidEnabled ? 1 : 0) pasid \(dsa.workQueues[1].config.pasid)")
+         "WQCFG wq0 pasid_en \(dsa.workQueues[0].config.pasidEnabled ? 1 : 0); wq1 pasid_en \(dsa.workQueues[1].config.pasidEnabled ? 1 : 0) pasid \(dsa.workQueues[1].config.pasid.map { "\($0)" } ?? "-")")
 
     // Kernel work: DMA-API buffers, one IOVA space for the RID and the kernel PASID.
     let iommu = machine.iommu
@@ -77,7 +77,7 @@ func show(_ c: IDXDCompletion?) -> String {
     // Under SVA a device addresses a process's memory by the process's virtual addresses.
     let aIO = IOVA(sva: aBuf), bIO = IOVA(sva: bBuf)
     step("processes \(a.pid) and \(b.pid) open wq2 (iommu_sva_bind_device each)",
-         "A has PASID \(ctxA.userPasid ?? 0), B has PASID \(ctxB.userPasid ?? 0)")
+         "A has PASID \(ctxA.userPasid.map { "\($0)" } ?? "-"), B has PASID \(ctxB.userPasid.map { "\($0)" } ?? "-")")
 
     _ = portalA.enqcmd(.memmove(from: aIO, to: aIO + 4096, count: 18, completion: aIO + 8192))
     step("A: ENQCMD MEMMOVE in its own memory (VA \(aIO))",
@@ -88,7 +88,7 @@ func show(_ c: IDXDCompletion?) -> String {
 
     // A aims at B's buffer and even writes B's PASID into the descriptor.
     var steal = IDXDDescriptor.memmove(from: bIO, to: aIO + 4096, count: 18, completion: aIO + 8192)
-    steal.pasid = ctxB.userPasid ?? 0
+    steal.pasid = ctxB.userPasid
     steal.priv = true
     _ = portalA.enqcmd(steal)
     step("A: ENQCMD reading B's VA \(bIO) with B's PASID and priv 1 in the descriptor",

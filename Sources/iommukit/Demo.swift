@@ -99,7 +99,7 @@ func runDemo() throws -> DemoReport {
                 "RID \(dsa.rid) translated by \(domain), DID \(unit.did(for: domain).map { "\($0)" } ?? "-")")
 
     // The idxd kernel PASID: the same DMA domain attached to a global PASID.
-    let pasid = iommu.allocGlobalPasid(for: dsa)
+    let pasid = try iommu.allocGlobalPasid(for: dsa)
     try iommu.attachDevicePasid(domain, to: dsa, pasid: pasid)
     report.step("kernel PASID \(pasid) allocated and \(domain) attached to it (iommu_attach_device_pasid)",
                 "RID and PASID \(pasid) share DID \(unit.did(for: domain).map { "\($0)" } ?? "-"), refcount \(unit.didRefcount(for: domain))")
