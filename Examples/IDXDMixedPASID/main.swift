@@ -13,7 +13,7 @@ struct Step: Encodable {
     struct WQ: Encodable {
         let wq: Int
         let pasidEnabled: Bool
-        let pasid: UInt32
+        let pasid: UInt32?
     }
     struct Completion: Encodable {
         let wq: Int
@@ -32,7 +32,7 @@ struct Step: Encodable {
     var userSVA: Bool?
     var wqs: [WQ]?
     var processes: [Int32]?
-    var pasids: [UInt32]?
+    var pasids: [UInt32?]?
     var va: UInt64?
     var iovas: [UInt64]?
     var calls: [String]?
@@ -71,7 +71,7 @@ func show(_ c: IDXDCompletion?) -> String {
 }
 func fields(_ c: IDXDCompletion?) -> Step.Completion? {
     c.map {
-        Step.Completion(wq: $0.wq, opcode: "\($0.opcode)", pasid: $0.pasid, privileged: $0.privileged,
+        Step.Completion(wq: $0.wq, opcode: "\($0.opcode)", pasid: $0.pasid?.rawValue, privileged: $0.privileged,
                         status: "\($0.record.status.code)", statusCode: $0.record.status.rawValue,
                         bytesCompleted: $0.record.bytesCompleted,
                         faultAddress: $0.record.status.code == .pageFault ? $0.record.faultAddress.rawValue : nil)
@@ -90,7 +90,7 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     let dsa = try IDXDDevice.probe(pci)
     var s = Step("probe")
     (s.device, s.defaultDomain, s.kernelPasid, s.userSVA) = ("\(pci.rid)", machine.iommu.domainForDevice(pci).map { "\($0)" },
-                                                            dsa.kernelPasid, dsa.userPasidEnabled)
+                                                            dsa.kernelPasid?.rawValue, dsa.userPasidEnabled)
     s.what = "probe dsa0 \(pci.rid) behind \(unit.name)"
     s.result = "default domain \(s.defaultDomain ?? "-") on the RID, kernel PASID \(dsa.kernelPasid.map { "\($0)" } ?? "none") attached to it, user SVA \(dsa.userPasidEnabled ? "on" : "off")"
     record(s)
@@ -104,9 +104,9 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     try dsa.configureWQ(2, mode: .shared, size: 16, threshold: 8)
     try dsa.enableWQ(2, type: .user)
     s = Step("enable_wqs")
-    s.wqs = (0..<3).map { Step.WQ(wq: $0, pasidEnabled: dsa.workQueues[$0].config.pasidEnabled, pasid: dsa.workQueues[$0].config.pasid) }
+    s.wqs = (0..<3).map { Step.WQ(wq: $0, pasidEnabled: dsa.workQueues[$0].config.pasidEnabled, pasid: dsa.workQueues[$0].config.pasid?.rawValue) }
     s.what = "enable wq0 (dedicated kernel, RID), wq1 (dedicated kernel), wq2 (shared user)"
-    s.result = "WQCFG wq0 pasid_en \(s.wqs![0].pasidEnabled ? 1 : 0); wq1 pasid_en \(s.wqs![1].pasidEnabled ? 1 : 0) pasid \(s.wqs![1].pasid)"
+    s.result = "WQCFG wq0 pasid_en \(s.wqs![0].pasidEnabled ? 1 : 0); wq1 pasid_en \(s.wqs![1].pasidEnabled ? 1 : 0) pasid \(s.wqs![1].pasid.map { "\($0)" } ?? "-")"
     record(s)
 
     // Kernel work: DMA-API buffers, one IOVA space for the RID and the kernel PASID.
@@ -148,9 +148,9 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     // Under SVA a device addresses a process's memory by the process's virtual addresses.
     let aIO = IOVA(sva: aBuf), bIO = IOVA(sva: bBuf)
     s = Step("sva_open")
-    (s.processes, s.pasids) = ([a.pid, b.pid], [ctxA.userPasid ?? 0, ctxB.userPasid ?? 0])
+    (s.processes, s.pasids) = ([a.pid, b.pid], [ctxA.userPasid?.rawValue, ctxB.userPasid?.rawValue])
     s.what = "processes \(a.pid) and \(b.pid) open wq2 (iommu_sva_bind_device each)"
-    s.result = "A has PASID \(ctxA.userPasid ?? 0), B has PASID \(ctxB.userPasid ?? 0)"
+    s.result = "A has PASID \(ctxA.userPasid.map { "\($0)" } ?? "-"), B has PASID \(ctxB.userPasid.map { "\($0)" } ?? "-")"
     record(s)
 
     _ = portalA.enqcmd(.memmove(from: aIO, to: aIO + 4096, count: 18, completion: aIO + 8192))
@@ -170,7 +170,7 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
     // A aims at B's buffer and even writes B's PASID into the descriptor.
     var steal = IDXDDescriptor.memmove(from: bIO, to: aIO + 4096, count: 18, completion: aIO + 8192)
-    steal.pasid = ctxB.userPasid ?? 0
+    steal.pasid = ctxB.userPasid
     steal.priv = true
     _ = portalA.enqcmd(steal)
     s = Step("user_memmove_forged")

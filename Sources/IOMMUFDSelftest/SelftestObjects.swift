@@ -39,7 +39,7 @@ extension MockSelftestBackend {
     /// device.
     package func destroy(_ object: SelftestObject, in ctx: IOMMUFD) {
         if let idev = object.idev {
-            ctx.hwptDetach(idev, pasid: IOMMUSubsystem.noPasid)
+            ctx.hwptDetach(idev, pasid: nil)
             ctx.deviceUnbind(idev)
         }
         if let mdev = object.mdev { destroyMockDevice(mdev, on: ctx.machine) }

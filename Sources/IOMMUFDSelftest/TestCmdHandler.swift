@@ -115,7 +115,7 @@ extension IOMMUFD {
             let stdev = try get(c.id, .selftest, as: SelftestObject.self)
             defer { put(stdev) }
             guard let idev = stdev.idev else { throw .noEntry }
-            let pt = try changePT(idev, pasid: IOMMUSubsystem.noPasid, ptID: c.member(T.MockDomainReplace.self).ptId,
+            let pt = try changePT(idev, pasid: nil, ptID: c.member(T.MockDomainReplace.self).ptId,
                                   mode: .replace)
             c.setMember(T.MockDomainReplace(ptId: pt))
             try u.respond(c)
@@ -145,9 +145,7 @@ extension IOMMUFD {
             defer { put(idev) }
             // `iommufd_test_trigger_iopf`: the outcome of the report is not the caller's
             // business; an unhandled request was already answered INVALID by the core.
-            var flags: IOMMUFaultFlags = .lastPage
-            if m.pasid != IOMMUSubsystem.noPasid { flags.insert(.pasidValid) }
-            try? machine.iommu.reportDeviceFault(idev.dev, IOPFFault(flags: flags, pasid: m.pasid, grpid: m.grpid,
+            try? machine.iommu.reportDeviceFault(idev.dev, IOPFFault(flags: .lastPage, pasid: .uapi(m.pasid), grpid: m.grpid,
                                                                       perm: IOMMUFaultPerm(rawValue: m.perm),
                                                                       address: IOVA(rawValue: m.addr)))
         case IOMMUTestOp.devCheckCache:
@@ -165,20 +163,20 @@ extension IOMMUFD {
             let stdev = try get(c.id, .selftest, as: SelftestObject.self)
             defer { put(stdev) }
             guard let idev = stdev.idev else { throw .noEntry }
-            let pt = try changePT(idev, pasid: m.pasid, ptID: m.ptId,
+            let pt = try changePT(idev, pasid: .uapi(m.pasid), ptID: m.ptId,
                                   mode: c.op == IOMMUTestOp.pasidAttach ? .attach : .replace)
             c.setMember(T.PasidAttach(pasid: m.pasid, ptId: pt))
             try u.respond(c)
         case IOMMUTestOp.pasidDetach:
             let stdev = try get(c.id, .selftest, as: SelftestObject.self)
             defer { put(stdev) }
-            if let idev = stdev.idev { hwptDetach(idev, pasid: c.member(T.PasidDetach.self).pasid) }
+            if let idev = stdev.idev { hwptDetach(idev, pasid: .uapi(c.member(T.PasidDetach.self).pasid)) }
         case IOMMUTestOp.pasidCheckHWPT:
             let m = c.member(T.PasidCheck.self)
             let stdev = try get(c.id, .selftest, as: SelftestObject.self)
             defer { put(stdev) }
             guard let dev = stdev.mdev else { throw .noEntry }
-            let attached = dev.group?.pasidArray[m.pasid]?.domain
+            let attached = dev.group?.slot(.uapi(m.pasid))?.domain
             if m.hwptId == 0 {
                 if attached != nil { throw .invalidArgument }
             } else {
@@ -215,7 +213,7 @@ extension IOMMUFD {
             stdev.mdev = mdev
             let idev = try deviceBind(mdev)
             stdev.idev = idev
-            let hwpt = try changePT(idev, pasid: IOMMUSubsystem.noPasid, ptID: ptID, mode: .attach)
+            let hwpt = try changePT(idev, pasid: nil, ptID: ptID, mode: .attach)
             return (stdev, hwpt, idev.id)
         } catch {
             abortAndDestroy(stdev)

@@ -154,10 +154,10 @@ func runDemo() throws -> DemoReport {
     record(s)
 
     // The idxd kernel PASID: the same DMA domain attached to a global PASID.
-    let pasid = iommu.allocGlobalPasid(for: dsa)
+    let pasid = try iommu.allocGlobalPasid(for: dsa)
     try iommu.attachDevicePasid(domain, to: dsa, pasid: pasid)
     s = DemoReport.Step("attach_device_pasid")
-    (s.device, s.pasid, s.domain, s.did, s.didRefcount) = ("\(dsa.rid)", pasid, "\(domain)", did, unit.didRefcount(for: domain))
+    (s.device, s.pasid, s.domain, s.did, s.didRefcount) = ("\(dsa.rid)", pasid.rawValue, "\(domain)", did, unit.didRefcount(for: domain))
     s.action = "kernel PASID \(pasid) allocated and \(domain) attached to it (iommu_attach_device_pasid)"
     s.result = "RID and PASID \(pasid) share DID \(did.map { "\($0)" } ?? "-"), refcount \(s.didRefcount!)"
     record(s)
@@ -199,7 +199,7 @@ func runDemo() throws -> DemoReport {
 
     let viaPasid = try dsa.dmaRead(at: iova, count: 32, pasid: pasid)
     s = DemoReport.Step("dma_read")
-    (s.device, s.pasid, s.iova, s.size, s.reads) = ("\(dsa.rid)", pasid, iova.rawValue, 32, 1)
+    (s.device, s.pasid, s.iova, s.size, s.reads) = ("\(dsa.rid)", pasid.rawValue, iova.rawValue, 32, 1)
     s.data = DemoReport.show(viaPasid)
     s.action = "dsa0 DMA read with PASID \(pasid) at \(iova)"
     s.result = "same domain, same bytes"
@@ -208,7 +208,7 @@ func runDemo() throws -> DemoReport {
     let viaPasidText = Array("hello through PASID \(pasid)".utf8)
     try dsa.dmaWrite(at: iova + 0x1000, bytes: viaPasidText, pasid: pasid)
     s = DemoReport.Step("dma_write")
-    (s.device, s.pasid, s.iova, s.pa, s.size) = ("\(dsa.rid)", pasid, (iova + 0x1000).rawValue, (buffer + 0x1000).rawValue,
+    (s.device, s.pasid, s.iova, s.pa, s.size) = ("\(dsa.rid)", pasid.rawValue, (iova + 0x1000).rawValue, (buffer + 0x1000).rawValue,
                                                      UInt64(viaPasidText.count))
     s.data = DemoReport.show(machine.memory.bytes(at: buffer + 0x1000, count: 32))
     s.action = "dsa0 DMA write with PASID \(pasid) at \(iova + 0x1000)"
@@ -253,7 +253,7 @@ func runDemo() throws -> DemoReport {
     iommu.deviceUnuseDefaultDomain(nic)
     machine.memory.free(buffer, bytes: 8192)
     s = DemoReport.Step("teardown")
-    (s.device, s.pasid, s.domain, s.didRefcount, s.warnings) = ("\(dsa.rid)", pasid, "\(domain)",
+    (s.device, s.pasid, s.domain, s.didRefcount, s.warnings) = ("\(dsa.rid)", pasid.rawValue, "\(domain)",
                                                                  unit.didRefcount(for: domain), machine.warnings.count)
     s.action = "PASID \(pasid) detached and freed, drivers unbound"
     s.result = "DID refcount \(s.didRefcount!), warnings \(s.warnings!)"

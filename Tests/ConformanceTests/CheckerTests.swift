@@ -50,7 +50,7 @@ final class CheckerTests: XCTestCase {
         try rig.iommu.map(other, iova: iova, paddr: try rig.buffer(fill: 2), size: 4096, prot: [.read, .write])
         try rig.iommu.attachDevice(attached, to: dev)
         let otherEntry = MockHardware.Entry.paging(table: try XCTUnwrap(other as? MockDomain).table, serial: other.serial)
-        rig.unit.hardwareLock.withLock { hw.program(rid: dev.rid, pasid: 0, otherEntry) }  // the bug
+        rig.unit.hardwareLock.withLock { hw.program(rid: dev.rid, pasid: nil, otherEntry) }  // the bug
         XCTAssertEqual(try dev.dmaRead(at: iova, count: 1), [2], "the device reached the other domain's page")
         let v = rig.machine.checker.violations(of: .translationAuthority)
         XCTAssertEqual(v.count, 1, "\(rig.machine.checker.violations)")
@@ -63,7 +63,7 @@ final class CheckerTests: XCTestCase {
     func testPublishingBeforeProgrammingIsReportedAsI11() throws {
         let (rig, dev, _) = try rig()
         final class SilentDomain: IOMMUDomain, @unchecked Sendable {
-            override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {}
+            override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {}
         }
         let silent = SilentDomain(type: .unmanaged, owner: rig.driver, ops: [.attachDev, .setDevPasid],
                                   pgsizeBitmap: 4096)

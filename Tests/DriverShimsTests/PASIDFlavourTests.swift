@@ -67,10 +67,10 @@ final class PASIDFlavourTests: XCTestCase {
         // A vendor without the variant: EOPNOTSUPP, nothing allocated.
         let m = try IDXDTestbed(mock: MockIOMMUDriver())
         let kernel = try KernelAddressSpace(memory: m.machine.memory)
-        let next = m.iommu.allocGlobalPasid(for: m.pci)
+        let next = try m.iommu.allocGlobalPasid(for: m.pci)
         m.iommu.freeGlobalPasid(next)
         assertErrno(.notSupported) { try SupervisorSVA.bind(m.pci, kernel: kernel) }
-        XCTAssertEqual(m.iommu.allocGlobalPasid(for: m.pci), next)
+        XCTAssertEqual(try m.iommu.allocGlobalPasid(for: m.pci), next)
         // A function without PASID Privileged Mode could never send a supervisor request.
         let noPriv = try IDXDTestbed(privilegedMode: false)
         let k2 = try KernelAddressSpace(memory: noPriv.machine.memory)
@@ -125,7 +125,7 @@ final class PASIDFlavourTests: XCTestCase {
         t.machine.memory.write(a, Array("private".utf8))
         try pp.map(pasid: pasid, iova: 0x4000_0000, paddr: a, size: 4096)
         try pp.map(pasid: pasid, iova: 0x4000_1000, paddr: b, size: 4096)
-        assertErrno(.noEntry) { try pp.map(pasid: pasid + 100, iova: 0, paddr: a, size: 4096) }
+        assertErrno(.noEntry) { try pp.map(pasid: PASID(rawValue: pasid.rawValue + 100), iova: 0, paddr: a, size: 4096) }
         assertErrno(.exists) { try pp.map(pasid: pasid, iova: 0x4000_0000, paddr: b, size: 4096) }
         var d = IDXDDescriptor.memmove(from: 0x4000_0000, to: 0x4000_1000, count: 7, completion: 0x4000_1800)
         d.pasid = pasid
@@ -136,7 +136,7 @@ final class PASIDFlavourTests: XCTestCase {
         XCTAssertEqual(try pp.unmap(pasid: pasid, iova: 0x4000_1000, size: 4096), 4096)
         try t.dsa.enqcmds(d, wq: 0)
         XCTAssertEqual(t.dsa.completions.last?.record.status.code, .pageFault)
-        assertErrno(.noEntry) { try pp.unmap(pasid: pasid + 100, iova: 0, size: 4096) }
+        assertErrno(.noEntry) { try pp.unmap(pasid: PASID(rawValue: pasid.rawValue + 100), iova: 0, size: 4096) }
         let other = try t.iommu.allocPagingDomain(for: t.pci, flags: [.pasid])
         assertErrno(.invalidArgument) { try pp.freePrivatePasid(domain: other, pasid: pasid) }
         XCTAssertEqual(pp.pasids, [pasid], "a refused free changes nothing")

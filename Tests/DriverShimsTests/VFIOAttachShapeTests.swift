@@ -59,9 +59,9 @@ final class VFIOAttachShapeTests: XCTestCase {
         XCTAssertEqual(try f.attach(.ridAndAllPasids, ptID: nested), nested)
         XCTAssertTrue(v.ownsAllPasids)
         XCTAssertTrue(dev.group?.ridOwnsAllPasids == true)
-        for (i, pasid) in [nil, 1, 42, 0xF_FFFF].enumerated() {
+        for (i, pasid) in ([nil, 1, 42, 0xF_FFFF] as [PASID?]).enumerated() {
             let off = UInt64(0x300 + i * 16)
-            try dev.dmaWrite(at: 0x1010_0000 + off, bytes: [UInt8(0x40 + i)], pasid: pasid.map(UInt32.init))
+            try dev.dmaWrite(at: 0x1010_0000 + off, bytes: [UInt8(0x40 + i)], pasid: pasid)
             XCTAssertEqual(try rig.bufferBytes(at: off, count: 1), [UInt8(0x40 + i)], "pasid \(String(describing: pasid))")
         }
         // One PASID cannot be carved out of a table the user owns; nothing changes.

@@ -57,12 +57,12 @@ final class VTdBugsAndErrnoTests: XCTestCase {
         let tb = try VTdTestbed(bugs: bugs)
         let a = try tb.device(2)
         let d = try tb.paging(a)
-        let pasid = tb.iommu.allocGlobalPasid(for: a)
+        let pasid = try tb.iommu.allocGlobalPasid(for: a)
         try tb.iommu.attachDevicePasid(d, to: a, pasid: pasid)
         XCTAssertThrowsError(try a.dmaRead(at: 0xA000, count: 1, pasid: pasid))
         tb.iommu.detachDevicePasid(d, from: a, pasid: pasid)
         tb.iommu.freeGlobalPasid(pasid)
-        XCTAssertEqual(tb.iommu.allocGlobalPasid(for: a), pasid)
+        XCTAssertEqual(try tb.iommu.allocGlobalPasid(for: a), pasid)
         return tb
     }
 

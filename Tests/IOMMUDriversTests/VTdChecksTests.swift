@@ -20,7 +20,7 @@ final class VTdChecksTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(did2, 2)
         XCTAssertFalse(tb.unit.allocatedDIDs.contains(0))
         XCTAssertFalse(tb.unit.allocatedDIDs.contains(1))
-        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.did, did1)
+        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: nil)?.did, did1)
         XCTAssertTrue(tb.violations.isEmpty, "\(tb.violations)")
     }
 
@@ -33,7 +33,7 @@ final class VTdChecksTests: XCTestCase {
         try tb.iommu.attachDevicePasid(d, to: a, pasid: 9)
         let did = try XCTUnwrap(tb.unit.did(for: d))
         XCTAssertEqual(tb.unit.didRefcount(for: d), 3)
-        for p: UInt32 in [0, 5, 9] { XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: p)?.did, did) }
+        for p: PASID? in [nil, 5, 9] { XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: p)?.did, did) }
         tb.iommu.detachDevicePasid(d, from: a, pasid: 5)
         XCTAssertEqual(tb.unit.didRefcount(for: d), 2)
         tb.iommu.detachDevicePasid(d, from: a, pasid: 9)
@@ -273,7 +273,7 @@ final class VTdChecksTests: XCTestCase {
         try tb.iommu.map(def, iova: 0x1000, paddr: buf, size: 4096, prot: [.read])
         XCTAssertEqual(try a.dmaRead(at: 0x1000, count: 1), [5])
         assertErrno(.invalidArgument) { () throws(Errno) in try tb.iommu.attachDevice(foreign, to: a) }
-        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.present, false)
+        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: nil)?.present, false)
         XCTAssertNil(tb.driver.deviceInfo(a)?.ridDomain)
         XCTAssertThrowsError(try a.dmaRead(at: 0x1000, count: 1)) { e in
             XCTAssertEqual((e as? DMAFault)?.reason, VTdFault.pasidEntryNotPresent)

@@ -38,8 +38,8 @@ final class VTdDMATests: XCTestCase {
         try tb.iommu.attachDevice(try XCTUnwrap(tb.driver.identityDomain), to: a)
         let buf = try tb.buffer([42, 43])
         XCTAssertEqual(try a.dmaRead(at: IOVA(identity: buf), count: 2), [42, 43])
-        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.pgtt, .passThrough)
-        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.did, 1)
+        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: nil)?.pgtt, .passThrough)
+        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: nil)?.did, 1)
         XCTAssertTrue(tb.violations.isEmpty, "\(tb.violations)")
     }
 
@@ -198,7 +198,7 @@ final class VTdDMATests: XCTestCase {
         let buf = try tb.buffer([0])
         try tb.iommu.map(d, iova: 0x5000, paddr: buf, size: 4096, prot: [.read, .write])
         try d.setDirtyTracking(true)
-        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: 0)?.ssade, true)
+        XCTAssertEqual(tb.unit.pasidEntry(rid: a.rid, pasid: nil)?.ssade, true)
         _ = try a.dmaRead(at: 0x5000, count: 1)
         try a.dmaWrite(at: 0x5000, bytes: [1])
         var dirty: [IOVA] = []
@@ -213,9 +213,9 @@ final class VTdDMATests: XCTestCase {
     func testReleaseDeviceClearsContext() throws {
         let tb = try VTdTestbed()
         let a = try tb.device(2)
-        XCTAssertTrue(tb.unit.vtd.hasLiveEntry(rid: a.rid, pasid: 0))
+        XCTAssertTrue(tb.unit.vtd.hasLiveEntry(rid: a.rid, pasid: nil))
         tb.iommu.releaseDevice(a)
-        XCTAssertFalse(tb.unit.vtd.hasLiveEntry(rid: a.rid, pasid: 0))
+        XCTAssertFalse(tb.unit.vtd.hasLiveEntry(rid: a.rid, pasid: nil))
         XCTAssertNil(tb.driver.deviceInfo(a))
         XCTAssertFalse(a.atsEnabled)
     }

@@ -93,7 +93,7 @@ final class VTdTraceTests: XCTestCase {
     }
 
     func testPRQReportDecodesTheRequestLikeDecodePRQDescriptor() {
-        let req = VTdPageRequest(rid: RID(bus: 0, device: 2, function: 0), pasidPresent: true, pasid: 0x11, read: false,
+        let req = VTdPageRequest(rid: RID(bus: 0, device: 2, function: 0), pasid: 0x11, read: false,
                                  write: true, execute: false, privileged: false, lastPage: true, groupIndex: 3,
                                  address: 0x7f12_3000)
         let r = TraceRecord.prqReport(iommu: "dmar0", request: req, sequence: 4)

@@ -18,7 +18,7 @@ final class IOPFCheckTests: XCTestCase {
         try dev.sendPageRequest(PageRequest(rid: dev.rid, pasid: 34, groupIndex: 5, address: 0x2000))
         XCTAssertTrue(rig.unit.vtd.hasPendingPageRequests(rid: dev.rid, pasid: 34), "waits in the PRQ")
         rig.unit.servicePageRequests()
-        XCTAssertEqual(rig.unit.vtd.pageResponses.map { [$0.rid.raw, UInt16($0.pasid ?? 0), $0.groupIndex] },
+        XCTAssertEqual(rig.unit.vtd.pageResponses.map { [$0.rid.raw, UInt16($0.pasid?.rawValue ?? 0), $0.groupIndex] },
                        [[dev.rid.raw, 33, 4], [dev.rid.raw, 34, 5]])
         XCTAssertEqual(rig.unit.vtd.pageResponses.map(\.code), [.invalid, .invalid])
     }

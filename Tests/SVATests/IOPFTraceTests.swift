@@ -18,7 +18,7 @@ final class IOPFTraceTests: XCTestCase {
         rig.machine.events.clear()
         XCTAssertThrowsError(try dev.dmaWrite(at: IOVA(sva: va), bytes: [1], pasid: pasid))
         rig.unit.processPageRequests()
-        let p = String(pasid, radix: 16)
+        let p = String(pasid.rawValue, radix: 16)
         let lines = rig.machine.events.events(matching: TraceFilter(pasid: pasid))
             .filter { e in
                 e.event == "qi_submit" ? e.message.hasPrefix("page_grp_resp")

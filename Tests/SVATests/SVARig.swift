@@ -67,7 +67,7 @@ final class SVARig: @unchecked Sendable {
 
     /// A DMA write that, on a page request, lets the kernel serve it and retries
     /// while the response is SUCCESS (at most `attempts` times).
-    func dmaWriteRetrying(_ dev: PCIDevice, at va: UInt64, bytes: [UInt8], pasid: UInt32,
+    func dmaWriteRetrying(_ dev: PCIDevice, at va: UInt64, bytes: [UInt8], pasid: PASID,
                           attempts: Int = 4) throws -> Int {
         var faults = 0
         while true {
@@ -83,7 +83,7 @@ final class SVARig: @unchecked Sendable {
     }
 
     /// A DMA read with the same retry protocol.
-    func dmaReadRetrying(_ dev: PCIDevice, at va: UInt64, count: Int, pasid: UInt32, attempts: Int = 4) throws -> [UInt8] {
+    func dmaReadRetrying(_ dev: PCIDevice, at va: UInt64, count: Int, pasid: PASID, attempts: Int = 4) throws -> [UInt8] {
         var faults = 0
         while true {
             do {
@@ -98,17 +98,17 @@ final class SVARig: @unchecked Sendable {
 }
 
 /// A page request as the core sees it.
-func request(pasid: UInt32?, grpid: UInt32, address: UInt64, perm: IOMMUFaultPerm = .read,
+func request(pasid: PASID?, grpid: UInt32, address: UInt64, perm: IOMMUFaultPerm = .read,
              last: Bool = true) -> IOPFFault {
     var flags: IOMMUFaultFlags = last ? [.lastPage] : []
-    if pasid != nil { flags.formUnion([.pasidValid, .responseNeedsPasid]) }
-    return IOPFFault(flags: flags, pasid: pasid ?? 0, grpid: grpid, perm: perm, address: IOVA(sva: address))
+    if pasid != nil { flags.insert(.responseNeedsPasid) }
+    return IOPFFault(flags: flags, pasid: pasid, grpid: grpid, perm: perm, address: IOVA(sva: address))
 }
 
 /// A page-request descriptor as a device's PRI sends it.
-func prq(_ dev: PCIDevice, pasid: UInt32?, group: UInt16, address: UInt64, read: Bool = true, write: Bool = false,
+func prq(_ dev: PCIDevice, pasid: PASID?, group: UInt16, address: UInt64, read: Bool = true, write: Bool = false,
          execute: Bool = false, privileged: Bool = false, last: Bool = true) -> VTdPageRequest {
-    VTdPageRequest(rid: dev.rid, pasidPresent: pasid != nil, pasid: pasid ?? 0, read: read, write: write,
+    VTdPageRequest(rid: dev.rid, pasid: pasid, read: read, write: write,
                    execute: execute, privileged: privileged, lastPage: last, groupIndex: group, address: IOVA(sva: address))
 }
 

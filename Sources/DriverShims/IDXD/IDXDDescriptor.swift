@@ -59,7 +59,7 @@ public struct IDXDDescriptorFlags: OptionSet, Hashable, Sendable {
 public struct IDXDDescriptor: Hashable, Sendable {
     /// `pasid:20`: the address space. Ignored for dedicated WQs (WQCFG supplies it) and
     /// replaced by the CPU for ENQCMD.
-    public var pasid: UInt32
+    public var pasid: PASID?
     /// `priv:1`: privileged (supervisor) request. Ignored for dedicated WQs; forced to 0
     /// by ENQCMD.
     public var priv: Bool
@@ -82,7 +82,7 @@ public struct IDXDDescriptor: Hashable, Sendable {
     /// A descriptor; every field defaults to zero.
     public init(opcode: DSAOpcode, source: IOVA = 0, destination: IOVA = 0, transferSize: UInt32 = 0,
                 pattern: UInt64 = 0, completionAddress: IOVA = 0, flags: IDXDDescriptorFlags = .completionRecord,
-                pasid: UInt32 = 0, priv: Bool = false) {
+                pasid: PASID? = nil, priv: Bool = false) {
         self.opcode = opcode
         self.source = source
         self.destination = destination

@@ -81,7 +81,7 @@ extension IDXDDevice {
             }
             if wq._pasidAllowed && wq.pasidEnabledForType && (type == .kernel || wq._mode == .shared) {
                 config.pasidEnabled = true
-                config.pasid = wq._mode == .dedicated ? (_kernelPasid ?? 0) : 0
+                config.pasid = wq._mode == .dedicated ? _kernelPasid : nil
             }
             // DSA spec: a dedicated WQ with pasid_en needs PASID Privileged Mode enabled.
             let privMode = pci.pasidEnabled && pci.caps.pasid?.privileged == true
@@ -120,7 +120,7 @@ extension IDXDDevice {
     }
 
     /// `idxd_wq_set_pasid` on a dedicated WQ: disable (drains), write WQCFG PASID, enable.
-    func setWQPasid(_ wq: IDXDWorkQueue, _ pasid: UInt32) {
+    func setWQPasid(_ wq: IDXDWorkQueue, _ pasid: PASID) {
         command(.disableWQ(wq.id))
         runPending { $0.wq == wq.id }
         wq._config = IDXDWQConfig()
@@ -140,7 +140,7 @@ extension IDXDDevice {
 
     /// `idxd_device_drain_pasid`: `IDXD_CMD_DRAIN_PASID` completes every descriptor of
     /// `pasid` still queued on any WQ before it returns.
-    public func drainPasid(_ pasid: UInt32) {
+    public func drainPasid(_ pasid: PASID) {
         lock.withLock {
             command(.drainPASID(pasid))
             runPending { $0.pasid == pasid }

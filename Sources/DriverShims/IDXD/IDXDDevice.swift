@@ -21,7 +21,7 @@ public final class IDXDDevice: @unchecked Sendable {
     let lock = RecursiveLock()
     var _enabled = false
     var _bound = false
-    var _kernelPasid: UInt32?
+    var _kernelPasid: PASID?
     var _userPasidEnabled = false
     var _cmdStatus = IDXDCommandStatus.ok
     var _trace: [IDXDTraceEntry] = []
@@ -49,7 +49,7 @@ public final class IDXDDevice: @unchecked Sendable {
     // MARK: observation
 
     /// The kernel PASID (`idxd->pasid`), nil when kernel DMA with PASID is off.
-    public var kernelPasid: UInt32? { lock.withLock { _kernelPasid } }
+    public var kernelPasid: PASID? { lock.withLock { _kernelPasid } }
     /// `IDXD_FLAG_PASID_ENABLED`: the default domain is attached to the kernel PASID.
     public var kernelPasidEnabled: Bool { kernelPasid != nil }
     /// `IDXD_FLAG_USER_PASID_ENABLED`: user WQs (SVA) are allowed.
@@ -144,8 +144,9 @@ public final class IDXDDevice: @unchecked Sendable {
         log(.iommu("iommu_get_domain_for_dev"))
         guard let domain = iommu.domainForDevice(pci) else { throw .notPermitted }
         log(.iommu("iommu_alloc_global_pasid"))
-        let pasid = iommu.allocGlobalPasid(for: pci)
-        guard pasid != IOMMUSubsystem.invalidPasid else { throw .noSpace }
+        // idxd_enable_system_pasid turns IOMMU_PASID_INVALID into ENOSPC.
+        let pasid: PASID
+        do { pasid = try iommu.allocGlobalPasid(for: pci) } catch { throw .noSpace }
         log(.iommu("iommu_attach_device_pasid pasid \(pasid)"))
         do throws(Errno) { try iommu.attachDevicePasid(domain, to: pci, pasid: pasid) } catch {
             log(.iommu("iommu_free_global_pasid pasid \(pasid)"))

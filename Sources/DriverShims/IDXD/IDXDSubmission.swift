@@ -46,8 +46,7 @@ extension IDXDDevice {
     /// IA32_PASID (the mm's PASID, `mm_get_enqcmd_pasid`) and clears `priv`; it may only
     /// fill a shared WQ up to its threshold. Lock held.
     func enqcmdOnce(_ d: IDXDDescriptor, to wq: IDXDWorkQueue, from mm: Process) -> IDXDEnqueueResult {
-        let pasid = mm.enqcmdPasid
-        guard pasid != IOMMUSubsystem.invalidPasid else { return .generalProtection }
+        guard let pasid = mm.enqcmdPasid else { return .generalProtection }
         var stamped = d
         stamped.pasid = pasid
         stamped.priv = false
@@ -84,7 +83,7 @@ extension IDXDDevice {
             let wq = workQueues[id]
             guard wq._enabled, wq._type == .kernel else { throw .noSuchDeviceOrAddress }
             var d = descriptor
-            d.pasid = _kernelPasid ?? 0
+            d.pasid = _kernelPasid
             d.priv = false
             if wq._mode == .dedicated {
                 guard wq.pending.count < wq._size else { throw .tryAgain }

@@ -99,7 +99,7 @@ public enum IDXDCommand: Hashable, Sendable, CustomStringConvertible {
     /// `IDXD_CMD_DRAIN_WQ`.
     case drainWQ(Int)
     /// `IDXD_CMD_DRAIN_PASID`: complete every queued descriptor of one PASID.
-    case drainPASID(UInt32)
+    case drainPASID(PASID)
 
     /// `IDXD_CMD_NAME arg`.
     public var description: String {
@@ -147,7 +147,7 @@ public struct IDXDCompletion: Hashable, Sendable {
     /// The WQ it was submitted to.
     public let wq: Int
     /// The PASID of its DMA (nil: requests without PASID, translated through the RID).
-    public let pasid: UInt32?
+    public let pasid: PASID?
     /// Whether its DMA was privileged.
     public let privileged: Bool
     /// The operation.

@@ -8,7 +8,7 @@ public final class IDXDUserContext: @unchecked Sendable {
     /// The opener's address space (`ctx->mm`).
     public let mm: Process
     var bond: SVABond?
-    var pasid: UInt32?
+    var pasid: PASID?
     var isOpen = true
 
     init(wq: IDXDWorkQueue, mm: Process) {
@@ -19,10 +19,10 @@ public final class IDXDUserContext: @unchecked Sendable {
     var device: IDXDDevice { wq.device }
 
     /// The SVA PASID of this file (`ctx->pasid`), nil once closed.
-    public var userPasid: UInt32? { device.lock.withLock { isOpen ? pasid : nil } }
+    public var userPasid: PASID? { device.lock.withLock { isOpen ? pasid : nil } }
     /// Whether the file is still open.
     public var open: Bool { device.lock.withLock { isOpen } }
-    var pasidIfBound: UInt32? { bond != nil ? pasid : nil }
+    var pasidIfBound: PASID? { bond != nil ? pasid : nil }
 
     /// `idxd_cdev_mmap`: maps the WQ's limited portal into the caller.
     /// - Throws: `EPERM` on a device where user submission is unsafe (INTEL-SA-01084)
@@ -79,7 +79,7 @@ public final class IDXDUserContext: @unchecked Sendable {
         } else {
             var d = descriptor
             d.priv = false
-            d.pasid = pasid ?? 0
+            d.pasid = pasid
             try dev.enqcmdsRetrying(d, to: wq)
         }
     }
@@ -105,7 +105,7 @@ public final class IDXDUserContext: @unchecked Sendable {
             if wq._mode == .shared { dev.drainPasid(pasid) } else { dev.clearWQPasid(wq) }
         }
         if let bond, let iommu = dev.iommu {
-            dev.log(.iommu("iommu_sva_unbind_device pasid \(pasid ?? 0)"))
+            dev.log(.iommu("iommu_sva_unbind_device pasid \(pasid.map { "\($0)" } ?? "-")"))
             iommu.svaUnbindDevice(bond)
         }
         bond = nil
@@ -169,11 +169,6 @@ extension IDXDDevice {
                 log(.iommu("iommu_sva_bind_device pid \(process.pid)"))
                 let bond = try iommu.svaBindDevice(pci, mm: process)
                 let pasid = iommu.svaGetPasid(bond)
-                guard pasid != IOMMUSubsystem.invalidPasid else {
-                    log(.iommu("iommu_sva_unbind_device"))
-                    iommu.svaUnbindDevice(bond)
-                    throw .invalidArgument
-                }
                 if wq.contexts.contains(where: { $0.pasid == pasid }) {
                     log(.message("PASID entry already exist in xarray."))
                 }

@@ -1,3 +1,5 @@
+import IOMMUCore
+
 /// How a WQ is shared (`WQ_FLAG_DEDICATED`, WQCFG `mode`).
 public enum IDXDWQMode: Sendable, Hashable {
     /// One submitter; MOVDIR64B; the PASID comes from WQCFG.
@@ -21,8 +23,8 @@ public enum IDXDWQType: Sendable, Hashable {
 public struct IDXDWQConfig: Sendable, Hashable {
     /// `pasid_en`.
     public var pasidEnabled = false
-    /// `pasid`.
-    public var pasid: UInt32 = 0
+    /// `pasid`, nil while no PASID is written.
+    public var pasid: PASID?
     /// `priv`: privileged requests. The driver leaves it 0: kernel DMA on VT-d uses user
     /// privilege only.
     public var priv = false
@@ -34,7 +36,7 @@ public struct IDXDWQConfig: Sendable, Hashable {
 struct QueuedDescriptor {
     let wq: Int
     let descriptor: IDXDDescriptor
-    let pasid: UInt32?
+    let pasid: PASID?
     let privileged: Bool
 }
 
@@ -77,7 +79,7 @@ public final class IDXDWorkQueue: @unchecked Sendable {
     /// Open user contexts (character-device files) on this WQ.
     public var openCount: Int { device.lock.withLock { contexts.count } }
     /// The user PASIDs of the open files (`wq->upasid_xa`).
-    public var userPasids: [UInt32] { device.lock.withLock { contexts.compactMap(\.pasidIfBound) } }
+    public var userPasids: [PASID] { device.lock.withLock { contexts.compactMap(\.pasidIfBound) } }
 
     /// `wq_pasid_enabled`: a kernel WQ needs the kernel PASID, a user WQ user PASID.
     var pasidEnabledForType: Bool {

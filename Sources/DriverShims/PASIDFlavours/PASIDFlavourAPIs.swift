@@ -40,7 +40,7 @@ public struct KernelPASID: Sendable {
     /// The default domain (`iommu_get_domain_for_dev`).
     public let domain: IOMMUDomain
     /// The global PASID it is attached at.
-    public let pasid: UInt32
+    public let pasid: PASID
     /// The device.
     public let device: PCIDevice
 
@@ -53,8 +53,9 @@ public struct KernelPASID: Sendable {
         log?.record("iommu_get_domain_for_dev")
         guard let domain = iommu.domainForDevice(dev) else { throw .notPermitted }
         log?.record("iommu_alloc_global_pasid")
-        let pasid = iommu.allocGlobalPasid(for: dev)
-        guard pasid != IOMMUSubsystem.invalidPasid else { throw .noSpace }
+        // idxd_enable_system_pasid turns IOMMU_PASID_INVALID into ENOSPC.
+        let pasid: PASID
+        do { pasid = try iommu.allocGlobalPasid(for: dev) } catch { throw .noSpace }
         log?.record("iommu_attach_device_pasid")
         do throws(Errno) { try iommu.attachDevicePasid(domain, to: dev, pasid: pasid) } catch {
             log?.record("iommu_free_global_pasid")
@@ -83,21 +84,21 @@ public struct SupervisorSVA: Sendable {
     /// The vendor's KVA domain.
     public let domain: IOMMUDomain
     /// The supervisor PASID.
-    public let pasid: UInt32
+    public let pasid: PASID
     /// The device.
     public let device: PCIDevice
 
     /// Allocates a global PASID, asks the vendor for a supervisor SVA domain on
     /// `kernel`'s page table and attaches it.
     /// - Throws: `EOPNOTSUPP` the vendor driver does not offer the variant
-    ///   (``/IOMMUCore/SupervisorSVADriver``); `ENOSPC` no PASID; the vendor's and the attach's
-    ///   errno. Nothing stays allocated on error.
+    ///   (``/IOMMUCore/SupervisorSVADriver``); the allocator's `ENOSPC` (no PASID free) or
+    ///   `ENODEV` (a device without PASID); the vendor's and the attach's errno.
+    ///   Nothing stays allocated on error.
     public static func bind(_ dev: PCIDevice, kernel: KernelAddressSpace, log: APICallLog? = nil) throws(Errno) -> SupervisorSVA {
         guard let iommu = dev.machine?.iommu else { throw .noDevice }
         guard let driver = dev.iommu?.driver as? any SupervisorSVADriver else { throw .notSupported }
         log?.record("iommu_alloc_global_pasid")
-        let pasid = iommu.allocGlobalPasid(for: dev)
-        guard pasid != IOMMUSubsystem.invalidPasid else { throw .noSpace }
+        let pasid = try iommu.allocGlobalPasid(for: dev)
         do throws(Errno) {
             log?.record("domain_alloc_sva(init_mm, SVM_FLAG_SUPERVISOR_MODE)")
             let domain = try driver.domainAllocSupervisorSVA(dev, kernelPageTable: kernel.pageTable)
@@ -140,7 +141,7 @@ public struct SupervisorSVA: Sendable {
 /// paging domain attached to it.
 public final class PrivatePASIDs: @unchecked Sendable {
     private let lock = Lock()
-    private var entries: [UInt32: (domain: IOMMUDomain, device: PCIDevice)] = [:]
+    private var entries: [PASID: (domain: IOMMUDomain, device: PCIDevice)] = [:]
     /// The calls made, when given.
     public let log: APICallLog?
 
@@ -150,14 +151,13 @@ public final class PrivatePASIDs: @unchecked Sendable {
     /// `iommu_sva_alloc_pasid(domain, dev)`: a global PASID whose translation is
     /// `domain`'s own page table.
     /// - Throws: `EINVAL` `domain` is not an unmanaged paging domain (a DMA-API or SVA
-    ///   domain belongs to someone else); `ENODEV` the device has no IOMMU; `ENOSPC` no
-    ///   PASID; the attach errno. Nothing stays allocated on error.
-    public func allocPrivatePasid(domain: IOMMUDomain, dev: PCIDevice) throws(Errno) -> UInt32 {
+    ///   domain belongs to someone else); `ENODEV` the device has no IOMMU or no PASID;
+    ///   `ENOSPC` no PASID free; the attach errno. Nothing stays allocated on error.
+    public func allocPrivatePasid(domain: IOMMUDomain, dev: PCIDevice) throws(Errno) -> PASID {
         guard let iommu = dev.machine?.iommu else { throw .noDevice }
         guard domain.type == .unmanaged else { throw .invalidArgument }
         log?.record("iommu_alloc_global_pasid")
-        let pasid = iommu.allocGlobalPasid(for: dev)
-        guard pasid != IOMMUSubsystem.invalidPasid else { throw .noSpace }
+        let pasid = try iommu.allocGlobalPasid(for: dev)
         log?.record("iommu_attach_device_pasid")
         do throws(Errno) { try iommu.attachDevicePasid(domain, to: dev, pasid: pasid) } catch {
             iommu.freeGlobalPasid(pasid)
@@ -169,7 +169,7 @@ public final class PrivatePASIDs: @unchecked Sendable {
 
     /// `iommu_sva_map(pasid, iova, paddr, size, prot)` (`iommu_map` on the PASID's domain).
     /// - Throws: `ENOENT` unknown PASID; `iommu_map`'s errno.
-    public func map(pasid: UInt32, iova: IOVA, paddr: PhysicalAddress, size: UInt64,
+    public func map(pasid: PASID, iova: IOVA, paddr: PhysicalAddress, size: UInt64,
                     prot: IOMMUProt = [.read, .write]) throws(Errno) {
         guard let e = lock.withLock({ entries[pasid] }), let iommu = e.device.machine?.iommu else { throw .noEntry }
         log?.record("iommu_map")
@@ -180,7 +180,7 @@ public final class PrivatePASIDs: @unchecked Sendable {
     /// - Returns: bytes unmapped.
     /// - Throws: `ENOENT` unknown PASID.
     @discardableResult
-    public func unmap(pasid: UInt32, iova: IOVA, size: UInt64) throws(Errno) -> UInt64 {
+    public func unmap(pasid: PASID, iova: IOVA, size: UInt64) throws(Errno) -> UInt64 {
         guard let e = lock.withLock({ entries[pasid] }), let iommu = e.device.machine?.iommu else { throw .noEntry }
         log?.record("iommu_unmap")
         return iommu.unmap(e.domain, iova: iova, size: size)
@@ -189,7 +189,7 @@ public final class PrivatePASIDs: @unchecked Sendable {
     /// `iommu_sva_free_pasid(domain, pasid)`: detach and free the PASID (the caller keeps
     /// and frees the domain).
     /// - Throws: `EINVAL` the PASID is not a private PASID of `domain`. Nothing changes.
-    public func freePrivatePasid(domain: IOMMUDomain, pasid: UInt32) throws(Errno) {
+    public func freePrivatePasid(domain: IOMMUDomain, pasid: PASID) throws(Errno) {
         let e: (domain: IOMMUDomain, device: PCIDevice) = try lock.withLock { () throws(Errno) -> (domain: IOMMUDomain, device: PCIDevice) in
             guard let e = entries[pasid], e.domain === domain else { throw .invalidArgument }
             entries[pasid] = nil
@@ -203,5 +203,5 @@ public final class PrivatePASIDs: @unchecked Sendable {
     }
 
     /// The private PASIDs allocated and not freed, ascending.
-    public var pasids: [UInt32] { lock.withLock { entries.keys.sorted() } }
+    public var pasids: [PASID] { lock.withLock { entries.keys.sorted() } }
 }

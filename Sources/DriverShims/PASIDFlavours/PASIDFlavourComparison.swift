@@ -118,7 +118,7 @@ public enum PASIDFlavourComparison {
     }
 
     /// Submits a MEMMOVE and a COMPARE-free copy through `submit`; checks the completion.
-    private static func move(_ src: IOVA, _ dst: IOVA, _ cr: IOVA, pasid: UInt32, priv: Bool,
+    private static func move(_ src: IOVA, _ dst: IOVA, _ cr: IOVA, pasid: PASID?, priv: Bool,
                              _ submit: (IDXDDescriptor) throws(Errno) -> Void) throws(Errno) {
         var d = IDXDDescriptor.memmove(from: src, to: dst, count: 4096, completion: cr)
         d.pasid = pasid
@@ -126,7 +126,7 @@ public enum PASIDFlavourComparison {
         try submit(d)
     }
 
-    private static func compare(_ a: IOVA, _ b: IOVA, _ cr: IOVA, pasid: UInt32, priv: Bool,
+    private static func compare(_ a: IOVA, _ b: IOVA, _ cr: IOVA, pasid: PASID?, priv: Bool,
                                 _ submit: (IDXDDescriptor) throws(Errno) -> Void) throws(Errno) {
         var d = IDXDDescriptor.compare(a, b, count: 4096, completion: cr)
         d.pasid = pasid
@@ -227,12 +227,12 @@ public enum PASIDFlavourComparison {
         let submit: (IDXDDescriptor) throws(Errno) -> Void = { d throws(Errno) in
             guard portal.enqcmd(d) == .accepted else { throw .tryAgain }
         }
-        for _ in 0..<2 { try move(iSrc, iDst, iCR, pasid: 0, priv: false, submit) }
+        for _ in 0..<2 { try move(iSrc, iDst, iCR, pasid: nil, priv: false, submit) }
         // The process replaces the page: munmap fires the mm notifier (IOTLB + ATC flush).
         try process.munmap(address: dst, length: 4096)
         try process.mmap(length: 4096, prot: [.read, .write], at: dst, populate: true)
-        try move(iSrc, iDst, iCR, pasid: 0, priv: false, submit)
-        try compare(iSrc, iDst, iCR, pasid: 0, priv: false, submit)
+        try move(iSrc, iDst, iCR, pasid: nil, priv: false, submit)
+        try compare(iSrc, iDst, iCR, pasid: nil, priv: false, submit)
         machine.step("\(PASIDFlavour.userSVA.rawValue): copied after the remap")
         let visible = try process.readMemory(address: dst, count: 4096) == pattern
         ctx.close()

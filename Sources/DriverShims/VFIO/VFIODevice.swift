@@ -25,9 +25,9 @@ public protocol VFIODevice: AnyObject, Sendable {
 public protocol VFIOPasidOps: VFIODevice {
     /// `ops->pasid_attach_ioas(vdev, pasid, &pt_id)`: attach, or replace when the PASID
     /// is already attached.
-    func pasidAttachIOAS(_ pasid: UInt32, _ ptID: inout UInt32) throws(Errno)
+    func pasidAttachIOAS(_ pasid: PASID, _ ptID: inout UInt32) throws(Errno)
     /// `ops->pasid_detach_ioas(vdev, pasid)`: a no-op for a PASID never attached.
-    func pasidDetachIOAS(_ pasid: UInt32)
+    func pasidDetachIOAS(_ pasid: PASID)
 }
 
 /// The model's third attach operation (seed 002: "attach page table to RID and all

@@ -35,7 +35,7 @@ extension VFIODeviceFile {
 
         var ptID = attach.ptId
         if let pasidOps, attach.flags & VFIODeviceFlag.attachPasid != 0 {
-            try pasidOps.pasidAttachIOAS(attach.pasid, &ptID)
+            try pasidOps.pasidAttachIOAS(PASID(rawValue: attach.pasid), &ptID)
         } else if let allOps, attach.flags & VFIODeviceFlag.attachAllPasids != 0 {
             try allOps.allPasidsAttachIOAS(&ptID)
         } else {
@@ -47,7 +47,7 @@ extension VFIODeviceFile {
             try memory.copyToUser(arg + UInt64(VFIODeviceAttachIOMMUFDPT.offset(of: "pt_id")), out.bytes)
         } catch {
             if let pasidOps, attach.flags & VFIODeviceFlag.attachPasid != 0 {
-                pasidOps.pasidDetachIOAS(attach.pasid)
+                pasidOps.pasidDetachIOAS(PASID(rawValue: attach.pasid))
             } else {
                 device.detachIOAS()
             }
@@ -74,7 +74,7 @@ extension VFIODeviceFile {
             guard Int(detach.argsz) >= VFIODeviceDetachIOMMUFDPT.size else { throw .invalidArgument }
             let at = UInt64(VFIODeviceDetachIOMMUFDPT.offset(of: "pasid"))
             detach.pasid = UAPIBytes(try memory.copyFromUser(arg + at, count: 4)).u32(0)
-            pasidOps.pasidDetachIOAS(detach.pasid)
+            pasidOps.pasidDetachIOAS(PASID(rawValue: detach.pasid))
         } else {
             device.detachIOAS()
         }

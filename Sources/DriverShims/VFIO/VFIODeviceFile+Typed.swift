@@ -7,7 +7,7 @@ public enum VFIOAttachShape: Hashable, Sendable {
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` without flags: requests without a PASID.
     case rid
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` with `VFIO_DEVICE_ATTACH_PASID`: one PASID.
-    case pasid(UInt32)
+    case pasid(PASID)
     /// The model's ``VFIODeviceFlag/attachAllPasids``: the RID and every PASID, through
     /// a nested HWPT whose vendor owns the PASID table (`EOPNOTSUPP` on VT-d).
     case ridAndAllPasids
@@ -53,9 +53,10 @@ extension VFIODeviceFile {
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` with `VFIO_DEVICE_ATTACH_PASID`.
     /// - Returns: the attached HWPT ID. - Throws: as ``attach(_:ptID:)``.
-    public func attach(pasid: UInt32, ptID: UInt32) throws(Errno) -> UInt32 {
+    public func attach(pasid: PASID, ptID: UInt32) throws(Errno) -> UInt32 {
         try call(VFIODeviceCommand.attachIOMMUFDPT,
-                 VFIODeviceAttachIOMMUFDPT(flags: VFIODeviceFlag.attachPasid, ptId: ptID, pasid: pasid)).ptId
+                 VFIODeviceAttachIOMMUFDPT(flags: VFIODeviceFlag.attachPasid, ptId: ptID,
+                                                          pasid: pasid.rawValue)).ptId
     }
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` with the model's all-PASIDs flag.
@@ -74,8 +75,8 @@ extension VFIODeviceFile {
 
     /// `VFIO_DEVICE_DETACH_IOMMUFD_PT` with `VFIO_DEVICE_DETACH_PASID`.
     /// - Throws: `EINVAL` not bound; `EOPNOTSUPP` driver without PASID support.
-    public func detach(pasid: UInt32) throws(Errno) {
+    public func detach(pasid: PASID) throws(Errno) {
         _ = try call(VFIODeviceCommand.detachIOMMUFDPT,
-                     VFIODeviceDetachIOMMUFDPT(flags: VFIODeviceFlag.detachPasid, pasid: pasid))
+                     VFIODeviceDetachIOMMUFDPT(flags: VFIODeviceFlag.detachPasid, pasid: pasid.rawValue))
     }
 }

@@ -23,7 +23,7 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     /// The RID attachment is the all-PASIDs shape.
     public private(set) var ownsAllPasids = false
     /// `vdev->pasids`: the PASIDs attached through this device.
-    private var pasidSet: Set<UInt32> = []
+    private var pasidSet: Set<PASID> = []
 
     /// `vfio_pci_core_register_device` for `pci`.
     public init(_ pci: PCIDevice) {
@@ -32,7 +32,7 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     }
 
     /// The attached PASIDs, ascending.
-    public var attachedPasids: [UInt32] { vfio.devSetLock.withLock { pasidSet.sorted() } }
+    public var attachedPasids: [PASID] { vfio.devSetLock.withLock { pasidSet.sorted() } }
 
     /// The iommufd DEVICE object while bound.
     public var iommufdDevice: DeviceObject? { vfio.devSetLock.withLock { binding?.idev } }
@@ -63,7 +63,7 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
             pasidSet.remove(pasid)
         }
         if ridAttached {
-            ictx.deviceDetach(idev, pasid: IOMMUSubsystem.noPasid)
+            ictx.deviceDetach(idev, pasid: nil)
             ridAttached = false
             ownsAllPasids = false
         }
@@ -79,9 +79,9 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     public func attachIOAS(_ ptID: inout UInt32) throws(Errno) {
         let (ictx, idev) = try bound()
         if ridAttached {
-            ptID = try ictx.deviceReplace(idev, pasid: IOMMUSubsystem.noPasid, ptID: ptID)
+            ptID = try ictx.deviceReplace(idev, pasid: nil, ptID: ptID)
         } else {
-            ptID = try ictx.deviceAttach(idev, pasid: IOMMUSubsystem.noPasid, ptID: ptID)
+            ptID = try ictx.deviceAttach(idev, pasid: nil, ptID: ptID)
         }
         ridAttached = true
         ownsAllPasids = false
@@ -90,7 +90,7 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     /// `vfio_iommufd_physical_detach_ioas`: a no-op when the RID is not attached.
     public func detachIOAS() {
         guard let (ictx, idev) = binding, ridAttached else { return }
-        ictx.deviceDetach(idev, pasid: IOMMUSubsystem.noPasid)
+        ictx.deviceDetach(idev, pasid: nil)
         ridAttached = false
         ownsAllPasids = false
     }
@@ -101,9 +101,9 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     ///   HWPT without `IOMMU_HWPT_ALLOC_PASID`, the RID on a non-PASID-compatible HWPT,
     ///   or the RID owning all PASIDs; `ENOENT`; `EBUSY`; driver errors (a PASID that
     ///   was not attached stays unattached).
-    public func pasidAttachIOAS(_ pasid: UInt32, _ ptID: inout UInt32) throws(Errno) {
+    public func pasidAttachIOAS(_ pasid: PASID, _ ptID: inout UInt32) throws(Errno) {
         let (ictx, idev) = try bound()
-        guard pasid != IOMMUSubsystem.noPasid else { throw .invalidArgument }
+        guard pasid.rawValue != 0 else { throw .invalidArgument }
         if pasidSet.contains(pasid) {
             ptID = try ictx.deviceReplace(idev, pasid: pasid, ptID: ptID)
             return
@@ -113,7 +113,7 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     }
 
     /// `vfio_iommufd_physical_pasid_detach_ioas`: a no-op for a PASID never attached.
-    public func pasidDetachIOAS(_ pasid: UInt32) {
+    public func pasidDetachIOAS(_ pasid: PASID) {
         guard let (ictx, idev) = binding, pasidSet.contains(pasid) else { return }
         ictx.deviceDetach(idev, pasid: pasid)
         pasidSet.remove(pasid)

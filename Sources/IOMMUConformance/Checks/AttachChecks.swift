@@ -82,14 +82,14 @@ extension ConformanceCheck {
             XCTAssertTrue(withPasid.group === without.group)
             XCTAssertEqual(without.maxPasids, 0)
             let domain = try rig.pagingDomain()
-            let top = withPasid.maxPasids
-            assertErrno(.invalidArgument) { try rig.iommu.attachDevicePasid(domain, to: withPasid, pasid: top) }
+            let beyond = PASID(rawValue: withPasid.maxPasids), last = PASID(rawValue: withPasid.maxPasids - 1)
+            assertErrno(.invalidArgument) { try rig.iommu.attachDevicePasid(domain, to: withPasid, pasid: beyond) }
             XCTAssertTrue(withPasid.group!.pasidArray.isEmpty)
             // Attaching through the non-PASID member still programs the PASID-capable one.
-            try rig.iommu.attachDevicePasid(domain, to: without, pasid: top - 1)
-            XCTAssertTrue(rig.live(withPasid, top - 1))
-            XCTAssertFalse(rig.live(without, top - 1))
-            XCTAssertTrue(withPasid.group!.pasidArray[top - 1]?.domain === domain)
+            try rig.iommu.attachDevicePasid(domain, to: without, pasid: last)
+            XCTAssertTrue(rig.live(withPasid, last))
+            XCTAssertFalse(rig.live(without, last))
+            XCTAssertTrue(withPasid.group!.pasidArray[last]?.domain === domain)
         }
     }
 

@@ -207,7 +207,7 @@ extension ConformanceCheck {
                 try rig.iommu.attachDevice(a, to: dev)
                 XCTAssertEqual(try dev.dmaRead(at: ia, count: 1), [0x3c])
                 if vendor.has(.pasid) {
-                    let pasid = rig.iommu.allocGlobalPasid(for: dev)
+                    let pasid = try rig.iommu.allocGlobalPasid(for: dev)
                     try rig.iommu.attachDevicePasid(b, to: dev, pasid: pasid)
                     XCTAssertEqual(try dev.dmaRead(at: ib, count: 1, pasid: pasid), [0x3c])
                     rig.iommu.detachDevicePasid(b, from: dev, pasid: pasid)

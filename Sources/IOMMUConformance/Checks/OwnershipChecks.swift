@@ -36,7 +36,7 @@ extension ConformanceCheck {
             let rig = try vendor.makeRig([.pasid])
             let dev = rig.devices[0]
             let group = dev.group!
-            let pasid = rig.iommu.allocGlobalPasid(for: dev)
+            let pasid = try rig.iommu.allocGlobalPasid(for: dev)
             try rig.iommu.attachDevicePasid(group.defaultDomain!, to: dev, pasid: pasid)
             assertErrno(.busy) { try rig.iommu.deviceClaimDMAOwner(dev, owner: Owner()) }
             XCTAssertEqual(group.ownerCount, 0)
@@ -150,7 +150,7 @@ extension ConformanceCheck {
             let dev = rig.devices[0]
             let group = dev.group!
             try rig.iommu.deviceUseDefaultDomain(dev)
-            let pasid = rig.iommu.allocGlobalPasid(for: dev)
+            let pasid = try rig.iommu.allocGlobalPasid(for: dev)
             try rig.iommu.attachDevicePasid(group.defaultDomain!, to: dev, pasid: pasid)
             rig.iommu.deviceUnuseDefaultDomain(dev)
             XCTAssertEqual(group.ownerCount, 1, "not decremented")

@@ -19,7 +19,7 @@ extension Rig {
     /// A paging domain whose fault handler records groups (and answers them with
     /// `answer` from queued work), attached with a handle to `pasid` of `dev`: the shape
     /// iommufd gives a fault-capable HWPT.
-    func faultCapableDomain(_ dev: PCIDevice, pasid: UInt32, answer: IOMMUPageResponseCode? = .success)
+    func faultCapableDomain(_ dev: PCIDevice, pasid: PASID, answer: IOMMUPageResponseCode? = .success)
         throws -> (IOMMUDomain, RecordingFaultHandler) {
         let domain = try pagingDomain(for: dev)
         let handler = RecordingFaultHandler(answer: answer)

@@ -59,22 +59,22 @@ extension ConformanceCheck {
             var narrowSpec = vendor.svaDevice
             narrowSpec.pasidWidth = 2
             let narrow = try rig.addDevice(narrowSpec)
-            var seen: Set<UInt32> = []
+            var seen: Set<PASID> = []
             for _ in 0..<3 {
-                let p = rig.iommu.allocGlobalPasid(for: narrow)
-                XCTAssertTrue((1..<narrow.maxPasids).contains(p), "\(p)")
+                let p = try rig.iommu.allocGlobalPasid(for: narrow)
+                XCTAssertTrue((1..<narrow.maxPasids).contains(p.rawValue), "\(p)")
                 XCTAssertTrue(seen.insert(p).inserted)
             }
-            XCTAssertEqual(rig.iommu.allocGlobalPasid(for: narrow), IOMMUSubsystem.invalidPasid, "1...3 exhausted")
+            assertErrno(.noSpace, "1...3 exhausted") { try rig.iommu.allocGlobalPasid(for: narrow) }
             for _ in 0..<5 {
-                let p = rig.iommu.allocGlobalPasid(for: wide)
-                XCTAssertTrue((1..<wide.maxPasids).contains(p))
+                let p = try rig.iommu.allocGlobalPasid(for: wide)
+                XCTAssertTrue((1..<wide.maxPasids).contains(p.rawValue))
                 XCTAssertTrue(seen.insert(p).inserted, "unique across devices")
             }
             let mm = try rig.process()
             let bond = try rig.iommu.svaBindDevice(wide, mm: mm)
             let pasid = rig.iommu.svaGetPasid(bond)
-            XCTAssertTrue((1..<wide.maxPasids).contains(pasid))
+            XCTAssertTrue((1..<wide.maxPasids).contains(pasid.rawValue))
             XCTAssertFalse(seen.contains(pasid), "the mm's PASID is not one handed out already")
             XCTAssertEqual(pasid, 9, "the lowest free value")
             rig.iommu.svaUnbindDevice(bond)
@@ -124,7 +124,7 @@ extension ConformanceCheck {
             narrowSpec.pasidWidth = 2
             let narrow = try rig.addDevice(narrowSpec)
             // Take PASIDs 1...4 so the mm gets 5, beyond the narrow device's [1, 3].
-            let held = (0..<4).map { _ in rig.iommu.allocGlobalPasid(for: wide) }
+            let held = try (0..<4).map { _ in try rig.iommu.allocGlobalPasid(for: wide) }
             let mm = try rig.process()
             let bond = try rig.iommu.svaBindDevice(wide, mm: mm)
             XCTAssertEqual(mm.enqcmdPasid, 5)
@@ -232,15 +232,15 @@ extension ConformanceCheck {
             let pasid = rig.iommu.svaGetPasid(bond)
             rig.iommu.svaUnbindDevice(bond)
             XCTAssertEqual(mm.enqcmdPasid, pasid, "still allocated after the last unbind")
-            let other = rig.iommu.allocGlobalPasid(for: dev)
+            let other = try rig.iommu.allocGlobalPasid(for: dev)
             XCTAssertNotEqual(other, pasid)
             rig.iommu.freeGlobalPasid(other)
             let again = try rig.iommu.svaBindDevice(dev, mm: mm)
             XCTAssertEqual(rig.iommu.svaGetPasid(again), pasid)
             rig.iommu.svaUnbindDevice(again)
             mm.exit()
-            XCTAssertEqual(mm.enqcmdPasid, IOMMUSubsystem.invalidPasid)
-            XCTAssertEqual(rig.iommu.allocGlobalPasid(for: dev), pasid, "freed at mm teardown")
+            XCTAssertNil(mm.enqcmdPasid)
+            XCTAssertEqual(try rig.iommu.allocGlobalPasid(for: dev), pasid, "freed at mm teardown")
             assertNoWarnings(rig.machine)
             assertNoViolations(rig.machine)
         }
@@ -255,13 +255,13 @@ extension ConformanceCheck {
             let mm = try rig.process()
             let loose = try rig.machine.addDevice(PCIDevice(rid: RID(bus: 9, device: 1, function: 0)), behind: nil)
             assertErrno(.noDevice) { try rig.iommu.svaBindDevice(loose, mm: mm) }
-            XCTAssertEqual(mm.enqcmdPasid, IOMMUSubsystem.invalidPasid)
+            XCTAssertNil(mm.enqcmdPasid)
             var oneBit = vendor.svaDevice
             oneBit.pasidWidth = 1
             let narrow = try rig.addDevice(oneBit)
-            XCTAssertEqual(rig.iommu.allocGlobalPasid(for: narrow), 1, "the only PASID")
+            XCTAssertEqual(try rig.iommu.allocGlobalPasid(for: narrow), 1, "the only PASID")
             assertErrno(.noSpace) { try rig.iommu.svaBindDevice(narrow, mm: mm) }
-            XCTAssertEqual(mm.enqcmdPasid, IOMMUSubsystem.invalidPasid)
+            XCTAssertNil(mm.enqcmdPasid)
             let dead = try rig.process()
             dead.exit()
             assertErrno(.badAddress) { try rig.iommu.svaBindDevice(rig.devices[0], mm: dead) }

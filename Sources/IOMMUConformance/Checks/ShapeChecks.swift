@@ -49,7 +49,7 @@ extension ConformanceCheck {
                               prot: [.read, .write])
             try rig.iommu.attachDeviceAllPasids(nested, to: dev)
             XCTAssertTrue(dev.group!.ridOwnsAllPasids)
-            for pasid: UInt32? in [nil, 1, 77, dev.maxPasids - 1] {
+            for pasid: PASID? in [nil, 1, 77, PASID(rawValue: dev.maxPasids - 1)] {
                 XCTAssertEqual(try dev.dmaRead(at: rig.iova(parent), count: 1, pasid: pasid), [0xcc],
                                "pasid \(pasid.map { "\($0)" } ?? "none")")
             }
@@ -94,30 +94,31 @@ extension ConformanceCheck {
         }
     }
 
-    /// Global PASIDs (`iommu_alloc_global_pasid`): `IOMMU_PASID_INVALID` for a device
-    /// without PASID; otherwise the lowest free value in [1, `max_pasids` - 1], unique
-    /// across devices, reusable once freed, and `IOMMU_PASID_INVALID` when the device's
-    /// range is used up; freeing `IOMMU_PASID_INVALID` WARNs.
+    /// Global PASIDs (`iommu_alloc_global_pasid`): `ENODEV` for a device without PASID;
+    /// otherwise the lowest free value in [1, `max_pasids` - 1], unique across devices,
+    /// reusable once freed, and `ENOSPC` when the device's range is used up (the errnos
+    /// the kernel's callers make of `IOMMU_PASID_INVALID`); freeing a PASID that is not
+    /// allocated WARNs.
     public static var globalPasidRangeAndUniqueness: ConformanceCheck {
         ConformanceCheck(requires: .pasid) { vendor in
             let rig = try vendor.makeRig([.pasid, .pasid, .noPasid, DeviceSpec(pasidWidth: 2)])
             let (d1, d2, none, narrow) = (rig.devices[0], rig.devices[1], rig.devices[2], rig.devices[3])
-            XCTAssertEqual(rig.iommu.allocGlobalPasid(for: none), IOMMUSubsystem.invalidPasid)
-            var seen = Set<UInt32>()
+            assertErrno(.noDevice) { try rig.iommu.allocGlobalPasid(for: none) }
+            var seen = Set<PASID>()
             for i in 0..<64 {
-                let p = rig.iommu.allocGlobalPasid(for: i % 2 == 0 ? d1 : d2)
-                XCTAssertTrue((1..<d1.maxPasids).contains(p), "\(p)")
+                let p = try rig.iommu.allocGlobalPasid(for: i % 2 == 0 ? d1 : d2)
+                XCTAssertTrue((1..<d1.maxPasids).contains(p.rawValue), "\(p)")
                 XCTAssertTrue(seen.insert(p).inserted, "\(p) handed out twice")
             }
-            XCTAssertEqual(seen, Set(1...64))
+            XCTAssertEqual(seen, Set((1...64).map { PASID(rawValue: $0) }))
             rig.iommu.freeGlobalPasid(10)
-            XCTAssertEqual(rig.iommu.allocGlobalPasid(for: d2), 10)
+            XCTAssertEqual(try rig.iommu.allocGlobalPasid(for: d2), 10)
             XCTAssertEqual(narrow.maxPasids, 4)
-            XCTAssertEqual(rig.iommu.allocGlobalPasid(for: narrow), IOMMUSubsystem.invalidPasid, "1...3 are taken")
+            assertErrno(.noSpace, "1...3 are taken") { try rig.iommu.allocGlobalPasid(for: narrow) }
             rig.iommu.freeGlobalPasid(2)
-            XCTAssertEqual(rig.iommu.allocGlobalPasid(for: narrow), 2)
+            XCTAssertEqual(try rig.iommu.allocGlobalPasid(for: narrow), 2)
             assertNoWarnings(rig.machine)
-            rig.iommu.freeGlobalPasid(IOMMUSubsystem.invalidPasid)
+            rig.iommu.freeGlobalPasid(1000)
             XCTAssertEqual(rig.machine.warnings.map(\.function), ["iommu_free_global_pasid"])
         }
     }

@@ -44,7 +44,7 @@ struct PageRequestRefused: Error, CustomStringConvertible {
 
 /// A page request of group `group` for virtual address `address` of the process bound
 /// at `pasid` (SVA: the device uses the VA as its IOVA).
-func pageRequest(_ dev: PCIDevice, pasid: UInt32?, group: UInt16, address: UInt64,
+func pageRequest(_ dev: PCIDevice, pasid: PASID?, group: UInt16, address: UInt64,
                  access: IOMMUFaultPerm = .read, last: Bool = true) -> PageRequest {
     PageRequest(rid: dev.rid, pasid: pasid, access: access, groupIndex: group, isLastInGroup: last,
                 address: IOVA(sva: address))

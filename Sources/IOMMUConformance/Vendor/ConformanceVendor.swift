@@ -208,8 +208,8 @@ public struct DriverCall: Hashable, Sendable, CustomStringConvertible {
     public var blocking: Bool
     /// The device.
     public var rid: RID
-    /// The PASID (0 for `attach_dev`).
-    public var pasid: UInt32
+    /// The PASID, nil for `attach_dev` (the RID).
+    public var pasid: PASID?
     /// The description of the `old` argument, nil for none.
     public var old: String?
     /// Whether the group's PASID array held a published (not merely reserved) entry at
@@ -219,7 +219,7 @@ public struct DriverCall: Hashable, Sendable, CustomStringConvertible {
     public var succeeded: Bool
 
     /// A recorded callback.
-    public init(op: Op, domain: String, blocking: Bool, rid: RID, pasid: UInt32, old: String?, entryPublished: Bool,
+    public init(op: Op, domain: String, blocking: Bool, rid: RID, pasid: PASID?, old: String?, entryPublished: Bool,
                 succeeded: Bool) {
         self.op = op
         self.domain = domain

@@ -88,8 +88,8 @@ public final class Rig: @unchecked Sendable {
         max(domain.geometry.apertureStart, 0x100_0000) + offset
     }
 
-    /// Whether the hardware holds a live entry for (`dev`, `pasid`) (0 = the RID).
-    public func live(_ dev: PCIDevice, _ pasid: UInt32) -> Bool {
+    /// Whether the hardware holds a live entry for (`dev`, `pasid`) (nil: the RID's).
+    public func live(_ dev: PCIDevice, _ pasid: PASID?) -> Bool {
         guard let u = dev.iommu else { return false }
         return u.hardwareLock.withLock { u.hardware.hasLiveEntry(rid: dev.rid, pasid: pasid) }
     }

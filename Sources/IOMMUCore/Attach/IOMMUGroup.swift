@@ -42,8 +42,23 @@ public final class IOMMUGroup: @unchecked Sendable, CustomStringConvertible {
     /// ``owner``, so they stay right while the owner is being torn down (or after an
     /// owner that never released has gone, as a stale kernel cookie would).
     var ownerCookie: ObjectIdentifier?
-    /// PASID attachments (`group->pasid_array`), reserve-then-publish.
-    public internal(set) var pasidArray: [UInt32: PasidSlot] = [:]
+    /// PASID attachments (`group->pasid_array` at real PASIDs), reserve-then-publish.
+    public internal(set) var pasidArray: [PASID: PasidSlot] = [:]
+    /// What the kernel keeps at `pasid_array[IOMMU_NO_PASID]`: the attach handle of the
+    /// RID's domain when its attacher wants the RID's page faults (iommufd), nil
+    /// otherwise. Kept apart from ``pasidArray`` because "no PASID" is not a PASID.
+    public internal(set) var ridSlot: PasidSlot?
+
+    /// The slot for requests with `pasid`, or for requests without one (`nil`): the
+    /// kernel's `xa_load(&group->pasid_array, pasid)`.
+    public func slot(_ pasid: PASID?) -> PasidSlot? {
+        guard let pasid else { return ridSlot }
+        return pasidArray[pasid]
+    }
+
+    /// Whether anything is attached through the PASID array, at a PASID or the RID's
+    /// handle (`!xa_empty(&group->pasid_array)`).
+    public var hasPasidArrayEntries: Bool { !pasidArray.isEmpty || ridSlot != nil }
     /// Devices under PCI reset (`group->recovery_cnt`).
     public var recoveryCount: Int { resetDepth.count }
     /// The RID is attached to a domain that owns every PASID (a user PASID table).

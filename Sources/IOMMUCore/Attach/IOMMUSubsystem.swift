@@ -19,7 +19,7 @@ public final class IOMMUSubsystem: @unchecked Sendable {
     var groups: [IOMMUGroup] = []
     private var nextGroupID = 0
     /// Global PASIDs in use (`iommu_global_pasid_ida`).
-    var globalPasids: Set<UInt32> = []
+    var globalPasids: Set<PASID> = []
     /// Page responses and I/O page-fault counters (`io-pgfault.c`).
     public let faultLog = IOPFLog()
     /// The default domain type for new groups (`iommu.passthrough`, `iommu.strict`).
@@ -35,11 +35,6 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         memory = machine.memory
         mapCounters = machine.mapCounters
     }
-
-    /// `IOMMU_NO_PASID`: the PASID value standing for requests without a PASID.
-    public static let noPasid: UInt32 = 0
-    /// `IOMMU_PASID_INVALID`.
-    public static let invalidPasid: UInt32 = .max
 
     /// All groups, in creation order.
     public var allGroups: [IOMMUGroup] { lock.withLock { groups } }
@@ -243,7 +238,7 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         lock.withLock {
             if isStatic(domain) { return }
             let attached = groups.contains { g in
-                g.domain === domain || g.pasidArray.values.contains { $0.domain === domain }
+                g.domain === domain || g.ridSlot?.domain === domain || g.pasidArray.values.contains { $0.domain === domain }
             }
             if attached { warn("iommu_domain_free", "\(domain) freed while still attached") }
             domain.isFreed = true
@@ -276,11 +271,11 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         case unknown
     }
 
-    func authoritativeDomain(for dev: PCIDevice, pasid: UInt32?) -> Authority {
+    func authoritativeDomain(for dev: PCIDevice, pasid: PASID?) -> Authority {
         lock.withLock {
             guard let group = dev.group else { return .unknown }
             if group.isBlockedForReset(dev.rid) { return .blocked }
-            guard let pasid, pasid != Self.noPasid else {
+            guard let pasid else {
                 guard let d = group.domain else { return .blocked }
                 return classify(d)
             }

@@ -7,7 +7,7 @@ extension IOMMUSubsystem {
             guard let group = dev.group else { return }
             guard group.defaultDomain != nil else { throw .probeDefer }
             if group.ownerCount != 0 {
-                if group.domain !== group.defaultDomain || group.ownerCookie != nil || !group.pasidArray.isEmpty {
+                if group.domain !== group.defaultDomain || group.ownerCookie != nil || group.hasPasidArrayEntries {
                     throw .busy
                 }
             }
@@ -20,9 +20,9 @@ extension IOMMUSubsystem {
     public func deviceUnuseDefaultDomain(_ dev: PCIDevice) {
         lock.withLock {
             guard let group = dev.group else { return }
-            guard group.ownerCount > 0, group.pasidArray.isEmpty else {
+            guard group.ownerCount > 0, !group.hasPasidArrayEntries else {
                 warn("iommu_device_unuse_default_domain",
-                     group.ownerCount == 0 ? "owner count is already 0" : "\(dev.rid) unbinds with \(group.pasidArray.count) PASID(s) still attached")
+                     group.ownerCount == 0 ? "owner count is already 0" : "\(dev.rid) unbinds with \(group.pasidArray.count + (group.ridSlot == nil ? 0 : 1)) PASID array entries still attached")
                 return
             }
             group.ownerCount -= 1
@@ -57,7 +57,7 @@ extension IOMMUSubsystem {
     }
 
     private func takeOwnership(_ group: IOMMUGroup, _ owner: AnyObject) throws(Errno) {
-        if (group.domain != nil && group.domain !== group.defaultDomain) || !group.pasidArray.isEmpty {
+        if (group.domain != nil && group.domain !== group.defaultDomain) || group.hasPasidArrayEntries {
             throw .busy
         }
         let blocking = try blockingDomain(for: group)
@@ -87,7 +87,7 @@ extension IOMMUSubsystem {
     /// WARNs and does nothing if the group is not owned or PASIDs are attached.
     public func groupReleaseDMAOwner(_ group: IOMMUGroup) {
         lock.withLock {
-            guard group.ownerCount > 0, group.ownerCookie != nil, group.pasidArray.isEmpty else {
+            guard group.ownerCount > 0, group.ownerCookie != nil, !group.hasPasidArrayEntries else {
                 warn("iommu_group_release_dma_owner", "group is not user-owned, or PASIDs are attached")
                 return
             }
@@ -100,7 +100,7 @@ extension IOMMUSubsystem {
     public func deviceReleaseDMAOwner(_ dev: PCIDevice) {
         lock.withLock {
             guard let group = dev.group else { return }
-            guard group.ownerCount > 0, group.ownerCookie != nil, group.pasidArray.isEmpty else {
+            guard group.ownerCount > 0, group.ownerCookie != nil, !group.hasPasidArrayEntries else {
                 warn("iommu_device_release_dma_owner", "group is not user-owned, or PASIDs are attached")
                 return
             }

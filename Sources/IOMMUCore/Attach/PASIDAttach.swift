@@ -13,15 +13,15 @@ extension IOMMUSubsystem {
     ///   PASID beyond a member's `max_pasids`, or a RID that owns the whole PASID table;
     ///   `EBUSY` PASID already attached or reset in progress; the driver's errno (devices
     ///   already programmed are rolled back to blocked and the slot is released).
-    public func attachDevicePasid(_ domain: IOMMUDomain, to dev: PCIDevice, pasid: UInt32,
+    public func attachDevicePasid(_ domain: IOMMUDomain, to dev: PCIDevice, pasid: PASID,
                                   handle: AttachHandle? = nil) throws(Errno) {
         try lock.withLock { () throws(Errno) in
             guard let group = dev.group, let driver = dev.iommu?.driver else { throw .noDevice }
             guard domain.ops.contains(.setDevPasid), let blocked = pasidRemover(driver) else { throw .notSupported }
-            guard domain.owner === driver, pasid != Self.noPasid else { throw .invalidArgument }
+            guard domain.owner === driver, pasid.rawValue != 0 else { throw .invalidArgument }
             guard group.recoveryCount == 0 else { throw .busy }
             let targets = group.pasidCapableDevices
-            if targets.contains(where: { pasid >= $0.maxPasids }) { throw .invalidArgument }
+            if targets.contains(where: { pasid.rawValue >= $0.maxPasids }) { throw .invalidArgument }
             // Model rule: while the RID's domain owns every PASID, single-PASID attach is
             // refused with SMMUv3's errno for the same situation.
             if group.ridOwnsAllPasids { throw .invalidArgument }
@@ -50,7 +50,7 @@ extension IOMMUSubsystem {
 
     /// Stores a programmed entry; with the checker on, verifies that the hardware of every
     /// PASID-capable member is live first (I11: never publish before programming).
-    private func publish(_ group: IOMMUGroup, _ pasid: UInt32, _ slot: PasidSlot) {
+    private func publish(_ group: IOMMUGroup, _ pasid: PASID, _ slot: PasidSlot) {
         if machine.checker.isEnabled {
             for d in group.pasidCapableDevices where !(d.iommu?.hardware.hasLiveEntry(rid: d.rid, pasid: pasid) ?? true) {
                 machine.checker.report(Violation(.entryVisibility, device: d.rid, pasid: pasid, event: "pasid publish",
@@ -66,12 +66,12 @@ extension IOMMUSubsystem {
     ///   PASID 0, another driver's domain, a nil `handle`, nothing attached at `pasid`, or
     ///   `handle` is the one already stored; `EBUSY` during reset; the driver's errno (the old domain
     ///   keeps translating and stays in the PASID array).
-    public func replaceDevicePasid(_ domain: IOMMUDomain, on dev: PCIDevice, pasid: UInt32,
+    public func replaceDevicePasid(_ domain: IOMMUDomain, on dev: PCIDevice, pasid: PASID,
                                    handle: AttachHandle?) throws(Errno) {
         try lock.withLock { () throws(Errno) in
             guard let group = dev.group, let driver = dev.iommu?.driver else { throw .noDevice }
             guard domain.ops.contains(.setDevPasid) else { throw .notSupported }
-            guard domain.owner === driver, pasid != Self.noPasid, let handle else { throw .invalidArgument }
+            guard domain.owner === driver, pasid.rawValue != 0, let handle else { throw .invalidArgument }
             guard group.recoveryCount == 0 else { throw .busy }
             guard let slot = group.pasidArray[pasid], let old = slot.domain else { throw .invalidArgument }
             if case .handle(let current) = slot, current === handle {
@@ -99,7 +99,7 @@ extension IOMMUSubsystem {
 
     /// Puts a device back on `old` after a failed replace; a driver that cannot do even
     /// that (a bug) ends up blocked.
-    private func rollBack(_ dev: PCIDevice, pasid: UInt32, to old: IOMMUDomain, from new: IOMMUDomain) {
+    private func rollBack(_ dev: PCIDevice, pasid: PASID, to old: IOMMUDomain, from new: IOMMUDomain) {
         do { try old.setDevPasid(dev, pasid: pasid, old: new) } catch {
             warn("iommu_replace_device_pasid", "driver could not restore \(old) on \(dev.rid) pasid \(pasid)")
             if let b = dev.iommu.flatMap({ pasidRemover($0.driver) }) { try? b.setDevPasid(dev, pasid: pasid, old: new) }
@@ -110,7 +110,7 @@ extension IOMMUSubsystem {
     /// `set_dev_pasid(old: domain)` runs on each PASID-capable device, and only then is the
     /// entry erased (page requests in between still find the handle). WARNs if `domain` is
     /// not what is attached at `pasid`.
-    public func detachDevicePasid(_ domain: IOMMUDomain, from dev: PCIDevice, pasid: UInt32) {
+    public func detachDevicePasid(_ domain: IOMMUDomain, from dev: PCIDevice, pasid: PASID) {
         lock.withLock {
             guard let group = dev.group, let driver = dev.iommu?.driver else { return }
             guard let slot = group.pasidArray[pasid], slot.domain === domain else {
@@ -130,12 +130,13 @@ extension IOMMUSubsystem {
         }
     }
 
-    /// `iommu_attach_handle_get(group, pasid, type)`.
+    /// `iommu_attach_handle_get(group, pasid, type)`: the handle at `pasid`, or the RID's
+    /// handle for `nil` (the kernel's `IOMMU_NO_PASID`).
     /// - Throws: `ENOENT` if nothing, or a bare domain without handle, is attached at
     ///   `pasid`; `EBUSY` if `type` is given and the attached domain's type differs.
-    public func attachHandle(_ group: IOMMUGroup, pasid: UInt32, type: DomainType? = nil) throws(Errno) -> AttachHandle {
+    public func attachHandle(_ group: IOMMUGroup, pasid: PASID?, type: DomainType? = nil) throws(Errno) -> AttachHandle {
         try lock.withLock { () throws(Errno) -> AttachHandle in
-            guard case .handle(let h)? = group.pasidArray[pasid], let d = h.domain else { throw .noEntry }
+            guard case .handle(let h)? = group.slot(pasid), let d = h.domain else { throw .noEntry }
             if let type, d.type != type { throw .busy }
             return h
         }
@@ -147,14 +148,14 @@ extension IOMMUSubsystem {
     ///   ``attachGroup(_:to:)`` otherwise (slot 0 is released on failure).
     public func attachGroupHandle(_ domain: IOMMUDomain, to group: IOMMUGroup, handle: AttachHandle) throws(Errno) {
         try lock.withLock { () throws(Errno) in
-            guard group.pasidArray[Self.noPasid] == nil else { throw .busy }
-            group.pasidArray[Self.noPasid] = .reserved
+            guard group.ridSlot == nil else { throw .busy }
+            group.ridSlot = .reserved
             do throws(Errno) { try attachGroupLocked(domain, group) } catch {
-                group.pasidArray[Self.noPasid] = nil
+                group.ridSlot = nil
                 throw error
             }
             handle.domain = domain
-            group.pasidArray[Self.noPasid] = .handle(handle)
+            group.ridSlot = .handle(handle)
         }
     }
 
@@ -164,7 +165,7 @@ extension IOMMUSubsystem {
             if group.domain === domain { setCoreDomain(group) } else {
                 warn("iommu_detach_group_handle", "\(domain) is not attached to \(group)")
             }
-            group.pasidArray[Self.noPasid] = nil
+            group.ridSlot = nil
         }
     }
 
@@ -176,7 +177,7 @@ extension IOMMUSubsystem {
             try checkOwner(domain, group)
             try setGroupDomain(group, domain)
             handle.domain = domain
-            group.pasidArray[Self.noPasid] = .handle(handle)
+            group.ridSlot = .handle(handle)
         }
     }
 
@@ -193,7 +194,7 @@ extension IOMMUSubsystem {
             guard let group = dev.group, let driver = dev.iommu?.driver else { throw .noDevice }
             guard driver.userPasidTable else { throw .notSupported }
             guard domain.type == .nested else { throw .invalidArgument }
-            guard !group.pasidArray.keys.contains(where: { $0 != Self.noPasid }) else { throw .busy }
+            guard group.pasidArray.isEmpty else { throw .busy }
             if let current = group.domain, current !== group.defaultDomain, current !== group.blockingDomain,
                group.ownerCookie == nil {
                 throw .busy
@@ -207,26 +208,32 @@ extension IOMMUSubsystem {
     // MARK: the global PASID allocator
 
     /// `iommu_alloc_global_pasid(dev)`: the lowest free PASID in
-    /// [`IOMMU_FIRST_GLOBAL_PASID` (1), `max_pasids` - 1] from one system-wide allocator,
-    /// or ``invalidPasid`` when the device has no PASID support or the space is full.
+    /// [`IOMMU_FIRST_GLOBAL_PASID` (1), `max_pasids` - 1] from one system-wide allocator.
     /// With the checker on, reusing a value whose old entries are still live or whose
     /// page requests are still queued is reported (I7).
-    public func allocGlobalPasid(for dev: PCIDevice) -> UInt32 {
-        lock.withLock {
-            guard dev.maxPasids > 1 else { return Self.invalidPasid }
+    ///
+    /// Where the kernel returns `IOMMU_PASID_INVALID` this throws the errno its callers
+    /// turn that into (`iommu_sva_bind_device`, idxd's `idxd_enable_system_pasid`).
+    /// - Throws: `ENODEV` for a device with no PASID above `IOMMU_NO_PASID`
+    ///   (`max_pasids` 0 or 1: no PASID capability, or the IOMMU gives it none);
+    ///   `ENOSPC` when every PASID in the device's range is in use. Nothing is allocated.
+    public func allocGlobalPasid(for dev: PCIDevice) throws(Errno) -> PASID {
+        try lock.withLock { () throws(Errno) -> PASID in
+            guard dev.maxPasids > 1 else { throw .noDevice }
             var p: UInt32 = 1
-            while p < dev.maxPasids && globalPasids.contains(p) { p += 1 }
-            guard p < dev.maxPasids else { return Self.invalidPasid }
-            globalPasids.insert(p)
-            if machine.checker.isEnabled { checkReusable(p) }
-            return p
+            while p < dev.maxPasids && globalPasids.contains(PASID(rawValue: p)) { p += 1 }
+            guard p < dev.maxPasids else { throw .noSpace }
+            let pasid = PASID(rawValue: p)
+            globalPasids.insert(pasid)
+            if machine.checker.isEnabled { checkReusable(pasid) }
+            return pasid
         }
     }
 
-    /// `iommu_free_global_pasid(pasid)`: WARNs on ``invalidPasid`` or a value not allocated.
-    public func freeGlobalPasid(_ pasid: UInt32) {
+    /// `iommu_free_global_pasid(pasid)`: WARNs on a value not allocated.
+    public func freeGlobalPasid(_ pasid: PASID) {
         lock.withLock {
-            guard pasid != Self.invalidPasid, globalPasids.remove(pasid) != nil else {
+            guard globalPasids.remove(pasid) != nil else {
                 warn("iommu_free_global_pasid", "freeing pasid \(pasid) that is not allocated")
                 return
             }
@@ -237,7 +244,7 @@ extension IOMMUSubsystem {
     /// PASIDs of mms bound for SVA: what a leak check compares before and after.
     public var globalPasidsInUse: Int { lock.withLock { globalPasids.count } }
 
-    private func checkReusable(_ pasid: UInt32) {
+    private func checkReusable(_ pasid: PASID) {
         for dev in machine.allDevices {
             guard let unit = dev.iommu else { continue }
             if unit.hardware.hasLiveEntry(rid: dev.rid, pasid: pasid) {

@@ -15,7 +15,7 @@ extension IOMMUSubsystem {
             let blocked = try resetBlockingDomain(group, driver)
             try blocked.attachDev(dev, old: group.domain)
             if dev.maxPasids > 0, let remover = driver.blockedDomain, remover.ops.contains(.setDevPasid) {
-                for (pasid, slot) in group.pasidArray where pasid != Self.noPasid {
+                for (pasid, slot) in group.pasidArray {
                     if let d = slot.domain { try? remover.setDevPasid(dev, pasid: pasid, old: d) }
                 }
             }
@@ -39,7 +39,7 @@ extension IOMMUSubsystem {
                 }
             }
             if dev.maxPasids > 0 {
-                for (pasid, slot) in group.pasidArray.sorted(by: { $0.key < $1.key }) where pasid != Self.noPasid {
+                for (pasid, slot) in group.pasidArray.sorted(by: { $0.key < $1.key }) {
                     guard let d = slot.domain else { continue }
                     do { try d.setDevPasid(dev, pasid: pasid, old: nil) } catch {
                         warn("pci_dev_reset_iommu_done", "re-attaching pasid \(pasid) of \(dev.rid) failed: \(error)")

@@ -9,7 +9,7 @@ public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
     /// The requester.
     public let device: RID
     /// The request's PASID, nil without PASID.
-    public let pasid: UInt32?
+    public let pasid: PASID?
     /// The address that faulted (under SVA, the process's virtual address).
     public let address: IOVA
     /// What the request did.
@@ -39,7 +39,7 @@ extension PCIDevice {
     /// stops the transfer. Allocation-free.
     /// - Throws: ``DMAFault`` with the vendor's reason; bytes before the fault were moved.
     public func dmaRead(at address: IOVA, into buffer: UnsafeMutableRawBufferPointer,
-                        pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
+                        pasid: PASID? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
                      access: .read) { pa, offset, n in
             buffer.baseAddress!.advanced(by: offset).copyMemory(from: pa, byteCount: n)
@@ -49,7 +49,7 @@ extension PCIDevice {
     /// Issues a DMA write: the device writes `buffer` to host memory at `address`.
     /// - Throws: ``DMAFault``; bytes before the fault were written.
     public func dmaWrite(at address: IOVA, from buffer: UnsafeRawBufferPointer,
-                         pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
+                         pasid: PASID? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
                      access: .write) { pa, offset, n in
             pa.copyMemory(from: buffer.baseAddress!.advanced(by: offset), byteCount: n)
@@ -58,7 +58,7 @@ extension PCIDevice {
 
     /// Convenience: reads `count` bytes by DMA and returns them.
     /// - Throws: ``DMAFault``.
-    public func dmaRead(at address: IOVA, count: Int, pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) -> [UInt8] {
+    public func dmaRead(at address: IOVA, count: Int, pasid: PASID? = nil, privileged: Bool = false) throws(DMAFault) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
         var fault: DMAFault?
         out.withUnsafeMutableBytes { buf in
@@ -70,7 +70,7 @@ extension PCIDevice {
 
     /// Convenience: writes `bytes` by DMA.
     /// - Throws: ``DMAFault``.
-    public func dmaWrite(at address: IOVA, bytes: [UInt8], pasid: UInt32? = nil, privileged: Bool = false) throws(DMAFault) {
+    public func dmaWrite(at address: IOVA, bytes: [UInt8], pasid: PASID? = nil, privileged: Bool = false) throws(DMAFault) {
         var fault: DMAFault?
         bytes.withUnsafeBytes { buf in
             do throws(DMAFault) { try dmaWrite(at: address, from: buf, pasid: pasid, privileged: privileged) } catch { fault = error }
@@ -82,7 +82,7 @@ extension PCIDevice {
     /// Class properties are read once before the loop, since each read of a class `var`
     /// carries a dynamic exclusivity check that costs more than an IOTLB lookup.
     @inline(__always)
-    private func transfer(address: IOVA, count: Int, pasid: UInt32?, privileged: Bool, access: DMAAccess,
+    private func transfer(address: IOVA, count: Int, pasid: PASID?, privileged: Bool, access: DMAAccess,
                           _ copy: (UnsafeMutableRawPointer, Int, Int) -> Void) throws(DMAFault) {
         guard let path = dmaPathStorage.pointee else { preconditionFailure("DMA from a device that is not on a machine") }
         let memorySize = path.memorySize

@@ -6,8 +6,8 @@ extension PCIDevice {
     /// The ATC tag: PASID (or none), privilege and the access kind of the request that
     /// filled the entry, so a read translation never serves a write.
     @inline(__always)
-    static func atcTag(pasid: UInt32?, privileged: Bool, access: DMAAccess) -> UInt64 {
-        UInt64(pasid ?? 0) | (pasid == nil ? 0 : 1 << 20) | (privileged ? 1 << 21 : 0) | UInt64(access.rawValue) << 22
+    static func atcTag(pasid: PASID?, privileged: Bool, access: DMAAccess) -> UInt64 {
+        UInt64(pasid?.rawValue ?? 0) | (pasid == nil ? 0 : 1 << 20) | (privileged ? 1 << 21 : 0) | UInt64(access.rawValue) << 22
     }
 
     @inline(__always)
@@ -30,7 +30,7 @@ extension PCIDevice {
     /// without PASID (`pasid` nil) or with `pasid`, over [`address`, `address + size`).
     /// The IOMMU's hardware model calls this for devTLB and PASID-based devTLB
     /// descriptors. Caller holds the unit's hardware lock.
-    public func invalidateATC(pasid: UInt32?, address: IOVA, size: UInt64) {
+    public func invalidateATC(pasid: PASID?, address: IOVA, size: UInt64) {
         guard let atc else { return }
         for priv in [false, true] {
             for access in UInt8(0)...7 {

@@ -18,7 +18,7 @@ public struct TranslationRequest: Hashable, Sendable {
     /// Requester ID of the device.
     public var rid: RID
     /// PASID of the request, or nil for a request without a PASID prefix.
-    public var pasid: UInt32?
+    public var pasid: PASID?
     /// Privileged Mode Requested (PASID prefix PR bit).
     public var privileged: Bool
     /// What the request does.
@@ -27,7 +27,7 @@ public struct TranslationRequest: Hashable, Sendable {
     public var address: IOVA
 
     /// A translation request.
-    public init(rid: RID, pasid: UInt32?, privileged: Bool, access: DMAAccess, address: IOVA) {
+    public init(rid: RID, pasid: PASID?, privileged: Bool, access: DMAAccess, address: IOVA) {
         self.rid = rid
         self.pasid = pasid
         self.privileged = privileged
@@ -70,11 +70,12 @@ public protocol IOMMUHardware: AnyObject, Sendable {
     func translate(_ request: TranslationRequest) -> TranslationResult
 
     /// Whether a translation entry for (`rid`, `pasid`) is live in the hardware tables
-    /// (`pasid` 0 = requests without PASID). Used by the checker for I11.
-    func hasLiveEntry(rid: RID, pasid: UInt32) -> Bool
+    /// (`pasid` nil: the entry for requests without PASID). Used by the checker for I11.
+    func hasLiveEntry(rid: RID, pasid: PASID?) -> Bool
 
-    /// Whether page requests for `pasid` are still queued in the hardware (I7).
-    func hasPendingPageRequests(pasid: UInt32) -> Bool
+    /// Whether page requests with `pasid` (nil: without PASID) are still queued in the
+    /// hardware (I7).
+    func hasPendingPageRequests(pasid: PASID?) -> Bool
 
     /// The always-on counters of this unit.
     var counters: HardwareCounters { get }

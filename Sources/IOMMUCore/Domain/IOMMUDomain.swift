@@ -65,7 +65,7 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
 
     /// `iommu_domain_ops.set_dev_pasid(domain, dev, pasid, old)`: set or replace the
     /// translation of one PASID. On error the PASID must keep the `old` configuration.
-    open func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) { throw .notSupported }
+    open func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) { throw .notSupported }
 
     /// `iommu_domain_ops.map_pages`: map `pgcount` pages of `pgsize`, advancing `mapped`.
     open func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,

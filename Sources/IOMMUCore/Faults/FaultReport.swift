@@ -35,7 +35,7 @@ extension IOMMUSubsystem {
         let group = queue.makeGroup(param, last: fault, handle: handle, domain: domain)
         faultLog.noteGroup()
         do throws(Errno) { try handler.handleIOPF(group) } catch {
-            warn("iommu_report_device_fault", "iopf with pasid \(fault.pasid) aborted: \(error)")
+            warn("iommu_report_device_fault", "iopf with pasid \(fault.pasid.map { "\($0)" } ?? "-") aborted: \(error)")
             group.respond(.failure)
         }
     }
@@ -45,13 +45,13 @@ extension IOMMUSubsystem {
     func findFaultHandler(_ dev: PCIDevice, _ fault: IOPFFault) -> AttachHandle? {
         guard let group = dev.group, let driver = dev.iommu?.driver else { return nil }
         var handle: AttachHandle?
-        if fault.pasidValid {
-            handle = try? attachHandle(group, pasid: fault.pasid)
+        if let pasid = fault.pasid {
+            handle = try? attachHandle(group, pasid: pasid)
             if handle == nil && driver.userPasidTable {
-                handle = try? attachHandle(group, pasid: Self.noPasid, type: .nested)
+                handle = try? attachHandle(group, pasid: nil, type: .nested)
             }
         } else {
-            handle = try? attachHandle(group, pasid: Self.noPasid)
+            handle = try? attachHandle(group, pasid: nil)
         }
         guard let handle, handle.domain?.iopfHandler != nil else { return nil }
         return handle

@@ -33,10 +33,13 @@ public struct IOMMUFaultFlags: OptionSet, Hashable, Sendable {
 /// One I/O page request as an IOMMU driver reports it: `struct iopf_fault` holding a
 /// `struct iommu_fault` of type `IOMMU_FAULT_PAGE_REQ` (`struct iommu_fault_page_request`).
 public struct IOPFFault: Hashable, Sendable, CustomStringConvertible {
-    /// `prm.flags`.
+    /// `prm.flags`; ``IOMMUFaultFlags/pasidValid`` follows ``pasid``.
     public var flags: IOMMUFaultFlags
-    /// `prm.pasid` (meaningful with ``IOMMUFaultFlags/pasidValid``).
-    public var pasid: UInt32
+    /// `prm.pasid`, nil for a request without a PASID (the kernel's `PASID_VALID`
+    /// flag clear).
+    public var pasid: PASID? {
+        didSet { if pasid == nil { flags.remove(.pasidValid) } else { flags.insert(.pasidValid) } }
+    }
     /// `prm.grpid`: the page-request group index.
     public var grpid: UInt32
     /// `prm.perm`: the access requested.
@@ -45,8 +48,10 @@ public struct IOPFFault: Hashable, Sendable, CustomStringConvertible {
     public var address: IOVA
 
     /// A page request.
-    public init(flags: IOMMUFaultFlags, pasid: UInt32 = 0, grpid: UInt32, perm: IOMMUFaultPerm, address: IOVA) {
-        self.flags = flags
+    public init(flags: IOMMUFaultFlags, pasid: PASID? = nil, grpid: UInt32, perm: IOMMUFaultPerm, address: IOVA) {
+        var f = flags
+        if pasid == nil { f.remove(.pasidValid) } else { f.insert(.pasidValid) }
+        self.flags = f
         self.pasid = pasid
         self.grpid = grpid
         self.perm = perm
@@ -54,13 +59,13 @@ public struct IOPFFault: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Whether the request carried a PASID.
-    public var pasidValid: Bool { flags.contains(.pasidValid) }
+    public var pasidValid: Bool { pasid != nil }
     /// Whether this is the last request of its group.
     public var isLastPage: Bool { flags.contains(.lastPage) }
 
     /// `prq pasid 5 grp 3 addr 0x1000 rw last`.
     public var description: String {
-        let p = pasidValid ? "\(pasid)" : "-"
+        let p = pasid.map { "\($0)" } ?? "-"
         var rights = ""
         if perm.contains(.read) { rights += "r" }
         if perm.contains(.write) { rights += "w" }
@@ -91,15 +96,15 @@ public enum IOMMUPageResponseCode: UInt32, Hashable, Sendable, CustomStringConve
 
 /// A page-group response (`struct iommu_page_response`): PASID, group and code.
 public struct IOMMUPageResponse: Hashable, Sendable {
-    /// `pasid`.
-    public var pasid: UInt32
+    /// `pasid`, nil for a group without a PASID.
+    public var pasid: PASID?
     /// `grpid`.
     public var grpid: UInt32
     /// `code`.
     public var code: IOMMUPageResponseCode
 
     /// A response.
-    public init(pasid: UInt32, grpid: UInt32, code: IOMMUPageResponseCode) {
+    public init(pasid: PASID?, grpid: UInt32, code: IOMMUPageResponseCode) {
         self.pasid = pasid
         self.grpid = grpid
         self.code = code

@@ -66,7 +66,7 @@ public final class IOPFGroup: @unchecked Sendable, CustomStringConvertible {
     /// `iopf group #n dev [rid] pasid p grp g (k faults)`.
     public var description: String {
         let f = lastFault
-        return "iopf group #\(serial) dev \(device.rid) pasid \(f.pasidValid ? "\(f.pasid)" : "-") grp \(f.grpid) (\(faults.count) faults)"
+        return "iopf group #\(serial) dev \(device.rid) pasid \(f.pasid.map { "\($0)" } ?? "-") grp \(f.grpid) (\(faults.count) faults)"
     }
 }
 
@@ -94,7 +94,7 @@ public struct IOPFResponseRecord: Hashable, Sendable, CustomStringConvertible {
     /// The device answered.
     public let device: RID
     /// The PASID the response carried, nil for a request without PASID.
-    public let pasid: UInt32?
+    public let pasid: PASID?
     /// The group index.
     public let grpid: UInt32
     /// The response code.
@@ -104,7 +104,7 @@ public struct IOPFResponseRecord: Hashable, Sendable, CustomStringConvertible {
     public let group: Int?
 
     /// A record (tests compare against these).
-    public init(device: RID, pasid: UInt32?, grpid: UInt32, code: IOMMUPageResponseCode, group: Int?) {
+    public init(device: RID, pasid: PASID?, grpid: UInt32, code: IOMMUPageResponseCode, group: Int?) {
         self.device = device
         self.pasid = pasid
         self.grpid = grpid

@@ -57,7 +57,7 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
                                            message: "\(name) freed with \(work.count) work items and \(leftovers.count) groups pending"))
             for g in leftovers {
                 machine?.checker.report(Violation(.onePageResponse, device: g.device.rid,
-                                                  pasid: g.lastFault.pasidValid ? g.lastFault.pasid : nil,
+                                                  pasid: g.lastFault.pasid,
                                                   address: g.lastFault.address, event: "iopf queue free",
                                                   message: "\(g) never got a response"))
             }
@@ -237,7 +237,7 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
         sendPageResponse(group.device, last, code, group: group.serial)
         if count > 1, let machine = group.device.machine {
             machine.checker.report(Violation(.onePageResponse, device: group.device.rid,
-                                             pasid: last.pasidValid ? last.pasid : nil, address: last.address,
+                                             pasid: last.pasid, address: last.address,
                                              event: "iopf_group_response",
                                              message: "\(group) answered \(count) times (\(code) after an earlier response)"))
         }
@@ -263,8 +263,8 @@ func sendPageResponse(_ dev: PCIDevice, _ fault: IOPFFault, _ code: IOMMUPageRes
     let msg = IOMMUPageResponse(pasid: fault.pasid, grpid: fault.grpid, code: code)
     dev.iommu?.driver.pageResponse?(dev, fault, msg)
     guard let machine = dev.machine else { return }
-    machine.iommu.faultLog.noteResponse(IOPFResponseRecord(device: dev.rid, pasid: fault.pasidValid ? fault.pasid : nil,
+    machine.iommu.faultLog.noteResponse(IOPFResponseRecord(device: dev.rid, pasid: fault.pasid,
                                                            grpid: fault.grpid, code: code, group: group))
-    machine.events.record(.devPageResponse(device: dev.rid, pasid: fault.pasidValid ? fault.pasid : nil,
+    machine.events.record(.devPageResponse(device: dev.rid, pasid: fault.pasid,
                                            grpid: fault.grpid, code: code))
 }

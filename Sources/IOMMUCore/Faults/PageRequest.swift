@@ -9,7 +9,7 @@ public struct PageRequest: Hashable, Sendable, CustomStringConvertible {
     /// The requester.
     public var rid: RID
     /// The PASID of the request, nil for a request without a PASID prefix.
-    public var pasid: UInt32?
+    public var pasid: PASID?
     /// The access asked for (read, write, execute, privileged).
     public var access: IOMMUFaultPerm
     /// The page-request group index (9 bits on PCIe; larger values are truncated by the
@@ -22,7 +22,7 @@ public struct PageRequest: Hashable, Sendable, CustomStringConvertible {
     public var address: IOVA
 
     /// A page request.
-    public init(rid: RID, pasid: UInt32?, access: IOMMUFaultPerm = .read, groupIndex: UInt16, isLastInGroup: Bool = true,
+    public init(rid: RID, pasid: PASID?, access: IOMMUFaultPerm = .read, groupIndex: UInt16, isLastInGroup: Bool = true,
                 address: IOVA) {
         self.rid = rid
         self.pasid = pasid
@@ -37,8 +37,8 @@ public struct PageRequest: Hashable, Sendable, CustomStringConvertible {
     /// PASID needs the PASID in its response.
     public var fault: IOPFFault {
         var flags: IOMMUFaultFlags = isLastInGroup ? [.lastPage] : []
-        if pasid != nil { flags.formUnion([.pasidValid, .responseNeedsPasid]) }
-        return IOPFFault(flags: flags, pasid: pasid ?? 0, grpid: UInt32(groupIndex), perm: access,
+        if pasid != nil { flags.insert(.responseNeedsPasid) }
+        return IOPFFault(flags: flags, pasid: pasid, grpid: UInt32(groupIndex), perm: access,
                          address: address.alignedDown(to: 4096))
     }
 

@@ -73,7 +73,7 @@ extension Violation: Encodable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(invariant.rawValue, forKey: .invariant)
         try c.encodeIfPresent(device.map { "\($0)" }, forKey: .device)
-        try c.encodeIfPresent(pasid, forKey: .pasid)
+        try c.encodeIfPresent(pasid?.rawValue, forKey: .pasid)
         try c.encodeIfPresent(address?.rawValue, forKey: .address)
         try c.encode(event, forKey: .event)
         try c.encode(message, forKey: .message)

@@ -25,7 +25,7 @@ public struct Event: Hashable, Sendable, CustomStringConvertible {
     /// The device the event is about, if any (what `iommukit trace --device` matches).
     public let device: RID?
     /// The PASID the event is about, if any (what `iommukit trace --pasid` matches).
-    public let pasid: UInt32?
+    public let pasid: PASID?
 
     /// A `key=value` pair.
     public struct Field: Hashable, Sendable {
@@ -76,11 +76,11 @@ public struct TraceRecord: Sendable {
     /// The device the event is about.
     public var device: RID?
     /// The PASID the event is about.
-    public var pasid: UInt32?
+    public var pasid: PASID?
 
     /// An event with its printed text given.
     public init(system: String, event: String, fields: [Event.Field], message: String,
-                device: RID? = nil, pasid: UInt32? = nil) {
+                device: RID? = nil, pasid: PASID? = nil) {
         self.system = system
         self.event = event
         self.fields = fields
@@ -91,7 +91,7 @@ public struct TraceRecord: Sendable {
 
     /// An event the kernel has no tracepoint for: system `iommukit`, printed as its
     /// fields, `key=value` separated by spaces.
-    public static func model(_ event: String, device: RID? = nil, pasid: UInt32? = nil,
+    public static func model(_ event: String, device: RID? = nil, pasid: PASID? = nil,
                              _ fields: [Event.Field]) -> TraceRecord {
         TraceRecord(system: TraceRecord.modelSystem, event: event, fields: fields,
                     message: fields.map { "\($0.key)=\($0.value)" }.joined(separator: " "),

@@ -25,7 +25,7 @@ public struct Violation: Hashable, Sendable, CustomStringConvertible {
     /// The device involved, if any.
     public let device: RID?
     /// The PASID involved (nil: a request without PASID).
-    public let pasid: UInt32?
+    public let pasid: PASID?
     /// The address involved, if any: the IOVA a device used.
     public let address: IOVA?
     /// The event that broke the invariant (e.g. `"dma read"`, `"did release"`).
@@ -34,7 +34,7 @@ public struct Violation: Hashable, Sendable, CustomStringConvertible {
     public let message: String
 
     /// A violation record.
-    public init(_ invariant: Invariant, device: RID? = nil, pasid: UInt32? = nil, address: IOVA? = nil,
+    public init(_ invariant: Invariant, device: RID? = nil, pasid: PASID? = nil, address: IOVA? = nil,
                 event: String, message: String) {
         self.invariant = invariant
         self.device = device
@@ -78,7 +78,7 @@ public final class InvariantChecker: @unchecked Sendable {
 
     struct PasidKey: Hashable {
         let rid: RID
-        let pasid: UInt32
+        let pasid: PASID?
     }
 
     /// Creates a disabled checker.
@@ -117,7 +117,7 @@ public final class InvariantChecker: @unchecked Sendable {
         lock.withLock { _ = unmapWindows.removeValue(forKey: ObjectIdentifier(domain)) }
     }
 
-    func noteDetach(rid: RID, pasid: UInt32) {
+    func noteDetach(rid: RID, pasid: PASID?) {
         guard enabledFlag else { return }
         lock.withLock { _ = detached.insert(PasidKey(rid: rid, pasid: pasid)) }
     }
@@ -131,7 +131,7 @@ public final class InvariantChecker: @unchecked Sendable {
     /// Compares one translation the hardware served with the software truth.
     func checkTranslation(machine: Machine, device: PCIDevice, request: TranslationRequest,
                           physical: PhysicalAddress, cached: Bool) {
-        let pasid = request.pasid ?? 0
+        let pasid = request.pasid
         let authority = machine.iommu.authoritativeDomain(for: device, pasid: request.pasid)
         let event = "dma " + (request.access.contains(.write) ? "write" : "read") + (cached ? " (IOTLB hit)" : " (walk)")
         switch authority {

@@ -76,7 +76,7 @@ extension Machine {
         }
         // The RID's own slot (IOMMU_NO_PASID, where iommufd keeps its attach handle) is
         // the RID edge above.
-        for pasid in group.pasidArray.keys.sorted() where pasid != IOMMUSubsystem.noPasid {
+        for pasid in group.pasidArray.keys.sorted() {
             guard let domain = group.pasidArray[pasid]?.domain else { continue }
             let did = g.addDomain(domain)
             for dev in group.pasidCapableDevices {

@@ -32,7 +32,7 @@ public final class TraceFile: @unchecked Sendable {
         path = pattern.replacingPercentP()
         filter = TraceFilter(event: environment("IOMMUKIT_TRACE_EVENT"),
                              device: environment("IOMMUKIT_TRACE_DEVICE").flatMap { RID(parsing: $0) },
-                             pasid: environment("IOMMUKIT_TRACE_PASID").flatMap { UInt32($0) })
+                             pasid: environment("IOMMUKIT_TRACE_PASID").flatMap { UInt32($0) }.map(PASID.init(rawValue:)))
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
         if fd < 0 {
             let message = "iommukit: IOMMUKIT_TRACE: cannot open \(path): errno \(errno)\n"

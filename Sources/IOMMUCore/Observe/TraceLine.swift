@@ -57,10 +57,10 @@ public struct TraceFilter: Hashable, Sendable {
     /// Only events about this device.
     public var device: RID?
     /// Only events about this PASID.
-    public var pasid: UInt32?
+    public var pasid: PASID?
 
     /// A filter; nil parts select everything.
-    public init(event: String? = nil, device: RID? = nil, pasid: UInt32? = nil) {
+    public init(event: String? = nil, device: RID? = nil, pasid: PASID? = nil) {
         self.event = event
         self.device = device
         self.pasid = pasid

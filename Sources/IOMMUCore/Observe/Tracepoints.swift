@@ -57,7 +57,7 @@ extension TraceRecord {
     /// `IOMMU_FAULT_READ` (0) or `IOMMU_FAULT_WRITE` (1). The model adds the PASID and
     /// the hardware's reason as fields.
     public static func ioPageFault(device: RID, driver: String = "pci", iova: IOVA, write: Bool,
-                                   pasid: UInt32?, reason: String) -> TraceRecord {
+                                   pasid: PASID?, reason: String) -> TraceRecord {
         let flags = write ? 1 : 0
         let iova = hex16(iova.rawValue)
         return TraceRecord(system: iommuSystem, event: "io_page_fault",
@@ -79,24 +79,24 @@ extension TraceRecord {
         let flags = String(fault.flags.rawValue, radix: 16)
         return TraceRecord(system: iommuSystem, event: "dev_fault",
                            fields: [.init("device", device.devName), .init("type", "2"), .init("reason", "0"),
-                                    .init("addr", addr), .init("fetch_addr", hex16(0)), .init("pasid", "\(fault.pasid)"),
+                                    .init("addr", addr), .init("fetch_addr", hex16(0)), .init("pasid", "\(fault.pasid?.rawValue ?? 0)"),
                                     .init("grpid", "\(fault.grpid)"), .init("flags", flags),
                                     .init("prot", "\(fault.perm.rawValue)")],
                            message: "IOMMU:\(device.devName) type=2 reason=0 addr=\(addr) fetch=\(hex16(0)) "
-                               + "pasid=\(fault.pasid) group=\(fault.grpid) flags=\(flags) prot=\(fault.perm.rawValue)",
-                           device: device, pasid: fault.pasidValid ? fault.pasid : nil)
+                               + "pasid=\(fault.pasid?.rawValue ?? 0) group=\(fault.grpid) flags=\(flags) prot=\(fault.perm.rawValue)",
+                           device: device, pasid: fault.pasid)
     }
 
     /// `iommu:dev_page_response` (`iommu_page_response`): `IOMMU:%s code=%d pasid=%d
     /// group=%d`, the code as an `iommu_page_response_code`.
     ///
     /// See ``devFault(device:fault:)`` for where the tracepoint comes from.
-    public static func devPageResponse(device: RID, pasid: UInt32?, grpid: UInt32,
+    public static func devPageResponse(device: RID, pasid: PASID?, grpid: UInt32,
                                        code: IOMMUPageResponseCode) -> TraceRecord {
         TraceRecord(system: iommuSystem, event: "dev_page_response",
                     fields: [.init("device", device.devName), .init("code", "\(code.rawValue)"),
-                             .init("pasid", "\(pasid ?? 0)"), .init("grpid", "\(grpid)")],
-                    message: "IOMMU:\(device.devName) code=\(code.rawValue) pasid=\(pasid ?? 0) group=\(grpid)",
+                             .init("pasid", "\(pasid?.rawValue ?? 0)"), .init("grpid", "\(grpid)")],
+                    message: "IOMMU:\(device.devName) code=\(code.rawValue) pasid=\(pasid?.rawValue ?? 0) group=\(grpid)",
                     device: device, pasid: pasid)
     }
 
@@ -116,7 +116,7 @@ extension TraceRecord {
     /// `iommukit:detach_device_pasid`: the PASID attach shapes of the core
     /// (`iommu_attach_device_pasid`, `iommu_replace_device_pasid`,
     /// `iommu_detach_device_pasid`), which have no tracepoint upstream.
-    public static func pasidEvent(_ event: String, device: RID, pasid: UInt32, domain: IOMMUDomain) -> TraceRecord {
+    public static func pasidEvent(_ event: String, device: RID, pasid: PASID, domain: IOMMUDomain) -> TraceRecord {
         .model(event, device: device, pasid: pasid,
                [.init("device", device.devName), .init("pasid", "\(pasid)"), .init("domain", "\(domain)")])
     }

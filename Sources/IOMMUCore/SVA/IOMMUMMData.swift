@@ -8,7 +8,7 @@
 /// Guarded by the IOMMU core's lock.
 final class IOMMUMMData: ProcessIOMMUData, @unchecked Sendable {
     /// `iommu_mm->pasid`.
-    let pasid: UInt32
+    let pasid: PASID
     /// `iommu_mm->sva_domains`.
     var svaDomains: [IOMMUDomain] = []
     /// The core whose allocator the PASID came from.
@@ -16,7 +16,7 @@ final class IOMMUMMData: ProcessIOMMUData, @unchecked Sendable {
     private var exited = false
     private(set) var dropped = false
 
-    init(pasid: UInt32, iommu: IOMMUSubsystem) {
+    init(pasid: PASID, iommu: IOMMUSubsystem) {
         self.pasid = pasid
         self.iommu = iommu
     }
@@ -54,11 +54,11 @@ final class IOMMUMMData: ProcessIOMMUData, @unchecked Sendable {
 
 extension Process {
     /// `mm_get_enqcmd_pasid(mm)`: the PASID SVA gave this mm (what ENQCMD puts in a
-    /// descriptor, from the IA32_PASID MSR), or `IOMMU_PASID_INVALID` if the mm was
-    /// never bound or its PASID was dropped at teardown.
-    public var enqcmdPasid: UInt32 {
+    /// descriptor, from the IA32_PASID MSR), or nil (the kernel's `IOMMU_PASID_INVALID`)
+    /// if the mm was never bound or its PASID was dropped at teardown.
+    public var enqcmdPasid: PASID? {
         let data = lock.withLock { iommuMM as? IOMMUMMData }
-        guard let data, let iommu = data.iommu else { return IOMMUSubsystem.invalidPasid }
-        return iommu.lock.withLock { data.dropped ? IOMMUSubsystem.invalidPasid : data.pasid }
+        guard let data, let iommu = data.iommu else { return nil }
+        return iommu.lock.withLock { data.dropped ? nil : data.pasid }
     }
 }

@@ -43,11 +43,12 @@ extension IOMMUSubsystem {
     /// Returns whether it was created by this call.
     private func mmData(_ mm: Process, for dev: PCIDevice) throws(Errno) -> (IOMMUMMData, Bool) {
         if let data = mm.lock.withLock({ mm.iommuMM as? IOMMUMMData }), !data.dropped {
-            guard data.pasid < dev.maxPasids else { throw .overflow }
+            guard data.pasid.rawValue < dev.maxPasids else { throw .overflow }
             return (data, false)
         }
-        let pasid = allocGlobalPasid(for: dev)
-        guard pasid != Self.invalidPasid else { throw .noSpace }
+        // The kernel turns every IOMMU_PASID_INVALID from the allocator into ENOSPC here.
+        let pasid: PASID
+        do { pasid = try allocGlobalPasid(for: dev) } catch { throw .noSpace }
         let data = IOMMUMMData(pasid: pasid, iommu: self)
         mm.lock.withLock { mm.iommuMM = data }
         return (data, true)
@@ -127,9 +128,10 @@ extension IOMMUSubsystem {
     }
 
     /// `iommu_sva_get_pasid(handle)`: the PASID the device uses for the bound mm
-    /// (`mm_get_enqcmd_pasid(domain->mm)`); `IOMMU_PASID_INVALID` once the mm's PASID
-    /// was dropped at teardown.
-    public func svaGetPasid(_ bond: SVABond) -> UInt32 { bond.mm.enqcmdPasid }
+    /// (`mm_get_enqcmd_pasid(domain->mm)`). The bond's SVA domain holds the mm, so the
+    /// mm keeps this PASID as long as the bond is bound; the kernel's
+    /// `IOMMU_PASID_INVALID` (a PASID already dropped) cannot be returned here.
+    public func svaGetPasid(_ bond: SVABond) -> PASID { bond.pasid }
 
     /// The SVA domains of `mm` (`iommu_mm->sva_domains`), empty if it was never bound.
     public func svaDomains(of mm: Process) -> [IOMMUDomain] {

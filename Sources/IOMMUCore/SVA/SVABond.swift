@@ -10,11 +10,11 @@ public final class SVABond: AttachHandle, @unchecked Sendable, CustomStringConve
     /// The bound address space (`domain->mm`).
     public let mm: Process
     /// The mm's PASID the bond is attached at.
-    let pasid: UInt32
+    let pasid: PASID
     /// Binds not yet undone (`handle->users`); guarded by the core's lock.
     var _users = 0
 
-    init(device: PCIDevice, mm: Process, pasid: UInt32) {
+    init(device: PCIDevice, mm: Process, pasid: PASID) {
         self.device = device
         self.mm = mm
         self.pasid = pasid

@@ -19,7 +19,7 @@ public enum Mock {
     public static let maxPasids: UInt32 = 1 << 20
     /// `IOMMU_TEST_PASID_RESERVED`: the PASID whose every second non-blocking
     /// `set_dev_pasid` fails with `ENOMEM` (see ``MockIOMMUDriver``).
-    public static let reservedTestPasid: UInt32 = 1024
+    public static let reservedTestPasid: PASID = 1024
     /// `MOCK_NESTED_DOMAIN_IOTLB_NUM`: entries of a nested domain's fake IOTLB.
     public static let nestedIOTLBCount = 4
     /// `MOCK_NESTED_DOMAIN_IOTLB_ID_MAX`.

@@ -16,7 +16,7 @@ extension IOMMUFD {
         let hwpt: HWPTObject
         switch pt {
         case let ioas as IOASObject:
-            hwpt = try hwptPagingAlloc(ioas: ioas, idev: idev, pasid: IOMMUSubsystem.noPasid, flags: c.flags,
+            hwpt = try hwptPagingAlloc(ioas: ioas, idev: idev, pasid: nil, flags: c.flags,
                                        immediateAttach: false, userData: none ? nil : userData)
         case let parent as HWPTPagingObject:
             hwpt = try hwptNestedAlloc(parent: parent, idev: idev, flags: c.flags, userData: userData)

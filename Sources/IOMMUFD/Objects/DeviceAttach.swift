@@ -20,15 +20,15 @@ extension IOMMUFD {
 
     /// `iommufd_hwpt_pasid_compat`.
     /// - Throws: `EINVAL`.
-    func pasidCompat(_ hwpt: HWPTObject, _ idev: DeviceObject, _ pasid: UInt32) throws(Errno) {
+    func pasidCompat(_ hwpt: HWPTObject, _ idev: DeviceObject, _ pasid: PASID?) throws(Errno) {
         let ig = idev.igroup
-        if pasid == IOMMUSubsystem.noPasid {
-            if !hwpt.pasidCompat && ig.pasidAttach.keys.contains(where: { $0 != IOMMUSubsystem.noPasid }) {
+        if pasid == nil {
+            if !hwpt.pasidCompat && ig.pasidAttach.keys.contains(where: { $0 != nil }) {
                 throw .invalidArgument
             }
         } else {
             guard idev.dev.maxPasids > 0, hwpt.pasidCompat else { throw .invalidArgument }
-            if let rid = ig.pasidAttach[IOMMUSubsystem.noPasid], !rid.hwpt.pasidCompat { throw .invalidArgument }
+            if let rid = ig.pasidAttach[nil], !rid.hwpt.pasidCompat { throw .invalidArgument }
         }
     }
 
@@ -40,7 +40,7 @@ extension IOMMUFD {
     /// - Throws: `EBUSY` this device already has `pasid` attached; `EINVAL` the group has
     ///   it on another HWPT, or compatibility; `EADDRINUSE` reserved regions; the core's
     ///   and driver's attach errno.
-    func hwptAttach(_ hwpt: HWPTObject, _ idev: DeviceObject, pasid: UInt32) throws(Errno) {
+    func hwptAttach(_ hwpt: HWPTObject, _ idev: DeviceObject, pasid: PASID?) throws(Errno) {
         let ig = idev.igroup
         let existing = ig.pasidAttach[pasid]
         if let existing {
@@ -48,20 +48,20 @@ extension IOMMUFD {
             if existing.hwpt !== hwpt { throw .invalidArgument }
         }
         guard let domain = hwpt.domain, let root = hwpt.pagingRoot else { throw .invalidArgument }
-        if pasid == IOMMUSubsystem.noPasid { try enforceReservedRegions(idev, in: root.ioas) }
+        if pasid == nil { try enforceReservedRegions(idev, in: root.ioas) }
         if existing == nil {
             do throws(Errno) {
                 guard compatibleDevice(hwpt, idev) else { throw .invalidArgument }
                 try pasidCompat(hwpt, idev, pasid)
                 let handle = IOMMUFDAttachHandle(idev: idev, hwpt: hwpt)
-                if pasid == IOMMUSubsystem.noPasid {
-                    try machine.iommu.attachGroupHandle(domain, to: ig.group, handle: handle)
-                } else {
+                if let pasid {
                     try machine.iommu.attachDevicePasid(domain, to: idev.dev, pasid: pasid, handle: handle)
+                } else {
+                    try machine.iommu.attachGroupHandle(domain, to: ig.group, handle: handle)
                 }
                 ig.pasidAttach[pasid] = IOMMUFDAttach(hwpt: hwpt, devices: [idev], handle: handle)
             } catch {
-                if pasid == IOMMUSubsystem.noPasid { root.ioas.iopt.removeReserved(owner: ObjectIdentifier(idev)) }
+                if pasid == nil { root.ioas.iopt.removeReserved(owner: ObjectIdentifier(idev)) }
                 throw error
             }
         } else {
@@ -74,23 +74,23 @@ extension IOMMUFD {
     /// `iommufd_hw_pagetable_detach` + `iommufd_hw_pagetable_put`: remove `idev` from
     /// `pasid`; the hardware is detached when the group's last device leaves. A PASID
     /// that is not attached is a silent no-op.
-    package func hwptDetach(_ idev: DeviceObject, pasid: UInt32, putHWPT: Bool = true) {
+    package func hwptDetach(_ idev: DeviceObject, pasid: PASID?, putHWPT: Bool = true) {
         let ig = idev.igroup
         guard let attach = ig.pasidAttach[pasid], attach.devices.contains(where: { $0 === idev }) else { return }
         let hwpt = attach.hwpt
         attach.devices.removeAll { $0 === idev }
         if attach.devices.isEmpty {
             if let domain = hwpt.domain {
-                if pasid == IOMMUSubsystem.noPasid {
-                    machine.iommu.detachGroupHandle(domain, from: ig.group)
-                } else {
+                if let pasid {
                     machine.iommu.detachDevicePasid(domain, from: idev.dev, pasid: pasid)
+                } else {
+                    machine.iommu.detachGroupHandle(domain, from: ig.group)
                 }
             }
             ig.pasidAttach[pasid] = nil
             hwpt.fault?.autoRespond(attach.handle)
         }
-        if pasid == IOMMUSubsystem.noPasid, let root = hwpt.pagingRoot {
+        if pasid == nil, let root = hwpt.pagingRoot {
             root.ioas.iopt.removeReserved(owner: ObjectIdentifier(idev))
         }
         if putHWPT { hwptPut(hwpt) } else { unref(hwpt) }
@@ -102,7 +102,7 @@ extension IOMMUFD {
     /// - Throws: `EINVAL` nothing attached at `pasid`, this device not in the attachment,
     ///   or compatibility; `EADDRINUSE` reserved regions in a new IOAS; driver errors
     ///   (the old attachment stays exactly as it was).
-    func doReplace(_ hwpt: HWPTObject, _ idev: DeviceObject, pasid: UInt32) throws(Errno) -> HWPTObject? {
+    func doReplace(_ hwpt: HWPTObject, _ idev: DeviceObject, pasid: PASID?) throws(Errno) -> HWPTObject? {
         let ig = idev.igroup
         guard let attach = ig.pasidAttach[pasid], attach.devices.contains(where: { $0 === idev }) else {
             throw .invalidArgument
@@ -111,7 +111,7 @@ extension IOMMUFD {
         if old === hwpt { return nil }
         guard let domain = hwpt.domain, let newRoot = hwpt.pagingRoot else { throw .invalidArgument }
         let oldIOAS = old.pagingRoot?.ioas
-        let ioasChanged = pasid == IOMMUSubsystem.noPasid && newRoot.ioas !== oldIOAS
+        let ioasChanged = pasid == nil && newRoot.ioas !== oldIOAS
         var enforced: [DeviceObject] = []
         do throws(Errno) {
             if ioasChanged {
@@ -123,10 +123,10 @@ extension IOMMUFD {
             guard compatibleDevice(hwpt, idev) else { throw .invalidArgument }
             try pasidCompat(hwpt, idev, pasid)
             let handle = IOMMUFDAttachHandle(idev: idev, hwpt: hwpt)
-            if pasid == IOMMUSubsystem.noPasid {
-                try machine.iommu.replaceGroupHandle(domain, of: ig.group, handle: handle)
-            } else {
+            if let pasid {
                 try machine.iommu.replaceDevicePasid(domain, on: idev.dev, pasid: pasid, handle: handle)
+            } else {
+                try machine.iommu.replaceGroupHandle(domain, of: ig.group, handle: handle)
             }
             old.fault?.autoRespond(attach.handle)
             attach.handle = handle
@@ -149,7 +149,7 @@ extension IOMMUFD {
     /// an auto domain) and attach or replace. Returns the HWPT ID now attached.
     /// - Throws: `ENOENT` unknown ID; `EINVAL` an ID of another type; the attach or
     ///   replace errno.
-    package func changePT(_ idev: DeviceObject, pasid: UInt32, ptID: UInt32, mode: ChangeMode) throws(Errno) -> UInt32 {
+    package func changePT(_ idev: DeviceObject, pasid: PASID?, ptID: UInt32, mode: ChangeMode) throws(Errno) -> UInt32 {
         let pt = try getObject(ptID, .any)
         defer { put(pt) }
         switch pt {
@@ -163,7 +163,7 @@ extension IOMMUFD {
         }
     }
 
-    private func attachOrReplace(_ hwpt: HWPTObject, _ idev: DeviceObject, _ pasid: UInt32,
+    private func attachOrReplace(_ hwpt: HWPTObject, _ idev: DeviceObject, _ pasid: PASID?,
                                  _ mode: ChangeMode) throws(Errno) {
         switch mode {
         case .attach: try hwptAttach(hwpt, idev, pasid: pasid)
@@ -173,7 +173,7 @@ extension IOMMUFD {
 
     /// `iommufd_device_auto_get_domain`: reuse an auto HWPT of the IOAS that accepts the
     /// device (`EINVAL` means "incompatible, try the next"), else make a new one.
-    private func autoDomain(_ ioas: IOASObject, _ idev: DeviceObject, _ pasid: UInt32,
+    private func autoDomain(_ ioas: IOASObject, _ idev: DeviceObject, _ pasid: PASID?,
                             _ mode: ChangeMode) throws(Errno) -> UInt32 {
         for hwpt in ioas.hwpts where hwpt.autoDomain && hwpt.users > 0 {
             do throws(Errno) {
@@ -199,12 +199,13 @@ extension IOMMUFD {
         return hwpt.id
     }
 
-    /// `iommufd_device_attach(idev, pasid, &pt_id)`: attach the RID (`pasid` 0) or a
-    /// PASID to a HWPT or, through an auto domain, to an IOAS.
+    /// `iommufd_device_attach(idev, pasid, &pt_id)`: attach the RID (`pasid` nil, the
+    /// kernel's `IOMMU_NO_PASID`) or a PASID to a HWPT or, through an auto domain, to an
+    /// IOAS.
     /// - Returns: the attached HWPT's ID.
     /// - Throws: `ENOENT` unknown `ptID`; `EINVAL` wrong type or incompatible;
     ///   `EBUSY` already attached; `EADDRINUSE`; driver errors.
-    public func deviceAttach(_ idev: DeviceObject, pasid: UInt32 = 0, ptID: UInt32) throws(Errno) -> UInt32 {
+    public func deviceAttach(_ idev: DeviceObject, pasid: PASID? = nil, ptID: UInt32) throws(Errno) -> UInt32 {
         try lock.withLock { () throws(Errno) -> UInt32 in try changePT(idev, pasid: pasid, ptID: ptID, mode: .attach) }
     }
 
@@ -212,12 +213,12 @@ extension IOMMUFD {
     /// - Returns: the attached HWPT's ID.
     /// - Throws: `EINVAL` nothing attached, wrong type, incompatible; `ENOENT` unknown
     ///   `ptID`; `EADDRINUSE`; driver errors (the old attachment is kept).
-    public func deviceReplace(_ idev: DeviceObject, pasid: UInt32 = 0, ptID: UInt32) throws(Errno) -> UInt32 {
+    public func deviceReplace(_ idev: DeviceObject, pasid: PASID? = nil, ptID: UInt32) throws(Errno) -> UInt32 {
         try lock.withLock { () throws(Errno) -> UInt32 in try changePT(idev, pasid: pasid, ptID: ptID, mode: .replace) }
     }
 
     /// `iommufd_device_detach(idev, pasid)`: silent when nothing is attached.
-    public func deviceDetach(_ idev: DeviceObject, pasid: UInt32 = 0) {
+    public func deviceDetach(_ idev: DeviceObject, pasid: PASID? = nil) {
         lock.withLock { hwptDetach(idev, pasid: pasid) }
     }
 }

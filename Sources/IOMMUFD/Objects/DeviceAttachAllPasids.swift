@@ -10,7 +10,7 @@ extension IOMMUFD {
     /// Attach the RID **and every PASID** of `idev`'s device to a nested HWPT whose
     /// vendor hands the whole PASID table to the user (`iommu_ops.user_pasid_table`; on
     /// SMMUv3, an STE pointing at a user CD table). The attachment is recorded as the RID
-    /// attachment: ``deviceDetach(_:pasid:)`` with pasid 0 undoes it, and a second call
+    /// attachment: ``deviceDetach(_:pasid:)`` with a nil pasid undoes it, and a second call
     /// with another nested HWPT replaces it with no blocked window. The kernel's
     /// counterpart is `iommufd_device_attach(idev, IOMMU_NO_PASID, &pt_id)` on a nested
     /// HWPT of such a vendor, made explicit.
@@ -27,10 +27,9 @@ extension IOMMUFD {
             guard let driver = idev.dev.iommu?.driver else { throw .noDevice }
             guard driver.userPasidTable else { throw .notSupported }
             guard let hwpt = pt as? HWPTNestedObject, let domain = hwpt.domain else { throw .invalidArgument }
-            let noPasid = IOMMUSubsystem.noPasid
             let ig = idev.igroup
-            if ig.pasidAttach.keys.contains(where: { $0 != noPasid }) { throw .busy }
-            let existing = ig.pasidAttach[noPasid]
+            if ig.pasidAttach.keys.contains(where: { $0 != nil }) { throw .busy }
+            let existing = ig.pasidAttach[nil]
             if let existing {
                 guard existing.devices.count == 1, existing.devices[0] === idev else { throw .busy }
                 if existing.hwpt === hwpt && ig.group.ridOwnsAllPasids { return hwpt.id }
@@ -55,7 +54,7 @@ extension IOMMUFD {
                 ref(hwpt)
                 hwptPut(old)
             } else {
-                ig.pasidAttach[noPasid] = IOMMUFDAttach(hwpt: hwpt, devices: [idev], handle: handle)
+                ig.pasidAttach[nil] = IOMMUFDAttach(hwpt: hwpt, devices: [idev], handle: handle)
                 ref(hwpt)
                 ref(idev)
             }
@@ -66,6 +65,6 @@ extension IOMMUFD {
     /// Whether the RID attachment of `idev`'s group is the all-PASIDs shape of
     /// ``deviceAttachAllPasids(_:ptID:)`` (the core's `ridOwnsAllPasids`).
     public func deviceOwnsAllPasids(_ idev: DeviceObject) -> Bool {
-        lock.withLock { idev.igroup.pasidAttach[IOMMUSubsystem.noPasid] != nil && idev.igroup.group.ridOwnsAllPasids }
+        lock.withLock { idev.igroup.pasidAttach[nil] != nil && idev.igroup.group.ridOwnsAllPasids }
     }
 }

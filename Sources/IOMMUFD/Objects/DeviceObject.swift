@@ -45,7 +45,7 @@ final class IOMMUFDGroup {
     let group: IOMMUGroup
     var refs = 0
     /// `igroup->pasid_attach`.
-    var pasidAttach: [UInt32: IOMMUFDAttach] = [:]
+    var pasidAttach: [PASID?: IOMMUFDAttach] = [:]
     init(group: IOMMUGroup) { self.group = group }
 }
 
@@ -114,7 +114,9 @@ extension IOMMUFD {
     public func deviceUnbind(_ idev: DeviceObject) {
         lock.withLock {
             guard table.live(idev.id) === idev else { return }
-            for pasid in idev.igroup.pasidAttach.keys.sorted().reversed() {
+            // PASIDs first, highest first, then the RID.
+            let pasids = idev.igroup.pasidAttach.keys.compactMap { $0 }.sorted(by: >).map { Optional($0) }
+            for pasid in pasids + [nil] where idev.igroup.pasidAttach.keys.contains(pasid) {
                 if idev.igroup.pasidAttach[pasid]?.devices.contains(where: { $0 === idev }) == true {
                     hwptDetach(idev, pasid: pasid)
                 }

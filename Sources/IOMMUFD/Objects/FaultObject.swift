@@ -89,7 +89,7 @@ public final class FaultObject: IOMMUFDObject, @unchecked Sendable {
             var bytes: [UInt8] = []
             bytes.reserveCapacity(group.faultCount * size)
             for f in group.faults {
-                bytes += IOMMUHWPTPgfault(flags: f.flags.rawValue, devId: devID, pasid: f.pasid, grpid: f.grpid,
+                bytes += IOMMUHWPTPgfault(flags: f.flags.rawValue, devId: devID, pasid: f.pasid?.rawValue ?? 0, grpid: f.grpid,
                                           perm: f.perm.rawValue, addr: f.address.rawValue, length: 0, cookie: cookie).bytes
             }
             do { try ctx.user.copyToUser(buffer + UInt64(done), bytes) } catch {

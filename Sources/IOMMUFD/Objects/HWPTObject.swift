@@ -86,7 +86,7 @@ extension IOMMUFD {
     /// - Throws: `EOPNOTSUPP` unknown flags, DIRTY_TRACKING on an incapable device,
     ///   FAULT_ID_VALID with NEST_PARENT, driver refusals; `ENOMEM`; attach errors;
     ///   `iopt_table_add_domain` errors (`EINVAL`, `EADDRINUSE`, pin errors).
-    func hwptPagingAlloc(ioas: IOASObject, idev: DeviceObject, pasid: UInt32, flags: UInt32,
+    func hwptPagingAlloc(ioas: IOASObject, idev: DeviceObject, pasid: PASID?, flags: UInt32,
                          immediateAttach: Bool, userData: IOMMUUserData?) throws(Errno) -> HWPTPagingObject {
         let valid = IOMMUFDConstant.hwptAllocNestParent | IOMMUFDConstant.hwptAllocDirtyTracking
             | IOMMUFDConstant.hwptFaultIDValid | IOMMUFDConstant.hwptAllocPasid

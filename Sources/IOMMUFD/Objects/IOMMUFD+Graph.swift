@@ -66,9 +66,9 @@ extension IOMMUFD: ObjectGraphContributor {
         case let d as DeviceObject:
             out.append((ObjectGraph.id(of: d.dev), "dev", .dotted))
             let shape = d.igroup.group.ridOwnsAllPasids ? "RID + all PASIDs" : "RID"
-            for (pasid, attach) in d.igroup.pasidAttach.sorted(by: { $0.key < $1.key })
+            for (pasid, attach) in d.igroup.pasidAttach.sorted(by: { ($0.key.map { Int($0.rawValue) } ?? -1) < ($1.key.map { Int($0.rawValue) } ?? -1) })
             where attach.devices.contains(where: { $0 === d }) {
-                out.append((node(attach.hwpt), pasid == IOMMUSubsystem.noPasid ? shape : "PASID \(pasid)", .solid))
+                out.append((node(attach.hwpt), pasid.map { "PASID \($0)" } ?? shape, .solid))
             }
         case let a as AccessObject:
             if let ioas = a.ioas { out.append((node(ioas), "ioas", .solid)) }

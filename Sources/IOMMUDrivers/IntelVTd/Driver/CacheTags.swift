@@ -87,9 +87,9 @@ extension VTdDomain {
                 let enabled = unit.vtd.translationEnabled
                 for tag in tags[t...] where tag.kind == .devTLB && tag.unit === unit {
                     guard let info = tag.info, let dev = info.dev, dev.isPresent, enabled else { continue }
-                    batch.append(tag.pasid == IOMMUSubsystem.noPasid
+                    batch.append(tag.pasid == IntelIOMMU.ridPasid
                         ? .devTLB(rid: info.rid, address: address, size: size)
-                        : .devTLBPasid(rid: info.rid, pasid: tag.pasid, address: address, size: size))
+                        : .devTLBPasid(rid: info.rid, pasid: PASID(rawValue: tag.pasid), address: address, size: size))
                 }
             }
             unit.submit(batch)

@@ -86,7 +86,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
             unit.blockTranslation(info)
             try checkCompatible(unit)
             try unit.replaceCopiedContext(info)
-            try install(info, pasid: IOMMUSubsystem.noPasid, replacing: nil)
+            try install(info, pasid: IntelIOMMU.ridPasid, replacing: nil)
             info.ridDomain = self
         }
     }
@@ -96,7 +96,8 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// - Throws: `EINVAL` non-paging domain or incompatible unit; `EOPNOTSUPP` unit
     ///   without PASID; `EBUSY` copied context or a present entry with no `old`;
     ///   `ENOSPC`/`ENOMEM`. On error the PASID keeps its old configuration.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
+        let pasid = pasid.rawValue
         try intelDriver.lock.withLock { () throws(Errno) in
             guard type.isPaging else { throw .invalidArgument }
             let info = try pasidPreconditions(dev)
@@ -176,7 +177,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
                 guard e.present else { continue }
                 e.ssade = enabled
                 e.store(a.info.unit.vtd.memory, pa)
-                a.info.unit.log(.pasidEntry(rid: a.info.rid, pasid: a.pasid, .update))
+                a.info.unit.log(.pasidEntry(rid: a.info.rid, pasid: IntelIOMMU.pasid(ofIndex: a.pasid), .update))
                 a.info.unit.flushPresent(a.info, pasid: a.pasid, did: e.did, pgtt: e.pgtt)
             }
         }

@@ -4,8 +4,9 @@ import IOMMUCore
 /// invalidation descriptor or a write-buffer flush. Tests assert sequences on it
 /// (checks 53, 54, 58).
 public enum VTdOperation: Hashable, Sendable, CustomStringConvertible {
-    /// A write to the PASID-table entry of (`rid`, `pasid`).
-    case pasidEntry(rid: RID, pasid: UInt32, VTdEntryWrite)
+    /// A write to the PASID-table entry of (`rid`, `pasid`); nil: the RID_PASID entry,
+    /// which translates requests without PASID.
+    case pasidEntry(rid: RID, pasid: PASID?, VTdEntryWrite)
     /// A write to the context entry of `rid`.
     case contextEntry(rid: RID, present: Bool)
     /// A descriptor submitted to the invalidation queue.
@@ -16,7 +17,7 @@ public enum VTdOperation: Hashable, Sendable, CustomStringConvertible {
     /// A short trace line.
     public var description: String {
         switch self {
-        case .pasidEntry(let rid, let pasid, let w): "pasid-entry \(rid) pasid=\(pasid) \(w)"
+        case .pasidEntry(let rid, let pasid, let w): "pasid-entry \(rid) pasid=\(pasid.map { "\($0)" } ?? "rid") \(w)"
         case .contextEntry(let rid, let p): "context-entry \(rid) present=\(p)"
         case .descriptor(let d): d.description
         case .writeBufferFlush: "write-buffer flush"
@@ -139,9 +140,9 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     /// Whether the context entry of `rid` is one inherited from a previous kernel.
     public func isContextCopied(_ rid: RID) -> Bool { intelDriver.lock.withLock { copied[rid] != nil } }
 
-    /// The PASID-table entry of (`rid`, `pasid`) as it is in memory, nil when the tables
-    /// do not reach it.
-    public func pasidEntry(rid: RID, pasid: UInt32) -> VTdPASIDEntry? {
+    /// The PASID-table entry of (`rid`, `pasid`) as it is in memory (nil `pasid`: the
+    /// RID_PASID entry, for requests without PASID), nil when the tables do not reach it.
+    public func pasidEntry(rid: RID, pasid: PASID?) -> VTdPASIDEntry? {
         guard let pa = vtd.pasidEntryAddress(rid: rid, pasid: pasid) else { return nil }
         return VTdPASIDEntry.load(vtd.memory, pa)
     }
@@ -154,7 +155,7 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     /// - Returns: whether it was queued.
     public override func receivePageRequest(_ request: PageRequest) -> Bool {
         vtd.receivePageRequest(VTdPageRequest(
-            rid: request.rid, pasidPresent: request.pasid != nil, pasid: request.pasid ?? 0,
+            rid: request.rid, pasid: request.pasid,
             read: request.access.contains(.read), write: request.access.contains(.write),
             execute: request.access.contains(.exec), privileged: request.access.contains(.priv),
             lastPage: request.isLastInGroup, groupIndex: request.groupIndex & 0x1FF,
@@ -246,7 +247,7 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
         guard let machine = infos.values.first?.dev?.machine, machine.checker.isEnabled else { return }
         for info in infos.values {
             for (pasid, pa) in info.presentEntries() where VTdPASIDEntry.load(vtd.memory, pa).did == did {
-                machine.checker.report(Violation(.didAccounting, device: info.rid, pasid: pasid, event: event,
+                machine.checker.report(Violation(.didAccounting, device: info.rid, pasid: Self.pasid(ofIndex: pasid), event: event,
                                                  message: "DID \(did) \(what) while the PASID entry of \(info.rid) pasid \(pasid) still carries it"))
             }
         }
@@ -255,4 +256,14 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
                                              message: "DID \(did) \(what) while the IOTLB still holds translations tagged with it"))
         }
     }
+}
+
+extension IntelIOMMU {
+    /// The PASID-table index of the entry that translates requests without PASID (the
+    /// context entry's RID_PASID, the kernel's `IOMMU_NO_PASID`). The driver and the
+    /// hardware address entries by index; the Swift API spells this one `nil`.
+    static let ridPasid: UInt32 = 0
+
+    /// The PASID a PASID-table index stands for in the Swift API: nil for ``ridPasid``.
+    static func pasid(ofIndex index: UInt32) -> PASID? { index == ridPasid ? nil : PASID(rawValue: index) }
 }

@@ -14,7 +14,7 @@ extension IntelIOMMU {
         var e = entry
         e.present = true
         e.store(vtd.memory, pa)
-        log(.pasidEntry(rid: info.rid, pasid: pasid, .setup(e.pgtt ?? .firstStage, did: e.did)))
+        log(.pasidEntry(rid: info.rid, pasid: Self.pasid(ofIndex: pasid), .setup(e.pgtt ?? .firstStage, did: e.did)))
         if caps.cachingMode {
             submit([.pasidCache(did: e.did, pasid: pasid),
                     e.pgtt == .secondStage ? .iotlbDomain(did: e.did)
@@ -31,8 +31,8 @@ extension IntelIOMMU {
         d.append(pgtt == .secondStage || pgtt == .nested ? .iotlbDomain(did: did)
                  : .piotlb(did: did, pasid: pasid, address: 0, npages: .max, ih: false))
         if let dev = info.dev, dev.atsEnabled, dev.isPresent {
-            d.append(pasid == IOMMUSubsystem.noPasid ? .devTLB(rid: info.rid, address: 0, size: .max)
-                     : .devTLBPasid(rid: info.rid, pasid: pasid, address: 0, size: .max))
+            d.append(pasid == IntelIOMMU.ridPasid ? .devTLB(rid: info.rid, address: 0, size: .max)
+                     : .devTLBPasid(rid: info.rid, pasid: PASID(rawValue: pasid), address: 0, size: .max))
         }
         submit(d)
     }
@@ -49,24 +49,24 @@ extension IntelIOMMU {
         if w0 & 1 == 0 {
             if w0 & 2 != 0 {
                 VTdPASIDEntry().store(mem, pa)
-                log(.pasidEntry(rid: info.rid, pasid: pasid, .clear))
+                log(.pasidEntry(rid: info.rid, pasid: Self.pasid(ofIndex: pasid), .clear))
                 drainPageRequests(info, pasid: pasid)
             }
             return
         }
         let entry = VTdPASIDEntry.load(mem, pa)
         mem.store64(pa, w0 & ~1)
-        log(.pasidEntry(rid: info.rid, pasid: pasid, .clearPresent))
+        log(.pasidEntry(rid: info.rid, pasid: Self.pasid(ofIndex: pasid), .clearPresent))
         flushPresent(info, pasid: pasid, did: entry.did, pgtt: entry.pgtt)
         auditCachesClean(info, pasid: pasid, did: entry.did)
         if faultIgnore {
             var fpd = VTdPASIDEntry()
             fpd.fpd = true
             fpd.store(mem, pa)
-            log(.pasidEntry(rid: info.rid, pasid: pasid, .fpdOnly))
+            log(.pasidEntry(rid: info.rid, pasid: Self.pasid(ofIndex: pasid), .fpdOnly))
         } else {
             VTdPASIDEntry().store(mem, pa)
-            log(.pasidEntry(rid: info.rid, pasid: pasid, .clear))
+            log(.pasidEntry(rid: info.rid, pasid: Self.pasid(ofIndex: pasid), .clear))
             if !intelDriver.bugs.contains(.skipPRQDrainOnTeardown) { drainPageRequests(info, pasid: pasid) }
             auditDrained(info, pasid: pasid)
         }
@@ -80,7 +80,7 @@ extension IntelIOMMU {
     /// for a device without PRI enabled.
     func drainPageRequests(_ info: VTdDeviceInfo, pasid: UInt32) {
         guard let dev = info.dev, dev.priEnabled else { return }
-        while vtd.hasPendingPageRequests(rid: info.rid, pasid: pasid) { processPageRequests() }
+        while vtd.hasPendingPageRequests(rid: info.rid, pasid: Self.pasid(ofIndex: pasid)) { processPageRequests() }
         if info.iopfRefcount > 0, let machine = dev.machine { try? machine.iommu.iopfQueueFlushDevice(dev) }
         submit([.wait(fence: true, drain: true)])
     }
@@ -88,9 +88,9 @@ extension IntelIOMMU {
     /// `device_block_translation`: tear down the RID's entry and drop its domain's tags
     /// and DID reference; the device is then blocked.
     func blockTranslation(_ info: VTdDeviceInfo) {
-        tearDown(info, pasid: IOMMUSubsystem.noPasid, faultIgnore: false)
+        tearDown(info, pasid: IntelIOMMU.ridPasid, faultIgnore: false)
         if let old = info.ridDomain {
-            old.removeAttachment(info, pasid: IOMMUSubsystem.noPasid)
+            old.removeAttachment(info, pasid: IntelIOMMU.ridPasid)
             disableIOPF(info, for: old)
             info.ridDomain = nil
         }
@@ -114,15 +114,15 @@ extension IntelIOMMU {
             vtd.pasidCacheHoldsPresent(rid: info.rid, pasid: pasid) || vtd.iotlbHolds(did: did, pasid: pasid)
         }
         if stale {
-            machine.checker.report(Violation(.teardownOrder, device: info.rid, pasid: pasid, event: "pasid entry clear",
+            machine.checker.report(Violation(.teardownOrder, device: info.rid, pasid: Self.pasid(ofIndex: pasid), event: "pasid entry clear",
                                              message: "entry cleared while the PASID cache or IOTLB still holds (DID \(did), pasid \(pasid))"))
         }
     }
 
     private func auditDrained(_ info: VTdDeviceInfo, pasid: UInt32) {
         guard let machine = info.dev?.machine, machine.checker.isEnabled else { return }
-        if vtd.hasPendingPageRequests(rid: info.rid, pasid: pasid) {
-            machine.checker.report(Violation(.teardownOrder, device: info.rid, pasid: pasid, event: "pasid teardown",
+        if vtd.hasPendingPageRequests(rid: info.rid, pasid: Self.pasid(ofIndex: pasid)) {
+            machine.checker.report(Violation(.teardownOrder, device: info.rid, pasid: Self.pasid(ofIndex: pasid), event: "pasid teardown",
                                              message: "teardown finished with page requests still queued (PRQ not drained)"))
         }
     }

@@ -75,7 +75,7 @@ extension IntelIOMMU {
     static func fault(from req: VTdPageRequest) -> IOPFFault {
         var flags: IOMMUFaultFlags = []
         if req.lastPage { flags.insert(.lastPage) }
-        if req.pasidPresent { flags.formUnion([.pasidValid, .responseNeedsPasid]) }
+        if req.pasidPresent { flags.insert(.responseNeedsPasid) }
         var perm: IOMMUFaultPerm = []
         if req.read { perm.insert(.read) }
         if req.write { perm.insert(.write) }
@@ -90,7 +90,7 @@ extension IntelIOMMU {
     private func badRequest(_ req: VTdPageRequest) {
         guard req.lastPage else { return }
         intelDriver.lock.withLock {
-            submit([.pageGroupResponse(rid: req.rid, pasid: req.pasidPresent ? req.pasid : nil,
+            submit([.pageGroupResponse(rid: req.rid, pasid: req.pasid,
                                        groupIndex: req.groupIndex, code: .invalid, lastPage: true)])
         }
     }
@@ -104,7 +104,7 @@ extension IntelIOMMU {
         case .failure: .failure
         }
         intelDriver.lock.withLock {
-            submit([.pageGroupResponse(rid: dev.rid, pasid: evt.pasidValid ? evt.pasid : nil,
+            submit([.pageGroupResponse(rid: dev.rid, pasid: evt.pasid,
                                        groupIndex: UInt16(truncatingIfNeeded: evt.grpid & 0x1FF), code: code,
                                        lastPage: evt.isLastPage)])
         }

@@ -26,7 +26,8 @@ public final class VTdSVADomain: VTdDomain, @unchecked Sendable {
     /// `intel_svm_set_dev_pasid`: a first-stage entry on `mm->pgd`, DID 1.
     /// - Throws: `EOPNOTSUPP` unit without PASID; `EBUSY` copied context or present
     ///   entry with no `old`; `ENOMEM`.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
+        let pasid = pasid.rawValue
         try intelDriver.lock.withLock { () throws(Errno) in
             let info = try pasidPreconditions(dev)
             try install(info, pasid: pasid, replacing: old as? VTdDomain)

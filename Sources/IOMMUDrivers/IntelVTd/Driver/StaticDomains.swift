@@ -23,7 +23,8 @@ public final class VTdBlockedDomain: VTdDomain, @unchecked Sendable {
     /// then the old domain's DID reference and cache tags are dropped, then, if the old
     /// domain had a fault handler, its iopf reference (`iopf_for_domain_remove`).
     /// - Throws: `ENODEV` for a device the driver did not probe.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
+        let pasid = pasid.rawValue
         try intelDriver.lock.withLock { () throws(Errno) in
             guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
             info.unit.tearDown(info, pasid: pasid, faultIgnore: false)
@@ -63,7 +64,7 @@ public final class VTdIdentityDomain: VTdDomain, @unchecked Sendable {
             }
             info.unit.blockTranslation(info)
             try info.unit.replaceCopiedContext(info)
-            try install(info, pasid: IOMMUSubsystem.noPasid, replacing: nil)
+            try install(info, pasid: IntelIOMMU.ridPasid, replacing: nil)
             info.ridDomain = self
         }
     }
@@ -72,7 +73,8 @@ public final class VTdIdentityDomain: VTdDomain, @unchecked Sendable {
     /// reference).
     /// - Throws: `EOPNOTSUPP` unit without PASID; `EBUSY` copied context or present entry
     ///   with no `old`; `ENOMEM`.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
+        let pasid = pasid.rawValue
         try intelDriver.lock.withLock { () throws(Errno) in
             let info = try pasidPreconditions(dev)
             try install(info, pasid: pasid, replacing: old as? VTdDomain)

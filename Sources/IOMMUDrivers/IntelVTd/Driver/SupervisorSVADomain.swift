@@ -34,7 +34,8 @@ public final class VTdSupervisorSVADomain: VTdDomain, @unchecked Sendable {
     /// `intel_svm_bind_mm` → `intel_pasid_setup_first_level(..., PASID_FLAG_SUPERVISOR_MODE)`.
     /// - Throws: `EOPNOTSUPP` unit without PASID; `EBUSY` copied context or a present
     ///   entry with no `old`; `ENOMEM`.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
+        let pasid = pasid.rawValue
         try intelDriver.lock.withLock { () throws(Errno) in
             let info = try pasidPreconditions(dev)
             try install(info, pasid: pasid, replacing: old as? VTdDomain)

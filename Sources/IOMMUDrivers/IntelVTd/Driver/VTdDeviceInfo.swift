@@ -80,7 +80,7 @@ public final class VTdDeviceInfo: @unchecked Sendable {
         var c = VTdContextEntry()
         c.pasidDirectory = directory
         c.pdts = pdts
-        c.ridPasid = IOMMUSubsystem.noPasid
+        c.ridPasid = IntelIOMMU.ridPasid
         c.dte = dev.atsEnabled
         c.paside = unit.caps.pasid
         c.pre = dev.priEnabled

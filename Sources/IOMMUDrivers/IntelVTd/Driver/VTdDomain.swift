@@ -108,7 +108,7 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     }
 }
 
-/// One place a domain is attached: a device's RID (PASID 0) or one of its PASIDs.
+/// One place a domain is attached: a device's RID (PASID-table index RID_PASID, 0) or one of its PASIDs.
 struct VTdAttachment {
     unowned let info: VTdDeviceInfo
     let pasid: UInt32

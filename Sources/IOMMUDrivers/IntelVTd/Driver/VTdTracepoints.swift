@@ -33,20 +33,20 @@ extension TraceRecord {
     public static func prqReport(iommu: String, request r: VTdPageRequest, sequence: Int) -> TraceRecord {
         // struct page_req_dsc: qw_0 = type:8 pasid_present:1 rsvd:7 rid:16 pasid:20 exe_req:1
         // pm_req:1; qw_1 = rd_req:1 wr_req:1 lpig:1 prg_index:9 addr:52.
-        let dw0: UInt64 = 1 | (r.pasidPresent ? 1 << 8 : 0) | UInt64(r.rid.raw) << 16 | UInt64(r.pasid & 0xf_ffff) << 32
+        let dw0: UInt64 = 1 | (r.pasidPresent ? 1 << 8 : 0) | UInt64(r.rid.raw) << 16 | UInt64((r.pasid?.rawValue ?? 0) & 0xf_ffff) << 32
             | (r.execute ? 1 << 52 : 0) | (r.privileged ? 1 << 53 : 0)
         let dw1: UInt64 = (r.read ? 1 : 0) | (r.write ? 2 : 0) | (r.lastPage ? 4 : 0)
             | UInt64(r.groupIndex & 0x1ff) << 3 | r.address.rawValue & ~0xfff
         let flags = [r.read ? "r" : "-", r.write ? "w" : "-", r.execute ? "x" : "-", r.privileged ? "p" : "-",
                      r.lastPage ? "l" : "-"].joined()
         let decoded = "rid=\(hex(UInt64(r.rid.raw))) addr=\(hex(r.address.rawValue >> 12)) \(flags) "
-            + "pasid=\(hex(UInt64(r.pasid))) index=\(hex(UInt64(r.groupIndex)))"
+            + "pasid=\(hex(UInt64(r.pasid?.rawValue ?? 0))) index=\(hex(UInt64(r.groupIndex)))"
         return TraceRecord(system: intelSystem, event: "prq_report",
                            fields: [.init("dw0", hex(dw0)), .init("dw1", hex(dw1)), .init("dw2", "0x0"),
                                     .init("dw3", "0x0"), .init("seq", "\(sequence)"), .init("iommu", iommu),
                                     .init("dev", r.rid.devName)],
                            message: "\(iommu)/\(r.rid.devName) seq# \(sequence): \(decoded)",
-                           device: r.rid, pasid: r.pasidPresent ? r.pasid : nil)
+                           device: r.rid, pasid: r.pasid)
     }
 
     /// `intel_iommu:cache_tag_assign` / `cache_tag_unassign` (`cache_tag_assign`,
@@ -60,7 +60,7 @@ extension TraceRecord {
                            fields: [.init("iommu", iommu), .init("dev", device.devName), .init("type", type),
                                     .init("domain_id", "\(did)"), .init("pasid", "\(pasid)"), .init("users", "\(users)")],
                            message: "\(iommu)/\(device.devName) type \(type) did \(did) pasid \(pasid) ref \(users)",
-                           device: device, pasid: pasid)
+                           device: device, pasid: pasid == 0 ? nil : PASID(rawValue: pasid))
     }
 }
 
@@ -75,9 +75,12 @@ extension VTdDescriptor {
     }
 
     /// The PASID a descriptor is aimed at, for trace filters.
-    var targetPasid: UInt32? {
+    /// Table-level PASIDs (the PASID cache, the PASID-based IOTLB) are raw entry indices;
+    /// index 0, the RID's entry, is "no PASID".
+    var targetPasid: PASID? {
         switch self {
-        case .pasidCache(_, let p), .piotlb(_, let p, _, _, _), .devTLBPasid(_, let p, _, _): p
+        case .pasidCache(_, let p), .piotlb(_, let p, _, _, _): p == 0 ? nil : PASID(rawValue: p)
+        case .devTLBPasid(_, let p, _, _): p
         case .pageGroupResponse(_, let p, _, _, _): p
         default: nil
         }

@@ -55,7 +55,7 @@ extension VTdDescriptor {
             w.qw0 = Self.deviceTLBSID(rid) | type | Self.pfsid(rid)
             w.qw1 = Self.sizedAddress(address.rawValue, size, sizeBit: 1)    // QI_DEV_IOTLB_ADDR | QI_DEV_IOTLB_SIZE
         case .devTLBPasid(let rid, let pasid, let address, let size):
-            w.qw0 = UInt64(pasid & 0xf_ffff) << 32 | UInt64(rid.raw) << 16 | type | Self.pfsid(rid)
+            w.qw0 = UInt64(pasid.rawValue & 0xf_ffff) << 32 | UInt64(rid.raw) << 16 | type | Self.pfsid(rid)
             w.qw1 = Self.sizedAddress(address.rawValue, size, sizeBit: 1 << 11)   // QI_DEV_EIOTLB_SIZE
         case .wait(let fence, let drain):
             // QI_IWD_STATUS_DATA(QI_DONE) | QI_IWD_STATUS_WRITE | QI_IWD_TYPE
@@ -76,8 +76,8 @@ extension VTdDescriptor {
         case .pasidCacheGlobal:
             w.qw0 = 3 << 4 | type                                               // QI_PC_GLOBAL
         case .pageGroupResponse(let rid, let pasid, let index, let code, let last):
-            w.qw0 = UInt64(pasid ?? 0) << 32 | UInt64(rid.raw) << 16 | UInt64(code.rawValue) << 12
-                | (pasid != nil ? 1 << 4 : 0) | type
+            let pasidBits = UInt64(pasid?.rawValue ?? 0) << 32 | (pasid != nil ? 1 << 4 : 0)
+            w.qw0 = pasidBits | UInt64(rid.raw) << 16 | UInt64(code.rawValue) << 12 | type
             w.qw1 = UInt64(index) << 3 | (last ? 1 << 2 : 0)                    // QI_PGRP_IDX, QI_PGRP_LPIG
         }
         return w

@@ -11,6 +11,8 @@ public enum VTdDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// and function mask.
     case contextDevice(did: UInt16, rid: RID)
     /// PASID-cache invalidation, PASID-selective within a domain (`QI_PC_PASID_SEL`).
+    /// The PASID fields of descriptors hold the 20-bit value the hardware reads: the
+    /// PASID-table index, where 0 is the RID_PASID entry of requests without PASID.
     case pasidCache(did: UInt16, pasid: UInt32)
     /// PASID-cache invalidation, domain-selective (`QI_PC_ALL_PASIDS`).
     case pasidCacheDomain(did: UInt16)
@@ -30,12 +32,12 @@ public enum VTdDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// drops ATC entries of requests without PASID over `[address, address + size)`.
     case devTLB(rid: RID, address: IOVA, size: UInt64)
     /// PASID-based device-TLB invalidation (`qi_flush_dev_iotlb_pasid`).
-    case devTLBPasid(rid: RID, pasid: UInt32, address: IOVA, size: UInt64)
+    case devTLBPasid(rid: RID, pasid: PASID, address: IOVA, size: UInt64)
     /// Invalidation wait (`QI_IWD_TYPE`): `fence` orders it after earlier descriptors,
     /// `drain` also waits for page requests in flight (`QI_IWD_PRQ_DRAIN`).
     case wait(fence: Bool, drain: Bool)
     /// Page-group response (`QI_PGRP_RESP_TYPE`) to the device at `rid`.
-    case pageGroupResponse(rid: RID, pasid: UInt32?, groupIndex: UInt16, code: VTdPageResponseCode, lastPage: Bool)
+    case pageGroupResponse(rid: RID, pasid: PASID?, groupIndex: UInt16, code: VTdPageResponseCode, lastPage: Bool)
 
     /// The counter name of this descriptor kind (`"iotlb-psi"`, `"pasid-cache"`, ...).
     public var kind: String {

@@ -49,7 +49,7 @@ public struct VTdFaultRecord: Hashable, Sendable {
     /// Source ID of the request.
     public let rid: RID
     /// PASID of the request, nil without PASID.
-    public let pasid: UInt32?
+    public let pasid: PASID?
     /// Faulting address (page granular in hardware; the full address here).
     public let address: IOVA
     /// Whether the request was a write.

@@ -87,9 +87,9 @@ extension VTdHardware {
         prqLock.withLock { prq.isEmpty ? nil : prq.removeFirst() }
     }
 
-    /// Removes and returns every queued request for (`rid`, `pasid`) (PASID 0 = requests
+    /// Removes and returns every queued request for (`rid`, `pasid`) (nil: requests
     /// without PASID), as a PRQ thread that handled them would.
-    public func takePageRequests(rid: RID, pasid: UInt32) -> [VTdPageRequest] {
+    public func takePageRequests(rid: RID, pasid: PASID?) -> [VTdPageRequest] {
         prqLock.withLock {
             let taken = prq.filter { $0.matches(rid: rid, pasid: pasid) }
             prq.removeAll { $0.matches(rid: rid, pasid: pasid) }
@@ -98,7 +98,7 @@ extension VTdHardware {
     }
 
     /// Whether requests for (`rid`, `pasid`) are queued.
-    public func hasPendingPageRequests(rid: RID, pasid: UInt32) -> Bool {
+    public func hasPendingPageRequests(rid: RID, pasid: PASID?) -> Bool {
         prqLock.withLock { prq.contains { $0.matches(rid: rid, pasid: pasid) } }
     }
 

@@ -43,7 +43,7 @@ extension VTdHardware {
             guard ctxFlags & ContextSlot.paside != 0 else {
                 return fault(r, VTdFault.pasidDisabled, recorded: ctxFlags & ContextSlot.fpd == 0)
             }
-            pasid = p
+            pasid = p.rawValue
         } else {
             pasid = cs.pointee.ridPasid
         }
@@ -268,7 +268,7 @@ extension VTdHardware {
             }
             let index = UInt16(truncatingIfNeeded: regs[9] & 0x1FF)
             regs[9] &+= 1
-            prq.append(VTdPageRequest(rid: r.rid, pasidPresent: r.pasid != nil, pasid: r.pasid ?? 0,
+            prq.append(VTdPageRequest(rid: r.rid, pasid: r.pasid,
                                       read: r.access.contains(.read), write: r.access.contains(.write),
                                       execute: r.access.contains(.execute), privileged: r.privileged && r.pasid != nil,
                                       lastPage: true, groupIndex: index, address: r.address.alignedDown(to: 4096)))

@@ -123,28 +123,30 @@ public final class VTdHardware: IOMMUHardware, @unchecked Sendable {
         return c
     }
 
-    /// Whether the PASID-table entry of (`rid`, `pasid`) is present in memory (PASID 0 =
-    /// the context's RID_PASID), walking root, context and directory as the hardware would.
-    public func hasLiveEntry(rid: RID, pasid: UInt32) -> Bool {
+    /// Whether the PASID-table entry of (`rid`, `pasid`) is present in memory (nil: the
+    /// context's RID_PASID entry), walking root, context and directory as the hardware
+    /// would.
+    public func hasLiveEntry(rid: RID, pasid: PASID?) -> Bool {
         guard let pa = pasidEntryAddress(rid: rid, pasid: pasid) else { return false }
         return memory.load64(pa) & 1 != 0
     }
 
-    /// Whether page requests with `pasid` (0: requests without PASID) are still queued.
-    public func hasPendingPageRequests(pasid: UInt32) -> Bool {
-        prqLock.withLock { prq.contains { pasid == 0 ? !$0.pasidPresent : $0.pasidPresent && $0.pasid == pasid } }
+    /// Whether page requests with `pasid` (nil: requests without PASID) are still queued.
+    public func hasPendingPageRequests(pasid: PASID?) -> Bool {
+        prqLock.withLock { prq.contains { $0.pasid == pasid } }
     }
 
-    /// The address of the PASID-table entry of (`rid`, `pasid`) reached through the
-    /// tables in memory, nil where a level is missing.
-    public func pasidEntryAddress(rid: RID, pasid: UInt32) -> PhysicalAddress? {
+    /// The address of the PASID-table entry of (`rid`, `pasid`) (nil: the context's
+    /// RID_PASID entry) reached through the tables in memory, nil where a level is
+    /// missing.
+    public func pasidEntryAddress(rid: RID, pasid: PASID?) -> PhysicalAddress? {
         guard regs[5] != 0 else { return nil }
         let re = memory.load64(VTdRootEntry.address(root: rootTableAddress, bus: rid.bus) + (rid.devfn >= 0x80 ? 8 : 0))
         guard re & 1 != 0 else { return nil }
         let ce = VTdContextEntry.load(memory, VTdContextEntry.address(table: PhysicalAddress(rawValue: re & ~0xFFF),
                                                                       devfn: rid.devfn))
         guard ce.present else { return nil }
-        let p = pasid == 0 ? ce.ridPasid : pasid
+        let p = pasid?.rawValue ?? ce.ridPasid
         guard VTdPASIDDirectory.index(p) < UInt64(1) << UInt64(ce.pdts + 7) else { return nil }
         let de = memory.load64(ce.pasidDirectory + VTdPASIDDirectory.index(p) * 8)
         guard de & 1 != 0 else { return nil }
@@ -166,16 +168,17 @@ public final class VTdHardware: IOMMUHardware, @unchecked Sendable {
 
     // MARK: audits for the model's checkers
 
-    /// Whether the PASID cache holds a present copy of (`rid`, `pasid`).
-    public func pasidCacheHoldsPresent(rid: RID, pasid: UInt32) -> Bool {
+    /// Whether the PASID cache holds a present copy of the entry at PASID-table index
+    /// `pasid` of `rid` (0: the RID_PASID entry).
+    func pasidCacheHoldsPresent(rid: RID, pasid: UInt32) -> Bool {
         let key = PASIDSlot.key(rid: rid.raw, pasid: pasid)
         let s = pasidCache + PASIDSlot.index(rid: rid.raw, pasid: pasid)
         return s.pointee.key == key && s.pointee.flags & PASIDSlot.presentFlag != 0
     }
 
     /// Whether the IOTLB still holds any translation tagged with `did` (and, for
-    /// first-stage entries, `pasid` when given).
-    public func iotlbHolds(did: UInt16, pasid: UInt32? = nil) -> Bool {
+    /// first-stage entries, PASID-table index `pasid` when given).
+    func iotlbHolds(did: UInt16, pasid: UInt32? = nil) -> Bool {
         var found = false
         iotlb.invalidate { tag, _, _ in
             if Self.did(ofTag: tag) == did {

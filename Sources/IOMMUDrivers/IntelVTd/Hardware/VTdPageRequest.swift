@@ -5,10 +5,10 @@ import IOMMUCore
 public struct VTdPageRequest: Hashable, Sendable {
     /// Requester ID (`rid`).
     public var rid: RID
+    /// The PASID (`pasid`), nil when the request carried none (`pasid_present` clear).
+    public var pasid: PASID?
     /// Whether the request carried a PASID (`pasid_present`).
-    public var pasidPresent: Bool
-    /// The PASID (`pasid`), 0 when absent.
-    public var pasid: UInt32
+    public var pasidPresent: Bool { pasid != nil }
     /// Read access requested (`rd_req`).
     public var read: Bool
     /// Write access requested (`wr_req`).
@@ -25,10 +25,9 @@ public struct VTdPageRequest: Hashable, Sendable {
     public var address: IOVA
 
     /// A page request as the model's hardware produces it.
-    public init(rid: RID, pasidPresent: Bool, pasid: UInt32, read: Bool, write: Bool, execute: Bool,
+    public init(rid: RID, pasid: PASID?, read: Bool, write: Bool, execute: Bool,
                 privileged: Bool, lastPage: Bool, groupIndex: UInt16, address: IOVA) {
         self.rid = rid
-        self.pasidPresent = pasidPresent
         self.pasid = pasid
         self.read = read
         self.write = write
@@ -39,11 +38,9 @@ public struct VTdPageRequest: Hashable, Sendable {
         self.address = address
     }
 
-    /// Whether the request is for (`rid`, `pasid`), where PASID 0 stands for requests
-    /// without PASID (the kernel's drain matching rule).
-    public func matches(rid: RID, pasid: UInt32) -> Bool {
-        self.rid == rid && (pasid == 0 ? !pasidPresent : pasidPresent && self.pasid == pasid)
-    }
+    /// Whether the request is for (`rid`, `pasid`), nil matching requests without PASID
+    /// (the kernel's drain matching rule).
+    public func matches(rid: RID, pasid: PASID?) -> Bool { self.rid == rid && self.pasid == pasid }
 }
 
 /// A page-group response the hardware delivered to a device.
@@ -51,7 +48,7 @@ public struct VTdPageResponse: Hashable, Sendable {
     /// The device.
     public let rid: RID
     /// The PASID of the group, nil for a group without PASID.
-    public let pasid: UInt32?
+    public let pasid: PASID?
     /// The group index.
     public let groupIndex: UInt16
     /// The response code.

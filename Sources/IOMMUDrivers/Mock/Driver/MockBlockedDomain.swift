@@ -16,14 +16,14 @@ public final class MockBlockedDomain: IOMMUDomain, @unchecked Sendable {
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         // Enabling for the blocked domain (no fault handler) cannot fail.
         try driver.switchRIDIOPF(dev, to: self)
-        driver.program(dev, pasid: 0, .blocked)
-        driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: true)
+        driver.program(dev, pasid: nil, .blocked)
+        driver.record(.attachDev, self, dev, pasid: nil, old: old, succeeded: true)
     }
 
     /// `mock_domain_set_dev_pasid_nop` on the blocked domain: removes the PASID's entry
     /// and drops the old domain's cached translations and IOPF enablement for it. Never
     /// fails.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
         guard ops.contains(.setDevPasid) else { throw .notSupported }
         try driver.checkSetDevPasid(dev, pasid: pasid, blocking: true)
         try driver.switchPasidIOPF(dev, to: self, old: old)

@@ -51,7 +51,7 @@ public struct MockCall: Hashable, Sendable, CustomStringConvertible {
     /// The device.
     public let rid: RID
     /// The PASID (0 for `attach_dev`).
-    public let pasid: UInt32
+    public let pasid: PASID?
     /// The `old` argument's description, or nil.
     public let old: String?
     /// Whether the group's PASID array held a published (not merely reserved) entry at
@@ -63,6 +63,6 @@ public struct MockCall: Hashable, Sendable, CustomStringConvertible {
 
     /// `set_dev_pasid BLOCKED#1 00:01.0 pasid 5 old=DMA#3 published ok`.
     public var description: String {
-        "\(op.rawValue) \(domain) \(rid) pasid \(pasid) old=\(old ?? "-") \(entryPublished ? "published" : "unpublished") \(succeeded ? "ok" : "failed")"
+        "\(op.rawValue) \(domain) \(rid) pasid \(pasid.map { "\($0)" } ?? "-") old=\(old ?? "-") \(entryPublished ? "published" : "unpublished") \(succeeded ? "ok" : "failed")"
     }
 }

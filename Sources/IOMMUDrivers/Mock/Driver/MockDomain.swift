@@ -56,11 +56,11 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
             if let e = state.failAttachDev { throw e }
             try driver.switchRIDIOPF(dev, to: self)
         } catch {
-            driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: false)
+            driver.record(.attachDev, self, dev, pasid: nil, old: old, succeeded: false)
             throw error
         }
-        driver.program(dev, pasid: 0, .paging(table: table, serial: serial))
-        driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: true)
+        driver.program(dev, pasid: nil, .paging(table: table, serial: serial))
+        driver.record(.attachDev, self, dev, pasid: nil, old: old, succeeded: true)
     }
 
     /// `mock_domain_set_dev_pasid_nop`: programs the (RID, PASID) entry to this table
@@ -68,7 +68,7 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     /// - Throws: `ENOMEM` from the PASID 1024 quirk; the injected
     ///   ``MockDeviceState/failSetDevPasid`` errno; `ENODEV`/`EBUSY` from enabling IOPF.
     ///   The entry keeps `old` on error.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
         guard ops.contains(.setDevPasid) else { throw .notSupported }
         do throws(Errno) {
             try driver.checkSetDevPasid(dev, pasid: pasid, blocking: false)

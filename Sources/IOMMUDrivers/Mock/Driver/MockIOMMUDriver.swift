@@ -77,11 +77,11 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// Forgets the recorded callbacks.
     public func clearCalls() { lock.withLock { _calls.removeAll() } }
 
-    func record(_ op: MockCall.Op, _ domain: IOMMUDomain, _ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?,
+    func record(_ op: MockCall.Op, _ domain: IOMMUDomain, _ dev: PCIDevice, pasid: PASID?, old: IOMMUDomain?,
                 succeeded: Bool) {
         let published: Bool = dev.group.map { g in
-            if case .reserved? = g.pasidArray[pasid] { return false }
-            return g.pasidArray[pasid] != nil
+            if case .reserved? = g.slot(pasid) { return false }
+            return g.slot(pasid) != nil
         } ?? false
         let call = MockCall(op: op, domain: "\(domain)", blocking: domain.type == .blocked, rid: dev.rid,
                             pasid: pasid, old: old.map { "\($0)" }, entryPublished: published, succeeded: succeeded)
@@ -206,7 +206,7 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// The part of `mock_domain_set_dev_pasid_nop` every domain shares: the PASID 1024
     /// quirk and the injected failure.
     /// - Throws: `ENOMEM` on the second non-blocking set of PASID 1024; the injected errno.
-    func checkSetDevPasid(_ dev: PCIDevice, pasid: UInt32, blocking: Bool) throws(Errno) {
+    func checkSetDevPasid(_ dev: PCIDevice, pasid: PASID, blocking: Bool) throws(Errno) {
         guard let state = dev.driverPrivate as? MockDeviceState else { throw .noDevice }
         if !blocking, let e = state.failSetDevPasid { throw e }
         guard pasid == Mock.reservedTestPasid else { return }
@@ -222,7 +222,7 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
 
     /// Writes the hardware entry of (`dev`, `pasid`) and drops the cached translations of
     /// the domain it replaces there, as a driver does when it tears an entry down.
-    func program(_ dev: PCIDevice, pasid: UInt32, _ entry: MockHardware.Entry?) {
+    func program(_ dev: PCIDevice, pasid: PASID?, _ entry: MockHardware.Entry?) {
         guard let unit = dev.iommu as? MockIOMMU else { return }
         unit.hardwareLock.withLock {
             let hw = unit.mockHardware
@@ -233,7 +233,7 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
                 hw.invalidate(serial: serial, pasid: pasid)
             case .nested(_, let serial)?:
                 // A nested RID entry with the user PASID table served every PASID.
-                if pasid == 0 && hw.userPasidTable { hw.invalidateAll(serial: serial) } else {
+                if pasid == nil && hw.userPasidTable { hw.invalidateAll(serial: serial) } else {
                     hw.invalidate(serial: serial, pasid: pasid)
                 }
             default:

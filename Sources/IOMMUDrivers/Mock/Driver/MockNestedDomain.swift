@@ -31,17 +31,17 @@ public final class MockNestedDomain: IOMMUDomain, @unchecked Sendable {
             if let e = driver.state(of: dev)?.failAttachDev { throw e }
             try driver.switchRIDIOPF(dev, to: self)
         } catch {
-            driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: false)
+            driver.record(.attachDev, self, dev, pasid: nil, old: old, succeeded: false)
             throw error
         }
-        driver.program(dev, pasid: 0, .nested(parentTable: parent.table, parentSerial: parent.serial))
-        driver.record(.attachDev, self, dev, pasid: 0, old: old, succeeded: true)
+        driver.program(dev, pasid: nil, .nested(parentTable: parent.table, parentSerial: parent.serial))
+        driver.record(.attachDev, self, dev, pasid: nil, old: old, succeeded: true)
     }
 
     /// `mock_domain_set_dev_pasid_nop` for a nested domain.
     /// - Throws: `ENOMEM` from the PASID 1024 quirk; the injected errno; `ENODEV`/`EBUSY`
     ///   from enabling IOPF.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
         do throws(Errno) {
             try driver.checkSetDevPasid(dev, pasid: pasid, blocking: false)
             try driver.switchPasidIOPF(dev, to: self, old: old)

@@ -29,7 +29,7 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
 
     struct Key: Hashable {
         let rid: RID
-        let pasid: UInt32
+        let pasid: PASID?
     }
 
     /// Whether a nested RID entry owns every PASID (`iommu_ops.user_pasid_table`).
@@ -46,8 +46,9 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
 
     // MARK: programming (driver side; caller holds the unit's hardware lock)
 
-    /// Writes the entry for (`rid`, `pasid`); `pasid` 0 is the RID entry. nil removes it.
-    public func program(rid: RID, pasid: UInt32, _ entry: Entry?) {
+    /// Writes the entry for (`rid`, `pasid`); a nil `pasid` is the RID's entry (requests
+    /// without PASID). A nil `entry` removes it.
+    public func program(rid: RID, pasid: PASID?, _ entry: Entry?) {
         entries[Key(rid: rid, pasid: pasid)] = entry
     }
 
@@ -64,10 +65,11 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
     }
 
     /// The entry programmed for (`rid`, `pasid`), for tests and the checker.
-    public func entry(rid: RID, pasid: UInt32) -> Entry? { entries[Key(rid: rid, pasid: pasid)] }
+    public func entry(rid: RID, pasid: PASID?) -> Entry? { entries[Key(rid: rid, pasid: pasid)] }
 
     /// The IOTLB tag of a domain serial and PASID.
-    static func tag(serial: Int, pasid: UInt32) -> UInt64 { UInt64(serial) << 21 | UInt64(pasid) }
+    /// The IOTLB tag of a domain serial and PASID (the RID's entries use 0).
+    static func tag(serial: Int, pasid: PASID?) -> UInt64 { UInt64(serial) << 21 | UInt64(pasid?.rawValue ?? 0) }
 
     /// Drops the cached translations of domain `serial` overlapping [`first`, `last`],
     /// for every PASID: the mock's range invalidation (`iotlb_sync`).
@@ -88,7 +90,7 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
 
     /// Drops the cached translations of domain `serial` for one PASID (teardown of a
     /// (RID, PASID) entry).
-    public func invalidate(serial: Int, pasid: UInt32) {
+    public func invalidate(serial: Int, pasid: PASID?) {
         stats.invalidations["iotlb-pasid", default: 0] += 1
         iotlb.invalidate(tag: Self.tag(serial: serial, pasid: pasid))
     }
@@ -101,16 +103,16 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
     /// Resolves the request's entry, then serves it from the IOTLB or the table.
     public func translate(_ request: TranslationRequest) -> TranslationResult {
         stats.translations += 1
-        let pasid = request.pasid ?? 0
+        let pasid = request.pasid
         let entry: Entry?
-        if pasid != 0, userPasidTable, case .nested(let t, let s)? = entries[Key(rid: request.rid, pasid: 0)] {
+        if pasid != nil, userPasidTable, case .nested(let t, let s)? = entries[Key(rid: request.rid, pasid: nil)] {
             entry = .nested(parentTable: t, parentSerial: s)
         } else {
             entry = entries[Key(rid: request.rid, pasid: pasid)]
         }
         switch entry {
         case nil:
-            return fault(pasid == 0 ? .mockBlocked : .mockPasidNotAttached)
+            return fault(pasid == nil ? .mockBlocked : .mockPasidNotAttached)
         case .blocked:
             return fault(.mockBlocked)
         case .paging(let table, let serial), .nested(let table, let serial):
@@ -118,7 +120,7 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
         }
     }
 
-    private func lookup(_ table: MockPageTable, serial: Int, pasid: UInt32, _ r: TranslationRequest) -> TranslationResult {
+    private func lookup(_ table: MockPageTable, serial: Int, pasid: PASID?, _ r: TranslationRequest) -> TranslationResult {
         let iova = r.address.rawValue
         let offset = iova & (Mock.pageSize - 1)
         let cacheable = iova < 1 << 62
@@ -153,8 +155,8 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
 
     /// Whether a non-blocked entry serves (`rid`, `pasid`), counting a nested RID entry
     /// as live for every PASID when the user owns the PASID table.
-    public func hasLiveEntry(rid: RID, pasid: UInt32) -> Bool {
-        if pasid != 0, userPasidTable, case .nested? = entries[Key(rid: rid, pasid: 0)] { return true }
+    public func hasLiveEntry(rid: RID, pasid: PASID?) -> Bool {
+        if pasid != nil, userPasidTable, case .nested? = entries[Key(rid: rid, pasid: nil)] { return true }
         switch entries[Key(rid: rid, pasid: pasid)] {
         case nil, .blocked?: return false
         default: return true
@@ -162,7 +164,7 @@ public final class MockHardware: IOMMUHardware, @unchecked Sendable {
     }
 
     /// The mock hardware has no page-request queue.
-    public func hasPendingPageRequests(pasid: UInt32) -> Bool { false }
+    public func hasPendingPageRequests(pasid: PASID?) -> Bool { false }
 
     /// The unit's counters.
     public var counters: HardwareCounters { stats }

@@ -30,13 +30,13 @@ public final class ToyPagingDomain: IOMMUDomain, @unchecked Sendable {
     /// - Throws: `ENODEV` for a device not behind a toy unit.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         guard let unit = dev.iommu as? ToyIOMMU else { throw .noDevice }
-        try unit.writeContext(entry, for: dev, pasid: 0)
+        try unit.writeContext(entry, for: dev, pasid: nil)
     }
 
     /// `set_dev_pasid`: the PASID's entry now translates through this table.
     /// - Throws: `ENODEV` for a device not behind a toy unit; `EINVAL` for a device
     ///   without a PASID table or a PASID beyond it. The entry is unchanged on error.
-    public override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
         guard ops.contains(.setDevPasid) else { throw .notSupported }
         guard let unit = dev.iommu as? ToyIOMMU else { throw .noDevice }
         try unit.writeContext(entry, for: dev, pasid: pasid)
@@ -120,12 +120,12 @@ final class ToyStaticDomain: IOMMUDomain, @unchecked Sendable {
     /// `attach_dev`: a blocked or pass-through RID entry.
     override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         guard let unit = dev.iommu as? ToyIOMMU else { throw .noDevice }
-        try unit.writeContext(ToyContextEntry(mode), for: dev, pasid: 0)
+        try unit.writeContext(ToyContextEntry(mode), for: dev, pasid: nil)
     }
 
     /// `set_dev_pasid`: for the blocked domain, how the core removes a PASID (the entry
     /// becomes invalid); for the identity domain, a pass-through PASID.
-    override func setDevPasid(_ dev: PCIDevice, pasid: UInt32, old: IOMMUDomain?) throws(Errno) {
+    override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
         guard ops.contains(.setDevPasid) else { throw .notSupported }
         guard let unit = dev.iommu as? ToyIOMMU else { throw .noDevice }
         try unit.writeContext(mode == .blocked ? .invalid : ToyContextEntry(mode), for: dev, pasid: pasid)

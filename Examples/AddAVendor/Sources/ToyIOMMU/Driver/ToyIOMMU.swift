@@ -17,18 +17,18 @@ public final class ToyIOMMU: IOMMUDevice, @unchecked Sendable {
         driver.register(self)
     }
 
-    /// Writes the context entry of (`dev`, `pasid`) (0: the RID's), as the driver's
+    /// Writes the context entry of (`dev`, `pasid`) (nil: the RID's), as the driver's
     /// attach paths do. The hardware reads entries on every request, so the new entry
     /// takes effect at once; cached translations are tagged by domain, not by device, so
     /// none needs dropping.
-    func writeContext(_ entry: ToyContextEntry, for dev: PCIDevice, pasid: UInt32) throws(Errno) {
+    func writeContext(_ entry: ToyContextEntry, for dev: PCIDevice, pasid: PASID?) throws(Errno) {
         let address: PhysicalAddress
-        if pasid == 0 {
-            address = toy.deviceEntry(dev.rid)
-        } else {
+        if let pasid {
             guard let info = dev.driverPrivate as? ToyDeviceInfo, let table = info.pasidTable,
-                  pasid < ToyLayout.pasids else { throw .invalidArgument }
-            address = table + UInt64(pasid) * 8
+                  pasid.rawValue > 0, pasid.rawValue < ToyLayout.pasids else { throw .invalidArgument }
+            address = table + UInt64(pasid.rawValue) * 8
+        } else {
+            address = toy.deviceEntry(dev.rid)
         }
         hardwareLock.withLock { toy.memory.setWord(entry.raw, at: address) }
     }

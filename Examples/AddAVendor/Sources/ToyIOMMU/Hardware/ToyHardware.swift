@@ -54,12 +54,13 @@ public final class ToyHardware: IOMMUHardware, @unchecked Sendable {
 
     /// The entry that governs (`rid`, `pasid`): the device table's first word, or the
     /// PASID-table entry; nil when the tables do not reach one.
-    private func contextEntry(rid: RID, pasid: UInt32?) -> ToyContextEntry? {
+    private func contextEntry(rid: RID, pasid: PASID?) -> ToyContextEntry? {
         let dte = deviceEntry(rid)
-        guard let pasid, pasid != 0 else { return ToyContextEntry(raw: memory.word(at: dte)) }
+        guard let pasid else { return ToyContextEntry(raw: memory.word(at: dte)) }
         let pointer = ToyContextEntry(raw: memory.word(at: dte + 8))
-        guard pointer.isValid, pasid < ToyLayout.pasids else { return nil }
-        return ToyContextEntry(raw: memory.word(at: pointer.tableRoot + UInt64(pasid) * 8))
+        // PASID-table slot 0 is unused: the RID's own entry is in the device table.
+        guard pointer.isValid, pasid.rawValue > 0, pasid.rawValue < ToyLayout.pasids else { return nil }
+        return ToyContextEntry(raw: memory.word(at: pointer.tableRoot + UInt64(pasid.rawValue) * 8))
     }
 
     /// Translates one request: the context entry from the tables, then the IOTLB, then
@@ -108,13 +109,13 @@ public final class ToyHardware: IOMMUHardware, @unchecked Sendable {
     }
 
     /// Whether (`rid`, `pasid`) has a valid entry that is not blocked.
-    public func hasLiveEntry(rid: RID, pasid: UInt32) -> Bool {
+    public func hasLiveEntry(rid: RID, pasid: PASID?) -> Bool {
         guard let e = contextEntry(rid: rid, pasid: pasid) else { return false }
         return e.isValid && e.mode != .blocked
     }
 
     /// The toy has no page-request queue.
-    public func hasPendingPageRequests(pasid: UInt32) -> Bool { false }
+    public func hasPendingPageRequests(pasid: PASID?) -> Bool { false }
 
     /// The unit's counters.
     public var counters: HardwareCounters { stats }
