@@ -37,7 +37,7 @@ private final class IOASBenchRig {
     let machine: Machine
     let process: IOMMUCore.Process
     let fd: IOMMUFD
-    let ioas: UInt32
+    let ioas: IOASObjectID
     let va: UInt64
     let bytes: UInt64
     private var devices: [DeviceObject] = []

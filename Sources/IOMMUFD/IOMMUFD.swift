@@ -116,8 +116,8 @@ public final class IOMMUFD: @unchecked Sendable {
     }
 
     /// Objects of the context right now (tombstones excluded), in ID order.
-    public var objectSnapshot: [(id: UInt32, type: IOMMUFDObjectType, users: Int)] {
-        lock.withLock { table.liveObjects.map { ($0.id, $0.type, $0.users) } }
+    public var objectSnapshot: [(id: AnyIOMMUFDObjectID, type: IOMMUFDObjectType, users: Int)] {
+        lock.withLock { table.liveObjects.map { (AnyIOMMUFDObjectID(rawValue: $0.rawID), $0.type, $0.users) } }
     }
 
     /// Whether the object table holds anything (live, reserved or tombstoned).
@@ -136,13 +136,13 @@ public final class IOMMUFD: @unchecked Sendable {
                 if leaves.isEmpty {
                     warn("iommufd_fops_release", "no progress: \(table.liveObjects) still referenced")
                     for o in table.liveObjects.reversed() {
-                        table.release(o.id)
+                        table.release(o.rawID)
                         o.destroy(self)
                     }
                     break
                 }
-                for o in leaves where table.live(o.id) === o && o.users == 1 {
-                    table.release(o.id)
+                for o in leaves where table.live(o.rawID) === o && o.users == 1 {
+                    table.release(o.rawID)
                     if vfioIOAS === o { vfioIOAS = nil }
                     o.destroy(self)
                 }

@@ -18,9 +18,9 @@ extension IOMMUFD {
             let (stdev, hwpt, idev) = try testMockDomain(backend, ptID: c.id, flags: flags)
             do throws(Errno) {
                 if c.op == IOMMUTestOp.mockDomainFlags {
-                    c.setMember(T.MockDomainFlags(outStdevId: stdev.id, outHwptId: hwpt, outIdevId: idev, devFlags: flags))
+                    c.setMember(T.MockDomainFlags(outStdevId: stdev.rawID, outHwptId: hwpt, outIdevId: idev, devFlags: flags))
                 } else {
-                    c.setMember(T.MockDomain(outStdevId: stdev.id, outHwptId: hwpt, outIdevId: idev))
+                    c.setMember(T.MockDomain(outStdevId: stdev.rawID, outHwptId: hwpt, outIdevId: idev))
                 }
                 try u.respond(c)
             } catch {
@@ -48,7 +48,7 @@ extension IOMMUFD {
                 unmap: { [weak st] iova, length in st?.unmap(iova: iova, length: length) }))
             st.access = access
             do throws(Errno) {
-                try accessAttach(access, ioasID: c.id)
+                try accessAttach(access, ioasID: IOASObjectID(rawValue: c.id))
             } catch {
                 accessDestroy(access)
                 throw error
@@ -121,7 +121,7 @@ extension IOMMUFD {
             try u.respond(c)
         case IOMMUTestOp.accessReplaceIOAS:
             let st = try testAccess(c.id)
-            try accessReplace(st.access, ioasID: c.member(T.AccessReplaceIOAS.self).ioasId)
+            try accessReplace(st.access, ioasID: IOASObjectID(rawValue: c.member(T.AccessReplaceIOAS.self).ioasId))
         case IOMMUTestOp.dirty:
             var m = c.member(T.Dirty.self)
             guard m.pageSize != 0, m.length != 0, m.iova % m.pageSize == 0, m.length % m.pageSize == 0,
@@ -214,7 +214,7 @@ extension IOMMUFD {
             let idev = try deviceBind(mdev)
             stdev.idev = idev
             let hwpt = try changePT(idev, pasid: nil, ptID: ptID, mode: .attach)
-            return (stdev, hwpt, idev.id)
+            return (stdev, hwpt, idev.rawID)
         } catch {
             abortAndDestroy(stdev)
             throw error

@@ -148,7 +148,7 @@ final class MdevCheckTests: XCTestCase {
         _ = try driver.pin(mdev, iova: 0x1010_0000 + 5 * PAGE, npage: 1, write: true)
 
         // The VFIO type1 compatibility unmap copies the unmapped size back even on error.
-        var set = IOMMUVFIOIOAS(ioasId: ioas, op: IOMMUFDConstant.vfioIOASSet)
+        var set = IOMMUVFIOIOAS(ioasId: ioas.rawValue, op: IOMMUFDConstant.vfioIOASSet)
         XCTAssertEqual(rig.iommuCall(IOMMUFDCommand.vfioIOAS, &set), 0)
         var u = VFIOIOMMUType1DMAUnmap(argsz: UInt32(VFIOIOMMUType1DMAUnmap.size), iova: 0x1010_0000, size: 8 * PAGE)
         let (rc, out) = rig.raw(rig.iommufd.ioctl, IOMMUFDCommand.vfioIOMMUUnmapDMA, u.bytes)
@@ -192,7 +192,7 @@ final class MdevCheckTests: XCTestCase {
         let (mdev, f) = try boundMdev(rig, driver)
         let ioas1 = try rig.mappedIOAS(iova: 0x1010_0000)
         let ioas2 = try rig.mappedIOAS(iova: 0x1030_0000)
-        assertErrno(.noEntry) { try f.attach(ptID: 999) }
+        assertErrno(.noEntry) { try f.attach(ptID: 999 as PageTableObjectID) }
         XCTAssertFalse(mdev.isAttached)
         _ = try f.attach(ptID: ioas1)
         _ = try f.attach(ptID: ioas2)

@@ -16,7 +16,7 @@ final class VFIOAttachShapeTests: XCTestCase {
         let (v, f, _) = try rig.bound(dev)
         let ioas = try rig.mappedIOAS()
         let hwpt = try f.attach(.rid, ptID: ioas)
-        XCTAssertNotEqual(hwpt, ioas, "an IOAS attaches through an auto domain whose ID is returned")
+        XCTAssertNotEqual(hwpt, PageTableObjectID(ioas), "an IOAS attaches through an auto domain whose ID is returned")
         XCTAssertTrue(v.ridAttached)
         try dev.dmaWrite(at: 0x1010_0000 + 0x100, bytes: Array("rid".utf8))
         XCTAssertEqual(try rig.bufferBytes(at: 0x100, count: 3), Array("rid".utf8))
@@ -35,7 +35,7 @@ final class VFIOAttachShapeTests: XCTestCase {
         let (v, f, devid) = try rig.bound(dev)
         let ioas = try rig.mappedIOAS()
         let (_, hwpt) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocPasid)
-        XCTAssertEqual(try f.attach(.pasid(12), ptID: hwpt), hwpt)
+        XCTAssertEqual(try f.attach(.pasid(12), ptID: hwpt), PageTableObjectID(hwpt))
         try dev.dmaWrite(at: 0x1010_0000 + 0x200, bytes: Array("pasid12".utf8), pasid: 12)
         XCTAssertEqual(try rig.bufferBytes(at: 0x200, count: 7), Array("pasid12".utf8))
         XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1]), "the RID is still blocked")
@@ -56,7 +56,7 @@ final class VFIOAttachShapeTests: XCTestCase {
         XCTAssertEqual(rc, 0)
         let (rc2, nested) = rig.nestedAlloc(dev: devid, parent: parent)
         XCTAssertEqual(rc2, 0)
-        XCTAssertEqual(try f.attach(.ridAndAllPasids, ptID: nested), nested)
+        XCTAssertEqual(try f.attach(.ridAndAllPasids, ptID: nested), PageTableObjectID(nested))
         XCTAssertTrue(v.ownsAllPasids)
         XCTAssertTrue(dev.group?.ridOwnsAllPasids == true)
         for (i, pasid) in ([nil, 1, 42, 0xF_FFFF] as [PASID?]).enumerated() {
@@ -94,7 +94,7 @@ final class VFIOAttachShapeTests: XCTestCase {
         // Not a nested HWPT.
         assertErrno(.invalidArgument) { try f.attachAllPasids(ptID: compat) }
         assertErrno(.invalidArgument) { try f.attachAllPasids(ptID: ioas) }
-        assertErrno(.noEntry) { try f.attachAllPasids(ptID: 4242) }
+        assertErrno(.noEntry) { try f.attachAllPasids(ptID: 4242 as PageTableObjectID) }
         // PASIDs attached one by one: the table is not the user's to take.
         _ = try f.attach(pasid: 8, ptID: compat)
         assertErrno(.busy) { try f.attachAllPasids(ptID: nested) }
@@ -104,7 +104,7 @@ final class VFIOAttachShapeTests: XCTestCase {
         XCTAssertEqual(try rig.bufferBytes(at: 0, count: 1), [0x88])
         // PASID and all-PASIDs flags together are refused.
         let bytes = VFIODeviceAttachIOMMUFDPT(flags: VFIODeviceFlag.attachPasid | VFIODeviceFlag.attachAllPasids,
-                                              ptId: nested, pasid: 1).bytes
+                                              ptId: nested.rawValue, pasid: 1).bytes
         XCTAssertEqual(rig.raw(f.ioctl, VFIODeviceCommand.attachIOMMUFDPT, bytes).0, neg(.invalidArgument))
     }
 
@@ -118,7 +118,7 @@ final class VFIOAttachShapeTests: XCTestCase {
         let hwpt = try f.attach(ptID: ioas)
         let (rc, parent) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocNestParent)
         // Whatever the HWPT, VT-d attaches per PASID: the kernel's answer is EOPNOTSUPP.
-        assertErrno(.notSupported) { try f.attach(.ridAndAllPasids, ptID: rc == 0 ? parent : hwpt) }
+        assertErrno(.notSupported) { try f.attach(.ridAndAllPasids, ptID: rc == 0 ? PageTableObjectID(parent) : hwpt) }
         assertErrno(.notSupported) { try f.attachAllPasids(ptID: hwpt) }
         XCTAssertTrue(v.ridAttached)
         XCTAssertFalse(v.ownsAllPasids)
@@ -138,7 +138,7 @@ final class VFIOAttachShapeTests: XCTestCase {
         _ = try f.attach(.rid, ptID: ridHWPT)
         let (rc, pasidHWPT) = rig.hwptAlloc(dev: devid, ioas: ioasPASID, flags: IOMMUFDConstant.hwptAllocPasid)
         XCTAssertEqual(rc, 0)
-        XCTAssertEqual(try f.attach(.pasid(0x33), ptID: pasidHWPT), pasidHWPT)
+        XCTAssertEqual(try f.attach(.pasid(0x33), ptID: pasidHWPT), PageTableObjectID(pasidHWPT))
         XCTAssertEqual(v.attachedPasids, [0x33])
         try dev.dmaWrite(at: 0x1010_0000 + 0x500, bytes: Array("vtd-rid".utf8))
         try dev.dmaWrite(at: 0x1080_0000 + 0x600, bytes: Array("vtd-pasid".utf8), pasid: 0x33)

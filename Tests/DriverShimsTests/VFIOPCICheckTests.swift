@@ -13,7 +13,7 @@ final class VFIOPCICheckTests: XCTestCase {
         let (v, f, devid) = try rig.bound(dev)
         let before = rig.iommufd.objectSnapshot.count
         assertErrno(.invalidArgument) { try f.bindIOMMUFD(rig.fd) }
-        XCTAssertEqual(f.devid, devid)
+        XCTAssertEqual(f.devid, AnyIOMMUFDObjectID(devid))
         XCTAssertEqual(rig.iommufd.objectSnapshot.count, before)
         XCTAssertTrue(f.accessGranted)
         // A second cdev file of the same device cannot bind while the first is bound.
@@ -91,7 +91,7 @@ final class VFIOPCICheckTests: XCTestCase {
         XCTAssertEqual(v.attachedPasids, [])
         let (rc2, compat) = rig.hwptAlloc(dev: devid, ioas: ioas, flags: IOMMUFDConstant.hwptAllocPasid)
         XCTAssertEqual(rc2, 0)
-        XCTAssertEqual(try f.attach(pasid: 5, ptID: compat), compat)
+        XCTAssertEqual(try f.attach(pasid: 5, ptID: compat), PageTableObjectID(compat))
         XCTAssertEqual(v.attachedPasids, [5])
     }
 
@@ -109,7 +109,7 @@ final class VFIOPCICheckTests: XCTestCase {
         XCTAssertTrue(group.domain === group.blockingDomain)
         assertErrno(.invalidArgument) { try f.attach(ptID: ioas) }
         XCTAssertFalse(v.ridAttached)
-        XCTAssertEqual(try f.attach(ptID: compat), compat)
+        XCTAssertEqual(try f.attach(ptID: compat), PageTableObjectID(compat))
         XCTAssertTrue(v.ridAttached)
     }
 
@@ -126,7 +126,7 @@ final class VFIOPCICheckTests: XCTestCase {
         XCTAssertEqual(try rig.bufferBytes(at: 0, count: 1), [0xa1])
 
         rig.machine.events.isEnabled = true
-        XCTAssertEqual(try f.attach(pasid: 7, ptID: h2), h2)
+        XCTAssertEqual(try f.attach(pasid: 7, ptID: h2), PageTableObjectID(h2))
         let names = rig.machine.events.all.map(\.name)
         XCTAssertTrue(names.contains("iommukit:replace_device_pasid"))
         XCTAssertFalse(names.contains("iommukit:detach_device_pasid"), "a replace has no blocked window")
@@ -138,7 +138,7 @@ final class VFIOPCICheckTests: XCTestCase {
         XCTAssertEqual(try rig.bufferBytes(at: 8, count: 1), [0xb2])
 
         // A failing replace keeps the old attachment exactly.
-        assertErrno(.noEntry) { try f.attach(pasid: 7, ptID: 999) }
+        assertErrno(.noEntry) { try f.attach(pasid: 7, ptID: 999 as PageTableObjectID) }
         XCTAssertEqual(v.attachedPasids, [7])
         try dev.dmaWrite(at: 0x1020_0010, bytes: [0xc3], pasid: 7)
         XCTAssertEqual(try rig.bufferBytes(at: 0x10, count: 1), [0xc3])

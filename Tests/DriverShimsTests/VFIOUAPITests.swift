@@ -49,7 +49,7 @@ final class VFIOUAPITests: XCTestCase {
         let (rc, out) = rig.raw(f.ioctl, VFIODeviceCommand.bindIOMMUFD,
                                 Array(VFIODeviceBindIOMMUFD(argsz: 16, iommufd: rig.fd).bytes.prefix(16)))
         XCTAssertEqual(rc, 0)
-        XCTAssertEqual(VFIODeviceBindIOMMUFD(bytes: out + [UInt8](repeating: 0, count: 8)).outDevid, f.devid)
+        XCTAssertEqual(VFIODeviceBindIOMMUFD(bytes: out + [UInt8](repeating: 0, count: 8)).outDevid, f.devid?.rawValue)
         XCTAssertEqual(rig.objects(.device), 1)
     }
 
@@ -66,13 +66,13 @@ final class VFIOUAPITests: XCTestCase {
             rig.raw(f.ioctl, VFIODeviceCommand.detachIOMMUFDPT, d.bytes).0
         }
         // Before bind, only BIND is reachable.
-        XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(ptId: ioas)).0, neg(.invalidArgument))
+        XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(ptId: ioas.rawValue)).0, neg(.invalidArgument))
         XCTAssertEqual(detach(VFIODeviceDetachIOMMUFDPT()), neg(.invalidArgument))
         _ = try f.bindIOMMUFD(rig.fd)
 
-        XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(argsz: 11, ptId: ioas)).0, neg(.invalidArgument))
-        XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(flags: 1 << 5, ptId: ioas)).0, neg(.invalidArgument))
-        XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(argsz: 12, flags: VFIODeviceFlag.attachPasid, ptId: ioas, pasid: 3)).0,
+        XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(argsz: 11, ptId: ioas.rawValue)).0, neg(.invalidArgument))
+        XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(flags: 1 << 5, ptId: ioas.rawValue)).0, neg(.invalidArgument))
+        XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(argsz: 12, flags: VFIODeviceFlag.attachPasid, ptId: ioas.rawValue, pasid: 3)).0,
                        neg(.invalidArgument))
         XCTAssertEqual(f.ioctl(VFIODeviceCommand.attachIOMMUFDPT, 0), neg(.badAddress))
         XCTAssertEqual(attach(VFIODeviceAttachIOMMUFDPT(ptId: 77)).0, neg(.noEntry))
@@ -80,9 +80,9 @@ final class VFIOUAPITests: XCTestCase {
         XCTAssertTrue(dev.group?.domain === dev.group?.blockingDomain)
 
         // A 12-byte RID attach is enough; pt_id comes back as the auto HWPT.
-        let (rc, out) = attach(VFIODeviceAttachIOMMUFDPT(argsz: 12, ptId: ioas), count: 12)
+        let (rc, out) = attach(VFIODeviceAttachIOMMUFDPT(argsz: 12, ptId: ioas.rawValue), count: 12)
         XCTAssertEqual(rc, 0)
-        XCTAssertNotEqual(out.ptId, ioas)
+        XCTAssertNotEqual(out.ptId, ioas.rawValue)
         XCTAssertTrue(v.ridAttached)
 
         XCTAssertEqual(detach(VFIODeviceDetachIOMMUFDPT(argsz: 7)), neg(.invalidArgument))
@@ -102,16 +102,16 @@ final class VFIOUAPITests: XCTestCase {
         let rig = try VFIORig.vtd()
         let dev = try rig.device()
         let (_, f) = rig.open(dev)
-        assertErrno(.invalidArgument) { try f.attach(ptID: 1) }
+        assertErrno(.invalidArgument) { try f.attach(ptID: 1 as PageTableObjectID) }
         assertErrno(.badFileDescriptor) { try f.bindIOMMUFD(55) }
         let devid = try f.bindIOMMUFD(rig.fd)
         XCTAssertEqual(f.devid, devid)
         XCTAssertEqual(rig.iommufd.objectSnapshot.first { $0.id == devid }?.type, .device)
         let ioas = try rig.mappedIOAS()
         let typed = try f.attach(ptID: ioas)
-        let (rc, out) = rig.raw(f.ioctl, VFIODeviceCommand.attachIOMMUFDPT, VFIODeviceAttachIOMMUFDPT(ptId: ioas).bytes)
+        let (rc, out) = rig.raw(f.ioctl, VFIODeviceCommand.attachIOMMUFDPT, VFIODeviceAttachIOMMUFDPT(ptId: ioas.rawValue).bytes)
         XCTAssertEqual(rc, 0)
-        XCTAssertEqual(VFIODeviceAttachIOMMUFDPT(bytes: out).ptId, typed)
+        XCTAssertEqual(VFIODeviceAttachIOMMUFDPT(bytes: out).ptId, typed.rawValue)
     }
 
     func testMdevHasNoPasidOps() throws {
@@ -124,7 +124,7 @@ final class VFIOUAPITests: XCTestCase {
         assertErrno(.notSupported) { try f.attach(pasid: 1, ptID: ioas) }
         assertErrno(.notSupported) { try f.detach(pasid: 1) }
         assertErrno(.notSupported) { try f.attachAllPasids(ptID: ioas) }
-        XCTAssertEqual(try f.attach(ptID: ioas), ioas, "an access attaches to the IOAS itself")
+        XCTAssertEqual(try f.attach(ptID: ioas), PageTableObjectID(ioas), "an access attaches to the IOAS itself")
         XCTAssertTrue(mdev.isAttached)
         f.close()
         XCTAssertEqual(rig.objects(.access), 0)

@@ -24,7 +24,7 @@ final class AccessAPITests: XCTestCase {
         XCTAssertThrowsError(try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: PAGE, write: true)) {
             XCTAssertEqual($0 as? Errno, .noEntry, "pin before attach")
         }
-        try fd.accessAttach(access, ioasID: ioas)
+        try fd.accessAttach(access, ioasID: IOASObjectID(rawValue: ioas))
         let pas = try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START + PAGE), length: 2 * PAGE, write: true)
         XCTAssertEqual(pas.count, 2)
         XCTAssertEqual(pas[0], s.process.physicalAddress(of: s.buffer + PAGE))
@@ -47,7 +47,7 @@ final class AccessAPITests: XCTestCase {
         let access = try fd.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { iova, length in
             rec.calls.append((iova, length))
         }))
-        try fd.accessAttach(access, ioasID: ioas)
+        try fd.accessAttach(access, ioasID: IOASObjectID(rawValue: ioas))
         _ = try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START + PAGE), length: PAGE, write: false)
         // Internally the bytes already unmapped are reported with the error.
         let obj = fd.lock.withLock { fd.table.live(ioas) as! IOASObject }
@@ -75,7 +75,7 @@ final class AccessAPITests: XCTestCase {
         let ioas = s.ioasAlloc()
         XCTAssertEqual(s.mapFixed(ioas, s.buffer, PAGE, iova: APERTURE_START, flags: IOMMUFDConstant.mapReadable), 0)
         let access = try fd.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { _, _ in }))
-        try fd.accessAttach(access, ioasID: ioas)
+        try fd.accessAttach(access, ioasID: IOASObjectID(rawValue: ioas))
         XCTAssertThrowsError(try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: PAGE, write: true)) {
             XCTAssertEqual($0 as? Errno, .notPermitted)
         }
@@ -85,7 +85,7 @@ final class AccessAPITests: XCTestCase {
         XCTAssertThrowsError(try fd.accessPinPages(access, iova: .max, length: 2, write: false)) {
             XCTAssertEqual($0 as? Errno, .overflow)
         }
-        XCTAssertThrowsError(try fd.accessAttach(access, ioasID: ioas)) { XCTAssertEqual($0 as? Errno, .invalidArgument) }
+        XCTAssertThrowsError(try fd.accessAttach(access, ioasID: IOASObjectID(rawValue: ioas))) { XCTAssertEqual($0 as? Errno, .invalidArgument) }
         XCTAssertThrowsError(try fd.destroy(access.id)) { XCTAssertEqual($0 as? Errno, .busy) }
         fd.accessDestroy(access)
         XCTAssertEqual(s.unmap(ioas, APERTURE_START, PAGE).0, 0)
@@ -106,7 +106,7 @@ final class AccessAPITests: XCTestCase {
             rec.calls.append((iova, length))
             rec.unpin?(iova, length)
         }))
-        try fd.accessAttach(access, ioasID: ioas)
+        try fd.accessAttach(access, ioasID: IOASObjectID(rawValue: ioas))
         let pas = try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: 2 * PAGE, write: true)
         XCTAssertEqual(PagePinRegistry.shared.pinCount(s.machine.memory, pas[0]), 1)
         // A well-behaved driver unpins on unmap; it did not unpin before destroy.
@@ -128,7 +128,7 @@ final class AccessAPITests: XCTestCase {
         XCTAssertEqual(s.mapFixed(ioas2, s.buffer, BUFFER_SIZE, iova: APERTURE_START), 0)
         XCTAssertEqual(s.checkRefs(s.buffer, BUFFER_SIZE, 0), 0, "no stale pin on the reused buffer")
         let again = try fd2.accessCreate(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: { _, _ in }))
-        try fd2.accessAttach(again, ioasID: ioas2)
+        try fd2.accessAttach(again, ioasID: IOASObjectID(rawValue: ioas2))
         let pas2 = try fd2.accessPinPages(again, iova: IOVA(rawValue: APERTURE_START), length: PAGE, write: false)
         XCTAssertEqual(pas2.first, pas[0])
         XCTAssertEqual(PagePinRegistry.shared.pinCount(s.machine.memory, pas2[0]), 1)
@@ -149,10 +149,10 @@ final class AccessAPITests: XCTestCase {
             rec.calls.append((iova, length))
             rec.unpin?(iova, length)
         }))
-        try fd.accessAttach(access, ioasID: a)
+        try fd.accessAttach(access, ioasID: IOASObjectID(rawValue: a))
         _ = try fd.accessPinPages(access, iova: IOVA(rawValue: APERTURE_START), length: PAGE, write: false)
         rec.unpin = { [weak fd] _, _ in fd?.accessUnpinPages(access, iova: IOVA(rawValue: APERTURE_START), length: PAGE) }
-        try fd.accessReplace(access, ioasID: b)
+        try fd.accessReplace(access, ioasID: IOASObjectID(rawValue: b))
         XCTAssertEqual(rec.calls.count, 1)
         XCTAssertEqual(s.checkRefs(s.buffer, PAGE, 0), 0)
         XCTAssertEqual(s.unmap(a, APERTURE_START, PAGE).0, 0)

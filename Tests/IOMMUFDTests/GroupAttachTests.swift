@@ -20,17 +20,17 @@ final class GroupAttachTests: XCTestCase {
         let ioas = try fd.allocIOAS()
         let ioas2 = try fd.allocIOAS()
         let hwpt = try fd.deviceAttach(ia, ptID: ioas)
-        XCTAssertTrue(s.machine.iommu.domainForDevice(b) === (fd.table.live(hwpt) as? HWPTObject)?.domain,
+        XCTAssertTrue(s.machine.iommu.domainForDevice(b) === (fd.table.live(hwpt.rawValue) as? HWPTObject)?.domain,
                       "the group's RID domain is the HWPT's for every member")
         XCTAssertThrowsError(try fd.deviceAttach(ib, ptID: ioas2)) { XCTAssertEqual($0 as? Errno, .invalidArgument) }
         XCTAssertEqual(try fd.deviceAttach(ib, ptID: hwpt), hwpt)
         XCTAssertThrowsError(try fd.deviceAttach(ib, ptID: hwpt)) { XCTAssertEqual($0 as? Errno, .busy) }
         XCTAssertThrowsError(try fd.destroy(hwpt)) { XCTAssertEqual($0 as? Errno, .busy) }
         fd.deviceDetach(ia)
-        XCTAssertTrue(s.machine.iommu.domainForDevice(a) === (fd.table.live(hwpt) as? HWPTObject)?.domain,
+        XCTAssertTrue(s.machine.iommu.domainForDevice(a) === (fd.table.live(hwpt.rawValue) as? HWPTObject)?.domain,
                       "the group stays attached while a member remains")
         fd.deviceDetach(ib)
-        XCTAssertNil(fd.table.live(hwpt), "the auto HWPT died with its last device")
+        XCTAssertNil(fd.table.live(hwpt.rawValue), "the auto HWPT died with its last device")
         XCTAssertFalse(s.machine.iommu.domainForDevice(a)?.type == .unmanaged)
         fd.deviceUnbind(ia)
         fd.deviceUnbind(ib)

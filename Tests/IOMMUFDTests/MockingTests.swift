@@ -21,13 +21,13 @@ final class MockingTests: XCTestCase {
             Case(name: "allocIOAS", cmd: IOMMUFDCommand.ioasAlloc, expected: { $0.u32(0) == 12 && $0.u32(4) == 0 },
                  call: { fd throws(Errno) in _ = try fd.allocIOAS() }),
             Case(name: "map", cmd: IOMMUFDCommand.ioasMap,
-                 expected: { $0.u32(4) == 7 && $0.u32(8) == ioas && $0.u64(16) == s.buffer && $0.u64(24) == PAGE && $0.u64(32) == 0x5000 },
+                 expected: { $0.u32(4) == 7 && $0.u32(8) == ioas.rawValue && $0.u64(16) == s.buffer && $0.u64(24) == PAGE && $0.u64(32) == 0x5000 },
                  call: { fd throws(Errno) in _ = try fd.map(ioas: ioas, userVA: s.buffer, length: PAGE, iova: 0x5000) }),
             Case(name: "unmap", cmd: IOMMUFDCommand.ioasUnmap,
-                 expected: { $0.u32(4) == ioas && $0.u64(8) == 0x5000 && $0.u64(16) == PAGE },
+                 expected: { $0.u32(4) == ioas.rawValue && $0.u64(8) == 0x5000 && $0.u64(16) == PAGE },
                  call: { fd throws(Errno) in _ = try fd.unmap(ioas: ioas, iova: 0x5000, length: PAGE) }),
             Case(name: "destroy", cmd: IOMMUFDCommand.destroy, expected: { $0.u32(4) == 2 },
-                 call: { fd throws(Errno) in try fd.destroy(2) }),
+                 call: { fd throws(Errno) in try fd.destroy(2 as AnyIOMMUFDObjectID) }),
         ]
         fd.mocking.tracing = true
         for c in cases {

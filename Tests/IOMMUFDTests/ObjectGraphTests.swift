@@ -30,11 +30,11 @@ final class ObjectGraphTests: XCTestCase {
         try fd.accessAttach(access, ioasID: ioas)
 
         let g = machine.graph()
-        let node = { (id: UInt32) in "iommufd_obj\(id)" }
+        func node<K>(_ id: IOMMUFDObjectID<K>) -> String { "iommufd_obj\(id.rawValue)" }
         XCTAssertEqual(g.clusters.map(\.label), ["dmar0 (intel-iommu)", "iommufd (pid 77)"])
-        XCTAssertEqual(g.node(node(ioas))?.title, "IOAS \(ioas)")
+        XCTAssertEqual(g.node(node(ioas))?.title, "IOAS \(ioas.rawValue)")
         XCTAssertEqual(g.node(node(ioas))?.details, ["1 area(s)", "users 3"], "the table, the HWPT and the access")
-        XCTAssertEqual(g.node(node(hwpt))?.title, "HWPT_PAGING \(hwpt)")
+        XCTAssertEqual(g.node(node(hwpt))?.title, "HWPT_PAGING \(hwpt.rawValue)")
         XCTAssertEqual(g.node(node(idev.id))?.details, ["0000:00:05.0", "users \(idev.users)"])
         let domain = try XCTUnwrap(pci.group?.domain)
         let domainNode = ObjectGraph.id(of: domain)

@@ -173,6 +173,6 @@ final class Selftest07MockDomainTests: XCTestCase {
 extension SelftestFD {
     /// The DEVICE id bound for a stdev (the selftest keeps it from MOCK_DOMAIN's output).
     func mockDomainDeviceID(_ stdev: UInt32) -> UInt32 {
-        fd.lock.withLock { (fd.table.live(stdev) as? SelftestObject)?.idev?.id ?? 0 }
+        fd.lock.withLock { (fd.table.live(stdev) as? SelftestObject)?.idev?.rawID ?? 0 }
     }
 }

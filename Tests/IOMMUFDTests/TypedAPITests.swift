@@ -32,7 +32,7 @@ final class TypedAPITests: XCTestCase {
         XCTAssertTrue(try fd.hugePages(ioas: ioas))
         try fd.setHugePages(ioas: ioas, enabled: false)
         XCTAssertFalse(try fd.hugePages(ioas: ioas))
-        XCTAssertThrowsError(try fd.destroy(99)) { XCTAssertEqual($0 as? Errno, .noEntry) }
+        XCTAssertThrowsError(try fd.destroy(99 as AnyIOMMUFDObjectID)) { XCTAssertEqual($0 as? Errno, .noEntry) }
         try fd.destroy(ioas2)
         XCTAssertEqual(try fd.allocIOAS(), ioas2, "the lowest free ID is reused")
         s.teardownCheck()
@@ -42,7 +42,8 @@ final class TypedAPITests: XCTestCase {
         let s = try SelftestFD()
         let fd = s.fd
         let ioas = try fd.allocIOAS()
-        let (rc, _, hwpt, dev) = s.mockDomain(ioas)
+        let (rc, _, rawHWPT, rawDev) = s.mockDomain(ioas.rawValue)
+        let (hwpt, dev) = (HWPTObjectID(rawValue: rawHWPT), DeviceObjectID(rawValue: rawDev))
         XCTAssertEqual(rc, 0)
         let info = try fd.hwInfo(device: dev)
         XCTAssertEqual(info.type, IOMMUTestOp.hwInfoTypeSelftest)
@@ -59,8 +60,8 @@ final class TypedAPITests: XCTestCase {
             XCTAssertEqual($0 as? Errno, .invalidArgument)
         }
         XCTAssertEqual(handled, 1)
-        XCTAssertEqual(s.checkIOTLB(nested, 1, 0), 0)
-        XCTAssertEqual(s.checkIOTLB(nested, 0, 5), 0)
+        XCTAssertEqual(s.checkIOTLB(nested.rawValue, 1, 0), 0)
+        XCTAssertEqual(s.checkIOTLB(nested.rawValue, 0, 5), 0)
         let dirty = try fd.allocHWPT(device: dev, pt: ioas, flags: IOMMUFDConstant.hwptAllocDirtyTracking)
         try fd.setDirtyTracking(hwpt: dirty, enabled: true)
         XCTAssertThrowsError(try fd.setDirtyTracking(hwpt: hwpt, enabled: true)) { XCTAssertEqual($0 as? Errno, .notSupported) }

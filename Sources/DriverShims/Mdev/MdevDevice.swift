@@ -50,9 +50,9 @@ public final class MdevDevice: VFIODevice, @unchecked Sendable {
 
     /// `vfio_iommufd_emulated_bind`: `iommufd_access_create` with `needs_pin_pages` and
     /// an unmap op that forwards to `dma_unmap` (`vfio_emulated_unmap`).
-    /// - Returns: the ACCESS object ID.
+    /// - Returns: the ACCESS object ID (``access``'s typed `id`).
     /// - Throws: `ENOMEM`.
-    public func bindIOMMUFD(_ ictx: IOMMUFD) throws(Errno) -> UInt32 {
+    public func bindIOMMUFD(_ ictx: IOMMUFD) throws(Errno) -> AnyIOMMUFDObjectID {
         let forward = IOMMUFDAccessOps(needsPinPages: true) { [weak self] iova, length in
             guard let self, let dmaUnmap = self.ops.dmaUnmap else { return }
             dmaUnmap(self, iova, length)
@@ -62,7 +62,7 @@ public final class MdevDevice: VFIODevice, @unchecked Sendable {
             binding = (ictx, access)
             attached = false
         }
-        return access.id
+        return AnyIOMMUFDObjectID(access.id)
     }
 
     /// `vfio_iommufd_emulated_unbind`: `iommufd_access_destroy` (which detaches).
@@ -79,12 +79,12 @@ public final class MdevDevice: VFIODevice, @unchecked Sendable {
     /// unchanged.
     /// - Throws: `EINVAL` not bound; `ENOENT` not an IOAS; `EADDRINUSE` the IOAS has
     ///   areas that are not page aligned.
-    public func attachIOAS(_ ptID: inout UInt32) throws(Errno) {
+    public func attachIOAS(_ ptID: inout PageTableObjectID) throws(Errno) {
         guard let (ictx, access) = stateLock.withLock({ binding }) else { throw .invalidArgument }
         if isAttached {
-            try ictx.accessReplace(access, ioasID: ptID)
+            try ictx.accessReplace(access, ioasID: IOASObjectID(rawValue: ptID.rawValue))
         } else {
-            try ictx.accessAttach(access, ioasID: ptID)
+            try ictx.accessAttach(access, ioasID: IOASObjectID(rawValue: ptID.rawValue))
         }
         stateLock.withLock { attached = true }
     }

@@ -10,12 +10,14 @@ import IOMMUFD
 public protocol VFIODevice: AnyObject, Sendable {
     /// The common `struct vfio_device` state.
     var vfio: VFIODeviceCore { get }
-    /// `ops->bind_iommufd(vdev, ictx, &out_device_id)`: returns the object ID.
-    func bindIOMMUFD(_ ictx: IOMMUFD) throws(Errno) -> UInt32
+    /// `ops->bind_iommufd(vdev, ictx, &out_device_id)`: returns the object ID (a DEVICE
+    /// for a physical driver, an ACCESS for an emulated one, hence of any kind).
+    func bindIOMMUFD(_ ictx: IOMMUFD) throws(Errno) -> AnyIOMMUFDObjectID
     /// `ops->unbind_iommufd(vdev)`: detach everything and drop the binding.
     func unbindIOMMUFD()
     /// `ops->attach_ioas(vdev, &pt_id)`: attach, or replace when already attached.
-    func attachIOAS(_ ptID: inout UInt32) throws(Errno)
+    /// `ptID` comes in as the user's IOAS or HWPT and goes out as what is attached.
+    func attachIOAS(_ ptID: inout PageTableObjectID) throws(Errno)
     /// `ops->detach_ioas(vdev)`: a no-op when not attached.
     func detachIOAS()
 }
@@ -25,7 +27,7 @@ public protocol VFIODevice: AnyObject, Sendable {
 public protocol VFIOPasidOps: VFIODevice {
     /// `ops->pasid_attach_ioas(vdev, pasid, &pt_id)`: attach, or replace when the PASID
     /// is already attached.
-    func pasidAttachIOAS(_ pasid: PASID, _ ptID: inout UInt32) throws(Errno)
+    func pasidAttachIOAS(_ pasid: PASID, _ ptID: inout PageTableObjectID) throws(Errno)
     /// `ops->pasid_detach_ioas(vdev, pasid)`: a no-op for a PASID never attached.
     func pasidDetachIOAS(_ pasid: PASID)
 }
@@ -36,7 +38,7 @@ public protocol VFIOPasidOps: VFIODevice {
 public protocol VFIOAllPasidsOps: VFIODevice {
     /// Attach `ptID` (a nested HWPT) to the RID and every PASID, replacing the RID's
     /// current attachment.
-    func allPasidsAttachIOAS(_ ptID: inout UInt32) throws(Errno)
+    func allPasidsAttachIOAS(_ ptID: inout PageTableObjectID) throws(Errno)
 }
 
 /// The driver-independent part of `struct vfio_device`: the device-set lock, how many

@@ -33,7 +33,7 @@ extension VFIODeviceFile {
         let allOps = device as? any VFIOAllPasidsOps
         if attach.flags & VFIODeviceFlag.attachAllPasids != 0, allOps == nil { throw .notSupported }
 
-        var ptID = attach.ptId
+        var ptID = PageTableObjectID(rawValue: attach.ptId)
         if let pasidOps, attach.flags & VFIODeviceFlag.attachPasid != 0 {
             try pasidOps.pasidAttachIOAS(PASID(rawValue: attach.pasid), &ptID)
         } else if let allOps, attach.flags & VFIODeviceFlag.attachAllPasids != 0 {
@@ -43,7 +43,7 @@ extension VFIODeviceFile {
         }
         do throws(Errno) {
             var out = UAPIBytes(count: 4)
-            out.setU32(0, ptID)
+            out.setU32(0, ptID.rawValue)
             try memory.copyToUser(arg + UInt64(VFIODeviceAttachIOMMUFDPT.offset(of: "pt_id")), out.bytes)
         } catch {
             if let pasidOps, attach.flags & VFIODeviceFlag.attachPasid != 0 {

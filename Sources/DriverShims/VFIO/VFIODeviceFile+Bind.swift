@@ -49,7 +49,7 @@ extension VFIODeviceFile {
         device.vfio.cdevOpened = true
         do throws(Errno) {
             var out = UAPIBytes(count: 4)
-            out.setU32(0, id)
+            out.setU32(0, id.rawValue)
             try memory.copyToUser(arg + UInt64(VFIODeviceBindIOMMUFD.offset(of: "out_devid")), out.bytes)
         } catch {
             unbindLocked()

@@ -23,21 +23,26 @@ extension VFIODeviceFile {
     }
 
     /// `VFIO_DEVICE_BIND_IOMMUFD` with `iommufd` (a descriptor of the opener's table).
-    /// - Returns: `out_devid`, the DEVICE (vfio-pci) or ACCESS (mdev) object ID.
+    /// - Returns: `out_devid`, the DEVICE (vfio-pci) or ACCESS (mdev) object ID; narrow it
+    ///   with ``/IOMMUFD/IOMMUFD/objectID(_:as:)`` (or take ``VFIOPCIDevice/iommufdDevice``'s `id`).
     /// - Throws: as the raw command: `EINVAL` negative fd, group file, bound twice, or a
     ///   second cdev bind of the device; `EBUSY` group path open; `EBADF`; `EBADFD`; the
     ///   driver's bind errno.
-    public func bindIOMMUFD(_ iommufd: Int32) throws(Errno) -> UInt32 {
-        try call(VFIODeviceCommand.bindIOMMUFD, VFIODeviceBindIOMMUFD(iommufd: iommufd)).outDevid
+    public func bindIOMMUFD(_ iommufd: Int32) throws(Errno) -> AnyIOMMUFDObjectID {
+        AnyIOMMUFDObjectID(rawValue: try call(VFIODeviceCommand.bindIOMMUFD, VFIODeviceBindIOMMUFD(iommufd: iommufd)).outDevid)
     }
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` in one of the three shapes; a second attach of
     /// the same target replaces.
-    /// - Returns: the attached HWPT ID (the auto domain's for an IOAS).
+    /// `ptID` is an ``/IOMMUFD/IOASObjectID``, a ``/IOMMUFD/HWPTObjectID`` or a
+    /// ``/IOMMUFD/PageTableObjectID``.
+    /// - Returns: `pt_id` out: the attached HWPT (the auto domain's for an IOAS), or for
+    ///   an emulated device (mdev) the IOAS itself.
     /// - Throws: `EINVAL` not bound, or the iommufd attach errno (incompatible HWPT,
     ///   PASID compatibility); `EOPNOTSUPP` a shape the driver or vendor lacks;
     ///   `ENOENT` unknown `ptID`; `EBUSY`; `EADDRINUSE`.
-    public func attach(_ shape: VFIOAttachShape, ptID: UInt32) throws(Errno) -> UInt32 {
+    public func attach<PT: IOMMUFDPageTableKind>(_ shape: VFIOAttachShape,
+                                                 ptID: IOMMUFDObjectID<PT>) throws(Errno) -> PageTableObjectID {
         switch shape {
         case .rid: try attach(ptID: ptID)
         case .pasid(let pasid): try attach(pasid: pasid, ptID: ptID)
@@ -46,24 +51,26 @@ extension VFIODeviceFile {
     }
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` for the RID.
-    /// - Returns: the attached HWPT ID. - Throws: as ``attach(_:ptID:)``.
-    public func attach(ptID: UInt32) throws(Errno) -> UInt32 {
-        try call(VFIODeviceCommand.attachIOMMUFDPT, VFIODeviceAttachIOMMUFDPT(ptId: ptID)).ptId
+    /// - Returns: `pt_id` out. - Throws: as ``attach(_:ptID:)``.
+    public func attach<PT: IOMMUFDPageTableKind>(ptID: IOMMUFDObjectID<PT>) throws(Errno) -> PageTableObjectID {
+        PageTableObjectID(rawValue: try call(VFIODeviceCommand.attachIOMMUFDPT,
+                                             VFIODeviceAttachIOMMUFDPT(ptId: ptID.rawValue)).ptId)
     }
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` with `VFIO_DEVICE_ATTACH_PASID`.
-    /// - Returns: the attached HWPT ID. - Throws: as ``attach(_:ptID:)``.
-    public func attach(pasid: PASID, ptID: UInt32) throws(Errno) -> UInt32 {
-        try call(VFIODeviceCommand.attachIOMMUFDPT,
-                 VFIODeviceAttachIOMMUFDPT(flags: VFIODeviceFlag.attachPasid, ptId: ptID,
-                                                          pasid: pasid.rawValue)).ptId
+    /// - Returns: `pt_id` out. - Throws: as ``attach(_:ptID:)``.
+    public func attach<PT: IOMMUFDPageTableKind>(pasid: PASID, ptID: IOMMUFDObjectID<PT>) throws(Errno) -> PageTableObjectID {
+        PageTableObjectID(rawValue: try call(VFIODeviceCommand.attachIOMMUFDPT,
+                                             VFIODeviceAttachIOMMUFDPT(flags: VFIODeviceFlag.attachPasid, ptId: ptID.rawValue,
+                                                                       pasid: pasid.rawValue)).ptId)
     }
 
     /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` with the model's all-PASIDs flag.
-    /// - Returns: the attached HWPT ID. - Throws: as ``attach(_:ptID:)``.
-    public func attachAllPasids(ptID: UInt32) throws(Errno) -> UInt32 {
-        try call(VFIODeviceCommand.attachIOMMUFDPT,
-                 VFIODeviceAttachIOMMUFDPT(flags: VFIODeviceFlag.attachAllPasids, ptId: ptID)).ptId
+    /// - Returns: `pt_id` out. - Throws: as ``attach(_:ptID:)``.
+    public func attachAllPasids<PT: IOMMUFDPageTableKind>(ptID: IOMMUFDObjectID<PT>) throws(Errno) -> PageTableObjectID {
+        PageTableObjectID(rawValue: try call(VFIODeviceCommand.attachIOMMUFDPT,
+                                             VFIODeviceAttachIOMMUFDPT(flags: VFIODeviceFlag.attachAllPasids,
+                                                                       ptId: ptID.rawValue)).ptId)
     }
 
     /// `VFIO_DEVICE_DETACH_IOMMUFD_PT` for the RID (which also ends an all-PASIDs

@@ -19,7 +19,7 @@ public final class VFIODeviceFile: @unchecked Sendable {
     /// `df->iommufd`.
     var ictx: IOMMUFD?
     /// `df->devid`: the object ID the bind returned.
-    public internal(set) var devid: UInt32?
+    public internal(set) var devid: AnyIOMMUFDObjectID?
     /// Set once ``close()`` ran.
     public internal(set) var isClosed = false
 

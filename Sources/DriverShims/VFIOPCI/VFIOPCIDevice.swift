@@ -46,11 +46,12 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     /// - Throws: `EINVAL` no cache coherency; `ENODEV` no group; `EPERM` a kernel
     ///   driver or another owner uses the group; `EBUSY` the group is off its default
     ///   domain or has PASIDs attached; `ENOMEM`.
-    public func bindIOMMUFD(_ ictx: IOMMUFD) throws(Errno) -> UInt32 {
+    /// - Returns: the DEVICE object ID (``iommufdDevice``'s typed `id`).
+    public func bindIOMMUFD(_ ictx: IOMMUFD) throws(Errno) -> AnyIOMMUFDObjectID {
         let idev = try ictx.deviceBind(pci)
         binding = (ictx, idev)
         pasidSet = []
-        return idev.id
+        return AnyIOMMUFDObjectID(idev.id)
     }
 
     /// `vfio_iommufd_physical_unbind`: detach every PASID (ascending), then the RID,
@@ -76,12 +77,12 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     /// - Throws: `EINVAL` not bound, wrong object type, PASID compatibility (a RID
     ///   attach of a non-PASID-compatible HWPT while PASIDs are attached); `ENOENT`;
     ///   `EADDRINUSE`; driver errors. Nothing changes on error.
-    public func attachIOAS(_ ptID: inout UInt32) throws(Errno) {
+    public func attachIOAS(_ ptID: inout PageTableObjectID) throws(Errno) {
         let (ictx, idev) = try bound()
         if ridAttached {
-            ptID = try ictx.deviceReplace(idev, pasid: nil, ptID: ptID)
+            ptID = PageTableObjectID(try ictx.deviceReplace(idev, pasid: nil, ptID: ptID))
         } else {
-            ptID = try ictx.deviceAttach(idev, pasid: nil, ptID: ptID)
+            ptID = PageTableObjectID(try ictx.deviceAttach(idev, pasid: nil, ptID: ptID))
         }
         ridAttached = true
         ownsAllPasids = false
@@ -101,14 +102,14 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     ///   HWPT without `IOMMU_HWPT_ALLOC_PASID`, the RID on a non-PASID-compatible HWPT,
     ///   or the RID owning all PASIDs; `ENOENT`; `EBUSY`; driver errors (a PASID that
     ///   was not attached stays unattached).
-    public func pasidAttachIOAS(_ pasid: PASID, _ ptID: inout UInt32) throws(Errno) {
+    public func pasidAttachIOAS(_ pasid: PASID, _ ptID: inout PageTableObjectID) throws(Errno) {
         let (ictx, idev) = try bound()
         guard pasid.rawValue != 0 else { throw .invalidArgument }
         if pasidSet.contains(pasid) {
-            ptID = try ictx.deviceReplace(idev, pasid: pasid, ptID: ptID)
+            ptID = PageTableObjectID(try ictx.deviceReplace(idev, pasid: pasid, ptID: ptID))
             return
         }
-        ptID = try ictx.deviceAttach(idev, pasid: pasid, ptID: ptID)
+        ptID = PageTableObjectID(try ictx.deviceAttach(idev, pasid: pasid, ptID: ptID))
         pasidSet.insert(pasid)
     }
 
@@ -124,9 +125,9 @@ public final class VFIOPCIDevice: VFIOPasidOps, VFIOAllPasidsOps, @unchecked Sen
     /// - Throws: `EINVAL` not bound or not a nested HWPT; `EOPNOTSUPP` the vendor
     ///   attaches per PASID (VT-d); `EBUSY` PASIDs are attached; `ENOENT`. Nothing
     ///   changes on error.
-    public func allPasidsAttachIOAS(_ ptID: inout UInt32) throws(Errno) {
+    public func allPasidsAttachIOAS(_ ptID: inout PageTableObjectID) throws(Errno) {
         let (ictx, idev) = try bound()
-        ptID = try ictx.deviceAttachAllPasids(idev, ptID: ptID)
+        ptID = PageTableObjectID(try ictx.deviceAttachAllPasids(idev, ptID: ptID))
         ridAttached = true
         ownsAllPasids = true
     }

@@ -32,9 +32,11 @@ public struct IOMMUFDHWInfo: Hashable, Sendable {
 // goes through the raw dispatcher (`ioctl(_:_:)`) and decodes the answer, so the two can
 // never disagree. Each public entry is one line over an internal `_op() -> Result`.
 extension IOMMUFD {
-    /// `IOMMU_DESTROY`: destroy object `id`.
+    /// `IOMMU_DESTROY`: destroy object `id`, of any kind.
     /// - Throws: `ENOENT` no such object (or a tombstone); `EBUSY` still referenced.
-    public func destroy(_ id: UInt32) throws(Errno) { try _destroy(id).get() }
+    public func destroy<Kind: IOMMUFDObjectKind>(_ id: IOMMUFDObjectID<Kind>) throws(Errno) {
+        try _destroy(id.rawValue).get()
+    }
     func _destroy(_ id: UInt32) -> Result<Void, Errno> {
         typedCall(IOMMUFDCommand.destroy, IOMMUDestroy(id: id)).map { _ in () }
     }
@@ -42,9 +44,9 @@ extension IOMMUFD {
     /// `IOMMU_IOAS_ALLOC`: a new, empty IOAS.
     /// - Returns: its ID.
     /// - Throws: `ENOMEM`.
-    public func allocIOAS() throws(Errno) -> UInt32 { try _allocIOAS().get() }
-    func _allocIOAS() -> Result<UInt32, Errno> {
-        typedCall(IOMMUFDCommand.ioasAlloc, IOMMUIOASAlloc()).map(\.outIoasId)
+    public func allocIOAS() throws(Errno) -> IOASObjectID { try _allocIOAS().get() }
+    func _allocIOAS() -> Result<IOASObjectID, Errno> {
+        typedCall(IOMMUFDCommand.ioasAlloc, IOMMUIOASAlloc()).map { IOASObjectID(rawValue: $0.outIoasId) }
     }
 
     /// `IOMMU_IOAS_MAP`: map `length` bytes of the caller's memory at `userVA`, at `iova`
@@ -54,13 +56,13 @@ extension IOMMUFD {
     ///   misaligned length/IOVA, reserved IOVA; `ENOENT` no IOAS; `EEXIST` overlap;
     ///   `ENOSPC` no free IOVA; `EFAULT` bad user memory (when a domain pins it);
     ///   `ENOMEM` over `RLIMIT_MEMLOCK`.
-    public func map(ioas: UInt32, userVA: UInt64, length: UInt64, iova: IOVA? = nil,
+    public func map(ioas: IOASObjectID, userVA: UInt64, length: UInt64, iova: IOVA? = nil,
                     flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> IOVA {
         try _map(ioas, userVA, length, iova, flags).get()
     }
-    func _map(_ ioas: UInt32, _ va: UInt64, _ length: UInt64, _ iova: IOVA?, _ flags: IOASMapFlags) -> Result<IOVA, Errno> {
+    func _map(_ ioas: IOASObjectID, _ va: UInt64, _ length: UInt64, _ iova: IOVA?, _ flags: IOASMapFlags) -> Result<IOVA, Errno> {
         let f = iova == nil ? flags.subtracting(.fixedIOVA) : flags.union(.fixedIOVA)
-        return typedCall(IOMMUFDCommand.ioasMap, IOMMUIOASMap(flags: f.rawValue, ioasId: ioas, userVa: va, length: length,
+        return typedCall(IOMMUFDCommand.ioasMap, IOMMUIOASMap(flags: f.rawValue, ioasId: ioas.rawValue, userVa: va, length: length,
                                                               iova: iova?.rawValue ?? 0)).map { IOVA(rawValue: $0.iova) }
     }
 
@@ -70,14 +72,14 @@ extension IOMMUFD {
     /// - Throws: as ``map(ioas:userVA:length:iova:flags:)``, plus `EBADF` when `fd` is not
     ///   open in the caller, and `EINVAL` for a zero length or, when a domain pins it, a
     ///   range reaching past the end of the file.
-    public func mapFile(ioas: UInt32, fd: Int32, start: UInt64, length: UInt64, iova: IOVA? = nil,
+    public func mapFile(ioas: IOASObjectID, fd: Int32, start: UInt64, length: UInt64, iova: IOVA? = nil,
                         flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> IOVA {
         try _mapFile(ioas, fd, start, length, iova, flags).get()
     }
-    func _mapFile(_ ioas: UInt32, _ fd: Int32, _ start: UInt64, _ length: UInt64, _ iova: IOVA?,
+    func _mapFile(_ ioas: IOASObjectID, _ fd: Int32, _ start: UInt64, _ length: UInt64, _ iova: IOVA?,
                   _ flags: IOASMapFlags) -> Result<IOVA, Errno> {
         let f = iova == nil ? flags.subtracting(.fixedIOVA) : flags.union(.fixedIOVA)
-        return typedCall(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile(flags: f.rawValue, ioasId: ioas, fd: fd, start: start,
+        return typedCall(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile(flags: f.rawValue, ioasId: ioas.rawValue, fd: fd, start: start,
                                                                       length: length, iova: iova?.rawValue ?? 0))
             .map { IOVA(rawValue: $0.iova) }
     }
@@ -96,14 +98,14 @@ extension IOMMUFD {
     /// - Returns: the destination IOVA.
     /// - Throws: as ``map(ioas:userVA:length:iova:flags:)``, plus `ENOENT` when the source
     ///   range is not fully mapped; `EPERM` writeable copy of read-only pages.
-    public func copy(from src: UInt32, srcIOVA: IOVA, to dst: UInt32, dstIOVA: IOVA? = nil, length: UInt64,
+    public func copy(from src: IOASObjectID, srcIOVA: IOVA, to dst: IOASObjectID, dstIOVA: IOVA? = nil, length: UInt64,
                      flags: IOASMapFlags = [.readable, .writeable]) throws(Errno) -> IOVA {
         try _copy(src, srcIOVA, dst, dstIOVA, length, flags).get()
     }
-    func _copy(_ src: UInt32, _ srcIOVA: IOVA, _ dst: UInt32, _ dstIOVA: IOVA?, _ length: UInt64,
+    func _copy(_ src: IOASObjectID, _ srcIOVA: IOVA, _ dst: IOASObjectID, _ dstIOVA: IOVA?, _ length: UInt64,
                _ flags: IOASMapFlags) -> Result<IOVA, Errno> {
         let f = dstIOVA == nil ? flags.subtracting(.fixedIOVA) : flags.union(.fixedIOVA)
-        return typedCall(IOMMUFDCommand.ioasCopy, IOMMUIOASCopy(flags: f.rawValue, dstIoasId: dst, srcIoasId: src,
+        return typedCall(IOMMUFDCommand.ioasCopy, IOMMUIOASCopy(flags: f.rawValue, dstIoasId: dst.rawValue, srcIoasId: src.rawValue,
                                                                 length: length, dstIova: dstIOVA?.rawValue ?? 0,
                                                                 srcIova: srcIOVA.rawValue)).map { IOVA(rawValue: $0.dstIova) }
     }
@@ -113,37 +115,37 @@ extension IOMMUFD {
     /// - Returns: the bytes unmapped.
     /// - Throws: `ENOENT` no IOAS, an area cut by the range, or nothing mapped;
     ///   `EOVERFLOW`; `EINVAL` zero length; `EDEADLOCK` an access never unpinned.
-    public func unmap(ioas: UInt32, iova: IOVA, length: UInt64) throws(Errno) -> UInt64 {
+    public func unmap(ioas: IOASObjectID, iova: IOVA, length: UInt64) throws(Errno) -> UInt64 {
         try _unmap(ioas, iova, length).get()
     }
-    func _unmap(_ ioas: UInt32, _ iova: IOVA, _ length: UInt64) -> Result<UInt64, Errno> {
-        typedCall(IOMMUFDCommand.ioasUnmap, IOMMUIOASUnmap(ioasId: ioas, iova: iova.rawValue, length: length)).map(\.length)
+    func _unmap(_ ioas: IOASObjectID, _ iova: IOVA, _ length: UInt64) -> Result<UInt64, Errno> {
+        typedCall(IOMMUFDCommand.ioasUnmap, IOMMUIOASUnmap(ioasId: ioas.rawValue, iova: iova.rawValue, length: length)).map(\.length)
     }
 
     /// `IOMMU_IOAS_ALLOW_IOVAS`: replace the allowed ranges (automatic IOVAs come only from
     /// them; reservations may not enter them).
     /// - Throws: `EOPNOTSUPP`; `ENOENT` no IOAS; `EINVAL` `start >= last` or overlapping
     ///   ranges; `EADDRINUSE` a range meets a reserved range.
-    public func allowIOVAs(ioas: UInt32, _ ranges: [ClosedRange<IOVA>]) throws(Errno) { try _allowIOVAs(ioas, ranges).get() }
-    func _allowIOVAs(_ ioas: UInt32, _ ranges: [ClosedRange<IOVA>]) -> Result<Void, Errno> {
+    public func allowIOVAs(ioas: IOASObjectID, _ ranges: [ClosedRange<IOVA>]) throws(Errno) { try _allowIOVAs(ioas, ranges).get() }
+    func _allowIOVAs(_ ioas: IOASObjectID, _ ranges: [ClosedRange<IOVA>]) -> Result<Void, Errno> {
         typedCall(IOMMUFDCommand.ioasAllowIOVAs, prepare: { o in
             let array = o.place(ranges.flatMap {
                 IOMMUIOVARange(start: $0.lowerBound.rawValue, last: $0.upperBound.rawValue).bytes
             })
-            return o.place(IOMMUIOASAllowIOVAs(ioasId: ioas, numIovas: UInt32(ranges.count), allowedIovas: array).bytes)
+            return o.place(IOMMUIOASAllowIOVAs(ioasId: ioas.rawValue, numIovas: UInt32(ranges.count), allowedIovas: array).bytes)
         }, finish: { _, _ in () })
     }
 
     /// `IOMMU_IOAS_IOVA_RANGES`: the usable IOVA ranges (holes in the reserved list) and
     /// the IOVA alignment.
     /// - Throws: `EOPNOTSUPP`; `ENOENT` no IOAS.
-    public func iovaRanges(ioas: UInt32) throws(Errno) -> (ranges: [ClosedRange<IOVA>], alignment: UInt64) {
+    public func iovaRanges(ioas: IOASObjectID) throws(Errno) -> (ranges: [ClosedRange<IOVA>], alignment: UInt64) {
         try _iovaRanges(ioas, capacity: 8).get()
     }
-    func _iovaRanges(_ ioas: UInt32, capacity: Int) -> Result<([ClosedRange<IOVA>], UInt64), Errno> {
+    func _iovaRanges(_ ioas: IOASObjectID, capacity: Int) -> Result<([ClosedRange<IOVA>], UInt64), Errno> {
         let r = typedCall(IOMMUFDCommand.ioasIOVARanges, prepare: { o in
             let array = o.place([UInt8](repeating: 0, count: capacity * IOMMUIOVARange.size))
-            return o.place(IOMMUIOASIOVARanges(ioasId: ioas, numIovas: UInt32(capacity), allowedIovas: array).bytes)
+            return o.place(IOMMUIOASIOVARanges(ioasId: ioas.rawValue, numIovas: UInt32(capacity), allowedIovas: array).bytes)
         }, finish: { o, a -> ([ClosedRange<IOVA>], UInt64) in
             let c = IOMMUIOASIOVARanges(bytes: o.bytes(at: a))
             let raw = UAPIBytes(o.bytes(at: c.allowedIovas))
@@ -160,14 +162,14 @@ extension IOMMUFD {
     /// `IOMMU_OPTION` with `IOMMU_OPTION_HUGE_PAGES` SET on an IOAS.
     /// - Throws: `ENOENT` no IOAS; `EINVAL` a domain and areas exist; `EADDRINUSE` an area
     ///   is not PAGE_SIZE aligned.
-    public func setHugePages(ioas: UInt32, enabled: Bool) throws(Errno) {
-        try _option(IOMMUFDConstant.optionHugePages, IOMMUFDConstant.optionOpSet, ioas, enabled ? 1 : 0).map { _ in () }.get()
+    public func setHugePages(ioas: IOASObjectID, enabled: Bool) throws(Errno) {
+        try _option(IOMMUFDConstant.optionHugePages, IOMMUFDConstant.optionOpSet, ioas.rawValue, enabled ? 1 : 0).map { _ in () }.get()
     }
 
     /// `IOMMU_OPTION` with `IOMMU_OPTION_HUGE_PAGES` GET.
     /// - Throws: `ENOENT` no IOAS.
-    public func hugePages(ioas: UInt32) throws(Errno) -> Bool {
-        try _option(IOMMUFDConstant.optionHugePages, IOMMUFDConstant.optionOpGet, ioas, 0).map { $0 == 1 }.get()
+    public func hugePages(ioas: IOASObjectID) throws(Errno) -> Bool {
+        try _option(IOMMUFDConstant.optionHugePages, IOMMUFDConstant.optionOpGet, ioas.rawValue, 0).map { $0 == 1 }.get()
     }
 
     /// `IOMMU_OPTION` with `IOMMU_OPTION_RLIMIT_MODE` SET: `true` for MM accounting.
@@ -181,37 +183,39 @@ extension IOMMUFD {
 
     /// `IOMMU_VFIO_IOAS` SET: the IOAS the VFIO compatibility ioctls use.
     /// - Throws: `ENOENT` not an IOAS.
-    public func setCompatIOAS(_ ioas: UInt32) throws(Errno) {
-        try typedCall(IOMMUFDCommand.vfioIOAS, IOMMUVFIOIOAS(ioasId: ioas, op: IOMMUFDConstant.vfioIOASSet)).map { _ in () }.get()
+    public func setCompatIOAS(_ ioas: IOASObjectID) throws(Errno) {
+        try typedCall(IOMMUFDCommand.vfioIOAS, IOMMUVFIOIOAS(ioasId: ioas.rawValue, op: IOMMUFDConstant.vfioIOASSet)).map { _ in () }.get()
     }
 
     /// `IOMMU_HWPT_ALLOC`: a paging HWPT on IOAS `pt`, or a nested HWPT on paging HWPT `pt`
-    /// with vendor `data` of `dataType`.
+    /// with vendor `data` of `dataType`. `faultID` fills `fault_id` (the caller still sets
+    /// `IOMMU_HWPT_FAULT_ID_VALID` in `flags`, as in the uAPI).
     /// - Returns: the HWPT ID.
     /// - Throws: `EOPNOTSUPP` bad flags or data type; `EINVAL` data/type mismatch, bad
     ///   `pt`, bad parent; `ENOENT` no device or fault object; `EFAULT`; `ENOMEM`.
-    public func allocHWPT(device: UInt32, pt: UInt32, flags: UInt32 = 0, dataType: UInt32 = 0,
-                          data: [UInt8] = [], faultID: UInt32 = 0) throws(Errno) -> UInt32 {
-        try _allocHWPT(device, pt, flags, dataType, data, faultID).get()
+    public func allocHWPT<Parent: IOMMUFDHWPTParentKind>(
+        device: DeviceObjectID, pt: IOMMUFDObjectID<Parent>, flags: UInt32 = 0, dataType: UInt32 = 0,
+        data: [UInt8] = [], faultID: FaultObjectID? = nil) throws(Errno) -> HWPTObjectID {
+        try _allocHWPT(device.rawValue, pt.rawValue, flags, dataType, data, faultID?.rawValue ?? 0).get()
     }
     func _allocHWPT(_ dev: UInt32, _ pt: UInt32, _ flags: UInt32, _ type: UInt32, _ data: [UInt8],
-                    _ fault: UInt32) -> Result<UInt32, Errno> {
+                    _ fault: UInt32) -> Result<HWPTObjectID, Errno> {
         typedCall(IOMMUFDCommand.hwptAlloc, prepare: { o in
             let d = data.isEmpty ? 0 : o.place(data)
             return o.place(IOMMUHWPTAlloc(flags: flags, devId: dev, ptId: pt, dataType: type,
                                           dataLen: UInt32(data.count), dataUptr: d, faultId: fault).bytes)
-        }, finish: { o, a in IOMMUHWPTAlloc(bytes: o.bytes(at: a)).outHwptId })
+        }, finish: { o, a in HWPTObjectID(rawValue: IOMMUHWPTAlloc(bytes: o.bytes(at: a)).outHwptId) })
     }
 
     /// `IOMMU_GET_HW_INFO` for a bound device, with a buffer of `dataLength` bytes.
     /// - Throws: `ENOENT` no device; `EOPNOTSUPP` the driver does not report `type`.
-    public func hwInfo(device: UInt32, dataLength: Int = 64, type: UInt32? = nil) throws(Errno) -> IOMMUFDHWInfo {
+    public func hwInfo(device: DeviceObjectID, dataLength: Int = 64, type: UInt32? = nil) throws(Errno) -> IOMMUFDHWInfo {
         try _hwInfo(device, dataLength, type).get()
     }
-    func _hwInfo(_ dev: UInt32, _ len: Int, _ type: UInt32?) -> Result<IOMMUFDHWInfo, Errno> {
+    func _hwInfo(_ dev: DeviceObjectID, _ len: Int, _ type: UInt32?) -> Result<IOMMUFDHWInfo, Errno> {
         typedCall(IOMMUFDCommand.getHWInfo, prepare: { o in
             let buf = o.place([UInt8](repeating: 0, count: len))
-            return o.place(IOMMUHWInfo(flags: type == nil ? 0 : IOMMUFDConstant.hwInfoFlagInputType, devId: dev,
+            return o.place(IOMMUHWInfo(flags: type == nil ? 0 : IOMMUFDConstant.hwInfoFlagInputType, devId: dev.rawValue,
                                        dataLen: UInt32(len), dataUptr: buf, dataType: type ?? 0).bytes)
         }, finish: { o, a in
             let c = IOMMUHWInfo(bytes: o.bytes(at: a))
@@ -222,25 +226,25 @@ extension IOMMUFD {
 
     /// `IOMMU_HWPT_SET_DIRTY_TRACKING`.
     /// - Throws: `EOPNOTSUPP` the HWPT was not allocated with DIRTY_TRACKING; `ENOENT`.
-    public func setDirtyTracking(hwpt: UInt32, enabled: Bool) throws(Errno) {
+    public func setDirtyTracking(hwpt: HWPTObjectID, enabled: Bool) throws(Errno) {
         try typedCall(IOMMUFDCommand.hwptSetDirtyTracking,
-                      IOMMUHWPTSetDirtyTracking(flags: enabled ? IOMMUFDConstant.dirtyTrackingEnable : 0, hwptId: hwpt))
+                      IOMMUHWPTSetDirtyTracking(flags: enabled ? IOMMUFDConstant.dirtyTrackingEnable : 0, hwptId: hwpt.rawValue))
             .map { _ in () }.get()
     }
 
     /// `IOMMU_HWPT_GET_DIRTY_BITMAP`: one bit per `pageSize` from `iova`.
     /// - Throws: `ENOENT`; `EOVERFLOW`; `EINVAL` misaligned range or page size, or a range
     ///   not fully mapped; `EOPNOTSUPP` no dirty tracking.
-    public func dirtyBitmap(hwpt: UInt32, iova: IOVA, length: UInt64, pageSize: UInt64,
+    public func dirtyBitmap(hwpt: HWPTObjectID, iova: IOVA, length: UInt64, pageSize: UInt64,
                             clear: Bool = true) throws(Errno) -> [UInt8] {
         try _dirtyBitmap(hwpt, iova, length, pageSize, clear).get()
     }
-    func _dirtyBitmap(_ hwpt: UInt32, _ iova: IOVA, _ length: UInt64, _ pageSize: UInt64,
+    func _dirtyBitmap(_ hwpt: HWPTObjectID, _ iova: IOVA, _ length: UInt64, _ pageSize: UInt64,
                       _ clear: Bool) -> Result<[UInt8], Errno> {
         typedCall(IOMMUFDCommand.hwptGetDirtyBitmap, prepare: { o in
             let bits = pageSize == 0 ? 0 : Int((length / pageSize + 7) / 8)
             let bm = o.place([UInt8](repeating: 0, count: bits))
-            return o.place(IOMMUHWPTGetDirtyBitmap(hwptId: hwpt, flags: clear ? 0 : IOMMUFDConstant.getDirtyBitmapNoClear,
+            return o.place(IOMMUHWPTGetDirtyBitmap(hwptId: hwpt.rawValue, flags: clear ? 0 : IOMMUFDConstant.getDirtyBitmapNoClear,
                                                    iova: iova.rawValue, length: length, pageSize: pageSize,
                                                    data: bm).bytes)
         }, finish: { o, a in o.bytes(at: IOMMUHWPTGetDirtyBitmap(bytes: o.bytes(at: a)).data) })
@@ -250,16 +254,16 @@ extension IOMMUFD {
     /// bytes. `handled` receives `entry_num` out, on error too.
     /// - Throws: `EINVAL` not a nested HWPT, bad type or length; `EOPNOTSUPP`; `ENOENT`;
     ///   the driver's per-entry errno.
-    public func invalidate(hwpt: UInt32, dataType: UInt32, entryLength: UInt32, entries: [[UInt8]],
+    public func invalidate(hwpt: HWPTObjectID, dataType: UInt32, entryLength: UInt32, entries: [[UInt8]],
                            handled: inout UInt32) throws(Errno) {
         let r = _invalidate(hwpt, dataType, entryLength, entries)
         handled = r.handled
         if let e = r.error { throw e }
     }
-    func _invalidate(_ hwpt: UInt32, _ type: UInt32, _ len: UInt32, _ entries: [[UInt8]]) -> (handled: UInt32, error: Errno?) {
+    func _invalidate(_ hwpt: HWPTObjectID, _ type: UInt32, _ len: UInt32, _ entries: [[UInt8]]) -> (handled: UInt32, error: Errno?) {
         let (rc, handled) = typedCallAlways(IOMMUFDCommand.hwptInvalidate, prepare: { o in
             let arr = entries.isEmpty ? 0 : o.place(entries.flatMap { $0 })
-            return o.place(IOMMUHWPTInvalidate(hwptId: hwpt, dataUptr: arr, dataType: type, entryLen: len,
+            return o.place(IOMMUHWPTInvalidate(hwptId: hwpt.rawValue, dataUptr: arr, dataType: type, entryLen: len,
                                                entryNum: UInt32(entries.count)).bytes)
         }, finish: { o, a in IOMMUHWPTInvalidate(bytes: o.bytes(at: a)).entryNum })
         return (handled, rc < 0 ? Errno(rawValue: -rc) : nil)
@@ -268,8 +272,8 @@ extension IOMMUFD {
     /// `IOMMU_FAULT_QUEUE_ALLOC`: a FAULT object and its file descriptor (see
     /// ``readFile(_:buffer:count:)``, ``writeFile(_:buffer:count:)``, ``closeFile(_:)``).
     /// - Throws: `ENOMEM`.
-    public func allocFaultQueue() throws(Errno) -> (id: UInt32, fd: Int32) {
+    public func allocFaultQueue() throws(Errno) -> (id: FaultObjectID, fd: Int32) {
         try typedCall(IOMMUFDCommand.faultQueueAlloc, IOMMUFaultAlloc())
-            .map { ($0.outFaultId, Int32(bitPattern: $0.outFaultFd)) }.get()
+            .map { (FaultObjectID(rawValue: $0.outFaultId), Int32(bitPattern: $0.outFaultFd)) }.get()
     }
 }

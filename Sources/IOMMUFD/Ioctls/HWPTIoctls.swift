@@ -32,7 +32,7 @@ extension IOMMUFD {
                 ref(fault)
                 put(fault)
             }
-            c.outHwptId = hwpt.id
+            c.outHwptId = hwpt.rawID
             try u.respond(c)
         } catch {
             abortAndDestroy(hwpt)
@@ -187,7 +187,7 @@ extension IOMMUFD {
         }
         fault.fdOpen = true
         ref(fault)
-        c.outFaultId = fault.id
+        c.outFaultId = fault.rawID
         c.outFaultFd = UInt32(bitPattern: fd)
         do { try u.respond(c) } catch {
             files[fd] = nil

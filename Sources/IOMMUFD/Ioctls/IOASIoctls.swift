@@ -15,7 +15,7 @@ extension IOMMUFD {
         var c = u.decode(IOMMUIOASAlloc.self)
         guard c.flags == 0 else { throw .notSupported }
         let ioas = try ioasAlloc()
-        c.outIoasId = ioas.id
+        c.outIoasId = ioas.rawID
         do { try u.respond(c) } catch {
             abortAndDestroy(ioas)
             throw error

@@ -4,7 +4,7 @@ extension IOMMUFD {
     /// `get_compat_ioas`.
     /// - Throws: `ENODEV` when no compat IOAS is set.
     func compatIOAS() throws(Errno) -> IOASObject {
-        guard let ioas = vfioIOAS, table.live(ioas.id) === ioas else { throw .noDevice }
+        guard let ioas = vfioIOAS, table.live(ioas.rawID) === ioas else { throw .noDevice }
         ref(ioas)
         return ioas
     }
@@ -17,7 +17,7 @@ extension IOMMUFD {
         case IOMMUFDConstant.vfioIOASGet:
             let ioas = try compatIOAS()
             defer { unref(ioas) }
-            c.ioasId = ioas.id
+            c.ioasId = ioas.rawID
             try u.respond(c)
         case IOMMUFDConstant.vfioIOASSet:
             let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)

@@ -18,6 +18,8 @@ public struct IOMMUFDAccessOps: Sendable {
 /// `IOMMUFD_OBJ_ACCESS` (`struct iommufd_access`): an in-kernel user (an emulated or
 /// mdev device) that pins, reads and writes IOAS memory by IOVA, without a domain.
 public final class AccessObject: IOMMUFDObject, @unchecked Sendable {
+    /// The ACCESS ID (`obj->id`).
+    public var id: AccessObjectID { AccessObjectID(rawValue: rawID) }
     /// The ops given at creation.
     public let ops: IOMMUFDAccessOps
     /// `access->ioas`: where pins and reads go; nil while detaching, which blocks new pins.
@@ -60,9 +62,9 @@ extension IOMMUFD {
     /// holds pins releases them (`iommufd_access_change_ioas(access, NULL)`).
     public func accessDestroy(_ access: AccessObject) {
         lock.withLock {
-            guard table.live(access.id) === access else { return }
+            guard table.live(access.rawID) === access else { return }
             unref(access)
-            table.release(access.id)
+            table.release(access.rawID)
             access.users = 0
             access.destroy(self)
         }
@@ -71,22 +73,22 @@ extension IOMMUFD {
     /// `iommufd_access_attach(access, ioas_id)`.
     /// - Throws: `EINVAL` already attached; `ENOENT` not an IOAS; `EADDRINUSE` the IOAS
     ///   has areas that break the access's alignment.
-    public func accessAttach(_ access: AccessObject, ioasID: UInt32) throws(Errno) {
+    public func accessAttach(_ access: AccessObject, ioasID: IOASObjectID) throws(Errno) {
         try lock.withLock { () throws(Errno) in
             guard access.ioas == nil else {
                 warn("iommufd_access_attach", "access already attached")
                 throw .invalidArgument
             }
-            try accessChangeIOAS(access, ioasID)
+            try accessChangeIOAS(access, ioasID.rawValue)
         }
     }
 
     /// `iommufd_access_replace(access, ioas_id)`: move an attached access.
     /// - Throws: `ENOENT` not attached, or not an IOAS; `EADDRINUSE` as attach.
-    public func accessReplace(_ access: AccessObject, ioasID: UInt32) throws(Errno) {
+    public func accessReplace(_ access: AccessObject, ioasID: IOASObjectID) throws(Errno) {
         try lock.withLock { () throws(Errno) in
             guard access.ioas != nil else { throw .noEntry }
-            try accessChangeIOAS(access, ioasID)
+            try accessChangeIOAS(access, ioasID.rawValue)
         }
     }
 

@@ -155,7 +155,7 @@ extension IOMMUFD {
         switch pt {
         case let hwpt as HWPTObject:
             try attachOrReplace(hwpt, idev, pasid, mode)
-            return hwpt.id
+            return hwpt.rawID
         case let ioas as IOASObject:
             return try autoDomain(ioas, idev, pasid, mode)
         default:
@@ -178,7 +178,7 @@ extension IOMMUFD {
         for hwpt in ioas.hwpts where hwpt.autoDomain && hwpt.users > 0 {
             do throws(Errno) {
                 try attachOrReplace(hwpt, idev, pasid, mode)
-                return hwpt.id
+                return hwpt.rawID
             } catch .invalidArgument {
                 continue
             }
@@ -196,25 +196,32 @@ extension IOMMUFD {
         }
         hwpt.autoDomain = true
         finalize(hwpt)
-        return hwpt.id
+        return hwpt.rawID
     }
 
     /// `iommufd_device_attach(idev, pasid, &pt_id)`: attach the RID (`pasid` nil, the
     /// kernel's `IOMMU_NO_PASID`) or a PASID to a HWPT or, through an auto domain, to an
-    /// IOAS.
+    /// IOAS. `ptID` is an ``IOASObjectID``, a ``HWPTObjectID`` or, when the kind is not
+    /// known statically, a ``PageTableObjectID``.
     /// - Returns: the attached HWPT's ID.
     /// - Throws: `ENOENT` unknown `ptID`; `EINVAL` wrong type or incompatible;
     ///   `EBUSY` already attached; `EADDRINUSE`; driver errors.
-    public func deviceAttach(_ idev: DeviceObject, pasid: PASID? = nil, ptID: UInt32) throws(Errno) -> UInt32 {
-        try lock.withLock { () throws(Errno) -> UInt32 in try changePT(idev, pasid: pasid, ptID: ptID, mode: .attach) }
+    public func deviceAttach<PT: IOMMUFDPageTableKind>(_ idev: DeviceObject, pasid: PASID? = nil,
+                                                        ptID: IOMMUFDObjectID<PT>) throws(Errno) -> HWPTObjectID {
+        try lock.withLock { () throws(Errno) -> HWPTObjectID in
+            HWPTObjectID(rawValue: try changePT(idev, pasid: pasid, ptID: ptID.rawValue, mode: .attach))
+        }
     }
 
     /// `iommufd_device_replace(idev, pasid, &pt_id)`.
     /// - Returns: the attached HWPT's ID.
     /// - Throws: `EINVAL` nothing attached, wrong type, incompatible; `ENOENT` unknown
     ///   `ptID`; `EADDRINUSE`; driver errors (the old attachment is kept).
-    public func deviceReplace(_ idev: DeviceObject, pasid: PASID? = nil, ptID: UInt32) throws(Errno) -> UInt32 {
-        try lock.withLock { () throws(Errno) -> UInt32 in try changePT(idev, pasid: pasid, ptID: ptID, mode: .replace) }
+    public func deviceReplace<PT: IOMMUFDPageTableKind>(_ idev: DeviceObject, pasid: PASID? = nil,
+                                                         ptID: IOMMUFDObjectID<PT>) throws(Errno) -> HWPTObjectID {
+        try lock.withLock { () throws(Errno) -> HWPTObjectID in
+            HWPTObjectID(rawValue: try changePT(idev, pasid: pasid, ptID: ptID.rawValue, mode: .replace))
+        }
     }
 
     /// `iommufd_device_detach(idev, pasid)`: silent when nothing is attached.

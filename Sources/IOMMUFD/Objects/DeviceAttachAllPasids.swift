@@ -20,7 +20,12 @@ extension IOMMUFD {
     ///   a nested HWPT; `EBUSY` PASIDs are attached individually, or another device of
     ///   the group holds the RID attachment; `EADDRINUSE` reserved regions in the
     ///   parent's IOAS; the core's and driver's attach errno. Nothing changes on error.
-    public func deviceAttachAllPasids(_ idev: DeviceObject, ptID: UInt32) throws(Errno) -> UInt32 {
+    public func deviceAttachAllPasids<PT: IOMMUFDPageTableKind>(_ idev: DeviceObject,
+                                                                ptID: IOMMUFDObjectID<PT>) throws(Errno) -> HWPTObjectID {
+        HWPTObjectID(rawValue: try attachAllPasids(idev, ptID: ptID.rawValue))
+    }
+
+    private func attachAllPasids(_ idev: DeviceObject, ptID: UInt32) throws(Errno) -> UInt32 {
         try lock.withLock { () throws(Errno) -> UInt32 in
             let pt = try getObject(ptID, .any)
             defer { put(pt) }
@@ -32,7 +37,7 @@ extension IOMMUFD {
             let existing = ig.pasidAttach[nil]
             if let existing {
                 guard existing.devices.count == 1, existing.devices[0] === idev else { throw .busy }
-                if existing.hwpt === hwpt && ig.group.ridOwnsAllPasids { return hwpt.id }
+                if existing.hwpt === hwpt && ig.group.ridOwnsAllPasids { return hwpt.rawID }
             }
             let newIOAS = hwpt.parent.ioas
             let oldIOAS = existing?.hwpt.pagingRoot?.ioas
@@ -58,7 +63,7 @@ extension IOMMUFD {
                 ref(hwpt)
                 ref(idev)
             }
-            return hwpt.id
+            return hwpt.rawID
         }
     }
 

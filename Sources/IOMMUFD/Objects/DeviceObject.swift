@@ -4,6 +4,8 @@ import IOMMUCore
 /// claims DMA ownership of its group (the group goes to the blocking domain); a bound
 /// device is attached to nothing until its driver attaches it.
 public final class DeviceObject: IOMMUFDObject, @unchecked Sendable {
+    /// The DEVICE ID (`obj->id`).
+    public var id: DeviceObjectID { DeviceObjectID(rawValue: rawID) }
     /// The PCI device.
     public let dev: PCIDevice
     /// `idev->igroup`.
@@ -113,7 +115,7 @@ extension IOMMUFD {
     /// the device object (releasing DMA ownership).
     public func deviceUnbind(_ idev: DeviceObject) {
         lock.withLock {
-            guard table.live(idev.id) === idev else { return }
+            guard table.live(idev.rawID) === idev else { return }
             // PASIDs first, highest first, then the RID.
             let pasids = idev.igroup.pasidAttach.keys.compactMap { $0 }.sorted(by: >).map { Optional($0) }
             for pasid in pasids + [nil] where idev.igroup.pasidAttach.keys.contains(pasid) {
@@ -123,7 +125,7 @@ extension IOMMUFD {
             }
             unref(idev)
             if idev.users != 1 { warn("iommufd_device_unbind", "\(idev) still referenced") }
-            table.release(idev.id)
+            table.release(idev.rawID)
             idev.users = 0
             idev.destroy(self)
         }

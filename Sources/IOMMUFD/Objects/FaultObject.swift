@@ -10,6 +10,8 @@ import IOMMUCore
 /// or the object is destroyed; the core's pending check (`iopf_group_response`) drops a
 /// second attempt, e.g. after `iopf_queue_remove_device` already answered the group.
 public final class FaultObject: IOMMUFDObject, @unchecked Sendable {
+    /// The FAULT ID (`obj->id`).
+    public var id: FaultObjectID { FaultObjectID(rawValue: rawID) }
     /// Guards ``deliver`` and ``response`` (`fault->common.lock` + `fault->mutex`): the
     /// handler runs on whatever thread reports the fault, outside the context lock.
     private let faultLock = Lock()
@@ -85,7 +87,7 @@ public final class FaultObject: IOMMUFDObject, @unchecked Sendable {
                 while response[c] != nil { c += 1 }
                 return c
             }
-            let devID = (group.attachHandle as? IOMMUFDAttachHandle)?.idev.id ?? 0
+            let devID = (group.attachHandle as? IOMMUFDAttachHandle)?.idev.rawID ?? 0
             var bytes: [UInt8] = []
             bytes.reserveCapacity(group.faultCount * size)
             for f in group.faults {

@@ -4,6 +4,8 @@ import IOMMUCore
 /// ``/IOMMUCore/IOMMUDomain`` owned by the context, optionally delivering I/O page faults to a
 /// FAULT object.
 public class HWPTObject: IOMMUFDObject, @unchecked Sendable {
+    /// The HWPT ID (`obj->id`).
+    public var id: HWPTObjectID { HWPTObjectID(rawValue: rawID) }
     /// The domain (`hwpt->domain`); nil only while a paging HWPT is half built.
     package internal(set) var domain: IOMMUDomain?
     /// `hwpt->fault`.

@@ -3,6 +3,8 @@ import IOMMUCore
 /// `IOMMUFD_OBJ_IOAS` (`struct iommufd_ioas`): an I/O address space, the IOVA → user
 /// memory map that paging HWPTs and accesses mirror.
 public final class IOASObject: IOMMUFDObject, @unchecked Sendable {
+    /// The IOAS ID (`obj->id`).
+    public var id: IOASObjectID { IOASObjectID(rawValue: rawID) }
     package let iopt: IOPageTableState
     /// `ioas->hwpt_list`: paging HWPTs built on this IOAS (auto and manual).
     var hwpts: [HWPTPagingObject] = []

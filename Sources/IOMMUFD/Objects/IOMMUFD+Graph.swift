@@ -20,10 +20,10 @@ extension IOMMUFD: ObjectGraphContributor {
             guard !isClosed else { return }
             let cluster = graph.uniqueID("iommufd")
             graph.add(ObjectGraph.Cluster(id: cluster, label: "iommufd (pid \(process.pid))"))
-            func node(_ o: IOMMUFDObject) -> String { "\(cluster)_obj\(o.id)" }
+            func node(_ o: IOMMUFDObject) -> String { "\(cluster)_obj\(o.rawID)" }
             for o in table.liveObjects {
                 let kind = Self.graphKinds[o.type] ?? ObjectGraph.NodeKind(name: "\(o.type)")
-                graph.add(ObjectGraph.Node(id: node(o), kind: kind, title: "\(Self.graphName(o.type)) \(o.id)",
+                graph.add(ObjectGraph.Node(id: node(o), kind: kind, title: "\(Self.graphName(o.type)) \(o.rawID)",
                                            details: graphDetails(o) + ["users \(o.users)"], cluster: cluster))
                 for (target, label, style) in graphEdges(o, graph: &graph, node: node) {
                     graph.add(ObjectGraph.Edge(from: node(o), to: target, label: label, style: style))

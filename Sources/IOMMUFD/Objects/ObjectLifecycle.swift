@@ -6,7 +6,7 @@ extension IOMMUFD {
     /// - Throws: `ENOMEM`.
     package func allocObject(_ obj: IOMMUFDObject) throws(Errno) {
         if shouldFail() { throw .noMemory }
-        obj.id = try table.reserve(obj)
+        obj.rawID = try table.reserve(obj)
     }
 
     /// `iommufd_object_finalize`: publish the object.
@@ -16,12 +16,12 @@ extension IOMMUFD {
     }
 
     /// `iommufd_object_abort`: free the reserved ID of an object that holds nothing yet.
-    func abort(_ obj: IOMMUFDObject) { table.release(obj.id) }
+    func abort(_ obj: IOMMUFDObject) { table.release(obj.rawID) }
 
     /// `iommufd_object_abort_and_destroy`: undo a half-built object and free its ID.
     package func abortAndDestroy(_ obj: IOMMUFDObject) {
         obj.abort(self)
-        table.release(obj.id)
+        table.release(obj.rawID)
     }
 
     /// `iommufd_get_object(ictx, id, type)`: a live object of `type` (`.any` matches
@@ -70,8 +70,8 @@ extension IOMMUFD {
     /// table's remains, destroy the object (auto domains dying with their last device).
     func putAndTryDestroy(_ obj: IOMMUFDObject) {
         obj.users -= 1
-        guard obj.users == 1, table.live(obj.id) === obj else { return }
-        table.release(obj.id)
+        guard obj.users == 1, table.live(obj.rawID) === obj else { return }
+        table.release(obj.rawID)
         obj.users = 0
         obj.destroy(self)
     }
@@ -79,7 +79,7 @@ extension IOMMUFD {
     /// Destroys an object and leaves its ID reserved until close
     /// (`REMOVE_OBJ_TOMBSTONE`).
     func destroyToTombstone(_ obj: IOMMUFDObject) {
-        table.tombstone(obj.id)
+        table.tombstone(obj.rawID)
         obj.users = 0
         obj.destroy(self)
     }

@@ -26,7 +26,7 @@ struct ObjectTable {
         return id
     }
 
-    mutating func publish(_ obj: IOMMUFDObject) { slots[obj.id] = .live(obj) }
+    mutating func publish(_ obj: IOMMUFDObject) { slots[obj.rawID] = .live(obj) }
     mutating func release(_ id: UInt32) { slots[id] = nil }
     mutating func tombstone(_ id: UInt32) { slots[id] = .tombstone }
 

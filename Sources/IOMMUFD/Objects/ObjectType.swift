@@ -53,8 +53,9 @@ public enum IOMMUFDObjectType: UInt32, Sendable, CustomStringConvertible {
 public class IOMMUFDObject: @unchecked Sendable, CustomStringConvertible {
     /// The object type.
     public let type: IOMMUFDObjectType
-    /// The ID (`obj->id`), 0 until allocated.
-    public internal(set) var id: UInt32 = 0
+    /// The ID as a number (`obj->id`), 0 until allocated. Each kind's `id` property
+    /// (``IOASObject/id``, ``DeviceObject/id``, ...) is the typed form.
+    public internal(set) var rawID: UInt32 = 0
     /// `obj->users`: long-term references, the table's included.
     public internal(set) var users = 1
     /// `obj->wait_cnt`: references held by ioctls in progress.
@@ -71,5 +72,5 @@ public class IOMMUFDObject: @unchecked Sendable, CustomStringConvertible {
     func abort(_ ctx: IOMMUFD) { destroy(ctx) }
 
     /// `TYPE#id`.
-    public var description: String { "\(type)#\(id)" }
+    public var description: String { "\(type)#\(rawID)" }
 }

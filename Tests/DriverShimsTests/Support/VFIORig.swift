@@ -72,10 +72,10 @@ final class VFIORig {
     }
 
     /// vfio-pci over `dev`, opened and bound.
-    func bound(_ dev: PCIDevice) throws -> (VFIOPCIDevice, VFIODeviceFile, UInt32) {
+    func bound(_ dev: PCIDevice) throws -> (VFIOPCIDevice, VFIODeviceFile, DeviceObjectID) {
         let (v, f) = open(dev)
         let id = try f.bindIOMMUFD(fd)
-        return (v, f, id)
+        return (v, f, try XCTUnwrap(iommufd.objectID(id, as: IOMMUFDKind.Device.self)))
     }
 
     // MARK: raw ioctls
@@ -94,45 +94,45 @@ final class VFIORig {
         return rc
     }
 
-    func ioasAlloc() -> UInt32 {
+    func ioasAlloc() -> IOASObjectID {
         var c = IOMMUIOASAlloc()
         precondition(iommuCall(IOMMUFDCommand.ioasAlloc, &c) == 0)
-        return c.outIoasId
+        return IOASObjectID(rawValue: c.outIoasId)
     }
 
     /// IOAS_MAP of `[va, va+length)` at a fixed `iova`.
-    func map(_ ioas: UInt32, va: UInt64, length: UInt64, iova: UInt64, writable: Bool = true) -> Int32 {
+    func map(_ ioas: IOASObjectID, va: UInt64, length: UInt64, iova: UInt64, writable: Bool = true) -> Int32 {
         let prot = IOMMUFDConstant.mapReadable | (writable ? IOMMUFDConstant.mapWriteable : 0)
-        var c = IOMMUIOASMap(flags: IOMMUFDConstant.mapFixedIOVA | prot, ioasId: ioas, userVa: va, length: length, iova: iova)
+        var c = IOMMUIOASMap(flags: IOMMUFDConstant.mapFixedIOVA | prot, ioasId: ioas.rawValue, userVa: va, length: length, iova: iova)
         return iommuCall(IOMMUFDCommand.ioasMap, &c)
     }
 
-    func unmap(_ ioas: UInt32, iova: UInt64, length: UInt64) -> (Int32, UInt64) {
-        var c = IOMMUIOASUnmap(ioasId: ioas, iova: iova, length: length)
+    func unmap(_ ioas: IOASObjectID, iova: UInt64, length: UInt64) -> (Int32, UInt64) {
+        var c = IOMMUIOASUnmap(ioasId: ioas.rawValue, iova: iova, length: length)
         let rc = iommuCall(IOMMUFDCommand.ioasUnmap, &c)
         return (rc, c.length)
     }
 
     /// IOMMU_HWPT_ALLOC of a paging HWPT on `ioas` for device object `devID`.
-    func hwptAlloc(dev devID: UInt32, ioas: UInt32, flags: UInt32 = 0) -> (Int32, UInt32) {
-        var c = IOMMUHWPTAlloc(flags: flags, devId: devID, ptId: ioas)
+    func hwptAlloc(dev devID: DeviceObjectID, ioas: IOASObjectID, flags: UInt32 = 0) -> (Int32, HWPTObjectID) {
+        var c = IOMMUHWPTAlloc(flags: flags, devId: devID.rawValue, ptId: ioas.rawValue)
         let rc = iommuCall(IOMMUFDCommand.hwptAlloc, &c)
-        return (rc, c.outHwptId)
+        return (rc, HWPTObjectID(rawValue: c.outHwptId))
     }
 
     /// IOMMU_HWPT_ALLOC of a Mock nested HWPT (selftest data) on `parent`.
-    func nestedAlloc(dev devID: UInt32, parent: UInt32) -> (Int32, UInt32) {
+    func nestedAlloc(dev devID: DeviceObjectID, parent: HWPTObjectID) -> (Int32, HWPTObjectID) {
         let data = IOMMUHWPTSelftest(iotlb: IOMMUTestOp.iotlbDefault).bytes
         let at = arg + 0x8000
         try! process.writeMemory(address: at, bytes: data)
-        var c = IOMMUHWPTAlloc(devId: devID, ptId: parent, dataType: IOMMUTestOp.hwptDataSelftest,
+        var c = IOMMUHWPTAlloc(devId: devID.rawValue, ptId: parent.rawValue, dataType: IOMMUTestOp.hwptDataSelftest,
                                dataLen: UInt32(data.count), dataUptr: at)
         let rc = iommuCall(IOMMUFDCommand.hwptAlloc, &c)
-        return (rc, c.outHwptId)
+        return (rc, HWPTObjectID(rawValue: c.outHwptId))
     }
 
     /// An IOAS with the whole buffer mapped at IOVA `iova`, and a fill pattern.
-    func mappedIOAS(iova: UInt64 = 0x1010_0000) throws -> UInt32 {
+    func mappedIOAS(iova: UInt64 = 0x1010_0000) throws -> IOASObjectID {
         let ioas = ioasAlloc()
         XCTAssertEqual(map(ioas, va: buffer, length: Self.bufferSize, iova: iova), 0)
         return ioas
