@@ -217,18 +217,3 @@ extension TraceRecord {
         return r
     }
 }
-
-/// A kernel `WARN_ON` that fired: the model records it instead of printing a stack.
-public struct Warning: Hashable, Sendable, CustomStringConvertible {
-    /// The kernel function that warns.
-    public let function: String
-    /// What went wrong.
-    public let message: String
-    /// A WARN fired in `function` (a kernel function name) because of `message`.
-    public init(function: String, message: String) {
-        self.function = function
-        self.message = message
-    }
-    /// `function: message`.
-    public var description: String { "WARNING in \(function): \(message)" }
-}
