@@ -23,6 +23,25 @@ final class PageReferenceTests: XCTestCase {
         XCTAssertEqual(memory.framesWithExtraReferences, 0)
     }
 
+    /// A contiguous run is one compound page: the last put of its first frame frees it
+    /// whole (how a 16 or 64 KiB page table comes back from a gather's freelist), and a
+    /// reference on its head keeps all of it.
+    func testContiguousRunIsFreedWholeByItsFirstFrame() throws {
+        let base = memory.framesInUse
+        let run = try memory.allocContiguous(bytes: 16 << 10, alignment: 16 << 10)
+        XCTAssertEqual(memory.framesInUse, base + 4)
+        try memory.getFrame(run)
+        memory.freeFrame(run)
+        XCTAssertEqual(memory.framesInUse, base + 4, "the head's extra reference holds the run")
+        memory.putFrame(run)
+        XCTAssertEqual(memory.framesInUse, base, "the last put frees all four frames")
+        for i in 0..<UInt64(4) { XCTAssertFalse(memory.isAllocated(run + i * 4096)) }
+        let again = try memory.allocContiguous(bytes: 16 << 10, alignment: 16 << 10)
+        XCTAssertEqual(again, run, "the run is reused whole")
+        memory.free(again, bytes: 16 << 10)
+        XCTAssertEqual(memory.framesInUse, base)
+    }
+
     func testGetOfAFreeOrOutOfRangeFrameIsEFAULT() throws {
         let pa = try memory.allocFrame()
         memory.freeFrame(pa)

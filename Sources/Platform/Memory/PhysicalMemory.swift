@@ -17,7 +17,10 @@ import Darwin
 /// Every allocated frame carries a reference count (`page->_refcount`): 1 from
 /// allocation, +1 per ``getFrame(_:)`` (`get_page`, or a `pin_user_pages` pin), -1 per
 /// ``putFrame(_:)`` (`put_page`); the frame goes back to the pool when it reaches 0. So a
-/// page a device may still DMA into outlives the mapping that supplied it.
+/// page a device may still DMA into outlives the mapping that supplied it. A contiguous
+/// run is one compound page: the last put of its first frame frees the whole run, as
+/// `put_page` on a compound head frees the folio (a 16 or 64 KiB page table goes back
+/// through a freelist of addresses that way).
 public final class PhysicalMemory: @unchecked Sendable {
     /// The frame size of the allocator: 4 KiB, the x86-64 and VT-d base page.
     public static let frameSize = 4096
@@ -34,6 +37,8 @@ public final class PhysicalMemory: @unchecked Sendable {
     private var freeFrames: [UInt64] = []
     /// Freed contiguous runs, by size in bytes, reused for the same size and alignment.
     private var freeRuns: [Int: [UInt64]] = [:]
+    /// Allocated contiguous runs: first frame's address → bytes.
+    private var runBytes: [UInt64: Int] = [:]
     private var inUse = 0
     private var allocations = 0
     /// References beyond the allocation's own, one counter per frame, indexed by frame
@@ -184,6 +189,10 @@ public final class PhysicalMemory: @unchecked Sendable {
                     return
                 }
             }
+            if !runBytes.isEmpty, let bytes = runBytes.removeValue(forKey: f) {
+                releaseRunLocked(f, bytes: bytes)
+                return
+            }
             mark(f, frames: 1, allocated: false)
             inUse -= 1
             freeFrames.append(f)
@@ -221,6 +230,7 @@ public final class PhysicalMemory: @unchecked Sendable {
                 freeRuns[bytes] = runs
                 mark(pa, frames: bytes / Self.frameSize, allocated: true)
                 inUse += bytes / Self.frameSize
+                runBytes[pa] = bytes
                 return pa
             }
             let start = (bump + UInt64(alignment) - 1) & ~(UInt64(alignment) - 1)
@@ -231,6 +241,7 @@ public final class PhysicalMemory: @unchecked Sendable {
             bump = start + UInt64(bytes)
             mark(start, frames: bytes / Self.frameSize, allocated: true)
             inUse += bytes / Self.frameSize
+            runBytes[start] = bytes
             return start
         }
         memset(base + Int(pa), 0, bytes)
@@ -239,20 +250,28 @@ public final class PhysicalMemory: @unchecked Sendable {
 
     /// Frees a run from ``allocContiguous(bytes:alignment:)``. Runs are freed whole
     /// (a compound page has one count, on its head), so a run with a frame still
-    /// referenced through ``getFrame(_:)`` is a bug in the caller (a precondition).
+    /// referenced through ``getFrame(_:)`` is a bug in the caller (a precondition), as is
+    /// a size other than the run's. ``freeFrame(_:)`` on the run's first frame does the
+    /// same.
     public func free(_ address: PhysicalAddress, bytes: Int) {
         if bytes == Self.frameSize { return putFrame(address) }
         let pa = address.rawValue
         lock.withLock {
-            if framesReferenced > 0 {
-                let first = Int(truncatingIfNeeded: pa / UInt64(Self.frameSize))
-                precondition(!(first..<first + bytes / Self.frameSize).contains { extraRefs[$0] != 0 },
-                             "PhysicalMemory: run at \(pa) freed while a frame of it is referenced")
-            }
-            mark(pa, frames: bytes / Self.frameSize, allocated: false)
-            inUse -= bytes / Self.frameSize
-            freeRuns[bytes, default: []].append(pa)
+            precondition(runBytes.removeValue(forKey: pa) == bytes, "PhysicalMemory: \(pa) is not a \(bytes)-byte run")
+            releaseRunLocked(pa, bytes: bytes)
         }
+    }
+
+    /// Returns a whole run to the pool. Lock held.
+    private func releaseRunLocked(_ pa: UInt64, bytes: Int) {
+        if framesReferenced > 0 {
+            let first = Int(truncatingIfNeeded: pa / UInt64(Self.frameSize))
+            precondition(!(first..<first + bytes / Self.frameSize).contains { extraRefs[$0] != 0 },
+                         "PhysicalMemory: run at \(pa) freed while a frame of it is referenced")
+        }
+        mark(pa, frames: bytes / Self.frameSize, allocated: false)
+        inUse -= bytes / Self.frameSize
+        freeRuns[bytes, default: []].append(pa)
     }
 
     /// Copies `count` bytes from physical memory into `buffer`.
