@@ -28,7 +28,7 @@ let package = Package(
     targets: [
         // The simulated machine below the IOMMU: errno, locks, physical memory, the
         // page-table engine and formats, processes, PCI topology. Imports nothing of the IOMMU.
-        .target(name: "Platform"),
+        .target(name: "Platform", exclude: ["PageTable/README.md"]),
         // Re-exports Platform (`@_exported import`), so users write `import IOMMUCore` only.
         .target(name: "IOMMUCore", dependencies: ["Platform"]),
         // The driver-facing part of iommufd (`drivers/iommu/iommufd/driver.c`,

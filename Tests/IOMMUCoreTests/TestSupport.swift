@@ -1,14 +1,56 @@
 import XCTest
 @testable import IOMMUCore
-
-/// Every page-table format the engine supports; each format test runs over all of them.
-let allFormats: [PageTableFormat] = [
-    .x86_64(levels: 4), .x86_64(levels: 5), .vtdSecondStage(levels: 3), .vtdSecondStage(levels: 4),
-]
+@testable import Platform
 
 let K4: UInt64 = 4096
 let M2: UInt64 = 2 << 20
 let G1: UInt64 = 1 << 30
+
+/// The LPAE variants the format suite runs over: stage 1 and 2, every granule, 3- and
+/// 4-level tables, small roots (16K at 48 bits: 2 entries), concatenated stage-2 roots
+/// (2 and 16 tables), 52-bit output with 4 TiB leaves, and stage-1 dirty tracking.
+let lpaeFormats: [PageTableFormat] = {
+    let sizes4K = K4 | M2 | G1, sizes16K: UInt64 = 1 << 14 | 1 << 25, sizes64K: UInt64 = 1 << 16 | 1 << 29 | 1 << 42
+    return [
+        try! .armLPAE(.stage1, pageSizes: sizes4K, ias: 48, oas: 48),
+        try! .armLPAE(.stage1, pageSizes: sizes4K, ias: 39, oas: 44),
+        try! .armLPAE(.stage1, pageSizes: sizes4K, ias: 48, oas: 48, quirks: .armHD),
+        try! .armLPAE(.stage2, pageSizes: sizes4K, ias: 40, oas: 40),
+        try! .armLPAE(.stage1, pageSizes: sizes16K, ias: 48, oas: 48),
+        try! .armLPAE(.stage2, pageSizes: sizes16K, ias: 40, oas: 40),
+        try! .armLPAE(.stage2, pageSizes: sizes16K, ias: 48, oas: 48),
+        try! .armLPAE(.stage1, pageSizes: sizes64K, ias: 48, oas: 48),
+        try! .armLPAE(.stage2, pageSizes: sizes64K, ias: 52, oas: 52),
+    ]
+}()
+
+/// Every page-table format the engine supports; each format test runs over all of them.
+let allFormats: [PageTableFormat] = [
+    .x86_64(levels: 4), .x86_64(levels: 5), .vtdSecondStage(levels: 3), .vtdSecondStage(levels: 4),
+] + lpaeFormats
+
+/// The sizes a format test works in, so one test body serves every granule: the page
+/// (4, 16 or 64 KiB), the first block (2 MiB, 32 MiB, 512 MiB) and the largest leaf
+/// above it if the format has one (1 GiB, 4 TiB).
+extension PageTableFormat {
+    /// The smallest leaf: the page.
+    var page: UInt64 { pageSizes & (0 &- pageSizes) }
+    /// The leaf one level up: the first block size.
+    var block: UInt64 { page << UInt64(bitsPerLevel) }
+    /// The leaf two levels up, if the format maps it.
+    var bigBlock: UInt64? { pageSizes & (block << UInt64(bitsPerLevel)) != 0 ? block << UInt64(bitsPerLevel) : nil }
+    /// 4 KiB frames per table below the root.
+    var framesPerTable: Int { tableBytes / PhysicalMemory.frameSize }
+    /// Whether walks with dirty management mark writes, so `readAndClearDirty` reports them.
+    var tracksDirty: Bool {
+        switch kind {
+        case .x86_64FirstStage, .vtdSecondStage: true
+        case .armLPAEStage1: lpae!.quirks.contains(.armHD)
+        case .armLPAEStage2: false
+        }
+    }
+}
+
 
 /// Runs `body` once per format with a fresh table and memory, checks no table page leaks
 /// after `destroy`, and names the format in every failure.
@@ -64,3 +106,6 @@ func leafSizes(_ t: IOPageTable, _ iova: UInt64, _ size: UInt64) -> [UInt64] {
     }
     return sizes
 }
+
+/// The physical address `iova` translates to in `t`, as a number (0 = unmapped).
+func phys(_ t: IOPageTable, _ iova: UInt64) -> UInt64 { t.iovaToPhys(IOVA(rawValue: iova)).rawValue }

@@ -1,17 +1,20 @@
 extension IOPageTable {
-    /// Reports every leaf in `[iova, iova + size)` whose dirty bit is set, as
-    /// `(leafIOVA, leafSize)`, clearing the bit when `clear` is true:
-    /// `iommu_dirty_ops.read_and_clear_dirty` over the table (x86: D, bit 6; VT-d
-    /// second stage: D, bit 9, set by SSADE hardware). Holes are skipped. The caller
-    /// flushes the IOTLB after clearing, so that the hardware sets D again on the next
-    /// write rather than trusting a cached dirty state. Returns no errno.
+    /// Reports every leaf in `[iova, iova + size)` that is dirty, as `(leafIOVA,
+    /// leafSize)`, cleaning it when `clear` is true: `iommu_dirty_ops.read_and_clear_dirty`
+    /// over the table (x86: D, bit 6; VT-d second stage: D, bit 9, set by SSADE hardware;
+    /// LPAE stage 1 with ``IOPageTableQuirks/armHD``: DBM set and AP[2] clear, cleaned by
+    /// setting AP[2] again, as `arm_lpae_read_and_clear_dirty`; LPAE stage 2 reports
+    /// nothing, as the kernel supports dirty tracking on stage 1 only). Holes are
+    /// skipped. The caller flushes the IOTLB after clearing, so that the hardware marks
+    /// the leaf again on the next write rather than trusting a cached dirty state.
+    /// Returns no errno.
     public func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool, _ report: (IOVA, UInt64) -> Void) {
-        let dirty = format.dirtyBit
+        let format = format
         forEachLeaf(iova: iova.rawValue, size: size) { leafIOVA, _, span, slot in
             let pte = slot.load(as: UInt64.self)
-            guard pte & dirty != 0 else { return }
+            guard format.isDirty(pte) else { return }
             report(IOVA(rawValue: leafIOVA), span)
-            if clear { slot.storeBytes(of: pte & ~dirty, as: UInt64.self) }
+            if clear { slot.storeBytes(of: format.cleaned(pte), as: UInt64.self) }
         }
     }
 }

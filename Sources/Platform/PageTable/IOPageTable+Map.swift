@@ -1,33 +1,82 @@
 extension IOPageTable {
     /// Maps `pgcount` pages of `pgsize` bytes from `iova` to `paddr`:
-    /// `io_pgtable_ops.map_pages`. Missing intermediate tables are allocated; consecutive
-    /// leaves in one table are written without walking again.
+    /// `io_pgtable_ops.map_pages` (`arm_lpae_map_pages`, generic_pt's `map_pages`).
+    /// Missing intermediate tables are allocated; consecutive leaves in one table are
+    /// written without walking again.
     ///
     /// `mapped` is advanced by the bytes mapped, also when an error stops the call part
     /// way (the core then unmaps them, as `iommu_map` does).
+    ///
+    /// The checks come in the kernel's order: first what the core's `iommu_map` refuses
+    /// (`EINVAL`), then the format's own. x86-64 and VT-d (generic_pt) check the
+    /// protection before the ranges; LPAE (io-pgtable-arm) checks the ranges first and
+    /// WARNs on them.
     /// - Throws: `EINVAL` if `pgsize` is not in ``PageTableFormat/pageSizes``, `iova` or
-    ///   `paddr` is not aligned to it, `pgcount` < 1, `paddr` exceeds the 52-bit output
-    ///   range, `prot` has neither read nor write, or the table was destroyed;
-    ///   `ERANGE` if the range reaches beyond ``PageTableFormat/vaBits``;
+    ///   `paddr` is not aligned to it, `pgcount` < 1, `prot` has neither read nor write,
+    ///   or the table was destroyed; `ERANGE` if the IOVA range leaves the input range
+    ///   (below 2^``PageTableFormat/vaBits``, or the upper range of a TTBR1 table) or
+    ///   the physical range reaches 2^``PageTableFormat/outputBits`` (LPAE: the OAS);
     ///   `EEXIST` if a slot is already in use (a leaf, or for a block also a table), in
-    ///   which case the existing mapping is left as it was; `ENOMEM` if a table page
-    ///   cannot be allocated.
+    ///   which case the existing mapping is left as it was (LPAE WARNs unless
+    ///   ``IOPageTableQuirks/noWarn``); `ENOMEM` if a table page cannot be allocated.
+    ///
+    /// io-pgtable-arm replaces a table found where a block goes, because it keeps tables
+    /// that unmaps emptied; this engine frees emptied tables at unmap, so a table there
+    /// still maps something and the block is refused with `EEXIST` like any overlap.
     public func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                          mapped: inout UInt64) throws(Errno) {
         let iova = iova.rawValue, paddr = paddr.rawValue
-        let leafLevel = PageTableFormat.leafLevel(forPageSize: pgsize)
-        guard leafLevel != 0, format.pageSizes & pgsize != 0, pgcount > 0,
-              (iova | paddr) & (pgsize - 1) == 0, !prot.isDisjoint(with: [.read, .write]),
-              state[1] == 0 else { throw .invalidArgument }
-        let total = pgsize.multipliedReportingOverflow(by: UInt64(pgcount))
-        guard !total.overflow, paddr & ~PageTableFormat.addressMask == 0,
-              (paddr &+ total.partialValue &- 1) & ~(PageTableFormat.addressMask | 0xFFF) == 0
-        else { throw .invalidArgument }
-        let limit = UInt64(1) &<< UInt64(truncatingIfNeeded: format.vaBits)
-        guard iova < limit, total.partialValue <= limit &- iova else { throw .outOfRange }
+        switch format.layout {
+        case .x86:
+            try mapPages(X86Layout.self, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot,
+                         mapped: &mapped)
+        case .lpae4K:
+            try mapPages(LPAE4KLayout.self, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot,
+                         mapped: &mapped)
+        case .lpae:
+            try mapPagesGeneralLPAE(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot,
+                                     mapped: &mapped)
+        }
+    }
 
-        let leafBits = format.leafBits(prot: prot, level: leafLevel)
+    /// `mapPages` on any other LPAE table (16K, 64K, TTBR1, concatenated), out of line
+    /// so that the common layouts' copies stay the only ones in the dispatcher.
+    @inline(never)
+    func mapPagesGeneralLPAE(iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
+                              mapped: inout UInt64) throws(Errno) {
+        try mapPages(LPAELayout.self, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot,
+                     mapped: &mapped)
+    }
+
+    /// `mapPages`, for one layout. Transparent, so that the dispatcher holds each 4 KiB
+    /// layout's loop inline (an always-inline generic is not always inlined twice).
+    @_transparent
+    func mapPages<L: PageTableLayout>(_: L.Type, iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int,
+                                      prot: IOMMUProt, mapped: inout UInt64) throws(Errno) {
+        let format = format
+        let leafLevel = L.leafLevel(format, pageSize: pgsize)
+        guard leafLevel != 0 else {
+            warn("arm_lpae_map_pages", "page size 0x\(String(pgsize, radix: 16)) is not in the bitmap")
+            throw .invalidArgument
+        }
+        guard pgcount > 0, (iova | paddr) & (pgsize &- 1) == 0, state[1] == 0 else { throw .invalidArgument }
+        let total = pgsize.multipliedReportingOverflow(by: UInt64(pgcount))
+        guard !total.overflow else { throw .invalidArgument }
+        let readOrWrite = !prot.isDisjoint(with: [.read, .write])
+        if !format.isLPAE && !readOrWrite { throw .invalidArgument }
+        let lastPA = paddr.addingReportingOverflow(total.partialValue &- 1)
+        guard L.inputRangeContains(format, iova: iova, size: total.partialValue), !lastPA.overflow,
+              lastPA.partialValue &>> UInt64(truncatingIfNeeded: format.outputBits) == 0 else {
+            warn("arm_lpae_map_pages", "iova 0x\(String(iova, radix: 16)) or paddr 0x\(String(paddr, radix: 16)) out of range")
+            throw .outOfRange
+        }
+        guard readOrWrite else { throw .invalidArgument }
+
+        let leafBits = leafBits(L.self, prot: prot, level: leafLevel)
         let present = format.presentMask
+        let leafEntries = Int(truncatingIfNeeded: L.indexMask(format, level: leafLevel)) &+ 1
+        let leafShift = L.indexShift(format, level: leafLevel)
+        let leafMask = L.indexMask(format, level: leafLevel)
         var va = iova
         var pa = paddr
         var remaining = pgcount
@@ -35,44 +84,45 @@ extension IOPageTable {
         defer { mapped &+= done }
         while remaining > 0 {
             // Descend to the table that holds the leaves, creating tables on the way; for
-            // 4 KiB leaves start at the cached leaf table when it covers `va`.
+            // page-sized leaves start at the cached leaf table when it covers `va`.
             var table = rootTable
             var level = format.levels
-            if leafLevel == 1, let leafTable = cachedLeafTable(va) {
+            if leafLevel == 1, let leafTable = cachedLeafTable(L.self, va) {
                 table = leafTable
                 level = 1
             }
             while level > leafLevel {
-                let s = slot(table, va, level: level)
+                let s = slot(L.self, table, va, level: level)
                 let pte = s.load(as: UInt64.self)
                 if pte & present == 0 {
-                    let child = try allocTable()
-                    s.storeBytes(of: child | format.tableBits, as: UInt64.self)
-                    adjustOccupancy(table, by: 1)
-                    table = child
-                } else if PageTableFormat.isLeaf(pte, level: level) {
+                    table = try installTable(s, in: table)
+                } else if L.isBlock(format, pte) {
+                    warn("__arm_lpae_map", "a leaf already maps iova 0x\(String(va, radix: 16))", quiet: true)
                     throw .exists
                 } else {
-                    table = pte & PageTableFormat.addressMask
+                    table = L.decode(format, pte)
                 }
                 level &-= 1
             }
-            if leafLevel == 1 { cacheLeafTable(table, for: va) }
+            if leafLevel == 1 { cacheLeafTable(L.self, table, for: va) }
             // Fill consecutive slots of this table.
-            var index = Int(truncatingIfNeeded: (va &>> UInt64(truncatingIfNeeded: 3 &+ 9 &* leafLevel)) & 511)
+            var index = Int(truncatingIfNeeded: (va &>> leafShift) & leafMask)
             let entries = (base + Int(truncatingIfNeeded: table)).assumingMemoryBound(to: UInt64.self)
-            var written: Int16 = 0
+            var written = 0
             defer { adjustOccupancy(table, by: written) }
             repeat {
-                if entries[index] & present != 0 { throw .exists }
-                entries[index] = pa | leafBits
+                if entries[index] & present != 0 {
+                    warn("arm_lpae_init_pte", "a leaf already maps iova 0x\(String(va, radix: 16))", quiet: true)
+                    throw .exists
+                }
+                entries[index] = L.encode(format, pa) | leafBits
                 written &+= 1
                 index &+= 1
                 remaining &-= 1
                 va &+= pgsize
                 pa &+= pgsize
                 done &+= pgsize
-            } while remaining > 0 && index < 512
+            } while remaining > 0 && index < leafEntries
         }
     }
 

@@ -17,62 +17,113 @@ public struct WalkAccess: OptionSet, Sendable, Hashable {
 }
 
 /// The outcome of a hardware page walk: a translation or the fault the hardware would
-/// report (x86 #PF error code / VT-d fault reason: not present vs. permission).
+/// report (x86 #PF error code / VT-d fault reason: not present vs. permission; LPAE:
+/// translation, access flag or permission fault).
 public enum PageWalkResult: Sendable, Hashable {
     /// Translated. `pa` is the full output address (page base + offset), `pageSize` the
     /// leaf size, `perms` the effective permissions of the whole path.
     case translated(pa: PhysicalAddress, pageSize: UInt64, perms: IOMMUProt)
-    /// No present entry at `level` (1 = leaf table; `levels` = root). An input address
-    /// beyond the format's `vaBits` reports the root level.
+    /// No valid entry at `level` (1 = leaf table; `levels` = root): a hole, a descriptor
+    /// the format does not allow there (an LPAE block at a level without blocks, a
+    /// reserved last-level encoding) or a table outside physical memory. An input
+    /// address outside the format's range reports the root level.
     case notPresent(level: Int)
+    /// LPAE: the leaf at `level` has its access flag (AF) clear and the walker does not
+    /// manage it (an Access flag fault: SMMUv3 `F_ACCESS`, SMMUv2 FSR.AFF). Never
+    /// reported for x86-64 or VT-d, whose walkers set A themselves.
+    case accessFlag(level: Int)
     /// The leaf at `level` was found but its path does not allow the access.
     case permission(level: Int)
 }
 
 extension IOPageTable {
     /// Walks a table as the hardware does: the page walker of an IOMMU model (VT-d DMA
-    /// remapping, the first-stage walk for SVA) and of the CPU model. No kernel function
-    /// corresponds; it is the hardware the kernel programs.
+    /// remapping, the first-stage walk for SVA, an SMMU context's TTBR) and of the CPU
+    /// model. No kernel function corresponds; it is the hardware the kernel programs.
     ///
     /// Allocation-free and lock-free: it reads entries the way hardware does, while
-    /// software updates them with single 64-bit stores. With `setAccessedDirty` it sets
-    /// A on every entry it uses and D on the leaf of a permitted write (x86 A/D; VT-d
-    /// SSADE). The flag updates are plain stores made only when the bit is clear, not
-    /// locked read-modify-writes; the model's users serialise a table's walkers against
-    /// its dirty-bit harvest.
-    @inlinable
+    /// software updates them with single 64-bit stores. With `setAccessedDirty` it is a
+    /// walker that manages access and dirty state (x86 A/D; VT-d SSADE; LPAE HA/HD): it
+    /// sets A on every entry it uses (x86, VT-d) or AF on the leaf (LPAE), and marks the
+    /// leaf of a permitted write dirty (x86, VT-d: D; LPAE stage 1: clears AP[2] of a
+    /// DBM leaf). Without it, an LPAE leaf with AF clear is an access flag fault. The
+    /// flag updates are plain stores made only when something changes, not locked
+    /// read-modify-writes; the model's users serialise a table's walkers against its
+    /// dirty-bit harvest. An LPAE stage-1 walk also honours the table entries'
+    /// APTable/UXNTable/PXNTable limits.
+    @inlinable @inline(__always)
     public static func walk(memory: PhysicalMemory, format: PageTableFormat, root: PhysicalAddress, iova: IOVA,
                             access: WalkAccess, setAccessedDirty: Bool) -> PageWalkResult {
-        let iova = iova.rawValue
+        let root = root.rawValue, iova = iova.rawValue
+        switch format.layout {
+        case .x86:
+            return walk(X86Layout.self, memory: memory, format: format, root: root, iova: iova, access: access,
+                        setAccessedDirty: setAccessedDirty)
+        case .lpae4K:
+            return walk(LPAE4KLayout.self, memory: memory, format: format, root: root, iova: iova, access: access,
+                        setAccessedDirty: setAccessedDirty)
+        case .lpae:
+            return walkGeneralLPAE(memory: memory, format: format, root: root, iova: iova, access: access,
+                                    setAccessedDirty: setAccessedDirty)
+        }
+    }
+
+    /// The walk of any other LPAE table (16K, 64K, TTBR1, concatenated), out of line:
+    /// callers inline only the walks of the common layouts.
+    @usableFromInline @inline(never)
+    static func walkGeneralLPAE(memory: PhysicalMemory, format: PageTableFormat, root: UInt64, iova: UInt64,
+                                 access: WalkAccess, setAccessedDirty: Bool) -> PageWalkResult {
+        walk(LPAELayout.self, memory: memory, format: format, root: root, iova: iova, access: access,
+             setAccessedDirty: setAccessedDirty)
+    }
+
+    /// The walk, for one layout. Transparent: every caller gets the loop of each 4 KiB
+    /// layout inline, as the hardware models' per-translation paths need (an ordinary
+    /// always-inline generic is not always inlined twice into one caller).
+    @_transparent @usableFromInline
+    static func walk<L: PageTableLayout>(_: L.Type, memory: PhysicalMemory, format: PageTableFormat, root: UInt64,
+                                         iova: UInt64, access: WalkAccess, setAccessedDirty: Bool) -> PageWalkResult {
         var level = format.levels
-        guard iova &>> UInt64(truncatingIfNeeded: format.vaBits) == 0 else { return .notPresent(level: level) }
+        guard (iova &- L.inputBase(format)) &>> UInt64(truncatingIfNeeded: format.vaBits) == 0 else {
+            return .notPresent(level: level)
+        }
         let base = memory.base
+        let checksBounds = L.checksTableBounds(format)
+        let limit = memory.size
         let present = format.presentMask
         let accessed = format.accessedBit
-        var table = root.rawValue
-        var allOf: UInt64 = ~0
-        var anyOf: UInt64 = 0
+        let block = L.blockTest(format)
+        let addressMask = L.addressMask(format)
+        var shift = L.indexShift(format, level: level)
+        var mask = L.rootIndexMask(format)
+        var table = root
+        var tablesAll: UInt64 = ~0
+        var tablesAny: UInt64 = 0
         while true {
-            let shift = UInt64(truncatingIfNeeded: 3 &+ 9 &* level)
-            let slot = base + Int(truncatingIfNeeded: table | (((iova &>> shift) & 511) &<< 3))
+            let entry = table | (((iova &>> shift) & mask) &<< 3)
+            // A table outside physical memory (only a corrupt or hostile entry points
+            // there) faults like a missing one rather than reading host memory.
+            if checksBounds && entry >= limit { return .notPresent(level: level) }
+            let slot = base + Int(truncatingIfNeeded: entry)
             let pte = slot.load(as: UInt64.self)
             if pte & present == 0 { return .notPresent(level: level) }
-            allOf &= pte
-            anyOf |= pte
-            if setAccessedDirty && pte & accessed == 0 { slot.storeBytes(of: pte | accessed, as: UInt64.self) }
-            if level == 1 || pte & PageTableFormat.pageSizeBit != 0 {
-                guard format.permits(access, allOf: allOf, anyOf: anyOf) else { return .permission(level: level) }
-                if setAccessedDirty && access.contains(.write) {
-                    let now = slot.load(as: UInt64.self)
-                    if now & format.dirtyBit == 0 { slot.storeBytes(of: now | format.dirtyBit, as: UInt64.self) }
-                }
+            if level == 1 || pte & block.mask == block.value {
+                if let fault = L.checkLeaf(format, pte, at: slot, level: level, access: access,
+                                           setAccessedDirty: setAccessedDirty, tablesAll: tablesAll,
+                                           tablesAny: tablesAny) { return fault }
                 let size = UInt64(1) &<< shift
-                let pa = (pte & PageTableFormat.addressMask & ~(size - 1)) | (iova & (size - 1))
+                let pa = (L.decode(format, pte, mask: addressMask) & ~(size &- 1)) | (iova & (size &- 1))
                 return .translated(pa: PhysicalAddress(rawValue: pa), pageSize: size,
-                                   perms: format.effectivePermissions(allOf: allOf, anyOf: anyOf))
+                                   perms: L.permissions(format, leaf: pte, tablesAll: tablesAll, tablesAny: tablesAny,
+                                                        setAccessedDirty: setAccessedDirty))
             }
-            table = pte & PageTableFormat.addressMask
+            tablesAll &= pte
+            tablesAny |= pte
+            if setAccessedDirty && pte & accessed != accessed { slot.storeBytes(of: pte | accessed, as: UInt64.self) }
+            table = L.decode(format, pte, mask: addressMask)
             level &-= 1
+            shift = L.indexShift(format, level: level)
+            mask = L.tableIndexMask(format)
         }
     }
 }

@@ -107,7 +107,7 @@ extension VTdHardware {
             if checksWrite { raw |= VTdIOTLBMarker.dirtyKnown }
             iotlb.insert(tag: tag, iova: r.address, pageSize: size, pa: pa, perms: IOMMUProt(rawValue: raw))
             return .translated(address: pa, length: size - r.address.offset(within: size), cached: false)
-        case .notPresent:
+        case .notPresent, .accessFlag:  // x86 and VT-d walkers never report an access flag fault
             if r.address.rawValue >> UInt64(format.vaBits) != 0 { return fault(r, VTdFault.addressBeyondMax, recorded: true) }
             if contextFlags & ContextSlot.pre != 0 && queuePageRequest(r) {
                 return .fault(VTdFault.firstStagePageRequest)
@@ -157,7 +157,7 @@ extension VTdHardware {
             if write { raw |= VTdIOTLBMarker.dirtyKnown }
             iotlb.insert(tag: tag, iova: r.address, pageSize: size, pa: pa, perms: IOMMUProt(rawValue: raw))
             return .translated(address: pa, length: size - r.address.offset(within: size), cached: false)
-        case .notPresent:
+        case .notPresent, .accessFlag:  // x86 and VT-d walkers never report an access flag fault
             if r.address.rawValue >> UInt64(format.vaBits) != 0 { return fault(r, VTdFault.addressBeyondMax, recorded: true) }
             if caps.cachingMode {
                 iotlb.insert(tag: tag, iova: r.address, pageSize: 4096, pa: 0,
