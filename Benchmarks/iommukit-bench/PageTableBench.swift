@@ -28,9 +28,14 @@ private let memory = PhysicalMemory(size: 16 << 30)
 /// One-page maps over 1 GiB into a fresh 4-level table, then their unmaps:
 /// `map4k_ns`, `unmap4k_ns` (ns per call) and `table_bytes`.
 func pageTableMapUnmap() throws -> () throws -> [String: Double] {
+    try pageTableMapUnmap(format: .x86_64(levels: 4), keyPrefix: "")
+}
+
+/// The map/unmap workload on any format, each key after `keyPrefix`.
+func pageTableMapUnmap(format: PageTableFormat, keyPrefix: String) throws -> () throws -> [String: Double] {
     let tlb = IOTLB()
     return {
-        let table = try IOPageTable(format: .x86_64(levels: 4), memory: memory)
+        let table = try IOPageTable(format: format, memory: memory)
         var mapped: UInt64 = 0
         let t0 = now()
         for i in 0..<n {
@@ -52,14 +57,19 @@ func pageTableMapUnmap() throws -> () throws -> [String: Double] {
         consume(unmapped &+ mapped)
         gather.releaseFreelist(to: memory)
         table.destroy()
-        return ["map4k_ns": Double(t1 - t0) / Double(n), "unmap4k_ns": Double(t3 - t2) / Double(n),
-                "table_bytes": Double(bytes)]
+        return [keyPrefix + "map4k_ns": Double(t1 - t0) / Double(n), keyPrefix + "unmap4k_ns": Double(t3 - t2) / Double(n),
+                keyPrefix + "table_bytes": Double(bytes)]
     }
 }
 
 /// Full hardware walks at pseudo-random pages of a mapped 1 GiB: `walk_ns`.
 func pageTableWalk() throws -> () throws -> [String: Double] {
-    let table = try IOPageTable(format: .x86_64(levels: 4), memory: memory)
+    try pageTableWalk(format: .x86_64(levels: 4), keyPrefix: "")
+}
+
+/// The walk workload on any format, the key after `keyPrefix`.
+func pageTableWalk(format: PageTableFormat, keyPrefix: String) throws -> () throws -> [String: Double] {
+    let table = try IOPageTable(format: format, memory: memory)
     try table.map(iova: iovaBase, paddr: paBase, size: 1 << 30, prot: [.read, .write], pageSizes: 4096)
     let root = table.root, format = table.format
     return {
@@ -76,7 +86,7 @@ func pageTableWalk() throws -> () throws -> [String: Double] {
             }
             let t1 = now()
             consume(sum)
-            return ["walk_ns": Double(t1 - t0) / Double(n)]
+            return [keyPrefix + "walk_ns": Double(t1 - t0) / Double(n)]
         }
     }
 }

@@ -26,6 +26,8 @@ if !iommufdOnly {
     benchmarks += [
         Benchmark(name: "page table map/unmap 4K", runs: 5, setUp: pageTableMapUnmap),
         Benchmark(name: "page table walk", runs: 5, setUp: pageTableWalk),
+        Benchmark(name: "LPAE page table map/unmap 4K", runs: 5, setUp: lpaeMapUnmap),
+        Benchmark(name: "LPAE page table walk", runs: 5, setUp: lpaeWalk),
         Benchmark(name: "IOTLB lookup", runs: 5, setUp: iotlbLookup),
         Benchmark(name: "page table 1 GiB map", runs: 5, setUp: mapHuge),
         Benchmark(name: "VT-d DMA", runs: 5, setUp: dmaBenchmark),
