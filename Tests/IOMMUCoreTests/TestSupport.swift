@@ -109,3 +109,26 @@ func leafSizes(_ t: IOPageTable, _ iova: UInt64, _ size: UInt64) -> [UInt64] {
 
 /// The physical address `iova` translates to in `t`, as a number (0 = unmapped).
 func phys(_ t: IOPageTable, _ iova: UInt64) -> UInt64 { t.iovaToPhys(IOVA(rawValue: iova)).rawValue }
+
+/// A test case whose bodies run once per CPU architecture (the format of the processes'
+/// page tables); a failure names the architecture it happened on.
+class ArchitectureTestCase: XCTestCase {
+    /// The architecture the running body uses.
+    private var currentArchitecture: CPUArchitecture?
+
+    override func recordFailure(withDescription description: String, inFile filePath: String, atLine lineNumber: Int,
+                                expected: Bool) {
+        let prefix = currentArchitecture.map { "[\($0)] " } ?? ""
+        super.recordFailure(withDescription: prefix + description, inFile: filePath, atLine: lineNumber,
+                            expected: expected)
+    }
+
+    /// Runs `body` once for x86-64 and once for arm64.
+    func forEachArchitecture(_ body: (CPUArchitecture) throws -> Void) rethrows {
+        for architecture in CPUArchitecture.allCases {
+            currentArchitecture = architecture
+            defer { currentArchitecture = nil }
+            try body(architecture)
+        }
+    }
+}

@@ -6,6 +6,8 @@ import Synchronization
 public final class Machine: @unchecked Sendable {
     /// Physical memory (page tables, hardware tables and DMA buffers all live here).
     public let memory: PhysicalMemory
+    /// The CPU architecture: the format of every process's page table (``makeProcess(pid:levels:)``).
+    public let architecture: CPUArchitecture
     /// The IOMMU core of this machine.
     public var iommu: IOMMUSubsystem { _iommu }
     // Set once at the end of init: the core needs `self` to exist first.
@@ -32,9 +34,10 @@ public final class Machine: @unchecked Sendable {
     let graphContributors = GraphContributors()
 
     /// A machine with `memory` bytes of physical address space (default 64 GiB, committed
-    /// only where touched).
-    public init(memory: UInt64 = 64 << 30) {
+    /// only where touched) and CPUs of `architecture`.
+    public init(memory: UInt64 = 64 << 30, architecture: CPUArchitecture = .x86_64) {
         self.memory = PhysicalMemory(size: memory)
+        self.architecture = architecture
         foreignFrames = ForeignFrames(memory: self.memory)
         _iommu = IOMMUSubsystem(machine: self)
         observeEnvironment()
@@ -43,6 +46,14 @@ public final class Machine: @unchecked Sendable {
     deinit {
         // Devices may outlive the machine; their cached DMA path must not.
         for dev in _devices { dev.machine = nil }
+    }
+
+    /// A new address space on this machine (`mm_alloc` + `pgd_alloc`): a ``/Platform/Process``
+    /// whose page table has the format of the machine's ``architecture``.
+    /// - Throws: `EINVAL` for a level count the architecture has no paging mode for
+    ///   (x86-64: 4 or 5; arm64: 4); `ENOMEM` if the top-level table cannot be allocated.
+    public func makeProcess(pid: Int32, levels: Int = 4) throws(Errno) -> Process {
+        try Process(memory: memory, pid: pid, architecture: architecture, levels: levels)
     }
 
     /// IOMMU units, in registration order.

@@ -1,7 +1,9 @@
-/// A CPU address space: the model of a `struct mm_struct` with its x86-64 page table.
+/// A CPU address space: the model of a `struct mm_struct` with its CPU page table.
 ///
-/// The page table is an ``IOPageTable`` in ``PageTableFormat/x86_64(levels:)`` format in
-/// the machine's physical memory; SVA points an IOMMU at this very table
+/// The page table is an ``IOPageTable`` in the format of the machine's architecture
+/// (``CPUArchitecture``: ``PageTableFormat/x86_64(levels:)`` or
+/// ``PageTableFormat/arm64CPU``) in the machine's physical memory; SVA points an IOMMU at
+/// this very table
 /// (``pgdPhysical``), so what the CPU sees and what a device sees through the PASID are
 /// one set of entries. Anonymous memory is populated lazily, on the first touch or by
 /// ``handleFault(address:write:exec:)``, as `handle_mm_fault` does. Changes that take
@@ -19,6 +21,8 @@ public final class Process: @unchecked Sendable {
     public let memory: PhysicalMemory
     /// Process ID (`task->pid`), for traces and the SVA bookkeeping.
     public let pid: Int32
+    /// The CPU architecture, which gave the page table its format.
+    public let architecture: CPUArchitecture
     /// The CPU page table (`mm->pgd`).
     public let pageTable: IOPageTable
 
@@ -38,14 +42,17 @@ public final class Process: @unchecked Sendable {
     /// The descriptor table (`current->files`): open memfds by descriptor number.
     var files: [Int32: Memfd] = [:]
 
-    /// Creates an empty address space with its own `levels`-level x86-64 page table
-    /// (`mm_alloc` + `pgd_alloc`).
-    /// - Throws: `ENOMEM` if the top-level table cannot be allocated.
-    public init(memory: PhysicalMemory, pid: Int32, levels: Int = 4) throws(Errno) {
-        guard levels == 4 || levels == 5 else { throw .invalidArgument }
+    /// Creates an empty address space with its own `levels`-level page table in the
+    /// format of `architecture` (`mm_alloc` + `pgd_alloc`).
+    /// - Throws: `EINVAL` for a level count the architecture has no paging mode for
+    ///   (x86-64: 4 or 5; arm64: 4); `ENOMEM` if the top-level table cannot be allocated.
+    public init(memory: PhysicalMemory, pid: Int32, architecture: CPUArchitecture = .x86_64,
+                levels: Int = 4) throws(Errno) {
+        guard let format = architecture.pageTableFormat(levels: levels) else { throw .invalidArgument }
         self.memory = memory
         self.pid = pid
-        pageTable = try IOPageTable(format: .x86_64(levels: levels), memory: memory)
+        self.architecture = architecture
+        pageTable = try IOPageTable(format: format, memory: memory)
     }
 
     deinit {
@@ -56,12 +63,16 @@ public final class Process: @unchecked Sendable {
         pageTable.destroy()
     }
 
-    /// Physical address of the top-level table: `__pa(mm->pgd)`, what CR3 and an SVA
-    /// PASID entry's first-stage pointer hold.
+    /// Physical address of the top-level table: `__pa(mm->pgd)`, what CR3 (TTBR0 on
+    /// arm64) and an SVA PASID entry's first-stage pointer (an SMMU CD's TTB0) hold.
     public var pgdPhysical: PhysicalAddress { pageTable.root }
 
-    /// End of the user half: 2^47 with 4 levels, 2^56 with 5 (`TASK_SIZE`).
-    public var userLimit: UInt64 { 1 << UInt64(pageTable.format.vaBits - 1) }
+    /// End of user space (`TASK_SIZE`): on x86-64 the lower half of the canonical range,
+    /// 2^47 with 4 levels and 2^56 with 5; on arm64 all of TTBR0's 2^48.
+    public var userLimit: UInt64 {
+        let vaBits = UInt64(pageTable.format.vaBits)
+        return architecture == .arm64 ? 1 << vaBits : 1 << (vaBits - 1)
+    }
 
     /// Whether ``exit()`` has started (`mm->mm_users` reached zero).
     public var isExiting: Bool { lock.withLock { exiting } }

@@ -133,7 +133,7 @@ extension Process {
     /// - Throws: `EINVAL` if this mm is exiting; `ENOMEM` if the child's page table or a
     ///   page copy cannot be allocated (the partial child is torn down).
     public func fork(pid: Int32) throws(Errno) -> Process {
-        let child = try Process(memory: memory, pid: pid, levels: pageTable.format.levels)
+        let child = try Process(memory: memory, pid: pid, architecture: architecture, levels: pageTable.format.levels)
         let inherited: [Memfd]
         do throws(Errno) {
             inherited = try lock.withLock { () throws(Errno) -> [Memfd] in

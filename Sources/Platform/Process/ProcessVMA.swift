@@ -30,11 +30,13 @@ extension Process {
     static let mmapBase: UInt64 = 0x1000_0000
     static let pageSize: UInt64 = 4096
 
-    /// The PTE permissions for a VMA protection: user pages, read implied by any access
-    /// (x86 cannot express write-only), XD unless executable. Nil for `PROT_NONE`.
+    /// The PTE permissions for a VMA protection: user pages of normal cacheable memory
+    /// (arm64: MAIR write-back, inner shareable; x86 has nothing to set), read implied by
+    /// any access (x86 cannot express write-only), XD / XN unless executable. Nil for
+    /// `PROT_NONE`.
     static func pteProt(_ prot: ProcessProt) -> IOMMUProt? {
         guard !prot.isEmpty else { return nil }
-        var p: IOMMUProt = [.read]
+        var p: IOMMUProt = [.read, .cache]
         if prot.contains(.write) { p.insert(.write) }
         if !prot.contains(.exec) { p.insert(.noexec) }
         return p
