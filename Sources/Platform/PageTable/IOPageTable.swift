@@ -47,6 +47,8 @@ public final class IOPageTable: @unchecked Sendable {
     @usableFromInline let state: UnsafeMutablePointer<Int>
     /// Where a WARN goes besides ``warnings``.
     private let warnHandler: (@Sendable (Warning) -> Void)?
+    /// Where table pages below the root come from; nil for ``memory``.
+    private let allocator: (any PageTableAllocator)?
     private let warningLock = Lock()
     /// Bounded, as misuse a caller repeats should not grow memory without end.
     private var _warnings = BoundedLog<Warning>(limit: 256)
@@ -55,13 +57,17 @@ public final class IOPageTable: @unchecked Sendable {
     /// - Parameters:
     ///   - format: the entry format.
     ///   - memory: the memory the tables live in.
+    ///   - allocator: where the table pages below the root come from
+    ///     (`io_pgtable_cfg.alloc`); nil (the default) for `memory`. The root always
+    ///     comes from `memory`, and every freed page goes back to it.
     ///   - warn: called with each WARN the table raises (LPAE formats only), e.g. to
     ///     record it with the machine's warnings; ``warnings`` keeps them too.
     /// - Throws: `ENOMEM` if the root cannot be allocated.
-    public init(format: PageTableFormat, memory: PhysicalMemory,
+    public init(format: PageTableFormat, memory: PhysicalMemory, allocator: (any PageTableAllocator)? = nil,
                 warn: (@Sendable (Warning) -> Void)? = nil) throws(Errno) {
         self.format = format
         self.memory = memory
+        self.allocator = allocator
         warnHandler = warn
         base = memory.base
         occupancyBytes = Int(memory.size / UInt64(PhysicalMemory.frameSize)) * MemoryLayout<UInt16>.stride
@@ -136,12 +142,17 @@ public final class IOPageTable: @unchecked Sendable {
         memory.freeFrame(PhysicalAddress(rawValue: table))
     }
 
-    /// A new empty table page (one granule).
+    /// A new empty table page (one granule), from the allocator if the table has one.
     @usableFromInline
     func allocTable() throws(Errno) -> UInt64 {
         let bytes = format.tableBytes
-        let pa = (bytes == PhysicalMemory.frameSize
-            ? try memory.allocFrame() : try memory.allocContiguous(bytes: bytes, alignment: bytes)).rawValue
+        let pa: UInt64
+        if let allocator {
+            pa = try allocator.allocTable(bytes: bytes).rawValue
+        } else {
+            pa = (bytes == PhysicalMemory.frameSize
+                ? try memory.allocFrame() : try memory.allocContiguous(bytes: bytes, alignment: bytes)).rawValue
+        }
         occupancy[Int(truncatingIfNeeded: pa >> 12)] = 0
         state[0] += 1
         return pa
@@ -289,4 +300,15 @@ public final class IOPageTable: @unchecked Sendable {
             cursor = next
         }
     }
+}
+
+/// A custom source of table pages for an ``IOPageTable`` (`io_pgtable_cfg.alloc`), for an
+/// owner that must not allocate while mapping: a GPU driver that preallocates, before a
+/// VM_BIND job runs, every page the bind can need. Pages are ``PhysicalMemory`` frames
+/// (a larger granule a contiguous run); a freed one goes back to that memory.
+public protocol PageTableAllocator: AnyObject, Sendable {
+    /// A zeroed table page of `bytes`, aligned to its size.
+    /// - Throws: `ENOMEM` when none is left; the map that asked fails with it and
+    ///   changes nothing.
+    func allocTable(bytes: Int) throws(Errno) -> PhysicalAddress
 }
