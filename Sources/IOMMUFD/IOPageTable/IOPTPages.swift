@@ -37,10 +37,16 @@ package final class IOPTPages: @unchecked Sendable {
     let npages: Int
     /// `pages->writable`: pinned for write.
     let writable: Bool
-    /// `pages->account_mode`.
+    /// `pages->account_mode`: NONE when the task that made the mapping had
+    /// `CAP_IPC_LOCK` at that moment, else USER (MM in an MM-mode context).
     var accountMode: IOPTAccountMode
     let accounting: PinAccounting
-    let memlockLimit: UInt64
+    /// `pages->source_task`: the credentials of the task that made the mapping (or took
+    /// it over with `IOMMU_IOAS_CHANGE_PROCESS`); its `RLIMIT_MEMLOCK` is read at every
+    /// charge.
+    var sourceTask: any IOMMUFDCredentialSource
+    /// `pages->source_user`: whose `user->locked_vm` USER mode charges.
+    var sourceUser: UInt32
     unowned(unsafe) let ctx: IOMMUFD
     /// `ctx.faultInjection` (a constant of the context), held directly: `ctx.shouldFail()`
     /// per pinned page retained the context, whose refcount takes the slow side-table
@@ -119,8 +125,11 @@ package final class IOPTPages: @unchecked Sendable {
         npages = Int(((last & ~(Self.pageSize - 1)) - uptr) / Self.pageSize) + 1
         self.writable = writable
         accounting = ctx.accounting
-        memlockLimit = ctx.credentials.memlockLimitPages
-        accountMode = ctx.credentials.capIPCLock ? .none : .user
+        // iopt_alloc_pages: capable(CAP_IPC_LOCK) and current_user() of the caller now.
+        let task = ctx.currentCredentials
+        sourceTask = task
+        sourceUser = task.uid
+        accountMode = task.capable(.ipcLock) ? .none : .user
     }
 
     /// Page indexes covering bytes `[startByte, startByte + length)` of the pages.
@@ -170,7 +179,8 @@ package final class IOPTPages: @unchecked Sendable {
             }
             if fresh > 0 {
                 if faultInjection.shouldFail() { throw .noMemory }
-                try accounting.charge(UInt64(fresh), mode: accountMode, limit: memlockLimit, pid: process.pid)
+                try accounting.charge(UInt64(fresh), mode: accountMode, limit: sourceTask.memlockLimitPages,
+                                      uid: sourceUser, pid: process.pid)
             }
         } catch {
             for i in range.lowerBound..<next where state(i).holders == 0 {
@@ -214,7 +224,10 @@ package final class IOPTPages: @unchecked Sendable {
             }
         }
         pinnedCount -= released
-        if released > 0 { accounting.uncharge(UInt64(released), mode: accountMode, pid: process.pid) }
+        if released > 0, let (function, message) = accounting.uncharge(UInt64(released), mode: accountMode,
+                                                                       uid: sourceUser, pid: process.pid) {
+            ctx.warn(function, message)
+        }
     }
 
     /// The physical address of byte `startByte` (its page must be pinned).

@@ -144,7 +144,7 @@ extension IOMMUFD {
     public func ioctl(_ cmd: UInt32, _ arg: UInt64, from caller: Process) -> Int32 {
         lock.withLock {
             let saved = callerOverride
-            callerOverride = (caller, ProcessUserMemory(caller))
+            callerOverride = (caller, ProcessUserMemory(caller), saved?.credentials)
             defer { callerOverride = saved }
             return ioctl(cmd, arg)
         }
@@ -155,10 +155,14 @@ extension IOMMUFD {
     /// `caller` (pages mapped are pinned from it; selftest checks look there) and
     /// `copy_from_user`/`copy_to_user` go to `memory`. Used by a host that serves real
     /// processes, where `memory` reaches the caller's own address space.
-    public func withCaller<R>(_ caller: Process, memory: any UserMemory, _ body: () -> R) -> R {
+    /// - Parameter credentials: the caller's capabilities, `RLIMIT_MEMLOCK` and user, as the
+    ///   host learned them for this request; every check the call makes asks them instead
+    ///   of the context's own ``credentials``. Nil keeps the context's own.
+    public func withCaller<R>(_ caller: Process, memory: any UserMemory,
+                              credentials: (any IOMMUFDCredentialSource)? = nil, _ body: () -> R) -> R {
         lock.withLock {
             let saved = callerOverride
-            callerOverride = (caller, memory)
+            callerOverride = (caller, memory, credentials)
             defer { callerOverride = saved }
             return body()
         }
