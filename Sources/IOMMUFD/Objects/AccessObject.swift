@@ -201,12 +201,12 @@ extension IOMMUFD {
     public func accessUnpinPages(_ access: AccessObject, iova: IOVA, length: UInt64) {
         let iova = iova.rawValue
         lock.withLock {
-            guard length != 0, let ioas = access.ioasUnpin,
-                  !iova.addingReportingOverflow(length - 1).overflow else {
+            let (last, overflow) = iova.addingReportingOverflow(length &- 1)
+            guard length != 0, let ioas = access.ioasUnpin, !overflow else {
                 warn("iommufd_access_unpin_pages", "bad range or detached access")
                 return
             }
-            let (chunks, complete) = contigAreas(ioas.iopt, iova, iova + length - 1)
+            let (chunks, complete) = contigAreas(ioas.iopt, iova, last)
             if !complete { warn("iommufd_access_unpin_pages", "range is no longer mapped") }
             for (area, from, to) in chunks {
                 area.numAccesses -= 1
