@@ -30,16 +30,19 @@ public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Se
     }
 
     /// `mock_dev_create`: a mock PCI device with `MOCK_FLAGS_DEVICE_*` flags, alone in
-    /// its group. `EINVAL` for unknown flags.
+    /// its group, numbered with the lowest free number (`ida_alloc`).
+    /// - Throws: `EINVAL` for unknown flags; `ENOSPC` when every mock device number is in
+    ///   use (see ``MockIOMMU/makeDevice(on:flags:ats:reservedRegions:)``).
     public func createMockDevice(on machine: Machine, flags: UInt32) throws(Errno) -> PCIDevice {
         let f = MockDeviceFlags(rawValue: flags)
         guard f.isSubset(of: .valid) else { throw .invalidArgument }
         return try unit.makeDevice(on: machine, flags: f)
     }
 
-    /// `mock_dev_destroy`: `iommu_release_device`.
+    /// `mock_dev_destroy`: `device_unregister`, which releases the device from the mock
+    /// IOMMU (freeing its number, `mock_dev_release`) and takes it off the machine.
     public func destroyMockDevice(_ dev: PCIDevice, on machine: Machine) {
-        machine.iommu.releaseDevice(dev)
+        machine.removeDevice(dev)
     }
 
     /// `MOCK_IO_PAGE_SIZE`.

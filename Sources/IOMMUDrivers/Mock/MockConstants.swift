@@ -13,6 +13,10 @@ public enum Mock {
     public static let apertureStart: IOVA = 0x100_0000
     /// `MOCK_APERTURE_LAST`: last IOVA of every mock paging domain.
     public static let apertureLast: IOVA = 0x7fff_ffff
+    /// Mock devices that can exist at once: one per device slot of the root buses
+    /// 0x80–0xFF (the kernel's `mock_dev_ida` allows more; a machine of this model has no
+    /// RID for them).
+    public static let maxDevices = 128 * 32
     /// `MOCK_PASID_WIDTH`: PASID bits of a device created with ``MockDeviceFlags/pasid``.
     public static let pasidWidth = 20
     /// The mock IOMMU's `iommu_device.max_pasids` (1 << `MOCK_PASID_WIDTH`).
