@@ -216,16 +216,11 @@ extension IOPageTableState {
         if area.filled && !disableLargePages { throw .invalidArgument }
         let rhs = IOPTArea(iova: newStart, length: area.last - newStart + 1, pages: area.pages,
                            startByte: area.startByte(at: newStart), prot: area.prot)
-        if area.filled {
-            let whole = area.pageRange
-            try area.pages.pin(rhs.pageRange)
-            area.length = newStart - area.iova
-            try area.pages.pin(area.pageRange)
-            area.pages.unpin(whole)
-            rhs.filled = true
-        } else {
-            area.length = newStart - area.iova
-        }
+        // The cut is page aligned (a filled area is only split with large pages off, so the
+        // IOVA alignment is PAGE_SIZE): the two halves hold exactly the pages the whole
+        // held, each page by one of them.
+        area.length = newStart - area.iova
+        rhs.filled = area.filled
         insert(rhs)
     }
 }

@@ -180,7 +180,7 @@ extension IOMMUFD {
                     let needed: IOMMUProt = write ? .write : .read
                     if !area.prot.contains(needed) { throw .notPermitted }
                     let range = area.pageRange(from, to)
-                    try area.pages.pin(range)
+                    try area.pages.pinForAccess(range)
                     area.numAccesses += 1
                     done.append((area, range))
                     for p in range { out.append(area.pages.physicalAddress(ofByte: UInt64(p) * IOPTPages.pageSize)) }
@@ -189,7 +189,7 @@ extension IOMMUFD {
             } catch {
                 for (area, range) in done {
                     area.numAccesses -= 1
-                    area.pages.unpin(range)
+                    area.pages.unpinForAccess(range)
                 }
                 throw error
             }
@@ -210,16 +210,21 @@ extension IOMMUFD {
             if !complete { warn("iommufd_access_unpin_pages", "range is no longer mapped") }
             for (area, from, to) in chunks {
                 area.numAccesses -= 1
-                area.pages.unpin(area.pageRange(from, to))
+                area.pages.unpinForAccess(area.pageRange(from, to))
             }
         }
     }
 
     /// `iommufd_access_rw(access, iova, data, length, flags)`: copy between `data` and
-    /// the memory behind `[iova, iova+count)`, any alignment. Reads return the bytes.
+    /// the memory behind `[iova, iova+count)`, any alignment. Reads return the bytes. Each
+    /// area's part goes through `iopt_pages_rw_access` (see `IOPTPages.readWrite`): the
+    /// caller's own user memory through the CPU, anything else through pinned pages.
+    /// - Parameter slowPath: `__IOMMUFD_ACCESS_RW_SLOW_PATH` (test kernels): take the
+    ///   pinning path even for the caller's own memory.
     /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not attached or a hole;
-    ///   `EPERM` protection; `EFAULT` pages that cannot be faulted in.
-    public func accessRW(_ access: AccessObject, iova: IOVA, count: Int, write data: [UInt8]?) throws(Errno) -> [UInt8] {
+    ///   `EPERM` protection; `EFAULT` memory that cannot be reached.
+    public func accessRW(_ access: AccessObject, iova: IOVA, count: Int, write data: [UInt8]?,
+                         slowPath: Bool = false) throws(Errno) -> [UInt8] {
         let iova = iova.rawValue
         return try lock.withLock { () throws(Errno) -> [UInt8] in
             guard count > 0 else { throw .invalidArgument }
@@ -232,24 +237,11 @@ extension IOMMUFD {
             var offset = 0
             for (area, from, to) in chunks {
                 if !area.prot.contains(data != nil ? .write : .read) { throw .notPermitted }
-                let range = area.pageRange(from, to)
-                try area.pages.pin(range)
-                defer { area.pages.unpin(range) }
-                var byte = area.startByte(at: from)
-                let endByte = area.startByte(at: to)
-                while byte <= endByte {
-                    let n = Int(min(IOPTPages.pageSize - byte % IOPTPages.pageSize, endByte - byte + 1))
-                    let pa = area.pages.physicalAddress(ofByte: byte)
-                    if let data {
-                        machine.memory.write(pa, Array(data[offset..<offset + n]))
-                        machine.foreignFrames.didWrite(pa.rawValue, count: n)
-                    } else {
-                        machine.foreignFrames.willRead(pa.rawValue, count: n)
-                        out += machine.memory.bytes(at: pa, count: n)
-                    }
-                    offset += n
-                    byte += UInt64(n)
-                }
+                let n = Int(to - from + 1)
+                let part = data.map { Array($0[offset..<offset + n]) }
+                out += try area.pages.readWrite(startByte: area.startByte(at: from), count: n, write: part,
+                                                slowPath: slowPath)
+                offset += n
             }
             return out
         }

@@ -12,7 +12,9 @@ import XCTest
 /// left, and (a ``LeakCheck``) no page pinned, the machine's frames, referenced frames
 /// and global PASIDs back to what they were before the scenario; no WARN from the core
 /// or from iommufd. The sweep ends with the first run in
-/// which the armed point was never reached; that run must have succeeded.
+/// which the armed point was never reached; that run must have succeeded. Every sweep
+/// prints how many injection points it reached, and one that reached none fails: it
+/// would pass without testing anything.
 /// - Returns: the number of injection points found.
 @discardableResult
 func failNthSweep(_ name: String, cap: Int = 400, file: StaticString = #filePath, line: UInt = #line,
@@ -45,6 +47,7 @@ func failNthSweep(_ name: String, cap: Int = 400, file: StaticString = #filePath
         if !fired {
             XCTAssertEqual(rc, 0, "\(name): the last run (no injection) must succeed", file: file, line: line)
             print("fail-nth \(name): \(n - 1) injection points")
+            XCTAssertGreaterThan(n - 1, 0, "\(name): the sweep reached no injection point", file: file, line: line)
             return n - 1
         }
     }
