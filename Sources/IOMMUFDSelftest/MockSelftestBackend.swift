@@ -67,7 +67,7 @@ public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Se
         guard d.isDirtyTracking else { throw .invalidArgument }
         var count: UInt64 = 0
         for bit in 0..<Int(length / pageSize) where bitmap[bit / 8] & (1 << UInt8(bit % 8)) != 0 {
-            let at = iova + UInt64(bit) * pageSize
+            let at = iova &+ UInt64(bit) &* pageSize
             count += UInt64(try d.markDirty(iova: IOVA(rawValue: at - at % Mock.pageSize), length: Mock.pageSize))
         }
         return count

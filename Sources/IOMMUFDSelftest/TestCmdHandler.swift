@@ -100,11 +100,12 @@ extension IOMMUFD {
             guard m.flags & ~(IOMMUTestOp.accessRWWrite | IOMMUTestOp.accessRWSlowPath) == 0 else { throw .notSupported }
             guard m.length <= 16 << 20 else { throw .noMemory }
             let st = try testAccess(c.id)
+            let slow = m.flags & IOMMUTestOp.accessRWSlowPath != 0
             if m.flags & IOMMUTestOp.accessRWWrite != 0 {
                 let data = try user.copyFromUser(m.uptr, count: Int(m.length))
-                _ = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: data)
+                _ = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: data, slowPath: slow)
             } else {
-                let data = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: nil)
+                let data = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: nil, slowPath: slow)
                 try user.copyToUser(m.uptr, data)
             }
         case IOMMUTestOp.setTempMemoryLimit:
@@ -129,7 +130,11 @@ extension IOMMUFD {
             let hwpt = try get(c.id, .hwptPaging, as: HWPTPagingObject.self)
             defer { put(hwpt) }
             guard let d = hwpt.domain, backend.isMockPagingDomain(d) else { throw .invalidArgument }
-            let bitmap = try user.copyFromUser(m.uptr, count: Int((m.length / m.pageSize + 7) / 8))
+            // kvzalloc of the bitmap: a size past INT_MAX is refused (ENOMEM).
+            let bits = m.length / m.pageSize
+            let bytes = bits / 8 + (bits % 8 == 0 ? 0 : 1)
+            guard bytes <= UInt64(Int32.max) else { throw .noMemory }
+            let bitmap = try user.copyFromUser(m.uptr, count: Int(bytes))
             m.outNrDirty = try backend.markDirty(d, iova: m.iova, length: m.length, pageSize: m.pageSize, bitmap: bitmap)
             c.setMember(m)
             try u.respond(c)

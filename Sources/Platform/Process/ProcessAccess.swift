@@ -137,7 +137,8 @@ extension Process {
         guard count >= 0 else { throw .invalidArgument }
         guard address.addingReportingOverflow(UInt64(count)).overflow == false else { throw .badAddress }
         var out: [UInt8] = []
-        out.reserveCapacity(count)
+        // Reserve what a short read needs only: a huge count may fail at its first page.
+        out.reserveCapacity(min(count, 1 << 16))
         var va = address
         var left = count
         while left > 0 {
