@@ -33,11 +33,14 @@ extension IOMMUFD {
         case IOMMUTestOp.mdCheckRefs:
             let m = c.member(T.CheckRefs.self)
             guard m.length % IOPTPages.pageSize == 0, m.uptr % IOPTPages.pageSize == 0 else { throw .invalidArgument }
+            // get_user_pages_fast one page at a time: a page that is not
+            // mapped ends the walk with EFAULT, as the fault would.
             var va = m.uptr
-            while va < m.uptr &+ m.length {
+            for _ in 0..<(m.length / IOPTPages.pageSize) {
+                if current.physicalAddress(of: va) == nil { try current.handleFault(address: va, write: false) }
                 let count = current.physicalAddress(of: va).map { PagePinRegistry.shared.pinCount(machine.memory, $0) } ?? 0
                 guard count == Int(m.refs) else { throw .ioError }
-                va += IOPTPages.pageSize
+                va &+= IOPTPages.pageSize
             }
         case IOMMUTestOp.createAccess:
             var m = c.member(T.CreateAccess.self)
