@@ -203,8 +203,7 @@ final class FailNthTests: XCTestCase {
     /// `iopt_pages_fill_xarray`, so one pin call (`EFAULT`), one xarray store (`EINVAL`)
     /// and one accounting update (`ENOMEM`), not one point per page.
     func testFailNthAccessPin2MiBIsBatched() throws {
-        let n = try failNthSweep("access_pin_2m", setup: { s in
-            Self.mapBig(s)
+        let n = try failNthSweep("access_pin_2m", memory: Self.mapBig, setup: { s in
             let ioas = s.ioasAlloc()
             precondition(s.test(IOMMUTestOp.setTempMemoryLimit, IOMMUTestCmd.MemoryLimit(limit: 32)) == 0)
             precondition(s.mapFixed(ioas, Self.big, Self.bigSize, iova: APERTURE_START) == 0)
@@ -266,8 +265,7 @@ final class FailNthTests: XCTestCase {
     /// holds 4 page pointers, so mapping 256 KiB into a domain takes 16 pin calls, each an
     /// injection point.
     func testFailNthMapDomainPinCallsFollowTheMemoryLimit() throws {
-        let n = try failNthSweep("map_domain_limit_32", setup: { s in
-            Self.mapBig(s)
+        let n = try failNthSweep("map_domain_limit_32", memory: Self.mapBig, setup: { s in
             _ = s.ioasAlloc()
             precondition(s.test(IOMMUTestOp.setTempMemoryLimit, IOMMUTestCmd.MemoryLimit(limit: 32)) == 0)
         }) { s in

@@ -363,7 +363,7 @@ final class Selftest13MapFileTests: XCTestCase {
     /// unwind leaves no object, pin or charge. The memfd is populated beforehand, so its
     /// page cache (which rightly outlives the context) does not count as a leak.
     func testFailNthMapFile() throws {
-        let n = try failNthSweep("map_file", setup: { s in _ = try! s.memfdMmap() }) { s in
+        let n = try failNthSweep("map_file", memory: { s in _ = try! s.memfdMmap() }) { s in
             let mfd = s.process.openFileDescriptors[0]
             var step = Steps()
             let ioas = step.ioas(s)
