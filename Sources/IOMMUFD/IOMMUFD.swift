@@ -72,8 +72,15 @@ public final class IOMMUFD: @unchecked Sendable {
     var _fileInstaller: IOMMUFDFileInstaller?
     /// The selftest's temporary batch memory limit (`IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT`).
     package var tempMemoryLimit: UInt32 = 65536
-    /// Set once ``close()`` ran.
+    /// `ictx->mt_mmap`: the regions user space may `mmap`, by offset.
+    var mmapRegions: [IOMMUFDMMapRegion] = []
+    /// Mappings of this fd that exist (each holds the file, as a VMA's `vm_file` does).
+    var liveMappings = 0
+    /// Set once ``close()`` ran: the fd is closed and takes no more calls.
     public private(set) var isClosed = false
+    /// Set once the context was released (`iommufd_fops_release`): at ``close()``, or
+    /// when the last mapping of the closed fd went.
+    public private(set) var isReleased = false
 
     /// Opens a context (`iommufd_fops_open`).
     /// - Parameters:
@@ -131,13 +138,25 @@ public final class IOMMUFD: @unchecked Sendable {
     /// Whether the object table holds anything (live, reserved or tombstoned).
     public var hasObjects: Bool { lock.withLock { !table.isEmpty } }
 
+    /// `close(fd)`: the fd takes no more calls; the context is released
+    /// (`iommufd_fops_release`) now, or, while `mmap`s of the fd exist (they hold the
+    /// file), when the last of them goes.
+    public func close() {
+        lock.withLock {
+            guard !isClosed else { return }
+            isClosed = true
+            if liveMappings == 0 { releaseLocked() }
+        }
+    }
+
     /// `iommufd_fops_release`: closes every file of the context, then destroys objects
     /// whose only reference is the table's, leaves first, round after round. A round
     /// that destroys nothing while objects remain is a reference-count bug: it is
     /// recorded as a WARN and the remaining objects are destroyed anyway.
-    public func close() {
-        lock.withLock {
-            guard !isClosed else { return }
+    func releaseLocked() {
+        do {
+            guard !isReleased else { return }
+            isReleased = true
             for fd in files.keys.sorted() { _ = closeFileLocked(fd) }
             while table.hasObjects {
                 let leaves = table.liveObjects.filter { $0.users == 1 }
@@ -156,7 +175,7 @@ public final class IOMMUFD: @unchecked Sendable {
                 }
             }
             table = ObjectTable()
-            isClosed = true
+            mmapRegions = []
         }
     }
 }

@@ -79,10 +79,25 @@ public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Se
         return d.iotlb[Int(id)]
     }
 
-    /// `mock_dev->cache[id]`. Only vIOMMU invalidation changes these words, and this model
-    /// has no vIOMMU, so they keep `IOMMU_TEST_DEV_CACHE_DEFAULT`.
+    /// `mock_dev->cache[id]`: `IOMMU_TEST_DEV_CACHE_DEFAULT` until a vIOMMU invalidation
+    /// clears it.
+    /// - Throws: `EINVAL` an id above `MOCK_DEV_CACHE_ID_MAX`, or not a mock device.
     public func deviceCache(_ dev: PCIDevice, id: UInt32) throws(Errno) -> UInt32 {
-        guard driver.state(of: dev) != nil, id <= 3 else { throw .invalidArgument }
-        return IOMMUTestOp.devCacheDefault
+        guard let state = driver.state(of: dev), id <= Mock.devCacheIDMax else { throw .invalidArgument }
+        return state.cache[Int(id)]
+    }
+
+    /// `iommufd_test_trigger_vevent`: a `struct iommu_viommu_event_selftest` with the
+    /// device's virtual ID, reported to the vIOMMU of the nested domain its RID is
+    /// attached to.
+    /// - Throws: `ENOENT` when the device is attached through no vIOMMU, or its virtual ID
+    ///   is 0 (the kernel mock takes 0 for "none"); `EOPNOTSUPP` no vEVENTQ of the
+    ///   selftest type.
+    public func triggerVirtualEvent(_ dev: PCIDevice) throws(Errno) {
+        guard let state = driver.state(of: dev), let viommu = state.viommu, state.virtualID != 0 else {
+            throw .noEntry
+        }
+        let event = IOMMUVIOMMUEventSelftest(virtId: UInt32(truncatingIfNeeded: state.virtualID))
+        try viommu.core.reportEvent(type: IOMMUVEventQType.selftest, data: event.bytes)
     }
 }

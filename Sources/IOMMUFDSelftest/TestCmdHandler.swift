@@ -163,9 +163,8 @@ extension IOMMUFD {
             guard try backend.deviceCache(idev.dev, id: m.id) == m.cache else { throw .invalidArgument }
         case IOMMUTestOp.triggerVEvent:
             let idev = try get(c.member(T.TriggerVEvent.self).devId, .device, as: DeviceObject.self)
-            put(idev)
-            // Without vIOMMU objects in this model no device has a vdevice.
-            throw .noEntry
+            defer { put(idev) }
+            try backend.triggerVirtualEvent(idev.dev)
         case IOMMUTestOp.pasidAttach, IOMMUTestOp.pasidReplace:
             let m = c.member(T.PasidAttach.self)
             let stdev = try get(c.id, .selftest, as: SelftestObject.self)

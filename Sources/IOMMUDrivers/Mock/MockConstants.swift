@@ -30,6 +30,16 @@ public enum Mock {
     public static let nestedIOTLBIDMax: UInt32 = 3
     /// `IOMMU_TEST_IOTLB_DEFAULT`.
     public static let iotlbDefault: UInt32 = 0xbadbeef
+    /// `MOCK_DEV_CACHE_NUM`: words of a mock device's cache.
+    public static let devCacheCount = 4
+    /// `MOCK_DEV_CACHE_ID_MAX`.
+    public static let devCacheIDMax: UInt32 = 3
+    /// `IOMMU_TEST_DEV_CACHE_DEFAULT`: a mock device cache word before any invalidation.
+    public static let devCacheDefault: UInt32 = 0xbaddad
+    /// `IOMMU_TEST_HW_QUEUE_MAX`: HW queues of one mock vIOMMU (indexes 0 and 1).
+    public static let hwQueueMax: UInt32 = 2
+    /// The size of the page pair a mock vIOMMU made with data lets user space map.
+    public static let viommuMMapLength: UInt64 = 2 * 4096
     /// `IOMMU_HW_INFO_SELFTEST_REGVAL`: the `test_reg` of the mock's hardware info.
     public static let hwInfoRegval: UInt32 = 0xdead_beef
     /// `IOMMU_TEST_INVALIDATE_FLAG_ALL`: a nested invalidation entry that clears every

@@ -22,6 +22,9 @@ final class IOPTArea: @unchecked Sendable {
     var numAccesses = 0
     /// `prevent_access`: an unmap is waiting for accesses to unpin.
     var preventAccess = false
+    /// `num_locks`: pins of internal accesses (HW queues); the area cannot be unmapped
+    /// (`EBUSY`) while any remains.
+    var numLocks = 0
 
     init(iova: UInt64, length: UInt64, pages: IOPTPages, startByte: UInt64, prot: IOMMUProt) {
         self.iova = iova

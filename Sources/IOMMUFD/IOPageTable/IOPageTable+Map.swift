@@ -156,14 +156,17 @@ extension IOPageTableState {
 
     /// `iopt_unmap_iova_range`: remove every area inside `[start, last]`.
     /// Returns the errno (nil on success) and the bytes unmapped, which are reported
-    /// even on error. `ENOENT` for an area cut by the range or when nothing was
-    /// unmapped; `EDEADLOCK` when accesses do not unpin after 100 unmap callbacks.
+    /// even on error. `EBUSY` for an area a HW queue locks; `ENOENT` for an area cut by
+    /// the range or when nothing was unmapped; `EDEADLOCK` when accesses do not unpin
+    /// after 100 unmap callbacks.
     func unmapRange(_ start: UInt64, _ last: UInt64) -> (Errno?, UInt64) {
         var start = start
         var unmapped: UInt64 = 0
         var tries = 0
         while let p = areas.firstIntersecting(start, last) {
             let area = areas[p]
+            // Locked by an object not yet destroyed (a HW queue's pinned memory).
+            if area.numLocks > 0 { return (.busy, unmapped) }
             if area.iova < start || area.last > last { return (.noEntry, unmapped) }
             if area.iova != start { tries = 0 }
             if area.numAccesses > 0 {

@@ -20,6 +20,9 @@ extension IOMMUFD {
                                        immediateAttach: false, userData: none ? nil : userData)
         case let parent as HWPTPagingObject:
             hwpt = try hwptNestedAlloc(parent: parent, idev: idev, flags: c.flags, userData: userData)
+        case let viommu as VIOMMUObject:
+            guard viommu.unit === idev.dev.iommu else { throw .invalidArgument }
+            hwpt = try viommuAllocHWPTNested(viommu, flags: c.flags, userData: userData)
         default:
             throw .invalidArgument
         }
@@ -156,8 +159,9 @@ extension IOMMUFD {
         return 0
     }
 
-    /// `IOMMU_HWPT_INVALIDATE` (`iommufd_hwpt_invalidate`): `entry_num` is written back
-    /// on every path.
+    /// `IOMMU_HWPT_INVALIDATE` (`iommufd_hwpt_invalidate`) on a nested HWPT (its domain's
+    /// `cache_invalidate_user`) or a vIOMMU (its `cache_invalidate`); anything else is
+    /// `EINVAL`. `entry_num` is written back on every path.
     func ioctlHWPTInvalidate(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUHWPTInvalidate.self)
         guard c.reserved == 0 else { throw .notSupported }
@@ -176,6 +180,11 @@ extension IOMMUFD {
                     let array = IOMMUUserDataArray(type: c.dataType, uptr: c.dataUptr, entryLen: c.entryLen,
                                                    entryNum: c.entryNum, user: user)
                     try ops.cacheInvalidateUser(d, array, handled: &handled)
+                } else if let viommu = pt as? VIOMMUObject {
+                    guard let ops = viommu.ops else { throw Errno.notSupported }
+                    let array = IOMMUUserDataArray(type: c.dataType, uptr: c.dataUptr, entryLen: c.entryLen,
+                                                   entryNum: c.entryNum, user: user)
+                    try ops.cacheInvalidate(array, handled: &handled)
                 } else {
                     throw Errno.invalidArgument
                 }

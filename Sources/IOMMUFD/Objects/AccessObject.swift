@@ -29,9 +29,13 @@ public final class AccessObject: IOMMUFDObject, @unchecked Sendable {
     var ioasUnpin: IOASObject?
     /// `access->iova_alignment`.
     var iovaAlignment: UInt64
+    /// `iommufd_access_is_internal`: made by iommufd itself (a HW queue's), with no driver
+    /// ops; its pins lock their areas against unmap (`area->num_locks`).
+    let isInternal: Bool
 
-    init(ops: IOMMUFDAccessOps) {
+    init(ops: IOMMUFDAccessOps, isInternal: Bool = false) {
         self.ops = ops
+        self.isInternal = isInternal
         iovaAlignment = ops.needsPinPages ? IOPTPages.pageSize : 1
         super.init(type: .access)
     }
@@ -55,6 +59,27 @@ extension IOMMUFD {
             finalize(a)
             return a
         }
+    }
+
+    /// `iommufd_access_create_internal`: an access iommufd uses itself (no driver ops,
+    /// PAGE_SIZE alignment), finalized with a reference for its user, so `IOMMU_DESTROY`
+    /// of its ID is `EBUSY`. An injection point (`ENOMEM`, the object allocation).
+    /// - Throws: `ENOMEM`.
+    func accessCreateInternal() throws(Errno) -> AccessObject {
+        let a = AccessObject(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: nil), isInternal: true)
+        try allocObject(a)
+        ref(a)
+        finalize(a)
+        return a
+    }
+
+    /// `iommufd_access_destroy_internal`: as ``accessDestroy(_:)``.
+    func accessDestroyInternal(_ access: AccessObject) { accessDestroy(access) }
+
+    /// `iommufd_access_attach_internal`: as ``accessAttach(_:ioasID:)`` on `ioas` itself.
+    /// - Throws: `EADDRINUSE` areas that break PAGE_SIZE alignment.
+    func accessAttachInternal(_ access: AccessObject, to ioas: IOASObject) throws(Errno) {
+        try accessAttach(access, ioasID: ioas.id)
     }
 
     /// `iommufd_access_destroy`: detach and destroy an access made by ``accessCreate(ops:)``.
@@ -163,7 +188,7 @@ extension IOMMUFD {
     public func accessPinPages(_ access: AccessObject, iova: IOVA, length: UInt64,
                                write: Bool) throws(Errno) -> [PhysicalAddress] {
         try lock.withLock { () throws(Errno) -> [PhysicalAddress] in
-            guard access.ops.needsPinPages, access.ops.unmap != nil else { throw .invalidArgument }
+            guard access.ops.needsPinPages, access.isInternal || access.ops.unmap != nil else { throw .invalidArgument }
             guard length != 0 else { throw .invalidArgument }
             let iova = iova.rawValue
             let (last, o) = iova.addingReportingOverflow(length - 1)
@@ -182,6 +207,7 @@ extension IOMMUFD {
                     let range = area.pageRange(from, to)
                     try area.pages.pinForAccess(range)
                     area.numAccesses += 1
+                    if access.isInternal { area.numLocks += 1 }
                     done.append((area, range))
                     for p in range { out.append(area.pages.physicalAddress(ofByte: UInt64(p) * IOPTPages.pageSize)) }
                 }
@@ -189,6 +215,7 @@ extension IOMMUFD {
             } catch {
                 for (area, range) in done {
                     area.numAccesses -= 1
+                    if access.isInternal { area.numLocks -= 1 }
                     area.pages.unpinForAccess(range)
                 }
                 throw error
@@ -210,6 +237,7 @@ extension IOMMUFD {
             if !complete { warn("iommufd_access_unpin_pages", "range is no longer mapped") }
             for (area, from, to) in chunks {
                 area.numAccesses -= 1
+                if access.isInternal { area.numLocks -= 1 }
                 area.pages.unpinForAccess(area.pageRange(from, to))
             }
         }

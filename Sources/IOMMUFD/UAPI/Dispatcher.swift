@@ -77,8 +77,6 @@ struct IOCtlOp {
 
 extension IOMMUFD {
     /// The ioctl table (`iommufd_ioctl_ops[]`), indexed by `nr - IOMMUFD_CMD_BASE`.
-    /// The vIOMMU family (`VIOMMU_ALLOC`, `VDEVICE_ALLOC`, `VEVENTQ_ALLOC`,
-    /// `HW_QUEUE_ALLOC`) is not modelled and is absent (`ENOTTY`).
     /// `IOMMU_TEST_CMD` is present only with a test-command handler.
     func ioctlOp(_ nr: UInt32) -> IOCtlOp? {
         switch nr {
@@ -98,7 +96,11 @@ extension IOMMUFD {
         case 0x8D: IOCtlOp(IOMMUFDCommand.hwptInvalidate, IOMMUHWPTInvalidate.self) { c, u throws(Errno) in try c.ioctlHWPTInvalidate(&u) }
         case 0x8E: IOCtlOp(IOMMUFDCommand.faultQueueAlloc, IOMMUFaultAlloc.self) { c, u throws(Errno) in try c.ioctlFaultQueueAlloc(&u) }
         case 0x8F: IOCtlOp(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile.self) { c, u throws(Errno) in try c.ioctlIOASMapFile(&u) }
+        case 0x90: IOCtlOp(IOMMUFDCommand.viommuAlloc, IOMMUVIOMMUAlloc.self) { c, u throws(Errno) in try c.ioctlVIOMMUAlloc(&u) }
+        case 0x91: IOCtlOp(IOMMUFDCommand.vdeviceAlloc, IOMMUVDeviceAlloc.self) { c, u throws(Errno) in try c.ioctlVDeviceAlloc(&u) }
         case 0x92: IOCtlOp(IOMMUFDCommand.ioasChangeProcess, IOMMUIOASChangeProcess.self) { c, u throws(Errno) in try c.ioctlIOASChangeProcess(&u) }
+        case 0x93: IOCtlOp(IOMMUFDCommand.veventqAlloc, IOMMUVEventQAlloc.self) { c, u throws(Errno) in try c.ioctlVEventQAlloc(&u) }
+        case 0x94: IOCtlOp(IOMMUFDCommand.hwQueueAlloc, IOMMUHWQueueAlloc.self) { c, u throws(Errno) in try c.ioctlHWQueueAlloc(&u) }
         case 0xA0:
             testBackend.map { h in
                 IOCtlOp(IOMMUFDCommand.testCmd, size: h.commandSize, minSize: h.commandMinSize) { c, u throws(Errno) in

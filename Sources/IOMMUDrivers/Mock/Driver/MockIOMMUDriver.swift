@@ -227,6 +227,24 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
 
     // MARK: shared domain-op helpers
 
+    /// The vIOMMU part of `mock_domain_nop_attach`, for every RID attach: a nested domain
+    /// made through a vIOMMU needs the device's vDEVICE there, whose virtual ID the device
+    /// then reports events under; any other domain leaves no vIOMMU.
+    /// - Throws: `ENOENT` for a device without a vDEVICE in the domain's vIOMMU.
+    func attachVIOMMU(_ dev: PCIDevice, for domain: IOMMUDomain) throws(Errno) {
+        guard let state = dev.driverPrivate as? MockDeviceState else { return }
+        var viommu: MockVIOMMU?
+        var virtualID: UInt64 = 0
+        if let nested = domain as? MockNestedDomain, let v = nested.viommu {
+            virtualID = try v.core.virtualID(of: dev)
+            viommu = v
+        }
+        if viommu !== state.viommu {
+            state.viommu = viommu
+            state.virtualID = virtualID
+        }
+    }
+
     /// The part of `mock_domain_set_dev_pasid_nop` every domain shares: the PASID 1024
     /// quirk and the injected failure.
     /// - Throws: `ENOMEM` on the second non-blocking set of PASID 1024; the injected errno.
