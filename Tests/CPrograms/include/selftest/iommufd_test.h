@@ -81,4 +81,20 @@ struct iommu_hwpt_invalidate_selftest {
 	__u32 iotlb_id;
 };
 
+/* The mock vIOMMU's data: its allocation data, an invalidation entry, an event. */
+struct iommu_viommu_selftest {
+	__u32 in_data;
+	__u32 out_data;
+	__aligned_u64 out_mmap_offset;
+	__aligned_u64 out_mmap_length;
+};
+struct iommu_viommu_invalidate_selftest {
+	__u32 flags;
+	__u32 vdev_id;
+	__u32 cache_id;
+};
+struct iommu_viommu_event_selftest {
+	__u32 virt_id;
+};
+
 #endif
