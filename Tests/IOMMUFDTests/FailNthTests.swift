@@ -174,6 +174,63 @@ final class FailNthTests: XCTestCase {
         }
     }
 
+    /// The kernel's `basic_fail_nth.device` body: a PASID-capable mock device, GET_HW_INFO,
+    /// replaces, a nesting parent, a vIOMMU with a vDEVICE and a HW queue, a fault queue and
+    /// a nested HWPT reporting to it, a vEVENTQ, and a PASID attach, replace and detach.
+    func testFailNthDevice() throws {
+        let n = try failNthSweep("device", setup: { s in
+            let ioas = s.ioasAlloc(), ioas2 = s.ioasAlloc()
+            precondition(s.mapFixed(ioas, s.buffer, PAGE, iova: APERTURE_START) == 0)
+            precondition(s.mapFixed(ioas2, s.buffer, PAGE, iova: APERTURE_START) == 0)
+        }) { s in
+            let ioas: UInt32 = 1, ioas2: UInt32 = 2
+            var step = Steps()
+            var dev: UInt32 = 0, stdev: UInt32 = 0
+            step({ let r = s.mockDomain(ioas, flags: IOMMUTestOp.devicePasid); stdev = r.1; dev = r.3; return r.0 }())
+            step({
+                var c = IOMMUHWInfo()
+                c.devId = dev
+                c.dataLen = UInt32(IOMMUTestHWInfo.size)
+                c.dataUptr = s.arg + 0x3000
+                return s.call(IOMMUFDCommand.getHWInfo, &c)
+            }())
+            var hwpt: UInt32 = 0
+            step({ let r = s.hwptAlloc(dev: dev, pt: ioas, flags: IOMMUFDConstant.hwptAllocPasid); hwpt = r.1; return r.0 }())
+            step(s.replace(stdev, ioas2).0)
+            step(s.replace(stdev, hwpt).0)
+            step({
+                let r = s.hwptAlloc(dev: dev, pt: ioas,
+                                    flags: IOMMUFDConstant.hwptAllocNestParent | IOMMUFDConstant.hwptAllocPasid)
+                hwpt = r.1
+                return r.0
+            }())
+            var viommu: UInt32 = 0
+            step({ let r = s.viommuAlloc(dev: dev, hwpt: hwpt); viommu = r.1; return r.0 }())
+            step(s.vdeviceAlloc(viommu: viommu, dev: dev, virtID: 0).0)
+            step(s.hwQueueAlloc(viommu: viommu, index: 0, iova: APERTURE_START, length: PAGE).0)
+            var fault: UInt32 = 0
+            step({
+                let r = s.faultAlloc()
+                fault = r.1
+                if r.0 == 0 { _ = s.fd.closeFile(r.2) }
+                return r.0
+            }())
+            step(s.nestedAlloc(dev: dev, parent: hwpt, flags: IOMMUFDConstant.hwptFaultIDValid, faultID: fault).0)
+            step({
+                let r = s.veventqAlloc(viommu: viommu)
+                if r.0 == 0 { _ = s.fd.closeFile(r.2) }
+                return r.0
+            }())
+            var test: UInt32 = 0
+            step({ let r = s.hwptAlloc(dev: dev, pt: ioas, flags: IOMMUFDConstant.hwptAllocPasid); test = r.1; return r.0 }())
+            step(s.pasidAttach(stdev, 200, hwpt))
+            step(s.pasidReplace(stdev, 200, test))
+            step(s.pasidDetach(stdev, 200))
+            return step.rc
+        }
+        XCTAssertGreaterThan(n, 20)
+    }
+
     func testFailNthUnmapAndDestroy() throws {
         try failNthSweep("unmap_destroy") { s in
             var step = Steps()
