@@ -27,6 +27,12 @@ enum FuzzOperation: CaseIterable, Hashable {
     case childIoctl
     /// The forked child exits.
     case childExit
+    /// `mmap` of the iommufd (a region a vIOMMU offers): u64 offset, u32 length, then a
+    /// flags byte (bit 0 `PROT_WRITE`, bit 1 `PROT_EXEC`, bit 2 `MAP_PRIVATE`).
+    case mmapContext
+    /// `munmap` of part of such a mapping: byte 0 picks the mapping, bytes 1 and 2 the
+    /// first page and the page count (modulo what the mapping has).
+    case munmapMapping
 
     /// The ioctl number of a pointer-argument or value-argument ioctl operation.
     var command: UInt32? {

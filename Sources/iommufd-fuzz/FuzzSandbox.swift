@@ -29,6 +29,8 @@ final class FuzzSandbox {
     var taskFreedMemory = false
     /// When set, every ioctl's result is appended (`--seeds -v` prints them).
     var results: [Int32]?
+    /// The task's mappings of the iommufd (start, length): unmapped by ``finish()``.
+    var mappings: [(address: UInt64, length: Int)] = []
 
     init() throws {
         machine = Machine(memory: 1 << 30)
@@ -85,6 +87,22 @@ final class FuzzSandbox {
                          payload: Array(p.dropFirst())), from: child)
         case .childExit:
             child?.exit()
+        case .mmapContext:
+            let flags = p.count > 12 ? p[12] : 0
+            var prot: ProcessProt = [.read]
+            if flags & 1 != 0 { prot.insert(.write) }
+            if flags & 2 != 0 { prot.insert(.exec) }
+            let length = Int(Self.word(p, 8, 4))
+            if let va = try? ctx.mmap(length: length, prot: prot, shared: flags & 4 == 0, offset: Self.word(p, 0, 8)) {
+                mappings.append((va, (length + 4095) & ~4095))
+            }
+        case .munmapMapping:
+            guard !mappings.isEmpty else { return }
+            let m = mappings[Int(p.first ?? 0) % mappings.count]
+            let pages = UInt64(m.length / 4096)
+            let first = Self.word(p, 1, 1) % pages
+            let count = 1 + Self.word(p, 2, 1) % (pages - first)
+            try? process.munmap(address: m.address + first * 4096, length: Int(count * 4096))
         default:
             guard let cmd = step.operation.command else { return }
             if step.operation.takesValue {
@@ -128,6 +146,10 @@ final class FuzzSandbox {
     func finish() {
         child?.exit()
         ctx.close()
+        // A mapping of the iommufd holds the file: the context goes with the last one.
+        precondition(ctx.isReleased || !mappings.isEmpty, "the context outlived its file")
+        for m in mappings { try? process.munmap(address: m.address, length: m.length) }
+        precondition(ctx.isReleased, "the context outlived its last mapping")
         precondition(!ctx.hasObjects, "objects left after close")
         let pinned = PagePinRegistry.shared.pinnedPages(machine.memory)
         precondition(pinned == 0, "\(pinned) pages still pinned after close")

@@ -60,7 +60,8 @@ struct FuzzReplay {
                 sandbox.results = []
                 for step in steps { sandbox.run(step) }
                 sandbox.finish()
-                let results = args.contains("-v") ? " ioctl results \(sandbox.results ?? [])" : ""
+                let results = args.contains("-v")
+                    ? " ioctl results \(sandbox.results ?? []), \(sandbox.mappings.count) mappings of the iommufd" : ""
                 print("seed \(name): \(steps.count) steps ran, nothing left behind\(results)")
             }
             return
