@@ -103,8 +103,6 @@ int main(void)
 	CHECK(read(qfd2, rec, sizeof(rec)) == sizeof(rec[0]) && rec[0].hdr.sequence == 4);
 	CHECK_OK(close(qfd2));
 	CHECK_OK(close(qfd));
-	d.id = q.out_veventq_id;
-	CHECK_OK(ioctl(fd, IOMMU_DESTROY, &d));
 	CHECK_OK(close(fd));
 	return ck_summary();
 }
