@@ -247,8 +247,14 @@ extension IOMMUFD {
     /// the memory behind `[iova, iova+count)`, any alignment. Reads return the bytes. Each
     /// area's part goes through `iopt_pages_rw_access` (see `IOPTPages.readWrite`): the
     /// caller's own user memory through the CPU, anything else through pinned pages.
-    /// - Parameter slowPath: `__IOMMUFD_ACCESS_RW_SLOW_PATH` (test kernels): take the
-    ///   pinning path even for the caller's own memory.
+    /// - Parameters:
+    ///   - access: an attached access.
+    ///   - iova: the first byte.
+    ///   - count: how many bytes.
+    ///   - data: the bytes to write, or nil to read.
+    ///   - slowPath: `__IOMMUFD_ACCESS_RW_SLOW_PATH` (test kernels): take the pinning
+    ///     path even for the caller's own memory.
+    /// - Returns: the bytes read (empty for a write).
     /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not attached or a hole;
     ///   `EPERM` protection; `EFAULT` memory that cannot be reached.
     public func accessRW(_ access: AccessObject, iova: IOVA, count: Int, write data: [UInt8]?,

@@ -7,7 +7,7 @@ import IOMMUCore
 /// IOAS, checks they are physically contiguous and locks them there: `IOMMU_IOAS_UNMAP` of
 /// any area under them is `EBUSY` while the queue exists. The queue holds a reference on
 /// its vIOMMU; a driver may make it depend on another queue
-/// (``IOMMUFDHWQueueCore/depend(on:)``), which then cannot be destroyed before it.
+/// (``/IOMMUFDDriver/IOMMUFDHWQueueCore/depend(on:)``), which then cannot be destroyed before it.
 public final class HWQueueObject: IOMMUFDObject, IOMMUFDHWQueueCore, @unchecked Sendable {
     /// The context, which outlives its objects.
     unowned(unsafe) let ctx: IOMMUFD

@@ -88,6 +88,7 @@ extension IOMMUFD {
     /// goes with `munmap` or the process's exit (`iommufd_fops_vma_close`).
     /// - Parameters:
     ///   - length: the mapping's length; rounded up to pages, as `mmap` does.
+    ///   - prot: `PROT_*` of the mapping.
     ///   - shared: `MAP_SHARED`.
     ///   - offset: the offset the object reported (`out_mmap_offset`).
     ///   - address: `MAP_FIXED_NOREPLACE` address, or nil to let the process choose.

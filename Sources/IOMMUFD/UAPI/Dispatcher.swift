@@ -157,9 +157,14 @@ extension IOMMUFD {
     /// `caller` (pages mapped are pinned from it; selftest checks look there) and
     /// `copy_from_user`/`copy_to_user` go to `memory`. Used by a host that serves real
     /// processes, where `memory` reaches the caller's own address space.
-    /// - Parameter credentials: the caller's capabilities, `RLIMIT_MEMLOCK` and user, as the
-    ///   host learned them for this request; every check the call makes asks them instead
-    ///   of the context's own ``credentials``. Nil keeps the context's own.
+    /// - Parameters:
+    ///   - caller: the calling task's mm.
+    ///   - memory: the calling task's user memory.
+    ///   - credentials: the caller's capabilities, `RLIMIT_MEMLOCK` and user, as the host
+    ///     learned them for this request; every check the call makes asks them instead of
+    ///     the context's own ``credentials``. Nil keeps the context's own.
+    ///   - body: the calls to make as the caller.
+    /// - Returns: what `body` returns.
     public func withCaller<R>(_ caller: Process, memory: any UserMemory,
                               credentials: (any IOMMUFDCredentialSource)? = nil, _ body: () -> R) -> R {
         lock.withLock {
