@@ -12,8 +12,8 @@ import IOMMUCore
 public protocol IOMMUFDVIOMMUCore: AnyObject, Sendable {
     /// `viommu->type` (`enum iommu_viommu_type`).
     var viommuType: UInt32 { get }
-    /// `viommu->obj.id`.
-    var id: UInt32 { get }
+    /// `viommu->obj.id`, as the number the uAPI carries.
+    var rawID: UInt32 { get }
     /// The nesting parent's domain (`viommu->hwpt->common.domain`): the stage 2 every
     /// nested domain of this vIOMMU translates through.
     var parentDomain: IOMMUDomain { get }
@@ -44,8 +44,8 @@ public protocol IOMMUFDVIOMMUCore: AnyObject, Sendable {
 public protocol IOMMUFDHWQueueCore: AnyObject, Sendable {
     /// `hw_queue->viommu`.
     var viommu: any IOMMUFDVIOMMUCore { get }
-    /// `hw_queue->obj.id`.
-    var id: UInt32 { get }
+    /// `hw_queue->obj.id`, as the number the uAPI carries.
+    var rawID: UInt32 { get }
     /// `hw_queue->type` (`enum iommu_hw_queue_type`).
     var queueType: UInt32 { get }
     /// `hw_queue->base_addr`: the queue's address in the guest physical (nesting parent

@@ -217,7 +217,7 @@ final class Selftest10VIOMMUTests: XCTestCase {
             let otherBackend = MockSelftestBackend(machine: f.s.machine)
             let other = try otherBackend.createMockDevice(on: f.s.machine, flags: 0)
             let idev = try f.s.fd.deviceBind(other)
-            XCTAssertEqual(f.s.vdeviceAlloc(viommu: f.viommu, dev: idev.id, virtID: 0x55).0, EINVAL, "another IOMMU")
+            XCTAssertEqual(f.s.vdeviceAlloc(viommu: f.viommu, dev: idev.id.rawValue, virtID: 0x55).0, EINVAL, "another IOMMU")
             f.s.fd.deviceUnbind(idev)
         }
     }
@@ -433,7 +433,7 @@ final class Selftest10VIOMMUTests: XCTestCase {
             XCTAssertEqual(rc, 0)
             let added = s.fd.objectSnapshot.filter { !before.contains($0.id) }
             XCTAssertEqual(added.map(\.type), [.hwQueue, .access])
-            XCTAssertEqual(s.destroy(added[1].id), EBUSY, "the queue's access is not the user's to destroy")
+            XCTAssertEqual(s.destroy(added[1].id.rawValue), EBUSY, "the queue's access is not the user's to destroy")
             XCTAssertEqual(s.destroy(q), 0)
             XCTAssertEqual(s.fd.objectSnapshot.count, before.count)
         }

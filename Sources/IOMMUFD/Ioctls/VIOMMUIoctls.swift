@@ -27,7 +27,7 @@ extension IOMMUFD {
             let data = c.dataLen == 0 ? nil
                 : IOMMUUserData(type: c.type, uptr: c.dataUptr, len: c.dataLen, user: user)
             viommu.ops = try driver.viommuInit(viommu, dev: idev.dev, parent: parent, userData: data)
-            c.outViommuId = viommu.id
+            c.outViommuId = viommu.id.rawValue
             try u.respond(c)
         } catch {
             abortAndDestroy(viommu)
@@ -63,7 +63,7 @@ extension IOMMUFD {
         do throws(Errno) {
             guard viommu.vdevs[c.virtId] == nil else { throw .exists }
             viommu.vdevs[c.virtId] = vdev
-            c.outVdeviceId = vdev.id
+            c.outVdeviceId = vdev.id.rawValue
             try u.respond(c)
         } catch {
             abortAndDestroy(vdev)
@@ -99,7 +99,7 @@ extension IOMMUFD {
         }
         q.fdOpen = true
         ref(q)
-        c.outVeventqId = q.id
+        c.outVeventqId = q.id.rawValue
         c.outVeventqFd = UInt32(bitPattern: fd)
         do { try u.respond(c) } catch {
             files[fd] = nil
@@ -140,7 +140,7 @@ extension IOMMUFD {
             ref(viommu)
             queue.holdsVIOMMU = true
             queue.driverQueue = try ops.hwQueueInit(queue, index: c.index, basePhysical: basePhysical)
-            c.outHwQueueId = queue.id
+            c.outHwQueueId = queue.id.rawValue
             try u.respond(c)
         } catch {
             abortAndDestroy(queue)

@@ -130,7 +130,7 @@ extension IOMMUFD {
             // iommufd_device_pre_destroy: a vDEVICE still pointing at the device is destroyed
             // and its ID left as a tombstone; that also drops its reference on the device.
             idev.destroying = true
-            if let vdev = idev.vdev, table.live(vdev.id) === vdev {
+            if let vdev = idev.vdev, table.live(vdev.rawID) === vdev {
                 destroyToTombstone(vdev)
             }
             unref(idev)

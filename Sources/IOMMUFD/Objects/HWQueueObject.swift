@@ -9,6 +9,8 @@ import IOMMUCore
 /// its vIOMMU; a driver may make it depend on another queue
 /// (``/IOMMUFDDriver/IOMMUFDHWQueueCore/depend(on:)``), which then cannot be destroyed before it.
 public final class HWQueueObject: IOMMUFDObject, IOMMUFDHWQueueCore, @unchecked Sendable {
+    /// The HW queue ID (`obj->id`).
+    public var id: HWQueueObjectID { HWQueueObjectID(rawValue: rawID) }
     /// The context, which outlives its objects.
     unowned(unsafe) let ctx: IOMMUFD
     /// `hw_queue->viommu`: a reference is held once ``holdsVIOMMU``.

@@ -11,6 +11,8 @@ import IOMMUCore
 /// tells the reader what was lost). The fd holds a reference on the object (so it cannot
 /// be destroyed, `EBUSY`, until the fd is closed); the object holds one on its vIOMMU.
 public final class VEventQueueObject: IOMMUFDObject, @unchecked Sendable {
+    /// The vEVENTQ ID (`obj->id`).
+    public var id: VEventQueueObjectID { VEventQueueObjectID(rawValue: rawID) }
     /// `veventq->viommu` (a reference is held).
     let viommu: VIOMMUObject
     /// `veventq->type`.

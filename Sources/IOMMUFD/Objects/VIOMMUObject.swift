@@ -8,6 +8,8 @@ import IOMMUCore
 /// References: it holds one on its parent HWPT; every vDEVICE, vEVENTQ, HW queue, nested
 /// HWPT made on it, and every live `mmap` of its pages, holds one on it.
 public final class VIOMMUObject: IOMMUFDObject, IOMMUFDVIOMMUCore, @unchecked Sendable {
+    /// The vIOMMU ID (`obj->id`).
+    public var id: VIOMMUObjectID { VIOMMUObjectID(rawValue: rawID) }
     /// The context, which outlives its objects.
     unowned(unsafe) let ctx: IOMMUFD
     /// `viommu->type`.
@@ -99,6 +101,8 @@ public final class VIOMMUObject: IOMMUFDObject, IOMMUFDVIOMMUCore, @unchecked Se
 /// which the device takes back when it goes: the vDEVICE is then destroyed and its ID
 /// left as a tombstone, unusable and not reused until the context is closed).
 public final class VDeviceObject: IOMMUFDObject, @unchecked Sendable {
+    /// The vDEVICE ID (`obj->id`).
+    public var id: VDeviceObjectID { VDeviceObjectID(rawValue: rawID) }
     /// `vdev->viommu` (a reference is held).
     let viommu: VIOMMUObject
     /// `vdev->idev` (a reference is held).
