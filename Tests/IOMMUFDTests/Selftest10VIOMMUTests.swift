@@ -1,4 +1,5 @@
 import XCTest
+import IOMMUConformance
 import IOMMUCore
 import IOMMUDrivers
 @testable import IOMMUFD
@@ -499,6 +500,46 @@ final class Selftest10VIOMMUTests: XCTestCase {
             q.setU32(12, IOMMUVEventQType.selftest)
             q.setU32(16, 4)
             XCTAssertEqual(f.s.raw(IOMMUFDCommand.veventqAlloc, q.bytes).0, 0, "__reserved is optional")
+        }
+    }
+
+    /// The typed face of the family: typed IDs in and out, the driver's data written back,
+    /// a queue's events read from its fd, a vIOMMU invalidation, and a typed DESTROY of
+    /// each object.
+    func testTypedVIOMMUFamily() throws {
+        try withMockVIOMMU { f in
+            let fd = f.s.fd
+            let device = DeviceObjectID(rawValue: f.device), parent = HWPTObjectID(rawValue: f.hwpt)
+            let (viommu, data) = try fd.allocVIOMMU(device: device, parent: parent, type: IOMMUVIOMMUType.selftest,
+                                                    data: IOMMUVIOMMUSelftest(inData: 0x1234).bytes)
+            let out = IOMMUVIOMMUSelftest(bytes: data)
+            XCTAssertEqual(out.outData, 0x1234)
+            XCTAssertEqual(out.outMmapLength, 2 * PAGE)
+            let vdev = try fd.allocVDevice(viommu: viommu, device: device, virtualID: 0x42)
+            let nested = try fd.allocHWPT(device: device, pt: viommu, dataType: IOMMUTestOp.hwptDataSelftest,
+                                          data: IOMMUHWPTSelftest(iotlb: IOMMUTestOp.iotlbDefault).bytes)
+            XCTAssertEqual(f.s.replace(f.stdev, nested.rawValue).0, 0)
+            let (queue, qfd) = try fd.allocVEventQueue(viommu: viommu, type: IOMMUVEventQType.selftest, depth: 4)
+            XCTAssertEqual(f.s.triggerVEvents(f.device, 1), 0)
+            var prev = -1
+            XCTAssertEqual(f.s.readVEvents(qfd, 1, virtID: 0x42, prevSeq: &prev), 0)
+            var handled: UInt32 = 0
+            try fd.invalidate(viommu: viommu, dataType: IOMMUHWPTInvalidateDataType.viommuSelftest,
+                              entryLength: UInt32(IOMMUVIOMMUInvalidateSelftest.size),
+                              entries: [IOMMUVIOMMUInvalidateSelftest(flags: 1, vdevId: 0x42).bytes], handled: &handled)
+            XCTAssertEqual(handled, 1)
+            f.s.devCheckCacheAll(f.device, 0)
+            XCTAssertEqual(f.s.mapFixed(f.ioas, f.s.buffer, PAGE, iova: APERTURE_START), 0)
+            let hwq = try fd.allocHWQueue(viommu: viommu, type: IOMMUHWQueueType.selftest, index: 0,
+                                          iova: IOVA(rawValue: APERTURE_START), length: PAGE)
+            assertErrno(.busy) { () throws(Errno) in try fd.destroy(viommu) }
+            try fd.destroy(hwq)
+            XCTAssertEqual(fd.closeFile(qfd), 0)
+            try fd.destroy(queue)
+            XCTAssertEqual(f.s.replace(f.stdev, f.ioas).0, 0)
+            try fd.destroy(nested)
+            try fd.destroy(vdev)
+            try fd.destroy(viommu)
         }
     }
 }
