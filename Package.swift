@@ -21,6 +21,9 @@ let package = Package(
         // LD_PRELOAD=libIOMMUFDPreload.so: /dev/iommu fds become connections to iommukitd.
         .library(name: "IOMMUFDPreload", type: .dynamic, targets: ["CIOMMUFD"]),
         .executable(name: "iommukit-bench", targets: ["iommukit-bench"]),
+        // Fuzzes the raw dispatcher: a libFuzzer target when built with -sanitize=fuzzer
+        // and -DIOMMUKIT_LIBFUZZER (README, "Fuzzing"), a replayer otherwise.
+        .executable(name: "iommufd-fuzz", targets: ["iommufd-fuzz"]),
         .executable(name: "IDXDMixedPASID", targets: ["IDXDMixedPASID"]),
         .executable(name: "PASIDFlavours", targets: ["PASIDFlavours"]),
         .executable(name: "VMMGuestMemory", targets: ["VMMGuestMemory"]),
@@ -51,6 +54,7 @@ let package = Package(
         // VFIOPCI/, Mdev/); the vendor is chosen by whoever builds the machine.
         .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD"]),
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
+        .executableTarget(name: "iommufd-fuzz", dependencies: ["IOMMUCore", "IOMMUFDSelftest"]),
         // The model as a service: plays the kernel for C programs run through the shim.
         .executableTarget(name: "iommukitd", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "IOMMUFDSelftest"]),
         // The LD_PRELOAD shim. Only the dynamic product links it: it interposes open,

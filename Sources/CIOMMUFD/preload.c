@@ -44,7 +44,7 @@
 #include "iommukit_wire.h"
 
 /* What a tracked fd is. */
-enum { K_NONE, K_IOMMUFD, K_FAULT, K_ACCESS, K_FAILNTH, K_KNOB };
+enum { K_NONE, K_IOMMUFD, K_FAULT, K_ACCESS, K_FAILNTH, K_KNOB, K_VEVENTQ };
 
 #define MAX_FD 4096
 /* Tracked fds; st_ino guards against numbers reused behind our back (close_range…). */
@@ -297,7 +297,7 @@ static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t l
 			int nfd = -EMFILE;
 			if (h && h->cmsg_type == SCM_RIGHTS) {
 				memcpy(&nfd, CMSG_DATA(h), sizeof(int));
-				track(nfd, rp.ret == IKD_FILE_FAULT ? K_FAULT : K_ACCESS);
+				track(nfd, rp.ret == IKD_FILE_FAULT ? K_FAULT : rp.ret == IKD_FILE_VEVENTQ ? K_VEVENTQ : K_ACCESS);
 			}
 			struct ikd_request ans = { IKD_OP_FD_INSTALLED, rq.pid, rq.tid, 0, (uint64_t)(int64_t)nfd, 0 };
 			if (send(rx, &ans, sizeof(ans), MSG_NOSIGNAL) != sizeof(ans)) {
@@ -522,7 +522,10 @@ int ioctl(int fd, unsigned long cmd, ...)
 	return real_ioctl(fd, cmd, arg);
 }
 
-static int forwards_rw(int k) { return k == K_FAULT || k == K_ACCESS || k == K_FAILNTH || k == K_KNOB; }
+static int forwards_rw(int k)
+{
+	return k == K_FAULT || k == K_ACCESS || k == K_VEVENTQ || k == K_FAILNTH || k == K_KNOB;
+}
 
 ssize_t read(int fd, void *buf, size_t count)
 {
@@ -579,13 +582,17 @@ off_t lseek(int fd, off_t off, int whence)
 }
 off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
 
-/* poll: fault-queue fds report the service's mask (iommufd_fault_fops_poll); other fds
- * are polled for real. While nothing is ready, both are re-checked every millisecond. */
+/* Event queues (fault queues, vEVENTQs) are polled by the service. */
+static int polled_by_service(int fd) { return kind_of(fd) == K_FAULT || kind_of(fd) == K_VEVENTQ; }
+
+/* poll: event-queue fds report the service's mask (iommufd_fault_fops_poll, the
+ * vEVENTQ's alike); other fds are polled for real. While nothing is ready, both are
+ * re-checked every millisecond. */
 int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	REAL(int, poll, struct pollfd *, nfds_t, int);
 	nfds_t i;
-	for (i = 0; i < n && kind_of(fds[i].fd) != K_FAULT; i++)
+	for (i = 0; i < n && !polled_by_service(fds[i].fd); i++)
 		;
 	if (i == n)
 		return real_poll(fds, n, timeout);
@@ -594,7 +601,7 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
 	for (;;) {
 		int ready = 0;
 		for (i = 0; i < n; i++) {
-			if (kind_of(fds[i].fd) != K_FAULT) {
+			if (!polled_by_service(fds[i].fd)) {
 				short ev = fds[i].events;
 				int fd = fds[i].fd;
 				struct pollfd one = { fd, ev, 0 };

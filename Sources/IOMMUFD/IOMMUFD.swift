@@ -19,10 +19,14 @@ public final class IOMMUFD: @unchecked Sendable {
     public let openerMemory: any UserMemory
     /// The memory of the task issuing the ioctl in progress (the opener's, or another
     /// process sharing the fd, see ``ioctl(_:_:from:)``).
-    var callerMemory: any UserMemory { callerOverride?.1 ?? openerMemory }
+    var callerMemory: any UserMemory { callerOverride?.memory ?? openerMemory }
     /// `current->mm` of the ioctl in progress: pages mapped now are pinned from it.
-    package var current: Process { callerOverride?.0 ?? process }
-    var callerOverride: (Process, any UserMemory)?
+    package var current: Process { callerOverride?.process ?? process }
+    /// The credentials of the task issuing the call in progress (`current`'s): the ones
+    /// given to ``withCaller(_:memory:credentials:_:)``, else the context's own
+    /// ``credentials``. Asked every time the kernel would check `current`.
+    package var currentCredentials: any IOMMUFDCredentialSource { callerOverride?.credentials ?? credentials }
+    var callerOverride: (process: Process, memory: any UserMemory, credentials: (any IOMMUFDCredentialSource)?)?
     /// The memory the ioctl in progress reads and writes: the caller's, overlaid with the
     /// typed API's argument window while a typed call runs.
     package var user: any UserMemory { overlay ?? callerMemory }
@@ -33,8 +37,10 @@ public final class IOMMUFD: @unchecked Sendable {
     /// The dispatcher's buffer for the kernel copy of a command structure, reused from
     /// one ioctl to the next (see `ioctlLocked`).
     var argumentBuffer: [UInt8] = []
-    /// The opener's capabilities and `RLIMIT_MEMLOCK`.
-    public let credentials: IOMMUFDCredentials
+    /// Where the context learns the capabilities, `RLIMIT_MEMLOCK` and user of the task
+    /// that calls it, asked at each check (see ``IOMMUFDCredentialSource``): the opener's
+    /// task, unless a call brings its own (``withCaller(_:memory:credentials:_:)``).
+    public let credentials: any IOMMUFDCredentialSource
     /// The pinned-page counters charged by this context.
     public let accounting: PinAccounting
     /// The `IOMMU_TEST_CMD` handler; with it, the command is in the ioctl table
@@ -66,20 +72,29 @@ public final class IOMMUFD: @unchecked Sendable {
     var _fileInstaller: IOMMUFDFileInstaller?
     /// The selftest's temporary batch memory limit (`IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT`).
     package var tempMemoryLimit: UInt32 = 65536
-    /// Set once ``close()`` ran.
+    /// `ictx->mt_mmap`: the regions user space may `mmap`, by offset.
+    var mmapRegions: [IOMMUFDMMapRegion] = []
+    /// Mappings of this fd that exist (each holds the file, as a VMA's `vm_file` does).
+    var liveMappings = 0
+    /// Set once ``close()`` ran: the fd is closed and takes no more calls.
     public private(set) var isClosed = false
+    /// Set once the context was released (`iommufd_fops_release`): at ``close()``, or
+    /// when the last mapping of the closed fd went.
+    public private(set) var isReleased = false
 
     /// Opens a context (`iommufd_fops_open`).
     /// - Parameters:
     ///   - machine: the machine.
     ///   - process: the opening process (pins come from its mm).
     ///   - user: how ioctl arguments are read and written; defaults to `process`'s memory.
-    ///   - credentials: capabilities; root by default.
+    ///   - credentials: the opener's task, asked for its capabilities and limits at every
+    ///     check (``IOMMUFDCredentialSource``); a fixed root by default. Pass an
+    ///     ``IOMMUFDTaskCredentials`` to change them after opening, as `capset` would.
     ///   - accounting: counters to charge; fresh by default.
     ///   - vfioContainer: opened as `/dev/vfio/vfio`, which starts in MM accounting mode.
     public convenience init(machine: Machine, process: Process, user: (any UserMemory)? = nil,
-                            credentials: IOMMUFDCredentials = .root, accounting: PinAccounting = PinAccounting(),
-                            vfioContainer: Bool = false) {
+                            credentials: any IOMMUFDCredentialSource = IOMMUFDCredentials.root,
+                            accounting: PinAccounting = PinAccounting(), vfioContainer: Bool = false) {
         self.init(machine: machine, process: process, user: user, credentials: credentials, accounting: accounting,
                   testBackend: nil, vfioContainer: vfioContainer)
     }
@@ -87,8 +102,8 @@ public final class IOMMUFD: @unchecked Sendable {
     /// Opens a context with `IOMMU_TEST_CMD` handled by `testBackend` (nil: as the public
     /// initializer). The parameters are those of the public initializer.
     package init(machine: Machine, process: Process, user: (any UserMemory)? = nil,
-                 credentials: IOMMUFDCredentials = .root, accounting: PinAccounting = PinAccounting(),
-                 testBackend: (any IOMMUFDTestCommandHandler)?, vfioContainer: Bool = false) {
+                 credentials: any IOMMUFDCredentialSource = IOMMUFDCredentials.root,
+                 accounting: PinAccounting = PinAccounting(), testBackend: (any IOMMUFDTestCommandHandler)?, vfioContainer: Bool = false) {
         self.machine = machine
         self.process = process
         openerMemory = user ?? ProcessUserMemory(process)
@@ -123,13 +138,25 @@ public final class IOMMUFD: @unchecked Sendable {
     /// Whether the object table holds anything (live, reserved or tombstoned).
     public var hasObjects: Bool { lock.withLock { !table.isEmpty } }
 
+    /// `close(fd)`: the fd takes no more calls; the context is released
+    /// (`iommufd_fops_release`) now, or, while `mmap`s of the fd exist (they hold the
+    /// file), when the last of them goes.
+    public func close() {
+        lock.withLock {
+            guard !isClosed else { return }
+            isClosed = true
+            if liveMappings == 0 { releaseLocked() }
+        }
+    }
+
     /// `iommufd_fops_release`: closes every file of the context, then destroys objects
     /// whose only reference is the table's, leaves first, round after round. A round
     /// that destroys nothing while objects remain is a reference-count bug: it is
     /// recorded as a WARN and the remaining objects are destroyed anyway.
-    public func close() {
-        lock.withLock {
-            guard !isClosed else { return }
+    func releaseLocked() {
+        do {
+            guard !isReleased else { return }
+            isReleased = true
             for fd in files.keys.sorted() { _ = closeFileLocked(fd) }
             while table.hasObjects {
                 let leaves = table.liveObjects.filter { $0.users == 1 }
@@ -148,7 +175,7 @@ public final class IOMMUFD: @unchecked Sendable {
                 }
             }
             table = ObjectTable()
-            isClosed = true
+            mmapRegions = []
         }
     }
 }

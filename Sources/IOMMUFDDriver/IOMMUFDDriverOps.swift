@@ -21,6 +21,16 @@ public struct IOMMUUserData: Sendable {
         self.user = user
     }
 
+    /// `iommu_copy_struct_to_user(data, ksrc, type, min_last)`: writes `bytes` (a driver
+    /// structure of `maxLength` bytes) back to the caller, as much as its `len` holds.
+    /// - Throws: `EINVAL` type mismatch, or `len` below `minLength` or above `maxLength`;
+    ///   `EFAULT` bad pointer.
+    public func copyOut(_ bytes: [UInt8], expectedType: UInt32, minLength: Int, maxLength: Int) throws(Errno) {
+        guard type == expectedType else { throw .invalidArgument }
+        guard Int(len) >= minLength, Int(len) <= maxLength else { throw .invalidArgument }
+        try user.copyToUser(uptr, Array(bytes.prefix(Int(len))))
+    }
+
     /// `iommu_copy_struct_from_user(data, kdst, type, min_last)`.
     /// - Throws: `EINVAL` type mismatch, or `len` below `minLength` or above `maxLength`;
     ///   `EFAULT` bad pointer.
@@ -52,6 +62,27 @@ public struct IOMMUUserDataArray: Sendable {
         self.entryLen = entryLen
         self.entryNum = entryNum
         self.user = user
+    }
+
+    /// `iommu_copy_struct_from_full_user_array(kdst, entry_size, array, type)`: every entry,
+    /// each `entrySize` bytes (`copy_struct_from_user` per entry: a shorter entry is
+    /// zero-extended, a longer one must be zero past `entrySize`).
+    /// - Throws: `EINVAL` type mismatch or no entry; `E2BIG` non-zero bytes past
+    ///   `entrySize` in a longer entry; `EFAULT`.
+    public func copyAll(expectedType: UInt32, entrySize: Int) throws(Errno) -> [[UInt8]] {
+        guard type == expectedType else { throw .invalidArgument }
+        guard entryNum != 0 else { throw .invalidArgument }
+        var out: [[UInt8]] = []
+        for i in 0..<Int(entryNum) {
+            let raw = try user.copyFromUser(uptr &+ UInt64(i) &* UInt64(entryLen), count: Int(entryLen))
+            if raw.count > entrySize {
+                guard raw[entrySize...].allSatisfy({ $0 == 0 }) else { throw .tooBig }
+                out.append(Array(raw.prefix(entrySize)))
+            } else {
+                out.append(raw + [UInt8](repeating: 0, count: entrySize - raw.count))
+            }
+        }
+        return out
     }
 
     /// `iommu_copy_struct_from_user_array(array, kdst, type, index, min_last)`.

@@ -42,3 +42,46 @@ public enum IOMMUHWPTInvalidateDataType {
     /// `IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID`: a type the mock refuses.
     public static let selftestInvalid: UInt32 = 0xdad_beef
 }
+
+extension IOMMUHWPTInvalidateDataType {
+    /// `IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST`: ``IOMMUVIOMMUInvalidateSelftest`` entries for
+    /// the mock vIOMMU (the same value as the nested-HWPT selftest type).
+    public static let viommuSelftest: UInt32 = 0xdead_beef
+    /// `IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID`: a type the mock vIOMMU refuses.
+    public static let viommuSelftestInvalid: UInt32 = 0xdad_beef
+}
+
+/// `enum iommu_viommu_type` (`include/uapi/linux/iommufd.h`), plus the selftest mock's:
+/// what `IOMMU_VIOMMU_ALLOC` makes, and which data it takes.
+public enum IOMMUVIOMMUType {
+    /// `IOMMU_VIOMMU_TYPE_DEFAULT`: reserved (`EOPNOTSUPP`).
+    public static let `default`: UInt32 = 0
+    /// `IOMMU_VIOMMU_TYPE_ARM_SMMUV3`: a vSMMU.
+    public static let armSMMUv3: UInt32 = 1
+    /// `IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV`: a vSMMU with Tegra241 CMDQV.
+    public static let tegra241CMDQV: UInt32 = 2
+    /// `IOMMU_VIOMMU_TYPE_SELFTEST`: the mock vIOMMU, data ``IOMMUVIOMMUSelftest``.
+    public static let selftest: UInt32 = 0xdead_beef
+}
+
+/// `enum iommu_veventq_type`, plus the selftest mock's: what a vEVENTQ carries.
+public enum IOMMUVEventQType {
+    /// `IOMMU_VEVENTQ_TYPE_DEFAULT`: reserved (`EOPNOTSUPP`).
+    public static let `default`: UInt32 = 0
+    /// `IOMMU_VEVENTQ_TYPE_ARM_SMMUV3`: `struct iommu_vevent_arm_smmuv3` records.
+    public static let armSMMUv3: UInt32 = 1
+    /// `IOMMU_VEVENTQ_TYPE_TEGRA241_CMDQV`: `struct iommu_vevent_tegra241_cmdqv` records.
+    public static let tegra241CMDQV: UInt32 = 2
+    /// `IOMMU_VEVENTQ_TYPE_SELFTEST`: ``IOMMUVIOMMUEventSelftest`` records.
+    public static let selftest: UInt32 = 0xbeef_beef
+}
+
+/// `enum iommu_hw_queue_type`, plus the selftest mock's.
+public enum IOMMUHWQueueType {
+    /// `IOMMU_HW_QUEUE_TYPE_DEFAULT`: reserved (`EOPNOTSUPP`).
+    public static let `default`: UInt32 = 0
+    /// `IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV`: a Tegra241 VCMDQ.
+    public static let tegra241CMDQV: UInt32 = 1
+    /// `IOMMU_HW_QUEUE_TYPE_SELFTEST`: a mock queue.
+    public static let selftest: UInt32 = 0xdead_beef
+}

@@ -30,16 +30,19 @@ public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Se
     }
 
     /// `mock_dev_create`: a mock PCI device with `MOCK_FLAGS_DEVICE_*` flags, alone in
-    /// its group. `EINVAL` for unknown flags.
+    /// its group, numbered with the lowest free number (`ida_alloc`).
+    /// - Throws: `EINVAL` for unknown flags; `ENOSPC` when every mock device number is in
+    ///   use (see ``MockIOMMU/makeDevice(on:flags:ats:reservedRegions:)``).
     public func createMockDevice(on machine: Machine, flags: UInt32) throws(Errno) -> PCIDevice {
         let f = MockDeviceFlags(rawValue: flags)
         guard f.isSubset(of: .valid) else { throw .invalidArgument }
         return try unit.makeDevice(on: machine, flags: f)
     }
 
-    /// `mock_dev_destroy`: `iommu_release_device`.
+    /// `mock_dev_destroy`: `device_unregister`, which releases the device from the mock
+    /// IOMMU (freeing its number, `mock_dev_release`) and takes it off the machine.
     public func destroyMockDevice(_ dev: PCIDevice, on machine: Machine) {
-        machine.iommu.releaseDevice(dev)
+        machine.removeDevice(dev)
     }
 
     /// `MOCK_IO_PAGE_SIZE`.
@@ -64,7 +67,7 @@ public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Se
         guard d.isDirtyTracking else { throw .invalidArgument }
         var count: UInt64 = 0
         for bit in 0..<Int(length / pageSize) where bitmap[bit / 8] & (1 << UInt8(bit % 8)) != 0 {
-            let at = iova + UInt64(bit) * pageSize
+            let at = iova &+ UInt64(bit) &* pageSize
             count += UInt64(try d.markDirty(iova: IOVA(rawValue: at - at % Mock.pageSize), length: Mock.pageSize))
         }
         return count
@@ -76,10 +79,25 @@ public final class MockSelftestBackend: IOMMUFDTestCommandHandler, @unchecked Se
         return d.iotlb[Int(id)]
     }
 
-    /// `mock_dev->cache[id]`. Only vIOMMU invalidation changes these words, and this model
-    /// has no vIOMMU, so they keep `IOMMU_TEST_DEV_CACHE_DEFAULT`.
+    /// `mock_dev->cache[id]`: `IOMMU_TEST_DEV_CACHE_DEFAULT` until a vIOMMU invalidation
+    /// clears it.
+    /// - Throws: `EINVAL` an id above `MOCK_DEV_CACHE_ID_MAX`, or not a mock device.
     public func deviceCache(_ dev: PCIDevice, id: UInt32) throws(Errno) -> UInt32 {
-        guard driver.state(of: dev) != nil, id <= 3 else { throw .invalidArgument }
-        return IOMMUTestOp.devCacheDefault
+        guard let state = driver.state(of: dev), id <= Mock.devCacheIDMax else { throw .invalidArgument }
+        return state.cache[Int(id)]
+    }
+
+    /// `iommufd_test_trigger_vevent`: a `struct iommu_viommu_event_selftest` with the
+    /// device's virtual ID, reported to the vIOMMU of the nested domain its RID is
+    /// attached to.
+    /// - Throws: `ENOENT` when the device is attached through no vIOMMU, or its virtual ID
+    ///   is 0 (the kernel mock takes 0 for "none"); `EOPNOTSUPP` no vEVENTQ of the
+    ///   selftest type.
+    public func triggerVirtualEvent(_ dev: PCIDevice) throws(Errno) {
+        guard let state = driver.state(of: dev), let viommu = state.viommu, state.virtualID != 0 else {
+            throw .noEntry
+        }
+        let event = IOMMUVIOMMUEventSelftest(virtId: UInt32(truncatingIfNeeded: state.virtualID))
+        try viommu.core.reportEvent(type: IOMMUVEventQType.selftest, data: event.bytes)
     }
 }

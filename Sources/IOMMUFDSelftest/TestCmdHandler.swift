@@ -33,11 +33,14 @@ extension IOMMUFD {
         case IOMMUTestOp.mdCheckRefs:
             let m = c.member(T.CheckRefs.self)
             guard m.length % IOPTPages.pageSize == 0, m.uptr % IOPTPages.pageSize == 0 else { throw .invalidArgument }
+            // get_user_pages_fast one page at a time: a page that is not
+            // mapped ends the walk with EFAULT, as the fault would.
             var va = m.uptr
-            while va < m.uptr &+ m.length {
+            for _ in 0..<(m.length / IOPTPages.pageSize) {
+                if current.physicalAddress(of: va) == nil { try current.handleFault(address: va, write: false) }
                 let count = current.physicalAddress(of: va).map { PagePinRegistry.shared.pinCount(machine.memory, $0) } ?? 0
                 guard count == Int(m.refs) else { throw .ioError }
-                va += IOPTPages.pageSize
+                va &+= IOPTPages.pageSize
             }
         case IOMMUTestOp.createAccess:
             var m = c.member(T.CreateAccess.self)
@@ -100,11 +103,12 @@ extension IOMMUFD {
             guard m.flags & ~(IOMMUTestOp.accessRWWrite | IOMMUTestOp.accessRWSlowPath) == 0 else { throw .notSupported }
             guard m.length <= 16 << 20 else { throw .noMemory }
             let st = try testAccess(c.id)
+            let slow = m.flags & IOMMUTestOp.accessRWSlowPath != 0
             if m.flags & IOMMUTestOp.accessRWWrite != 0 {
                 let data = try user.copyFromUser(m.uptr, count: Int(m.length))
-                _ = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: data)
+                _ = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: data, slowPath: slow)
             } else {
-                let data = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: nil)
+                let data = try accessRW(st.access, iova: IOVA(rawValue: m.iova), count: Int(m.length), write: nil, slowPath: slow)
                 try user.copyToUser(m.uptr, data)
             }
         case IOMMUTestOp.setTempMemoryLimit:
@@ -129,7 +133,11 @@ extension IOMMUFD {
             let hwpt = try get(c.id, .hwptPaging, as: HWPTPagingObject.self)
             defer { put(hwpt) }
             guard let d = hwpt.domain, backend.isMockPagingDomain(d) else { throw .invalidArgument }
-            let bitmap = try user.copyFromUser(m.uptr, count: Int((m.length / m.pageSize + 7) / 8))
+            // kvzalloc of the bitmap: a size past INT_MAX is refused (ENOMEM).
+            let bits = m.length / m.pageSize
+            let bytes = bits / 8 + (bits % 8 == 0 ? 0 : 1)
+            guard bytes <= UInt64(Int32.max) else { throw .noMemory }
+            let bitmap = try user.copyFromUser(m.uptr, count: Int(bytes))
             m.outNrDirty = try backend.markDirty(d, iova: m.iova, length: m.length, pageSize: m.pageSize, bitmap: bitmap)
             c.setMember(m)
             try u.respond(c)
@@ -155,9 +163,8 @@ extension IOMMUFD {
             guard try backend.deviceCache(idev.dev, id: m.id) == m.cache else { throw .invalidArgument }
         case IOMMUTestOp.triggerVEvent:
             let idev = try get(c.member(T.TriggerVEvent.self).devId, .device, as: DeviceObject.self)
-            put(idev)
-            // Without vIOMMU objects in this model no device has a vdevice.
-            throw .noEntry
+            defer { put(idev) }
+            try backend.triggerVirtualEvent(idev.dev)
         case IOMMUTestOp.pasidAttach, IOMMUTestOp.pasidReplace:
             let m = c.member(T.PasidAttach.self)
             let stdev = try get(c.id, .selftest, as: SelftestObject.self)

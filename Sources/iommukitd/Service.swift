@@ -442,6 +442,10 @@ final class Service: @unchecked Sendable {
             c.sync(le64(b, 16), le64(b, 24))            // iommu_ioas_map.user_va, .length
         } else if type == 0x3B, nr == 113, let b = try? c.memory.copyFromUser(req.arg, count: 32) {
             c.sync(le64(b, 8), le64(b, 24))             // vfio_iommu_type1_dma_map.vaddr, .size
+        } else if type == 0x3B, nr == 0xA0, let b = try? c.memory.copyFromUser(req.arg, count: 32),
+                  le64(b, 0) >> 32 == UInt64(IOMMUTestOp.mdCheckRefs) {
+            // MD_CHECK_REFS walks the pages as get_user_pages_fast: they must be there.
+            c.sync(le64(b, 24), le64(b, 16))            // iommu_test_cmd.check_refs.uptr, .length
         }
         // IOAS_MAP_FILE: the caller's descriptor, under its own number (see ClientFiles).
         var installed: Int32?

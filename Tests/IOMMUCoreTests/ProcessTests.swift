@@ -276,4 +276,39 @@ final class ProcessTests: ArchitectureTestCase {
             XCTAssertEqual(SVAIOPFHandler.handle(writeToReadOnly, in: p), .invalid)
         }
     }
+
+    /// A driver mapping (`remap_pfn_range` with `vm_ops`): the frames stay the driver's
+    /// (no fault, referenced while mapped), every piece made by a split or a fork is
+    /// `open`ed and every piece removed by munmap or exit is `close`d; the first mapping
+    /// is not `open`ed.
+    func testDriverMappingHearsOfEveryPiece() throws {
+        final class Counting: VMAOperations, @unchecked Sendable {
+            var opens = 0, closes = 0
+            func open() { opens += 1 }
+            func close() { closes += 1 }
+        }
+        let p = try IOMMUCore.Process(memory: memory, pid: 120)
+        let frames = [try memory.allocFrame(), try memory.allocFrame(), try memory.allocFrame()]
+        memory.write(frames[1], [0x5a])
+        let ops = Counting()
+        let va = try p.mapFrames(frames, prot: [.read, .write], ops: ops)
+        XCTAssertEqual(ops.opens, 0)
+        XCTAssertEqual(try p.readMemory(address: va + 4096, count: 1), [0x5a])
+        XCTAssertEqual(memory.frameRefCount(frames[0]), 2, "the driver's and the mm's")
+        try p.mprotect(address: va + 4096, length: 4096, prot: .read)
+        XCTAssertEqual(ops.opens, 2, "mprotect cut the mapping in three")
+        let child = try p.fork(pid: 121)
+        XCTAssertEqual(ops.opens, 5, "the child's three pieces")
+        XCTAssertEqual(try child.readMemory(address: va + 4096, count: 1), [0x5a], "the same frame")
+        try p.munmap(address: va, length: 2 * 4096)
+        XCTAssertEqual(ops.closes, 2)
+        child.exit()
+        XCTAssertEqual(ops.closes, 5)
+        p.exit()
+        XCTAssertEqual(ops.closes, 6)
+        for pa in frames {
+            XCTAssertEqual(memory.frameRefCount(pa), 1, "only the driver's reference is left")
+            memory.putFrame(pa)
+        }
+    }
 }

@@ -174,6 +174,63 @@ final class FailNthTests: XCTestCase {
         }
     }
 
+    /// The kernel's `basic_fail_nth.device` body: a PASID-capable mock device, GET_HW_INFO,
+    /// replaces, a nesting parent, a vIOMMU with a vDEVICE and a HW queue, a fault queue and
+    /// a nested HWPT reporting to it, a vEVENTQ, and a PASID attach, replace and detach.
+    func testFailNthDevice() throws {
+        let n = try failNthSweep("device", setup: { s in
+            let ioas = s.ioasAlloc(), ioas2 = s.ioasAlloc()
+            precondition(s.mapFixed(ioas, s.buffer, PAGE, iova: APERTURE_START) == 0)
+            precondition(s.mapFixed(ioas2, s.buffer, PAGE, iova: APERTURE_START) == 0)
+        }) { s in
+            let ioas: UInt32 = 1, ioas2: UInt32 = 2
+            var step = Steps()
+            var dev: UInt32 = 0, stdev: UInt32 = 0
+            step({ let r = s.mockDomain(ioas, flags: IOMMUTestOp.devicePasid); stdev = r.1; dev = r.3; return r.0 }())
+            step({
+                var c = IOMMUHWInfo()
+                c.devId = dev
+                c.dataLen = UInt32(IOMMUTestHWInfo.size)
+                c.dataUptr = s.arg + 0x3000
+                return s.call(IOMMUFDCommand.getHWInfo, &c)
+            }())
+            var hwpt: UInt32 = 0
+            step({ let r = s.hwptAlloc(dev: dev, pt: ioas, flags: IOMMUFDConstant.hwptAllocPasid); hwpt = r.1; return r.0 }())
+            step(s.replace(stdev, ioas2).0)
+            step(s.replace(stdev, hwpt).0)
+            step({
+                let r = s.hwptAlloc(dev: dev, pt: ioas,
+                                    flags: IOMMUFDConstant.hwptAllocNestParent | IOMMUFDConstant.hwptAllocPasid)
+                hwpt = r.1
+                return r.0
+            }())
+            var viommu: UInt32 = 0
+            step({ let r = s.viommuAlloc(dev: dev, hwpt: hwpt); viommu = r.1; return r.0 }())
+            step(s.vdeviceAlloc(viommu: viommu, dev: dev, virtID: 0).0)
+            step(s.hwQueueAlloc(viommu: viommu, index: 0, iova: APERTURE_START, length: PAGE).0)
+            var fault: UInt32 = 0
+            step({
+                let r = s.faultAlloc()
+                fault = r.1
+                if r.0 == 0 { _ = s.fd.closeFile(r.2) }
+                return r.0
+            }())
+            step(s.nestedAlloc(dev: dev, parent: hwpt, flags: IOMMUFDConstant.hwptFaultIDValid, faultID: fault).0)
+            step({
+                let r = s.veventqAlloc(viommu: viommu)
+                if r.0 == 0 { _ = s.fd.closeFile(r.2) }
+                return r.0
+            }())
+            var test: UInt32 = 0
+            step({ let r = s.hwptAlloc(dev: dev, pt: ioas, flags: IOMMUFDConstant.hwptAllocPasid); test = r.1; return r.0 }())
+            step(s.pasidAttach(stdev, 200, hwpt))
+            step(s.pasidReplace(stdev, 200, test))
+            step(s.pasidDetach(stdev, 200))
+            return step.rc
+        }
+        XCTAssertGreaterThan(n, 20)
+    }
+
     func testFailNthUnmapAndDestroy() throws {
         try failNthSweep("unmap_destroy") { s in
             var step = Steps()
@@ -187,5 +244,97 @@ final class FailNthTests: XCTestCase {
             step(s.destroy(ioas))
             return step.rc
         }
+    }
+
+    // MARK: the pin path's injection points, batched as pages.c batches them
+
+    /// The 2 MiB buffer of `iommufd_fail_nth.c` (its `BUFFER_SIZE`), at a fixed address.
+    static let big: UInt64 = 0x4800_0000
+    static let bigSize: UInt64 = 2 << 20
+
+    private static func mapBig(_ s: SelftestFD) {
+        try! s.process.mmap(length: Int(bigSize), prot: [.read, .write], at: big, populate: true)
+    }
+
+    /// The kernel's `access_pin`: a 2 MiB pin through an access is one span for
+    /// `iopt_pages_fill_xarray`, so one pin call (`EFAULT`), one xarray store (`EINVAL`)
+    /// and one accounting update (`ENOMEM`), not one point per page.
+    func testFailNthAccessPin2MiBIsBatched() throws {
+        let n = try failNthSweep("access_pin_2m", memory: Self.mapBig, setup: { s in
+            let ioas = s.ioasAlloc()
+            precondition(s.test(IOMMUTestOp.setTempMemoryLimit, IOMMUTestCmd.MemoryLimit(limit: 32)) == 0)
+            precondition(s.mapFixed(ioas, Self.big, Self.bigSize, iova: APERTURE_START) == 0)
+            precondition(s.createAccess(ioas).0 == 0)
+        }) { s in
+            var step = Steps()
+            var item: UInt32 = 0
+            step({ let r = s.accessPages(1000, iova: APERTURE_START, length: Self.bigSize, uptr: Self.big); item = r.1; return r.0 }())
+            step(s.destroyAccessPages(1000, item))
+            step(s.fd.closeFile(1000))
+            return step.rc
+        }
+        XCTAssertEqual(n, 3, "pin call, xarray store, accounting")
+    }
+
+    /// Pinning through an access pages a domain already holds still has the kernel's
+    /// injection point (the copy of their PFNs into the access's xarray, `EINVAL`), so the
+    /// sweep tests something.
+    func testFailNthAccessPinOfPagesADomainHolds() throws {
+        var errnos: [Int32] = []
+        let n = try failNthSweep("access_pin_domain_held", setup: { s in
+            let ioas = s.ioasAlloc()
+            precondition(s.mockDomain(ioas).0 == 0)
+            precondition(s.mapFixed(ioas, s.buffer, BUFFER_SIZE, iova: APERTURE_START) == 0)
+            precondition(s.createAccess(ioas).0 == 0)
+        }) { s in
+            var step = Steps()
+            var item: UInt32 = 0
+            step({ let r = s.accessPages(1000, iova: APERTURE_START, length: BUFFER_SIZE, uptr: s.buffer); item = r.1; return r.0 }())
+            errnos.append(step.rc)
+            step(s.destroyAccessPages(1000, item))
+            return step.rc
+        }
+        XCTAssertEqual(n, 1)
+        XCTAssertEqual(errnos.dropFirst().first, EINVAL, "pages_to_xarray's injection")
+    }
+
+    /// Attaching a domain to an IOAS whose pages an access holds reads them for the
+    /// domain through a `pfn_reader`: its batch allocation is an injection point.
+    func testFailNthDomainFillOfPagesAnAccessHolds() throws {
+        try failNthSweep("domain_fill_access_held", setup: { s in
+            let ioas = s.ioasAlloc()
+            precondition(s.mapFixed(ioas, s.buffer, BUFFER_SIZE, iova: APERTURE_START) == 0)
+            let (_, access) = s.createAccess(ioas)
+            precondition(s.accessPages(access, iova: APERTURE_START, length: BUFFER_SIZE, uptr: s.buffer).0 == 0)
+        }) { s in
+            var step = Steps()
+            var hwpt: UInt32 = 0, dev: UInt32 = 0, stdev: UInt32 = 0
+            step({ let r = s.mockDomain(1); stdev = r.1; dev = r.3; return r.0 }())
+            // A second domain on the same IOAS: the area is filled already, so it is read
+            // from the first domain, again through a reader with its batch point.
+            step({ let r = s.hwptAlloc(dev: dev, pt: 1); hwpt = r.1; return r.0 }())
+            step(s.replace(stdev, hwpt).0)
+            return step.rc
+        }
+    }
+
+    /// The kernel's `map_domain`: with a memory limit of 32 bytes the reader's page array
+    /// holds 4 page pointers, so mapping 256 KiB into a domain takes 16 pin calls, each an
+    /// injection point.
+    func testFailNthMapDomainPinCallsFollowTheMemoryLimit() throws {
+        let n = try failNthSweep("map_domain_limit_32", memory: Self.mapBig, setup: { s in
+            _ = s.ioasAlloc()
+            precondition(s.test(IOMMUTestOp.setTempMemoryLimit, IOMMUTestCmd.MemoryLimit(limit: 32)) == 0)
+        }) { s in
+            var step = Steps()
+            var stdev: UInt32 = 0
+            step({ let r = s.mockDomain(1); stdev = r.1; return r.0 }())
+            step(s.mapFixed(1, Self.big, 256 << 10, iova: APERTURE_START))
+            step(s.destroy(stdev))
+            step(s.mockDomain(1).0)
+            return step.rc
+        }
+        // Two fills of 64 pages: batch + page array + 16 pin calls + accounting each.
+        XCTAssertGreaterThanOrEqual(n, 2 * (1 + 1 + 16 + 1))
     }
 }

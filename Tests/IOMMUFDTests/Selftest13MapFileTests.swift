@@ -38,8 +38,14 @@ final class Selftest13MapFileTests: XCTestCase {
 
     enum Accounting: CaseIterable { case none, user, mm }
 
+    /// The `change_process` fixture: the fd is opened by root, then the task drops
+    /// `CAP_IPC_LOCK` (`drop_cap_ipc_lock`) before it maps anything, so its mappings are
+    /// charged (USER, or MM after RLIMIT_MODE) although the context was opened with the
+    /// capability: the context asks at map time.
     private func changeProcessFixture(_ v: Accounting, limit: UInt64 = .max) throws -> (SelftestFD, UInt32) {
-        let s = try SelftestFD(credentials: IOMMUFDCredentials(capIPCLock: false, memlockLimitPages: limit))
+        let task = IOMMUFDTaskCredentials(IOMMUFDCredentials(memlockLimitPages: limit))
+        let s = try SelftestFD(credentials: task)
+        task.drop(.ipcLock)
         if v != .none {
             var o = IOMMUOption(optionId: IOMMUFDConstant.optionRlimitMode, op: IOMMUFDConstant.optionOpSet,
                                 val64: v == .mm ? 1 : 0)
@@ -146,6 +152,79 @@ final class Selftest13MapFileTests: XCTestCase {
         child.exit()
         s.teardownCheck()
         XCTAssertEqual(s.fd.accounting.pinnedPages, 0)
+    }
+
+    /// A mapping made while the task still held `CAP_IPC_LOCK` is ACCOUNT_NONE; one made
+    /// after the task dropped it is charged, though both go through the same context.
+    func testCapIPCLockIsAskedWhenTheMappingIsMade() throws {
+        let task = IOMMUFDTaskCredentials()
+        let s = try SelftestFD(credentials: task)
+        let ioas = s.ioasAlloc()
+        XCTAssertEqual(s.mockDomain(ioas).0, 0)
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer, PAGE, iova: APERTURE_START), 0)
+        XCTAssertEqual(s.fd.accounting.userLockedPages, 0, "mapped with CAP_IPC_LOCK: not charged")
+        XCTAssertEqual(s.fd.accounting.pinnedPages(pid: s.process.pid), 1)
+        task.drop(.ipcLock)
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer + PAGE, 2 * PAGE, iova: APERTURE_START + PAGE), 0)
+        XCTAssertEqual(s.fd.accounting.userLockedPages, 2, "mapped without CAP_IPC_LOCK: charged to the user")
+        XCTAssertEqual(s.fd.accounting.pinnedPages(pid: s.process.pid), 3)
+        task.setMemlockLimit(pages: 3)
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer + 3 * PAGE, 2 * PAGE, iova: APERTURE_START + 3 * PAGE), ENOMEM,
+                       "RLIMIT_MEMLOCK is read at pin time")
+        task.raise(.ipcLock)
+        XCTAssertEqual(s.mapFixed(ioas, s.buffer + 3 * PAGE, 2 * PAGE, iova: APERTURE_START + 3 * PAGE), 0)
+        XCTAssertEqual(s.fd.accounting.userLockedPages, 2)
+        XCTAssertEqual(s.unmap(ioas, 0, .max).0, 0)
+        XCTAssertEqual(s.fd.accounting.userLockedPages, 0)
+        XCTAssertEqual(s.fd.accounting.pinnedPages, 0)
+        s.teardownCheck()
+    }
+
+    /// `CAP_SYS_RESOURCE` is asked on every RLIMIT_MODE SET, not at open.
+    func testCapSysResourceIsAskedAtOptionTime() throws {
+        let task = IOMMUFDTaskCredentials()
+        let s = try SelftestFD(credentials: task)
+        var o = IOMMUOption(optionId: IOMMUFDConstant.optionRlimitMode, op: IOMMUFDConstant.optionOpSet, val64: 1)
+        task.drop(.sysResource)
+        XCTAssertEqual(s.call(IOMMUFDCommand.option, &o), EPERM)
+        task.raise(.sysResource)
+        XCTAssertEqual(s.call(IOMMUFDCommand.option, &o), 0)
+        s.teardownCheck()
+    }
+
+    /// An ACCOUNT_NONE mapping (made with `CAP_IPC_LOCK`) keeps its `VmPin` with the old
+    /// mm on CHANGE_PROCESS (`need_charge_update` skips it) while `change_mm` hands the
+    /// pages to the caller; the later unpin then takes the page from the new mm's
+    /// `pinned_vm`, an `atomic64_t` that goes below zero without a WARN. Nothing traps.
+    func testChangeProcessOfAccountNoneMappingThenUnmapDoesNotTrap() throws {
+        let s = try SelftestFD()
+        let ioas = s.ioasAlloc()
+        XCTAssertEqual(s.mockDomain(ioas).0, 0)
+        let (mfd, _) = try s.memfdMmap()
+        let (rc, iova) = s.mapFile(ioas, mfd, 0, PAGE)
+        XCTAssertEqual(rc, 0)
+        let child = try s.process.fork(pid: 203)
+        XCTAssertEqual(changeProcess(s, from: child), 0)
+        XCTAssertEqual(s.fd.accounting.pinnedPages(pid: s.process.pid), 1)
+        XCTAssertEqual(s.fd.accounting.pinnedPages(pid: child.pid), 0)
+        XCTAssertEqual(s.unmap(ioas, iova, PAGE).0, 0)
+        XCTAssertEqual(s.fd.accounting.pinnedPages(pid: s.process.pid), 1, "the old mm keeps its VmPin")
+        XCTAssertEqual(s.fd.accounting.pinnedPages(pid: child.pid), UInt64(bitPattern: -1),
+                       "the new mm's pinned_vm is -1, printed unsigned as /proc does")
+        XCTAssertEqual(s.fd.faultInjection.warnings, [], "pinned_vm has no WARN in the kernel")
+        child.exit()
+        s.teardownCheck()
+    }
+
+    /// Unpinning more than a counter holds is a WARN and the kernel's arithmetic, never a
+    /// trap: `user->locked_vm` is left alone, `mm->locked_vm` wraps.
+    func testUnchargeBelowZeroIsAWarnNotATrap() {
+        let acct = PinAccounting()
+        XCTAssertEqual(acct.uncharge(2, mode: .user, uid: 7, pid: 1)?.0, "decr_user_locked_vm")
+        XCTAssertEqual(acct.userLockedPages(uid: 7), 0)
+        XCTAssertEqual(acct.uncharge(2, mode: .mm, uid: 7, pid: 1)?.0, "__account_locked_vm")
+        XCTAssertEqual(acct.mmLockedPages(pid: 1), UInt64.max - 1)
+        XCTAssertNil(acct.uncharge(1, mode: .none, uid: 7, pid: 1))
     }
 
     // MARK: MAP_FILE errno and state
@@ -284,7 +363,7 @@ final class Selftest13MapFileTests: XCTestCase {
     /// unwind leaves no object, pin or charge. The memfd is populated beforehand, so its
     /// page cache (which rightly outlives the context) does not count as a leak.
     func testFailNthMapFile() throws {
-        let n = try failNthSweep("map_file", setup: { s in _ = try! s.memfdMmap() }) { s in
+        let n = try failNthSweep("map_file", memory: { s in _ = try! s.memfdMmap() }) { s in
             let mfd = s.process.openFileDescriptors[0]
             var step = Steps()
             let ioas = step.ioas(s)

@@ -64,6 +64,18 @@ final class UAPIKernelLayoutTests: XCTestCase {
         (IOMMUFaultAlloc.self, .iommufd,
          "iommu_fault_alloc 16: size@0+4 flags@4+4 out_fault_id@8+4 out_fault_fd@12+4"),
         (IOMMUIOASChangeProcess.self, .iommufd, "iommu_ioas_change_process 8: size@0+4 __reserved@4+4"),
+        (IOMMUVIOMMUAlloc.self, .iommufd,
+         "iommu_viommu_alloc 40: size@0+4 flags@4+4 type@8+4 dev_id@12+4 hwpt_id@16+4 out_viommu_id@20+4"
+            + " data_len@24+4 __reserved@28+4 data_uptr@32+8"),
+        (IOMMUVDeviceAlloc.self, .iommufd,
+         "iommu_vdevice_alloc 24: size@0+4 viommu_id@4+4 dev_id@8+4 out_vdevice_id@12+4 virt_id@16+8"),
+        (IOMMUVEventQAlloc.self, .iommufd,
+         "iommu_veventq_alloc 32: size@0+4 flags@4+4 viommu_id@8+4 type@12+4 veventq_depth@16+4"
+            + " out_veventq_id@20+4 out_veventq_fd@24+4 __reserved@28+4"),
+        (IOMMUFDVEventHeader.self, .iommufd, "iommufd_vevent_header 8: flags@0+4 sequence@4+4"),
+        (IOMMUHWQueueAlloc.self, .iommufd,
+         "iommu_hw_queue_alloc 40: size@0+4 flags@4+4 viommu_id@8+4 type@12+4 index@16+4 out_hw_queue_id@20+4"
+            + " nesting_parent_iova@24+8 length@32+8"),
 
         // drivers/iommu/iommufd/iommufd_test.h
         (IOMMUTestCmd.self, .iommufdTest,
@@ -97,6 +109,11 @@ final class UAPIKernelLayoutTests: XCTestCase {
         (IOMMUTestHWInfo.self, .iommufdTest, "iommu_test_hw_info 8: flags@0+4 test_reg@4+4"),
         (IOMMUHWPTSelftest.self, .iommufdTest, "iommu_hwpt_selftest 4: iotlb@0+4"),
         (IOMMUHWPTInvalidateSelftest.self, .iommufdTest, "iommu_hwpt_invalidate_selftest 8: flags@0+4 iotlb_id@4+4"),
+        (IOMMUVIOMMUSelftest.self, .iommufdTest,
+         "iommu_viommu_selftest 24: in_data@0+4 out_data@4+4 out_mmap_offset@8+8 out_mmap_length@16+8"),
+        (IOMMUVIOMMUInvalidateSelftest.self, .iommufdTest,
+         "iommu_viommu_invalidate_selftest 12: flags@0+4 vdev_id@4+4 cache_id@8+4"),
+        (IOMMUVIOMMUEventSelftest.self, .iommufdTest, "iommu_viommu_event_selftest 4: virt_id@0+4"),
 
         // include/uapi/linux/vfio.h: the type1 container structures of the compatibility layer
         (VFIOIOMMUType1Info.self, .vfio,
@@ -133,6 +150,10 @@ final class UAPIKernelLayoutTests: XCTestCase {
         (IOMMUHWPTInvalidate.self, "__reserved", 32),
         (IOMMUFaultAlloc.self, "out_fault_fd", 16),
         (IOMMUIOASChangeProcess.self, "__reserved", 8),
+        (IOMMUVIOMMUAlloc.self, "out_viommu_id", 24),
+        (IOMMUVDeviceAlloc.self, "virt_id", 24),
+        (IOMMUVEventQAlloc.self, "out_veventq_fd", 28),
+        (IOMMUHWQueueAlloc.self, "length", 40),
         (IOMMUTestCmd.self, "last", 68),
         (VFIOIOMMUType1Info.self, "iova_pgsizes", 16),
         (VFIOIOMMUType1DMAMap.self, "size", 32),

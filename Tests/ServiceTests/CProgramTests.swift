@@ -168,6 +168,10 @@ final class CProgramTests: XCTestCase {
 
     func testFaultQueueReadWritePoll() throws { try runProgram("fault_queue", minimum: 30) }
 
+    /// A vEVENTQ fd through the shim: events read as header and record, poll, the
+    /// LOST_EVENTS header of a full queue, dup.
+    func testVEventQReadPoll() throws { try runProgram("veventq", minimum: 30) }
+
     func testFailNthSweep() throws { try runProgram("fail_nth", minimum: 12) }
 
     /// The shim starts the service itself when nothing listens: in its own session,

@@ -51,7 +51,7 @@ enum ikd_open_kind {
 enum ikd_msg { IKD_MSG_REPLY = 1, IKD_MSG_INSTALL = 2 };
 
 /* Kinds of files an INSTALL carries (ret field), as IOMMUFDFileKind. */
-enum ikd_file { IKD_FILE_FAULT = 1, IKD_FILE_ACCESS = 2 };
+enum ikd_file { IKD_FILE_FAULT = 1, IKD_FILE_ACCESS = 2, IKD_FILE_VEVENTQ = 3 };
 
 struct ikd_request {
 	uint32_t op;

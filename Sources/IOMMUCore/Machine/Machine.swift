@@ -125,6 +125,16 @@ public final class Machine: @unchecked Sendable {
         return dev
     }
 
+    /// `device_del`: takes `dev` off the machine. Its IOMMU lets it go first
+    /// (`iommu_release_device`: release domain, the driver's `release_device`, the group
+    /// dismantled when it was the last member); then its RID is free for a new device.
+    /// A device that is not on the machine is left as it is.
+    public func removeDevice(_ dev: PCIDevice) {
+        guard lock.withLock({ _devices.contains { $0 === dev } }) else { return }
+        iommu.releaseDevice(dev)
+        lock.withLock { _devices.removeAll { $0 === dev } }
+    }
+
     /// The device with `rid`, if any.
     public func device(_ rid: RID) -> PCIDevice? { allDevices.first { $0.rid == rid } }
 

@@ -13,6 +13,10 @@ public enum Mock {
     public static let apertureStart: IOVA = 0x100_0000
     /// `MOCK_APERTURE_LAST`: last IOVA of every mock paging domain.
     public static let apertureLast: IOVA = 0x7fff_ffff
+    /// Mock devices that can exist at once: one per device slot of the root buses
+    /// 0x80–0xFF (the kernel's `mock_dev_ida` allows more; a machine of this model has no
+    /// RID for them).
+    public static let maxDevices = 128 * 32
     /// `MOCK_PASID_WIDTH`: PASID bits of a device created with ``MockDeviceFlags/pasid``.
     public static let pasidWidth = 20
     /// The mock IOMMU's `iommu_device.max_pasids` (1 << `MOCK_PASID_WIDTH`).
@@ -26,6 +30,16 @@ public enum Mock {
     public static let nestedIOTLBIDMax: UInt32 = 3
     /// `IOMMU_TEST_IOTLB_DEFAULT`.
     public static let iotlbDefault: UInt32 = 0xbadbeef
+    /// `MOCK_DEV_CACHE_NUM`: words of a mock device's cache.
+    public static let devCacheCount = 4
+    /// `MOCK_DEV_CACHE_ID_MAX`.
+    public static let devCacheIDMax: UInt32 = 3
+    /// `IOMMU_TEST_DEV_CACHE_DEFAULT`: a mock device cache word before any invalidation.
+    public static let devCacheDefault: UInt32 = 0xbaddad
+    /// `IOMMU_TEST_HW_QUEUE_MAX`: HW queues of one mock vIOMMU (indexes 0 and 1).
+    public static let hwQueueMax: UInt32 = 2
+    /// The size of the page pair a mock vIOMMU made with data lets user space map.
+    public static let viommuMMapLength: UInt64 = 2 * 4096
     /// `IOMMU_HW_INFO_SELFTEST_REGVAL`: the `test_reg` of the mock's hardware info.
     public static let hwInfoRegval: UInt32 = 0xdead_beef
     /// `IOMMU_TEST_INVALIDATE_FLAG_ALL`: a nested invalidation entry that clears every

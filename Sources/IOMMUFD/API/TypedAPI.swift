@@ -256,14 +256,14 @@ extension IOMMUFD {
     ///   the driver's per-entry errno.
     public func invalidate(hwpt: HWPTObjectID, dataType: UInt32, entryLength: UInt32, entries: [[UInt8]],
                            handled: inout UInt32) throws(Errno) {
-        let r = _invalidate(hwpt, dataType, entryLength, entries)
+        let r = _invalidate(hwpt.rawValue, dataType, entryLength, entries)
         handled = r.handled
         if let e = r.error { throw e }
     }
-    func _invalidate(_ hwpt: HWPTObjectID, _ type: UInt32, _ len: UInt32, _ entries: [[UInt8]]) -> (handled: UInt32, error: Errno?) {
+    func _invalidate(_ id: UInt32, _ type: UInt32, _ len: UInt32, _ entries: [[UInt8]]) -> (handled: UInt32, error: Errno?) {
         let (rc, handled) = typedCallAlways(IOMMUFDCommand.hwptInvalidate, prepare: { o in
             let arr = entries.isEmpty ? 0 : o.place(entries.flatMap { $0 })
-            return o.place(IOMMUHWPTInvalidate(hwptId: hwpt.rawValue, dataUptr: arr, dataType: type, entryLen: len,
+            return o.place(IOMMUHWPTInvalidate(hwptId: id, dataUptr: arr, dataType: type, entryLen: len,
                                                entryNum: UInt32(entries.count)).bytes)
         }, finish: { o, a in IOMMUHWPTInvalidate(bytes: o.bytes(at: a)).entryNum })
         return (handled, rc < 0 ? Errno(rawValue: -rc) : nil)

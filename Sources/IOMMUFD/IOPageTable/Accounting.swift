@@ -11,81 +11,94 @@ public enum IOPTAccountMode: UInt8, Sendable {
     case mm = 2
 }
 
-/// The credentials of the task that opened the context (the capabilities iommufd tests).
-public struct IOMMUFDCredentials: Sendable, Hashable {
-    /// `CAP_IPC_LOCK`: pinned pages are not charged to `locked_vm`.
-    public var capIPCLock: Bool
-    /// `CAP_SYS_RESOURCE`: may change `IOMMU_OPTION_RLIMIT_MODE`.
-    public var capSysResource: Bool
-    /// `RLIMIT_MEMLOCK` in pages.
-    public var memlockLimitPages: UInt64
-    /// Credentials.
-    public init(capIPCLock: Bool = true, capSysResource: Bool = true, memlockLimitPages: UInt64 = .max) {
-        self.capIPCLock = capIPCLock
-        self.capSysResource = capSysResource
-        self.memlockLimitPages = memlockLimitPages
-    }
-    /// root: every capability, no limit.
-    public static let root = IOMMUFDCredentials()
-}
-
-/// The pinned-memory counters of the caller: `user->locked_vm`, and per address space
+/// The pinned-memory counters: `user->locked_vm` per user, and per address space
 /// `mm->locked_vm` (`VmLck`) and `mm->pinned_vm` (`VmPin`), in pages, the mm named by its
-/// process ID. Shared by the contexts of one user.
+/// process ID. Shared by the contexts of one host.
+///
+/// The arithmetic is the kernel's, so no counter can trap:
+/// - `user->locked_vm` (`decr_user_locked_vm`): taking away more than is charged is a
+///   WARN and changes nothing;
+/// - `mm->locked_vm` (`__account_locked_vm`): taking away more than is charged is a WARN,
+///   and the unsigned counter wraps, as the kernel's `unsigned long` does;
+/// - `mm->pinned_vm` is an `atomic64_t`: it may go below zero without a WARN (an
+///   `IOPT_PAGES_ACCOUNT_NONE` mapping moved by `IOMMU_IOAS_CHANGE_PROCESS` is uncharged
+///   from its new mm, which never got the charge). `/proc/<pid>/status` prints it as an
+///   unsigned number, and so does ``pinnedPages(pid:)``.
+/// A WARN is returned to the caller, who records it on its context.
 public final class PinAccounting: @unchecked Sendable {
     private let lock = Lock()
-    private var _userLocked: UInt64 = 0
+    private var _userLocked: [UInt32: UInt64] = [:]
     private var _mmLocked: [Int32: UInt64] = [:]
-    private var _pinned: [Int32: UInt64] = [:]
+    private var _pinned: [Int32: Int64] = [:]
 
     /// Fresh counters.
     public init() {}
 
-    /// `user->locked_vm` in pages.
-    public var userLockedPages: UInt64 { lock.withLock { _userLocked } }
+    /// `user->locked_vm` in pages, summed over every user.
+    public var userLockedPages: UInt64 { lock.withLock { _userLocked.values.reduce(0, &+) } }
+    /// `user->locked_vm` of `uid`, in pages.
+    public func userLockedPages(uid: UInt32) -> UInt64 { lock.withLock { _userLocked[uid] ?? 0 } }
     /// `mm->locked_vm` (`VmLck`) in pages, summed over every mm.
-    public var mmLockedPages: UInt64 { lock.withLock { _mmLocked.values.reduce(0, +) } }
+    public var mmLockedPages: UInt64 { lock.withLock { _mmLocked.values.reduce(0, &+) } }
     /// `mm->pinned_vm` (`VmPin`) in pages, summed over every mm.
-    public var pinnedPages: UInt64 { lock.withLock { _pinned.values.reduce(0, +) } }
+    public var pinnedPages: UInt64 { lock.withLock { UInt64(bitPattern: _pinned.values.reduce(0, &+)) } }
     /// `VmLck` of the process `pid` (`/proc/<pid>/status`), in pages.
     public func mmLockedPages(pid: Int32) -> UInt64 { lock.withLock { _mmLocked[pid] ?? 0 } }
-    /// `VmPin` of the process `pid` (`/proc/<pid>/status`), in pages.
-    public func pinnedPages(pid: Int32) -> UInt64 { lock.withLock { _pinned[pid] ?? 0 } }
+    /// `VmPin` of the process `pid` (`/proc/<pid>/status`), in pages: the `atomic64_t`
+    /// read as unsigned, as `/proc` prints it.
+    public func pinnedPages(pid: Int32) -> UInt64 { lock.withLock { UInt64(bitPattern: _pinned[pid] ?? 0) } }
 
-    /// `iopt_pages_update_pinned` (increment): charge `n` pages in `mode` to the mm of
-    /// process `pid` (and to the user).
-    /// - Throws: `ENOMEM` when the new total exceeds `limit` (`RLIMIT_MEMLOCK`): the
-    ///   user's `locked_vm` in USER mode, that mm's in MM mode. Nothing is charged then.
-    func charge(_ n: UInt64, mode: IOPTAccountMode, limit: UInt64, pid: Int32) throws(Errno) {
+    /// `iopt_pages_update_pinned` (increment, `do_update_pinned`): charge `n` pages in
+    /// `mode` to user `uid` (USER) or to the mm of process `pid` (MM), and always to that
+    /// mm's `pinned_vm`.
+    /// - Throws: `ENOMEM` when the new total exceeds `limit` (`RLIMIT_MEMLOCK` of the
+    ///   task that made the mapping): the user's `locked_vm` in USER mode, the mm's in MM
+    ///   mode. Nothing is charged then.
+    func charge(_ n: UInt64, mode: IOPTAccountMode, limit: UInt64, uid: UInt32, pid: Int32) throws(Errno) {
         try lock.withLock { () throws(Errno) in
             switch mode {
             case .none: break
             case .user:
-                guard _userLocked + n <= limit else { throw .noMemory }
-                _userLocked += n
+                let (total, o) = _userLocked[uid, default: 0].addingReportingOverflow(n)
+                guard !o, total <= limit else { throw .noMemory }
+                _userLocked[uid] = total
             case .mm:
-                guard _mmLocked[pid, default: 0] + n <= limit else { throw .noMemory }
-                _mmLocked[pid, default: 0] += n
+                let (total, o) = _mmLocked[pid, default: 0].addingReportingOverflow(n)
+                guard !o, total <= limit else { throw .noMemory }
+                _mmLocked[pid] = total
             }
-            _pinned[pid, default: 0] += n
+            Self.add(&_pinned, pid, Int64(truncatingIfNeeded: n))
         }
     }
 
-    /// `iopt_pages_update_pinned` (decrement) for the mm of process `pid`.
-    func uncharge(_ n: UInt64, mode: IOPTAccountMode, pid: Int32) {
+    /// `iopt_pages_update_pinned` (decrement) for user `uid` and the mm of process `pid`.
+    /// - Returns: the WARN the kernel would print (`function: message`), or nil.
+    func uncharge(_ n: UInt64, mode: IOPTAccountMode, uid: UInt32, pid: Int32) -> (String, String)? {
         lock.withLock {
+            var warning: (String, String)?
             switch mode {
             case .none: break
-            case .user: _userLocked -= n
-            case .mm: _mmLocked[pid] = Self.minus(_mmLocked[pid], n)
+            case .user:
+                let locked = _userLocked[uid] ?? 0
+                guard locked >= n else {
+                    // decr_user_locked_vm: WARN and leave the counter alone.
+                    return ("decr_user_locked_vm", "user \(uid) locked_vm \(locked) < \(n) pages")
+                }
+                _userLocked[uid] = locked == n ? nil : locked - n
+            case .mm:
+                let locked = _mmLocked[pid] ?? 0
+                if n > locked { warning = ("__account_locked_vm", "mm of pid \(pid) locked_vm \(locked) < \(n) pages") }
+                let left = locked &- n
+                _mmLocked[pid] = left == 0 ? nil : left
             }
-            _pinned[pid] = Self.minus(_pinned[pid], n)
+            Self.add(&_pinned, pid, -Int64(truncatingIfNeeded: n))
+            return warning
         }
     }
 
-    /// `value - n`, nil at zero so that an mm with nothing charged leaves no entry.
-    private static func minus(_ value: UInt64?, _ n: UInt64) -> UInt64? {
-        let v = (value ?? 0) - n
-        return v == 0 ? nil : v
+    /// `atomic64_add` on one mm's `pinned_vm`; an mm back at zero leaves no entry.
+    private static func add(_ counters: inout [Int32: Int64], _ pid: Int32, _ delta: Int64) {
+        let v = (counters[pid] ?? 0) &+ delta
+        counters[pid] = v == 0 ? nil : v
     }
 }

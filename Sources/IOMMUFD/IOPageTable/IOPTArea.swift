@@ -22,6 +22,9 @@ final class IOPTArea: @unchecked Sendable {
     var numAccesses = 0
     /// `prevent_access`: an unmap is waiting for accesses to unpin.
     var preventAccess = false
+    /// `num_locks`: pins of internal accesses (HW queues); the area cannot be unmapped
+    /// (`EBUSY`) while any remains.
+    var numLocks = 0
 
     init(iova: UInt64, length: UInt64, pages: IOPTPages, startByte: UInt64, prot: IOMMUProt) {
         self.iova = iova
@@ -31,8 +34,10 @@ final class IOPTArea: @unchecked Sendable {
         self.prot = prot
     }
 
-    /// `iopt_area_last_iova`.
-    var last: UInt64 { iova + length - 1 }
+    /// `iopt_area_last_iova`: `iova + (length - 1)`, which is at most `ULONG_MAX` for an
+    /// area ending at the top of the IOVA space (`iova + length` would wrap to 0). Every
+    /// area has a length of at least 1 and fits (checked when it is made).
+    var last: UInt64 { iova &+ (length &- 1) }
     /// `area->page_offset`.
     var pageOffset: UInt64 { startByte % IOPTPages.pageSize }
     /// `iopt_area_start_byte(area, iova)`.

@@ -37,20 +37,30 @@ package final class IOPTPages: @unchecked Sendable {
     let npages: Int
     /// `pages->writable`: pinned for write.
     let writable: Bool
-    /// `pages->account_mode`.
+    /// `pages->account_mode`: NONE when the task that made the mapping had
+    /// `CAP_IPC_LOCK` at that moment, else USER (MM in an MM-mode context).
     var accountMode: IOPTAccountMode
     let accounting: PinAccounting
-    let memlockLimit: UInt64
+    /// `pages->source_task`: the credentials of the task that made the mapping (or took
+    /// it over with `IOMMU_IOAS_CHANGE_PROCESS`); its `RLIMIT_MEMLOCK` is read at every
+    /// charge.
+    var sourceTask: any IOMMUFDCredentialSource
+    /// `pages->source_user`: whose `user->locked_vm` USER mode charges.
+    var sourceUser: UInt32
     unowned(unsafe) let ctx: IOMMUFD
     /// `ctx.faultInjection` (a constant of the context), held directly: `ctx.shouldFail()`
     /// per pinned page retained the context, whose refcount takes the slow side-table
     /// path (device groups refer to it weakly).
     let faultInjection: FaultInjection
-    /// Per-page pin state: the frame and the number of pin holders (filled areas and
-    /// access pins); a page is pinned exactly while it has holders.
+    /// Per-page pin state: the frame, and the holds of the filled areas (the kernel's
+    /// `domains_itree`) and of accesses (`access_itree`); a page is pinned exactly while
+    /// it is held.
     struct PageState {
         var pa: PhysicalAddress = 0
-        var holders: UInt32 = 0
+        var areaHolds: UInt32 = 0
+        var accessHolds: UInt32 = 0
+        /// Pinned by a pin in progress and not yet given to a holder.
+        var isFresh = false
     }
     /// Pages objects up to this many pages keep their state in a flat array indexed by
     /// page (allocated on first pin): no hashing per page on the map/unmap path. Larger
@@ -119,8 +129,11 @@ package final class IOPTPages: @unchecked Sendable {
         npages = Int(((last & ~(Self.pageSize - 1)) - uptr) / Self.pageSize) + 1
         self.writable = writable
         accounting = ctx.accounting
-        memlockLimit = ctx.credentials.memlockLimitPages
-        accountMode = ctx.credentials.capIPCLock ? .none : .user
+        // iopt_alloc_pages: capable(CAP_IPC_LOCK) and current_user() of the caller now.
+        let task = ctx.currentCredentials
+        sourceTask = task
+        sourceUser = task.uid
+        accountMode = task.capable(.ipcLock) ? .none : .user
     }
 
     /// Page indexes covering bytes `[startByte, startByte + length)` of the pages.
@@ -128,82 +141,181 @@ package final class IOPTPages: @unchecked Sendable {
         Int(startByte / pageSize)...Int((startByte + length - 1) / pageSize)
     }
 
-    /// Pins every page of `range` for one more holder. On error nothing changes.
-    /// - Throws: user pages: `EFAULT` when a page cannot be faulted in (no VMA, a
-    ///   read-only VMA for a writable mapping, an exited mm) or the injection point fires.
-    ///   File pages: `EINVAL` when a page reaches past the end of the file
-    ///   (`memfd_pin_folios`). Both: `ENOMEM` when accounting exceeds `RLIMIT_MEMLOCK` or
-    ///   memory runs out.
-    func pin(_ range: ClosedRange<Int>) throws(Errno) {
-        if npages > 1 && npages <= Self.flatLimit && flat.isEmpty {
-            flat = Array(repeating: PageState(), count: npages)
-        }
-        // `process` read once: every use below would otherwise load and retain it again.
-        let process = self.process
-        // Each fresh page holds a frame reference (`pin_user_pages`, `memfd_pin_folios`),
-        // so it survives the process unmapping it or exiting and the file being truncated.
-        // Its frame is stored at once with no holder yet, which marks it fresh: on error
-        // the pages of the range still without holders are exactly those pinned here (up
-        // to where the loop stopped), and their references are dropped again.
+    // MARK: pinning, as pages.c does it
+
+    /// The two ways a page is held, as the kernel's two interval trees of an `iopt_pages`
+    /// tell them apart: by an area filled into the IOAS's domains (`domains_itree`), or by
+    /// an access that pinned it (`access_itree`).
+    enum Holder { case area, access }
+
+    /// `iopt_area_fill_domain(s)`: reads the pages of `range` for a domain through a
+    /// `pfn_reader`, pinning from the user or the file those no area and no access holds
+    /// yet. With `holdForArea` the area becomes a holder of every page (it was not filled
+    /// yet); an area already filled is only read again (`batch_from_domain`).
+    ///
+    /// Fault injection points, where the kernel's reader has them: the batch allocation
+    /// (`batch_init` → `ENOMEM`); before the first pin, the user page array
+    /// (`temp_kmalloc` → `ENOMEM`); every pin call (`pfn_reader_user_pin` → `EFAULT`),
+    /// each covering up to `TEMP_MEMORY_LIMIT / sizeof(struct page *)` pages; and the
+    /// accounting update when anything new was pinned (`ENOMEM`).
+    /// - Throws: those; `EFAULT`/`ENOMEM` from the user pin; `EINVAL` past the end of a
+    ///   file; `ENOMEM` over `RLIMIT_MEMLOCK`. Nothing changes on error.
+    func readForDomain(_ range: ClosedRange<Int>, holdForArea: Bool) throws(Errno) {
+        if faultInjection.shouldFail() { throw .noMemory }
+        guard holdForArea else { return }
+        try pin(range, for: .area, pinCall: .reader)
+    }
+
+    /// `iopt_area_unfill_domain(s)`: the area no longer holds `range`; pages nothing holds
+    /// any more are unpinned and uncharged.
+    func releaseForDomain(_ range: ClosedRange<Int>) { unpin(range, for: .area) }
+
+    /// `iopt_area_add_access` → `iopt_pages_fill_xarray`: an access holds every page of
+    /// `range`. Fault injection points per span of pages: held by a domain only, the
+    /// xarray store (`pages_to_xarray` → `EINVAL`); held by nothing, one pin call for the
+    /// whole span (`EFAULT`) then the xarray store; then the accounting update when
+    /// anything new was pinned (`ENOMEM`). Pages another access holds need nothing.
+    /// - Throws: those; pin errors as ``readForDomain(_:holdForArea:)``. Nothing changes
+    ///   on error.
+    func pinForAccess(_ range: ClosedRange<Int>) throws(Errno) {
+        try pin(range, for: .access, pinCall: .fillXarray)
+    }
+
+    /// `iopt_area_remove_access`: the access no longer holds `range`.
+    func unpinForAccess(_ range: ClosedRange<Int>) { unpin(range, for: .access) }
+
+    /// How a pin call batches: the `pfn_reader`'s, up to `TEMP_MEMORY_LIMIT` of page
+    /// pointers per call, or `iopt_pages_fill_xarray`'s, a whole span per call with the
+    /// xarray stores around it.
+    private enum PinCall { case reader, fillXarray }
+
+    /// Holds every page of `range` for `holder`, pinning those nothing holds yet in calls
+    /// batched as `pinCall` says. On error nothing changes.
+    private func pin(_ range: ClosedRange<Int>, for holder: Holder, pinCall: PinCall) throws(Errno) {
+        // Each page pinned here holds a frame reference (`pin_user_pages`,
+        // `memfd_pin_folios`) and its frame is stored at once; on error exactly the pages
+        // still without any holder in the range are the fresh ones, and are let go again.
         var fresh = 0
-        var next = range.lowerBound
         do throws(Errno) {
-            while next <= range.upperBound {
-                let i = next
-                if state(i).holders == 0 {
-                    if faultInjection.shouldFail() { throw .badAddress }
-                    let at = uptr + UInt64(i) * Self.pageSize
-                    let pa: PhysicalAddress
-                    switch source {
-                    case .user:
-                        do { pa = try process.pinUserPage(address: at, write: writable) } catch {
-                            throw error == .noMemory ? .noMemory : .badAddress
-                        }
-                    case .file(let file):
-                        // memfd_pin_folios' errno (EINVAL past EOF, ENOMEM) reaches the caller.
-                        pa = try file.pinPages(firstIndex: at / Self.pageSize, count: 1)[0]
-                    }
-                    setState(i, PageState(pa: pa, holders: 0))
-                    fresh += 1
+            var pagesPerCall = 0
+            var i = range.lowerBound
+            while i <= range.upperBound {
+                let s = state(i)
+                if s.holds(holder) > 0 { i += 1; continue }
+                // A span of pages with the same state, up to the range's end.
+                let heldByArea = s.areaHolds > 0 || s.accessHolds > 0
+                var end = i
+                while end < range.upperBound {
+                    let t = state(end + 1)
+                    guard t.holds(holder) == 0, (t.areaHolds > 0 || t.accessHolds > 0) == heldByArea else { break }
+                    end += 1
                 }
-                next += 1
+                if heldByArea {
+                    // Pinned for the other kind of holder already: the access path copies
+                    // the PFNs into its xarray (an injection point); the reader reads them.
+                    if pinCall == .fillXarray, faultInjection.shouldFail() { throw .invalidArgument }
+                    i = end + 1
+                    continue
+                }
+                switch pinCall {
+                case .reader:
+                    if pagesPerCall == 0 {
+                        // The user page array, sized for this first span and capped.
+                        if faultInjection.shouldFail() { throw .noMemory }
+                        pagesPerCall = max(1, min(end - i + 1, Int(ctx.tempMemoryLimit) / 8))
+                    }
+                    var at = i
+                    while at <= end {
+                        if faultInjection.shouldFail() { throw .badAddress }
+                        let n = min(pagesPerCall, end - at + 1)
+                        try pinFresh(at..<(at + n))
+                        fresh += n
+                        at += n
+                    }
+                case .fillXarray:
+                    if faultInjection.shouldFail() { throw .badAddress }
+                    try pinFresh(i..<(end + 1))
+                    fresh += end - i + 1
+                    if faultInjection.shouldFail() { throw .invalidArgument }
+                }
+                i = end + 1
             }
             if fresh > 0 {
                 if faultInjection.shouldFail() { throw .noMemory }
-                try accounting.charge(UInt64(fresh), mode: accountMode, limit: memlockLimit, pid: process.pid)
+                try accounting.charge(UInt64(fresh), mode: accountMode, limit: sourceTask.memlockLimitPages,
+                                      uid: sourceUser, pid: process.pid)
             }
         } catch {
-            for i in range.lowerBound..<next where state(i).holders == 0 {
-                let s = state(i)
-                process.memory.putFrame(s.pa)
-                clearState(i)
-            }
+            releaseFresh(range)
             throw error
         }
         // One registry lock for the whole range.
         PagePinRegistry.shared.update(process.memory) { (counts: inout PagePinRegistry.Counts) in
             for i in range {
                 var s = state(i)
-                if s.holders == 0 { counts.pin(s.pa) }
-                s.holders += 1
+                if s.isFresh { counts.pin(s.pa) }
+                s.isFresh = false
+                s.add(1, to: holder)
                 setState(i, s)
             }
         }
         pinnedCount += fresh
     }
 
-    /// Drops one holder of every page of `range`; pages left without holders are unpinned.
-    func unpin(_ range: ClosedRange<Int>) {
+    /// Pins the pages `indexes`, none of which is held: a frame reference each, the frame
+    /// stored with no holder yet (which marks it fresh).
+    /// - Throws: user pages: `EFAULT` when a page cannot be faulted in (no VMA, a read-only
+    ///   VMA for a writable mapping, an exited mm), `ENOMEM`; file pages: `EINVAL` past the
+    ///   end of the file, `ENOMEM`. Pages pinned before the failure stay fresh.
+    private func pinFresh(_ indexes: Range<Int>) throws(Errno) {
+        if npages > 1 && npages <= Self.flatLimit && flat.isEmpty {
+            flat = Array(repeating: PageState(), count: npages)
+        }
+        // `process` read once: every use below would otherwise load and retain it again.
+        let process = self.process
+        for i in indexes {
+            let at = uptr + UInt64(i) * Self.pageSize
+            let pa: PhysicalAddress
+            switch source {
+            case .user:
+                do { pa = try process.pinUserPage(address: at, write: writable) } catch {
+                    throw error == .noMemory ? .noMemory : .badAddress
+                }
+            case .file(let file):
+                // memfd_pin_folios' errno (EINVAL past EOF, ENOMEM) reaches the caller.
+                pa = try file.pinPages(firstIndex: at / Self.pageSize, count: 1)[0]
+            }
+            setState(i, PageState(pa: pa, fresh: true))
+        }
+    }
+
+    /// Lets go of the fresh pages of `range` after a failed pin.
+    private func releaseFresh(_ range: ClosedRange<Int>) {
+        let memory = process.memory
+        for i in range where state(i).isFresh {
+            memory.putFrame(state(i).pa)
+            clearState(i)
+        }
+    }
+
+    /// Drops one `holder` hold of every page of `range`; pages left with no holder are
+    /// unpinned and uncharged. A page `holder` does not hold is the caller's bug: the
+    /// kernel WARNs (`iopt_pages_sub_npinned`) and so does the model, skipping it.
+    private func unpin(_ range: ClosedRange<Int>, for holder: Holder) {
         var released = 0
+        var unheld = 0
         // `process` read once (see pin).
         let process = self.process
         let memory = process.memory
         PagePinRegistry.shared.update(memory) { (counts: inout PagePinRegistry.Counts) in
             for i in range {
                 var s = state(i)
-                guard s.holders > 0 else { preconditionFailure("iopt_pages: unpin of an unpinned page") }
-                if s.holders > 1 {
-                    s.holders -= 1
+                guard s.holds(holder) > 0 else {
+                    unheld += 1
+                    continue
+                }
+                s.add(-1, to: holder)
+                if s.areaHolds > 0 || s.accessHolds > 0 {
                     setState(i, s)
                 } else {
                     counts.unpin(s.pa)
@@ -213,15 +325,107 @@ package final class IOPTPages: @unchecked Sendable {
                 }
             }
         }
+        if unheld > 0 { ctx.warn("iopt_pages_sub_npinned", "\(unheld) pages unpinned that were not pinned") }
         pinnedCount -= released
-        if released > 0 { accounting.uncharge(UInt64(released), mode: accountMode, pid: process.pid) }
+        if released > 0, let (function, message) = accounting.uncharge(UInt64(released), mode: accountMode,
+                                                                       uid: sourceUser, pid: process.pid) {
+            ctx.warn(function, message)
+        }
     }
 
-    /// The physical address of byte `startByte` (its page must be pinned).
+    /// The physical address of byte `startByte` (its page must be held).
     func physicalAddress(ofByte startByte: UInt64) -> PhysicalAddress {
         let i = Int(startByte / Self.pageSize)
         let s = state(i)
-        guard s.holders > 0 else { preconditionFailure("iopt_pages: page \(i) is not pinned") }
+        guard s.areaHolds > 0 || s.accessHolds > 0 else { preconditionFailure("iopt_pages: page \(i) is not pinned") }
         return s.pa + startByte % Self.pageSize
+    }
+
+    // MARK: reading and writing for an access
+
+    /// `iopt_pages_rw_access`: copies `count` bytes from byte `startByte` of the pages
+    /// into `data` (or out of `write`), as an access does.
+    ///
+    /// The kernel's three paths: user pages of the caller's own mm are copied through the
+    /// CPU (`copy_from_user` at `uptr + startByte`, whatever the mm maps there now); else
+    /// (another mm, file pages, or the selftest's `MOCK_ACCESS_RW_SLOW_PATH`) one page is
+    /// pinned on its own (`iopt_pages_rw_page`, an injection point: `EINVAL`) and more
+    /// through a `pfn_reader` (`iopt_pages_rw_slow`: injection points as
+    /// ``readForDomain(_:holdForArea:)`` without the accounting), each released again.
+    /// - Throws: `EPERM` a write to read-only pages; `EFAULT` memory that cannot be
+    ///   reached; the injected errno.
+    func readWrite(startByte: UInt64, count: Int, write data: [UInt8]?, slowPath: Bool) throws(Errno) -> [UInt8] {
+        if data != nil && !writable { throw .notPermitted }
+        let memory = process.memory
+        if !slowPath, case .user = source, ctx.current === process {
+            // copy_to_user / copy_from_user on the caller's own memory.
+            let address = uptr &+ startByte
+            if let data {
+                try ctx.callerMemory.copyToUser(address, data)
+                return []
+            }
+            return try ctx.callerMemory.copyFromUser(address, count: count)
+        }
+        let range = Self.pageRange(startByte: startByte, length: UInt64(count))
+        if range.count == 1 {
+            if faultInjection.shouldFail() { throw .invalidArgument }
+        } else if faultInjection.shouldFail() {
+            throw .noMemory
+        }
+        // The reader's pins: pages already held are read where they are; the others are
+        // pinned for the copy and let go after it.
+        var borrowed: [Int] = []
+        defer {
+            for i in borrowed {
+                memory.putFrame(state(i).pa)
+                clearState(i)
+            }
+        }
+        var pagesPerCall = 0
+        for i in range where !state(i).isHeld {
+            if range.count > 1 {
+                if pagesPerCall == 0 {
+                    if faultInjection.shouldFail() { throw .noMemory }
+                    pagesPerCall = max(1, Int(ctx.tempMemoryLimit) / 8)
+                }
+                if (i - range.lowerBound) % pagesPerCall == 0, faultInjection.shouldFail() { throw .badAddress }
+            }
+            try pinFresh(i..<(i + 1))
+            borrowed.append(i)
+        }
+        var out: [UInt8] = []
+        var byte = startByte
+        var offset = 0
+        while offset < count {
+            let n = Int(min(Self.pageSize - byte % Self.pageSize, UInt64(count - offset)))
+            let i = Int(byte / Self.pageSize)
+            let pa = state(i).pa + byte % Self.pageSize
+            if let data {
+                memory.write(pa, Array(data[offset..<offset + n]))
+                ctx.machine.foreignFrames.didWrite(pa.rawValue, count: n)
+            } else {
+                ctx.machine.foreignFrames.willRead(pa.rawValue, count: n)
+                out += memory.bytes(at: pa, count: n)
+            }
+            offset += n
+            byte += UInt64(n)
+        }
+        return out
+    }
+}
+
+extension IOPTPages.PageState {
+    /// A page pinned by a pin in progress, not yet given to a holder.
+    init(pa: PhysicalAddress, fresh: Bool) { self.init(pa: pa, areaHolds: 0, accessHolds: 0, isFresh: fresh) }
+    /// Held by an area or an access.
+    var isHeld: Bool { areaHolds > 0 || accessHolds > 0 }
+    /// The holds of `holder`.
+    func holds(_ holder: IOPTPages.Holder) -> UInt32 { holder == .area ? areaHolds : accessHolds }
+    /// Adds `delta` holds of `holder`.
+    mutating func add(_ delta: Int32, to holder: IOPTPages.Holder) {
+        switch holder {
+        case .area: areaHolds = UInt32(Int64(areaHolds) + Int64(delta))
+        case .access: accessHolds = UInt32(Int64(accessHolds) + Int64(delta))
+        }
     }
 }

@@ -156,14 +156,17 @@ extension IOPageTableState {
 
     /// `iopt_unmap_iova_range`: remove every area inside `[start, last]`.
     /// Returns the errno (nil on success) and the bytes unmapped, which are reported
-    /// even on error. `ENOENT` for an area cut by the range or when nothing was
-    /// unmapped; `EDEADLOCK` when accesses do not unpin after 100 unmap callbacks.
+    /// even on error. `EBUSY` for an area a HW queue locks; `ENOENT` for an area cut by
+    /// the range or when nothing was unmapped; `EDEADLOCK` when accesses do not unpin
+    /// after 100 unmap callbacks.
     func unmapRange(_ start: UInt64, _ last: UInt64) -> (Errno?, UInt64) {
         var start = start
         var unmapped: UInt64 = 0
         var tries = 0
         while let p = areas.firstIntersecting(start, last) {
             let area = areas[p]
+            // Locked by an object not yet destroyed (a HW queue's pinned memory).
+            if area.numLocks > 0 { return (.busy, unmapped) }
             if area.iova < start || area.last > last { return (.noEntry, unmapped) }
             if area.iova != start { tries = 0 }
             if area.numAccesses > 0 {
@@ -216,16 +219,11 @@ extension IOPageTableState {
         if area.filled && !disableLargePages { throw .invalidArgument }
         let rhs = IOPTArea(iova: newStart, length: area.last - newStart + 1, pages: area.pages,
                            startByte: area.startByte(at: newStart), prot: area.prot)
-        if area.filled {
-            let whole = area.pageRange
-            try area.pages.pin(rhs.pageRange)
-            area.length = newStart - area.iova
-            try area.pages.pin(area.pageRange)
-            area.pages.unpin(whole)
-            rhs.filled = true
-        } else {
-            area.length = newStart - area.iova
-        }
+        // The cut is page aligned (a filled area is only split with large pages off, so the
+        // IOVA alignment is PAGE_SIZE): the two halves hold exactly the pages the whole
+        // held, each page by one of them.
+        area.length = newStart - area.iova
+        rhs.filled = area.filled
         insert(rhs)
     }
 }

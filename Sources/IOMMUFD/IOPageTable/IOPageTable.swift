@@ -203,11 +203,11 @@ package final class IOPageTableState: @unchecked Sendable {
         try? recalculateAlignment()
     }
 
-    /// Pins `area` (if `pinFirst`) and maps it into `domains`; on error undoes both.
+    /// `iopt_area_fill_domain(s)`: reads `area`'s pages through a `pfn_reader` (pinning
+    /// them and making the area their holder if `pinFirst`, i.e. the area was not filled
+    /// yet) and maps it into `domains`; on error undoes both.
     func fill(_ area: IOPTArea, domains targets: [IOMMUDomain], pinFirst: Bool) throws(Errno) {
-        if pinFirst {
-            try area.pages.pin(area.pageRange)
-        }
+        try area.pages.readForDomain(area.pageRange, holdForArea: pinFirst)
         // Counts rather than collects the domains done: this runs for every IOAS_MAP, and
         // the targets are mapped in order, so a prefix count is all the rollback needs.
         var mapped = 0
@@ -218,7 +218,7 @@ package final class IOPageTableState: @unchecked Sendable {
             }
         } catch {
             for i in 0..<mapped { area.unmap(from: targets[i], core: core) }
-            if pinFirst { area.pages.unpin(area.pageRange) }
+            if pinFirst { area.pages.releaseForDomain(area.pageRange) }
             throw error
         }
         if pinFirst { area.filled = true }
@@ -226,7 +226,7 @@ package final class IOPageTableState: @unchecked Sendable {
 
     func unpinFill(_ area: IOPTArea) {
         guard area.filled else { return }
-        area.pages.unpin(area.pageRange)
+        area.pages.releaseForDomain(area.pageRange)
         area.filled = false
     }
 }

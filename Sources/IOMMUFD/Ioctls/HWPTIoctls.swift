@@ -20,6 +20,9 @@ extension IOMMUFD {
                                        immediateAttach: false, userData: none ? nil : userData)
         case let parent as HWPTPagingObject:
             hwpt = try hwptNestedAlloc(parent: parent, idev: idev, flags: c.flags, userData: userData)
+        case let viommu as VIOMMUObject:
+            guard viommu.unit === idev.dev.iommu else { throw .invalidArgument }
+            hwpt = try viommuAllocHWPTNested(viommu, flags: c.flags, userData: userData)
         default:
             throw .invalidArgument
         }
@@ -102,7 +105,10 @@ extension IOMMUFD {
         return 0
     }
 
-    /// `IOMMU_HWPT_GET_DIRTY_BITMAP` (`iommufd_hwpt_get_dirty_bitmap`).
+    /// `IOMMU_HWPT_GET_DIRTY_BITMAP` (`iommufd_hwpt_get_dirty_bitmap`). The user bitmap is
+    /// worked on a page of it at a time, as `iova_bitmap` maps it: each piece is read
+    /// (`EFAULT` when it is not there), the areas under its IOVAs are walked (`EINVAL` for
+    /// a hole), their dirty bits are set, and it is written back. Bits are only ever set.
     func ioctlHWPTGetDirtyBitmap(_ u: inout UCmd) throws(Errno) -> Int32 {
         let c = u.decode(IOMMUHWPTGetDirtyBitmap.self)
         guard c.flags & ~IOMMUFDConstant.getDirtyBitmapNoClear == 0, c.reserved == 0 else { throw .notSupported }
@@ -116,32 +122,46 @@ extension IOMMUFD {
         guard c.pageSize != 0 else { throw .invalidArgument }
         guard c.iova % c.pageSize == 0, (lastIOVA &+ 1) % c.pageSize == 0 else { throw .invalidArgument }
         guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else { throw .notSupported }
-        let nbits = c.length / c.pageSize
-        let nbytes = Int((nbits + 7) / 8)
-        var bitmap = try user.copyFromUser(c.data, count: nbytes)
-        var cur = c.iova
-        while cur <= lastIOVA {
-            guard let area = iopt.areas.area(containing: cur) else { throw .invalidArgument }
-            let end = min(lastIOVA, area.last)
-            try d.readAndClearDirty(iova: IOVA(rawValue: cur), size: end - cur + 1,
-                                    clear: c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0) { leaf, size in
-                let iova = leaf.rawValue
-                let lo = max(iova, c.iova), hi = min(iova &+ size &- 1, lastIOVA)
-                guard lo <= hi else { return }
-                for bit in ((lo - c.iova) / c.pageSize)...((hi - c.iova) / c.pageSize) {
-                    bitmap[Int(bit / 8)] |= UInt8(1) << UInt8(bit % 8)
+        let clear = c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0
+        // Bit b stands for [iova + b * page_size, + page_size); `lastBit` is the last one
+        // (no `+ 1`, which wraps for a range of the whole space).
+        let lastBit = (lastIOVA - c.iova) / c.pageSize
+        let bitsPerPiece: UInt64 = 8 * 4096
+        var firstBit: UInt64 = 0
+        while true {
+            let pieceLastBit = min(lastBit, firstBit + (bitsPerPiece - 1))
+            let byteCount = Int((pieceLastBit - firstBit) / 8 + 1)
+            let bitmapAddress = c.data &+ firstBit / 8
+            var piece = try user.copyFromUser(bitmapAddress, count: byteCount)
+            let start = c.iova + firstBit * c.pageSize
+            let last = c.iova + pieceLastBit * c.pageSize + (c.pageSize - 1)
+            var cur = start
+            while true {
+                guard let area = iopt.areas.area(containing: cur) else { throw .invalidArgument }
+                let end = min(last, area.last)
+                try d.readAndClearDirty(iova: IOVA(rawValue: cur), size: end - cur + 1, clear: clear) { leaf, size in
+                    let iova = leaf.rawValue
+                    let lo = max(iova, start), hi = min(iova &+ (size &- 1), last)
+                    guard lo <= hi else { return }
+                    for bit in ((lo - c.iova) / c.pageSize)...((hi - c.iova) / c.pageSize) {
+                        let b = bit - firstBit
+                        piece[Int(b / 8)] |= UInt8(1) << UInt8(b % 8)
+                    }
                 }
+                if end == last { break }
+                cur = end + 1
             }
-            if end == lastIOVA { break }
-            cur = end + 1
+            try user.copyToUser(bitmapAddress, piece)
+            if pieceLastBit == lastBit { break }
+            firstBit = pieceLastBit + 1
         }
-        if c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0 { machine.iommu.flushIOTLBAll(d) }
-        try user.copyToUser(c.data, bitmap)
+        if clear { machine.iommu.flushIOTLBAll(d) }
         return 0
     }
 
-    /// `IOMMU_HWPT_INVALIDATE` (`iommufd_hwpt_invalidate`): `entry_num` is written back
-    /// on every path.
+    /// `IOMMU_HWPT_INVALIDATE` (`iommufd_hwpt_invalidate`) on a nested HWPT (its domain's
+    /// `cache_invalidate_user`) or a vIOMMU (its `cache_invalidate`); anything else is
+    /// `EINVAL`. `entry_num` is written back on every path.
     func ioctlHWPTInvalidate(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUHWPTInvalidate.self)
         guard c.reserved == 0 else { throw .notSupported }
@@ -160,6 +180,11 @@ extension IOMMUFD {
                     let array = IOMMUUserDataArray(type: c.dataType, uptr: c.dataUptr, entryLen: c.entryLen,
                                                    entryNum: c.entryNum, user: user)
                     try ops.cacheInvalidateUser(d, array, handled: &handled)
+                } else if let viommu = pt as? VIOMMUObject {
+                    guard let ops = viommu.ops else { throw Errno.notSupported }
+                    let array = IOMMUUserDataArray(type: c.dataType, uptr: c.dataUptr, entryLen: c.entryLen,
+                                                   entryNum: c.entryNum, user: user)
+                    try ops.cacheInvalidate(array, handled: &handled)
                 } else {
                     throw Errno.invalidArgument
                 }

@@ -147,7 +147,7 @@ extension IOMMUFD {
             case IOMMUFDConstant.optionOpGet:
                 c.val64 = accountMode == .mm ? 1 : 0
             case IOMMUFDConstant.optionOpSet:
-                guard credentials.capSysResource else { throw .notPermitted }
+                guard currentCredentials.capable(.sysResource) else { throw .notPermitted }
                 guard !table.hasObjects else { throw .busy }
                 switch c.val64 {
                 case 0: accountMode = .user

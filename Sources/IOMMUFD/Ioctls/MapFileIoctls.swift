@@ -39,17 +39,21 @@ extension IOMMUFD {
     }
 
     /// `IOMMU_IOAS_CHANGE_PROCESS` (`iommufd_ioas_change_process`): make the calling
-    /// process the owner of every IOAS's pinned pages, moving their `VmPin` (and `VmLck`
-    /// in MM mode) to it.
+    /// task the owner of every IOAS's pinned pages, moving exactly the charge the kernel
+    /// moves.
     ///
     /// `__reserved` ≠ 0 → `EOPNOTSUPP`. Any area of any IOAS that is not file-backed
-    /// (`IOMMU_IOAS_MAP_FILE`) → `EINVAL`: user pages belong to their address space and
-    /// cannot move. Then, for every `iopt_pages` whose charge must move
-    /// (`need_charge_update`: not ACCOUNT_NONE, and owned by another mm), the pinned
-    /// pages are charged to the caller first, per accounting mode; over the limit →
-    /// `ENOMEM`, with nothing changed. Only then is the old owner's charge dropped and
-    /// the owner replaced (`change_mm`, for every `iopt_pages`). Success with no IOAS or
-    /// no area.
+    /// (`IOMMU_IOAS_MAP_FILE`) → `EINVAL`. Then, per `iopt_pages` (counted once however
+    /// many areas share it), `need_charge_update` decides whether its charge moves:
+    /// never for ACCOUNT_NONE; in MM mode when it belongs to another mm; in USER mode
+    /// when it belongs to another mm or another user (USER mode charges `pinned_vm` of
+    /// the mm too). The pinned pages of those are charged to the caller first, per mode
+    /// (`charge_current`, against the caller's `RLIMIT_MEMLOCK`); over the limit →
+    /// `ENOMEM` with nothing changed. Only then is each old owner uncharged, and every
+    /// `iopt_pages` (ACCOUNT_NONE ones too, `change_mm`) takes the caller's mm, task and
+    /// user. So an ACCOUNT_NONE mapping leaves its `VmPin` with the old mm, and its later
+    /// unpin takes it from the new one (``PinAccounting`` keeps that signed, as the
+    /// kernel's `atomic64_t`). Success with no IOAS or no area.
     func ioctlIOASChangeProcess(_ u: inout UCmd) throws(Errno) -> Int32 {
         let c = u.decode(IOMMUIOASChangeProcess.self)
         guard c.reserved == 0 else { throw .notSupported }
@@ -62,8 +66,16 @@ extension IOMMUFD {
             }
         }
         let caller = current
-        // One iopt_pages may be shared by copies in several IOASes: counted once.
-        let moving = all.filter { $0.accountMode != .none && $0.process !== caller }
+        let task = currentCredentials
+        let callerUser = task.uid
+        func needChargeUpdate(_ p: IOPTPages) -> Bool {
+            switch p.accountMode {
+            case .none: false
+            case .mm: p.process !== caller
+            case .user: p.sourceUser != callerUser || p.process !== caller
+            }
+        }
+        let moving = all.filter(needChargeUpdate)
         var npinned: [IOPTAccountMode: UInt64] = [:]
         for p in moving { npinned[p.accountMode, default: 0] += UInt64(p.pinnedCount) }
         // charge_current: every mode, in enum order, undone if a later one fails.
@@ -71,17 +83,28 @@ extension IOMMUFD {
         for mode in [IOPTAccountMode.none, .user, .mm] {
             guard let n = npinned[mode], n > 0 else { continue }
             do throws(Errno) {
-                try accounting.charge(n, mode: mode, limit: credentials.memlockLimitPages, pid: caller.pid)
+                try accounting.charge(n, mode: mode, limit: task.memlockLimitPages, uid: callerUser, pid: caller.pid)
             } catch {
-                for (m, k) in charged.reversed() { accounting.uncharge(k, mode: m, pid: caller.pid) }
+                for (m, k) in charged.reversed() {
+                    if let (function, message) = accounting.uncharge(k, mode: m, uid: callerUser, pid: caller.pid) {
+                        warn(function, message)
+                    }
+                }
                 throw error
             }
             charged.append((mode, n))
         }
-        for p in moving where p.pinnedCount > 0 {
-            accounting.uncharge(UInt64(p.pinnedCount), mode: p.accountMode, pid: p.process.pid)
+        for p in all {
+            if needChargeUpdate(p), p.pinnedCount > 0,
+               let (function, message) = accounting.uncharge(UInt64(p.pinnedCount), mode: p.accountMode,
+                                                             uid: p.sourceUser, pid: p.process.pid) {
+                warn(function, message)
+            }
+            // change_mm
+            p.process = caller
+            p.sourceTask = task
+            p.sourceUser = callerUser
         }
-        for p in all { p.process = caller }
         return 0
     }
 }

@@ -29,9 +29,13 @@ public final class AccessObject: IOMMUFDObject, @unchecked Sendable {
     var ioasUnpin: IOASObject?
     /// `access->iova_alignment`.
     var iovaAlignment: UInt64
+    /// `iommufd_access_is_internal`: made by iommufd itself (a HW queue's), with no driver
+    /// ops; its pins lock their areas against unmap (`area->num_locks`).
+    let isInternal: Bool
 
-    init(ops: IOMMUFDAccessOps) {
+    init(ops: IOMMUFDAccessOps, isInternal: Bool = false) {
         self.ops = ops
+        self.isInternal = isInternal
         iovaAlignment = ops.needsPinPages ? IOPTPages.pageSize : 1
         super.init(type: .access)
     }
@@ -55,6 +59,27 @@ extension IOMMUFD {
             finalize(a)
             return a
         }
+    }
+
+    /// `iommufd_access_create_internal`: an access iommufd uses itself (no driver ops,
+    /// PAGE_SIZE alignment), finalized with a reference for its user, so `IOMMU_DESTROY`
+    /// of its ID is `EBUSY`. An injection point (`ENOMEM`, the object allocation).
+    /// - Throws: `ENOMEM`.
+    func accessCreateInternal() throws(Errno) -> AccessObject {
+        let a = AccessObject(ops: IOMMUFDAccessOps(needsPinPages: true, unmap: nil), isInternal: true)
+        try allocObject(a)
+        ref(a)
+        finalize(a)
+        return a
+    }
+
+    /// `iommufd_access_destroy_internal`: as ``accessDestroy(_:)``.
+    func accessDestroyInternal(_ access: AccessObject) { accessDestroy(access) }
+
+    /// `iommufd_access_attach_internal`: as ``accessAttach(_:ioasID:)`` on `ioas` itself.
+    /// - Throws: `EADDRINUSE` areas that break PAGE_SIZE alignment.
+    func accessAttachInternal(_ access: AccessObject, to ioas: IOASObject) throws(Errno) {
+        try accessAttach(access, ioasID: ioas.id)
     }
 
     /// `iommufd_access_destroy`: detach and destroy an access made by ``accessCreate(ops:)``.
@@ -163,7 +188,7 @@ extension IOMMUFD {
     public func accessPinPages(_ access: AccessObject, iova: IOVA, length: UInt64,
                                write: Bool) throws(Errno) -> [PhysicalAddress] {
         try lock.withLock { () throws(Errno) -> [PhysicalAddress] in
-            guard access.ops.needsPinPages, access.ops.unmap != nil else { throw .invalidArgument }
+            guard access.ops.needsPinPages, access.isInternal || access.ops.unmap != nil else { throw .invalidArgument }
             guard length != 0 else { throw .invalidArgument }
             let iova = iova.rawValue
             let (last, o) = iova.addingReportingOverflow(length - 1)
@@ -180,8 +205,9 @@ extension IOMMUFD {
                     let needed: IOMMUProt = write ? .write : .read
                     if !area.prot.contains(needed) { throw .notPermitted }
                     let range = area.pageRange(from, to)
-                    try area.pages.pin(range)
+                    try area.pages.pinForAccess(range)
                     area.numAccesses += 1
+                    if access.isInternal { area.numLocks += 1 }
                     done.append((area, range))
                     for p in range { out.append(area.pages.physicalAddress(ofByte: UInt64(p) * IOPTPages.pageSize)) }
                 }
@@ -189,7 +215,8 @@ extension IOMMUFD {
             } catch {
                 for (area, range) in done {
                     area.numAccesses -= 1
-                    area.pages.unpin(range)
+                    if access.isInternal { area.numLocks -= 1 }
+                    area.pages.unpinForAccess(range)
                 }
                 throw error
             }
@@ -201,25 +228,37 @@ extension IOMMUFD {
     public func accessUnpinPages(_ access: AccessObject, iova: IOVA, length: UInt64) {
         let iova = iova.rawValue
         lock.withLock {
-            guard length != 0, let ioas = access.ioasUnpin,
-                  !iova.addingReportingOverflow(length - 1).overflow else {
+            let (last, overflow) = iova.addingReportingOverflow(length &- 1)
+            guard length != 0, let ioas = access.ioasUnpin, !overflow else {
                 warn("iommufd_access_unpin_pages", "bad range or detached access")
                 return
             }
-            let (chunks, complete) = contigAreas(ioas.iopt, iova, iova + length - 1)
+            let (chunks, complete) = contigAreas(ioas.iopt, iova, last)
             if !complete { warn("iommufd_access_unpin_pages", "range is no longer mapped") }
             for (area, from, to) in chunks {
                 area.numAccesses -= 1
-                area.pages.unpin(area.pageRange(from, to))
+                if access.isInternal { area.numLocks -= 1 }
+                area.pages.unpinForAccess(area.pageRange(from, to))
             }
         }
     }
 
     /// `iommufd_access_rw(access, iova, data, length, flags)`: copy between `data` and
-    /// the memory behind `[iova, iova+count)`, any alignment. Reads return the bytes.
+    /// the memory behind `[iova, iova+count)`, any alignment. Reads return the bytes. Each
+    /// area's part goes through `iopt_pages_rw_access` (see `IOPTPages.readWrite`): the
+    /// caller's own user memory through the CPU, anything else through pinned pages.
+    /// - Parameters:
+    ///   - access: an attached access.
+    ///   - iova: the first byte.
+    ///   - count: how many bytes.
+    ///   - data: the bytes to write, or nil to read.
+    ///   - slowPath: `__IOMMUFD_ACCESS_RW_SLOW_PATH` (test kernels): take the pinning
+    ///     path even for the caller's own memory.
+    /// - Returns: the bytes read (empty for a write).
     /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not attached or a hole;
-    ///   `EPERM` protection; `EFAULT` pages that cannot be faulted in.
-    public func accessRW(_ access: AccessObject, iova: IOVA, count: Int, write data: [UInt8]?) throws(Errno) -> [UInt8] {
+    ///   `EPERM` protection; `EFAULT` memory that cannot be reached.
+    public func accessRW(_ access: AccessObject, iova: IOVA, count: Int, write data: [UInt8]?,
+                         slowPath: Bool = false) throws(Errno) -> [UInt8] {
         let iova = iova.rawValue
         return try lock.withLock { () throws(Errno) -> [UInt8] in
             guard count > 0 else { throw .invalidArgument }
@@ -232,24 +271,11 @@ extension IOMMUFD {
             var offset = 0
             for (area, from, to) in chunks {
                 if !area.prot.contains(data != nil ? .write : .read) { throw .notPermitted }
-                let range = area.pageRange(from, to)
-                try area.pages.pin(range)
-                defer { area.pages.unpin(range) }
-                var byte = area.startByte(at: from)
-                let endByte = area.startByte(at: to)
-                while byte <= endByte {
-                    let n = Int(min(IOPTPages.pageSize - byte % IOPTPages.pageSize, endByte - byte + 1))
-                    let pa = area.pages.physicalAddress(ofByte: byte)
-                    if let data {
-                        machine.memory.write(pa, Array(data[offset..<offset + n]))
-                        machine.foreignFrames.didWrite(pa.rawValue, count: n)
-                    } else {
-                        machine.foreignFrames.willRead(pa.rawValue, count: n)
-                        out += machine.memory.bytes(at: pa, count: n)
-                    }
-                    offset += n
-                    byte += UInt64(n)
-                }
+                let n = Int(to - from + 1)
+                let part = data.map { Array($0[offset..<offset + n]) }
+                out += try area.pages.readWrite(startByte: area.startByte(at: from), count: n, write: part,
+                                                slowPath: slowPath)
+                offset += n
             }
             return out
         }

@@ -10,7 +10,7 @@ extension IOMMUFD {
         let owner = ObjectIdentifier(idev)
         do throws(Errno) {
             for r in driver.reservedRegions(idev.dev) where r.kind != .directRelaxable && r.length > 0 {
-                try ioas.iopt.reserve(r.start.rawValue, r.start.rawValue + r.length - 1, owner: owner)
+                try ioas.iopt.reserve(r.start.rawValue, r.start.rawValue &+ (r.length - 1), owner: owner)
             }
         } catch {
             ioas.iopt.removeReserved(owner: owner)

@@ -10,6 +10,10 @@ public final class DeviceObject: IOMMUFDObject, @unchecked Sendable {
     public let dev: PCIDevice
     /// `idev->igroup`.
     let igroup: IOMMUFDGroup
+    /// `idev->vdev`: the device's vDEVICE, which holds a reference on it.
+    var vdev: VDeviceObject?
+    /// `idev->destroying`: the device is being unbound; no new vDEVICE may point at it.
+    var destroying = false
 
     init(dev: PCIDevice, igroup: IOMMUFDGroup) {
         self.dev = dev
@@ -122,6 +126,12 @@ extension IOMMUFD {
                 if idev.igroup.pasidAttach[pasid]?.devices.contains(where: { $0 === idev }) == true {
                     hwptDetach(idev, pasid: pasid)
                 }
+            }
+            // iommufd_device_pre_destroy: a vDEVICE still pointing at the device is destroyed
+            // and its ID left as a tombstone; that also drops its reference on the device.
+            idev.destroying = true
+            if let vdev = idev.vdev, table.live(vdev.rawID) === vdev {
+                destroyToTombstone(vdev)
             }
             unref(idev)
             if idev.users != 1 { warn("iommufd_device_unbind", "\(idev) still referenced") }

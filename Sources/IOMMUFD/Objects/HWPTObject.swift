@@ -60,23 +60,30 @@ public final class HWPTPagingObject: HWPTObject, @unchecked Sendable {
 }
 
 /// `IOMMUFD_OBJ_HWPT_NESTED` (`struct iommufd_hwpt_nested`): a user stage 1 built by
-/// the vendor from user data, translated through a nesting-parent paging HWPT.
+/// the vendor from user data, translated through a nesting-parent paging HWPT, either
+/// named directly or through a vIOMMU over it.
 public final class HWPTNestedObject: HWPTObject, @unchecked Sendable {
-    /// `hwpt_nested->parent` (a users reference is held).
+    /// `hwpt_nested->parent`: a users reference is held when the HWPT was allocated on
+    /// the parent itself; through a vIOMMU, the vIOMMU holds the parent.
     let parent: HWPTPagingObject
+    /// `hwpt_nested->viommu` (a users reference is held), for a nested HWPT allocated
+    /// on a vIOMMU.
+    let viommu: VIOMMUObject?
 
-    init(parent: HWPTPagingObject) {
+    init(parent: HWPTPagingObject, viommu: VIOMMUObject? = nil) {
         self.parent = parent
+        self.viommu = viommu
         super.init(type: .hwptNested)
     }
 
     override var pagingRoot: HWPTPagingObject? { parent }
 
-    /// `iommufd_hwpt_nested_destroy`: free the domain, drop the parent and fault refs.
+    /// `iommufd_hwpt_nested_destroy`: free the domain, drop the vIOMMU (or parent) and
+    /// fault refs.
     override func destroy(_ ctx: IOMMUFD) {
         if let d = domain { ctx.machine.iommu.freeDomain(d) }
         domain = nil
-        ctx.unref(parent)
+        if let viommu { ctx.unref(viommu) } else { ctx.unref(parent) }
         dropFault(ctx)
     }
 }
@@ -164,6 +171,35 @@ extension IOMMUFD {
             guard d.type == .nested else {
                 warn("iommufd_hwpt_nested_alloc", "driver returned a \(d.type) domain")
                 throw .invalidArgument
+            }
+        } catch {
+            abortAndDestroy(hwpt)
+            throw error
+        }
+        return hwpt
+    }
+
+    /// `iommufd_viommu_alloc_hwpt_nested(viommu, flags, user_data)`: a nested HWPT whose
+    /// domain the vIOMMU's driver builds (`alloc_domain_nested`), over the vIOMMU's parent.
+    /// Returned unfinalized; on error nothing remains.
+    /// - Throws: `EOPNOTSUPP` flags other than FAULT_ID_VALID|PASID, empty data, a vIOMMU
+    ///   without `alloc_domain_nested`, the driver's refusal of the data type, or a domain
+    ///   that is not nested (a WARN); `ENOMEM`; the driver's data errno.
+    func viommuAllocHWPTNested(_ viommu: VIOMMUObject, flags: UInt32,
+                               userData: IOMMUUserData) throws(Errno) -> HWPTNestedObject {
+        let valid = IOMMUFDConstant.hwptFaultIDValid | IOMMUFDConstant.hwptAllocPasid
+        guard flags & ~valid == 0, userData.len != 0, let ops = viommu.ops else { throw .notSupported }
+        let hwpt = HWPTNestedObject(parent: viommu.hwpt, viommu: viommu)
+        try allocObject(hwpt)
+        hwpt.pasidCompat = flags & IOMMUFDConstant.hwptAllocPasid != 0
+        ref(viommu)
+        do throws(Errno) {
+            let d = try ops.allocDomainNested(flags: DomainAllocFlags(rawValue: flags & ~IOMMUFDConstant.hwptFaultIDValid),
+                                              userData: userData)
+            hwpt.domain = d
+            guard d.type == .nested else {
+                warn("iommufd_viommu_alloc_hwpt_nested", "driver returned a \(d.type) domain")
+                throw .notSupported
             }
         } catch {
             abortAndDestroy(hwpt)

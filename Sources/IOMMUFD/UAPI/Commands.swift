@@ -46,15 +46,15 @@ public enum IOMMUFDCommand {
     public static let faultQueueAlloc = io(0x8E)
     /// `IOMMU_IOAS_MAP_FILE` (0x8F).
     public static let ioasMapFile = io(0x8F)
-    /// `IOMMU_VIOMMU_ALLOC` (0x90). Not in this model's table yet (`ENOTTY`).
+    /// `IOMMU_VIOMMU_ALLOC` (0x90).
     public static let viommuAlloc = io(0x90)
-    /// `IOMMU_VDEVICE_ALLOC` (0x91). Not in this model's table yet (`ENOTTY`).
+    /// `IOMMU_VDEVICE_ALLOC` (0x91).
     public static let vdeviceAlloc = io(0x91)
     /// `IOMMU_IOAS_CHANGE_PROCESS` (0x92).
     public static let ioasChangeProcess = io(0x92)
-    /// `IOMMU_VEVENTQ_ALLOC` (0x93). Not in this model's table yet (`ENOTTY`).
+    /// `IOMMU_VEVENTQ_ALLOC` (0x93).
     public static let veventqAlloc = io(0x93)
-    /// `IOMMU_HW_QUEUE_ALLOC` (0x94). Not in this model's table yet (`ENOTTY`).
+    /// `IOMMU_HW_QUEUE_ALLOC` (0x94).
     public static let hwQueueAlloc = io(0x94)
     /// `IOMMU_TEST_CMD` (`IOMMUFD_CMD_BASE + 32` = 0xA0), only in test kernels
     /// (`CONFIG_IOMMUFD_TEST`); present when the context has a test backend.

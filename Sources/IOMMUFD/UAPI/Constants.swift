@@ -52,4 +52,6 @@ public enum IOMMUFDConstant {
     public static let pageRespSuccess: UInt32 = 0
     /// `IOMMUFD_PAGE_RESP_INVALID`.
     public static let pageRespInvalid: UInt32 = 1
+    /// `IOMMU_VEVENTQ_FLAG_LOST_EVENTS`: a vEVENTQ header standing for dropped events.
+    public static let veventqFlagLostEvents: UInt32 = 1 << 0
 }

@@ -77,8 +77,6 @@ struct IOCtlOp {
 
 extension IOMMUFD {
     /// The ioctl table (`iommufd_ioctl_ops[]`), indexed by `nr - IOMMUFD_CMD_BASE`.
-    /// The vIOMMU family (`VIOMMU_ALLOC`, `VDEVICE_ALLOC`, `VEVENTQ_ALLOC`,
-    /// `HW_QUEUE_ALLOC`) is not modelled and is absent (`ENOTTY`).
     /// `IOMMU_TEST_CMD` is present only with a test-command handler.
     func ioctlOp(_ nr: UInt32) -> IOCtlOp? {
         switch nr {
@@ -98,7 +96,11 @@ extension IOMMUFD {
         case 0x8D: IOCtlOp(IOMMUFDCommand.hwptInvalidate, IOMMUHWPTInvalidate.self) { c, u throws(Errno) in try c.ioctlHWPTInvalidate(&u) }
         case 0x8E: IOCtlOp(IOMMUFDCommand.faultQueueAlloc, IOMMUFaultAlloc.self) { c, u throws(Errno) in try c.ioctlFaultQueueAlloc(&u) }
         case 0x8F: IOCtlOp(IOMMUFDCommand.ioasMapFile, IOMMUIOASMapFile.self) { c, u throws(Errno) in try c.ioctlIOASMapFile(&u) }
+        case 0x90: IOCtlOp(IOMMUFDCommand.viommuAlloc, IOMMUVIOMMUAlloc.self) { c, u throws(Errno) in try c.ioctlVIOMMUAlloc(&u) }
+        case 0x91: IOCtlOp(IOMMUFDCommand.vdeviceAlloc, IOMMUVDeviceAlloc.self) { c, u throws(Errno) in try c.ioctlVDeviceAlloc(&u) }
         case 0x92: IOCtlOp(IOMMUFDCommand.ioasChangeProcess, IOMMUIOASChangeProcess.self) { c, u throws(Errno) in try c.ioctlIOASChangeProcess(&u) }
+        case 0x93: IOCtlOp(IOMMUFDCommand.veventqAlloc, IOMMUVEventQAlloc.self) { c, u throws(Errno) in try c.ioctlVEventQAlloc(&u) }
+        case 0x94: IOCtlOp(IOMMUFDCommand.hwQueueAlloc, IOMMUHWQueueAlloc.self) { c, u throws(Errno) in try c.ioctlHWQueueAlloc(&u) }
         case 0xA0:
             testBackend.map { h in
                 IOCtlOp(IOMMUFDCommand.testCmd, size: h.commandSize, minSize: h.commandMinSize) { c, u throws(Errno) in
@@ -144,7 +146,7 @@ extension IOMMUFD {
     public func ioctl(_ cmd: UInt32, _ arg: UInt64, from caller: Process) -> Int32 {
         lock.withLock {
             let saved = callerOverride
-            callerOverride = (caller, ProcessUserMemory(caller))
+            callerOverride = (caller, ProcessUserMemory(caller), saved?.credentials)
             defer { callerOverride = saved }
             return ioctl(cmd, arg)
         }
@@ -155,10 +157,19 @@ extension IOMMUFD {
     /// `caller` (pages mapped are pinned from it; selftest checks look there) and
     /// `copy_from_user`/`copy_to_user` go to `memory`. Used by a host that serves real
     /// processes, where `memory` reaches the caller's own address space.
-    public func withCaller<R>(_ caller: Process, memory: any UserMemory, _ body: () -> R) -> R {
+    /// - Parameters:
+    ///   - caller: the calling task's mm.
+    ///   - memory: the calling task's user memory.
+    ///   - credentials: the caller's capabilities, `RLIMIT_MEMLOCK` and user, as the host
+    ///     learned them for this request; every check the call makes asks them instead of
+    ///     the context's own ``credentials``. Nil keeps the context's own.
+    ///   - body: the calls to make as the caller.
+    /// - Returns: what `body` returns.
+    public func withCaller<R>(_ caller: Process, memory: any UserMemory,
+                              credentials: (any IOMMUFDCredentialSource)? = nil, _ body: () -> R) -> R {
         lock.withLock {
             let saved = callerOverride
-            callerOverride = (caller, memory)
+            callerOverride = (caller, memory, credentials)
             defer { callerOverride = saved }
             return body()
         }

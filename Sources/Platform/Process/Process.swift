@@ -111,16 +111,18 @@ public final class Process: @unchecked Sendable {
         for n in toRelease { n.release(self) }
         // exit_files: the descriptors close after the mm is gone; a file still mapped
         // elsewhere or pinned by iommufd lives on through those references.
-        let closing: [Int32: Memfd] = lock.withLock {
+        let (closing, driverMappings): ([Int32: Memfd], [any VMAOperations]) = lock.withLock {
             for (_, pa) in pages { memory.putFrame(pa) }
             pages = [:]
+            let driverMappings = vmas.compactMap(\.ops)
             vmas = []
             notifiers = []
             pageTable.destroy()
             exited = true
             defer { files = [:] }
-            return files
+            return (files, driverMappings)
         }
+        for ops in driverMappings { ops.close() }
         // The table's references are dropped here, outside the lock: a last reference
         // releases the file's page cache.
         _ = closing

@@ -25,6 +25,8 @@ extension Process {
         guard !exiting, let index = vmaIndexLocked(containing: address) else { throw .badAddress }
         let vma = vmas[index]
         guard let prot = Self.pteProt(vma.prot) else { throw .badAddress }
+        // A driver's frames are all mapped when the mapping is made; nothing to fault in.
+        if vma.ops != nil && pages[address & ~(Self.pageSize - 1)] == nil { throw .badAddress }
         if write && !vma.prot.contains(.write) { throw .badAddress }
         if exec && !vma.prot.contains(.exec) { throw .badAddress }
         let va = address & ~(Self.pageSize - 1)
@@ -137,7 +139,8 @@ extension Process {
         guard count >= 0 else { throw .invalidArgument }
         guard address.addingReportingOverflow(UInt64(count)).overflow == false else { throw .badAddress }
         var out: [UInt8] = []
-        out.reserveCapacity(count)
+        // Reserve what a short read needs only: a huge count may fail at its first page.
+        out.reserveCapacity(min(count, 1 << 16))
         var va = address
         var left = count
         while left > 0 {

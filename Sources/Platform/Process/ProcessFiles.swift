@@ -141,7 +141,7 @@ extension Process {
                 try child.lock.withLock { () throws(Errno) in
                     child.vmas = vmas
                     child.files = files
-                    for v in vmas where v.file == nil {
+                    for v in vmas where v.file == nil && v.ops == nil {
                         for (va, pa) in populatedPages(v.start, v.end) {
                             let copy = try memory.allocFrame()
                             memory.pointer(copy).copyMemory(from: memory.pointer(pa), byteCount: Int(Self.pageSize))
@@ -155,7 +155,21 @@ extension Process {
                 }
                 return vmas.compactMap(\.file)
             }
+            // A driver's frames are shared with the child (the PTEs are copied), and the
+            // driver hears of each copied mapping (`dup_mmap` calls `open`).
+            let driverMappings = try lock.withLock { () throws(Errno) -> [any VMAOperations] in
+                var opened: [any VMAOperations] = []
+                for v in vmas {
+                    guard let ops = v.ops else { continue }
+                    for (va, pa) in populatedPages(v.start, v.end) { try child.insertPage(address: va, frame: pa) }
+                    opened.append(ops)
+                }
+                return opened
+            }
+            for ops in driverMappings { ops.open() }
         } catch {
+            // No driver heard of the child's copies yet: it must not hear them go.
+            child.lock.withLock { for i in child.vmas.indices { child.vmas[i].ops = nil } }
             child.exit()
             throw error
         }

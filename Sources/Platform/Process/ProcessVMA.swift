@@ -14,7 +14,8 @@ public struct ProcessProt: OptionSet, Sendable, Hashable {
 }
 
 /// One mapping (`struct vm_area_struct`): `[start, end)`, page aligned. Anonymous
-/// private memory, or a `MAP_SHARED` window on a ``Memfd`` starting at page `pgoff`.
+/// private memory, a `MAP_SHARED` window on a ``Memfd`` starting at page `pgoff`, or a
+/// driver's own frames (`VM_PFNMAP`, see ``Process/mapFrames(_:prot:at:ops:)``).
 struct VMA: Sendable {
     var start: UInt64
     var end: UInt64
@@ -23,6 +24,20 @@ struct VMA: Sendable {
     var file: Memfd? = nil
     /// `vm_pgoff`: the file page mapped at `start`.
     var pgoff: UInt64 = 0
+    /// `vm_ops` of a driver mapping (`VM_PFNMAP`): its frames are the driver's, never
+    /// faulted in or copied, and the driver hears of every copy and removal.
+    var ops: (any VMAOperations)? = nil
+}
+
+/// `struct vm_operations_struct` for a mapping of a driver's own frames: the driver is
+/// told when a piece of the mapping comes to be (a split by `munmap`, a `fork`) and when
+/// one goes (`munmap`, exit), so it can count the mappings that use its memory.
+/// Both are called with no lock of the process held.
+public protocol VMAOperations: AnyObject, Sendable {
+    /// `open`: one more mapping (piece) of the region exists.
+    func open()
+    /// `close`: one mapping (piece) of the region is gone.
+    func close()
 }
 
 extension Process {
@@ -89,7 +104,7 @@ extension Process {
     /// - Throws: `EINVAL` zero length, misaligned or out-of-range address, exiting mm;
     ///   `EEXIST` `address` overlaps a mapping; `ENOMEM` no free range.
     func insertVMA(length: Int, prot: ProcessProt, at address: UInt64?, file: Memfd?,
-                   pgoff: UInt64) throws(Errno) -> UInt64 {
+                   pgoff: UInt64, ops: (any VMAOperations)? = nil) throws(Errno) -> UInt64 {
         guard length > 0 else { throw .invalidArgument }
         return try lock.withLock { () throws(Errno) -> UInt64 in
             guard !exiting else { throw .invalidArgument }
@@ -109,7 +124,7 @@ extension Process {
                 start = candidate
             }
             let i = vmas.firstIndex { $0.start > start } ?? vmas.count
-            vmas.insert(VMA(start: start, end: start + len, prot: prot, file: file, pgoff: pgoff), at: i)
+            vmas.insert(VMA(start: start, end: start + len, prot: prot, file: file, pgoff: pgoff, ops: ops), at: i)
             return start
         }
     }
@@ -129,7 +144,9 @@ extension Process {
     }
 
     /// Splits VMAs so that `start` and `end` are VMA boundaries.
-    func splitVMAs(at start: UInt64, _ end: UInt64) {
+    /// - Returns: the driver ops of the pieces made (one `open` each is owed).
+    func splitVMAs(at start: UInt64, _ end: UInt64) -> [any VMAOperations] {
+        var opened: [any VMAOperations] = []
         for cut in [start, end] {
             if let i = vmas.firstIndex(where: { $0.start < cut && cut < $0.end }) {
                 var upper = vmas[i]
@@ -138,8 +155,10 @@ extension Process {
                 upper.start = cut
                 vmas[i].end = cut
                 vmas.insert(upper, at: i + 1)
+                if let ops = upper.ops { opened.append(ops) }
             }
         }
+        return opened
     }
 
     /// Pages in `[start, end)` and their frames, in address order.
@@ -147,31 +166,66 @@ extension Process {
         pages.filter { $0.key >= start && $0.key < end }.map { (va: $0.key, pa: $0.value) }.sorted { $0.va < $1.va }
     }
 
+    /// `remap_pfn_range` from a driver's `mmap`: a new shared mapping of the driver's
+    /// `frames` (one per page, in order), at `address` if given (it must be free), else at
+    /// the lowest free range. The mm holds a reference to each frame while it maps it;
+    /// the pages are never faulted in, and `fork` gives the child the same frames. `ops`
+    /// hears of every piece made (`open`) or removed (`close`), the first mapping itself
+    /// excepted, as the kernel's `mmap` does not call `open` for it.
+    /// - Returns: the start address.
+    /// - Throws: as ``mmap(length:prot:at:populate:)``; `EFAULT` for a frame that is not
+    ///   allocated. Nothing is mapped on error.
+    @discardableResult
+    public func mapFrames(_ frames: [PhysicalAddress], prot: ProcessProt, at address: UInt64? = nil,
+                          ops: any VMAOperations) throws(Errno) -> UInt64 {
+        let start = try insertVMA(length: frames.count * Int(Self.pageSize), prot: prot, at: address, file: nil,
+                                  pgoff: 0, ops: ops)
+        var done = 0
+        do throws(Errno) {
+            for pa in frames {
+                try insertPage(address: start + UInt64(done) * Self.pageSize, frame: pa)
+                done += 1
+            }
+        } catch {
+            // Taken down again without telling the driver: the mapping never was.
+            lock.withLock { if let i = vmas.firstIndex(where: { $0.start == start }) { vmas[i].ops = nil } }
+            try? munmap(address: start, length: frames.count * Int(Self.pageSize))
+            throw error
+        }
+        return start
+    }
+
     /// Removes mappings in the range: `munmap(2)`. Clears the PTEs, fires
     /// `invalidateRange` for each VMA part removed, then drops the mm's reference on each
     /// page (a pinned page stays allocated until unpinned) and frees the emptied
-    /// page-table pages. Unmapping a range with no mapping succeeds.
+    /// page-table pages. Unmapping a range with no mapping succeeds. A driver mapping cut
+    /// in two gets `open` for the new piece; every piece removed gets `close`.
     /// - Throws: `EINVAL` for a misaligned address, a zero length or a range outside user
     ///   space.
     public func munmap(address: UInt64, length: Int) throws(Errno) {
         let (start, end) = try userRange(address: address, length: length)
         var gather = IOTLBGather()
-        let (ranges, freed): ([(UInt64, UInt64)], [PhysicalAddress]) = lock.withLock {
-            let ranges = segments(start, end)
-            guard !ranges.isEmpty else { return ([], []) }
-            var freed: [PhysicalAddress] = []
-            for (va, pa) in populatedPages(start, end) {
-                _ = pageTable.unmapPages(iova: IOVA(rawValue: va), pgsize: Self.pageSize, pgcount: 1, gather: &gather)
-                pages[va] = nil
-                freed.append(pa)
+        let (ranges, freed, opened, closed): ([(UInt64, UInt64)], [PhysicalAddress], [any VMAOperations],
+                                              [any VMAOperations]) =
+            lock.withLock {
+                let ranges = segments(start, end)
+                guard !ranges.isEmpty else { return ([], [], [], []) }
+                var freed: [PhysicalAddress] = []
+                for (va, pa) in populatedPages(start, end) {
+                    _ = pageTable.unmapPages(iova: IOVA(rawValue: va), pgsize: Self.pageSize, pgcount: 1, gather: &gather)
+                    pages[va] = nil
+                    freed.append(pa)
+                }
+                let opened = splitVMAs(at: start, end)
+                let closed = vmas.filter { $0.start >= start && $0.end <= end }.compactMap(\.ops)
+                vmas.removeAll { $0.start >= start && $0.end <= end }
+                return (ranges, freed, opened, closed)
             }
-            splitVMAs(at: start, end)
-            vmas.removeAll { $0.start >= start && $0.end <= end }
-            return (ranges, freed)
-        }
+        for ops in opened { ops.open() }
         notifyInvalidate(ranges)
         for pa in freed { memory.putFrame(pa) }
         gather.releaseFreelist(to: memory)
+        for ops in closed { ops.close() }
     }
 
     /// Changes the protection of mapped pages: `mprotect(2)`. Rewrites the PTEs of the
@@ -183,11 +237,12 @@ extension Process {
     public func mprotect(address: UInt64, length: Int, prot: ProcessProt) throws(Errno) {
         let (start, end) = try userRange(address: address, length: length)
         var gather = IOTLBGather()
+        var opened: [any VMAOperations] = []
         let result: Result<[(UInt64, UInt64)], Errno> = lock.withLock {
             let ranges = segments(start, end)
             let covered = ranges.reduce(UInt64(0)) { $0 + ($1.1 - $1.0) }
             guard !exiting, covered == end - start else { return .failure(.noMemory) }
-            splitVMAs(at: start, end)
+            opened = splitVMAs(at: start, end)
             for i in vmas.indices where vmas[i].start >= start && vmas[i].end <= end { vmas[i].prot = prot }
             for (va, pa) in populatedPages(start, end) {
                 _ = pageTable.unmapPages(iova: IOVA(rawValue: va), pgsize: Self.pageSize, pgcount: 1, gather: &gather)
@@ -202,6 +257,8 @@ extension Process {
             }
             return .success(ranges)
         }
+        // A driver mapping cut in pieces hears of each new one, as for munmap.
+        for ops in opened { ops.open() }
         switch result {
         case .success(let ranges):
             notifyInvalidate(ranges)

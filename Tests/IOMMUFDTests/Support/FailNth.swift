@@ -12,17 +12,24 @@ import XCTest
 /// left, and (a ``LeakCheck``) no page pinned, the machine's frames, referenced frames
 /// and global PASIDs back to what they were before the scenario; no WARN from the core
 /// or from iommufd. The sweep ends with the first run in
-/// which the armed point was never reached; that run must have succeeded.
+/// which the armed point was never reached; that run must have succeeded. Every sweep
+/// prints how many injection points it reached, and one that reached none fails: it
+/// would pass without testing anything.
+/// `memory` prepares the task's memory (what outlives the context); `setup` makes the
+/// objects the body starts from, after the leak baseline, since closing releases them.
 /// - Returns: the number of injection points found.
 @discardableResult
 func failNthSweep(_ name: String, cap: Int = 400, file: StaticString = #filePath, line: UInt = #line,
+                  memory: (SelftestFD) -> Void = { _ in },
                   setup: (SelftestFD) -> Void = { _ in },
                   _ body: (SelftestFD) -> Int32) throws -> Int {
     func runOnce(_ n: Int) throws -> (rc: Int32, fired: Bool) {
         let s = try SelftestFD()
-        setup(s)
+        memory(s)
+        // Taken before the setup: closing the context releases what the setup made too.
         let leaks = LeakCheck(machine: s.machine,
                               extra: ["pinned pages": { PagePinRegistry.shared.pinnedPages(s.machine.memory) }])
+        setup(s)
         let warnings = s.machine.warnings.count
         s.fd.faultInjection.arm(n)
         let rc = body(s)
@@ -45,6 +52,7 @@ func failNthSweep(_ name: String, cap: Int = 400, file: StaticString = #filePath
         if !fired {
             XCTAssertEqual(rc, 0, "\(name): the last run (no injection) must succeed", file: file, line: line)
             print("fail-nth \(name): \(n - 1) injection points")
+            XCTAssertGreaterThan(n - 1, 0, "\(name): the sweep reached no injection point", file: file, line: line)
             return n - 1
         }
     }

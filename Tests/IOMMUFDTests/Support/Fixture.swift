@@ -22,7 +22,7 @@ final class SelftestFD {
     let arg: UInt64
     let buffer: UInt64
 
-    init(credentials: IOMMUFDCredentials = .root) throws {
+    init(credentials: any IOMMUFDCredentialSource = IOMMUFDCredentials.root) throws {
         machine = Machine(memory: 8 << 30)
         process = try IOMMUCore.Process(memory: machine.memory, pid: 100)
         backend = MockSelftestBackend(machine: machine)

@@ -14,7 +14,8 @@ public final class MockBlockedDomain: IOMMUDomain, @unchecked Sendable {
     /// `mock_domain_nop_attach` on the blocked domain: the RID stops translating and
     /// gives up the IOPF enablement of the domain it leaves.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
-        // Enabling for the blocked domain (no fault handler) cannot fail.
+        // Neither part can fail for the blocked domain (no vIOMMU, no fault handler).
+        try driver.attachVIOMMU(dev, for: self)
         try driver.switchRIDIOPF(dev, to: self)
         driver.program(dev, pasid: nil, .blocked)
         driver.record(.attachDev, self, dev, pasid: nil, old: old, succeeded: true)

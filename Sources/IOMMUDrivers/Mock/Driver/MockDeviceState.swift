@@ -19,6 +19,14 @@ public final class MockDeviceState: @unchecked Sendable {
     /// `mock_dev.domain`: the domain the RID was last attached to, whose fault-handler
     /// attachment the next RID attach gives up. Weak: the core owns domains.
     weak var ridDomain: IOMMUDomain?
+    /// `mock_dev.cache`: four words a vIOMMU invalidation clears, each
+    /// `IOMMU_TEST_DEV_CACHE_DEFAULT` at first.
+    public internal(set) var cache = [UInt32](repeating: Mock.devCacheDefault, count: Mock.devCacheCount)
+    /// `mock_dev.viommu`: the vIOMMU of the nested domain the RID is attached to, nil for
+    /// any other domain. Weak: iommufd owns vIOMMUs.
+    public internal(set) weak var viommu: MockVIOMMU?
+    /// `mock_dev.vdev_id`: the device's virtual ID in ``viommu``.
+    public internal(set) var virtualID: UInt64 = 0
 
     /// Test hook (no kernel counterpart): while set, every non-blocking `set_dev_pasid` on
     /// this device fails with this errno before touching the hardware, so conformance

@@ -54,6 +54,7 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
             guard let state = driver.state(of: dev) else { throw .noDevice }
             if ops.contains(.dirtyTracking) && state.flags.contains(.noDirty) { throw .invalidArgument }
             if let e = state.failAttachDev { throw e }
+            try driver.attachVIOMMU(dev, for: self)
             try driver.switchRIDIOPF(dev, to: self)
         } catch {
             driver.record(.attachDev, self, dev, pasid: nil, old: old, succeeded: false)

@@ -32,27 +32,34 @@ public final class MockIOMMU: IOMMUDevice, @unchecked Sendable {
     /// `machine`. Each mock device sits alone on its own slot of a root bus, so it is
     /// alone in its group; with ``MockDeviceFlags/pasid`` it has PASID width 20, else no
     /// PASID capability.
+    ///
+    /// Mock devices are numbered as the kernel numbers them (`ida_alloc`, freed by
+    /// `mock_dev_release`): the lowest number not in use, named `iommufd_mockN`. Number N
+    /// sits at RID `(0x80 + N / 32):(N % 32).0`, so ``Mock/maxDevices`` devices can exist
+    /// at once; a number whose RID another device of the machine already holds is
+    /// skipped. A machine may make and remove any number of them over its life.
     /// - Parameters:
     ///   - machine: the machine to add the device to.
     ///   - flags: `MOCK_FLAGS_DEVICE_*` of the selftest (``MockDeviceFlags``).
     ///   - ats: give the device ATS (the mock driver never enables it; PCI reset handling
     ///     in the core only applies to ATS-capable devices).
     ///   - reservedRegions: what the driver will report for it (`get_resv_regions`).
-    /// - Throws: `EINVAL` for a flag outside ``MockDeviceFlags/valid``; what
-    ///   `Machine.addDevice` throws.
+    /// - Throws: `EINVAL` for a flag outside ``MockDeviceFlags/valid``; `ENOSPC` when no
+    ///   number is free (`ida_alloc`'s errno); what `Machine.addDevice` throws (the number
+    ///   is freed again then).
     @discardableResult
     public func makeDevice(on machine: Machine, flags: MockDeviceFlags = [], ats: Bool = false,
                            reservedRegions: [ReservedRegion] = []) throws(Errno) -> PCIDevice {
         guard flags.isSubset(of: .valid) else { throw .invalidArgument }
-        var rid: RID
-        repeat {
-            let id = mockDriver.allocDeviceID()
-            rid = RID(bus: UInt8(truncatingIfNeeded: 0x80 + id / 32), device: UInt8(id % 32), function: 0)
-        } while machine.device(rid) != nil
+        let taken = Set(machine.allDevices.map(\.rid))
+        let (id, rid) = try mockDriver.allocDeviceNumber { !taken.contains($0) }
         let caps = PCICapabilities(pasid: flags.contains(.pasid) ? PASIDCapability(width: Mock.pasidWidth) : nil,
                                    ats: ats)
-        mockDriver.register(rid: rid, flags: flags, regions: reservedRegions)
-        let dev = PCIDevice(rid: rid, name: "iommufd_mock\(rid.bus - 0x80)_\(rid.device)", caps: caps)
-        return try machine.addDevice(dev, behind: self)
+        mockDriver.register(rid: rid, number: id, flags: flags, regions: reservedRegions)
+        let dev = PCIDevice(rid: rid, name: "iommufd_mock\(id)", caps: caps)
+        do { return try machine.addDevice(dev, behind: self) } catch {
+            mockDriver.unregister(rid: rid)
+            throw error
+        }
     }
 }

@@ -40,9 +40,13 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     private let pagingOpsOmitted: DomainOps
     private let lock = Lock()
     private var _units: [MockIOMMU] = []
-    private var registered: [RID: (flags: MockDeviceFlags, regions: [ReservedRegion])] = [:]
+    /// What ``MockIOMMU/makeDevice(on:flags:ats:reservedRegions:)`` or a test hook set for
+    /// a RID: the device's number (nil for a plain PCI device put behind a mock unit), its
+    /// flags and its reserved regions.
+    private var registered: [RID: (number: Int?, flags: MockDeviceFlags, regions: [ReservedRegion])] = [:]
     private var _calls: [MockCall] = []
-    private var nextDeviceID = 0
+    /// `mock_dev_ida`: the numbers of the mock devices that exist.
+    private var deviceNumbers = Set<Int>()
 
     /// A mock driver.
     /// - Parameters:
@@ -92,17 +96,35 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// (`iommu_ops.get_resv_regions`). Must be set before the device is added, since the
     /// core reads them at probe (`require_direct`, RESV_DIRECT maps).
     public func setReservedRegions(_ regions: [ReservedRegion], for rid: RID) {
-        lock.withLock { registered[rid, default: ([], [])].regions = regions }
+        lock.withLock { registered[rid, default: (nil, [], [])].regions = regions }
     }
 
-    func register(rid: RID, flags: MockDeviceFlags, regions: [ReservedRegion]) {
-        lock.withLock { registered[rid] = (flags, regions) }
+    func register(rid: RID, number: Int, flags: MockDeviceFlags, regions: [ReservedRegion]) {
+        lock.withLock { registered[rid] = (number, flags, regions) }
     }
 
-    func allocDeviceID() -> Int {
+    /// Forgets a mock device made at `rid` and frees its number (`ida_free`). What a test
+    /// hook set for a plain PCI device (no number) stays.
+    func unregister(rid: RID) {
         lock.withLock {
-            defer { nextDeviceID += 1 }
-            return nextDeviceID
+            guard let n = registered[rid]?.number else { return }
+            registered[rid] = nil
+            deviceNumbers.remove(n)
+        }
+    }
+
+    /// `ida_alloc(&mock_dev_ida)`: the lowest free device number whose RID `isFree`
+    /// accepts, with that RID, taken until ``unregister(rid:)``.
+    /// - Throws: `ENOSPC` when none is left.
+    func allocDeviceNumber(_ isFree: (RID) -> Bool) throws(Errno) -> (Int, RID) {
+        try lock.withLock { () throws(Errno) -> (Int, RID) in
+            for n in 0..<Mock.maxDevices where !deviceNumbers.contains(n) {
+                let rid = RID(bus: UInt8(0x80 + n / 32), device: UInt8(n % 32), function: 0)
+                guard isFree(rid) else { continue }
+                deviceNumbers.insert(n)
+                return (n, rid)
+            }
+            throw .noSpace
         }
     }
 
@@ -144,6 +166,8 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
         if let unit = dev.iommu as? MockIOMMU {
             unit.hardwareLock.withLock { unit.mockHardware.forget(rid: dev.rid) }
         }
+        // mock_dev_release: the device's number is free again.
+        unregister(rid: dev.rid)
         dev.driverPrivate = nil
         dev.priEnabled = false
     }
@@ -202,6 +226,24 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     }
 
     // MARK: shared domain-op helpers
+
+    /// The vIOMMU part of `mock_domain_nop_attach`, for every RID attach: a nested domain
+    /// made through a vIOMMU needs the device's vDEVICE there, whose virtual ID the device
+    /// then reports events under; any other domain leaves no vIOMMU.
+    /// - Throws: `ENOENT` for a device without a vDEVICE in the domain's vIOMMU.
+    func attachVIOMMU(_ dev: PCIDevice, for domain: IOMMUDomain) throws(Errno) {
+        guard let state = dev.driverPrivate as? MockDeviceState else { return }
+        var viommu: MockVIOMMU?
+        var virtualID: UInt64 = 0
+        if let nested = domain as? MockNestedDomain, let v = nested.viommu {
+            virtualID = try v.core.virtualID(of: dev)
+            viommu = v
+        }
+        if viommu !== state.viommu {
+            state.viommu = viommu
+            state.virtualID = virtualID
+        }
+    }
 
     /// The part of `mock_domain_set_dev_pasid_nop` every domain shares: the PASID 1024
     /// quirk and the injected failure.

@@ -1,21 +1,37 @@
 import IOMMUCore
+import IOMMUFDDriver
 
 /// A mock nested domain (`struct mock_iommu_domain_nested`, `domain_nested_ops`): a
 /// user stage 1 on a ``MockDomain`` stage-2 parent. The mock's stage 1 is nothing but
 /// four fake IOTLB words (`iotlb[MOCK_NESTED_DOMAIN_IOTLB_NUM]`) that user invalidations
-/// clear; DMA through it is translated by the parent's table.
+/// clear; DMA through it is translated by the parent's table. One made through a vIOMMU
+/// (``viommu``) takes only devices that have a vDEVICE in it.
 public final class MockNestedDomain: IOMMUDomain, @unchecked Sendable {
     /// The stage-2 parent (allocated with NEST_PARENT).
     public let parent: MockDomain
+    /// `mock_nested->mock_viommu`: the vIOMMU it was made through, if any.
+    public private(set) weak var viommu: MockVIOMMU?
     private unowned let driver: MockIOMMUDriver
     private let lock = Lock()
     private var words: [UInt32]
 
-    init(driver: MockIOMMUDriver, parent: MockDomain, iotlb: UInt32) {
+    init(driver: MockIOMMUDriver, parent: MockDomain, iotlb: UInt32, viommu: MockVIOMMU? = nil) {
         self.driver = driver
         self.parent = parent
+        self.viommu = viommu
         words = Array(repeating: iotlb, count: Mock.nestedIOTLBCount)
         super.init(type: .nested, owner: driver, ops: [.attachDev, .setDevPasid, .cacheInvalidateUser])
+    }
+
+    /// `__mock_domain_alloc_nested`'s data: `struct iommu_hwpt_selftest` (`iotlb`), copied
+    /// with `iommu_copy_struct_from_user`.
+    /// - Throws: `EOPNOTSUPP` another data type; `EINVAL` a length other than the
+    ///   structure's 4 bytes; `EFAULT`.
+    static func iotlb(from data: IOMMUUserData) throws(Errno) -> UInt32 {
+        guard data.type == IOMMUHWPTDataType.selftest else { throw .notSupported }
+        let bytes = try data.copy(expectedType: IOMMUHWPTDataType.selftest, minLength: IOMMUHWPTSelftest.size,
+                                  maxLength: IOMMUHWPTSelftest.size)
+        return IOMMUHWPTSelftest(bytes: bytes).iotlb
     }
 
     /// The fake IOTLB (`mock_nested->iotlb`), each word initialised to the user's value.
@@ -29,6 +45,7 @@ public final class MockNestedDomain: IOMMUDomain, @unchecked Sendable {
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         do throws(Errno) {
             if let e = driver.state(of: dev)?.failAttachDev { throw e }
+            try driver.attachVIOMMU(dev, for: self)
             try driver.switchRIDIOPF(dev, to: self)
         } catch {
             driver.record(.attachDev, self, dev, pasid: nil, old: old, succeeded: false)

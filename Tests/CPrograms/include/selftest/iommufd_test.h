@@ -24,6 +24,8 @@ enum {
 	IOMMU_TEST_OP_DIRTY,
 	IOMMU_TEST_OP_MD_CHECK_IOTLB,
 	IOMMU_TEST_OP_TRIGGER_IOPF,
+	IOMMU_TEST_OP_DEV_CHECK_CACHE,
+	IOMMU_TEST_OP_TRIGGER_VEVENT,
 };
 
 enum { MOCK_APERTURE_START = 1UL << 24, MOCK_APERTURE_LAST = (1UL << 31) - 1 };
@@ -79,6 +81,27 @@ struct iommu_hwpt_selftest {
 struct iommu_hwpt_invalidate_selftest {
 	__u32 flags;
 	__u32 iotlb_id;
+};
+
+/* The mock's vendor types: nested HWPT data, a vIOMMU, a vEVENTQ. */
+#define IOMMU_HWPT_DATA_SELFTEST 0xdead
+#define IOMMU_VIOMMU_TYPE_SELFTEST 0xdeadbeef
+#define IOMMU_VEVENTQ_TYPE_SELFTEST 0xbeefbeef
+
+/* The mock vIOMMU's data: its allocation data, an invalidation entry, an event. */
+struct iommu_viommu_selftest {
+	__u32 in_data;
+	__u32 out_data;
+	__aligned_u64 out_mmap_offset;
+	__aligned_u64 out_mmap_length;
+};
+struct iommu_viommu_invalidate_selftest {
+	__u32 flags;
+	__u32 vdev_id;
+	__u32 cache_id;
+};
+struct iommu_viommu_event_selftest {
+	__u32 virt_id;
 };
 
 #endif
