@@ -273,7 +273,7 @@ final class SMMUv3EntryWriterTests: XCTestCase {
     /// 0xdaedbeefdeadbeef.
     private enum Fixture {
         static let features: SMMUv3Features = [.stalls, .attrTypesOverride, .rangeInvalidation]
-        static let fakeTable: UInt64 = 0xdaed_beef_dead_beef
+        static let fakeTable: PhysicalAddress = 0xdaed_beef_dead_beef
 
         static var bypass: SMMUv3Words { SMMUv3STE.bypass(features: features).words }
         static var abort: SMMUv3Words { SMMUv3STE.abort.words }

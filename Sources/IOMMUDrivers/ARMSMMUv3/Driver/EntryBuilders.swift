@@ -100,7 +100,7 @@ extension SMMUv3STE {
     /// `arm_smmu_make_s2_domain_ste`: stage 2 on the table at `tableBase` with `vtcr`,
     /// tagged `vmid`; EATS=TRANS when `ats`, S2S when the master stalls, S2FWB when
     /// `forcedWriteBack`; AArch64 protected walks that record faults.
-    public static func stage2(vmid: UInt16, vtcr: VTCR, tableBase: UInt64, ats: Bool, stallEnabled: Bool,
+    public static func stage2(vmid: UInt16, vtcr: VTCR, tableBase: PhysicalAddress, ats: Bool, stallEnabled: Bool,
                               forcedWriteBack: Bool = false, features: SMMUv3Features) -> SMMUv3STE {
         var s = SMMUv3STE()
         s.words[0] = valid | Config.stage2.rawValue << 1
@@ -109,7 +109,7 @@ extension SMMUv3STE {
         if features.contains(.attrTypesOverride) { w1 |= SMMUv3Attr.shcfgIncoming << 44 }
         s.words[1] = w1
         s.words[2] = UInt64(vmid) | vtcr.rawValue << 32 | s2aa64 | s2ptw | (stallEnabled ? s2s : 0) | s2r
-        s.words[3] = tableBase & s2ttbMask
+        s.words[3] = tableBase.rawValue & s2ttbMask
         return s
     }
 
@@ -129,7 +129,7 @@ extension SMMUv3CD {
     /// `arm_smmu_make_s1_cd`: a stage-1 descriptor for a paging domain's table at `ttbr`
     /// with `tcr`, `mair` and `asid`; TTB1 disabled, AArch64, stall when the master
     /// stalls, record and report faults, ASID not shared; HA and HD with dirty tracking.
-    public static func stage1(asid: UInt16, tcr: SMMUv3TCR, ttbr: UInt64, mair: UInt64, stallEnabled: Bool,
+    public static func stage1(asid: UInt16, tcr: SMMUv3TCR, ttbr: PhysicalAddress, mair: UInt64, stallEnabled: Bool,
                               dirtyTracking: Bool = false) -> SMMUv3CD {
         var cd = SMMUv3CD()
         var w0 = (tcr.t0sz & 0x3F) | (tcr.tg & 3) << 6 | (tcr.irgn & 3) << 8 | (tcr.orgn & 3) << 10 | (tcr.sh & 3) << 12
@@ -137,7 +137,7 @@ extension SMMUv3CD {
         w0 |= UInt64(asid) << 48
         if dirtyTracking { w0 |= ha | hd }
         cd.words[0] = w0
-        cd.words[1] = ttbr & ttb0Mask
+        cd.words[1] = ttbr.rawValue & ttb0Mask
         cd.words[3] = mair
         return cd
     }
@@ -148,7 +148,7 @@ extension SMMUv3CD {
     /// everything" form used at mm release: EPD0 set (TTB0 ignored), and without a
     /// forced stall model S and R cleared so that leftover DMA aborts at once. V=1 either
     /// way, so the SMMU never reports C_BAD_CD for it.
-    public static func sva(asid: UInt16, pgd: UInt64?, vaBits: Int, ips: UInt64, mair: UInt64, stallEnabled: Bool,
+    public static func sva(asid: UInt16, pgd: PhysicalAddress?, vaBits: Int, ips: UInt64, mair: UInt64, stallEnabled: Bool,
                            features: SMMUv3Features) -> SMMUv3CD {
         var cd = SMMUv3CD()
         var w0 = epd1 | valid | (ips & 7) << 32 | aa64 | (stallEnabled ? stall : 0) | record | abortReport | aset
@@ -156,7 +156,7 @@ extension SMMUv3CD {
         if let pgd {
             w0 |= UInt64(64 - vaBits) & 0x3F | SMMUv3Attr.walkWBWA << 8 | SMMUv3Attr.walkWBWA << 10
                 | SMMUv3Attr.innerShareable << 12
-            cd.words[1] = pgd & ttb0Mask
+            cd.words[1] = pgd.rawValue & ttb0Mask
         } else {
             w0 |= epd0
             if !features.contains(.stallForce) { w0 &= ~(stall | record) }

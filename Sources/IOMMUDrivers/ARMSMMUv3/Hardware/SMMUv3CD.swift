@@ -86,14 +86,14 @@ public struct SMMUv3CD: Hashable, Sendable, CustomStringConvertible {
     /// The ASID.
     public var asid: UInt16 { UInt16(truncatingIfNeeded: words[0] >> 48) }
     /// TTB0: the physical address of the stage-1 table.
-    public var ttb0: UInt64 { words[1] & Self.ttb0Mask }
+    public var ttb0: PhysicalAddress { PhysicalAddress(rawValue: words[1] & Self.ttb0Mask) }
     /// MAIR (word 3).
     public var mair: UInt64 { words[3] }
 
     // MARK: memory
 
     /// Reads the descriptor at `pa`.
-    public static func load(_ memory: PhysicalMemory, _ pa: UInt64) -> SMMUv3CD {
+    public static func load(_ memory: PhysicalMemory, _ pa: PhysicalAddress) -> SMMUv3CD {
         SMMUv3CD(words: loadWords(memory, pa))
     }
 
@@ -101,7 +101,7 @@ public struct SMMUv3CD: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         guard isValid else { return "V=0" }
         var s = "V=1 asid=\(asid)"
-        if ttb0Disabled { s += " EPD0" } else { s += " ttb0=0x" + String(ttb0, radix: 16) + " t0sz=\(t0sz) tg0=\(tg0)" }
+        if ttb0Disabled { s += " EPD0" } else { s += " ttb0=\(ttb0) t0sz=\(t0sz) tg0=\(tg0)" }
         if stalls { s += " S" }
         return s
     }

@@ -160,7 +160,7 @@ public struct SMMUv3STE: Hashable, Sendable, CustomStringConvertible {
     /// VTCR.
     public var vtcr: VTCR { VTCR(rawValue: (words[2] & Self.vtcrMask) >> 32) }
     /// S2TTB: the physical address of the stage-2 table.
-    public var s2TableBase: UInt64 { words[3] & Self.s2ttbMask }
+    public var s2TableBase: PhysicalAddress { PhysicalAddress(rawValue: words[3] & Self.s2ttbMask) }
     /// S2S: stage-2 faults stall.
     public var stage2Stalls: Bool { words[2] & Self.s2s != 0 }
 
@@ -189,13 +189,13 @@ public struct SMMUv3STE: Hashable, Sendable, CustomStringConvertible {
     // MARK: memory
 
     /// Reads the entry at `pa`.
-    public static func load(_ memory: PhysicalMemory, _ pa: UInt64) -> SMMUv3STE {
+    public static func load(_ memory: PhysicalMemory, _ pa: PhysicalAddress) -> SMMUv3STE {
         SMMUv3STE(words: loadWords(memory, pa))
     }
 
     /// Writes all eight words at `pa` (only for tables the SMMU does not use yet; a live
     /// entry is changed with the hitless entry writer).
-    public func store(_ memory: PhysicalMemory, _ pa: UInt64) {
+    public func store(_ memory: PhysicalMemory, _ pa: PhysicalAddress) {
         for i in 0..<8 { memory.store64(pa + UInt64(i) * 8, words[i]) }
     }
 
@@ -211,14 +211,14 @@ public struct SMMUv3STE: Hashable, Sendable, CustomStringConvertible {
         }
         if config != .abort && config != .bypass || rawEATS != 0 { parts.append("eats=\(rawEATS)") }
         if config == .stage2 || config == .nested {
-            parts.append("vmid=\(vmid) s2ttb=0x" + String(s2TableBase, radix: 16))
+            parts.append("vmid=\(vmid) s2ttb=\(s2TableBase)")
         }
         return parts.joined(separator: " ")
     }
 }
 
 /// Reads eight consecutive 64-bit words at `pa`.
-func loadWords(_ memory: PhysicalMemory, _ pa: UInt64) -> SMMUv3Words {
+func loadWords(_ memory: PhysicalMemory, _ pa: PhysicalAddress) -> SMMUv3Words {
     var w = SMMUv3Words()
     for i in 0..<8 { w[i] = memory.load64(pa + UInt64(i) * 8) }
     return w
