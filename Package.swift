@@ -27,6 +27,7 @@ let package = Package(
         .executable(name: "IDXDMixedPASID", targets: ["IDXDMixedPASID"]),
         .executable(name: "PASIDFlavours", targets: ["PASIDFlavours"]),
         .executable(name: "VMMGuestMemory", targets: ["VMMGuestMemory"]),
+        .executable(name: "SMMUv3EntryWriter", targets: ["SMMUv3EntryWriter"]),
     ],
     targets: [
         // The simulated machine below the IOMMU: errno, locks, physical memory, the
@@ -79,6 +80,11 @@ let package = Package(
             dependencies: ["IOMMUCore", "IOMMUDrivers", "DriverShims"],
             path: "Examples/PASIDFlavours",
             exclude: ["README.md", "graph.svg"]),
+        .executableTarget(
+            name: "SMMUv3EntryWriter",
+            dependencies: ["Platform", "IOMMUDrivers"],
+            path: "Examples/SMMUv3EntryWriter",
+            exclude: ["README.md"]),
         // The Mock and VT-d vendors as the conformance suite sees them, for every test target.
         .target(name: "VendorFixtures", dependencies: ["IOMMUConformance", "IOMMUDrivers"], path: "Tests/VendorFixtures"),
         .testTarget(name: "IOMMUCoreTests", dependencies: ["IOMMUCore", "IOMMUConformance"]),
