@@ -59,8 +59,15 @@ let package = Package(
         // The model as a service: plays the kernel for C programs run through the shim.
         .executableTarget(name: "iommukitd", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "IOMMUFDSelftest"]),
         // The LD_PRELOAD shim. Only the dynamic product links it: it interposes open,
-        // ioctl, read, write, poll and close, so nothing else may depend on it.
-        .target(name: "CIOMMUFD", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
+        // ioctl, read, write, poll and close, so nothing else may depend on it. It is C
+        // only and must not load the Swift runtime into the programs it is preloaded
+        // into: SwiftPM links every product with swiftc, which adds the Swift start-up
+        // object (swiftrt.o, -nostartfiles drops it) and libswiftCore.so
+        // (-static-stdlib turns that into the static archive, from which nothing is
+        // pulled, since the shim references no Swift symbol). `readelf -d` then lists
+        // libc, libm and libstdc++ only (ServiceTests.testShimNeedsNoSwiftRuntime).
+        .target(name: "CIOMMUFD", cSettings: [.define("_GNU_SOURCE")],
+                linkerSettings: [.linkedLibrary("dl"), .unsafeFlags(["-nostartfiles", "-static-stdlib"])]),
         .executableTarget(
             name: "VMMGuestMemory",
             dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "DriverShims"],

@@ -149,6 +149,17 @@ final class CProgramTests: XCTestCase {
 
     func testSizeRules() throws { try runProgram("size_rules", minimum: 60) }
 
+    /// The shim is C only: its `DT_NEEDED` list names no Swift runtime library, and a
+    /// program it is preloaded into has none loaded; a failed `assert` there ends with
+    /// SIGABRT and glibc's message, no crash report.
+    func testShimNeedsNoSwiftRuntime() throws {
+        let needed = try XCTUnwrap(elfNeededLibraries(Self.shim), "\(Self.shim!) is not an ELF64 shared object")
+        XCTAssertFalse(needed.isEmpty)
+        XCTAssertEqual(needed.filter { $0.hasPrefix("libswift") || $0.hasPrefix("libFoundation") || $0.hasPrefix("libdispatch") }, [],
+                       "the shim needs \(needed)")
+        try runProgram("shim_runtime", minimum: 8)
+    }
+
     func testErrnoPathsAndUserMemory() throws { try runProgram("errno_paths", minimum: 60) }
 
     func testForkUsesInheritedIOMMUFD() throws { try runProgram("fork_inherit", minimum: 30) }
