@@ -57,7 +57,9 @@ let package = Package(
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .executableTarget(name: "iommufd-fuzz", dependencies: ["IOMMUCore", "IOMMUFDSelftest"]),
         // The model as a service: plays the kernel for C programs run through the shim.
-        .executableTarget(name: "iommukitd", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "IOMMUFDSelftest"]),
+        .executableTarget(name: "iommukitd", dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "IOMMUFDSelftest", "CIOMMUKitd"]),
+        // iommukitd's host calls in C: socket credentials, pidfds, trap containment.
+        .target(name: "CIOMMUKitd", cSettings: [.define("_GNU_SOURCE")]),
         // The LD_PRELOAD shim. Only the dynamic product links it: it interposes open,
         // ioctl, read, write, poll and close, so nothing else may depend on it. It is C
         // only and must not load the Swift runtime into the programs it is preloaded

@@ -1,29 +1,35 @@
 /*
  * libIOMMUFDPreload.so: run an unmodified C program against IOMMUKit.
  *
- *   LD_PRELOAD=libIOMMUFDPreload.so IOMMUKIT_SOCKET=/tmp/iommukitd.sock ./prog
+ *   LD_PRELOAD=libIOMMUFDPreload.so IOMMUKIT_DAEMON=/path/to/iommukitd ./prog
  *
  * open("/dev/iommu") returns a real fd: one end of an AF_UNIX SOCK_SEQPACKET
  * connection to iommukitd, which plays the kernel. The kernel's own reference counting
- * of that socket gives dup/fork/close/exit their usual meaning: the service sees the
- * hang-up when the last reference goes, as a file's release runs. ioctl, read, write
- * and poll on such fds are forwarded as (cmd, pointer); the service reads and writes
- * the caller's memory itself. Every other fd passes through untouched.
+ * of that socket gives dup/fork/close/exit their usual meaning. ioctl, read, write and
+ * poll on such fds are forwarded as (cmd, pointer); the service reads and writes the
+ * caller's memory itself. Every other fd passes through untouched. The protocol, and
+ * who the service believes about what, is in iommukit_wire.h.
  *
  * This file holds no iommufd semantics: errno values, sizes and records all come from
  * the service. What it does emulate is the host side: fail-nth and debugfs fault
- * injection files (forwarded to the service's knobs) and MAP_HUGETLB on a host without
- * huge pages (served with normal, huge-aligned pages the service mirrors as huge).
+ * injection files (forwarded to the service's knobs, also when reached with openat
+ * relative to a directory fd) and MAP_HUGETLB on a host without huge pages (served with
+ * normal, huge-aligned pages the service mirrors as huge).
  *
- * Environment: IOMMUKIT_SOCKET (default /tmp/iommukitd-<uid>.sock); IOMMUKIT_DAEMON
- * (path of iommukitd, started on first open when nothing listens); IOMMUKIT_IDLE_EXIT
+ * It is C only: no Swift runtime is loaded into the program (see Package.swift).
+ *
+ * Environment: IOMMUKIT_SOCKET (default iommukitd.sock in the per-user directory,
+ * $XDG_RUNTIME_DIR/iommukit or /tmp/iommukit-<uid>, mode 0700); IOMMUKIT_DAEMON (path
+ * of iommukitd, started on first open when nothing listens); IOMMUKIT_IDLE_EXIT
  * (seconds, default 30) and IOMMUKIT_LOG for a service the shim starts;
  * IOMMUKIT_VFIO_CONTAINER=1 to serve /dev/vfio/vfio too; IOMMUKIT_HUGETLB_FALLBACK=0
  * to keep MAP_HUGETLB failures.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -44,7 +50,7 @@
 #include "iommukit_wire.h"
 
 /* What a tracked fd is. */
-enum { K_NONE, K_IOMMUFD, K_FAULT, K_ACCESS, K_FAILNTH, K_KNOB, K_VEVENTQ };
+enum { K_NONE, K_IOMMUFD, K_FAULT, K_ACCESS, K_FAILNTH, K_KNOB, K_VEVENTQ, K_DEBUGFS_DIR };
 
 #define MAX_FD 4096
 /* Tracked fds; st_ino guards against numbers reused behind our back (close_range…). */
@@ -86,40 +92,129 @@ static int kind_of(int fd)
 	return tab[fd].kind;
 }
 
+/* Kinds whose last close is a release the service must finish before close() returns. */
+static int released_on_close(int kind)
+{
+	return kind == K_IOMMUFD || kind == K_FAULT || kind == K_ACCESS || kind == K_VEVENTQ;
+}
+
+/*
+ * The per-user directory of the socket and the log (Sources/iommukitd/SocketDirectory.swift
+ * applies the same rule): $XDG_RUNTIME_DIR/iommukit when XDG_RUNTIME_DIR is a private
+ * directory of ours, else /tmp/iommukit-<uid>. Either must be a real directory (not a
+ * symlink) of our euid with no access for group or others.
+ */
+static int private_dir(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 077);
+}
+
+static const char *default_dir(void)
+{
+	static char dir[PATH_MAX];
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (xdg && xdg[0] == '/' && private_dir(xdg) && strlen(xdg) + 10 < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%s/iommukit", xdg);
+	else
+		snprintf(dir, sizeof(dir), "/tmp/iommukit-%u", (unsigned)geteuid());
+	return dir;
+}
+
 static const char *socket_path(void)
 {
-	static char def[64];
+	static char def[PATH_MAX];
 	const char *p = getenv("IOMMUKIT_SOCKET");
 	if (p && *p)
 		return p;
-	snprintf(def, sizeof(def), "/tmp/iommukitd-%u.sock", (unsigned)getuid());
+	snprintf(def, sizeof(def), "%s/iommukitd.sock", default_dir());
 	return def;
 }
 
+/* The default socket is used only inside a private directory; an explicit one anywhere
+ * (its listener is checked either way). */
+static int socket_dir_ok(void)
+{
+	const char *p = getenv("IOMMUKIT_SOCKET");
+	return (p && *p) || private_dir(default_dir());
+}
+
+/*
+ * The listener must be the caller's own user (SO_PEERCRED, which the kernel records
+ * when the service called listen): another user who took the socket path first
+ * (squatting a shared directory, or the path after the service's idle exit) gets
+ * nothing, not even the first packet. Only then, and only where Yama restricts ptrace
+ * to descendants, is that service given leave to reach our memory (PR_SET_PTRACER).
+ */
+static int check_listener(int fd)
+{
+	struct ucred cr;
+	socklen_t l = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) != 0 || cr.uid != geteuid())
+		return -1;
+	static int yama = -1;
+	if (yama < 0) {
+		REAL(int, open, const char *, int, ...);
+		REAL(ssize_t, read, int, void *, size_t);
+		REAL(int, close, int);
+		char c = '0';
+		int y = real_open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY | O_CLOEXEC);
+		if (y >= 0) {
+			if (real_read(y, &c, 1) != 1)
+				c = '0';
+			real_close(y);
+		}
+		yama = c - '0';
+	}
+	if (yama == 1 && cr.uid != 0)
+		prctl(PR_SET_PTRACER, (unsigned long)cr.pid, 0, 0, 0);
+	return 0;
+}
+
+/* A connection to a listener of our own user; -1 with errno (ENOENT: nothing listens,
+ * EACCES: the directory or the listener is not ours). */
 static int try_connect(const char *path, int cloexec)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	REAL(int, close, int);
+	if (!socket_dir_ok()) {
+		errno = EACCES;
+		return -1;
+	}
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | (cloexec ? SOCK_CLOEXEC : 0), 0);
 	if (fd < 0)
 		return -1;
 	strncpy(a.sun_path, path, sizeof(a.sun_path) - 1);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		return fd;
-	REAL(int, close, int);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+		if (check_listener(fd) == 0)
+			return fd;
+		real_close(fd);
+		errno = EACCES;
+		return -1;
+	}
+	int e = errno;
 	real_close(fd);
+	errno = (e == EACCES || e == EPERM) ? EACCES : ENOENT;
 	return -1;
 }
 
 /* Starts iommukitd in its own session (setsid, double fork: not our child, not in our
- * process group), with no fd of ours and without this shim preloaded. */
+ * process group), with no fd of ours and without this shim preloaded. The default
+ * directory is created private first. */
 static void start_daemon(const char *path)
 {
 	const char *bin = getenv("IOMMUKIT_DAEMON");
+	const char *explicit_socket = getenv("IOMMUKIT_SOCKET");
 	if (!bin || !*bin)
 		return;
+	if (!(explicit_socket && *explicit_socket)) {
+		mkdir(default_dir(), 0700);
+		if (!private_dir(default_dir()))
+			return;
+	}
 	pid_t p = fork();
 	if (p == 0) {
-		char logbuf[256];
+		char logbuf[PATH_MAX];
 		const char *log = getenv("IOMMUKIT_LOG");
 		const char *idle = getenv("IOMMUKIT_IDLE_EXIT");
 		setsid();
@@ -132,7 +227,10 @@ static void start_daemon(const char *path)
 				close(i);
 		unsetenv("LD_PRELOAD");
 		if (!log || !*log) {
-			snprintf(logbuf, sizeof(logbuf), "%s.log", path);
+			if (explicit_socket && *explicit_socket)
+				snprintf(logbuf, sizeof(logbuf), "%s.log", path);
+			else
+				snprintf(logbuf, sizeof(logbuf), "%s/iommukitd.log", default_dir());
 			log = logbuf;
 		}
 		execl(bin, bin, "--socket", path, "--idle-exit", idle && *idle ? idle : "30", "--log", log,
@@ -143,40 +241,33 @@ static void start_daemon(const char *path)
 		waitpid(p, NULL, 0);
 }
 
-/* A new connection to the service, starting it if allowed; -1 with ENOENT (as for a
- * missing /dev/iommu) when it cannot be reached. */
+/* A new file connection to the service, starting it if allowed; -1 with errno (ENOENT,
+ * as for a missing /dev/iommu, when it cannot be reached). */
 static int connect_service(int cloexec)
 {
 	const char *path = socket_path();
 	int fd = try_connect(path, cloexec);
-	if (fd < 0 && getenv("IOMMUKIT_DAEMON")) {
+	if (fd < 0 && errno == ENOENT && getenv("IOMMUKIT_DAEMON")) {
 		start_daemon(path);
 		for (int i = 0; i < 1000 && fd < 0; i++) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 			fd = try_connect(path, cloexec);
+			if (fd < 0 && errno == EACCES)
+				break;
 		}
 	}
-	if (fd < 0) {
-		errno = ENOENT;
-		return -1;
-	}
-	/* With Yama ptrace_scope=1 the service needs our leave to reach our memory. */
-	struct ucred cr;
-	socklen_t l = sizeof(cr);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0)
-		prctl(PR_SET_PTRACER, (unsigned long)cr.pid, 0, 0, 0);
 	return fd;
 }
 
 /*
- * Replies never cross (see iommukit_wire.h, "Reply channels"). Each thread of each
- * process has its own reply channel: one end of a socketpair whose other end went to
- * the service with the thread's first request. Requests still travel on the shared
- * connection (it is the open file: its identity and its lifetime), but every reply and
- * INSTALL upcall for them comes back on the requesting thread's channel, which no other
- * thread or process can read. After fork the child sees a pid that is not the channel's
- * and makes its own; a thread's channel is closed when the thread exits.
+ * Reply channels (iommukit_wire.h, "Reply channels" and "How the kernel vouches for a
+ * thread"). Each thread of each process has its own connection to the service, made on
+ * its first request: it sends CHANNEL with its own end attached, then waits for the
+ * answer in a blocking recvmsg, which is where the service sees it. Replies and INSTALL
+ * upcalls for its requests on any file connection come back on it, and no other thread
+ * or process reads it. After fork the child sees a pid that is not the channel's and
+ * makes its own; a thread's channel is closed when the thread exits.
  */
 static pthread_key_t chan_key;
 static __thread struct { pid_t pid; int fd; ino_t ino; } chan = { 0, -1, 0 };
@@ -196,38 +287,41 @@ static void chan_thread_exit(void *unused)
 	chan_drop();
 }
 
-/* Sends rq on the connection, with a new reply channel attached (SCM_RIGHTS) when this
- * thread has no live one. Returns the fd to read the reply from: the channel. */
-static int send_request(int fd, struct ikd_request *rq)
+/* The calling thread's channel, registered now if it has none; -1 with errno. */
+static int thread_channel(void)
 {
-	pid_t me = rq->pid;
-	int pair[2] = { -1, -1 };
-	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } c;
-	struct iovec iov = { rq, sizeof(*rq) };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	pid_t me = getpid();
 	REAL(int, close, int);
-
-	if (chan.fd < 0 || chan.pid != me || ino_of(chan.fd) != chan.ino) {
-		chan_drop();
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
-			return -1;
-		memset(&c, 0, sizeof(c));
-		m.msg_control = c.buf, m.msg_controllen = sizeof(c.buf);
-		struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-		h->cmsg_level = SOL_SOCKET, h->cmsg_type = SCM_RIGHTS, h->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(h), &pair[1], sizeof(int));
+	if (chan.fd >= 0 && chan.pid == me && ino_of(chan.fd) == chan.ino)
+		return chan.fd;
+	chan_drop();
+	int c = try_connect(socket_path(), 1);
+	if (c < 0)
+		return -1;
+	struct ikd_request rq = { IKD_OP_CHANNEL, me, (int32_t)gettid(), 0, 0, 0 };
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } cm;
+	struct iovec iov = { &rq, sizeof(rq) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf) };
+	memset(&cm, 0, sizeof(cm));
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET, h->cmsg_type = SCM_RIGHTS, h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &c, sizeof(int));
+	struct ikd_reply rp;
+	ssize_t n = sendmsg(c, &m, MSG_NOSIGNAL);
+	if (n == sizeof(rq)) {
+		/* The blocking receive the service looks for (no polling here). */
+		do
+			n = recv(c, &rp, sizeof(rp), 0);
+		while (n < 0 && errno == EINTR);
 	}
-	ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
-	if (pair[1] >= 0) {
-		real_close(pair[1]);
-		if (n != sizeof(*rq)) {
-			real_close(pair[0]);
-			return -1;
-		}
-		chan.fd = pair[0], chan.pid = me, chan.ino = ino_of(pair[0]);
-		pthread_setspecific(chan_key, (void *)1); /* arms chan_thread_exit */
+	if (n != sizeof(rp) || rp.kind != IKD_MSG_REPLY || rp.err) {
+		real_close(c);
+		errno = n == sizeof(rp) && rp.err ? rp.err : EIO;
+		return -1;
 	}
-	return n == sizeof(*rq) ? chan.fd : -1;
+	chan.fd = c, chan.pid = me, chan.ino = ino_of(c);
+	pthread_setspecific(chan_key, (void *)1); /* arms chan_thread_exit */
+	return c;
 }
 
 /* How long a caller polls for its reply before sleeping in recvmsg. A reply usually
@@ -262,32 +356,20 @@ static ssize_t recv_reply(int rx, struct msghdr *m)
 	return n;
 }
 
-/* One request and its reply; answers INSTALL upcalls on the way. Returns the reply's
- * ret, or -1 with errno. */
-static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t len)
+/* Reads the reply to the request just sent, on the channel; answers INSTALL upcalls on
+ * the way. Returns the reply's ret, or -1 with errno. */
+static long await_reply(int rx, pid_t pid, pid_t tid)
 {
-	struct ikd_request rq = { op, getpid(), (int32_t)gettid(), cmd, arg, len };
 	struct ikd_reply rp;
-	int rx = send_request(fd, &rq);
-
-	if (rx < 0) {
-		errno = EIO;
-		return -1;
-	}
 	for (;;) {
 		union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } c;
 		struct iovec iov = { &rp, sizeof(rp) };
 		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
 				    .msg_controllen = sizeof(c.buf) };
 		ssize_t n = recv_reply(rx, &m);
-		if (n == 0 && rx != fd) {
-			/* The channel's peer is gone (a service that restarted never got it):
-			 * that service answers on the connection itself. Make a new one next time. */
-			chan_drop();
-			rx = fd;
-			continue;
-		}
 		if (n != sizeof(rp)) {
+			/* The service is gone (or disconnected this thread): a new channel next time. */
+			chan_drop();
 			errno = EIO;
 			return -1;
 		}
@@ -299,7 +381,7 @@ static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t l
 				memcpy(&nfd, CMSG_DATA(h), sizeof(int));
 				track(nfd, rp.ret == IKD_FILE_FAULT ? K_FAULT : rp.ret == IKD_FILE_VEVENTQ ? K_VEVENTQ : K_ACCESS);
 			}
-			struct ikd_request ans = { IKD_OP_FD_INSTALLED, rq.pid, rq.tid, 0, (uint64_t)(int64_t)nfd, 0 };
+			struct ikd_request ans = { IKD_OP_FD_INSTALLED, pid, tid, 0, (uint64_t)(int64_t)nfd, 0 };
 			if (send(rx, &ans, sizeof(ans), MSG_NOSIGNAL) != sizeof(ans)) {
 				errno = EIO;
 				return -1;
@@ -317,6 +399,48 @@ static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t l
 		}
 		return (long)rp.ret;
 	}
+}
+
+/* One request on file connection fd and its reply. Returns the reply's ret, or -1 with
+ * errno. */
+static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t len)
+{
+	struct ikd_request rq = { op, getpid(), (int32_t)gettid(), cmd, arg, len };
+	int rx = thread_channel();
+	if (rx < 0 || send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq)) {
+		errno = EIO;
+		return -1;
+	}
+	return await_reply(rx, rq.pid, rq.tid);
+}
+
+/* A request about the calling thread itself, on its channel (RELEASE, VM_STATUS).
+ * Never registers a channel when `existing_only` and the thread has none (-1, ENOENT). */
+static long ikd_chan_call(uint32_t op, uint64_t len, int existing_only)
+{
+	struct ikd_request rq = { op, getpid(), (int32_t)gettid(), 0, 0, len };
+	if (existing_only && !(chan.fd >= 0 && chan.pid == rq.pid && ino_of(chan.fd) == chan.ino)) {
+		errno = ENOENT;
+		return -1;
+	}
+	int rx = thread_channel();
+	if (rx < 0)
+		return -1;
+	if (send(rx, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq)) {
+		chan_drop();
+		errno = EIO;
+		return -1;
+	}
+	return await_reply(rx, rq.pid, rq.tid);
+}
+
+/* After the calling thread closed an fd of a file the service serves: if that was the
+ * last reference, the service finishes the release before this returns (RELEASE). */
+static void finish_release(void)
+{
+	int e = errno;
+	ikd_chan_call(IKD_OP_RELEASE, 0, 0);
+	errno = e;
 }
 
 __attribute__((constructor)) static void init(void)
@@ -365,12 +489,10 @@ static int open_status(const char *path, pid_t pid, int flags)
 	REAL(ssize_t, write, int, const void *, size_t);
 	static char text[16384];
 	static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
-	int conn = try_connect(socket_path(), 1);
-	if (conn < 0)
+	if ((flags & O_ACCMODE) != O_RDONLY)
 		return -2;
-	long v = ikd_call(conn, IKD_OP_OPEN, IKD_OPEN_VM_STATUS, 0, (uint64_t)pid);
-	real_close(conn);
-	if (v < 0 || (flags & O_ACCMODE) != O_RDONLY)
+	long v = ikd_chan_call(IKD_OP_VM_STATUS, (uint64_t)pid, 0);
+	if (v < 0)
 		return -2;
 	int src = real_open(path, O_RDONLY | O_CLOEXEC);
 	if (src < 0)
@@ -435,6 +557,57 @@ static int open_special(const char *path, int flags)
 	return fd;
 }
 
+/*
+ * debugfs when it is not mounted. The kernel's fault-injection attributes live in
+ * /sys/kernel/debug/, which a program lists with opendir and then opens relative to
+ * the directory fd (openat(dirfd(d), "failslab/ignore-gfp-wait")). opendir of that
+ * directory, where it does not exist, gives a private empty stand-in directory
+ * (<per-user directory>/debugfs), so the program goes on to openat, which lands here.
+ */
+static const char *debugfs_standin(void)
+{
+	static char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/debugfs", default_dir());
+	return dir;
+}
+
+static int is_debugfs_dir(const char *p)
+{
+	return !strcmp(p, "/sys/kernel/debug") || !strcmp(p, "/sys/kernel/debug/");
+}
+
+/* The absolute path openat(dirfd, path) names, for the paths the service plays (under
+ * /sys/kernel/debug/, /proc/ or /dev/); 0 when it is none of those. */
+static int resolve_at(int dirfd, const char *path, char *out, size_t cap)
+{
+	char dir[PATH_MAX];
+	if (!path || path[0] == '/' || !path[0])
+		return 0;
+	if (dirfd == AT_FDCWD) {
+		if (!getcwd(dir, sizeof(dir)))
+			return 0;
+	} else {
+		char link[64];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+		ssize_t n = readlink(link, dir, sizeof(dir) - 1);
+		if (n <= 0)
+			return 0;
+		dir[n] = 0;
+		if (!strcmp(dir, debugfs_standin()))
+			strcpy(dir, "/sys/kernel/debug");
+	}
+	if (strncmp(dir, "/sys/kernel/debug", 17) && strncmp(dir, "/proc", 5) && strncmp(dir, "/dev", 4))
+		return 0;
+	while (path[0] == '.' && path[1] == '/')
+		path += 2;
+	size_t dl = strlen(dir);
+	while (dl > 1 && dir[dl - 1] == '/')
+		dir[--dl] = 0;
+	if ((size_t)snprintf(out, cap, "%s/%s", dir, path) >= cap)
+		return 0;
+	return 1;
+}
+
 #define OPEN_WRAPPER(name, ...) \
 	int name(__VA_ARGS__ const char *path, int flags, ...) \
 	{ \
@@ -455,15 +628,40 @@ OPEN_WRAPPER(open64)
 	REAL(int, open64, const char *, int, ...);
 	return fd != -2 ? fd : real_open64(path, flags, mode);
 }
+
+static int openat_special(int dirfd, const char *path, int flags)
+{
+	char abs[PATH_MAX];
+	if (path && path[0] == '/')
+		return open_special(path, flags);
+	return resolve_at(dirfd, path, abs, sizeof(abs)) ? open_special(abs, flags) : -2;
+}
+
 OPEN_WRAPPER(openat, int dirfd,)
-	int fd = open_special(path, flags);
+	int fd = openat_special(dirfd, path, flags);
 	REAL(int, openat, int, const char *, int, ...);
 	return fd != -2 ? fd : real_openat(dirfd, path, flags, mode);
 }
 OPEN_WRAPPER(openat64, int dirfd,)
-	int fd = open_special(path, flags);
+	int fd = openat_special(dirfd, path, flags);
 	REAL(int, openat64, int, const char *, int, ...);
 	return fd != -2 ? fd : real_openat64(dirfd, path, flags, mode);
+}
+
+DIR *opendir(const char *name)
+{
+	REAL(DIR *, opendir, const char *);
+	DIR *d = real_opendir(name);
+	if (d || errno != ENOENT || !is_debugfs_dir(name))
+		return d;
+	mkdir(default_dir(), 0700);
+	if (!private_dir(default_dir()))
+		return errno = ENOENT, NULL;
+	mkdir(debugfs_standin(), 0700);
+	d = real_opendir(debugfs_standin());
+	if (!d)
+		errno = ENOENT;
+	return d;
 }
 
 /* fopen of /proc/<pid>/status (the selftest reads VmPin this way). Only that: stdio
@@ -496,14 +694,15 @@ int __open64_2(const char *path, int flags) { return open(path, flags); }
 int __openat_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
 int __openat64_2(int dirfd, const char *path, int flags) { return openat(dirfd, path, flags); }
 
-/* An fd inherited across exec: ours if it is a socket connected to the service. */
+/* An fd inherited across exec: ours if it is a socket connected to the service (of our
+ * own user). */
 static int adopt(int fd)
 {
 	struct sockaddr_un a;
 	socklen_t l = sizeof(a);
 	memset(&a, 0, sizeof(a));
 	if (getpeername(fd, (struct sockaddr *)&a, &l) != 0 || a.sun_family != AF_UNIX ||
-	    strcmp(a.sun_path, socket_path()) != 0)
+	    strcmp(a.sun_path, socket_path()) != 0 || check_listener(fd) != 0)
 		return 0;
 	track(fd, K_IOMMUFD);
 	return 1;
@@ -625,21 +824,31 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
 	}
 }
 
+/* close: when this was the last reference to a file the service serves, its release
+ * has finished when close returns, as in the kernel (see finish_release). */
 int close(int fd)
 {
 	REAL(int, close, int);
+	int k = kind_of(fd);
 	untrack(fd);
-	return real_close(fd);
+	int r = real_close(fd);
+	if (r == 0 && released_on_close(k))
+		finish_release();
+	return r;
 }
 
-/* dup family: the copy is the same open file, so it stays ours. */
-static int dup_result(int old, int new)
+/* dup family: the copy is the same open file, so it stays ours. A file that `new`
+ * held before is closed by the call, with close's meaning (`replaced`, the kind `new`
+ * had before the call). */
+static int dup_result(int old, int new, int replaced)
 {
 	if (new >= 0 && old != new) {
 		int k = kind_of(old);
 		untrack(new);
 		if (k != K_NONE)
 			track(new, k);
+		if (released_on_close(replaced))
+			finish_release();
 	}
 	return new;
 }
@@ -647,19 +856,21 @@ static int dup_result(int old, int new)
 int dup(int old)
 {
 	REAL(int, dup, int);
-	return dup_result(old, real_dup(old));
+	return dup_result(old, real_dup(old), K_NONE);
 }
 
 int dup2(int old, int new)
 {
 	REAL(int, dup2, int, int);
-	return dup_result(old, real_dup2(old, new));
+	int replaced = old != new ? kind_of(new) : K_NONE;
+	return dup_result(old, real_dup2(old, new), replaced);
 }
 
 int dup3(int old, int new, int flags)
 {
 	REAL(int, dup3, int, int, int);
-	return dup_result(old, real_dup3(old, new, flags));
+	int replaced = old != new ? kind_of(new) : K_NONE;
+	return dup_result(old, real_dup3(old, new, flags), replaced);
 }
 
 int fcntl(int fd, int cmd, ...)
@@ -670,7 +881,7 @@ int fcntl(int fd, int cmd, ...)
 	va_end(ap);
 	REAL(int, fcntl, int, int, ...);
 	int r = real_fcntl(fd, cmd, arg);
-	return (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) ? dup_result(fd, r) : r;
+	return (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) ? dup_result(fd, r, K_NONE) : r;
 }
 int fcntl64(int fd, int cmd, ...)
 {

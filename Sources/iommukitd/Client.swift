@@ -36,10 +36,15 @@ import IOMMUFD
 /// `mprotect`) is mirrored in 4 KiB frames, as every other mapping is. The client
 /// holds one reference to every frame of its runs (its huge page pool) and frees a
 /// run whole once nothing else references any frame of it.
-final class Client {
+final class Client: @unchecked Sendable {
     let pid: Int32
-    /// `/proc/<pid>/stat` start time: tells a reused pid from the process we know.
-    let startTime: UInt64
+    /// The process, held by a pidfd (pid reuse cannot make it name another).
+    let process: ProcessHandle
+    /// Set (under the service's state lock) when a request of this process trapped:
+    /// its state may be half-changed, so every later request gets `EIO`.
+    var poisoned = false
+    /// Serialises mirroring: the process's threads may issue requests at once.
+    private let lock = Lock()
     let memory: HostProcessMemory
     let mm: IOMMUCore.Process
     let machine: Machine
@@ -57,23 +62,13 @@ final class Client {
     static let maxSync: UInt64 = 1 << 30
     static let page: UInt64 = 4096
 
-    init(pid: Int32, machine: Machine) throws(Errno) {
-        self.pid = pid
+    init(process: ProcessHandle, machine: Machine) throws(Errno) {
+        pid = process.pid
+        self.process = process
         self.machine = machine
-        startTime = Self.startTime(pid) ?? 0
         memory = HostProcessMemory(pid: pid)
         mm = try IOMMUCore.Process(memory: machine.memory, pid: pid)
     }
-
-    /// Field 22 of `/proc/<pid>/stat`.
-    static func startTime(_ pid: Int32) -> UInt64? {
-        guard let text = readSmallFile("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? UInt64(fields[19]) : nil
-    }
-
-    /// Whether this is still the process we started serving.
-    var isAlive: Bool { memory.isAlive && Self.startTime(pid) == startTime }
 
     /// Pages of the shadow pinned right now (`VmPin` of this client in the model).
     var pinnedPages: Int {
@@ -167,6 +162,10 @@ final class Client {
     /// documentation). Never fails: what cannot be mirrored is left out, and the pin that
     /// needs it fails with the kernel's errno.
     func sync(_ address: UInt64, _ length: UInt64) {
+        lock.withLock { syncLocked(address, length) }
+    }
+
+    private func syncLocked(_ address: UInt64, _ length: UInt64) {
         guard length > 0, length <= Self.maxSync,
               !address.addingReportingOverflow(length).overflow else { return }
         var start = address & ~(Self.page - 1)
@@ -222,6 +221,10 @@ final class Client {
     /// and usable by DMA, as the kernel's do). Returns true when nothing is pinned any
     /// more and the shadow mm was torn down.
     func retire() -> Bool {
+        lock.withLock { retireLocked() }
+    }
+
+    private func retireLocked() -> Bool {
         machine.foreignFrames.unregisterAll(memory)
         guard pinnedPages == 0 else { return false }
         mm.exit()
@@ -229,20 +232,4 @@ final class Client {
         reclaimRuns()
         return true
     }
-}
-
-/// Reads a small text file (procfs) whole; nil if it cannot be opened.
-func readSmallFile(_ path: String, limit: Int = 1 << 20) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var data: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while data.count < limit {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        data += buf[0..<n]
-    }
-    return String(decoding: data, as: UTF8.self)
 }

@@ -47,29 +47,25 @@ final class ClientFiles {
 
     init(machine: Machine) { self.machine = machine }
 
-    /// glibc's `pidfd_open` and `pidfd_getfd` (2.36+; Swift cannot call `syscall`).
-    private typealias PidfdOpen = @convention(c) (pid_t, UInt32) -> Int32
-    private typealias PidfdGetfd = @convention(c) (Int32, Int32, UInt32) -> Int32
-    private static let pidfdOpen = dlsym(nil, "pidfd_open").map { unsafeBitCast($0, to: PidfdOpen.self) }
-    private static let pidfdGetfd = dlsym(nil, "pidfd_getfd").map { unsafeBitCast($0, to: PidfdGetfd.self) }
+    private let lock = Lock()
 
     /// Number of real files mirrored right now.
-    var count: Int { files.count }
+    var count: Int { lock.withLock { files.count } }
 
     /// `fget(fd)` in the client `pid`, as `IOMMU_IOAS_MAP_FILE` is about to do it: the
-    /// client's descriptor `fd` (`pidfd_open` + `pidfd_getfd`) is installed under the same
+    /// client's descriptor `fd` (the client's pidfd + `pidfd_getfd`) is installed under the same
     /// number in the client's shadow mm, so the model finds what the kernel would: no
     /// file (`EBADF`), a file of an unsupported kind (stand-in: `EINVAL`), or a memfd
     /// mirrored over `[start, start+length)` (capped to ``Client/maxSync``). Returns the
     /// number to close in the shadow once the ioctl is done, nil when nothing was installed.
     func prepare(_ c: Client, fd: Int32, start: UInt64, length: UInt64) -> Int32? {
+        lock.withLock { prepareLocked(c, fd: fd, start: start, length: length) }
+    }
+
+    private func prepareLocked(_ c: Client, fd: Int32, start: UInt64, length: UInt64) -> Int32? {
         try? c.mm.close(fd: fd)
         guard fd >= 0 else { return nil }
-        guard let pidfdOpen = Self.pidfdOpen, let pidfdGetfd = Self.pidfdGetfd else { return nil }
-        let pidfd = pidfdOpen(c.pid, 0)
-        guard pidfd >= 0 else { return nil }
-        defer { close(pidfd) }
-        let real = pidfdGetfd(pidfd, fd, 0)
+        let real = c.process.duplicate(fd)
         guard real >= 0 else { return nil }                       // not open: EBADF
         var st = stat()
         // F_GET_SEALS works on shmem and hugetlbfs files only: memfds and tmpfs files.
@@ -110,6 +106,10 @@ final class ClientFiles {
     /// model file: every area and every pin of it is gone): their frames stop mirroring
     /// and the service's reference to the real file is dropped (`fput`).
     func sweep() {
+        lock.withLock { sweepLocked() }
+    }
+
+    private func sweepLocked() {
         for key in Array(files.keys) {
             guard isKnownUniquelyReferenced(&files[key]!.memfd) else { continue }
             if let e = files.removeValue(forKey: key) { machine.foreignFrames.unregisterAll(e.mirror) }

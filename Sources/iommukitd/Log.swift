@@ -1,7 +1,13 @@
 import Glibc
 
-/// The service log: one line per connection event and per failing request, to a file
-/// (`--log PATH`, appended) or to stderr.
+/// The service log: one line per connection event, per refused or failing request, to a
+/// file (`--log PATH`, appended) or to stderr. Lines are written with one `write` each,
+/// so lines of concurrent threads never interleave.
+///
+/// The file is opened with `O_NOFOLLOW` and must be a regular file of the service's own
+/// user: a symlink planted at the path is refused (the log then goes to stderr and says
+/// so), never followed. Once open, stderr is pointed at it too, so a message the Swift
+/// runtime prints before a trap lands in the log beside the line that reports the trap.
 final class Log: @unchecked Sendable {
     private let fd: Int32
     /// Whether successful requests are logged too (`--verbose`).
@@ -9,12 +15,23 @@ final class Log: @unchecked Sendable {
 
     init(path: String?, verbose: Bool) {
         self.verbose = verbose
+        var refusal: String?
+        var f: Int32 = 2
         if let path {
-            let f = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            fd = f >= 0 ? f : 2
-        } else {
-            fd = 2
+            let o = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
+            var st = stat()
+            if o < 0 {
+                refusal = "cannot open log \(path): \(errnoName(errno))\(errno == ELOOP ? " (a symlink: refused)" : "")"
+            } else if fstat(o, &st) != 0 || st.st_mode & S_IFMT != S_IFREG || st.st_uid != geteuid() {
+                close(o)
+                refusal = "log \(path) is not a regular file of uid \(geteuid()): refused"
+            } else {
+                f = o
+                dup2(o, 2)
+            }
         }
+        fd = f
+        if let refusal { line(refusal + "; logging to stderr") }
     }
 
     func line(_ s: String) {
@@ -35,8 +52,8 @@ func errnoName(_ e: Int32) -> String {
         1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 6: "ENXIO", 7: "E2BIG", 9: "EBADF",
         11: "EAGAIN", 12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 19: "ENODEV",
         22: "EINVAL", 24: "EMFILE", 25: "ENOTTY", 28: "ENOSPC", 29: "ESPIPE", 34: "ERANGE", 35: "EDEADLK",
-        52: "EBADE", 75: "EOVERFLOW", 77: "EBADFD", 90: "EMSGSIZE", 95: "EOPNOTSUPP", 98: "EADDRINUSE",
-        517: "EPROBE_DEFER",
+        40: "ELOOP", 52: "EBADE", 75: "EOVERFLOW", 77: "EBADFD", 90: "EMSGSIZE", 95: "EOPNOTSUPP",
+        98: "EADDRINUSE", 111: "ECONNREFUSED", 517: "EPROBE_DEFER",
     ]
     return names[e] ?? "errno \(e)"
 }

@@ -1,26 +1,27 @@
 /// The wire protocol between the LD_PRELOAD shim (`Sources/CIOMMUFD`) and `iommukitd`.
-/// The C side is `Sources/CIOMMUFD/include/iommukit_wire.h`; both must agree byte for
-/// byte (little-endian, natural alignment).
+/// The C side, with the protocol and its trust rules explained in full, is
+/// `Sources/CIOMMUFD/include/iommukit_wire.h`; both must agree byte for byte
+/// (little-endian, natural alignment).
 ///
-/// One `AF_UNIX` `SOCK_SEQPACKET` connection is one open file: `/dev/iommu` (an iommufd
-/// context), a file the context handed out (fault queue, selftest access), or an
-/// emulated fault-injection knob. Every message is one packet.
-///
-/// * The shim's first packet on a connection it made is `OPEN` (`cmd` = what was
-///   opened). Files the service hands out arrive already open.
-/// * Then each request (`IOCTL`, `READ`, `WRITE`, `POLL`) gets exactly one `REPLY`.
-///   Arguments never travel in the packet: `arg` is the caller's pointer and the
-///   service reads and writes the caller's memory itself (`process_vm_readv`/`writev`),
-///   as the kernel's `copy_from_user`/`copy_to_user` do.
-/// * While serving a request the service may send `INSTALL` upcalls carrying one fd
-///   (`SCM_RIGHTS`): `get_unused_fd_flags` + `fd_install` in the caller. The shim
-///   answers each with `FD_INSTALLED` (`arg` = the new fd number, or `-errno`).
-/// * A `REPLY` may list fds the shim must close: files installed during a request
-///   that failed afterwards (the kernel would never have installed them).
+/// * A *file connection* is one open file: `/dev/iommu` (an iommufd context), a file a
+///   context handed out (fault queue, selftest access), or an emulated fault-injection
+///   knob. Its first packet is `OPEN` (files the service hands out arrive already open);
+///   then `IOCTL`, `READ`, `WRITE` and `POLL` requests travel on it.
+/// * A *reply channel* is one thread's own connection (first packet `CHANNEL`). Replies
+///   to the thread's requests, `INSTALL` upcalls and the shim's `FD_INSTALLED` answers
+///   travel on it, and so do the requests about the thread itself (`RELEASE`,
+///   `VM_STATUS`).
+/// * Each request gets exactly one `REPLY`. Arguments never travel in the packet: `arg`
+///   is the caller's pointer and the service reads and writes the caller's memory
+///   itself (`process_vm_readv`/`writev`), as the kernel's `copy_from_user` /
+///   `copy_to_user` do.
+/// * A `REPLY` may list fds the shim must close: files installed during a request that
+///   failed afterwards (the kernel would never have installed them).
 enum Wire {
     /// Request ops (`IKD_OP_*`).
     enum Op: UInt32 {
         case open = 1, ioctl = 2, read = 3, write = 4, poll = 5, fdInstalled = 6
+        case channel = 7, release = 8, vmStatus = 9
     }
     /// What an `OPEN` opens (`IKD_OPEN_*`, in `cmd`).
     enum OpenKind: UInt32 {
@@ -32,14 +33,12 @@ enum Wire {
         case failNth = 3
         /// A debugfs fault-injection attribute; `arg`/`len` = its path in the caller.
         case debugfsKnob = 4
-        /// A query, not an open: the model's `VmPin`/`VmLck` of the process `len`, for
-        /// the shim's `/proc/<pid>/status` (reply `ret` = pages pinned | locked << 32).
-        case vmStatus = 5
     }
     /// Service-to-shim packet kinds (`IKD_MSG_*`).
     enum Message: UInt32 { case reply = 1, install = 2 }
 
-    /// `struct ikd_request` (32 bytes).
+    /// `struct ikd_request` (32 bytes). `pid` and `tid` are the sender's claims; the
+    /// kernel's credentials decide (see ``Identity``).
     struct Request {
         var op: UInt32
         var pid: Int32
@@ -49,12 +48,14 @@ enum Wire {
         var len: UInt64
         static let size = 32
 
-        init?(_ b: [UInt8]) {
+        init?(_ b: UnsafeRawBufferPointer) {
             guard b.count == Self.size else { return nil }
-            func u32(_ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(b[o + $1]) << (8 * $1) } }
-            func u64(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * $1) } }
-            op = u32(0); pid = Int32(bitPattern: u32(4)); tid = Int32(bitPattern: u32(8)); cmd = u32(12)
-            arg = u64(16); len = u64(24)
+            op = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+            pid = Int32(littleEndian: b.loadUnaligned(fromByteOffset: 4, as: Int32.self))
+            tid = Int32(littleEndian: b.loadUnaligned(fromByteOffset: 8, as: Int32.self))
+            cmd = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+            arg = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+            len = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         }
     }
 
@@ -62,12 +63,15 @@ enum Wire {
     /// then up to four fds to close.
     static func reply(kind: Message = .reply, err: Int32, ret: Int64, close: [Int32] = []) -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 40)
-        func put(_ v: UInt64, _ o: Int, _ n: Int) { for i in 0..<n { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(i))) } }
-        put(UInt64(kind.rawValue), 0, 4)
-        put(UInt64(UInt32(bitPattern: err)), 4, 4)
-        put(UInt64(bitPattern: ret), 8, 8)
-        put(UInt64(min(close.count, 4)), 16, 4)
-        for (i, fd) in close.prefix(4).enumerated() { put(UInt64(UInt32(bitPattern: fd)), 20 + 4 * i, 4) }
+        b.withUnsafeMutableBytes { p in
+            p.storeBytes(of: kind.rawValue.littleEndian, toByteOffset: 0, as: UInt32.self)
+            p.storeBytes(of: err.littleEndian, toByteOffset: 4, as: Int32.self)
+            p.storeBytes(of: ret.littleEndian, toByteOffset: 8, as: Int64.self)
+            p.storeBytes(of: UInt32(min(close.count, 4)).littleEndian, toByteOffset: 16, as: UInt32.self)
+            for (i, fd) in close.prefix(4).enumerated() {
+                p.storeBytes(of: fd.littleEndian, toByteOffset: 20 + 4 * i, as: Int32.self)
+            }
+        }
         return b
     }
 }

@@ -1,22 +1,27 @@
 // iommukitd: the model as a service. Plays the kernel's /dev/iommu for unmodified C
 // programs that run with LD_PRELOAD=libIOMMUFDPreload.so (see README, "Run an existing C
-// program against IOMMUKit", and Wire.swift for the protocol).
+// program against IOMMUKit", and Sources/CIOMMUFD/include/iommukit_wire.h for the
+// protocol and its trust rules).
+import CIOMMUKitd
 import Glibc
 
 let usage = """
-usage: iommukitd --socket PATH [--log FILE] [--verbose] [--idle-exit SECONDS]
+usage: iommukitd [--socket PATH] [--log FILE] [--verbose] [--idle-exit SECONDS]
                  [--cap-sys-resource caller|on|off] [--cap-ipc-lock caller|on|off]
 
-  --socket PATH        AF_UNIX SOCK_SEQPACKET socket to listen on (required)
-  --log FILE           append the log to FILE (default: stderr)
+  --socket PATH        AF_UNIX SOCK_SEQPACKET socket to listen on (default: iommukitd.sock
+                       in the per-user directory, $XDG_RUNTIME_DIR/iommukit or
+                       /tmp/iommukit-<uid>, mode 0700)
+  --log FILE           append the log to FILE, opened with O_NOFOLLOW (default: stderr)
   --verbose            also log successful ioctls
   --idle-exit SECONDS  exit after SECONDS with no connection (default 0: never; the
                        shim starts the service with IOMMUKIT_IDLE_EXIT, default 30)
-  --cap-sys-resource   CAP_SYS_RESOURCE for IOMMU_OPTION_RLIMIT_MODE: as the opening
-                       process has it (caller, the kernel's rule), always, or never
+  --cap-sys-resource   CAP_SYS_RESOURCE for IOMMU_OPTION_RLIMIT_MODE: as the calling task
+                       has it (caller, the kernel's rule), always, or never
   --cap-ipc-lock       CAP_IPC_LOCK (pinned pages not charged to RLIMIT_MEMLOCK), same choices
 
-Stop it with SIGTERM or SIGINT; it removes its socket on the way out.
+Serves processes of its own user only. Stop it with SIGTERM or SIGINT; it removes its
+socket on the way out.
 """
 
 /// Writes `text` to stderr and exits with `status`.
@@ -52,21 +57,18 @@ func parseOptions(_ arguments: [String]) -> ServiceOptions {
             die("iommukitd: unknown argument \(a)\n\(usage)")
         }
     }
-    guard !options.socketPath.isEmpty else { die(usage) }
+    if options.socketPath.isEmpty { options.socketPath = SocketDirectory.defaultSocket }
     return options
 }
 
 let options = parseOptions(Array(CommandLine.arguments.dropFirst()))
 
-// SIGTERM/SIGINT ask the loop to stop; a client that hangs up mid-reply must not kill us.
-let stopFlag = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-stopFlag.initialize(to: 0)
-nonisolated(unsafe) var stopPointer: UnsafeMutablePointer<Int32>? = stopFlag
-signal(SIGPIPE, SIG_IGN)
-signal(SIGTERM) { _ in stopPointer?.pointee = 1 }
-signal(SIGINT) { _ in stopPointer?.pointee = 1 }
+// SIGTERM and SIGINT are read from a signalfd by the I/O thread (blocked here, before any
+// other thread exists, so that every thread inherits the mask); SIGPIPE is ignored: a
+// client that hangs up mid-reply must not kill the service.
+let signals = ikd_block_signals()
+guard signals >= 0 else { die("iommukitd: signalfd: \(errnoName(errno))", 1) }
 
 let service = Service(options: options)
 guard service.listen() else { exit(0) }
-service.run(stop: stopFlag)
-exit(0)
+service.run(signals: signals)

@@ -24,6 +24,7 @@ final class CProgramTests: XCTestCase {
     nonisolated(unsafe) static var shim: String!
     nonisolated(unsafe) static var daemon: Foundation.Process?
     nonisolated(unsafe) static var socketPath: String!
+    nonisolated(unsafe) static var logPath: String!
     nonisolated(unsafe) static var compiled: [String: String] = [:]
 
     /// The host C compiler: cc, gcc or clang on PATH (the Swift toolchain ships clang).
@@ -82,7 +83,8 @@ final class CProgramTests: XCTestCase {
                  "-o", shim, src.appendingPathComponent("preload.c").path, "-ldl"])
         }
         socketPath = work.appendingPathComponent("iommukitd.sock").path
-        daemon = startDaemon(socket: socketPath, log: work.appendingPathComponent("iommukitd.log").path)
+        logPath = work.appendingPathComponent("iommukitd.log").path
+        daemon = startDaemon(socket: socketPath, log: logPath)
     }
 
     override class func tearDown() {
@@ -107,12 +109,15 @@ final class CProgramTests: XCTestCase {
     /// (`Tests/CPrograms/include`), unless the host has a real `<linux/iommufd.h>`:
     /// then the programs build against the system header, and only `iommufd_test.h`
     /// (which no system ships) comes from `Tests/CPrograms/include/selftest`.
+    /// Programs that speak the wire protocol themselves (`raw_wire.h`) also get
+    /// `Sources/CIOMMUFD/include` for `iommukit_wire.h`.
     static var includeFlags: [String] {
         let inc = root.appendingPathComponent("Tests/CPrograms/include").path
+        let wire = ["-I", root.appendingPathComponent("Sources/CIOMMUFD/include").path]
         if FileManager.default.fileExists(atPath: "/usr/include/linux/iommufd.h") {
-            return ["-I", inc + "/selftest"]
+            return ["-I", inc + "/selftest"] + wire
         }
-        return ["-I", inc, "-I", inc + "/selftest"]
+        return ["-I", inc, "-I", inc + "/selftest"] + wire
     }
 
     /// Compiles `Tests/CPrograms/<name>.c` once.
@@ -158,6 +163,24 @@ final class CProgramTests: XCTestCase {
         XCTAssertEqual(needed.filter { $0.hasPrefix("libswift") || $0.hasPrefix("libFoundation") || $0.hasPrefix("libdispatch") }, [],
                        "the shim needs \(needed)")
         try runProgram("shim_runtime", minimum: 8)
+    }
+
+    /// The service believes the kernel, not the packet: a request naming another
+    /// process's pid, a reply channel registered for another process's thread, and a
+    /// process of another user (uid 65534, through the socket or an fd it was handed)
+    /// are refused; the victim's calls carry on, and the log shows each attempt.
+    func testIdentityFromTheKernel() throws {
+        let exe = try binary("identity")
+        let (rc, out) = Self.run([exe], env: ["LD_PRELOAD": Self.shim!, "IOMMUKIT_SOCKET": Self.socketPath!])
+        XCTAssertEqual(rc, 0, out)
+        XCTAssertTrue(out.contains(" 0 failed"), out)
+        let victim = try XCTUnwrap(out.split(separator: "\n").first { $0.hasPrefix("victim pid ") }?.split(separator: " ").last)
+        let log = (try? String(contentsOfFile: Self.logPath, encoding: .utf8)) ?? ""
+        XCTAssertTrue(log.contains("open claims pid \(victim), kernel says"), "no refusal of the foreign OPEN in the log")
+        XCTAssertTrue(log.contains("ioctl claims pid \(victim), kernel says"), "no refusal of the foreign IOCTL in the log")
+        XCTAssertTrue(log.contains("channel claims pid \(victim), kernel says"), "no refusal of the hijacked channel in the log")
+        XCTAssertTrue(log.contains("tid \(victim) is not a thread of pid"), "no refusal of the foreign tid in the log")
+        if geteuid() == 0 { XCTAssertTrue(log.contains("uid 65534 is not served"), "no refusal of uid 65534 in the log") }
     }
 
     func testErrnoPathsAndUserMemory() throws { try runProgram("errno_paths", minimum: 60) }

@@ -1,30 +1,65 @@
 /*
  * The wire protocol between libIOMMUFDPreload.so and iommukitd (Swift side:
- * Sources/iommukitd/Wire.swift). One AF_UNIX SOCK_SEQPACKET connection is one open
- * file; one packet is one message; little-endian, natural alignment.
+ * Sources/iommukitd/Wire.swift). Every connection is an AF_UNIX SOCK_SEQPACKET
+ * connection to the service's listening socket; one packet is one message;
+ * little-endian, natural alignment. Written for IOMMUKit; not a kernel header.
  *
- *   shim -> service   struct ikd_request: OPEN (first packet of a connection the shim
- *                     made), then IOCTL / READ / WRITE / POLL; FD_INSTALLED answers an
- *                     INSTALL upcall.
- *   service -> shim   struct ikd_reply: exactly one REPLY per request; before it, zero
- *                     or more INSTALL upcalls, each carrying one fd (SCM_RIGHTS).
+ * Two kinds of connection.
  *
- * Reply channels. One connection may be shared by many processes (fork) and threads
- * (dup, threads), and the kernel gives each ioctl its own result; replies read from the
- * shared connection could reach the wrong caller. So replies and INSTALL upcalls (and
- * the FD_INSTALLED answers) travel on the calling thread's reply channel instead: a
- * socketpair end the thread sends with its first request (SCM_RIGHTS on that request
- * packet). The service keeps it under (pid, tid) for every later request of that
- * thread, on any connection. Requests are single packets, so they never interleave;
- * only the requesting thread reads its channel, so replies never cross. Chosen over
- * request ids (which would need a reply demultiplexer shared by unrelated processes)
- * and over a per-request socketpair (two more syscalls per ioctl). A request with no
- * known channel (a client that never sent one) is answered on the connection, as is
- * every request after the shim finds its channel's peer gone (a restarted service).
+ *   File connections. One open file (/dev/iommu, a file a context handed out, an
+ *   emulated fault-injection knob) is one connection, and the program's fd is the
+ *   connection's socket: the kernel's own reference counting of that socket gives dup,
+ *   fork, close and exit their meaning. The first packet on a connection the shim made
+ *   is OPEN; files the service hands out arrive already open (INSTALL). Then IOCTL,
+ *   READ, WRITE and POLL requests travel on it. No reply ever comes back on it.
+ *
+ *   Reply channels. Each thread of each process that talks to the service has one
+ *   connection of its own, its channel, whose first packet is CHANNEL. Every reply to a
+ *   request the thread made on any file connection, every INSTALL upcall for it and
+ *   the shim's FD_INSTALLED answers travel on the thread's channel, which no other
+ *   thread reads: concurrent callers sharing one file (threads, fork) never see each
+ *   other's results. Requests about the thread itself (RELEASE, VM_STATUS) travel on
+ *   the channel too.
+ *
+ * Identity comes from the kernel, never from a packet. The service sets SO_PASSCRED on
+ * every connection, so the kernel attaches the sending process's pid (its thread-group
+ * id), uid and gid to every packet. The pid and tid fields below are claims: a request
+ * whose pid is not the kernel's is refused with EPERM and logged, as is any packet from
+ * a uid the service does not serve (its own, and others only when root started it with
+ * --allow-uid). The shim checks, with SO_PEERCRED, that the listener belongs to the
+ * caller's uid (or to root) before it sends anything.
+ *
+ * How the kernel vouches for a thread. SCM_CREDENTIALS and SO_PEERCRED name processes,
+ * not threads, so a channel is bound to its thread when it is registered, from facts
+ * the kernel reports:
+ *   1. the CHANNEL packet's credentials name process P, and the thread's claimed tid T
+ *      is a task of P (/proc/P/task/T);
+ *   2. the CHANNEL packet carries (SCM_RIGHTS) the shim's own end of the channel; a
+ *      probe sent through that end arrives on the service's end, so it is this very
+ *      connection;
+ *   3. after sending CHANNEL the thread waits for the answer in a blocking recvmsg on
+ *      its end, and the service waits (bounded) until /proc/P/task/T/syscall, which the
+ *      kernel writes for task T itself, shows T blocked in a receive call on an fd
+ *      that (pidfd_getfd through P's pidfd) is that same file.
+ * Only then is the channel registered for (P, T), and answered. So a reply channel is
+ * registered only for the thread that reads it; another process cannot register one
+ * for P at all (its packets carry its own pid). Within one process the kernel isolates
+ * nothing between threads (they share memory and fds), and a thread that claims a
+ * sibling's tid on a later request only misroutes its own process's replies.
+ * A process is held by a pidfd taken from the channel's SO_PEERPIDFD (pid reuse cannot
+ * redirect it); its exit is seen on that pidfd before the next request is served.
+ *
+ * Release on close. When the shim closes the last fd it holds of a file the service
+ * serves, it sends RELEASE on its channel after close() itself returned; the service
+ * finishes every release the kernel has made due (connections whose last reference is
+ * gone, processes that exited) before answering, so close() returns after the release,
+ * as the kernel's file release does. Every other request also finishes due releases
+ * before it is served, which gives exit its meaning (a parent that waited for its
+ * child sees the child's files released).
  *
  * Arguments never travel in packets: `arg` is the caller's pointer, and the service
  * reads and writes the caller's memory with process_vm_readv/writev, as the kernel's
- * copy_from_user/copy_to_user do. Written for IOMMUKit; not a kernel header.
+ * copy_from_user/copy_to_user do.
  */
 #ifndef IOMMUKIT_WIRE_H
 #define IOMMUKIT_WIRE_H
@@ -32,20 +67,22 @@
 #include <stdint.h>
 
 enum ikd_op {
-	IKD_OP_OPEN = 1,         /* cmd = enum ikd_open_kind */
+	IKD_OP_OPEN = 1,         /* file connection, first packet: cmd = enum ikd_open_kind */
 	IKD_OP_IOCTL = 2,        /* cmd, arg = the ioctl's arguments */
 	IKD_OP_READ = 3,         /* arg = buffer, len = count */
 	IKD_OP_WRITE = 4,        /* arg = buffer, len = count */
 	IKD_OP_POLL = 5,         /* reply ret = the poll mask */
-	IKD_OP_FD_INSTALLED = 6, /* arg = the new fd number, or -errno */
+	IKD_OP_FD_INSTALLED = 6, /* channel: arg = the new fd number, or -errno */
+	IKD_OP_CHANNEL = 7,      /* channel, first packet; SCM_RIGHTS: the shim's end */
+	IKD_OP_RELEASE = 8,      /* channel: finish due releases, then reply */
+	IKD_OP_VM_STATUS = 9,    /* channel: len = pid; ret = VmPin | VmLck << 32, in pages */
 };
 
 enum ikd_open_kind {
 	IKD_OPEN_IOMMU = 1,         /* /dev/iommu */
 	IKD_OPEN_VFIO = 2,          /* /dev/vfio/vfio served by iommufd */
 	IKD_OPEN_FAIL_NTH = 3,      /* /proc/.../task/<tid>/fail-nth; len = tid */
-	IKD_OPEN_DEBUGFS_KNOB = 4,  /* arg/len = the attribute's path */
-	IKD_OPEN_VM_STATUS = 5,     /* a query: len = pid; ret = VmPin | VmLck << 32, in pages */
+	IKD_OPEN_DEBUGFS_KNOB = 4,  /* arg/len = the attribute's path, under /sys/kernel/debug/ */
 };
 
 enum ikd_msg { IKD_MSG_REPLY = 1, IKD_MSG_INSTALL = 2 };
@@ -55,8 +92,8 @@ enum ikd_file { IKD_FILE_FAULT = 1, IKD_FILE_ACCESS = 2, IKD_FILE_VEVENTQ = 3 };
 
 struct ikd_request {
 	uint32_t op;
-	int32_t pid;   /* the calling process (getpid) */
-	int32_t tid;   /* the calling task (gettid): fail-nth is per task */
+	int32_t pid;   /* the calling process (getpid): a claim the kernel's credentials check */
+	int32_t tid;   /* the calling task (gettid): selects its reply channel and fail-nth */
 	uint32_t cmd;
 	uint64_t arg;
 	uint64_t len;
