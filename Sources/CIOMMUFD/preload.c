@@ -53,8 +53,9 @@
 enum { K_NONE, K_IOMMUFD, K_FAULT, K_ACCESS, K_FAILNTH, K_KNOB, K_VEVENTQ, K_DEBUGFS_DIR };
 
 #define MAX_FD 4096
-/* Tracked fds; st_ino guards against numbers reused behind our back (close_range…). */
-static struct { unsigned char kind; ino_t ino; } tab[MAX_FD];
+/* Tracked fds; st_ino guards against numbers reused behind our back (close_range…);
+ * svc is the pid of the service the file belongs to (its listener's). */
+static struct { unsigned char kind; ino_t ino; pid_t svc; } tab[MAX_FD];
 
 #define REAL(ret, name, ...) \
 	static ret (*real_##name)(__VA_ARGS__); \
@@ -66,13 +67,17 @@ static ino_t ino_of(int fd)
 	return fstat(fd, &st) == 0 ? st.st_ino : 0;
 }
 
-static void track(int fd, int kind)
+static void track(int fd, int kind, pid_t svc)
 {
 	if (fd >= 0 && fd < MAX_FD) {
 		tab[fd].ino = ino_of(fd);
 		tab[fd].kind = (unsigned char)kind;
+		tab[fd].svc = svc;
 	}
 }
+
+/* The service a tracked fd belongs to (0: unknown). */
+static pid_t svc_of(int fd) { return fd >= 0 && fd < MAX_FD ? tab[fd].svc : 0; }
 
 static void untrack(int fd)
 {
@@ -146,11 +151,11 @@ static int socket_dir_ok(void)
  * nothing, not even the first packet. Only then, and only where Yama restricts ptrace
  * to descendants, is that service given leave to reach our memory (PR_SET_PTRACER).
  */
-static int check_listener(int fd)
+static pid_t check_listener(int fd)
 {
 	struct ucred cr;
 	socklen_t l = sizeof(cr);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) != 0 || cr.uid != geteuid())
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) != 0 || cr.uid != geteuid() || cr.pid <= 0)
 		return -1;
 	static int yama = -1;
 	if (yama < 0) {
@@ -168,12 +173,12 @@ static int check_listener(int fd)
 	}
 	if (yama == 1 && cr.uid != 0)
 		prctl(PR_SET_PTRACER, (unsigned long)cr.pid, 0, 0, 0);
-	return 0;
+	return cr.pid;
 }
 
-/* A connection to a listener of our own user; -1 with errno (ENOENT: nothing listens,
- * EACCES: the directory or the listener is not ours). */
-static int try_connect(const char *path, int cloexec)
+/* A connection to a listener of our own user, whose pid goes to *svc; -1 with errno
+ * (ENOENT: nothing listens, EACCES: the directory or the listener is not ours). */
+static int try_connect(const char *path, int cloexec, pid_t *svc)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	REAL(int, close, int);
@@ -186,7 +191,7 @@ static int try_connect(const char *path, int cloexec)
 		return -1;
 	strncpy(a.sun_path, path, sizeof(a.sun_path) - 1);
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
-		if (check_listener(fd) == 0)
+		if ((*svc = check_listener(fd)) > 0)
 			return fd;
 		real_close(fd);
 		errno = EACCES;
@@ -243,16 +248,16 @@ static void start_daemon(const char *path)
 
 /* A new file connection to the service, starting it if allowed; -1 with errno (ENOENT,
  * as for a missing /dev/iommu, when it cannot be reached). */
-static int connect_service(int cloexec)
+static int connect_service(int cloexec, pid_t *svc)
 {
 	const char *path = socket_path();
-	int fd = try_connect(path, cloexec);
+	int fd = try_connect(path, cloexec, svc);
 	if (fd < 0 && errno == ENOENT && getenv("IOMMUKIT_DAEMON")) {
 		start_daemon(path);
 		for (int i = 0; i < 1000 && fd < 0; i++) {
 			struct timespec ts = { 0, 10 * 1000 * 1000 };
 			nanosleep(&ts, NULL);
-			fd = try_connect(path, cloexec);
+			fd = try_connect(path, cloexec, svc);
 			if (fd < 0 && errno == EACCES)
 				break;
 		}
@@ -270,7 +275,7 @@ static int connect_service(int cloexec)
  * makes its own; a thread's channel is closed when the thread exits.
  */
 static pthread_key_t chan_key;
-static __thread struct { pid_t pid; int fd; ino_t ino; } chan = { 0, -1, 0 };
+static __thread struct { pid_t pid; int fd; ino_t ino; pid_t svc; } chan = { 0, -1, 0, 0 };
 
 static void chan_drop(void)
 {
@@ -287,17 +292,24 @@ static void chan_thread_exit(void *unused)
 	chan_drop();
 }
 
-/* The calling thread's channel, registered now if it has none; -1 with errno. */
-static int thread_channel(void)
+/* The calling thread's channel to service `svc` (0: whichever it has), registered now
+ * if it has none (or one to another service); -1 with errno. */
+static int thread_channel(pid_t svc)
 {
-	pid_t me = getpid();
+	pid_t me = getpid(), listener = 0;
 	REAL(int, close, int);
-	if (chan.fd >= 0 && chan.pid == me && ino_of(chan.fd) == chan.ino)
+	if (chan.fd >= 0 && chan.pid == me && ino_of(chan.fd) == chan.ino && (!svc || svc == chan.svc))
 		return chan.fd;
 	chan_drop();
-	int c = try_connect(socket_path(), 1);
+	int c = try_connect(socket_path(), 1, &listener);
 	if (c < 0)
 		return -1;
+	if (svc && listener != svc) {
+		/* The file's service is not the one listening now (it was restarted). */
+		real_close(c);
+		errno = EIO;
+		return -1;
+	}
 	struct ikd_request rq = { IKD_OP_CHANNEL, me, (int32_t)gettid(), 0, 0, 0 };
 	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } cm;
 	struct iovec iov = { &rq, sizeof(rq) };
@@ -319,7 +331,7 @@ static int thread_channel(void)
 		errno = n == sizeof(rp) && rp.err ? rp.err : EIO;
 		return -1;
 	}
-	chan.fd = c, chan.pid = me, chan.ino = ino_of(c);
+	chan.fd = c, chan.pid = me, chan.ino = ino_of(c), chan.svc = listener;
 	pthread_setspecific(chan_key, (void *)1); /* arms chan_thread_exit */
 	return c;
 }
@@ -379,7 +391,8 @@ static long await_reply(int rx, pid_t pid, pid_t tid)
 			int nfd = -EMFILE;
 			if (h && h->cmsg_type == SCM_RIGHTS) {
 				memcpy(&nfd, CMSG_DATA(h), sizeof(int));
-				track(nfd, rp.ret == IKD_FILE_FAULT ? K_FAULT : rp.ret == IKD_FILE_VEVENTQ ? K_VEVENTQ : K_ACCESS);
+				track(nfd, rp.ret == IKD_FILE_FAULT ? K_FAULT : rp.ret == IKD_FILE_VEVENTQ ? K_VEVENTQ : K_ACCESS,
+				      chan.svc);
 			}
 			struct ikd_request ans = { IKD_OP_FD_INSTALLED, pid, tid, 0, (uint64_t)(int64_t)nfd, 0 };
 			if (send(rx, &ans, sizeof(ans), MSG_NOSIGNAL) != sizeof(ans)) {
@@ -406,7 +419,7 @@ static long await_reply(int rx, pid_t pid, pid_t tid)
 static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t len)
 {
 	struct ikd_request rq = { op, getpid(), (int32_t)gettid(), cmd, arg, len };
-	int rx = thread_channel();
+	int rx = thread_channel(svc_of(fd));
 	if (rx < 0 || send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq)) {
 		errno = EIO;
 		return -1;
@@ -414,16 +427,12 @@ static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t l
 	return await_reply(rx, rq.pid, rq.tid);
 }
 
-/* A request about the calling thread itself, on its channel (RELEASE, VM_STATUS).
- * Never registers a channel when `existing_only` and the thread has none (-1, ENOENT). */
-static long ikd_chan_call(uint32_t op, uint64_t len, int existing_only)
+/* A request about the calling thread itself, on its channel to service `svc` (0: any;
+ * RELEASE, VM_STATUS). */
+static long ikd_chan_call(uint32_t op, uint64_t len, pid_t svc)
 {
 	struct ikd_request rq = { op, getpid(), (int32_t)gettid(), 0, 0, len };
-	if (existing_only && !(chan.fd >= 0 && chan.pid == rq.pid && ino_of(chan.fd) == chan.ino)) {
-		errno = ENOENT;
-		return -1;
-	}
-	int rx = thread_channel();
+	int rx = thread_channel(svc);
 	if (rx < 0)
 		return -1;
 	if (send(rx, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq)) {
@@ -434,12 +443,12 @@ static long ikd_chan_call(uint32_t op, uint64_t len, int existing_only)
 	return await_reply(rx, rq.pid, rq.tid);
 }
 
-/* After the calling thread closed an fd of a file the service serves: if that was the
+/* After the calling thread closed an fd of a file service `svc` serves: if that was the
  * last reference, the service finishes the release before this returns (RELEASE). */
-static void finish_release(void)
+static void finish_release(pid_t svc)
 {
 	int e = errno;
-	ikd_chan_call(IKD_OP_RELEASE, 0, 0);
+	ikd_chan_call(IKD_OP_RELEASE, 0, svc);
 	errno = e;
 }
 
@@ -543,17 +552,19 @@ static int open_special(const char *path, int flags)
 	}
 	if (what == IKD_OPEN_FAIL_NTH)
 		len = (uint64_t)tid;
-	fd = connect_service(cloexec);
+	pid_t svc = 0;
+	fd = connect_service(cloexec, &svc);
 	if (fd < 0)
 		return -1;
+	track(fd, kind, svc);
 	if (ikd_call(fd, IKD_OP_OPEN, what, arg, len) < 0) {
 		int e = errno;
 		REAL(int, close, int);
+		untrack(fd);
 		real_close(fd);
 		errno = e;
 		return -1;
 	}
-	track(fd, kind);
 	return fd;
 }
 
@@ -702,9 +713,12 @@ static int adopt(int fd)
 	socklen_t l = sizeof(a);
 	memset(&a, 0, sizeof(a));
 	if (getpeername(fd, (struct sockaddr *)&a, &l) != 0 || a.sun_family != AF_UNIX ||
-	    strcmp(a.sun_path, socket_path()) != 0 || check_listener(fd) != 0)
+	    strcmp(a.sun_path, socket_path()) != 0)
 		return 0;
-	track(fd, K_IOMMUFD);
+	pid_t svc = check_listener(fd);
+	if (svc <= 0)
+		return 0;
+	track(fd, K_IOMMUFD, svc);
 	return 1;
 }
 
@@ -830,25 +844,26 @@ int close(int fd)
 {
 	REAL(int, close, int);
 	int k = kind_of(fd);
+	pid_t svc = svc_of(fd);
 	untrack(fd);
 	int r = real_close(fd);
 	if (r == 0 && released_on_close(k))
-		finish_release();
+		finish_release(svc);
 	return r;
 }
 
 /* dup family: the copy is the same open file, so it stays ours. A file that `new`
  * held before is closed by the call, with close's meaning (`replaced`, the kind `new`
  * had before the call). */
-static int dup_result(int old, int new, int replaced)
+static int dup_result(int old, int new, int replaced, pid_t replaced_svc)
 {
 	if (new >= 0 && old != new) {
 		int k = kind_of(old);
 		untrack(new);
 		if (k != K_NONE)
-			track(new, k);
+			track(new, k, svc_of(old));
 		if (released_on_close(replaced))
-			finish_release();
+			finish_release(replaced_svc);
 	}
 	return new;
 }
@@ -856,21 +871,23 @@ static int dup_result(int old, int new, int replaced)
 int dup(int old)
 {
 	REAL(int, dup, int);
-	return dup_result(old, real_dup(old), K_NONE);
+	return dup_result(old, real_dup(old), K_NONE, 0);
 }
 
 int dup2(int old, int new)
 {
 	REAL(int, dup2, int, int);
 	int replaced = old != new ? kind_of(new) : K_NONE;
-	return dup_result(old, real_dup2(old, new), replaced);
+	pid_t svc = svc_of(new);
+	return dup_result(old, real_dup2(old, new), replaced, svc);
 }
 
 int dup3(int old, int new, int flags)
 {
 	REAL(int, dup3, int, int, int);
 	int replaced = old != new ? kind_of(new) : K_NONE;
-	return dup_result(old, real_dup3(old, new, flags), replaced);
+	pid_t svc = svc_of(new);
+	return dup_result(old, real_dup3(old, new, flags), replaced, svc);
 }
 
 int fcntl(int fd, int cmd, ...)
@@ -881,7 +898,7 @@ int fcntl(int fd, int cmd, ...)
 	va_end(ap);
 	REAL(int, fcntl, int, int, ...);
 	int r = real_fcntl(fd, cmd, arg);
-	return (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) ? dup_result(fd, r, K_NONE) : r;
+	return (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) ? dup_result(fd, r, K_NONE, 0) : r;
 }
 int fcntl64(int fd, int cmd, ...)
 {

@@ -1,4 +1,5 @@
 import Glibc
+import IOMMUCore
 
 /// The service log: one line per connection event, per refused or failing request, to a
 /// file (`--log PATH`, appended) or to stderr. Lines are written with one `write` each,
@@ -10,6 +11,9 @@ import Glibc
 /// runtime prints before a trap lands in the log beside the line that reports the trap.
 final class Log: @unchecked Sendable {
     private let fd: Int32
+    private let lock = Lock()
+    /// Per key of ``limited(_:_:)``: when it last wrote, and how many lines it held back.
+    private var recent: [String: (at: Double, held: Int)] = [:]
     /// Whether successful requests are logged too (`--verbose`).
     let verbose: Bool
 
@@ -32,6 +36,24 @@ final class Log: @unchecked Sendable {
         }
         fd = f
         if let refusal { line(refusal + "; logging to stderr") }
+    }
+
+    /// A line a hostile client could repeat at will (refusals, disconnections): at most
+    /// one per `key` per second; the next one written says how many were held back.
+    func limited(_ key: String, _ s: String) {
+        let t = monotonicNow()
+        let held: Int? = lock.withLock {
+            if recent.count > 4096 { recent = recent.filter { t - $0.value.at < 1 } }
+            if let r = recent[key], t - r.at < 1 {
+                recent[key] = (r.at, r.held + 1)
+                return nil
+            }
+            let held = recent[key]?.held ?? 0
+            recent[key] = (t, 0)
+            return held
+        }
+        guard let held else { return }
+        line(held > 0 ? "\(s) (\(held) more like it in the last second)" : s)
     }
 
     func line(_ s: String) {

@@ -170,12 +170,14 @@ final class Service: @unchecked Sendable {
         // connections inherit this from the listener).
         guard ikd_set_passcred(listenFD) == 0 else { log.line("SO_PASSCRED: \(errnoName(errno))"); return false }
         var addr = Self.address(path)
-        let old = umask(0o077)      // the socket file: mode 0600, our user only
+        // The socket file: our user only (born 0700 under this umask, then 0600, before
+        // anyone may connect: connecting needs write permission).
+        let old = umask(0o077)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         umask(old)
-        guard rc == 0, Glibc.listen(listenFD, 128) == 0 else {
+        guard rc == 0, chmod(path, 0o600) == 0, Glibc.listen(listenFD, 128) == 0 else {
             log.line("bind/listen \(path): \(errnoName(errno))")
             return false
         }
@@ -290,23 +292,25 @@ final class Service: @unchecked Sendable {
     func route(_ p: Packet, on conn: Connection) {
         guard let wire = p.bytes.withUnsafeBytes({ Wire.Request($0) }), let op = Wire.Op(rawValue: wire.op) else {
             p.closeFDs()
-            log.line("conn \(conn.fd): malformed request of \(p.bytes.count) bytes; dropping the connection")
+            log.limited("malformed \(p.credentials?.pid ?? 0)",
+                        "conn \(conn.fd)\(p.credentials.map { " (\($0))" } ?? ""): malformed request of \(p.bytes.count) bytes; dropping the connection")
             dropConnection(conn)
             return
         }
         guard let cred = p.credentials else {
             p.closeFDs()
-            refuse(conn, "conn \(conn.fd): a packet without credentials")
+            refuse(conn, "conn \(conn.fd): a packet without credentials", key: "nocred")
             return
         }
         guard cred.uid == servedUID else {
             p.closeFDs()
-            refuse(conn, "conn \(conn.fd): \(cred) is not served (this service serves uid \(servedUID) only)")
+            refuse(conn, "conn \(conn.fd): \(cred) is not served (this service serves uid \(servedUID) only)",
+                   key: "uid \(cred.pid)")
             return
         }
         guard wire.pid == cred.pid else {
             p.closeFDs()
-            refuse(conn, "conn \(conn.fd): \(op) claims pid \(wire.pid), kernel says \(cred)")
+            refuse(conn, "conn \(conn.fd): \(op) claims pid \(wire.pid), kernel says \(cred)", key: "claim \(cred.pid) \(op) \(wire.pid)")
             return
         }
         let task = TaskID(pid: cred.pid, tid: wire.tid)
@@ -318,7 +322,8 @@ final class Service: @unchecked Sendable {
             }
             guard isFresh, p.fds.count == 1 else {
                 p.closeFDs()
-                refuse(conn, "conn \(conn.fd): CHANNEL \(isFresh ? "without the shim's end" : "on a connection that is not new")", errno: EINVAL)
+                refuse(conn, "conn \(conn.fd): CHANNEL \(isFresh ? "without the shim's end" : "on a connection that is not new")",
+                       key: "channel \(cred.pid)", errno: EINVAL)
                 return
             }
             let channel = TaskChannel(task: task, socket: conn.fd, shimEnd: p.fds[0], service: self)
@@ -331,15 +336,18 @@ final class Service: @unchecked Sendable {
         }
         p.closeFDs()
         guard op != .fdInstalled, op != .release, op != .vmStatus else {
-            refuse(conn, "\(task): \(op) belongs on the thread's channel", errno: EINVAL)
+            refuse(conn, "\(task): \(op) belongs on the thread's channel", key: "misplaced \(cred.pid)", errno: EINVAL)
             return
         }
         guard let channel = state.withLock({ channels[task] }) else {
-            refuse(conn, "\(task): \(op) from a thread with no registered reply channel")
+            refuse(conn, "\(task): \(op) from a thread with no registered reply channel", key: "nochannel \(cred.pid)")
             return
         }
         let r = Request(wire: wire, op: op, connection: conn, credentials: cred)
-        if !channel.enqueue(r) {
+        switch channel.enqueue(r) {
+        case .queued, .ending:
+            break
+        case .full:
             log.line("\(task): more than \(TaskChannel.queueLimit) requests without reading the replies; disconnected")
             channel.end()
         }
@@ -347,8 +355,8 @@ final class Service: @unchecked Sendable {
 
     /// Answers a refused packet with `errno` on the connection it came on (best effort:
     /// a connection nobody reads is not waited for) and logs why.
-    func refuse(_ conn: Connection, _ why: String, errno e: Int32 = EPERM) {
-        log.line("refused (\(errnoName(e))): \(why)")
+    func refuse(_ conn: Connection, _ why: String, key: String, errno e: Int32 = EPERM) {
+        log.limited(key, "refused (\(errnoName(e))): \(why)")
         _ = sendPacket(conn.fd, Wire.reply(err: e, ret: 0), timeout: 0)
     }
 

@@ -63,16 +63,19 @@ final class TaskChannel: @unchecked Sendable {
     var current: String? { lock.withLock { _current } }
     var slot: Int32 { lock.withLock { _slot } }
 
-    /// Queues a request from a file connection; false when the thread already has
-    /// ``queueLimit`` waiting.
-    func enqueue(_ r: Request) -> Bool {
-        let ok = lock.withLock { () -> Bool in
-            guard !ending, queue.count < Self.queueLimit else { return false }
+    enum Enqueued { case queued, full, ending }
+
+    /// Queues a request from a file connection: `.full` when the thread already has
+    /// ``queueLimit`` waiting, `.ending` (dropped) once the channel is ending.
+    func enqueue(_ r: Request) -> Enqueued {
+        let result = lock.withLock { () -> Enqueued in
+            guard !ending else { return .ending }
+            guard queue.count < Self.queueLimit else { return .full }
             queue.append(r)
-            return true
+            return .queued
         }
-        if ok { poke() }
-        return ok
+        if result == .queued { poke() }
+        return result
     }
 
     /// Asks the service thread to end the channel (it closes the socket on its way out).
@@ -146,11 +149,11 @@ final class TaskChannel: @unchecked Sendable {
         guard let wire = p.bytes.withUnsafeBytes({ Wire.Request($0) }), let op = Wire.Op(rawValue: wire.op),
               op == .release || op == .vmStatus else {
             // An FD_INSTALLED outside an upcall, or garbage: not a request.
-            service.log.line("\(task): unexpected packet of \(p.bytes.count) bytes on the channel; ignored")
+            service.log.limited("unexpected \(task)", "\(task): unexpected packet of \(p.bytes.count) bytes on the channel; ignored")
             return
         }
         guard let cred = p.credentials, cred.pid == task.pid, wire.pid == task.pid, wire.tid == task.tid else {
-            service.log.line("\(task): refused (EPERM): channel request claims pid \(wire.pid) tid \(wire.tid), kernel says \(p.credentials.map { "\($0)" } ?? "nothing")")
+            service.log.limited("chanclaim \(task)", "\(task): refused (EPERM): channel request claims pid \(wire.pid) tid \(wire.tid), kernel says \(p.credentials.map { "\($0)" } ?? "nothing")")
             _ = reply(Wire.reply(err: EPERM, ret: 0))
             return
         }

@@ -13,7 +13,7 @@
 #include "iommukit_wire.h"
 
 /* A raw connection to the service the shim uses (IOMMUKIT_SOCKET); -1 with errno. */
-static int raw_connect(void)
+static inline int raw_connect(void)
 {
 	const char *path = getenv("IOMMUKIT_SOCKET");
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -31,7 +31,7 @@ static int raw_connect(void)
 }
 
 /* Sends one request on sock, with `pass` attached (SCM_RIGHTS) when >= 0. */
-static int raw_send(int sock, uint32_t op, int32_t pid, int32_t tid, uint32_t cmd, uint64_t arg, uint64_t len,
+static inline int raw_send(int sock, uint32_t op, int32_t pid, int32_t tid, uint32_t cmd, uint64_t arg, uint64_t len,
 		    int pass)
 {
 	struct ikd_request rq = { op, pid, tid, cmd, arg, len };
@@ -49,7 +49,7 @@ static int raw_send(int sock, uint32_t op, int32_t pid, int32_t tid, uint32_t cm
 }
 
 /* Waits up to ms for one reply on sock: 1 with *out filled, 0 time-out, -1 hang-up. */
-static int raw_reply(int sock, struct ikd_reply *out, int ms)
+static inline int raw_reply(int sock, struct ikd_reply *out, int ms)
 {
 	struct pollfd p = { sock, POLLIN, 0 };
 	if (poll(&p, 1, ms) != 1)
