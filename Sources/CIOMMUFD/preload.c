@@ -916,10 +916,11 @@ int fcntl64(int fd, int cmd, ...)
  *
  * MAP_HUGETLB on a host with no huge pages: normal pages, aligned to the huge size.
  * An anonymous request is served from a memfd named "iommukit-hugetlb-<log2 size>",
- * mapped private or shared as asked (the kernel, too, backs anonymous hugetlb memory
- * with an unlinked hugetlbfs file). The name is how the service learns, from
- * /proc/<pid>/maps, that these pages stand for huge pages and must be physically
- * contiguous in the model (Sources/iommukitd/Client.swift, "Huge pages"); the kernel
+ * mapped private or shared as asked, at a huge-aligned address of its choice or, with
+ * MAP_FIXED, at the caller's (which must be huge aligned, as hugetlb wants). The kernel,
+ * too, backs anonymous hugetlb memory with an unlinked hugetlbfs file. The name is how
+ * the service learns, from /proc/<pid>/maps, that these pages stand for huge pages and
+ * must be physically contiguous in the model (Sources/iommukitd/Client.swift, "Huge pages"); the kernel
  * keeps it right across munmap, mremap and fork, so the shim tracks nothing. */
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
@@ -930,7 +931,7 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	}
 	void *p = real_mmap(addr, len, prot, flags, fd, off);
 	const char *fb = getenv("IOMMUKIT_HUGETLB_FALLBACK");
-	if (p != MAP_FAILED || !(flags & MAP_HUGETLB) || (flags & MAP_FIXED) || (fb && !strcmp(fb, "0")))
+	if (p != MAP_FAILED || !(flags & MAP_HUGETLB) || (fb && !strcmp(fb, "0")))
 		return p;
 	int err = errno;
 	int shift = (flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
@@ -952,6 +953,18 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		}
 		flags &= ~MAP_ANONYMOUS;
 		fd = mfd, off = 0;
+	}
+	/* MAP_FIXED: at the caller's address, which hugetlb wants huge aligned. */
+	if (flags & MAP_FIXED) {
+		if ((uintptr_t)addr & (huge - 1)) {
+			if (mfd >= 0)
+				close(mfd);
+			return errno = EINVAL, MAP_FAILED;
+		}
+		p = real_mmap(addr, size, prot, flags, fd, off);
+		if (mfd >= 0)
+			close(mfd);
+		return p == MAP_FAILED ? (errno = err, MAP_FAILED) : p;
 	}
 	/* Reserve size + huge, then place the mapping at the first huge boundary in it. */
 	char *raw = real_mmap(NULL, size + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

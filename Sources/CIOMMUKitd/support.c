@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -188,6 +189,46 @@ int ikd_task_in_receive(pid_t pid, pid_t tid, int *fd_out)
 	if (fd > 0x7fffffff)
 		return 0;
 	*fd_out = (int)fd;
+	return 1;
+}
+
+/* include/uapi/linux/fs.h (6.11): the host's headers may predate it. */
+struct ikd_procmap_query {
+	uint64_t size;
+	uint64_t query_flags;
+	uint64_t query_addr;
+	uint64_t vma_start;
+	uint64_t vma_end;
+	uint64_t vma_flags;
+	uint64_t vma_page_size;
+	uint64_t vma_offset;
+	uint64_t inode;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint32_t vma_name_size;
+	uint32_t build_id_size;
+	uint64_t vma_name_addr;
+	uint64_t build_id_addr;
+};
+#define IKD_PROCMAP_QUERY _IOWR('f', 17, struct ikd_procmap_query)
+#define IKD_PROCMAP_QUERY_COVERING_OR_NEXT_VMA 0x10
+
+int ikd_vma_query(int maps_fd, uint64_t addr, struct ikd_vma *out)
+{
+	struct ikd_procmap_query q;
+	memset(&q, 0, sizeof(q));
+	memset(out, 0, sizeof(*out));
+	q.size = sizeof(q);
+	q.query_flags = IKD_PROCMAP_QUERY_COVERING_OR_NEXT_VMA;
+	q.query_addr = addr;
+	q.vma_name_size = sizeof(out->name);
+	q.vma_name_addr = (uintptr_t)out->name;
+	if (ioctl(maps_fd, IKD_PROCMAP_QUERY, &q) != 0)
+		return errno == ENOENT ? 0 : -1;
+	out->start = q.vma_start, out->end = q.vma_end, out->offset = q.vma_offset, out->inode = q.inode;
+	out->dev_major = q.dev_major, out->dev_minor = q.dev_minor;
+	out->flags = (uint32_t)(q.vma_flags & 0xf); /* READABLE 1, WRITABLE 2, EXECUTABLE 4, SHARED 8 */
+	out->name[sizeof(out->name) - 1] = 0;
 	return 1;
 }
 

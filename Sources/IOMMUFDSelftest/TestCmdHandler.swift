@@ -36,7 +36,15 @@ extension IOMMUFD {
             // get_user_pages_fast one page at a time: a page that is not
             // mapped ends the walk with EFAULT, as the fault would.
             var va = m.uptr
+            var preparedUpTo = m.uptr
             for _ in 0..<(m.length / IOPTPages.pageSize) {
+                if va == preparedUpTo {
+                    // An mm whose pages live outside the model (a ProcessPager's) brings
+                    // the next stretch up to date first, a bounded one at a time.
+                    let stretch = min(m.length - (va &- m.uptr), 512 * IOPTPages.pageSize)
+                    try? current.prepareUserPages(address: va, length: stretch)
+                    preparedUpTo = va &+ stretch
+                }
                 if current.physicalAddress(of: va) == nil { try current.handleFault(address: va, write: false) }
                 let count = current.physicalAddress(of: va).map { PagePinRegistry.shared.pinCount(machine.memory, $0) } ?? 0
                 guard count == Int(m.refs) else { throw .ioError }
@@ -84,7 +92,7 @@ extension IOMMUFD {
             let first = m.uptr &- (m.iova % IOPTPages.pageSize)
             for (i, pa) in pas.enumerated() {
                 let va = first &+ UInt64(i) * IOPTPages.pageSize
-                if current.physicalAddress(of: va)?.alignedDown(to: IOPTPages.pageSize) != pa.alignedDown(to: IOPTPages.pageSize) {
+                if current.lookupUserPage(address: va)?.alignedDown(to: IOPTPages.pageSize) != pa.alignedDown(to: IOPTPages.pageSize) {
                     accessUnpinPages(st.access, iova: IOVA(rawValue: m.iova), length: m.length)
                     throw .invalidExchange
                 }
@@ -241,7 +249,7 @@ extension IOMMUFD {
         while off < m.length {
             guard let pa = backend.mockTranslate(d, iova: IOVA(rawValue: m.iova + off)) else { throw .invalidArgument }
             let va = m.uptr + off
-            guard let upa = current.physicalAddress(of: va), upa == pa else { throw .invalidArgument }
+            guard let upa = current.lookupUserPage(address: va), upa == pa else { throw .invalidArgument }
             off += page
         }
     }

@@ -1,25 +1,45 @@
 import Glibc
 import IOMMUCore
 import IOMMUFD
+import Synchronization
 
-/// One host process that talks to the service: its memory (``HostProcessMemory``) and
-/// its shadow mm, a model ``IOMMUCore/Process`` with the same pid whose pages mirror the
-/// client's real pages at the same virtual addresses.
+/// A counter bumped at the start of every request: what a pager validated during one
+/// request may have changed in the client by the next (see ``Client``).
+final class RequestEpoch: Sendable {
+    private let value = Atomic<UInt64>(1)
+    var current: UInt64 { value.load(ordering: .acquiring) }
+    func advance() { value.add(1, ordering: .acquiringAndReleasing) }
+}
+
+/// One host process that talks to the service: its memory for ioctl arguments
+/// (``HostProcessMemory``, `copy_from_user`/`copy_to_user`), and its *shadow mm*, a
+/// model ``IOMMUCore/Process`` with the same pid whose pages stand for the client's own
+/// pages at the same virtual addresses: what the model pins from (`current->mm`).
 ///
-/// The model pins pages from a model mm (`current->mm`), so before an ioctl that names
-/// user memory to be pinned (`IOMMU_IOAS_MAP`, `VFIO_IOMMU_MAP_DMA`) ``sync(_:_:)``
-/// makes the shadow match the client over that range: same protection (from
-/// `/proc/<pid>/maps`), same contents (`process_vm_readv`), and each shadow frame
-/// registered in ``Machine/foreignFrames`` as backed by `(pid, va)`. From then on the
-/// coherence rule of ``ForeignFrames`` applies: every device or `access_rw` read refreshes
-/// from the client, every write lands in the client's real memory.
+/// **The pager.** The client is its shadow's ``ProcessPager``: whenever the model is
+/// about to pin or look up user pages of the shadow (`pin_user_pages`,
+/// `get_user_pages`), at that moment, ``prepare(_:address:length:)`` makes the shadow
+/// match the client over that range, in one step per range: the client's mappings are
+/// read from the kernel (``ClientMaps``), each becomes one shadow mapping with the same
+/// protection, its pages are populated together, and their contents are read in
+/// batches (`preadv` of `/proc/<pid>/mem`). What was checked stays valid for the rest of
+/// the request (``RequestEpoch``); the next request checks again, since the client may
+/// have remapped meanwhile. A client that exited makes every pin from its mm fail with
+/// `EFAULT` (its pidfd is checked at pin time), as the kernel's pin from a dead mm does.
 ///
+/// **Which frame a page is.** Private memory (anonymous, or a private file mapping) is
+/// the client's own: its shadow pages are frames of its own, registered in
+/// ``FrameMirrors`` as standing for `(client, va)`. Memory the client shares through an
+/// object (a memfd, shared anonymous memory, a file mapped `MAP_SHARED`) is that
+/// object's: the shadow maps the object's one model file (``SharedObject``), so every
+/// process that maps it, and `IOMMU_IOAS_MAP_FILE` of its fd, see one frame per page.
+/// Either way the coherence rule of ``FrameMirrors`` applies: every device or
+/// `access_rw` read refreshes from the owner, every write lands in the owner's memory.
 /// A page the client cannot read is left out of the shadow, so pinning it fails with
-/// `EFAULT`; a read-only client page is read-only in the shadow, so a writable map of it
-/// fails with `EFAULT`, as `pin_user_pages(FOLL_WRITE)` does. Pinned shadow pages are
-/// never changed by a later sync: like the kernel's pinned pages they stay what they
-/// were until unpinned, even if the client remaps the range (the write-back then goes to
-/// whatever the client has at that address now; see the README).
+/// `EFAULT`; a read-only client page is read-only in the shadow, so a writable pin of
+/// it fails with `EFAULT`, as `pin_user_pages(FOLL_WRITE)` does. When the client remaps
+/// a range, the shadow follows: pinned frames stay pinned (and stop mirroring the
+/// address, which now holds something else), as the kernel's pinned pages do.
 ///
 /// **Huge pages.** The rule for physically contiguous shadow memory, in one place: a
 /// client mapping that stands for hugetlb memory is mirrored one huge page at a time,
@@ -30,79 +50,82 @@ import IOMMUFD
 /// the shim's `MAP_HUGETLB` fallback (a private or shared mapping of a memfd named
 /// `iommukit-hugetlb-<log2 size>`, `/memfd:iommukit-hugetlb-21 (deleted)` in
 /// `/proc/<pid>/maps`; see `preload.c`) or a real hugetlb mapping (`/anon_hugepage`,
-/// taken as 2 MiB pages). Touching any page of such a chunk mirrors the whole chunk,
-/// as a hugetlb fault populates the whole huge page. A chunk with a pinned page keeps
-/// the frames it has; a part not fully covered (after a partial `munmap` or
-/// `mprotect`) is mirrored in 4 KiB frames, as every other mapping is. The client
-/// holds one reference to every frame of its runs (its huge page pool) and frees a
-/// run whole once nothing else references any frame of it.
-final class Client: @unchecked Sendable {
+/// taken as 2 MiB pages). These runs are the client's own even when the mapping is
+/// shared (a shared huge buffer is not one object across processes here). A part not
+/// fully covered (after a partial `munmap` or `mprotect`) is mirrored in 4 KiB frames.
+/// A run is freed whole once no shadow page maps a frame of it and no pin holds one.
+final class Client: ProcessPager, @unchecked Sendable {
     let pid: Int32
     /// The process, held by a pidfd (pid reuse cannot make it name another).
     let process: ProcessHandle
     /// Set (under the service's state lock) when a request of this process trapped:
     /// its state may be half-changed, so every later request gets `EIO`.
     var poisoned = false
-    /// Serialises mirroring: the process's threads may issue requests at once.
-    private let lock = Lock()
     let memory: HostProcessMemory
     let mm: IOMMUCore.Process
     let machine: Machine
     /// `user->locked_vm` / `mm->pinned_vm` of this process, shared by its contexts.
     let accounting = PinAccounting()
-    /// Protection of each page mirrored in the shadow.
-    private var shadowProt: [UInt64: ProcessProt] = [:]
-    /// Huge chunks of the shadow by VA, and the run that was mirrored into each.
-    private var runs: [UInt64: PhysicalAddress] = [:]
+
+    private let maps: ClientMaps
+    /// The client's memory as the backing of its own mirrored frames.
+    let backing: ClientMemory
+    private let slot: UInt32
+    private let mirrors: FrameMirrors
+    private let objects: SharedObjects
+    private let epoch: RequestEpoch
+    /// Serialises the pager: the process's threads may issue requests at once.
+    private let lock = Lock()
+
+    /// One stretch of the shadow and what it stands for.
+    private struct Segment {
+        var start: UInt64
+        var end: UInt64
+        var kind: Kind
+        enum Kind: Equatable {
+            /// The client's own pages.
+            case own(ProcessProt)
+            /// A shared object's pages from `offset` (of `start`).
+            case object(ObjectKey, offset: UInt64, ProcessProt)
+            /// One huge page of the client's, mirrored into the contiguous run at `run`.
+            case huge(run: PhysicalAddress, ProcessProt)
+        }
+    }
+    /// The shadow's stretches, sorted and disjoint.
+    private var segments: [Segment] = []
+    /// Ranges checked during request `validatedEpoch`.
+    private var validatedEpoch: UInt64 = 0
+    private var validated: [(UInt64, UInt64)] = []
     /// The client's huge page pool: runs it allocated (PA → bytes), each holding the
     /// allocation's reference on every frame until ``reclaimRuns()`` frees it whole.
     private var pool: [PhysicalAddress: Int] = [:]
+    /// A number for installing an object's model file in the shadow's fd table while it
+    /// is mapped (far above any real descriptor).
+    private static let scratchFD: Int32 = 0x4000_0000
 
-    /// The largest range one sync mirrors (a larger map pins zero pages: see README).
-    static let maxSync: UInt64 = 1 << 30
     static let page: UInt64 = 4096
 
-    init(process: ProcessHandle, machine: Machine) throws(Errno) {
+    init(process: ProcessHandle, machine: Machine, objects: SharedObjects, mirrors: FrameMirrors,
+         epoch: RequestEpoch) throws(Errno) {
         pid = process.pid
         self.process = process
         self.machine = machine
+        self.objects = objects
+        self.mirrors = mirrors
+        self.epoch = epoch
         memory = HostProcessMemory(pid: pid)
+        guard let maps = ClientMaps(pid: pid), let backing = ClientMemory(process: process) else { throw Errno(rawValue: ESRCH) }
+        self.maps = maps
+        self.backing = backing
+        slot = mirrors.slot(for: backing)
         mm = try IOMMUCore.Process(memory: machine.memory, pid: pid)
+        mm.pager = self
     }
 
-    /// Pages of the shadow pinned right now (`VmPin` of this client in the model).
-    var pinnedPages: Int {
-        shadowProt.keys.reduce(0) { n, va in
-            n + (mm.physicalAddress(of: va).map { PagePinRegistry.shared.pinCount(machine.memory, $0) > 0 ? 1 : 0 } ?? 0)
-        }
-    }
+    deinit { mirrors.drop(slot) }
 
-    /// The client's mappings overlapping `[start, end)`: `/proc/<pid>/maps`.
-    /// `huge` is the huge page size of a mapping that stands for hugetlb memory (see the
-    /// type's documentation), 0 for any other.
-    func clientVMAs(_ start: UInt64, _ end: UInt64) -> [(start: UInt64, end: UInt64, prot: ProcessProt, huge: UInt64)] {
-        guard let text = readSmallFile("/proc/\(pid)/maps", limit: 8 << 20) else { return [] }
-        var out: [(UInt64, UInt64, ProcessProt, UInt64)] = []
-        for line in text.split(separator: "\n") {
-            let f = line.split(separator: " ", maxSplits: 2)
-            guard f.count >= 2 else { continue }
-            let r = f[0].split(separator: "-")
-            guard r.count == 2, let s = UInt64(r[0], radix: 16), let e = UInt64(r[1], radix: 16),
-                  s < end, start < e else { continue }
-            let p = Array(f[1].utf8)
-            var prot: ProcessProt = []
-            if p.count >= 3 {
-                if p[0] == UInt8(ascii: "r") { prot.insert(.read) }
-                if p[1] == UInt8(ascii: "w") { prot.insert(.write) }
-                if p[2] == UInt8(ascii: "x") { prot.insert(.exec) }
-            }
-            out.append((s, e, prot, f.count > 2 ? Self.hugePageSize(path: f[2]) : 0))
-        }
-        return out
-    }
-
-    /// The huge page size a `/proc/<pid>/maps` line's tail names: the shim's fallback
-    /// memfd `iommukit-hugetlb-<shift>` (shift 21 to 30), or 2 MiB for `/anon_hugepage`.
+    /// The huge page size a `/proc/<pid>/maps` path names: the shim's fallback memfd
+    /// `iommukit-hugetlb-<shift>` (shift 21 to 30), or 2 MiB for `/anon_hugepage`.
     static func hugePageSize(path: Substring) -> UInt64 {
         if path.contains("/anon_hugepage") { return 2 << 20 }
         guard let r = path.firstRange(of: "/memfd:iommukit-hugetlb-") else { return 0 }
@@ -111,125 +134,274 @@ final class Client: @unchecked Sendable {
         return 1 << shift
     }
 
-    /// Mirrors the huge chunk `[chunk, chunk+size)` of a hugetlb-standing mapping into one
-    /// contiguous run (see the type's documentation), unless it already is or a page of
-    /// it is pinned. On any failure the chunk is left to the 4 KiB path.
-    private func mirrorRun(_ chunk: UInt64, _ size: UInt64, _ prot: ProcessProt) {
-        let pages = size / Self.page
-        if let pa = runs[chunk], (0..<pages).allSatisfy({ i in
-            shadowProt[chunk + i * Self.page] == prot && mm.physicalAddress(of: chunk + i * Self.page) == pa + i * Self.page
-        }) { return }
-        runs[chunk] = nil
-        if (0..<pages).contains(where: { isPinned(chunk + $0 * Self.page) }) { return }
-        for i in 0..<pages where shadowProt[chunk + i * Self.page] != nil { dropShadowPage(chunk + i * Self.page) }
-        try? mm.munmap(address: chunk, length: Int(size))          // stale model VMAs
-        guard let pa = try? machine.memory.allocContiguous(bytes: Int(size), alignment: Int(size)) else { return }
-        pool[pa] = Int(size)
-        guard (try? mm.mmap(length: Int(size), prot: prot, at: chunk)) != nil else { return }
-        for i in 0..<pages {
-            // A page that cannot take its frame is left unpopulated: the 4 KiB path fills it.
-            guard (try? mm.insertPage(address: chunk + i * Self.page, frame: pa + i * Self.page)) != nil else { continue }
-            shadowProt[chunk + i * Self.page] = prot
+    // MARK: ProcessPager
+
+    func prepare(_ mm: IOMMUCore.Process, address: UInt64, length: UInt64) throws(Errno) {
+        // A pin from the mm of a process that exited: EFAULT, checked now, at pin time.
+        guard process.isRunning else { throw .badAddress }
+        let (last, o) = address.addingReportingOverflow(length - 1)
+        guard length > 0, !o, last < mm.userLimit else { throw .badAddress }
+        let start = address & ~(Self.page - 1)
+        let end = (last & ~(Self.page - 1)) + Self.page
+        try lock.withLock { () throws(Errno) in
+            let now = epoch.current
+            if validatedEpoch != now { validatedEpoch = now; validated = [] }
+            if validated.contains(where: { $0.0 <= start && end <= $0.1 }) { return }
+            try reconcile(start, end)
+            validated.append((start, end))
         }
-        runs[chunk] = pa
     }
 
-    /// Frees, whole, every run of the pool no one else references any more (no shadow
-    /// page maps a frame of it, no pin holds one): the huge page goes back as one.
+    /// Makes the shadow over `[start, end)` what the client has there now.
+    private func reconcile(_ start: UInt64, _ end: UInt64) throws(Errno) {
+        guard let now = maps.mappings(start, end) else { throw .badAddress }
+        var at = start
+        for m in now {
+            if at < m.start { clear(at, m.start) }
+            try apply(m)
+            at = m.end
+        }
+        if at < end { clear(at, end) }
+        reclaimRuns()
+    }
+
+    /// The shadow over one client mapping (clipped to the range asked for): the shadow
+    /// keeps one stretch per client mapping, made for the whole mapping at once (one
+    /// model VMA, no pages) so that the next pin elsewhere in it finds it; the pages are
+    /// populated for the range asked for only.
+    private func apply(_ m: ClientMapping) throws(Errno) {
+        if m.hugePage != 0, m.prot.contains(.read) {
+            // Huge chunks the whole mapping covers as runs (whole, even where they reach
+            // past the range asked for), the rest as the client's own 4 KiB pages.
+            let huge = m.hugePage
+            var at = m.start
+            var chunk = m.start & ~(huge - 1)
+            while chunk < m.end {
+                if chunk >= m.vmaStart && chunk + huge <= m.vmaEnd {
+                    if at < max(chunk, m.start) { try applyOwn(at, chunk, m.prot, extent: (at, chunk)) }
+                    try applyHuge(chunk, huge, m.prot)
+                    at = min(chunk + huge, m.end)
+                }
+                chunk += huge
+            }
+            if at < m.end { try applyOwn(at, m.end, m.prot, extent: (at, m.end)) }
+            return
+        }
+        if let key = m.object {
+            try applyObject(m, key)
+        } else {
+            try applyOwn(m.start, m.end, m.prot, extent: (m.vmaStart, m.vmaEnd))
+        }
+    }
+
+    /// Whether segment `s` stands for `kind` at `address` (object offsets running on).
+    private static func stands(_ s: Segment, for kind: Segment.Kind, at address: UInt64, extentStart: UInt64) -> Bool {
+        switch (s.kind, kind) {
+        case (.object(let k1, let o1, let p1), .object(let k2, let o2, let p2)):
+            return k1 == k2 && p1 == p2 && o1 &+ (address - s.start) == o2 &+ (address - extentStart)
+        default:
+            return s.kind == kind
+        }
+    }
+
+    /// Makes the shadow over `[extent.0, extent.1)` stand for `kind` (offsets of an
+    /// object counted from `extent.0`): parts already standing for it are kept, parts
+    /// standing for something else are cleared, and each part left uncovered gets a
+    /// model mapping of its own (`map`).
+    private func cover(_ extent: (UInt64, UInt64), _ kind: Segment.Kind,
+                       map: (UInt64, UInt64) throws(Errno) -> Void) throws(Errno) {
+        var at = extent.0
+        while at < extent.1 {
+            if let s = segments.first(where: { $0.start <= at && at < $0.end }) {
+                let upto = min(s.end, extent.1)
+                if !Self.stands(s, for: kind, at: at, extentStart: extent.0) {
+                    clear(at, upto)
+                    continue
+                }
+                at = upto
+                continue
+            }
+            let next = segments.filter { $0.start > at }.map(\.start).min() ?? extent.1
+            let upto = min(next, extent.1)
+            try map(at, upto)
+            var seg = Segment(start: at, end: upto, kind: kind)
+            if case .object(let k, let off, let p) = kind { seg.kind = .object(k, offset: off &+ (at - extent.0), p) }
+            insert(seg)
+            at = upto
+        }
+    }
+
+    private func insert(_ s: Segment) {
+        let i = segments.firstIndex { $0.start > s.start } ?? segments.count
+        segments.insert(s, at: i)
+    }
+
+    /// The client's own memory over `[start, end)`, inside its mapping `extent`.
+    private func applyOwn(_ start: UInt64, _ end: UInt64, _ prot: ProcessProt,
+                          extent: (UInt64, UInt64)) throws(Errno) {
+        try cover(extent, .own(prot)) { (a: UInt64, b: UInt64) throws(Errno) in
+            try mm.mmap(length: Int(b - a), prot: prot, at: a)
+        }
+        guard prot.contains(.read) else { return }       // PROT_NONE: pins fail with EFAULT
+        // Populate at once, then read what is not mirrored yet in batches.
+        let frames = try mm.populate(address: start, count: Int((end - start) / Self.page))
+        var run: [UnsafeMutableRawPointer] = []
+        var runStart: UInt64 = 0
+        var runFrames: [PhysicalAddress] = []
+        func flush() {
+            guard !run.isEmpty else { return }
+            let read = backing.readPages(runStart, into: run)
+            for (i, pa) in runFrames.enumerated() where i < read {
+                mirrors.register(pa, slot: slot, address: runStart + UInt64(i) * Self.page)
+            }
+            run = []
+            runFrames = []
+        }
+        for (i, pa) in frames.enumerated() {
+            let va = start + UInt64(i) * Self.page
+            if mirrors.mirrors(pa, slot: slot, address: va) { flush(); continue }
+            if run.isEmpty { runStart = va }
+            run.append(machine.memory.pointer(pa))
+            runFrames.append(pa)
+        }
+        flush()
+    }
+
+    private func applyObject(_ m: ClientMapping, _ key: ObjectKey) throws(Errno) {
+        let o = try objects.object(key)
+        if !o.hasFD {
+            // The service's own reference to the object, where the host lets it open one.
+            let fd = open("/proc/\(pid)/map_files/\(String(m.vmaStart, radix: 16))-\(String(m.vmaEnd, radix: 16))",
+                          O_RDWR | O_CLOEXEC)
+            if fd >= 0 { o.adopt(fd) }
+        }
+        let extentOffset = m.offset &- (m.start - m.vmaStart)
+        o.addMapper(backing, base: m.vmaStart &- extentOffset)
+        if let size = o.realSize, o.memfd.size != size { try? o.memfd.truncate(to: size) }
+        // Mirror the object's pages the range shows (those inside the file).
+        let first = m.offset / Self.page
+        var count = Int((m.end - m.start) / Self.page)
+        if let size = o.realSize {
+            let inFile = size > m.offset ? Int((size - m.offset + Self.page - 1) / Self.page) : 0
+            count = min(count, inFile)
+        }
+        if m.prot.contains(.read) { try o.ensure(first, count: count) }
+        try cover((m.vmaStart, m.vmaEnd), .object(key, offset: extentOffset, m.prot)) { (a: UInt64, b: UInt64) throws(Errno) in
+            try mm.install(o.memfd, at: Self.scratchFD)
+            defer { try? mm.close(fd: Self.scratchFD) }
+            try mm.mmap(fd: Self.scratchFD, offset: extentOffset &+ (a - m.vmaStart), length: Int(b - a), prot: m.prot, at: a)
+        }
+    }
+
+    private func applyHuge(_ chunk: UInt64, _ size: UInt64, _ prot: ProcessProt) throws(Errno) {
+        if let s = segments.first(where: { $0.start == chunk && $0.end == chunk + size }),
+           case .huge(_, let p) = s.kind, p == prot {
+            return                                      // already this run
+        }
+        clear(chunk, chunk + size)
+        let pages = Int(size / Self.page)
+        guard let run = try? machine.memory.allocContiguous(bytes: Int(size), alignment: Int(size)) else {
+            return try applyOwn(chunk, chunk + size, prot, extent: (chunk, chunk + size))
+        }
+        pool[run] = Int(size)
+        try mm.mmap(length: Int(size), prot: prot, at: chunk)
+        var frames: [UnsafeMutableRawPointer] = []
+        for i in 0..<pages {
+            let pa = run + UInt64(i) * Self.page
+            try mm.insertPage(address: chunk + UInt64(i) * Self.page, frame: pa)
+            frames.append(machine.memory.pointer(pa))
+        }
+        let read = backing.readPages(chunk, into: frames)
+        for i in 0..<read { mirrors.register(run + UInt64(i) * Self.page, slot: slot, address: chunk + UInt64(i) * Self.page) }
+        insert(Segment(start: chunk, end: chunk + size, kind: .huge(run: run, prot)))
+    }
+
+    /// Removes the shadow over `[start, end)` (nothing is mapped there in the client any
+    /// more, or something else is). Frames still pinned survive the unmapping, and stop
+    /// mirroring the address, which no longer holds them.
+    private func clear(_ start: UInt64, _ end: UInt64) {
+        var kept: [Segment] = []
+        var touched = false
+        for s in segments {
+            guard s.start < end && start < s.end else { kept.append(s); continue }
+            touched = true
+            let a = max(s.start, start), b = min(s.end, end)
+            if case .object = s.kind {} else {
+                var va = a
+                while va < b {
+                    if let pa = mm.physicalAddress(of: va), mirrors.mirrors(pa, slot: slot, address: va) {
+                        mirrors.unregister(pa)
+                    }
+                    va += Self.page
+                }
+            }
+            if s.start < a {
+                var left = s
+                left.end = a
+                kept.append(left)
+            }
+            if b < s.end {
+                var right = s
+                right.start = b
+                if case .object(let k, let off, let p) = s.kind { right.kind = .object(k, offset: off + (b - s.start), p) }
+                kept.append(right)
+            }
+        }
+        guard touched else { return }
+        segments = kept
+        try? mm.munmap(address: start, length: Int(end - start))
+    }
+
+    /// Frees, whole, every run of the pool no one references any more (no shadow page
+    /// maps a frame of it, no pin holds one): the huge page goes back as one.
     private func reclaimRuns() {
         for (pa, bytes) in pool {
             let frames = UInt64(bytes) / Self.page
             guard (0..<frames).allSatisfy({ machine.memory.frameRefCount(pa + $0 * Self.page) == 1 }) else { continue }
-            for i in 0..<frames { machine.foreignFrames.unregister((pa + i * Self.page).rawValue) }
+            for i in 0..<frames { mirrors.unregister(pa + i * Self.page) }
             machine.memory.free(pa, bytes: bytes)
             pool[pa] = nil
-            runs = runs.filter { $0.value != pa }
         }
     }
 
-    private func isPinned(_ va: UInt64) -> Bool {
-        guard let pa = mm.physicalAddress(of: va) else { return false }
-        return PagePinRegistry.shared.pinCount(machine.memory, pa) > 0
+    /// Where the client maps `key` now: each mapping's start and the object offset there.
+    func mappings(of key: ObjectKey) -> [(start: UInt64, offset: UInt64)] {
+        (maps.mappings(0, mm.userLimit) ?? []).filter { $0.object == key }.map { ($0.start, $0.offset) }
     }
 
-    private func dropShadowPage(_ va: UInt64) {
-        if let pa = mm.physicalAddress(of: va) { machine.foreignFrames.unregister(pa.rawValue) }
-        try? mm.munmap(address: va, length: Int(Self.page))
-        shadowProt[va] = nil
-    }
+    // MARK: memory
 
-    /// Mirrors the client's `[address, address+length)` into the shadow mm (see the type's
-    /// documentation). Never fails: what cannot be mirrored is left out, and the pin that
-    /// needs it fails with the kernel's errno.
-    func sync(_ address: UInt64, _ length: UInt64) {
-        lock.withLock { syncLocked(address, length) }
-    }
-
-    private func syncLocked(_ address: UInt64, _ length: UInt64) {
-        guard length > 0, length <= Self.maxSync,
-              !address.addingReportingOverflow(length).overflow else { return }
-        var start = address & ~(Self.page - 1)
-        var end = (address + length + Self.page - 1) & ~(Self.page - 1)
-        guard end <= mm.userLimit else { return }
-        let vmas = clientVMAs(start, end)
-        defer { reclaimRuns() }
-        // Huge chunks first, whole (the range grows to cover them); their pages then go
-        // through the loop below like any other, to be refreshed and registered.
-        for v in vmas where v.huge != 0 && v.prot.contains(.read) {
-            var chunk = max(v.start, start) & ~(v.huge - 1)
-            while chunk < min(v.end, end) {
-                if chunk >= v.start && chunk + v.huge <= v.end {
-                    mirrorRun(chunk, v.huge, v.prot)
-                    start = min(start, chunk)
-                    end = max(end, chunk + v.huge)
+    /// Gives back the shadow pages nothing pins: a stretch with no pinned page is
+    /// unmapped (its frames freed; the pager mirrors it again when a pin needs it).
+    func trim() {
+        lock.withLock {
+            for s in segments {
+                var pinned = false
+                var va = s.start
+                while va < s.end && !pinned {
+                    if let pa = mm.physicalAddress(of: va) { pinned = PagePinRegistry.shared.pinCount(machine.memory, pa) > 0 }
+                    va += Self.page
                 }
-                chunk += v.huge
+                if !pinned { clear(s.start, s.end) }
             }
-        }
-        var va = start
-        var i = 0
-        while va < end {
-            while i < vmas.count && vmas[i].end <= va { i += 1 }
-            let prot: ProcessProt? = i < vmas.count && vmas[i].start <= va && vmas[i].prot.contains(.read)
-                ? vmas[i].prot : nil
-            defer { va += Self.page }
-            if isPinned(va) { continue }
-            guard let prot else {
-                if shadowProt[va] != nil { dropShadowPage(va) }
-                continue
-            }
-            if let old = shadowProt[va], old != prot { dropShadowPage(va) }
-            if shadowProt[va] == nil {
-                // A page the shadow never had; a stale model VMA there is replaced.
-                if (try? mm.mmap(length: Int(Self.page), prot: prot, at: va)) == nil {
-                    try? mm.munmap(address: va, length: Int(Self.page))
-                    guard (try? mm.mmap(length: Int(Self.page), prot: prot, at: va)) != nil else { continue }
-                }
-                shadowProt[va] = prot
-            }
-            guard (try? mm.handleFault(address: va, write: false)) != nil,
-                  let pa = mm.physicalAddress(of: va) else { dropShadowPage(va); continue }
-            if !memory.refresh(va, into: machine.memory.pointer(pa), count: Int(Self.page)) {
-                dropShadowPage(va)
-                continue
-            }
-            machine.foreignFrames.register(pa.rawValue, backing: memory, address: va)
+            validated = []
+            reclaimRuns()
         }
     }
 
-    /// The client exited: its frames stop mirroring anything (pinned pages stay pinned
-    /// and usable by DMA, as the kernel's do). Returns true when nothing is pinned any
-    /// more and the shadow mm was torn down.
-    func retire() -> Bool {
-        lock.withLock { retireLocked() }
-    }
+    /// Pages of the shadow right now (mirrored or mapped from shared objects).
+    var shadowPages: Int { lock.withLock { segments.reduce(0) { $0 + Int(($1.end - $1.start) / Self.page) } } }
 
-    private func retireLocked() -> Bool {
-        machine.foreignFrames.unregisterAll(memory)
-        guard pinnedPages == 0 else { return false }
+    /// The client exited: its frames stop mirroring anything (pinned pages stay pinned and
+    /// usable by DMA, as the kernel's do), and its shadow is torn down (new pins from it
+    /// fail with `EFAULT`).
+    func retire() {
+        lock.withLock {
+            mirrors.drop(slot)
+            segments = []
+            validated = []
+        }
         mm.exit()
-        shadowProt = [:]
-        reclaimRuns()
-        return true
+        lock.withLock { reclaimRuns() }
     }
 }

@@ -11,8 +11,10 @@ import IOMMUCore
 /// the request is answered with `EIO` and logged (the Swift runtime's own message is in
 /// the log just before, since stderr is the log); the context it ran in and the process
 /// it came from are *poisoned* (every later request on them gets `EIO`, their release
-/// is skipped, their memory leaks); a fresh thread takes over the channel, or the
-/// releaser. Every other client carries on. A trap on the I/O thread itself is not
+/// is skipped, their memory leaks, their pin counters are never read again); a fresh
+/// thread takes over the channel, or the releaser. Every other client carries on
+/// (unless the trap struck while a lock shared by all was held: then the service stops
+/// answering, and SIGTERM still ends it). A trap on the I/O thread itself is not
 /// contained (the process dies as it would have), which is why that thread never enters
 /// the model.
 final class Containment: @unchecked Sendable {
@@ -98,7 +100,12 @@ final class Containment: @unchecked Sendable {
         }
         let sig = signal == SIGILL || signal == SIGTRAP ? "a Swift runtime trap" : "signal \(signal)"
         if let release {
-            if let sc = release { service.state.withLock { sc.poisoned = true } }
+            if let sc = release {
+                service.state.withLock {
+                    sc.poisoned = true
+                    service.poisonedAccounting.insert(ObjectIdentifier(sc.ctx.accounting))
+                }
+            }
             service.releases.finished()
             service.log.line("a release\(release.map { " of ctx \($0.id)" } ?? "") hit \(sig); its thread is parked and the context leaked")
         }
@@ -106,6 +113,9 @@ final class Containment: @unchecked Sendable {
             service.state.withLock {
                 r.context?.poisoned = true
                 r.client?.poisoned = true
+                for a in [r.context?.ctx.accounting, r.client?.accounting].compactMap({ $0 }) {
+                    service.poisonedAccounting.insert(ObjectIdentifier(a))
+                }
             }
             service.log.line("\(r.channel.task): \(r.what) hit \(sig) → -EIO; its thread is parked\(r.context.map { ", ctx \($0.id) disabled" } ?? ""), pid \(r.channel.task.pid) gets EIO from now on")
             _ = sendPacket(r.channel.socket, Wire.reply(err: EIO, ret: 0), timeout: 0)

@@ -74,11 +74,7 @@ final class Releases: @unchecked Sendable {
             for c in gone { service.clients[c.pid] = nil }
             return gone
         }
-        for c in exited {
-            if !c.retire() { service.state.withLock { service.retired.append(c) } }
-            service.log.line("pid \(c.pid) exited")
-        }
-        if !exited.isEmpty { service.state.withLock { service.retired.removeAll { $0.retire() } } }
+        for c in exited { service.retire(c) }
         // Releases other threads claimed: this request may depend on them.
         cond.withLock { while inProgress > 0 { cond.wait(seconds: 1) } }
     }
@@ -149,7 +145,7 @@ final class Releases: @unchecked Sendable {
         }
         sc.ctx.fileInstaller = nil
         sc.ctx.close()
-        service.clientFiles.sweep()
+        service.returnMemory()
         service.log.line("ctx \(sc.id) released (iommufd_fops_release)")
     }
 }

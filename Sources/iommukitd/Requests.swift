@@ -3,7 +3,6 @@ import Glibc
 import IOMMUCore
 import IOMMUDrivers
 import IOMMUFD
-import IOMMUFDSelftest
 
 /// The request a service thread is serving: its channel (for upcalls) and the files it
 /// installed so far.
@@ -30,6 +29,7 @@ extension ThreadState {
 extension Service {
     /// Serves one request of `channel`'s thread and returns the reply packet.
     func serve(_ r: Request, on channel: TaskChannel) -> [UInt8] {
+        epoch.advance()
         let context = r.connection.flatMap { conn in state.withLock { conn.kind.context } }
         containment.beginRequest(channel, context: context, client: channel.client,
                                  what: r.op == .ioctl ? ioctlName(r.wire.cmd) : "\(r.op)")
@@ -170,8 +170,8 @@ extension Service {
     /// know (neither the caller, nor a client, nor charged): the shim then shows the
     /// real file unchanged.
     private func vmStatus(pid: Int32, caller: Int32) -> (Int64, Int32) {
-        let (all, known) = state.withLock { (Array(clients.values) + retired, clients[pid] != nil) }
-        var seen = Set<ObjectIdentifier>()
+        let (all, known, poisoned) = state.withLock { (Array(clients.values) + retired, clients[pid] != nil, poisonedAccounting) }
+        var seen = poisoned
         var pinned: UInt64 = 0, locked: UInt64 = 0
         for c in all where seen.insert(ObjectIdentifier(c.accounting)).inserted {
             pinned += c.accounting.pinnedPages(pid: pid)
@@ -195,34 +195,39 @@ extension Service {
     }
 
     private func ioctl(_ sc: ServedContext, _ req: Wire.Request, client c: Client) -> (Int64, Int32) {
-        // Mirror the user memory an ioctl is about to pin (see Client.sync).
+        // User memory is mirrored by each client's pager when the model pins it (see
+        // Client). IOAS_MAP_FILE pins the file, not the mm: the caller's descriptor is
+        // installed under its own number first (see SharedObjects).
         let nr = req.cmd & 0xff, type = (req.cmd >> 8) & 0xff
-        if type == 0x3B, nr == 0x85, let b = try? c.memory.copyFromUser(req.arg, count: 32) {
-            c.sync(le64(b, 16), le64(b, 24))            // iommu_ioas_map.user_va, .length
-        } else if type == 0x3B, nr == 113, let b = try? c.memory.copyFromUser(req.arg, count: 32) {
-            c.sync(le64(b, 8), le64(b, 24))             // vfio_iommu_type1_dma_map.vaddr, .size
-        } else if type == 0x3B, nr == 0xA0, let b = try? c.memory.copyFromUser(req.arg, count: 32),
-                  le64(b, 0) >> 32 == UInt64(IOMMUTestOp.mdCheckRefs) {
-            // MD_CHECK_REFS walks the pages as get_user_pages_fast: they must be there.
-            c.sync(le64(b, 24), le64(b, 16))            // iommu_test_cmd.check_refs.uptr, .length
-        }
-        // IOAS_MAP_FILE: the caller's descriptor, under its own number (see ClientFiles).
         var installed: Int32?
         if type == 0x3B, nr == 0x8F, let b = try? c.memory.copyFromUser(req.arg, count: 40) {
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: le64(b, 8) >> 32))   // iommu_ioas_map_file.fd
-            installed = clientFiles.prepare(c, fd: fd, start: le64(b, 16), length: le64(b, 24))
+            installed = objects.prepareMapFile(c, fd: fd, start: le64(b, 16), length: le64(b, 24))
         }
         let rc = sc.ctx.withCaller(c.mm, memory: c.memory) {
             withFailNth(sc.ctx, tid: req.tid) { sc.ctx.ioctl(req.cmd, req.arg) }
         }
         if let installed { try? c.mm.close(fd: installed) }
-        clientFiles.sweep()
+        // Unmaps and destroys may have dropped the last pins of many pages.
+        if type == 0x3B, rc >= 0, nr == 0x80 || nr == 0x86 || nr == 114 { returnMemoryAfterUnmap() }
         if rc < 0 {
             log.line("pid \(req.pid) ctx \(sc.id): \(ioctlName(req.cmd)) → -\(errnoName(-rc))")
             return (0, -rc)
         }
         if log.verbose { log.line("pid \(req.pid) ctx \(sc.id): \(ioctlName(req.cmd)) → \(rc)") }
         return (Int64(rc), 0)
+    }
+
+    /// ``returnMemory()`` after an unmap, at most every 100 ms (a program that unmaps
+    /// page by page does not pay a scan per page).
+    private func returnMemoryAfterUnmap() {
+        let now = monotonicNow()
+        let due = state.withLock { () -> Bool in
+            guard now - lastMemoryReturn >= 0.1 else { return false }
+            lastMemoryReturn = now
+            return true
+        }
+        if due { returnMemory() }
     }
 
     private func le64(_ b: [UInt8], _ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * $1) } }

@@ -103,19 +103,29 @@ final class Service: @unchecked Sendable {
     var conns: [Int32: Connection] = [:]
     var channels: [TaskID: TaskChannel] = [:]
     var clients: [Int32: Client] = [:]
-    /// Clients that exited with pages still pinned (their frames stay in use).
+    /// Clients that exited while their pages were still charged (`VmPin` readers may
+    /// still ask for those counters).
     var retired: [Client] = []
     /// `current->fail_nth` per task.
     var failNth: [Int32: Int] = [:]
     /// Values written to the emulated debugfs attributes.
     var knobs: [String: String] = [:]
     var nextContextID = 1
+    /// Pin counters a trapped thread may have left locked (see ``Containment``): never
+    /// read again.
+    var poisonedAccounting: Set<ObjectIdentifier> = []
+    /// When memory was last given back after an unmap.
+    var lastMemoryReturn = 0.0
     /// Service-end fds of released connections, closed by the I/O thread (so that an fd
     /// number it may be polling is never reused behind its back).
     var toClose: [Int32] = []
 
-    /// Clients' memfds handed to `IOMMU_IOAS_MAP_FILE`, mirrored into model files.
-    lazy var clientFiles = ClientFiles(machine: machine)
+    /// Which model frames stand for which client memory (the machine's external frame
+    /// owner), the objects clients share memory through, and the request counter the
+    /// clients' pagers validate against.
+    let mirrors: FrameMirrors
+    let objects: SharedObjects
+    let epoch = RequestEpoch()
     let releases = Releases()
     let containment: Containment
     private var listenFD: Int32 = -1
@@ -127,11 +137,16 @@ final class Service: @unchecked Sendable {
         self.options = options
         log = Log(path: options.logPath, verbose: options.verbose)
         backend = MockSelftestBackend(machine: machine)
+        mirrors = FrameMirrors(memory: machine.memory)
+        objects = SharedObjects(machine: machine, mirrors: mirrors)
         var p: [Int32] = [-1, -1]
         pipe(&p)
         for fd in p { _ = fcntl(fd, F_SETFD, FD_CLOEXEC); _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
         wake = (p[0], p[1])
         containment = Containment()
+        objects.liveClients = { [unowned self] in
+            state.withLock { clients.values.filter { $0.process.isRunning } }
+        }
     }
 
     // MARK: socket
@@ -372,14 +387,20 @@ final class Service: @unchecked Sendable {
     /// task, whose thread must have ended) and returns its process's client, made on
     /// first contact.
     func register(_ channel: TaskChannel, process: ProcessHandle) -> Client? {
-        let (old, client) = state.withLock { () -> (TaskChannel?, Client?) in
-            let old = channels.updateValue(channel, forKey: channel.task)
-            if let c = clients[process.pid], c.process.isRunning, c.process.pid == process.pid { return (old, c) }
-            if let gone = clients.removeValue(forKey: process.pid) { retireLocked(gone) }
-            guard let c = try? Client(process: process, machine: machine) else { return (old, nil) }
-            clients[process.pid] = c
-            return (old, c)
+        // A new client is made with the state lock released (it allocates model memory).
+        var fresh: Client?
+        if state.withLock({ clients[process.pid].map { !($0.process.isRunning && $0.process.pid == process.pid) } ?? true }) {
+            fresh = try? Client(process: process, machine: machine, objects: objects, mirrors: mirrors, epoch: epoch)
         }
+        let (old, client, gone) = state.withLock { () -> (TaskChannel?, Client?, Client?) in
+            let old = channels.updateValue(channel, forKey: channel.task)
+            if let c = clients[process.pid], c.process.isRunning, c.process.pid == process.pid { return (old, c, nil) }
+            let gone = clients.removeValue(forKey: process.pid)
+            if let fresh { clients[process.pid] = fresh }
+            return (old, fresh, gone)
+        }
+        if let fresh, client !== fresh { fresh.retire() }
+        if let gone { retire(gone) }
         old?.end()
         log.line("\(channel.task): reply channel registered")
         return client
@@ -396,10 +417,30 @@ final class Service: @unchecked Sendable {
         containment.forget(channel)
     }
 
-    /// A client that exited: forgotten, or kept while it has pages pinned (state lock held).
-    func retireLocked(_ c: Client) {
-        if clients[c.pid] === c { clients[c.pid] = nil }
-        if !c.retire() { retired.append(c) }
+    /// A client that exited (already out of ``clients``): its shadow goes; its counters
+    /// stay readable while anything is still charged to them.
+    func retire(_ c: Client) {
+        c.retire()
+        // The counters are read with the state lock released: a lock of the model must
+        // never be waited for while holding it (the I/O thread takes it).
+        let (kept, poisoned) = state.withLock { (retired + [c], poisonedAccounting) }
+        let charged = Set(kept.filter {
+            !poisoned.contains(ObjectIdentifier($0.accounting))
+                && ($0.accounting.pinnedPages > 0 || $0.accounting.mmLockedPages > 0)
+        }.map(ObjectIdentifier.init))
+        state.withLock {
+            retired.removeAll { !charged.contains(ObjectIdentifier($0)) }
+            if charged.contains(ObjectIdentifier(c)) { retired.append(c) }
+        }
         log.line("pid \(c.pid) exited")
+    }
+
+    /// Gives memory back after pins went away: every client's unpinned shadow pages,
+    /// objects nothing uses, and the host memory behind the frames freed.
+    func returnMemory() {
+        let all = state.withLock { Array(clients.values) }
+        for c in all { c.trim() }
+        objects.sweep()
+        machine.memory.returnFreeFrames()
     }
 }

@@ -3,9 +3,9 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUFD
 
-/// `HostProcessMemory` (copy_from_user / copy_to_user on a real host process) and the
-/// foreign-frame coherence rule, on this test process itself: `process_vm_readv` on
-/// one's own pid is allowed everywhere the tests run.
+/// `HostProcessMemory` (copy_from_user / copy_to_user on a real host process, and the
+/// whole-page moves of a host that mirrors it), on this test process itself:
+/// `process_vm_readv` on one's own pid is allowed everywhere the tests run.
 final class HostProcessMemoryTests: XCTestCase {
     func testCopiesAndEFAULT() throws {
         let mem = HostProcessMemory(pid: getpid())
@@ -25,34 +25,25 @@ final class HostProcessMemoryTests: XCTestCase {
         XCTAssertTrue(mem.isAlive)
     }
 
-    /// A device DMA into a foreign frame lands in the owner's memory; a DMA read sees what
-    /// the owner stored last; a frame whose owner is gone keeps working as plain memory.
-    func testDMAThroughForeignFrameReachesOwner() throws {
-        let machine = Machine(memory: 1 << 30)
-        let dev = try machine.addDevice(PCIDevice(rid: RID(bus: 0x42, device: 0, function: 0)), behind: nil)
+    /// Whole-page moves for a host that mirrors the process's pages: what `refresh` reads
+    /// is the process's memory, what `writeBack` writes lands in it; an unreachable
+    /// address fails without touching the buffer.
+    func testPageMovesReachTheProcess() throws {
+        let mem = HostProcessMemory(pid: getpid())
         let page = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
         defer { page.deallocate() }
-        page.initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
-        let owner = HostProcessMemory(pid: getpid())
-        let pa = try machine.memory.allocFrame()
-        // No IOMMU: the device's bus address is the physical address.
-        let bus = IOVA(identity: pa)
-        machine.foreignFrames.register(pa.rawValue, backing: owner, address: UInt64(UInt(bitPattern: page)))
-        XCTAssertEqual(machine.foreignFrames.count, 1)
-
-        try dev.dmaWrite(at: bus + 100, bytes: [0xAB, 0xCD])
-        XCTAssertEqual(page.load(fromByteOffset: 100, as: UInt8.self), 0xAB)
-        XCTAssertEqual(page.load(fromByteOffset: 101, as: UInt8.self), 0xCD)
-        page.storeBytes(of: 0x5A, toByteOffset: 200, as: UInt8.self)
-        XCTAssertEqual(try dev.dmaRead(at: bus + 200, count: 1), [0x5A])
-
-        // A backing that cannot be reached is dropped; the frame keeps its bytes.
-        let gone = HostProcessMemory(pid: 0x7fff_fff0)
-        machine.foreignFrames.register(pa.rawValue, backing: gone, address: 0x1000)
-        try dev.dmaWrite(at: bus + 300, bytes: [9])
-        XCTAssertEqual(machine.foreignFrames.count, 0)
-        XCTAssertEqual(try dev.dmaRead(at: bus + 300, count: 1), [9])
-        XCTAssertEqual(try dev.dmaRead(at: bus + 100, count: 2), [0xAB, 0xCD])
-        machine.memory.freeFrame(pa)
+        page.initializeMemory(as: UInt8.self, repeating: 0x11, count: 4096)
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buf.deallocate() }
+        buf.initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
+        let addr = UInt64(UInt(bitPattern: page))
+        XCTAssertTrue(mem.refresh(addr, into: buf, count: 4096))
+        XCTAssertEqual(buf.load(fromByteOffset: 4095, as: UInt8.self), 0x11)
+        buf.storeBytes(of: 0x77, toByteOffset: 9, as: UInt8.self)
+        XCTAssertTrue(mem.writeBack(addr, from: buf, count: 4096))
+        XCTAssertEqual(page.load(fromByteOffset: 9, as: UInt8.self), 0x77)
+        buf.storeBytes(of: 0x55, toByteOffset: 0, as: UInt8.self)
+        XCTAssertFalse(mem.refresh(0x1000, into: buf, count: 16))
+        XCTAssertEqual(buf.load(fromByteOffset: 0, as: UInt8.self), 0x55)
     }
 }

@@ -212,6 +212,15 @@ final class CProgramTests: XCTestCase {
     /// a directory fd of /sys/kernel/debug/ and of /proc.
     func testFaultInjectionThroughOpenat() throws { try runProgram("debugfs_openat", minimum: 18) }
 
+    /// One page, one frame: a memfd's MAP_FILE pages are the pages of the program's own
+    /// MAP_SHARED mapping; shared anonymous memory pinned by a child that exited stays the
+    /// parent's; a pin from the dead child's mm fails with EFAULT.
+    func testSharedMemoryIsOneFramePerPage() throws { try runProgram("shared_memory", minimum: 25) }
+
+    /// A map of more than 1 GiB works (and an access reaches its far end); 64 MiB pinned,
+    /// unmapped and closed leaves the service's resident memory where it was.
+    func testBigMapsAndMemoryGivenBack() throws { try runProgram("big_map", minimum: 18) }
+
     /// How many times ``testTimingSensitiveProgramsRepeatedly`` runs each program:
     /// `IOMMUKIT_SERVICE_REPEAT`, default 20 (enough for CI to catch a race that hits one
     /// run in a few; raise it when hunting one).
@@ -220,11 +229,13 @@ final class CProgramTests: XCTestCase {
     }
 
     /// The timing-sensitive programs, many times: close then destroy (close_release runs
-    /// its rounds in one process), fork then exit (fork_inherit, one process per run). A
-    /// race shows up as a failure here rather than as luck.
+    /// its rounds in one process), fork then exit (shared_memory's fork rounds in one
+    /// process; fork_inherit, one process per run). A race shows up as a failure here
+    /// rather than as luck.
     func testTimingSensitiveProgramsRepeatedly() throws {
         let n = Self.repeatCount
         try runProgram("close_release", minimum: 25 * n, env: ["IOMMUKIT_REPEAT": "\(n)"])
+        try runProgram("shared_memory", minimum: 10 * n, env: ["IOMMUKIT_REPEAT": "\(n)"])
         for _ in 0..<n { try runProgram("fork_inherit", minimum: 30) }
     }
 

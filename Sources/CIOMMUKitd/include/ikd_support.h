@@ -68,6 +68,23 @@ int ikd_task_in_receive(pid_t pid, pid_t tid, int *fd_out);
  * inherit the mask) and returns a signalfd for SIGTERM and SIGINT; -1 with errno. */
 int ikd_block_signals(void);
 
+/* A mapping of a process, as /proc/<pid>/maps shows it. */
+struct ikd_vma {
+	uint64_t start, end;  /* [start, end) */
+	uint64_t offset;      /* file offset of start */
+	uint64_t inode;
+	uint32_t dev_major, dev_minor;
+	uint32_t flags;       /* IKD_VMA_* */
+	char name[128];       /* the path column, truncated; "" for anonymous memory */
+};
+enum { IKD_VMA_READ = 1, IKD_VMA_WRITE = 2, IKD_VMA_EXEC = 4, IKD_VMA_SHARED = 8 };
+
+/* The mapping covering `addr`, or the next one above it, of the process whose
+ * /proc/<pid>/maps is open as `maps_fd` (the PROCMAP_QUERY ioctl, Linux 6.11+; the open
+ * file stays bound to that process's mm). 1 found, 0 none, -1 with errno (ENOTTY: the
+ * kernel has no PROCMAP_QUERY; the caller parses the text instead). */
+int ikd_vma_query(int maps_fd, uint64_t addr, struct ikd_vma *out);
+
 /*
  * Trap containment. A Swift runtime trap (overflow, bounds, a failed precondition)
  * raises SIGILL or SIGTRAP in the thread that hit it; memory errors raise SIGSEGV or

@@ -96,12 +96,12 @@ extension PCIDevice {
                 machine?.recordFault(f)
                 throw f
             }
-            if path.foreignActive.pointee, !access.contains(.write) {
-                machine?.foreignFrames.willRead(pa, count: count)
+            if path.externalActive.pointee, !access.contains(.write) {
+                path.memory.willRead(PhysicalAddress(rawValue: pa), count: count)
             }
             copy(path.memoryBase + Int(pa), 0, count)
-            if path.foreignActive.pointee, access.contains(.write) {
-                machine?.foreignFrames.didWrite(pa, count: count)
+            if path.externalActive.pointee, access.contains(.write) {
+                path.memory.didWrite(PhysicalAddress(rawValue: pa), count: count)
             }
             machine?.noteUntranslatedDMA(bytes: count, faulted: false)
             return
@@ -139,11 +139,12 @@ extension PCIDevice {
                     path.checker.checkTranslation(machine: machine, device: self, request: request,
                                                   physical: physical, cached: cached)
                 }
-                // Foreign frames (another process's pages): refresh before, write back after.
-                let foreign = path.foreignActive.pointee
-                if foreign, !access.contains(.write) { machine?.foreignFrames.willRead(pa, count: n) }
+                // Frames whose bytes live outside the model (``ExternalFrameOwner``):
+                // refreshed before a read, written back after a write.
+                let external = path.externalActive.pointee
+                if external, !access.contains(.write) { path.memory.willRead(physical, count: n) }
                 copy(path.memoryBase + Int(pa), done, n)
-                if foreign, access.contains(.write) { machine?.foreignFrames.didWrite(pa, count: n) }
+                if external, access.contains(.write) { path.memory.didWrite(physical, count: n) }
                 done += n
             case .fault(let reason):
                 return try fail(request, reason)
@@ -168,8 +169,10 @@ struct DMAPath {
     let memoryBase: UnsafeMutableRawPointer
     let memorySize: UInt64
     let checkerEnabled: UnsafeMutablePointer<Bool>
-    /// `Machine.foreignFrames.activeStorage`: whether any frame mirrors another process.
-    let foreignActive: UnsafeMutablePointer<Bool>
+    /// `PhysicalMemory.externalFramesActive`: whether any frame's bytes live outside the
+    /// model (see ``ExternalFrameOwner``).
+    let externalActive: UnsafeMutablePointer<Bool>
+    unowned(unsafe) let memory: PhysicalMemory
     unowned(unsafe) let checker: InvariantChecker
     let unit: Unmanaged<IOMMUDevice>?
     let mutex: UnsafeMutablePointer<pthread_mutex_t>?
@@ -182,7 +185,8 @@ struct DMAPath {
         memoryBase = machine.memory.base
         memorySize = machine.memory.size
         checkerEnabled = machine.checker.enabledStorage
-        foreignActive = machine.foreignFrames.activeStorage
+        externalActive = machine.memory.externalFramesActive
+        memory = machine.memory
         checker = machine.checker
         self.unit = unit.map { Unmanaged.passUnretained($0) }
         mutex = unit?.hardwareLock.mutex

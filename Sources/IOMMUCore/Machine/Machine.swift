@@ -16,9 +16,6 @@ public final class Machine: @unchecked Sendable {
     public let events = EventLog()
     /// The invariant checker (off by default).
     public let checker = InvariantChecker()
-    /// Frames that mirror another host process's pages (the model as a service); the DMA
-    /// engine keeps them coherent with their owners.
-    public let foreignFrames: ForeignFrames
 
     private let lock = Lock()
     private var _iommus: [IOMMUDevice] = []
@@ -38,7 +35,6 @@ public final class Machine: @unchecked Sendable {
     public init(memory: UInt64 = 64 << 30, architecture: CPUArchitecture = .x86_64) {
         self.memory = PhysicalMemory(size: memory)
         self.architecture = architecture
-        foreignFrames = ForeignFrames(memory: self.memory)
         _iommu = IOMMUSubsystem(machine: self)
         observeEnvironment()
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import IOMMUCore
 
 /// The fail-nth knob (`/proc/self/task/<tid>/fail-nth` with `fail_iommufd`,
@@ -26,7 +29,13 @@ public final class FaultInjection: @unchecked Sendable {
             _fired = false
         }
         if n > 0 {
-            memory.failAllocation = { [weak self] _ in self?.shouldFail() ?? false }
+            // Like the kernel's per-task fail_nth, only the arming thread's allocations
+            // count: a host serving other callers on other threads (the model as a
+            // service) must not see their allocations fail, nor have them use up N.
+            let armer = pthread_self()
+            memory.failAllocation = { [weak self] _ in
+                pthread_equal(pthread_self(), armer) != 0 && (self?.shouldFail() ?? false)
+            }
         } else {
             memory.failAllocation = nil
         }

@@ -273,6 +273,16 @@ package final class IOPTPages: @unchecked Sendable {
         }
         // `process` read once: every use below would otherwise load and retain it again.
         let process = self.process
+        if case .user = source, !indexes.isEmpty {
+            // The walk over the range, once: an mm whose pages live outside the model
+            // (a ProcessPager's) brings them up to date first.
+            do {
+                try process.prepareUserPages(address: uptr + UInt64(indexes.lowerBound) * Self.pageSize,
+                                             length: UInt64(indexes.count) * Self.pageSize)
+            } catch {
+                throw error == .noMemory ? .noMemory : .badAddress
+            }
+        }
         for i in indexes {
             let at = uptr + UInt64(i) * Self.pageSize
             let pa: PhysicalAddress
@@ -402,9 +412,9 @@ package final class IOPTPages: @unchecked Sendable {
             let pa = state(i).pa + byte % Self.pageSize
             if let data {
                 memory.write(pa, Array(data[offset..<offset + n]))
-                ctx.machine.foreignFrames.didWrite(pa.rawValue, count: n)
+                memory.didWrite(pa, count: n)
             } else {
-                ctx.machine.foreignFrames.willRead(pa.rawValue, count: n)
+                memory.willRead(pa, count: n)
                 out += memory.bytes(at: pa, count: n)
             }
             offset += n

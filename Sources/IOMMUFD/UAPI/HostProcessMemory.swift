@@ -13,9 +13,10 @@ import IOMMUCore
 /// `prctl(PR_SET_PTRACER)`, or `CAP_SYS_PTRACE`); a refusal (`EPERM`) is also `EFAULT`,
 /// and ``lastError`` keeps the host's errno for the log.
 ///
-/// It is also the ``/IOMMUCore/ForeignFrameBacking`` of the model frames that mirror the process's
-/// pages (see ``/IOMMUCore/ForeignFrames`` for the coherence rule).
-public final class HostProcessMemory: UserMemory, ForeignFrameBacking, @unchecked Sendable {
+/// A host that mirrors the process's pages in model frames (the model as a service)
+/// also moves whole pages with ``refresh(_:into:count:)`` and
+/// ``writeBack(_:from:count:)``.
+public final class HostProcessMemory: UserMemory, @unchecked Sendable {
     /// The host process ID (`task->pid`).
     public let pid: Int32
     private let lock = Lock()
@@ -75,12 +76,14 @@ public final class HostProcessMemory: UserMemory, ForeignFrameBacking, @unchecke
         guard ok else { throw .badAddress }
     }
 
-    /// Reads `count` bytes at `address` into `buffer` (a page being mirrored).
+    /// Reads `count` bytes at `address` into `buffer` (a page being mirrored); false when
+    /// any byte cannot be read.
     public func refresh(_ address: UInt64, into buffer: UnsafeMutableRawPointer, count: Int) -> Bool {
         move(address, buffer, count, write: false)
     }
 
-    /// Writes `count` bytes from `buffer` to `address` (a device write reaching the owner).
+    /// Writes `count` bytes from `buffer` to `address` (a device write reaching the
+    /// owner); false when any byte cannot be written.
     public func writeBack(_ address: UInt64, from buffer: UnsafeRawPointer, count: Int) -> Bool {
         move(address, UnsafeMutableRawPointer(mutating: buffer), count, write: true)
     }

@@ -62,6 +62,16 @@ public final class PhysicalMemory: @unchecked Sendable {
     }
     private var _failAllocation: (@Sendable (Int) -> Bool)?
 
+    /// The owner of external frames (see ``ExternalFrameOwner``), and its flag: raised
+    /// while it owns any frame, read without a lock on the DMA path.
+    let externalLock = Lock()
+    var _externalOwner: (any ExternalFrameOwner)?
+    public let externalFramesActive: UnsafeMutablePointer<Bool>
+    /// Free frames whose host pages may still be committed (see ``returnFreeFrames()``),
+    /// recorded only once someone asked for it.
+    private var freedSinceReturn: [UInt64] = []
+    private var tracksFreed = false
+
     /// Reserves `size` bytes of physical address space (default 64 GiB).
     public init(size: UInt64 = 64 << 30) {
         precondition(size % UInt64(Self.frameSize) == 0 && size > Self.firstAllocatable.rawValue)
@@ -72,9 +82,12 @@ public final class PhysicalMemory: @unchecked Sendable {
         let frames = Int(size / UInt64(Self.frameSize))
         extraRefsBytes = frames * MemoryLayout<UInt32>.stride
         extraRefs = Self.reserve(extraRefsBytes).bindMemory(to: UInt32.self, capacity: frames)
+        externalFramesActive = .allocate(capacity: 1)
+        externalFramesActive.initialize(to: false)
     }
 
     deinit {
+        externalFramesActive.deallocate()
         munmap(base, Int(size))
         munmap(allocatedBitmap, bitmapBytes)
         munmap(extraRefs, extraRefsBytes)
@@ -178,7 +191,9 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// (a precondition, as the kernel's `VM_BUG_ON_PAGE` on a zero refcount).
     public func putFrame(_ pa: PhysicalAddress) {
         let f = pa.rawValue & ~UInt64(Self.frameSize - 1)
-        lock.withLock {
+        // The frames this put frees: none while references remain, a whole run for a
+        // compound head.
+        let freed = lock.withLock { () -> Int in
             // Past the reservation there is no counter; mark's precondition reports it.
             if f < size {
                 let i = Int(truncatingIfNeeded: f / UInt64(Self.frameSize))
@@ -186,16 +201,44 @@ public final class PhysicalMemory: @unchecked Sendable {
                 if n > 0 {
                     extraRefs[i] = n - 1
                     if n == 1 { framesReferenced -= 1 }
-                    return
+                    return 0
                 }
             }
             if !runBytes.isEmpty, let bytes = runBytes.removeValue(forKey: f) {
                 releaseRunLocked(f, bytes: bytes)
-                return
+                return bytes / Self.frameSize
             }
             mark(f, frames: 1, allocated: false)
             inUse -= 1
             freeFrames.append(f)
+            if tracksFreed { freedSinceReturn.append(f) }
+            return 1
+        }
+        if freed > 0 { noteReleased(f, frames: freed) }
+    }
+
+    /// Gives the host back the memory behind frames freed since the last call
+    /// (`MADV_DONTNEED` on each run of them): the reservation is committed lazily, and a
+    /// frame once touched stays committed. The first call starts the bookkeeping (a
+    /// process that never calls it pays nothing). The frames stay free and come back
+    /// zeroed, as every allocation does. Returns the bytes given back.
+    @discardableResult
+    public func returnFreeFrames() -> Int {
+        lock.withLock {
+            tracksFreed = true
+            let freed = freedSinceReturn.filter { !isAllocatedLocked($0) }.sorted()
+            freedSinceReturn = []
+            var returned = 0
+            var i = 0
+            while i < freed.count {
+                var j = i + 1
+                while j < freed.count && freed[j] == freed[j - 1] + UInt64(Self.frameSize) { j += 1 }
+                let bytes = (j - i) * Self.frameSize
+                // Under the allocator lock: none of these frames can be handed out meanwhile.
+                if madvise(base + Int(freed[i]), bytes, MADV_DONTNEED) == 0 { returned += bytes }
+                i = j
+            }
+            return returned
         }
     }
 
@@ -260,6 +303,7 @@ public final class PhysicalMemory: @unchecked Sendable {
             precondition(runBytes.removeValue(forKey: pa) == bytes, "PhysicalMemory: \(pa) is not a \(bytes)-byte run")
             releaseRunLocked(pa, bytes: bytes)
         }
+        noteReleased(pa, frames: bytes / Self.frameSize)
     }
 
     /// Returns a whole run to the pool. Lock held.
@@ -272,6 +316,9 @@ public final class PhysicalMemory: @unchecked Sendable {
         mark(pa, frames: bytes / Self.frameSize, allocated: false)
         inUse -= bytes / Self.frameSize
         freeRuns[bytes, default: []].append(pa)
+        if tracksFreed {
+            for k in 0..<bytes / Self.frameSize { freedSinceReturn.append(pa + UInt64(k * Self.frameSize)) }
+        }
     }
 
     /// Copies `count` bytes from physical memory into `buffer`.

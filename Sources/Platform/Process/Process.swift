@@ -41,6 +41,9 @@ public final class Process: @unchecked Sendable {
     package var iommuMM: (any ProcessIOMMUData)?
     /// The descriptor table (`current->files`): open memfds by descriptor number.
     var files: [Int32: Memfd] = [:]
+    /// The owner of this mm's contents when they live outside the model (see
+    /// ``ProcessPager``); under ``lock``.
+    weak var pagerStorage: (any ProcessPager)?
 
     /// Creates an empty address space with its own `levels`-level page table in the
     /// format of `architecture` (`mm_alloc` + `pgd_alloc`).
