@@ -189,6 +189,13 @@ static int try_connect(const char *path, int cloexec, pid_t *svc)
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | (cloexec ? SOCK_CLOEXEC : 0), 0);
 	if (fd < 0)
 		return -1;
+	/* Autobind: the kernel names this end uniquely, and the service's end sees the name
+	 * as its peer's, which is how the service knows the connection when the fd is
+	 * passed to it with a request (iommukit_wire.h). */
+	if (bind(fd, (struct sockaddr *)&a, sizeof(sa_family_t)) != 0) {
+		real_close(fd);
+		return -1;
+	}
 	strncpy(a.sun_path, path, sizeof(a.sun_path) - 1);
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
 		if ((*svc = check_listener(fd)) > 0)
@@ -419,8 +426,22 @@ static long await_reply(int rx, pid_t pid, pid_t tid)
 static long ikd_call(int fd, uint32_t op, uint32_t cmd, uint64_t arg, uint64_t len)
 {
 	struct ikd_request rq = { op, getpid(), (int32_t)gettid(), cmd, arg, len };
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } c;
+	struct iovec iov = { &rq, sizeof(rq) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf) };
 	int rx = thread_channel(svc_of(fd));
-	if (rx < 0 || send(fd, &rq, sizeof(rq), MSG_NOSIGNAL) != sizeof(rq)) {
+	if (rx < 0) {
+		errno = EIO;
+		return -1;
+	}
+	/* The request goes on the thread's channel with the file itself attached: the
+	 * kernel vouches that the caller holds it. */
+	memset(&c, 0, sizeof(c));
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET, h->cmsg_type = SCM_RIGHTS, h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	if (sendmsg(rx, &m, MSG_NOSIGNAL) != sizeof(rq)) {
+		chan_drop();
 		errno = EIO;
 		return -1;
 	}

@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #ifndef SO_PEERPIDFD
@@ -108,6 +109,22 @@ ssize_t ikd_send(int sock, const void *buf, size_t len, int fd)
 	do
 		n = sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int ikd_socket_name(int sock, int peer, char *buf, int cap)
+{
+	struct sockaddr_un a;
+	socklen_t l = sizeof(a);
+	memset(&a, 0, sizeof(a));
+	if ((peer ? getpeername(sock, (struct sockaddr *)&a, &l) : getsockname(sock, (struct sockaddr *)&a, &l)) != 0)
+		return -1;
+	if (a.sun_family != AF_UNIX || l <= sizeof(sa_family_t))
+		return 0;
+	int n = (int)(l - sizeof(sa_family_t));
+	if (n > cap)
+		n = cap;
+	memcpy(buf, a.sun_path, (size_t)n);
 	return n;
 }
 

@@ -108,14 +108,15 @@ final class ProcessHandle: @unchecked Sendable {
         guard fd >= 0 else { return nil }
         let handle = ProcessHandle(pid: pid, pidfd: fd)
         // The pidfd must name `pid` now: the process the kernel credited the packet to.
-        return handle.isRunning ? handle : nil
+        return handle.isRunning && ikd_pidfd_pid(fd) == pid ? handle : nil
     }
 
     deinit { close(pidfd) }
 
-    /// Whether the process is still running under its pid (its pidfd is not readable
-    /// and still names `pid`).
-    var isRunning: Bool { ikd_pidfd_exited(pidfd) == 0 && ikd_pidfd_pid(pidfd) == pid }
+    /// Whether the process is still running (its pidfd is not readable). While it runs
+    /// (even as a zombie, before it is reaped) no other process can have its pid, so
+    /// the pid still names it.
+    var isRunning: Bool { ikd_pidfd_exited(pidfd) == 0 }
 
     /// `pidfd_getfd`: a duplicate of the process's descriptor `fd`, or -1 with errno.
     func duplicate(_ fd: Int32) -> Int32 { ikd_pidfd_getfd(pidfd, fd) }

@@ -57,24 +57,30 @@ final class Releases: @unchecked Sendable {
     func drain(service: Service) {
         // Connections whose last reference is gone, then processes that exited (a
         // process's files are released before its exit is reported, as in do_exit).
-        let watched = service.state.withLock { service.conns.values.filter { !$0.released } }
-        if !watched.isEmpty {
-            var pfds = watched.map { pollfd(fd: $0.fd, events: 0, revents: 0) }
-            if poll(&pfds, nfds_t(pfds.count), 0) > 0 {
-                for (conn, p) in zip(watched, pfds) where p.revents & Int16(POLLHUP) != 0 {
-                    claim(conn, service: service)
-                }
+        // One poll over every connection (hang-up) and every client's pidfd (exit).
+        let (watched, clients) = service.state.withLock {
+            (service.conns.values.filter { !$0.released }, Array(service.clients.values))
+        }
+        var pfds = watched.map { pollfd(fd: $0.fd, events: 0, revents: 0) }
+            + clients.map { pollfd(fd: $0.process.pidfd, events: Int16(POLLIN), revents: 0) }
+        var exited: [Client] = []
+        if !pfds.isEmpty, poll(&pfds, nfds_t(pfds.count), 0) > 0 {
+            for (conn, p) in zip(watched, pfds) where p.revents & Int16(POLLHUP) != 0 {
+                claim(conn, service: service)
             }
+            exited = zip(clients, pfds.dropFirst(watched.count)).filter { $0.1.revents != 0 }.map(\.0)
         }
         while let conn = cond.withLock({ pending.isEmpty ? nil : pending.removeFirst() }) {
             perform(conn, service: service)
         }
-        let exited = service.state.withLock { () -> [Client] in
-            let gone = service.clients.values.filter { !$0.process.isRunning }
-            for c in gone { service.clients[c.pid] = nil }
-            return gone
+        if !exited.isEmpty {
+            let gone = service.state.withLock { () -> [Client] in
+                let gone = exited.filter { service.clients[$0.pid] === $0 }
+                for c in gone { service.clients[c.pid] = nil }
+                return gone
+            }
+            for c in gone { service.retire(c) }
         }
-        for c in exited { service.retire(c) }
         // Releases other threads claimed: this request may depend on them.
         cond.withLock { while inProgress > 0 { cond.wait(seconds: 1) } }
     }
@@ -105,6 +111,7 @@ final class Releases: @unchecked Sendable {
         }
         let kind = service.state.withLock { () -> ConnKind in
             service.conns[conn.fd] = nil
+            service.forgetLocked(conn)
             service.toClose.append(conn.fd)
             return conn.kind
         }

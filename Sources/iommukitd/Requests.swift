@@ -245,6 +245,7 @@ extension Service {
         }
         _ = fcntl(pair[0], F_SETFL, O_NONBLOCK)
         _ = ikd_set_passcred(pair[0])
+        let clientInode = inode(of: pair[1])
         let answer = scope.channel.upcallInstall(kind, fd: pair[1])
         close(pair[1])
         guard let number = answer, number >= 0 else {
@@ -252,8 +253,10 @@ extension Service {
             return .failure(answer.map { Errno(rawValue: -$0) } ?? .tooManyOpenFiles)
         }
         let conn = Connection(fd: pair[0], kind: .file(sc, number))
+        conn.clientInode = clientInode
         state.withLock {
             conns[pair[0]] = conn
+            connByInode[conn.clientInode] = conn
             sc.holders += 1
         }
         pokeIOThread()

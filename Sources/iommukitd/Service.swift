@@ -70,6 +70,10 @@ final class Connection: @unchecked Sendable {
     var kind: ConnKind
     /// Set once its release was claimed: requests still arriving on it get `EBADF`.
     var released = false
+    /// How a passed fd of its client end is recognised: the autobound name of a
+    /// connection the shim made, the inode of one the service made.
+    var clientName: [UInt8] = []
+    var clientInode: UInt64 = 0
     init(fd: Int32, kind: ConnKind = .fresh) { self.fd = fd; self.kind = kind }
 }
 
@@ -101,6 +105,9 @@ final class Service: @unchecked Sendable {
     /// Everything below, under one short-held lock (never held across the model).
     let state = Lock()
     var conns: [Int32: Connection] = [:]
+    /// Connections by their client end: its autobound name, its inode.
+    var connByName: [[UInt8]: Connection] = [:]
+    var connByInode: [UInt64: Connection] = [:]
     var channels: [TaskID: TaskChannel] = [:]
     var clients: [Int32: Client] = [:]
     /// Clients that exited while their pages were still charged (`VmPin` readers may
@@ -139,6 +146,7 @@ final class Service: @unchecked Sendable {
         backend = MockSelftestBackend(machine: machine)
         mirrors = FrameMirrors(memory: machine.memory)
         objects = SharedObjects(machine: machine, mirrors: mirrors)
+        machine.memory.returnFreeFrames()       // starts the bookkeeping of freed frames
         var p: [Int32] = [-1, -1]
         pipe(&p)
         for fd in p { _ = fcntl(fd, F_SETFD, FD_CLOEXEC); _ = fcntl(fd, F_SETFL, O_NONBLOCK) }
@@ -281,12 +289,55 @@ final class Service: @unchecked Sendable {
         _ = write(wake.write, &b, 1)
     }
 
-    private func acceptAll() {
+    /// Accepts every connection waiting on the listener (the I/O thread's job, also done
+    /// by a service thread that meets a connection not accepted yet: a client sends its
+    /// first request the moment `connect` returns).
+    func acceptAll() {
+        defer { pokeIOThread() }
         while true {
             let fd = ikd_accept(listenFD)
             guard fd >= 0 else { return }
-            state.withLock { conns[fd] = Connection(fd: fd) }
+            let conn = Connection(fd: fd)
+            conn.clientName = Self.socketName(fd, peer: true)
+            state.withLock {
+                conns[fd] = conn
+                if !conn.clientName.isEmpty { connByName[conn.clientName] = conn }
+            }
         }
+    }
+
+    /// A unix socket's name (its peer's with `peer`): the autobound abstract name, or
+    /// empty when unnamed.
+    static func socketName(_ fd: Int32, peer: Bool) -> [UInt8] {
+        var buf = [CChar](repeating: 0, count: 108)
+        let n = ikd_socket_name(fd, peer ? 1 : 0, &buf, Int32(buf.count))
+        return n > 0 ? buf[0..<Int(n)].map { UInt8(bitPattern: $0) } : []
+    }
+
+    /// The connection whose client end `fd` (passed with a request) is, if it is one of
+    /// the service's: by inode, else by the autobound name (the inode is then recorded).
+    func connection(passed fd: Int32) -> Connection? {
+        let ino = inode(of: fd)
+        if let c = state.withLock({ connByInode[ino] }) { return c }
+        let name = Self.socketName(fd, peer: false)
+        guard !name.isEmpty else { return nil }
+        func byName() -> Connection? {
+            state.withLock {
+                guard let c = connByName[name] else { return nil }
+                c.clientInode = ino
+                connByInode[ino] = c
+                return c
+            }
+        }
+        if let c = byName() { return c }
+        acceptAll()
+        return byName()
+    }
+
+    /// Forgets how a released connection's client end was recognised (state lock held).
+    func forgetLocked(_ conn: Connection) {
+        if !conn.clientName.isEmpty, connByName[conn.clientName] === conn { connByName[conn.clientName] = nil }
+        if conn.clientInode != 0, connByInode[conn.clientInode] === conn { connByInode[conn.clientInode] = nil }
     }
 
     /// Reads what is queued on `conn` (a few packets at most, for fairness) and routes
@@ -300,10 +351,12 @@ final class Service: @unchecked Sendable {
         return false
     }
 
-    /// Checks who sent a packet and hands it to the right service thread. The identity is
-    /// the kernel's: a packet from a uid this service does not serve, or whose claimed pid
-    /// is not the sender's, is refused with `EPERM` (answered on the connection itself,
-    /// never on anyone's channel) and logged.
+    /// A packet on a connection the I/O thread watches: the `CHANNEL` packet that makes a
+    /// new connection a thread's reply channel, or a packet that has no business there
+    /// (requests travel on channels). Who sent it is the kernel's word: a packet from a
+    /// uid this service does not serve, or whose claimed pid is not the sender's, is
+    /// refused with `EPERM` (answered on the connection itself, never on anyone's
+    /// channel) and logged.
     func route(_ p: Packet, on conn: Connection) {
         guard let wire = p.bytes.withUnsafeBytes({ Wire.Request($0) }), let op = Wire.Op(rawValue: wire.op) else {
             p.closeFDs()
@@ -329,42 +382,29 @@ final class Service: @unchecked Sendable {
             return
         }
         let task = TaskID(pid: cred.pid, tid: wire.tid)
-        if op == .channel {
-            let isFresh = state.withLock { () -> Bool in
-                guard case .fresh = conn.kind, !conn.released else { return false }
-                conns[conn.fd] = nil        // from now on the channel's own thread reads it
-                return true
-            }
-            guard isFresh, p.fds.count == 1 else {
-                p.closeFDs()
-                refuse(conn, "conn \(conn.fd): CHANNEL \(isFresh ? "without the shim's end" : "on a connection that is not new")",
-                       key: "channel \(cred.pid)", errno: EINVAL)
-                return
-            }
-            let channel = TaskChannel(task: task, socket: conn.fd, shimEnd: p.fds[0], service: self)
-            if !channel.start(slot: containment.newSlot(for: channel)) {
-                log.line("\(task): cannot start a service thread: \(errnoName(errno))")
-                close(conn.fd)
-                close(p.fds[0])
-            }
+        guard op == .channel else {
+            p.closeFDs()
+            refuse(conn, "\(task): \(op) on a file connection (requests travel on the thread's channel)",
+                   key: "misplaced \(cred.pid)", errno: EINVAL)
             return
         }
-        p.closeFDs()
-        guard op != .fdInstalled, op != .release, op != .vmStatus else {
-            refuse(conn, "\(task): \(op) belongs on the thread's channel", key: "misplaced \(cred.pid)", errno: EINVAL)
+        let isFresh = state.withLock { () -> Bool in
+            guard case .fresh = conn.kind, !conn.released else { return false }
+            conns[conn.fd] = nil        // from now on the channel's own thread reads it
+            forgetLocked(conn)
+            return true
+        }
+        guard isFresh, p.fds.count == 1 else {
+            p.closeFDs()
+            refuse(conn, "conn \(conn.fd): CHANNEL \(isFresh ? "without the shim's end" : "on a connection that is not new")",
+                   key: "channel \(cred.pid)", errno: EINVAL)
             return
         }
-        guard let channel = state.withLock({ channels[task] }) else {
-            refuse(conn, "\(task): \(op) from a thread with no registered reply channel", key: "nochannel \(cred.pid)")
-            return
-        }
-        let r = Request(wire: wire, op: op, connection: conn, credentials: cred)
-        switch channel.enqueue(r) {
-        case .queued, .ending:
-            break
-        case .full:
-            log.line("\(task): more than \(TaskChannel.queueLimit) requests without reading the replies; disconnected")
-            channel.end()
+        let channel = TaskChannel(task: task, socket: conn.fd, shimEnd: p.fds[0], service: self)
+        if !channel.start(slot: containment.newSlot(for: channel)) {
+            log.line("\(task): cannot start a service thread: \(errnoName(errno))")
+            close(conn.fd)
+            close(p.fds[0])
         }
     }
 
@@ -435,9 +475,16 @@ final class Service: @unchecked Sendable {
         log.line("pid \(c.pid) exited")
     }
 
-    /// Gives memory back after pins went away: every client's unpinned shadow pages,
-    /// objects nothing uses, and the host memory behind the frames freed.
+    /// Mirrored frames the service keeps without giving them back (32 MiB): a program
+    /// that maps, unmaps and closes in a loop then finds its pages mirrored already.
+    static let mirroredKept = 8192
+
+    /// Gives memory back after pins went away, once more than ``mirroredKept`` frames are
+    /// mirrored: every client's unpinned shadow pages, objects nothing uses, and the host
+    /// memory behind the frames freed.
     func returnMemory() {
+        objects.sweep()
+        guard mirrors.count > Self.mirroredKept else { return }
         let all = state.withLock { Array(clients.values) }
         for c in all { c.trim() }
         objects.sweep()

@@ -91,10 +91,41 @@ final class SharedObject: FrameBacking, @unchecked Sendable {
             if !mirrors.mirrors(pa, slot: slot, address: index * page) { fresh.append((index, pa)) }
         }
         guard !fresh.isEmpty else { return }
-        for (index, pa) in fresh {
-            _ = refresh(index * page, into: memfd.memory.pointer(pa), count: Int(page))
-            mirrors.register(pa, slot: slot, address: index * page)
+        // Read in runs of consecutive pages: one preadv per run (up to 1024 pages).
+        var i = 0
+        while i < fresh.count {
+            var j = i + 1
+            while j < fresh.count && j - i < 1024 && fresh[j].index == fresh[j - 1].index + 1 { j += 1 }
+            let frames = fresh[i..<j].map { memfd.memory.pointer($0.pa) }
+            let read = readPages(fresh[i].index * page, into: frames)
+            for k in 0..<read { mirrors.register(fresh[i + k].pa, slot: slot, address: fresh[i + k].index * page) }
+            for k in read..<frames.count {
+                // Page by page where the run could not be read whole (past the end of file).
+                if refresh(fresh[i + k].index * page, into: frames[k], count: Int(page)) {
+                    mirrors.register(fresh[i + k].pa, slot: slot, address: fresh[i + k].index * page)
+                }
+            }
+            i = j
         }
+    }
+
+    /// Reads the pages from `offset` into `frames` (one `preadv` from the service's
+    /// reference, or through a mapper's memory); returns how many were read whole.
+    private func readPages(_ offset: UInt64, into frames: [UnsafeMutableRawPointer]) -> Int {
+        let (fd, mappers) = lock.withLock { (self.fd, self.mappers) }
+        let page = PhysicalMemory.frameSize
+        if fd >= 0 {
+            var iov = frames.map { iovec(iov_base: $0, iov_len: page) }
+            let got = iov.withUnsafeMutableBufferPointer {
+                preadv(fd, $0.baseAddress, Int32($0.count), off_t(Int64(bitPattern: offset)))
+            }
+            return got > 0 ? got / page : 0
+        }
+        for m in mappers {
+            let n = m.memory.readPages(m.base &+ offset, into: frames)
+            if n > 0 { return n }
+        }
+        return 0
     }
 
     // MARK: FrameBacking (addresses are offsets in the object)

@@ -16,12 +16,13 @@ struct Request {
 /// One thread of a client and the service thread that serves it.
 ///
 /// Each registered reply channel (see ``ChannelProof``) gets a service thread of its
-/// own, which serves the thread's requests one after the other, as the kernel runs one
-/// task's system calls: requests from its file connections (queued here by the
-/// service's I/O thread) and requests about the thread itself (read from the channel).
-/// So a client that is slow, blocked or hostile holds up only its own thread's service
-/// thread: never the I/O thread and never another client. Replies never block: a
-/// client whose channel stays full for ``Service/replyTimeout`` is disconnected.
+/// own, which reads the thread's requests from the channel and serves them one after
+/// the other, as the kernel runs one task's system calls. So a client that is slow,
+/// blocked or hostile holds up only its own thread's service thread: never the I/O
+/// thread and never another client. Replies never block: a client whose channel stays
+/// full for ``Service/replyTimeout`` is disconnected. After a request the service thread
+/// polls its channel for a short while before sleeping, as the shim polls for its reply:
+/// back-to-back ioctls then pay no wake-up.
 final class TaskChannel: @unchecked Sendable {
     let task: TaskID
     /// The service's end of the channel (closed when the channel ends).
@@ -30,19 +31,14 @@ final class TaskChannel: @unchecked Sendable {
     /// The process, once the channel is registered.
     private(set) var client: Client?
     private let lock = Lock()
-    private var queue: [Request] = []
-    /// Woken when a request is queued or the channel is to end.
+    /// Woken when the channel is to end.
     private let wake: (read: Int32, write: Int32)
     private var ending = false
-    /// What the service thread is doing now (for trap reports), and its containment slot.
-    private var _current: String?
-    private var _slot: Int32 = -1
     /// The shim's end, passed with `CHANNEL`, until the registration is proven.
     private var shimEnd: Int32
 
-    /// Requests a well-behaved thread can have queued (it waits for each reply before
-    /// the next); more mean a client that does not read its replies.
-    static let queueLimit = 16
+    /// How long the service thread polls its channel after a request before sleeping.
+    static let spin = 50e-6
 
     init(task: TaskID, socket: Int32, shimEnd: Int32, service: Service) {
         self.task = task
@@ -60,31 +56,9 @@ final class TaskChannel: @unchecked Sendable {
         close(wake.write)
     }
 
-    var current: String? { lock.withLock { _current } }
-    var slot: Int32 { lock.withLock { _slot } }
-
-    enum Enqueued { case queued, full, ending }
-
-    /// Queues a request from a file connection: `.full` when the thread already has
-    /// ``queueLimit`` waiting, `.ending` (dropped) once the channel is ending.
-    func enqueue(_ r: Request) -> Enqueued {
-        let result = lock.withLock { () -> Enqueued in
-            guard !ending else { return .ending }
-            guard queue.count < Self.queueLimit else { return .full }
-            queue.append(r)
-            return .queued
-        }
-        if result == .queued { poke() }
-        return result
-    }
-
     /// Asks the service thread to end the channel (it closes the socket on its way out).
     func end() {
         lock.withLock { ending = true }
-        poke()
-    }
-
-    private func poke() {
         var b: UInt8 = 1
         _ = write(wake.write, &b, 1)
     }
@@ -92,39 +66,39 @@ final class TaskChannel: @unchecked Sendable {
     /// Starts a service thread for this channel with containment slot `slot`: the first
     /// one registers the channel, a replacement (after a trap) carries on serving.
     func start(slot: Int32) -> Bool {
-        lock.withLock { _slot = slot; _current = nil }
-        return startThread { [self] in self.run(slot: slot) }
+        startThread { [self] in self.run(slot: slot) }
     }
 
     private func run(slot: Int32) {
         _ = ikd_worker_enter(slot)
         defer { ikd_worker_leave() }
-        ThreadState.channel = self
         if shimEnd >= 0 {
             let proven = register()
             close(shimEnd)
             shimEnd = -1
             guard proven else { finish(); return }
         }
-        while true {
-            if lock.withLock({ ending }) { break }
-            if let r = lock.withLock({ queue.isEmpty ? nil : queue.removeFirst() }) {
-                serve(r)
-                continue
-            }
-            var fds = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
-            guard poll(&fds, 2, 1000) > 0 else { continue }
+        var spinUntil = 0.0
+        var fds = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+        while !lock.withLock({ ending }) {
+            // Right after a request, look without sleeping; then sleep until something comes.
+            let spinning = monotonicNow() < spinUntil
+            fds[0].revents = 0
+            fds[1].revents = 0
+            guard poll(&fds, 2, spinning ? 0 : 1000) > 0 else { continue }
             if fds[1].revents != 0 {
                 var b = [UInt8](repeating: 0, count: 64)
                 while read(wake.read, &b, b.count) > 0 {}
             }
-            if fds[0].revents != 0 {
-                guard let p = Packet.receive(socket) else { continue }
-                p.closeFDs()
-                guard !p.bytes.isEmpty || p.credentials != nil else { break }   // hang-up: the thread is gone
-                readFromChannel(p)
+            guard fds[0].revents != 0 else { continue }
+            guard let p = Packet.receive(socket) else {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }
+                break
             }
+            guard !p.bytes.isEmpty || p.credentials != nil else { break }   // hang-up: the thread is gone
+            readFromChannel(p)
+            spinUntil = monotonicNow() + Self.spin
         }
         finish()
     }
@@ -144,27 +118,33 @@ final class TaskChannel: @unchecked Sendable {
         return sendPacket(socket, Wire.reply(err: 0, ret: 0))
     }
 
-    /// A packet the thread sent on its channel: a request about itself.
+    /// One packet the thread sent on its channel: a request. Requests about a file carry
+    /// it (the kernel vouches that the sender holds it); the service's end of its
+    /// connection is found from it (``Service/connection(passed:)``).
     private func readFromChannel(_ p: Packet) {
+        defer { p.closeFDs() }
         guard let wire = p.bytes.withUnsafeBytes({ Wire.Request($0) }), let op = Wire.Op(rawValue: wire.op),
-              op == .release || op == .vmStatus else {
+              op != .channel, op != .fdInstalled else {
             // An FD_INSTALLED outside an upcall, or garbage: not a request.
             service.log.limited("unexpected \(task)", "\(task): unexpected packet of \(p.bytes.count) bytes on the channel; ignored")
             return
         }
         guard let cred = p.credentials, cred.pid == task.pid, wire.pid == task.pid, wire.tid == task.tid else {
-            service.log.limited("chanclaim \(task)", "\(task): refused (EPERM): channel request claims pid \(wire.pid) tid \(wire.tid), kernel says \(p.credentials.map { "\($0)" } ?? "nothing")")
+            service.log.limited("chanclaim \(task)", "refused (EPERM): \(task): \(op) claims pid \(wire.pid) tid \(wire.tid) on its channel, kernel says \(p.credentials.map { "\($0)" } ?? "nothing")")
             _ = reply(Wire.reply(err: EPERM, ret: 0))
             return
         }
-        serve(Request(wire: wire, op: op, connection: nil, credentials: cred))
-    }
-
-    private func serve(_ r: Request) {
-        lock.withLock { _current = "\(r.connection == nil ? "" : "ctx request ")\(r.op)\(r.op == .ioctl ? " \(ioctlName(r.wire.cmd))" : "")" }
-        defer { lock.withLock { _current = nil } }
-        let answer = service.serve(r, on: self)
-        _ = reply(answer)
+        var connection: Connection?
+        if op != .release && op != .vmStatus {
+            guard p.fds.count == 1, let conn = service.connection(passed: p.fds[0]) else {
+                _ = reply(Wire.reply(err: EBADF, ret: 0))
+                return
+            }
+            connection = conn
+        }
+        // The passed fd stays open until the reply is sent: like a system call in
+        // progress, the request holds the file.
+        _ = reply(service.serve(Request(wire: wire, op: op, connection: connection, credentials: cred), on: self))
     }
 
     /// Sends a reply or upcall on the channel (``sendPacket(_:_:fd:timeout:)``); a
@@ -172,7 +152,9 @@ final class TaskChannel: @unchecked Sendable {
     @discardableResult
     func reply(_ bytes: [UInt8], fd: Int32 = -1) -> Bool {
         if sendPacket(socket, bytes, fd: fd) { return true }
-        service.log.line("\(task): does not read its replies (\(errnoName(errno))); disconnected")
+        let e = errno
+        service.log.line(e == EPIPE || e == ECONNRESET ? "\(task): gone before its reply"
+                                                        : "\(task): does not read its replies (\(errnoName(e))); disconnected")
         end()
         return false
     }
@@ -198,23 +180,11 @@ final class TaskChannel: @unchecked Sendable {
     }
 
     private func finish() {
-        lock.withLock { ending = true; queue = [] }
+        lock.withLock { ending = true }
         service.channelEnded(self)
         close(socket)
     }
 }
 
 /// Per-thread state of the service's own threads.
-enum ThreadState {
-    private static let key: pthread_key_t = {
-        var k = pthread_key_t()
-        pthread_key_create(&k, nil)
-        return k
-    }()
-
-    /// The channel whose request the calling service thread is serving.
-    static var channel: TaskChannel? {
-        get { pthread_getspecific(key).map { Unmanaged<TaskChannel>.fromOpaque($0).takeUnretainedValue() } }
-        set { pthread_setspecific(key, newValue.map { Unmanaged.passUnretained($0).toOpaque() }) }
-    }
-}
+enum ThreadState {}

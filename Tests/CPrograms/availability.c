@@ -37,12 +37,13 @@ static void never_reads(void)
 	struct iommu_ioas_alloc a = { sizeof(a), 0, 0 };
 	if (fd < 0 || ioctl(fd, IOMMU_IOAS_ALLOC, &a))
 		_exit(2);
-	/* Requests the shim would have waited for, one after the other, unread. */
-	for (int i = 0; i < 4000; i++) {
-		struct ikd_request rq = { IKD_OP_IOCTL, getpid(), gettid(), IOMMU_IOAS_ALLOC, (uintptr_t)&a, 0 };
-		if (send(fd, &rq, sizeof(rq), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			usleep(1000);
-	}
+	/* Requests the shim would have waited for, one after the other, replies unread. */
+	int chan = raw_channel();
+	if (chan < 0)
+		_exit(3);
+	for (int i = 0; i < 4000; i++)
+		if (raw_send(chan, IKD_OP_IOCTL, getpid(), gettid(), IOMMU_IOAS_ALLOC, (uintptr_t)&a, 0, fd))
+			break;       /* the service hung up on us: what it does to a client that never reads */
 	sleep(MISBEHAVE_SECONDS);
 }
 
@@ -97,8 +98,11 @@ static void never_answers_upcall(void)
 		_exit(2);
 	static struct iommu_test_cmd t;
 	t.size = sizeof(t), t.op = IOMMU_TEST_OP_CREATE_ACCESS, t.id = a.out_ioas_id;
-	/* The INSTALL upcall comes on this thread's channel, which nobody reads. */
-	raw_send(fd, IKD_OP_IOCTL, getpid(), gettid(), IOMMU_TEST_CMD, (uintptr_t)&t, 0, -1);
+	/* The INSTALL upcall comes on this channel, which nobody reads. */
+	int chan = raw_channel();
+	if (chan < 0)
+		_exit(3);
+	raw_send(chan, IKD_OP_IOCTL, getpid(), gettid(), IOMMU_TEST_CMD, (uintptr_t)&t, 0, fd);
 	sleep(MISBEHAVE_SECONDS);
 }
 

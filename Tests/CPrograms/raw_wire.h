@@ -1,6 +1,6 @@
 /* Speaking the service's wire protocol (iommukit_wire.h) directly, for programs that
- * play a hostile or broken client next to the shim: raw connections, hand-made
- * requests, replies read with a time limit. */
+ * play a hostile or broken client next to the shim: raw connections, a reply channel
+ * of one's own, hand-made requests, replies read with a time limit. */
 #ifndef IOMMUKIT_RAW_WIRE_H
 #define IOMMUKIT_RAW_WIRE_H
 
@@ -46,6 +46,22 @@ static inline int raw_send(int sock, uint32_t op, int32_t pid, int32_t tid, uint
 		memcpy(CMSG_DATA(h), &pass, sizeof(int));
 	}
 	return sendmsg(sock, &m, MSG_NOSIGNAL) == sizeof(rq) ? 0 : -1;
+}
+
+/* A reply channel for the calling thread, registered as the shim registers one (CHANNEL
+ * with its own end attached, then a blocking receive of the answer, where the service
+ * sees the thread waiting); -1 when refused. */
+static inline int raw_channel(void)
+{
+	struct ikd_reply rp;
+	int c = raw_connect();
+	if (c < 0 || raw_send(c, IKD_OP_CHANNEL, getpid(), gettid(), 0, 0, 0, c) != 0)
+		return -1;
+	if (recv(c, &rp, sizeof(rp), 0) != sizeof(rp) || rp.err) {
+		close(c);
+		return -1;
+	}
+	return c;
 }
 
 /* Waits up to ms for one reply on sock: 1 with *out filled, 0 time-out, -1 hang-up. */

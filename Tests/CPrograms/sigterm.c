@@ -81,7 +81,11 @@ int main(void)
 		pthread_t big;
 		pthread_create(&big, NULL, big_map, NULL);
 		usleep(300000);                  /* the map is under way */
-		raw_send(f, IKD_OP_IOCTL, getpid(), gettid(), IOMMU_TEST_CMD, (uintptr_t)&t, 0, -1);
+		/* The INSTALL upcall comes on a channel of our own that nobody reads. */
+		int chan = raw_channel();
+		if (chan < 0)
+			_exit(4);
+		raw_send(chan, IKD_OP_IOCTL, getpid(), gettid(), IOMMU_TEST_CMD, (uintptr_t)&t, 0, f);
 		usleep(100000);
 		if (write(ready[1], "r", 1) != 1)
 			_exit(3);

@@ -9,25 +9,28 @@
  *   File connections. One open file (/dev/iommu, a file a context handed out, an
  *   emulated fault-injection knob) is one connection, and the program's fd is the
  *   connection's socket: the kernel's own reference counting of that socket gives dup,
- *   fork, close and exit their meaning. The first packet on a connection the shim made
- *   is OPEN; files the service hands out arrive already open (INSTALL). Then IOCTL,
- *   READ, WRITE and POLL requests travel on it. No reply ever comes back on it.
+ *   fork, close and exit their meaning. Nothing travels on it: it stands for the file.
+ *   The shim's end is autobound (the kernel gives it a unique abstract name, which the
+ *   service's end sees as its peer's name); the ends of files the service hands out are
+ *   known to it by inode.
  *
  *   Reply channels. Each thread of each process that talks to the service has one
- *   connection of its own, its channel, whose first packet is CHANNEL. Every reply to a
- *   request the thread made on any file connection, every INSTALL upcall for it and
- *   the shim's FD_INSTALLED answers travel on the thread's channel, which no other
- *   thread reads: concurrent callers sharing one file (threads, fork) never see each
- *   other's results. Requests about the thread itself (RELEASE, VM_STATUS) travel on
- *   the channel too.
+ *   connection of its own, its channel, whose first packet is CHANNEL. Every request of
+ *   the thread travels on its channel: OPEN, IOCTL, READ, WRITE and POLL with the file
+ *   they are about attached (SCM_RIGHTS; the kernel vouches that the caller holds it,
+ *   and its name or inode tells the service which connection it is), RELEASE and
+ *   VM_STATUS without. Each gets exactly one REPLY there; INSTALL upcalls and the
+ *   shim's FD_INSTALLED answers travel there too. No other thread reads it, so
+ *   concurrent callers sharing one file (threads, fork) never see each other's results,
+ *   and the thread's service thread reads its requests directly.
  *
  * Identity comes from the kernel, never from a packet. The service sets SO_PASSCRED on
  * every connection, so the kernel attaches the sending process's pid (its thread-group
  * id), uid and gid to every packet. The pid and tid fields below are claims: a request
- * whose pid is not the kernel's is refused with EPERM and logged, as is any packet from
- * a uid the service does not serve (its own, and others only when root started it with
- * --allow-uid). The shim checks, with SO_PEERCRED, that the listener belongs to the
- * caller's uid (or to root) before it sends anything.
+ * whose pid (or, on a channel, tid) is not the channel's is refused with EPERM and
+ * logged, as is any packet from a uid other than the service's own. A packet on a file
+ * connection is refused the same way. The shim checks, with SO_PEERCRED, that the
+ * listener belongs to the caller's uid before it sends anything.
  *
  * How the kernel vouches for a thread. SCM_CREDENTIALS and SO_PEERCRED name processes,
  * not threads, so a channel is bound to its thread when it is registered, from facts
@@ -44,8 +47,8 @@
  * Only then is the channel registered for (P, T), and answered. So a reply channel is
  * registered only for the thread that reads it; another process cannot register one
  * for P at all (its packets carry its own pid). Within one process the kernel isolates
- * nothing between threads (they share memory and fds), and a thread that claims a
- * sibling's tid on a later request only misroutes its own process's replies.
+ * nothing between threads (they share memory and fds), so a thread that writes into a
+ * sibling's channel only confuses its own process.
  * A process is held by a pidfd taken from the channel's SO_PEERPIDFD (pid reuse cannot
  * redirect it); its exit is seen on that pidfd before the next request is served.
  *
@@ -67,7 +70,7 @@
 #include <stdint.h>
 
 enum ikd_op {
-	IKD_OP_OPEN = 1,         /* file connection, first packet: cmd = enum ikd_open_kind */
+	IKD_OP_OPEN = 1,         /* the new file's first request: cmd = enum ikd_open_kind */
 	IKD_OP_IOCTL = 2,        /* cmd, arg = the ioctl's arguments */
 	IKD_OP_READ = 3,         /* arg = buffer, len = count */
 	IKD_OP_WRITE = 4,        /* arg = buffer, len = count */

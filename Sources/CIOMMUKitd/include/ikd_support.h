@@ -44,6 +44,11 @@ ssize_t ikd_recv(int sock, void *buf, size_t len, struct ikd_cred *cred, int *fd
  * MSG_DONTWAIT. Returns the byte count or -1 with errno (EAGAIN: the peer's queue is full). */
 ssize_t ikd_send(int sock, const void *buf, size_t len, int fd);
 
+/* The address of a unix socket (peer != 0: of its peer) into buf: returns the length of
+ * the name (for an autobound socket, the abstract name with its leading NUL), 0 for an
+ * unnamed socket, -1 with errno. */
+int ikd_socket_name(int sock, int peer, char *buf, int cap);
+
 /* pidfd_open(pid, 0) and pidfd_getfd(pidfd, fd, 0). -1 with errno. */
 int ikd_pidfd_open(pid_t pid);
 int ikd_pidfd_getfd(int pidfd, int fd);

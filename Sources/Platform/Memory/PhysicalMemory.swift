@@ -149,21 +149,26 @@ public final class PhysicalMemory: @unchecked Sendable {
     /// Allocates one zeroed 4 KiB frame. Models `alloc_page(GFP_KERNEL | __GFP_ZERO)`.
     /// - Throws: `ENOMEM` when the reservation is exhausted or a fail-nth hook fires.
     public func allocFrame() throws(Errno) -> PhysicalAddress {
-        let pa: UInt64 = try lock.withLock { () throws(Errno) -> UInt64 in
+        let (pa, fresh): (UInt64, Bool) = try lock.withLock { () throws(Errno) -> (UInt64, Bool) in
             if shouldFail() { throw .noMemory }
             let pa: UInt64
+            let fresh: Bool
             if let f = freeFrames.popLast() {
                 pa = f
+                fresh = false
             } else {
                 guard bump + UInt64(Self.frameSize) <= size else { throw .noMemory }
                 pa = bump
                 bump += UInt64(Self.frameSize)
+                fresh = true
             }
             mark(pa, frames: 1, allocated: true)
             inUse += 1
-            return pa
+            return (pa, fresh)
         }
-        memset(base + Int(pa), 0, Self.frameSize)
+        // A frame never handed out before is still the host's zero page: zeroing it would
+        // only make the host commit and clear it now rather than at its first real use.
+        if !fresh { memset(base + Int(pa), 0, Self.frameSize) }
         return PhysicalAddress(rawValue: pa)
     }
 
