@@ -101,9 +101,9 @@ final class Releases: @unchecked Sendable {
         }
     }
 
-    /// One connection's release (claimed): requests still queued on it are answered
-    /// (`EBADF`), then the file's release runs in the model, then the I/O thread closes
-    /// the service's end.
+    /// One connection's release (claimed): stray packets still queued on it are refused,
+    /// then the file's release runs in the model, then the I/O thread closes the
+    /// service's end.
     private func perform(_ conn: Connection, service: Service) {
         defer { finished() }
         while let p = Packet.receive(conn.fd), !(p.bytes.isEmpty && p.credentials == nil) {

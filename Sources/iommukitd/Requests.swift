@@ -30,11 +30,20 @@ extension Service {
     /// Serves one request of `channel`'s thread and returns the reply packet.
     func serve(_ r: Request, on channel: TaskChannel) -> [UInt8] {
         epoch.advance()
-        let context = r.connection.flatMap { conn in state.withLock { conn.kind.context } }
-        containment.beginRequest(channel, context: context, client: channel.client,
-                                 what: r.op == .ioctl ? ioctlName(r.wire.cmd) : "\(r.op)")
+        let what = r.op == .ioctl ? ioctlName(r.wire.cmd) : "\(r.op)"
+        containment.beginRequest(channel, context: nil, client: channel.client, what: what)
         defer { containment.endRequest() }
+        // Releases the kernel made due come first (see ``Releases``); then the file the
+        // request is about (a connection whose client end is gone must not be taken for
+        // a new one that reuses its inode or name).
         releases.drain(service: self)
+        var connection: Connection?
+        if let fd = r.passed {
+            guard let conn = self.connection(passed: fd) else { return Wire.reply(err: EBADF, ret: 0) }
+            connection = conn
+        }
+        let context = connection.flatMap { conn in state.withLock { conn.kind.context } }
+        containment.beginRequest(channel, context: context, client: channel.client, what: what)
         guard let client = channel.client else { return Wire.reply(err: ESRCH, ret: 0) }
         if state.withLock({ client.poisoned || context?.poisoned == true }) { return Wire.reply(err: EIO, ret: 0) }
         let credentials = RequestCredentials(task: channel.task, uid: r.credentials.uid, gid: r.credentials.gid,
@@ -42,7 +51,7 @@ extension Service {
         let scope = RequestScope(channel: channel)
         ThreadState.scope = scope
         defer { ThreadState.scope = nil }
-        let (ret, err) = handle(r, client: client, credentials: credentials)
+        let (ret, err) = handle(r, connection: connection, client: client, credentials: credentials)
         // Files installed by a request that then failed were never the caller's.
         var toClose: [Int32] = []
         for (number, conn) in scope.installed {
@@ -55,9 +64,10 @@ extension Service {
     }
 
     /// Serves one request; returns (ret, errno).
-    private func handle(_ r: Request, client c: Client, credentials: RequestCredentials) -> (Int64, Int32) {
+    private func handle(_ r: Request, connection: Connection?, client c: Client,
+                        credentials: RequestCredentials) -> (Int64, Int32) {
         let req = r.wire
-        guard let conn = r.connection else {
+        guard let conn = connection else {
             switch r.op {
             case .release: return (0, 0)     // the drain before serving did it
             case .vmStatus: return vmStatus(pid: Int32(truncatingIfNeeded: req.len), caller: req.pid)

@@ -82,10 +82,10 @@ final class Connection: @unchecked Sendable {
 /// `CONFIG_IOMMUFD_TEST`), one iommufd context per open of `/dev/iommu`, each client's
 /// memory reached with `process_vm_readv`/`writev`.
 ///
-/// Threads. One I/O thread accepts connections, reads every packet, checks who sent it
-/// (the kernel's credentials) and queues it for the sending thread's service thread
-/// (``TaskChannel``); it never blocks and never enters the model. Each client thread has
-/// a service thread that serves its requests in order. Releases run on the thread whose
+/// Threads. One I/O thread accepts connections, registers reply channels (each gets a
+/// service thread, ``TaskChannel``), refuses stray packets and watches connections for
+/// hang-ups; it never blocks and never enters the model. Each client thread's service
+/// thread reads that thread's requests from its channel and serves them in order. Releases run on the thread whose
 /// request finds them due, or on the releaser thread when nobody asks. Signals
 /// (SIGTERM, SIGINT) reach the I/O thread through a signalfd, so the service stops
 /// within a second whatever its service threads are doing. A trap inside a request
@@ -318,12 +318,16 @@ final class Service: @unchecked Sendable {
     /// the service's: by inode, else by the autobound name (the inode is then recorded).
     func connection(passed fd: Int32) -> Connection? {
         let ino = inode(of: fd)
-        if let c = state.withLock({ connByInode[ino] }) { return c }
         let name = Self.socketName(fd, peer: false)
+        // A connection found by inode must also carry the passed end's name (names and
+        // inodes are both reused once a socket is gone; never both at once by one that
+        // is still here).
+        if let c = state.withLock({ connByInode[ino] }), !c.released, c.clientName == name { return c }
         guard !name.isEmpty else { return nil }
         func byName() -> Connection? {
             state.withLock {
-                guard let c = connByName[name] else { return nil }
+                guard let c = connByName[name], !c.released else { return nil }
+                if c.clientInode != 0, connByInode[c.clientInode] === c { connByInode[c.clientInode] = nil }
                 c.clientInode = ino
                 connByInode[ino] = c
                 return c

@@ -3,13 +3,13 @@ import Glibc
 import IOMMUCore
 import IOMMUFD
 
-/// A request on its way to be served: the packet's fields, the connection it came on
-/// (nil for a request about the thread itself, read from its channel) and the
+/// A request on its way to be served: the packet's fields, the file it is about (the
+/// client's fd passed with it; nil for a request about the thread itself) and the
 /// credentials the kernel attached to it.
 struct Request {
     let wire: Wire.Request
     let op: Wire.Op
-    let connection: Connection?
+    let passed: Int32?
     let credentials: KernelCredentials
 }
 
@@ -134,17 +134,17 @@ final class TaskChannel: @unchecked Sendable {
             _ = reply(Wire.reply(err: EPERM, ret: 0))
             return
         }
-        var connection: Connection?
+        var passed: Int32?
         if op != .release && op != .vmStatus {
-            guard p.fds.count == 1, let conn = service.connection(passed: p.fds[0]) else {
+            guard p.fds.count == 1 else {
                 _ = reply(Wire.reply(err: EBADF, ret: 0))
                 return
             }
-            connection = conn
+            passed = p.fds[0]
         }
         // The passed fd stays open until the reply is sent: like a system call in
         // progress, the request holds the file.
-        _ = reply(service.serve(Request(wire: wire, op: op, connection: connection, credentials: cred), on: self))
+        _ = reply(service.serve(Request(wire: wire, op: op, passed: passed, credentials: cred), on: self))
     }
 
     /// Sends a reply or upcall on the channel (``sendPacket(_:_:fd:timeout:)``); a

@@ -5,12 +5,12 @@
 ///
 /// * A *file connection* is one open file: `/dev/iommu` (an iommufd context), a file a
 ///   context handed out (fault queue, selftest access), or an emulated fault-injection
-///   knob. Its first packet is `OPEN` (files the service hands out arrive already open);
-///   then `IOCTL`, `READ`, `WRITE` and `POLL` requests travel on it.
-/// * A *reply channel* is one thread's own connection (first packet `CHANNEL`). Replies
-///   to the thread's requests, `INSTALL` upcalls and the shim's `FD_INSTALLED` answers
-///   travel on it, and so do the requests about the thread itself (`RELEASE`,
-///   `VM_STATUS`).
+///   knob. Nothing travels on it: it stands for the file, and its hang-up is the file's
+///   release.
+/// * A *reply channel* is one thread's own connection (first packet `CHANNEL`). The
+///   thread's requests travel on it: `OPEN` (a new file's first), `IOCTL`, `READ`,
+///   `WRITE` and `POLL` with the file attached (`SCM_RIGHTS`), `RELEASE` and `VM_STATUS`
+///   without; so do the replies, `INSTALL` upcalls and the shim's `FD_INSTALLED` answers.
 /// * Each request gets exactly one `REPLY`. Arguments never travel in the packet: `arg`
 ///   is the caller's pointer and the service reads and writes the caller's memory
 ///   itself (`process_vm_readv`/`writev`), as the kernel's `copy_from_user` /
