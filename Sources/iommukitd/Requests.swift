@@ -39,7 +39,10 @@ extension Service {
         releases.drain(service: self)
         var connection: Connection?
         if let fd = r.passed {
-            guard let conn = self.connection(passed: fd) else { return Wire.reply(err: EBADF, ret: 0) }
+            guard let conn = self.connection(passed: fd) else {
+                log.limited("badfile \(channel.task)", "\(channel.task): \(what) with an fd that is no file of this service → -EBADF")
+                return Wire.reply(err: EBADF, ret: 0)
+            }
             connection = conn
         }
         let context = connection.flatMap { conn in state.withLock { conn.kind.context } }
@@ -169,6 +172,7 @@ extension Service {
             conn.kind = kind
             return true
         }
+        if !opened { log.line("conn \(conn.fd) \(credentials.task): OPEN of a connection already open or released → -EBADF") }
         return opened ? (0, 0) : (0, EBADF)
     }
 

@@ -108,6 +108,7 @@ final class Service: @unchecked Sendable {
     /// Connections by their client end: its autobound name, its inode.
     var connByName: [[UInt8]: Connection] = [:]
     var connByInode: [UInt64: Connection] = [:]
+    private let acceptLock = Lock()
     var channels: [TaskID: TaskChannel] = [:]
     var clients: [Int32: Client] = [:]
     /// Clients that exited while their pages were still charged (`VmPin` readers may
@@ -294,14 +295,18 @@ final class Service: @unchecked Sendable {
     /// first request the moment `connect` returns).
     func acceptAll() {
         defer { pokeIOThread() }
-        while true {
-            let fd = ikd_accept(listenFD)
-            guard fd >= 0 else { return }
-            let conn = Connection(fd: fd)
-            conn.clientName = Self.socketName(fd, peer: true)
-            state.withLock {
-                conns[fd] = conn
-                if !conn.clientName.isEmpty { connByName[conn.clientName] = conn }
+        // Held from accept to record, so a thread that finds nothing to accept knows that
+        // every connection accepted so far is recorded.
+        acceptLock.withLock {
+            while true {
+                let fd = ikd_accept(listenFD)
+                guard fd >= 0 else { return }
+                let conn = Connection(fd: fd)
+                conn.clientName = Self.socketName(fd, peer: true)
+                state.withLock {
+                    conns[fd] = conn
+                    if !conn.clientName.isEmpty { connByName[conn.clientName] = conn }
+                }
             }
         }
     }

@@ -16,7 +16,10 @@ public final class PagePinRegistry: @unchecked Sendable {
         mutating func pin(_ pa: PhysicalAddress) {
             let f = Int(truncatingIfNeeded: pa.rawValue >> PagePinRegistry.frameShift)
             if f >= byFrame.count {
-                byFrame.append(contentsOf: repeatElement(0, count: max(f + 1, byFrame.count * 2) - byFrame.count))
+                // An array made by the (optimised) standard library, then one copy: an
+                // element-by-element append costs seconds for millions of frames in a
+                // debug build.
+                byFrame += [UInt32](repeating: 0, count: max(f + 1, byFrame.count * 2) - byFrame.count)
             }
             if byFrame[f] == 0 { pinned += 1 }
             byFrame[f] += 1
@@ -45,7 +48,10 @@ public final class PagePinRegistry: @unchecked Sendable {
     fileprivate static let frameShift = UInt64(PhysicalMemory.frameSize.trailingZeroBitCount)
 
     /// Runs `body` on the pin counts of `memory` under the lock: one lock and one lookup
-    /// for a whole batch of pages. A memory left with no pins leaves no entry.
+    /// for a whole batch of pages. A memory left with no pins leaves no entry, unless its
+    /// counts cover more than 256 MiB of frames: a memory whose pinned frames sit high
+    /// (a long-running service) would otherwise rebuild that array for every pin and
+    /// unpin of a transient access.
     func update<R, E: Error>(_ memory: PhysicalMemory, _ body: (inout Counts) throws(E) -> R) throws(E) -> R {
         try lock.withLock { () throws(E) -> R in
             let key = ObjectIdentifier(memory)
@@ -60,7 +66,9 @@ public final class PagePinRegistry: @unchecked Sendable {
                 counts[key] = Counts()
                 i = counts.index(forKey: key)!
             }
-            defer { if counts.values[i].pinned == 0 { counts.remove(at: i) } }
+            defer {
+                if counts.values[i].pinned == 0 && counts.values[i].byFrame.count <= 1 << 16 { counts.remove(at: i) }
+            }
             return try body(&counts.values[i])
         }
     }
