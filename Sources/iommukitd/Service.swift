@@ -356,6 +356,9 @@ final class Service: @unchecked Sendable {
             guard let p = Packet.receive(conn.fd) else { return false }
             if p.bytes.isEmpty && p.credentials == nil { return true }
             route(p, on: conn)
+            // A connection that just became a reply channel is its service thread's to
+            // read from now on.
+            guard state.withLock({ conns[conn.fd] === conn }) else { return false }
         }
         return false
     }
