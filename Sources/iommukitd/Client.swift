@@ -143,12 +143,16 @@ final class Client: ProcessPager, @unchecked Sendable {
         guard length > 0, !o, last < mm.userLimit else { throw .badAddress }
         let start = address & ~(Self.page - 1)
         let end = (last & ~(Self.page - 1)) + Self.page
-        try lock.withLock { () throws(Errno) in
-            let now = epoch.current
-            if validatedEpoch != now { validatedEpoch = now; validated = [] }
-            if validated.contains(where: { $0.0 <= start && end <= $0.1 }) { return }
-            try reconcile(start, end)
-            validated.append((start, end))
+        // The shadow's frames stand for pages the client already has: no allocation of
+        // the modelled call, so no fail-nth injection point.
+        try machine.memory.withoutInjectedFailures { () throws(Errno) in
+            try lock.withLock { () throws(Errno) in
+                let now = epoch.current
+                if validatedEpoch != now { validatedEpoch = now; validated = [] }
+                if validated.contains(where: { $0.0 <= start && end <= $0.1 }) { return }
+                try reconcile(start, end)
+                validated.append((start, end))
+            }
         }
     }
 

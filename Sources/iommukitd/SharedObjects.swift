@@ -225,7 +225,10 @@ final class SharedObjects: @unchecked Sendable {
         let page = Memfd.pageSize
         let end = min(size, start &+ length)
         if start < end, !start.addingReportingOverflow(length).overflow {
-            try? o.ensure(start / page, count: Int((end - 1) / page - start / page + 1))
+            // Pages of the client's object, not allocations of the modelled call.
+            try? machine.memory.withoutInjectedFailures { () throws(Errno) in
+                try o.ensure(start / page, count: Int((end - 1) / page - start / page + 1))
+            }
         }
         return (try? c.mm.install(o.memfd, at: fd)) != nil ? fd : nil
     }

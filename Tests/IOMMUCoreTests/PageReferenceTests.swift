@@ -1,4 +1,5 @@
 import IOMMUConformance
+import Synchronization
 import XCTest
 @testable import IOMMUCore
 
@@ -21,6 +22,32 @@ final class PageReferenceTests: XCTestCase {
         XCTAssertEqual(memory.frameRefCount(pa), 0)
         XCTAssertEqual(memory.framesInUse, base)
         XCTAssertEqual(memory.framesWithExtraReferences, 0)
+    }
+
+    /// Allocations inside `withoutInjectedFailures` (the service's mirrors of pages a
+    /// client already has) are no fail-nth injection point: they neither fail nor use up
+    /// N, on that thread only, and the exemption ends with the body.
+    func testExemptAllocationsNeitherFailNorCount() throws {
+        let memory = memory
+        let counted = memory.allocationCount
+        memory.failAllocation = { _ in true }
+        defer { memory.failAllocation = nil }
+        let otherThreadFailed = Atomic<Bool>(false)
+        let exempt = try memory.withoutInjectedFailures { () throws(Errno) -> PhysicalAddress in
+            let pa = try memory.allocFrame()
+            // A thread of its own (DispatchQueue.sync would run the block on this one).
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                otherThreadFailed.store((try? memory.allocFrame()) == nil, ordering: .relaxed)
+                done.signal()
+            }.start()
+            done.wait()
+            return pa
+        }
+        XCTAssertTrue(otherThreadFailed.load(ordering: .relaxed), "another thread's allocation is still an injection point")
+        XCTAssertThrowsError(try memory.allocFrame(), "after the body this thread's allocations fail again")
+        XCTAssertEqual(memory.allocationCount, counted + 2, "only the two injected allocations were counted")
+        memory.freeFrame(exempt)
     }
 
     /// A contiguous run is one compound page: the last put of its first frame frees it

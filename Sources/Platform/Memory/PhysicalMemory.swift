@@ -61,6 +61,8 @@ public final class PhysicalMemory: @unchecked Sendable {
         set { lock.withLock { _failAllocation = newValue } }
     }
     private var _failAllocation: (@Sendable (Int) -> Bool)?
+    /// Threads inside ``withoutInjectedFailures(_:)``, with their nesting depth.
+    private var exemptThreads: [pthread_t: Int] = [:]
 
     /// The owner of external frames (see ``ExternalFrameOwner``), and its flag: raised
     /// while it owns any frame, read without a lock on the DMA path.
@@ -142,8 +144,26 @@ public final class PhysicalMemory: @unchecked Sendable {
     }
 
     private func shouldFail() -> Bool {
+        if !exemptThreads.isEmpty, exemptThreads[pthread_self()] != nil { return false }
         allocations += 1
         return _failAllocation?(allocations) ?? false
+    }
+
+    /// Runs `body` with the calling thread's allocations outside fault injection: they
+    /// never fail through ``failAllocation`` and do not count towards its N. For frames
+    /// that stand for memory the host already provides (the service's mirrors of a
+    /// client's own pages): the modelled call makes no allocation for them, so the
+    /// kernel's fail-nth has no injection point there.
+    public func withoutInjectedFailures<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        let me = pthread_self()
+        lock.withLock { exemptThreads[me, default: 0] += 1 }
+        defer {
+            lock.withLock {
+                let depth = exemptThreads[me, default: 1] - 1
+                exemptThreads[me] = depth > 0 ? depth : nil
+            }
+        }
+        return try body()
     }
 
     /// Allocates one zeroed 4 KiB frame. Models `alloc_page(GFP_KERNEL | __GFP_ZERO)`.
