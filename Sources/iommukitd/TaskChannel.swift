@@ -22,7 +22,12 @@ struct Request {
 /// thread and never another client. Replies never block: a client whose channel stays
 /// full for ``Service/replyTimeout`` is disconnected. After a request the service thread
 /// polls its channel for a short while before sleeping, as the shim polls for its reply:
-/// back-to-back ioctls then pay no wake-up.
+/// back-to-back ioctls then pay no wake-up. Polling pays only while the client runs on
+/// another core; on a loaded machine it burns the time slice the client needs. So the
+/// rule is the shim's (`recv_reply` in `preload.c`): each empty poll yields the CPU;
+/// after ``spinMisses`` polls in a row that found nothing the thread sleeps at once,
+/// probing with a poll once every ``spinProbe`` requests, and a poll that catches the
+/// next request resumes polling.
 final class TaskChannel: @unchecked Sendable {
     let task: TaskID
     /// The service's end of the channel (closed when the channel ends).
@@ -39,6 +44,10 @@ final class TaskChannel: @unchecked Sendable {
 
     /// How long the service thread polls its channel after a request before sleeping.
     static let spin = 50e-6
+    /// Polls in a row that found nothing before the thread stops polling.
+    static let spinMisses = 2
+    /// While not polling, one request in this many is followed by a probing poll.
+    static let spinProbe = 8
 
     init(task: TaskID, socket: Int32, shimEnd: Int32, service: Service) {
         self.task = task
@@ -78,15 +87,29 @@ final class TaskChannel: @unchecked Sendable {
             shimEnd = -1
             guard proven else { finish(); return }
         }
-        var spinUntil = 0.0
+        var spinUntil = 0.0       // 0: not polling
+        var misses = 0, skipped = 0
         var fds = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
         while !lock.withLock({ ending }) {
-            // Right after a request, look without sleeping; then sleep until something comes.
-            let spinning = monotonicNow() < spinUntil
+            // Right after a request, look without sleeping while that pays; then sleep
+            // until something comes.
+            var spinning = false
+            if spinUntil > 0 {
+                spinning = monotonicNow() < spinUntil
+                if !spinning {
+                    spinUntil = 0
+                    misses = min(misses + 1, Self.spinMisses)
+                }
+            }
             fds[0].revents = 0
             fds[1].revents = 0
-            guard poll(&fds, 2, spinning ? 0 : 1000) > 0 else { continue }
+            guard poll(&fds, 2, spinning ? 0 : 1000) > 0 else {
+                if spinning { sched_yield() }
+                continue
+            }
+            if spinning && fds[0].revents != 0 { misses = 0 }
+            spinUntil = 0
             if fds[1].revents != 0 {
                 var b = [UInt8](repeating: 0, count: 64)
                 while read(wake.read, &b, b.count) > 0 {}
@@ -98,7 +121,11 @@ final class TaskChannel: @unchecked Sendable {
             }
             guard !p.bytes.isEmpty || p.credentials != nil else { break }   // hang-up: the thread is gone
             readFromChannel(p)
-            spinUntil = monotonicNow() + Self.spin
+            skipped += 1
+            if misses < Self.spinMisses || skipped >= Self.spinProbe {
+                skipped = 0
+                spinUntil = monotonicNow() + Self.spin
+            }
         }
         finish()
     }
