@@ -1,7 +1,8 @@
 /* A vEVENTQ fd: a vIOMMU over a nesting parent, a vDEVICE for the mock device, and the
  * device on a nested HWPT of the vIOMMU; IOMMU_TEST_OP_TRIGGER_VEVENT events are read
  * as an iommufd_vevent_header followed by an iommu_viommu_event_selftest, poll() shows
- * POLLIN only while one waits, and a full queue ends in a LOST_EVENTS header. */
+ * POLLIN only while one waits, a full queue ends in a LOST_EVENTS header, and the queue
+ * is free to destroy as soon as close() of its last fd returns. */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
@@ -103,6 +104,10 @@ int main(void)
 	CHECK(read(qfd2, rec, sizeof(rec)) == sizeof(rec[0]) && rec[0].hdr.sequence == 4);
 	CHECK_OK(close(qfd2));
 	CHECK_OK(close(qfd));
+	/* The last close has released the file when close() returns: the queue is free to
+	 * destroy at once. */
+	d.id = q.out_veventq_id;
+	CHECK_OK(ioctl(fd, IOMMU_DESTROY, &d));
 	CHECK_OK(close(fd));
 	return ck_summary();
 }
