@@ -1,7 +1,7 @@
 /*
  * IOMMUKit's own <linux/iommufd.h>: the iommufd uAPI under the kernel's names and with
- * the kernel's layouts, written for IOMMUKit from shared/spec/iommufd-uapi.md (§2.3 sizes,
- * §3 fields). It is not the kernel's header and holds no kernel text. It exists because
+ * the kernel's layouts (the sizes and fields UAPIKernelLayoutTests checks), written for
+ * IOMMUKit. It is not the kernel's header and holds no kernel text. It exists because
  * some hosts' linux-libc-dev predates iommufd; when the host has a real
  * <linux/iommufd.h>, the C programs are compiled against that one instead (README).
  * Only what the project's programs and common clients use is here.
