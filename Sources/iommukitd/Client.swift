@@ -101,6 +101,9 @@ final class Client {
                 if p[1] == UInt8(ascii: "w") { prot.insert(.write) }
                 if p[2] == UInt8(ascii: "x") { prot.insert(.exec) }
             }
+            // An iommufd mapping (ContextMappings): the shadow holds the driver's frames
+            // there, never a mirror of the client's pages.
+            if f.count > 2, f[2].contains("/memfd:iommukit-iommufd-mmap") { prot = [] }
             out.append((s, e, prot, f.count > 2 ? Self.hugePageSize(path: f[2]) : 0))
         }
         return out

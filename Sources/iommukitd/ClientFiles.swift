@@ -53,6 +53,17 @@ final class ClientFiles {
     private static let pidfdOpen = dlsym(nil, "pidfd_open").map { unsafeBitCast($0, to: PidfdOpen.self) }
     private static let pidfdGetfd = dlsym(nil, "pidfd_getfd").map { unsafeBitCast($0, to: PidfdGetfd.self) }
 
+    /// The service's own reference to the client's descriptor `fd` (`pidfd_open` +
+    /// `pidfd_getfd`), or nil when the client has no such descriptor.
+    static func takeFile(pid: Int32, fd: Int32) -> Int32? {
+        guard fd >= 0, let pidfdOpen, let pidfdGetfd else { return nil }
+        let pidfd = pidfdOpen(pid, 0)
+        guard pidfd >= 0 else { return nil }
+        defer { close(pidfd) }
+        let real = pidfdGetfd(pidfd, fd, 0)
+        return real >= 0 ? real : nil
+    }
+
     /// Number of real files mirrored right now.
     var count: Int { files.count }
 
@@ -64,13 +75,7 @@ final class ClientFiles {
     /// number to close in the shadow once the ioctl is done, nil when nothing was installed.
     func prepare(_ c: Client, fd: Int32, start: UInt64, length: UInt64) -> Int32? {
         try? c.mm.close(fd: fd)
-        guard fd >= 0 else { return nil }
-        guard let pidfdOpen = Self.pidfdOpen, let pidfdGetfd = Self.pidfdGetfd else { return nil }
-        let pidfd = pidfdOpen(c.pid, 0)
-        guard pidfd >= 0 else { return nil }
-        defer { close(pidfd) }
-        let real = pidfdGetfd(pidfd, fd, 0)
-        guard real >= 0 else { return nil }                       // not open: EBADF
+        guard let real = Self.takeFile(pid: c.pid, fd: fd) else { return nil }   // not open: EBADF
         var st = stat()
         // F_GET_SEALS works on shmem and hugetlbfs files only: memfds and tmpfs files.
         guard fstat(real, &st) == 0, fcntl(real, 1034 /* F_GET_SEALS */) >= 0, st.st_size >= 0 else {

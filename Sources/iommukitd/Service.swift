@@ -71,6 +71,8 @@ final class Service: @unchecked Sendable {
     private var nextContextID = 1
     /// Clients' memfds handed to `IOMMU_IOAS_MAP_FILE`, mirrored into model files.
     private lazy var clientFiles = ClientFiles(machine: machine)
+    /// Clients' mappings of the regions vIOMMUs offer (`mmap` of an iommufd).
+    private var contextMappings = ContextMappings()
     /// Reply channels by ``channelKey(_:_:)``: where replies to each client thread go.
     private var channels: [Int64: Int32] = [:]
     /// Where the request in progress is answered: its thread's channel, else its connection.
@@ -302,6 +304,16 @@ final class Service: @unchecked Sendable {
             return open(fd, req)
         case (.context(let sc), .ioctl):
             return ioctl(sc, req)
+        case (.context(let sc), .mmap):
+            guard let c = client(req.pid) else { return (0, ESRCH) }
+            guard req.len == UInt64(ContextMappings.Request.size),
+                  let b = try? c.memory.copyFromUser(req.arg, count: ContextMappings.Request.size) else { return (0, EFAULT) }
+            let r = contextMappings.map(sc.ctx, c, ContextMappings.Request(b), machine: machine)
+            if r.1 != 0 { log.line("pid \(req.pid) ctx \(sc.id): mmap → -\(errnoName(r.1))") }
+            return r
+        case (.context, .munmap):
+            guard let c = client(req.pid) else { return (1, 0) }
+            return contextMappings.unmap(c, address: req.arg, length: req.len)
         case (.file(let sc, let number), .read), (.file(let sc, let number), .write):
             guard let c = client(req.pid) else { return (0, ESRCH) }
             let r = withFailNth(sc.ctx, tid: req.tid) {
@@ -572,6 +584,7 @@ final class Service: @unchecked Sendable {
 
     private func retire(_ c: Client) {
         if clients[c.pid] === c { clients[c.pid] = nil }
+        contextMappings.forget(pid: c.pid)
         if !c.retire() { retired.append(c) }
         log.line("pid \(c.pid) exited")
     }

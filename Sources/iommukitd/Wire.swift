@@ -8,7 +8,8 @@
 ///
 /// * The shim's first packet on a connection it made is `OPEN` (`cmd` = what was
 ///   opened). Files the service hands out arrive already open.
-/// * Then each request (`IOCTL`, `READ`, `WRITE`, `POLL`) gets exactly one `REPLY`.
+/// * Then each request (`IOCTL`, `READ`, `WRITE`, `POLL`, `MMAP`, `MUNMAP`) gets exactly
+///   one `REPLY`.
 ///   Arguments never travel in the packet: `arg` is the caller's pointer and the
 ///   service reads and writes the caller's memory itself (`process_vm_readv`/`writev`),
 ///   as the kernel's `copy_from_user`/`copy_to_user` do.
@@ -21,6 +22,11 @@ enum Wire {
     /// Request ops (`IKD_OP_*`).
     enum Op: UInt32 {
         case open = 1, ioctl = 2, read = 3, write = 4, poll = 5, fdInstalled = 6
+        /// `mmap` of an iommufd: `arg` = the caller's `struct ikd_mmap`, `len` = its size.
+        case mmap = 7
+        /// `munmap` of (part of) an iommufd mapping: `arg`/`len` = the range; `ret` = 1
+        /// once nothing of that mapping is left.
+        case munmap = 8
     }
     /// What an `OPEN` opens (`IKD_OPEN_*`, in `cmd`).
     enum OpenKind: UInt32 {

@@ -4,8 +4,8 @@
  * file; one packet is one message; little-endian, natural alignment.
  *
  *   shim -> service   struct ikd_request: OPEN (first packet of a connection the shim
- *                     made), then IOCTL / READ / WRITE / POLL; FD_INSTALLED answers an
- *                     INSTALL upcall.
+ *                     made), then IOCTL / READ / WRITE / POLL / MMAP / MUNMAP;
+ *                     FD_INSTALLED answers an INSTALL upcall.
  *   service -> shim   struct ikd_reply: exactly one REPLY per request; before it, zero
  *                     or more INSTALL upcalls, each carrying one fd (SCM_RIGHTS).
  *
@@ -38,6 +38,9 @@ enum ikd_op {
 	IKD_OP_WRITE = 4,        /* arg = buffer, len = count */
 	IKD_OP_POLL = 5,         /* reply ret = the poll mask */
 	IKD_OP_FD_INSTALLED = 6, /* arg = the new fd number, or -errno */
+	IKD_OP_MMAP = 7,         /* arg = struct ikd_mmap *, len = its size */
+	IKD_OP_MUNMAP = 8,       /* arg, len = a range of an iommufd mapping the caller just
+	                          * unmapped; ret = 1 once nothing of that mapping is left */
 };
 
 enum ikd_open_kind {
@@ -60,6 +63,18 @@ struct ikd_request {
 	uint32_t cmd;
 	uint64_t arg;
 	uint64_t len;
+};
+
+/* mmap of an iommufd: the shim has mapped its own memfd, shared, at addr; the service
+ * maps the vIOMMU region there in the model and copies its bytes into that memfd. */
+struct ikd_mmap {
+	uint64_t addr;
+	uint64_t length;
+	uint64_t offset;
+	int32_t memfd;  /* the caller's descriptor of that memfd */
+	uint32_t prot;  /* PROT_* */
+	uint32_t flags; /* MAP_* */
+	uint32_t reserved;
 };
 
 struct ikd_reply {
