@@ -114,21 +114,21 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     let kSrc = try machine.memory.allocContiguous(bytes: 4096)
     let kDst = try machine.memory.allocContiguous(bytes: 4096)
     let kCR = try machine.memory.allocContiguous(bytes: 4096)
-    machine.memory.write(kSrc, Array("kernel data through the RID".utf8))
+    try machine.memory.write(kSrc, Array("kernel data through the RID".utf8))
     let iSrc = try iommu.dmaMapPage(pci, paddr: kSrc, size: 4096)
     let iDst = try iommu.dmaMapPage(pci, paddr: kDst, size: 4096)
     let iCR = try iommu.dmaMapPage(pci, paddr: kCR, size: 4096)
     try dsa.submitKernel(.memmove(from: iSrc, to: iDst, count: 64, completion: iCR), wq: 0)
     s = Step("kernel_memmove")
     s.iovas = [iSrc.rawValue, iDst.rawValue]
-    (s.completion, s.read) = (fields(dsa.completions.last), text(machine.memory.bytes(at: kDst, count: 27)))
+    (s.completion, s.read) = (fields(dsa.completions.last), text(try machine.memory.bytes(at: kDst, count: 27)))
     s.what = "kernel MEMMOVE on wq0 (MOVDIR64B), IOVA \(iSrc) -> \(iDst)"
     s.result = show(dsa.completions.last) + "; destination reads \"\(s.read!)\""
     record(s)
     try dsa.submitKernel(.fill(iDst + 1024, pattern: 0x4b50_4153_4b50_4153, count: 16, completion: iCR + 64), wq: 1)
     s = Step("kernel_memfill")
     s.iovas = [(iDst + 1024).rawValue]
-    (s.completion, s.read) = (fields(dsa.completions.last), text(machine.memory.bytes(at: kDst + 1024, count: 16)))
+    (s.completion, s.read) = (fields(dsa.completions.last), text(try machine.memory.bytes(at: kDst + 1024, count: 16)))
     s.what = "kernel MEMFILL on wq1 (MOVDIR64B), same IOVA space"
     s.result = show(dsa.completions.last) + "; destination reads \"\(s.read!)\""
     record(s)

@@ -176,7 +176,7 @@ func runDemo() throws -> DemoReport {
     try dsa.dmaWrite(at: iova, bytes: hello)
     s = DemoReport.Step("dma_write")
     (s.device, s.iova, s.pa, s.size) = ("\(dsa.rid)", iova.rawValue, buffer.rawValue, UInt64(hello.count))
-    s.data = DemoReport.show(machine.memory.bytes(at: buffer, count: 32))
+    s.data = DemoReport.show(try machine.memory.bytes(at: buffer, count: 32))
     s.action = "dsa0 DMA write without PASID at \(iova)"
     s.result = "CPU reads pa \(buffer)"
     record(s)
@@ -210,7 +210,7 @@ func runDemo() throws -> DemoReport {
     s = DemoReport.Step("dma_write")
     (s.device, s.pasid, s.iova, s.pa, s.size) = ("\(dsa.rid)", pasid.rawValue, (iova + 0x1000).rawValue, (buffer + 0x1000).rawValue,
                                                      UInt64(viaPasidText.count))
-    s.data = DemoReport.show(machine.memory.bytes(at: buffer + 0x1000, count: 32))
+    s.data = DemoReport.show(try machine.memory.bytes(at: buffer + 0x1000, count: 32))
     s.action = "dsa0 DMA write with PASID \(pasid) at \(iova + 0x1000)"
     s.result = "CPU reads pa \(buffer + 0x1000)"
     record(s)

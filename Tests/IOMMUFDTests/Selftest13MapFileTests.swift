@@ -319,7 +319,7 @@ final class Selftest13MapFileTests: XCTestCase {
         try s.process.close(fd: mfd)
         try s.process.munmap(address: va, length: Int(2 * PAGE))
         XCTAssertTrue(s.machine.memory.isAllocated(pa))
-        XCTAssertEqual(s.machine.memory.bytes(at: pa, count: 1), [0xAB])
+        XCTAssertEqual(try s.machine.memory.bytes(at: pa, count: 1), [0xAB])
         XCTAssertEqual(s.machine.memory.frameRefCount(pa), 1, "only the pin is left")
         XCTAssertEqual(s.unmap(ioas, iova, 2 * PAGE).0, 0)
         XCTAssertFalse(s.machine.memory.isAllocated(pa))

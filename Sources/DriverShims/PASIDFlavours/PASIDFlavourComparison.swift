@@ -113,7 +113,7 @@ public enum PASIDFlavourComparison {
 
     private static func frame(_ machine: Machine, _ bytes: [UInt8] = []) throws -> PhysicalAddress {
         let pa = try machine.memory.allocContiguous(bytes: 4096)
-        if !bytes.isEmpty { machine.memory.write(pa, bytes) }
+        if !bytes.isEmpty { try machine.memory.write(pa, bytes) }
         return pa
     }
 
@@ -154,7 +154,7 @@ public enum PASIDFlavourComparison {
         try move(iSrc, iDst2, iCR, pasid: kp.pasid, priv: false, submit)
         try compare(iSrc, iDst2, iCR, pasid: kp.pasid, priv: false, submit)
         machine.step("\(PASIDFlavour.kernelPASID.rawValue): copied after the remap")
-        let visible = machine.memory.bytes(at: dst2, count: 4096) == pattern
+        let visible = try machine.memory.bytes(at: dst2, count: 4096) == pattern
         for (iova, pa) in [(iSrc, src), (iDst2, dst2), (iCR, cr)] {
             log.record("dma_unmap_page")
             try iommu.dmaUnmapPage(dev, dmaAddress: iova, size: 4096)
@@ -206,7 +206,7 @@ public enum PASIDFlavourComparison {
         try move(iSrc, iDst, iCR, pasid: pasid, priv: false, submit)
         try compare(iSrc, iDst, iCR, pasid: pasid, priv: false, submit)
         machine.step("\(PASIDFlavour.privatePASID.rawValue): copied after the remap")
-        let visible = machine.memory.bytes(at: dst2, count: 4096) == pattern
+        let visible = try machine.memory.bytes(at: dst2, count: 4096) == pattern
         for iova in [iSrc, iDst, iCR] { try pp.unmap(pasid: pasid, iova: iova, size: 4096) }
         try pp.freePrivatePasid(domain: domain, pasid: pasid)
         log.record("iommu_domain_free")

@@ -72,7 +72,7 @@ public final class Rig: @unchecked Sendable {
     /// with `fill`.
     public func buffer(fill: UInt8 = 0, bytes: Int = 4096) throws -> PhysicalAddress {
         let pa = try memory.allocContiguous(bytes: bytes)
-        if fill != 0 { memory.write(pa, [UInt8](repeating: fill, count: bytes)) }
+        if fill != 0 { try memory.write(pa, [UInt8](repeating: fill, count: bytes)) }
         return pa
     }
 

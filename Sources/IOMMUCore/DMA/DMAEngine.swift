@@ -19,6 +19,16 @@ public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
     /// The unit that recorded the fault (`"none"` for a device without IOMMU).
     public let iommu: String
 
+    /// The errno a driver would see for this request: `ENODEV` for a device on no
+    /// machine (``FaultReason/noMachine``: there is no bus to carry the request),
+    /// `EFAULT` for an address outside physical memory, `EIO` for a refusal by the
+    /// IOMMU (the completion of a faulted request is an error status). Its reason is the
+    /// fault's description.
+    public var errno: Errno {
+        let e: Errno = reason == .noMachine ? .noDevice : reason == .outsideMemory ? .badAddress : .ioError
+        return e.from(access.contains(.write) ? "dmaWrite" : "dmaRead", description)
+    }
+
     /// `DMAR fault: dev 00:02.0 pasid 5 addr 0x1000 write: 0x..: reason`.
     public var description: String {
         let p = pasid.map { " pasid \($0)" } ?? ""
@@ -30,6 +40,9 @@ public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
 extension FaultReason {
     /// A device without an IOMMU addressed memory outside the machine.
     public static let outsideMemory = FaultReason(code: 0xffff, text: "physical address outside memory")
+    /// The device is on no machine (never added, or its machine is gone): nothing
+    /// carries the request. ``DMAFault/errno`` maps it to `ENODEV`.
+    public static let noMachine = FaultReason(code: 0xfffe, text: "device is on no machine")
 }
 
 extension PCIDevice {
@@ -38,6 +51,8 @@ extension PCIDevice {
     /// device's ATC (with ATS) or the IOMMU (IOTLB, then a table walk); the first refusal
     /// stops the transfer. Allocation-free.
     /// - Throws: ``DMAFault`` with the vendor's reason; bytes before the fault were moved.
+    ///   A device on no machine gets reason ``FaultReason/noMachine`` (errno `ENODEV`),
+    ///   an address past the end of memory ``FaultReason/outsideMemory`` (`EFAULT`).
     public func dmaRead(at address: IOVA, into buffer: UnsafeMutableRawBufferPointer,
                         pasid: PASID? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
@@ -47,7 +62,8 @@ extension PCIDevice {
     }
 
     /// Issues a DMA write: the device writes `buffer` to host memory at `address`.
-    /// - Throws: ``DMAFault``; bytes before the fault were written.
+    /// - Throws: ``DMAFault``; bytes before the fault were written. As
+    ///   ``dmaRead(at:into:pasid:privileged:)``: `noMachine` (`ENODEV`), `outsideMemory`.
     public func dmaWrite(at address: IOVA, from buffer: UnsafeRawBufferPointer,
                          pasid: PASID? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
@@ -84,7 +100,10 @@ extension PCIDevice {
     @inline(__always)
     private func transfer(address: IOVA, count: Int, pasid: PASID?, privileged: Bool, access: DMAAccess,
                           _ copy: (UnsafeMutableRawPointer, Int, Int) -> Void) throws(DMAFault) {
-        guard let path = dmaPathStorage.pointee else { preconditionFailure("DMA from a device that is not on a machine") }
+        guard let path = dmaPathStorage.pointee else {
+            // No machine, no bus: nothing to record the fault in either.
+            throw DMAFault(device: rid, pasid: pasid, address: address, access: access, reason: .noMachine, iommu: "none")
+        }
         let memorySize = path.memorySize
         guard let unit = path.unit, let mutex = path.mutex, let stats = path.stats else {
             // No IOMMU: the bus address is the physical address.
@@ -96,17 +115,17 @@ extension PCIDevice {
                 machine?.recordFault(f)
                 throw f
             }
-            if path.foreignActive.pointee, !access.contains(.write) {
+            if path.foreignActive.isSet, !access.contains(.write) {
                 machine?.foreignFrames.willRead(pa, count: count)
             }
             copy(path.memoryBase + Int(pa), 0, count)
-            if path.foreignActive.pointee, access.contains(.write) {
+            if path.foreignActive.isSet, access.contains(.write) {
                 machine?.foreignFrames.didWrite(pa, count: count)
             }
             machine?.noteUntranslatedDMA(bytes: count, faulted: false)
             return
         }
-        let checking = path.checkerEnabled.pointee
+        let checking = path.checkerEnabled.isSet
         let ats = path.ats
         var done = 0
         var request = TranslationRequest(rid: rid, pasid: pasid, privileged: privileged, access: access, address: address)
@@ -140,7 +159,7 @@ extension PCIDevice {
                                                   physical: physical, cached: cached)
                 }
                 // Foreign frames (another process's pages): refresh before, write back after.
-                let foreign = path.foreignActive.pointee
+                let foreign = path.foreignActive.isSet
                 if foreign, !access.contains(.write) { machine?.foreignFrames.willRead(pa, count: n) }
                 copy(path.memoryBase + Int(pa), done, n)
                 if foreign, access.contains(.write) { machine?.foreignFrames.didWrite(pa, count: n) }
@@ -167,9 +186,10 @@ extension PCIDevice {
 struct DMAPath {
     let memoryBase: UnsafeMutableRawPointer
     let memorySize: UInt64
-    let checkerEnabled: UnsafeMutablePointer<Bool>
-    /// `Machine.foreignFrames.activeStorage`: whether any frame mirrors another process.
-    let foreignActive: UnsafeMutablePointer<Bool>
+    /// The checker's on/off switch (an atomic: it may flip while devices DMA).
+    unowned(unsafe) let checkerEnabled: AtomicFlag
+    /// `Machine.foreignFrames.active`: whether any frame mirrors another process.
+    unowned(unsafe) let foreignActive: AtomicFlag
     unowned(unsafe) let checker: InvariantChecker
     let unit: Unmanaged<IOMMUDevice>?
     let mutex: UnsafeMutablePointer<pthread_mutex_t>?
@@ -181,8 +201,8 @@ struct DMAPath {
         self.ats = ats
         memoryBase = machine.memory.base
         memorySize = machine.memory.size
-        checkerEnabled = machine.checker.enabledStorage
-        foreignActive = machine.foreignFrames.activeStorage
+        checkerEnabled = machine.checker.enabledFlag
+        foreignActive = machine.foreignFrames.active
         checker = machine.checker
         self.unit = unit.map { Unmanaged.passUnretained($0) }
         mutex = unit?.hardwareLock.mutex

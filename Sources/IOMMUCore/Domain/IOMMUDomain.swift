@@ -61,15 +61,21 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     /// `iommu_domain_ops.attach_dev(domain, dev, old)`: make this domain translate the
     /// device's RID. Errno contract (iommu.h): `EINVAL` incompatible (soft failure),
     /// `ENOMEM`, `ENOSPC` (no DID/ASID), `EBUSY`, `ENODEV`.
-    open func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) { throw .noDevice }
+    open func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        throw .noDevice.from("attach_dev", "\(self) has no attach_dev")
+    }
 
     /// `iommu_domain_ops.set_dev_pasid(domain, dev, pasid, old)`: set or replace the
     /// translation of one PASID. On error the PASID must keep the `old` configuration.
-    open func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) { throw .notSupported }
+    open func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
+        throw .notSupported.from("set_dev_pasid", "\(self) has no set_dev_pasid")
+    }
 
     /// `iommu_domain_ops.map_pages`: map `pgcount` pages of `pgsize`, advancing `mapped`.
     open func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
-                       mapped: inout UInt64) throws(Errno) { throw .noDevice }
+                       mapped: inout UInt64) throws(Errno) {
+        throw .noDevice.from("map_pages", "\(self) has no map_pages")
+    }
 
     /// `iommu_domain_ops.unmap_pages`: returns bytes unmapped (0 at a hole or a block that
     /// would have to be split) and records what must be invalidated in `gather`.
@@ -89,11 +95,15 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     open func iovaToPhys(_ iova: IOVA) -> PhysicalAddress { 0 }
 
     /// `dirty_ops.set_dirty_tracking`.
-    open func setDirtyTracking(_ enabled: Bool) throws(Errno) { throw .notSupported }
+    open func setDirtyTracking(_ enabled: Bool) throws(Errno) {
+        throw .notSupported.from("set_dirty_tracking", "\(self) does not track dirty pages")
+    }
 
     /// `dirty_ops.read_and_clear_dirty`: reports dirty (iova, size) ranges.
     open func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
-                                _ report: (IOVA, UInt64) -> Void) throws(Errno) { throw .notSupported }
+                                _ report: (IOVA, UInt64) -> Void) throws(Errno) {
+        throw .notSupported.from("read_and_clear_dirty", "\(self) does not track dirty pages")
+    }
 
     /// `iommu_domain_ops.free`: release the domain's page tables and IDs.
     open func free() {}

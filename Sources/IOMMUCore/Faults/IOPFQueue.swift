@@ -100,9 +100,12 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
     ///   `page_response`; `EBUSY` if the device is already on a queue. Nothing changes
     ///   on error.
     public func addDevice(_ dev: PCIDevice) throws(Errno) {
-        guard let unit = dev.iommu, unit.driver.pageResponse != nil else { throw .noDevice }
+        guard let unit = dev.iommu else { throw .noDevice.from("iopf_queue_add_device", "\(dev.rid) has no IOMMU") }
+        guard unit.driver.pageResponse != nil else {
+            throw .noDevice.from("iopf_queue_add_device", "\(unit.driver.name) has no page_response")
+        }
         try iopfParamLock.withLock { () throws(Errno) in
-            guard dev.iopfParam == nil else { throw .busy }
+            guard dev.iopfParam == nil else { throw .busy.from("iopf_queue_add_device", "\(dev.rid) is already on an iopf queue") }
             let param = IOPFDeviceParam(device: dev, queue: self)
             lock.withLock { devices.append(param) }
             dev.iopfParam = param

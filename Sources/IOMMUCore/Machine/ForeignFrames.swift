@@ -27,22 +27,19 @@ public protocol ForeignFrameBacking: AnyObject, Sendable {
 /// fails (its owner exited) is dropped, and the frame becomes ordinary pinned memory:
 /// DMA still works on it, as on the pinned pages of a process that exited.
 ///
-/// Free when unused: the DMA hot path reads one `Bool` (``activeStorage``).
+/// Free when unused: the DMA hot path reads one atomic `Bool` (`active`).
 public final class ForeignFrames: @unchecked Sendable {
     private let lock = Lock()
     private let memory: PhysicalMemory
     private var frames: [UInt64: (backing: any ForeignFrameBacking, address: UInt64)] = [:]
-    /// True while any frame is registered; read without the lock by the DMA engine.
-    public let activeStorage: UnsafeMutablePointer<Bool>
+    /// True while any frame is registered; read without the lock by the DMA engine
+    /// (an atomic: frames come and go while devices DMA).
+    package let active = AtomicFlag()
 
     /// The registry of `memory`'s frames.
     public init(memory: PhysicalMemory) {
         self.memory = memory
-        activeStorage = .allocate(capacity: 1)
-        activeStorage.initialize(to: false)
     }
-
-    deinit { activeStorage.deallocate() }
 
     private static func frame(_ pa: UInt64) -> UInt64 { pa & ~UInt64(PhysicalMemory.frameSize - 1) }
 
@@ -50,7 +47,7 @@ public final class ForeignFrames: @unchecked Sendable {
     public func register(_ pa: UInt64, backing: any ForeignFrameBacking, address: UInt64) {
         lock.withLock {
             frames[Self.frame(pa)] = (backing, address & ~UInt64(PhysicalMemory.frameSize - 1))
-            activeStorage.pointee = true
+            active.set(true)
         }
     }
 
@@ -58,7 +55,7 @@ public final class ForeignFrames: @unchecked Sendable {
     public func unregister(_ pa: UInt64) {
         lock.withLock {
             frames[Self.frame(pa)] = nil
-            activeStorage.pointee = !frames.isEmpty
+            active.set(!frames.isEmpty)
         }
     }
 
@@ -66,7 +63,7 @@ public final class ForeignFrames: @unchecked Sendable {
     public func unregisterAll(_ backing: any ForeignFrameBacking) {
         lock.withLock {
             frames = frames.filter { $0.value.backing !== backing }
-            activeStorage.pointee = !frames.isEmpty
+            active.set(!frames.isEmpty)
         }
     }
 
@@ -80,7 +77,7 @@ public final class ForeignFrames: @unchecked Sendable {
 
     /// Before bytes `[pa, pa+count)` are read: refresh the foreign parts from their owners.
     public func willRead(_ pa: UInt64, count: Int) {
-        guard activeStorage.pointee, count > 0 else { return }
+        guard active.isSet, count > 0 else { return }
         forEachForeign(pa, count) { b, address, at, n in
             if !b.refresh(address, into: memory.pointer(PhysicalAddress(rawValue: at)), count: n) { unregisterAll(b) }
         }
@@ -88,7 +85,7 @@ public final class ForeignFrames: @unchecked Sendable {
 
     /// After bytes `[pa, pa+count)` were written: write the foreign parts back.
     public func didWrite(_ pa: UInt64, count: Int) {
-        guard activeStorage.pointee, count > 0 else { return }
+        guard active.isSet, count > 0 else { return }
         forEachForeign(pa, count) { b, address, at, n in
             if !b.writeBack(address, from: memory.pointer(PhysicalAddress(rawValue: at)), count: n) { unregisterAll(b) }
         }

@@ -60,17 +60,9 @@ public struct Violation: Hashable, Sendable, CustomStringConvertible {
 public final class InvariantChecker: @unchecked Sendable {
     private let lock = Lock()
     private var _violations: [Violation] = []
-    /// The on/off switch lives behind a pointer so the DMA engine can test it without
-    /// holding a reference to the checker (see `DMAPath`).
-    let enabledStorage: UnsafeMutablePointer<Bool> = {
-        let p = UnsafeMutablePointer<Bool>.allocate(capacity: 1)
-        p.initialize(to: false)
-        return p
-    }()
-    private var enabledFlag: Bool {
-        get { enabledStorage.pointee }
-        set { enabledStorage.pointee = newValue }
-    }
+    /// The on/off switch: an atomic, since the DMA engine tests it on every request
+    /// while another thread may switch checking on or off (see `DMAPath`).
+    let enabledFlag = AtomicFlag()
     /// Ranges unmapped with `iommu_unmap_fast` whose `iommu_iotlb_sync` has not run yet.
     private var unmapWindows: [ObjectIdentifier: [(start: IOVA, end: IOVA)]] = [:]
     /// (RID, PASID) pairs that were detached at least once, to tell I6 from I1.
@@ -84,12 +76,10 @@ public final class InvariantChecker: @unchecked Sendable {
     /// Creates a disabled checker.
     public init() {}
 
-    deinit { enabledStorage.deallocate() }
-
     /// Whether checking is on.
     public var isEnabled: Bool {
-        get { enabledFlag }
-        set { lock.withLock { enabledFlag = newValue } }
+        get { enabledFlag.isSet }
+        set { lock.withLock { enabledFlag.set(newValue) } }
     }
 
     /// Every violation reported so far.
@@ -103,22 +93,22 @@ public final class InvariantChecker: @unchecked Sendable {
 
     /// Reports a violation (vendor models use this for I8 and I10). Ignored when off.
     public func report(_ violation: Violation) {
-        guard enabledFlag else { return }
+        guard enabledFlag.isSet else { return }
         lock.withLock { _violations.append(violation) }
     }
 
     func openUnmapWindow(_ domain: IOMMUDomain, start: IOVA, end: IOVA) {
-        guard enabledFlag else { return }
+        guard enabledFlag.isSet else { return }
         lock.withLock { unmapWindows[ObjectIdentifier(domain), default: []].append((start, end)) }
     }
 
     func closeUnmapWindows(_ domain: IOMMUDomain) {
-        guard enabledFlag else { return }
+        guard enabledFlag.isSet else { return }
         lock.withLock { _ = unmapWindows.removeValue(forKey: ObjectIdentifier(domain)) }
     }
 
     func noteDetach(rid: RID, pasid: PASID?) {
-        guard enabledFlag else { return }
+        guard enabledFlag.isSet else { return }
         lock.withLock { _ = detached.insert(PasidKey(rid: rid, pasid: pasid)) }
     }
 

@@ -1,4 +1,36 @@
 extension IOPageTable {
+    /// The error ``mapPages(iova:paddr:pgsize:pgcount:prot:mapped:)`` throws for its
+    /// arguments, saying which check they failed: built out of line, only when it throws.
+    @inline(never)
+    func mapRefusal(_ errno: Errno, iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int,
+                    prot: IOMMUProt) -> Errno {
+        func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+        let why: String
+        if errno == .outOfRange {
+            why = "\(pgcount) pages of \(hex(pgsize)) at iova \(hex(iova)) -> paddr \(hex(paddr)) leave the table's "
+                + "\(format.vaBits)-bit input or \(format.outputBits)-bit output range"
+        } else if state[1] != 0 {
+            why = "the table was destroyed"
+        } else if pgsize == 0 || pgsize & (pgsize &- 1) != 0 || format.pageSizes & pgsize == 0 {
+            why = "page size \(hex(pgsize)) is not one of the format's (\(hex(format.pageSizes)))"
+        } else if pgcount <= 0 {
+            why = "page count \(pgcount) is not positive"
+        } else if (iova | paddr) & (pgsize &- 1) != 0 {
+            why = "iova \(hex(iova)) or paddr \(hex(paddr)) is not aligned to the page size \(hex(pgsize))"
+        } else if pgsize.multipliedReportingOverflow(by: UInt64(pgcount)).overflow {
+            why = "\(pgcount) pages of \(hex(pgsize)) overflow 64 bits"
+        } else {
+            why = "prot \(prot) allows neither read nor write"
+        }
+        return errno.from("map_pages", why)
+    }
+
+    /// `EEXIST` for a slot at `iova` already in use, built out of line.
+    @inline(never)
+    static func alreadyMapped(_ iova: UInt64) -> Errno {
+        Errno.exists.from("map_pages", "iova 0x\(String(iova, radix: 16)) is already mapped")
+    }
+
     /// Maps `pgcount` pages of `pgsize` bytes from `iova` to `paddr`:
     /// `io_pgtable_ops.map_pages` (`arm_lpae_map_pages`, generic_pt's `map_pages`).
     /// Missing intermediate tables are allocated; consecutive leaves in one table are
@@ -57,20 +89,28 @@ extension IOPageTable {
         let leafLevel = L.leafLevel(format, pageSize: pgsize)
         guard leafLevel != 0 else {
             warn("arm_lpae_map_pages", "page size 0x\(String(pgsize, radix: 16)) is not in the bitmap")
-            throw .invalidArgument
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
         }
-        guard pgcount > 0, (iova | paddr) & (pgsize &- 1) == 0, state[1] == 0 else { throw .invalidArgument }
+        guard pgcount > 0, (iova | paddr) & (pgsize &- 1) == 0, state[1] == 0 else {
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
+        }
         let total = pgsize.multipliedReportingOverflow(by: UInt64(pgcount))
-        guard !total.overflow else { throw .invalidArgument }
+        guard !total.overflow else {
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
+        }
         let readOrWrite = !prot.isDisjoint(with: [.read, .write])
-        if !format.isLPAE && !readOrWrite { throw .invalidArgument }
+        if !format.isLPAE && !readOrWrite {
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
+        }
         let lastPA = paddr.addingReportingOverflow(total.partialValue &- 1)
         guard L.inputRangeContains(format, iova: iova, size: total.partialValue), !lastPA.overflow,
               lastPA.partialValue &>> UInt64(truncatingIfNeeded: format.outputBits) == 0 else {
             warn("arm_lpae_map_pages", "iova 0x\(String(iova, radix: 16)) or paddr 0x\(String(paddr, radix: 16)) out of range")
-            throw .outOfRange
+            throw mapRefusal(.outOfRange, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
         }
-        guard readOrWrite else { throw .invalidArgument }
+        guard readOrWrite else {
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
+        }
 
         let leafBits = leafBits(L.self, prot: prot, level: leafLevel)
         let present = format.presentMask
@@ -98,7 +138,7 @@ extension IOPageTable {
                     table = try installTable(s, in: table)
                 } else if L.isBlock(format, pte) {
                     warn("__arm_lpae_map", "a leaf already maps iova 0x\(String(va, radix: 16))", quiet: true)
-                    throw .exists
+                    throw Self.alreadyMapped(va)
                 } else {
                     table = L.decode(format, pte)
                 }
@@ -113,7 +153,7 @@ extension IOPageTable {
             repeat {
                 if entries[index] & present != 0 {
                     warn("arm_lpae_init_pte", "a leaf already maps iova 0x\(String(va, radix: 16))", quiet: true)
-                    throw .exists
+                    throw Self.alreadyMapped(va)
                 }
                 entries[index] = L.encode(format, pa) | leafBits
                 written &+= 1
@@ -144,9 +184,14 @@ extension IOPageTable {
     public func map(iova: IOVA, paddr: PhysicalAddress, size: UInt64, prot: IOMMUProt,
                     pageSizes: UInt64? = nil) throws(Errno) -> UInt64 {
         let sizes = pageSizes ?? format.pageSizes
-        guard size != 0, sizes != 0, sizes & ~format.pageSizes == 0 else { throw .invalidArgument }
+        guard size != 0 else { throw .invalidArgument.from("IOPageTable.map", "size is 0") }
+        guard sizes != 0, sizes & ~format.pageSizes == 0 else {
+            throw .invalidArgument.from("IOPageTable.map", "page sizes 0x\(String(sizes, radix: 16)) are not a subset of the format's 0x\(String(format.pageSizes, radix: 16))")
+        }
         let minSize = UInt64(1) << UInt64(sizes.trailingZeroBitCount)
-        guard (iova.rawValue | paddr.rawValue | size) & (minSize - 1) == 0 else { throw .invalidArgument }
+        guard (iova.rawValue | paddr.rawValue | size) & (minSize - 1) == 0 else {
+            throw .invalidArgument.from("IOPageTable.map", "iova \(iova), paddr \(paddr) and size 0x\(String(size, radix: 16)) must be aligned to 0x\(String(minSize, radix: 16))")
+        }
         var mapped: UInt64 = 0
         do {
             while mapped < size {

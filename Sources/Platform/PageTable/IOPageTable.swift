@@ -72,7 +72,9 @@ public final class IOPageTable: @unchecked Sendable {
         base = memory.base
         occupancyBytes = Int(memory.size / UInt64(PhysicalMemory.frameSize)) * MemoryLayout<UInt16>.stride
         guard let p = mmap(nil, occupancyBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              p != MAP_FAILED else { throw .noMemory }
+              p != MAP_FAILED else {
+            throw .noMemory.from("alloc_io_pgtable_ops", "no host memory for the occupancy counters")
+        }
         occupancy = p.bindMemory(to: UInt16.self, capacity: occupancyBytes / 2)
         state = .allocate(capacity: 6)
         state.initialize(repeating: 0, count: 6)

@@ -55,14 +55,14 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
         let caps = unit.caps
         switch stage {
         case .first:
-            guard caps.scalableMode, caps.firstStage else { throw .invalidArgument }
-            if pageTable.format.levels == 5 && !caps.firstStage5Level { throw .invalidArgument }
-            if pgsizeBitmap & (1 << 30) != 0 && !caps.firstStage1G { throw .invalidArgument }
+            guard caps.scalableMode, caps.firstStage else { throw .invalidArgument.from("paging_domain_compatible", "a first-stage domain on a unit without scalable-mode first stage") }
+            if pageTable.format.levels == 5 && !caps.firstStage5Level { throw .invalidArgument.from("paging_domain_compatible", "a 5-level first stage on a unit without 5-level paging") }
+            if pgsizeBitmap & (1 << 30) != 0 && !caps.firstStage1G { throw .invalidArgument.from("paging_domain_compatible", "1 GiB first-stage pages on a unit without them") }
         case .second:
-            guard caps.secondStage, caps.sagaw & (1 << UInt8(pageTable.format.levels - 2)) != 0 else { throw .invalidArgument }
-            if pgsizeBitmap & (1 << 21) != 0 && caps.secondStageLargePages & 1 == 0 { throw .invalidArgument }
-            if pgsizeBitmap & (1 << 30) != 0 && caps.secondStageLargePages & 2 == 0 { throw .invalidArgument }
-            if dirtyTrackingCapable && !caps.secondStageAD { throw .invalidArgument }
+            guard caps.secondStage, caps.sagaw & (1 << UInt8(pageTable.format.levels - 2)) != 0 else { throw .invalidArgument.from("paging_domain_compatible", "the unit has no second stage of \(pageTable.format.levels) levels (SAGAW)") }
+            if pgsizeBitmap & (1 << 21) != 0 && caps.secondStageLargePages & 1 == 0 { throw .invalidArgument.from("paging_domain_compatible", "2 MiB second-stage pages on a unit without them") }
+            if pgsizeBitmap & (1 << 30) != 0 && caps.secondStageLargePages & 2 == 0 { throw .invalidArgument.from("paging_domain_compatible", "1 GiB second-stage pages on a unit without them") }
+            if dirtyTrackingCapable && !caps.secondStageAD { throw .invalidArgument.from("paging_domain_compatible", "dirty tracking on a unit without second-stage A/D bits") }
         }
     }
 
@@ -76,7 +76,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     ///   `ENOMEM`.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice.from("intel_iommu_attach_device", "\(dev.rid) was not probed by VT-d") }
             let unit = info.unit
             if unit.copied[info.rid] != nil && old == nil {
                 try checkCompatible(unit)
@@ -99,7 +99,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
         let pasid = pasid.rawValue
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard type.isPaging else { throw .invalidArgument }
+            guard type.isPaging else { throw .invalidArgument.from("intel_iommu_set_dev_pasid", "\(self) is not a paging domain") }
             let info = try pasidPreconditions(dev)
             try checkCompatible(info.unit)
             try install(info, pasid: pasid, replacing: old as? VTdDomain)
@@ -168,7 +168,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// - Throws: `EINVAL` for a first-stage domain or one allocated without dirty tracking.
     public override func setDirtyTracking(_ enabled: Bool) throws(Errno) {
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument }
+            guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument.from("intel_iommu_set_dirty_tracking", "\(self) is not a dirty-tracking second-stage domain") }
             guard enabled != dirtyTracking else { return }
             dirtyTracking = enabled
             for a in attachments {
@@ -188,7 +188,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// - Throws: `EINVAL` when dirty tracking is off or the domain cannot track.
     public override func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
                                            _ report: (IOVA, UInt64) -> Void) throws(Errno) {
-        guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument }
+        guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument.from("intel_iommu_read_and_clear_dirty", "\(self) is not a dirty-tracking second-stage domain") }
         var any = false
         pageTable.readAndClearDirty(iova: iova, size: size, clear: clear) { a, s in
             any = true

@@ -84,7 +84,7 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     ///   without scalable mode (the model implements scalable mode only).
     public init(name: String, driver: IntelIOMMUDriver, hardware: VTdHardware,
                 copiedContexts: [RID: UInt16] = [:]) throws(Errno) {
-        guard hardware.caps.scalableMode else { throw .invalidArgument }
+        guard hardware.caps.scalableMode else { throw .invalidArgument.from("intel_iommu_init", "the model implements scalable mode only") }
         vtd = hardware
         intelDriver = driver
         rootTable = try hardware.memory.allocFrame()

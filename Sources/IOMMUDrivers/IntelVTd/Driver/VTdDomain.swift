@@ -69,7 +69,7 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
         }
         guard let did = unit.allocateDID(for: self) else {
             unit.events?.record(.model("no_free_did", [.init("iommu", unit.name)]))
-            throw .noSpace
+            throw .noSpace.from("domain_attach_iommu", "no free domain ID on \(unit.name)")
         }
         iommuInfo[key] = DomainIOMMUInfo(refcount: 1, did: did)
         return did
