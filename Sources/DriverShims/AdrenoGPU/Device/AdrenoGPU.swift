@@ -45,7 +45,7 @@ public enum AdrenoCPEvent: Hashable, Sendable, CustomStringConvertible {
 /// and the model's DMA work packets (copy, fill, read-back), so that surfaces are really
 /// read and written through the SMMU. When the SMMU refuses an access it raises its
 /// fault interrupt, which the model delivers to the CPU at once
-/// (``ARMSMMUv2/handleInterrupts()``); with stall-on-fault the access waits for the
+/// (``/IOMMUDrivers/ARMSMMUv2/handleInterrupts()``); with stall-on-fault the access waits for the
 /// handler's RESUME and is retried or aborted as the handler decided. An aborted access
 /// ends its work packet; the CP goes on with the next packet (SCTLR.HUPCF keeps the
 /// SMMU serving).
@@ -110,14 +110,14 @@ public final class AdrenoGPU: @unchecked Sendable {
 
     /// A GPU read of `buffer.count` bytes at GPU address `address`, through the SMMU
     /// (the path every CP fetch and work packet takes). Allocation-free.
-    /// - Throws: ``DMAFault`` when the SMMU refuses it.
+    /// - Throws: ``/IOMMUCore/DMAFault`` when the SMMU refuses it.
     @inlinable
     public func dmaRead(at address: IOVA, into buffer: UnsafeMutableRawBufferPointer) throws(DMAFault) {
         try device.dmaRead(at: address, into: buffer)
     }
 
     /// A GPU write of `buffer` at GPU address `address`, through the SMMU.
-    /// - Throws: ``DMAFault`` when the SMMU refuses it.
+    /// - Throws: ``/IOMMUCore/DMAFault`` when the SMMU refuses it.
     @inlinable
     public func dmaWrite(at address: IOVA, from buffer: UnsafeRawBufferPointer) throws(DMAFault) {
         try device.dmaWrite(at: address, from: buffer)

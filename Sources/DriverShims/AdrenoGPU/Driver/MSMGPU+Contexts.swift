@@ -11,8 +11,10 @@ extension MSMGPU {
     /// - private PASIDs: `iommu_sva_alloc_pasid`, which installs the PASID through the
     ///   backdoor;
     /// - one global table: nothing (the context uses the GPU domain).
-    /// - Parameter vmBind: the process manages its VM (VM_BIND): page-size leaves only,
-    ///   page-table pages preallocated before each map.
+    /// - Parameters:
+    ///   - name: the process's name, as faults report it.
+    ///   - vmBind: the process manages its VM (VM_BIND): page-size leaves only,
+    ///     page-table pages preallocated before each map.
     /// - Throws: `ENODEV` (with a WARN, "No per-process page tables") when the SMMU did
     ///   not give the GPU a TTBR1 split; the table's or the SMMU's errno. Nothing stays
     ///   allocated on error.

@@ -85,7 +85,10 @@ public final class ARMLPAEPgtable: @unchecked Sendable {
     public let table: IOPageTable
 
     /// `alloc_io_pgtable_ops(ARM_64_LPAE_S1, cfg, cookie)`.
-    /// - Parameter warn: where the table's WARNs go (the machine's warnings).
+    /// - Parameters:
+    ///   - cfg: the configuration: page sizes, IAS, OAS, quirks, flush ops, allocator.
+    ///   - memory: the memory the tables live in.
+    ///   - warn: where the table's WARNs go (the machine's warnings).
     /// - Throws: `EINVAL` where the kernel's allocator returns NULL for the
     ///   configuration (a quirk stage 1 does not take, no usable granule, an IAS/OAS
     ///   the TCR cannot encode); `ENOMEM` if the root cannot be allocated.

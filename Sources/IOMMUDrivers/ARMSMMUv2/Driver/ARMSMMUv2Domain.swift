@@ -98,7 +98,7 @@ public final class ARMSMMUv2Domain: IOMMUDomain, @unchecked Sendable {
 
     /// `arm_smmu_map_pages`: `map_pages` of the io-pgtable.
     /// - Throws: `ENODEV` when the domain cannot be finalised; the table's `EINVAL`,
-    ///   `ERANGE`, `EEXIST`, `ENOMEM`; `ENOMEM` from the ``failMapAfterPages`` hook.
+    ///   `ERANGE`, `EEXIST`, `ENOMEM`; `ENOMEM` from the `failMapAfterPages` test hook.
     public override func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                                   mapped: inout UInt64) throws(Errno) {
         let table = try tableForMapping()

@@ -66,8 +66,12 @@ extension SMMUv2Hardware {
     /// TCR/TTBR/SCTLR writes the context's walk, TLBI writes drop TLB entries at the next
     /// TLBSYNC, FSR is write-1-to-clear (FSR.SS clears only through RESUME), RESUME ends
     /// a stall.
-    /// - Parameter accessor: who writes (the CPU, or a client through its own register
-    ///   path); recorded with TLB maintenance.
+    /// - Parameters:
+    ///   - page: the register page (global 0, global 1, a context bank).
+    ///   - offset: the register's byte offset in the page.
+    ///   - value: what is written.
+    ///   - accessor: who writes (the CPU, or a client through its own register path);
+    ///     recorded with TLB maintenance.
     public func write32(_ page: SMMUv2Page, _ offset: Int, _ value: UInt32, by accessor: SMMUv2Accessor = .cpu) {
         switch page {
         case .global0: writeGlobal0(offset, value)

@@ -4,7 +4,7 @@ import IOMMUCore
 /// configuration, stream matching, context banks with their fault syndrome), the TLB
 /// tagged by (context bank, ASID) whose maintenance completes at TLBSYNC, and the
 /// stage-1 walker that reads the VMSAv8-64
-/// (LPAE) tables the driver writes into ``PhysicalMemory``.
+/// (LPAE) tables the driver writes into ``/Platform/PhysicalMemory``.
 ///
 /// The kernel has no such object; it is what `drivers/iommu/arm/arm-smmu/` programs
 /// through MMIO. Software reaches it only through ``read32(_:_:)``, ``read64(_:_:)``,
