@@ -158,7 +158,7 @@ public final class MSMGPU: @unchecked Sendable {
             priv.resumeTranslation(cookie, terminate: true)
         }
         let fault = MSMFault(process: name, iova: info?.far ?? iova, write: write, ttbr0: info?.ttbr0 ?? table.rawValue,
-                             fsr: info?.fsr ?? 0, terminated: stalled ? true : nil)
+                             fsr: info?.fsr, terminated: stalled ? true : nil)
         lock.withLock { faultLog.append(fault) }
     }
 

@@ -137,14 +137,16 @@ public struct MSMFault: Hashable, Sendable, CustomStringConvertible {
     public let write: Bool
     /// TTBR0 at the fault (from `get_fault_info`, or as the ring recorded it).
     public let ttbr0: UInt64
-    /// FSR at the fault.
-    public let fsr: UInt32
+    /// FSR at the fault; nil where the driver has no `get_fault_info` (the 2017
+    /// variant), so no syndrome.
+    public let fsr: UInt32?
     /// How the driver told the stalled transaction to end (nil: stall not enabled).
     public let terminated: Bool?
 
-    /// `process: write 0x… (ttbr0 0x…, fsr 0x…)`.
+    /// `process: write 0x… ttbr0=0x… fsr=0x…` (`no syndrome` without `get_fault_info`).
     public var description: String {
         "\(process): \(write ? "write" : "read") \(iova)"
-            + (ttbr0 != 0 ? " ttbr0=0x\(String(ttbr0, radix: 16))" : "") + " fsr=0x\(String(fsr, radix: 16))"
+            + (ttbr0 != 0 ? " ttbr0=0x\(String(ttbr0, radix: 16))" : "")
+            + (fsr.map { " fsr=0x\(String($0, radix: 16))" } ?? " (no syndrome: no get_fault_info)")
     }
 }
