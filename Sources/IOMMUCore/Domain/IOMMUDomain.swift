@@ -37,6 +37,10 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     public var iopfHandler: (any IOPFHandler)? {
         didSet { hasIOPFHandler = iopfHandler != nil }
     }
+    /// The domain's fault handler (`iommu_domain.handler`, set by
+    /// `iommu_set_fault_handler`): what `report_iommu_fault` calls. Guarded by the core's
+    /// lock (``IOMMUSubsystem/setFaultHandler(_:_:)``).
+    var faultHandler: IOMMUFaultHandler?
 
     nonisolated(unsafe) private static var nextSerial = 1
     private static let serialLock = Lock()
@@ -104,6 +108,10 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
                                 _ report: (IOVA, UInt64) -> Void) throws(Errno) {
         throw .notSupported.from("read_and_clear_dirty", "\(self) does not track dirty pages")
     }
+
+    /// `iommu_domain_ops.set_pgtable_quirks`: page-table quirks for a table the driver has
+    /// not made yet (listed as ``DomainOps/setPgtableQuirks``).
+    open func setPgtableQuirks(_ quirks: IOPageTableQuirks) throws(Errno) { throw .invalidArgument }
 
     /// `iommu_domain_ops.free`: release the domain's page tables and IDs.
     open func free() {}
