@@ -31,6 +31,7 @@ if !iommufdOnly {
         Benchmark(name: "IOTLB lookup", runs: 5, setUp: iotlbLookup),
         Benchmark(name: "page table 1 GiB map", runs: 5, setUp: mapHuge),
         Benchmark(name: "VT-d DMA", runs: 5, setUp: dmaBenchmark),
+        Benchmark(name: "SMMUv3 DMA", runs: 5, setUp: smmuv3DMABenchmark),
     ]
 }
 benchmarks += [
