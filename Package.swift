@@ -46,8 +46,8 @@ let package = Package(
         // Re-exports IOMMUFDDriver; never imports a vendor.
         .target(name: "IOMMUFD", dependencies: ["IOMMUCore", "IOMMUFDDriver"], exclude: ["README.md"],
                 swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]),
-        // Vendors (IntelVTd/, Mock/): the core and the driver-facing part of iommufd only.
-        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFDDriver"]),
+        // Vendors (IntelVTd/, ARMSMMUv3/, Mock/): the core and the driver-facing part of iommufd only.
+        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFDDriver"], exclude: ["ARMSMMUv3/README.md"]),
         // `IOMMU_TEST_CMD` (`CONFIG_IOMMUFD_TEST`): the selftest ops over the mock vendor. A
         // context gets them through IOMMUFD's package-level test-command hook; for tests
         // and the service, not a product.

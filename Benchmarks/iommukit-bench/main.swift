@@ -32,6 +32,7 @@ if !iommufdOnly {
         Benchmark(name: "page table 1 GiB map", runs: 5, setUp: mapHuge),
         Benchmark(name: "VT-d DMA", runs: 5, setUp: dmaBenchmark),
         Benchmark(name: "Adreno GPU on SMMUv2", runs: 5, setUp: gpuBenchmark),
+        Benchmark(name: "SMMUv3 DMA", runs: 5, setUp: smmuv3DMABenchmark),
     ]
 }
 benchmarks += [

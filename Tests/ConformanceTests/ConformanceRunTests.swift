@@ -11,4 +11,5 @@ final class ConformanceRunTests: XCTestCase {
     func testVTdConformance() { ConformanceSuite.run(on: VTdVendor(), in: self) }
 
     func testSMMUv2Conformance() { ConformanceSuite.run(on: SMMUv2Vendor(), in: self) }
+    func testSMMUv3Conformance() { ConformanceSuite.run(on: SMMUv3Vendor(), in: self) }
 }

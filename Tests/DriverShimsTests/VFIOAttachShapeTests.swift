@@ -5,8 +5,9 @@ import IOMMUDrivers
 import IOMMUFD
 @testable import DriverShims
 
-/// The three attach shapes of seed 002 over Mock (user-owned PASID tables) and Intel
-/// VT-d (per-PASID attach), with the DMA bytes that arrive through each.
+/// The three attach shapes of seed 002 over Mock (user-owned PASID tables), Intel VT-d
+/// (per-PASID attach) and ARM SMMUv3 (the guest's CD table through a nested vSTE), with
+/// the DMA bytes that arrive through each.
 final class VFIOAttachShapeTests: XCTestCase {
     // MARK: Mock
 
@@ -147,6 +148,39 @@ final class VFIOAttachShapeTests: XCTestCase {
         // Each shape sees only its own IOAS.
         XCTAssertThrowsError(try dev.dmaWrite(at: 0x1080_0000, bytes: [1]))
         XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1], pasid: 0x33))
+        f.close()
+        XCTAssertTrue(dev.group?.domain === dev.group?.defaultDomain)
+        XCTAssertTrue(rig.machine.checker.violations.isEmpty, "\(rig.machine.checker.violations)")
+    }
+
+    // MARK: ARM SMMUv3
+
+    func testSMMUv3RIDAndPasidShapesDMAArrive() throws {
+        let rig = try VFIORig.smmuv3()
+        let dev = try rig.device()
+        let (v, f, devid) = try rig.bound(dev)
+        let ioasRID = try rig.mappedIOAS(iova: 0x1010_0000)
+        let ioasPASID = try rig.mappedIOAS(iova: 0x1080_0000)
+        // As on VT-d, the RID's HWPT must be PASID-compatible once PASIDs are used.
+        let (_, ridHWPT) = rig.hwptAlloc(dev: devid, ioas: ioasRID, flags: IOMMUFDConstant.hwptAllocPasid)
+        XCTAssertEqual(try f.attach(.rid, ptID: ridHWPT), PageTableObjectID(ridHWPT))
+        let (rc, pasidHWPT) = rig.hwptAlloc(dev: devid, ioas: ioasPASID, flags: IOMMUFDConstant.hwptAllocPasid)
+        XCTAssertEqual(rc, 0)
+        XCTAssertEqual(try f.attach(.pasid(0x33), ptID: pasidHWPT), PageTableObjectID(pasidHWPT))
+        XCTAssertEqual(v.attachedPasids, [0x33])
+        let unit = try XCTUnwrap(rig.unit as? ArmSMMUv3)
+        let ste = try XCTUnwrap(unit.ste(dev.rid))
+        XCTAssertEqual(ste.config, .stage1, "the RID's stage-1 domain uses CD 0 of the device's CD table")
+        XCTAssertEqual(ste.s1dss, .ssid0)
+        XCTAssertEqual(unit.cd(dev.rid, ssid: 0x33)?.isValid, true)
+        try dev.dmaWrite(at: 0x1010_0000 + 0x500, bytes: Array("smmu-rid".utf8))
+        try dev.dmaWrite(at: 0x1080_0000 + 0x600, bytes: Array("smmu-pasid".utf8), pasid: 0x33)
+        XCTAssertEqual(try rig.bufferBytes(at: 0x500, count: 8), Array("smmu-rid".utf8))
+        XCTAssertEqual(try rig.bufferBytes(at: 0x600, count: 10), Array("smmu-pasid".utf8))
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1080_0000, bytes: [1]))
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x1010_0000, bytes: [1], pasid: 0x33))
+        try f.detach(pasid: 0x33)
+        XCTAssertEqual(unit.cd(dev.rid, ssid: 0x33)?.isValid, false)
         f.close()
         XCTAssertTrue(dev.group?.domain === dev.group?.defaultDomain)
         XCTAssertTrue(rig.machine.checker.violations.isEmpty, "\(rig.machine.checker.violations)")

@@ -22,6 +22,7 @@ public struct VTdVendor: ConformanceVendor {
     /// and second-stage dirty tracking.
     public let capabilities: VendorCapabilities = [
         .pasid, .cachesTranslations, .identityReleaseDomain, .directMappedRegions, .sva, .pageRequests, .dirtyTracking,
+        .domainsSpanUnits,
     ]
 
     /// A VT-d vendor whose units have `caps` and whose driver has `bugs`.

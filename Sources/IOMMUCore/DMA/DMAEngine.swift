@@ -128,7 +128,8 @@ extension PCIDevice {
         let checking = path.checkerEnabled.isSet
         let ats = path.ats
         var done = 0
-        var request = TranslationRequest(rid: rid, pasid: pasid, privileged: privileged, access: access, address: address)
+        var request = TranslationRequest(rid: rid, pasid: pasid, privileged: privileged, access: access, address: address,
+                                         ats: ats)
         while done < count {
             request.address = address &+ UInt64(done)
             pthread_mutex_lock(mutex)

@@ -25,14 +25,19 @@ public struct TranslationRequest: Hashable, Sendable {
     public var access: DMAAccess
     /// The input address: an IOVA (under SVA, the process's virtual address).
     public var address: IOVA
+    /// An ATS Translation Request: the device asks for a translation to keep in its ATC
+    /// (it has ATS enabled). An IOMMU may refuse these where it serves plain requests (an
+    /// SMMUv3 STE without EATS).
+    public var ats: Bool
 
     /// A translation request.
-    public init(rid: RID, pasid: PASID?, privileged: Bool, access: DMAAccess, address: IOVA) {
+    public init(rid: RID, pasid: PASID?, privileged: Bool, access: DMAAccess, address: IOVA, ats: Bool = false) {
         self.rid = rid
         self.pasid = pasid
         self.privileged = privileged
         self.access = access
         self.address = address
+        self.ats = ats
     }
 }
 

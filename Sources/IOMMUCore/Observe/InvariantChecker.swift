@@ -10,12 +10,19 @@ public enum Invariant: String, Hashable, Sendable, CaseIterable {
     case pasidLifetime = "I7"
     /// I8 VT-d DID accounting.
     case didAccounting = "I8"
+    /// I9 SMMUv3 ASID/VMID accounting: an ASID or VMID is never 0, unique among live
+    /// domains, and, once no attachment uses it, freed only with no CD or STE carrying it
+    /// and nothing tagged with it left in the TLB.
+    case asidVMIDAccounting = "I9"
     /// I10 teardown order for a PASID with faults.
     case teardownOrder = "I10"
     /// I11 entry visibility ordering (reserve, program hardware, then publish).
     case entryVisibility = "I11"
     /// I14 exactly one response per page-request group.
     case onePageResponse = "I14"
+    /// ATS sequencing (SMMUv3): PCI ATS is enabled only while the device's STE lets the
+    /// IOMMU answer ATS translation requests, never with a plain bypass or abort STE.
+    case atsSequencing = "ATS"
 }
 
 /// A reported violation: which invariant, where, and the event that broke it.
