@@ -84,7 +84,7 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
     /// `ENOTTY` (25): iommufd: unknown ioctl command.
     public static let notTTY = Errno(rawValue: 25)
     /// `ENOSYS` (38): no handler (`report_iommu_fault` on a domain without a fault handler).
-    public static let notImplemented = Errno(rawValue: 38)
+    public static let noFunction = Errno(rawValue: 38)
     /// `ENOSPC` (28): a non-memory resource ran out (no free DID, ASID or PASID).
     public static let noSpace = Errno(rawValue: 28)
     /// `ERANGE` (34): IOVA or address outside the table's input range (io-pgtable-arm).
@@ -188,8 +188,8 @@ extension Errno {
     @available(*, unavailable, renamed: "invalidArgument") public static var EINVAL: Errno { .invalidArgument }
     /// C spelling of ``noSpace``.
     @available(*, unavailable, renamed: "noSpace") public static var ENOSPC: Errno { .noSpace }
-    /// C spelling of ``notImplemented``.
-    @available(*, unavailable, renamed: "notImplemented") public static var ENOSYS: Errno { .notImplemented }
+    /// C spelling of ``noFunction``.
+    @available(*, unavailable, renamed: "noFunction") public static var ENOSYS: Errno { .noFunction }
     /// C spelling of ``outOfRange``.
     @available(*, unavailable, renamed: "outOfRange") public static var ERANGE: Errno { .outOfRange }
     /// C spelling of ``overflow``.

@@ -35,7 +35,7 @@ extension IOMMUSubsystem {
                                                   .init("dev", dev.map { "\($0.rid)" } ?? "-"),
                                                   .init("iova", "\(iova)"),
                                                   .init("flags", direction == .write ? "write" : "read")])
-        guard let handler = lock.withLock({ domain.faultHandler }) else { throw .notImplemented }
+        guard let handler = lock.withLock({ domain.faultHandler }) else { throw .noFunction }
         try handler(domain, dev, iova, direction)
     }
 

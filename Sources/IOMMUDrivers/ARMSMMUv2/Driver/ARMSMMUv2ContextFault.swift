@@ -46,7 +46,7 @@ extension ARMSMMUv2Domain {
         do throws(Errno) { try machine.iommu.reportIOMMUFault(self, dev: nil, iova: info.iova, direction: direction) } catch {
             result = error
         }
-        if result == .notImplemented { unit.smmuDriver.lock.withLock { unit.unhandledFaults.append(info) } }
+        if result == .noFunction { unit.smmuDriver.lock.withLock { unit.unhandledFaults.append(info) } }
         unit.hardwareLock.withLock {
             unit.smmu.write32(page, SMMUv2Reg.fsr, info.fsr)
             if info.fsr & SMMUv2Field.fsrSS != 0 {
