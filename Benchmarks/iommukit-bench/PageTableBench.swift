@@ -2,7 +2,7 @@ import Foundation
 import IOMMUCore
 
 // The page-table engine alone, on the same workloads as the plain-C yardstick
-// (`/work/shared/bench/ptbase.c` style): 256 Ki one-page maps into a fresh 4-level
+// (a small C radix page table built for comparison): 256 Ki one-page maps into a fresh 4-level
 // x86-64 table, their unmaps, random walks over 1 GiB, IOTLB lookups, and one 1 GiB map
 // with 2 MiB leaves. Keys: map4k_ns, unmap4k_ns, table_bytes, walk_ns, iotlb_ns,
 // maphuge_total_us.

@@ -4,7 +4,8 @@ import DriverShims
 import IOMMUCore
 import IOMMUDrivers
 
-/// Checks 75–82 of spec/kernel-iommu.md §5 (idxd).
+/// The idxd driver (drivers/dma/idxd) on the IOMMU: its kernel PASID on the default
+/// domain, user work queues with SVA, and their teardown.
 final class IDXDChecksTests: XCTestCase {
     func testCheck75ProbeAttachesKernelPasidToDefaultDomainAndRIDAndPasidReachSamePA() throws {
         let t = try IDXDTestbed()

@@ -3,7 +3,8 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUDrivers
 
-/// Conformance checks 48–59 of spec §5 for the VT-d model.
+/// The VT-d model's own rules: domain IDs, context and PASID entries, invalidation
+/// descriptors and their order.
 final class VTdChecksTests: XCTestCase {
     func testCheck48DistinctDIDsNeverZeroOrOne() throws {
         let tb = try VTdTestbed()

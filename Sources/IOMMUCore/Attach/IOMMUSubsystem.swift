@@ -313,7 +313,8 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         }
     }
 
-    /// What the core says translates (`dev`, `pasid`), for the invariant checker (I1).
+    /// What the core says translates (`dev`, `pasid`), for the invariant checker
+    /// (``Invariant/translationAuthority``).
     enum Authority {
         case domain(IOMMUDomain)
         case blocked

@@ -62,7 +62,8 @@ extension IOMMUSubsystem {
     }
 
     /// Stores a programmed entry; with the checker on, verifies that the hardware of every
-    /// PASID-capable member is live first (I11: never publish before programming).
+    /// PASID-capable member is live first (never publish before programming:
+    /// ``Invariant/entryVisibility``).
     private func publish(_ group: IOMMUGroup, _ pasid: PASID, _ slot: PasidSlot) {
         if machine.checker.isEnabled {
             for d in group.pasidCapableDevices where !(d.iommu?.hardware.hasLiveEntry(rid: d.rid, pasid: pasid) ?? true) {
@@ -243,7 +244,7 @@ extension IOMMUSubsystem {
     /// `iommu_alloc_global_pasid(dev)`: the lowest free PASID in
     /// [`IOMMU_FIRST_GLOBAL_PASID` (1), `max_pasids` - 1] from one system-wide allocator.
     /// With the checker on, reusing a value whose old entries are still live or whose
-    /// page requests are still queued is reported (I7).
+    /// page requests are still queued is reported (``Invariant/pasidLifetime``).
     ///
     /// Where the kernel returns `IOMMU_PASID_INVALID` this throws the errno its callers
     /// turn that into (`iommu_sva_bind_device`, idxd's `idxd_enable_system_pasid`).

@@ -75,11 +75,12 @@ public protocol IOMMUHardware: AnyObject, Sendable {
     func translate(_ request: TranslationRequest) -> TranslationResult
 
     /// Whether a translation entry for (`rid`, `pasid`) is live in the hardware tables
-    /// (`pasid` nil: the entry for requests without PASID). Used by the checker for I11.
+    /// (`pasid` nil: the entry for requests without PASID). Used by the checker for
+    /// ``Invariant/entryVisibility``.
     func hasLiveEntry(rid: RID, pasid: PASID?) -> Bool
 
     /// Whether page requests with `pasid` (nil: without PASID) are still queued in the
-    /// hardware (I7).
+    /// hardware (``Invariant/pasidLifetime``).
     func hasPendingPageRequests(pasid: PASID?) -> Bool
 
     /// The always-on counters of this unit.

@@ -1,28 +1,54 @@
-/// The invariants of spec/kernel-iommu.md §2 that the checker can report.
+/// The rules of the kernel's IOMMU layer the checker can see broken. Each has a
+/// ``name`` a reader understands ("stale translation after unmap") and a short label, its
+/// `rawValue` ("I4"), which output prints after the name and JSON carries as `invariant`.
+/// The labels are this project's own numbering and are defined here only.
 public enum Invariant: String, Hashable, Sendable, CaseIterable {
-    /// I1 translation authority: only the attached domain translates a (RID, PASID).
+    /// I1: only the domain attached to a (RID, PASID) translates its requests (the
+    /// hardware used some other table, or the core says nothing is attached).
     case translationAuthority = "I1"
-    /// I4 IOTLB/ATC coherence after unmap.
+    /// I4: after `iommu_unmap` (or `iommu_unmap_fast` and `iommu_iotlb_sync`) returns, no
+    /// IOTLB or ATC still translates the range.
     case coherenceAfterUnmap = "I4"
-    /// I6 no DMA after detach/unbind.
+    /// I6: after a detach or unbind has returned, the device's requests on that PASID
+    /// no longer translate.
     case noDMAAfterDetach = "I6"
-    /// I7 PASID lifetime: a PASID is reused only after every entry is torn down and drained.
+    /// I7: a PASID is handed out again only after every entry using it is torn down and
+    /// its page requests are drained.
     case pasidLifetime = "I7"
-    /// I8 VT-d DID accounting.
+    /// I8: a VT-d domain ID is freed only when no context or PASID entry carries it, and
+    /// never handed out while one does.
     case didAccounting = "I8"
-    /// I9 SMMUv3 ASID/VMID accounting: an ASID or VMID is never 0, unique among live
+    /// I9: SMMUv3 ASID/VMID accounting: an ASID or VMID is never 0, unique among live
     /// domains, and, once no attachment uses it, freed only with no CD or STE carrying it
     /// and nothing tagged with it left in the TLB.
     case asidVMIDAccounting = "I9"
-    /// I10 teardown order for a PASID with faults.
+    /// I10: a PASID is torn down in order: its entry is cleared only once the PASID cache
+    /// and IOTLB no longer hold it, and the teardown returns with its page requests drained.
     case teardownOrder = "I10"
-    /// I11 entry visibility ordering (reserve, program hardware, then publish).
+    /// I11: an attach programs the hardware before it publishes the domain in the
+    /// core's tables (reserve, program, then publish).
     case entryVisibility = "I11"
-    /// I14 exactly one response per page-request group.
+    /// I14: exactly one response per page-request group.
     case onePageResponse = "I14"
-    /// ATS sequencing (SMMUv3): PCI ATS is enabled only while the device's STE lets the
+    /// ATS: ATS sequencing (SMMUv3): PCI ATS is enabled only while the device's STE lets the
     /// IOMMU answer ATS translation requests, never with a plain bypass or abort STE.
     case atsSequencing = "ATS"
+
+    /// What the rule forbids, in a few words: how a violation starts when printed.
+    public var name: String {
+        switch self {
+        case .translationAuthority: "translation by a domain that is not attached"
+        case .coherenceAfterUnmap: "stale translation after unmap"
+        case .noDMAAfterDetach: "DMA after detach"
+        case .pasidLifetime: "PASID reused before teardown"
+        case .didAccounting: "domain ID freed while in use"
+        case .teardownOrder: "PASID teardown out of order"
+        case .entryVisibility: "PASID published before it was programmed"
+        case .onePageResponse: "page-request group not answered exactly once"
+        case .asidVMIDAccounting: "ASID or VMID freed while in use"
+        case .atsSequencing: "ATS enabled while the STE cannot answer it"
+        }
+    }
 }
 
 /// A reported violation: which invariant, where, and the event that broke it.
@@ -51,19 +77,20 @@ public struct Violation: Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    /// `I4 dev 00:02.0 pasid - addr 0x1000 [dma read]: message`.
+    /// `stale translation after unmap (I4): dev 00:02.0 pasid - addr 0x1000 [dma read]: message`.
     public var description: String {
         let d = device.map { "\($0)" } ?? "-"
         let p = pasid.map { "\($0)" } ?? "-"
         let a = address.map { "\($0)" } ?? "-"
-        return "\(invariant.rawValue) dev \(d) pasid \(p) addr \(a) [\(event)]: \(message)"
+        return "\(invariant.name) (\(invariant.rawValue)): dev \(d) pasid \(p) addr \(a) [\(event)]: \(message)"
     }
 }
 
 /// The invariant checker ("sanitizer"), switched on per machine. When on, the DMA engine
 /// compares every translation the hardware served with what the core's software state
-/// says (I1, I4, I6); the core checks PASID publication (I11) and reuse (I7); vendor
-/// models report what only they can see (I8, I10). When off it costs one branch.
+/// says (translation authority, coherence after unmap, no DMA after detach); the core
+/// checks PASID publication and reuse; vendor models report what only they can see
+/// (domain-ID accounting, teardown order). See ``Invariant``. When off it costs one branch.
 public final class InvariantChecker: @unchecked Sendable {
     private let lock = Lock()
     private var _violations: [Violation] = []
@@ -72,7 +99,8 @@ public final class InvariantChecker: @unchecked Sendable {
     let enabledFlag = AtomicFlag()
     /// Ranges unmapped with `iommu_unmap_fast` whose `iommu_iotlb_sync` has not run yet.
     private var unmapWindows: [ObjectIdentifier: [(start: IOVA, end: IOVA)]] = [:]
-    /// (RID, PASID) pairs that were detached at least once, to tell I6 from I1.
+    /// (RID, PASID) pairs that were detached at least once, to tell DMA after detach from
+    /// translation by a domain that is not attached.
     private var detached: Set<PasidKey> = []
 
     struct PasidKey: Hashable {
@@ -98,7 +126,8 @@ public final class InvariantChecker: @unchecked Sendable {
     /// Forgets the reported violations.
     public func clear() { lock.withLock { _violations.removeAll() } }
 
-    /// Reports a violation (vendor models use this for I8 and I10). Ignored when off.
+    /// Reports a violation (vendor models use this for ``Invariant/didAccounting`` and
+    /// ``Invariant/teardownOrder``). Ignored when off.
     public func report(_ violation: Violation) {
         guard enabledFlag.isSet else { return }
         lock.withLock { _violations.append(violation) }

@@ -168,7 +168,7 @@ extension IOPageTable {
 
     /// Maps `size` bytes choosing page sizes with ``iommuPageSize(iova:paddr:size:pageSizes:)``,
     /// as the core's `iommu_map` does over `map_pages`. All or nothing: on an error the
-    /// part already mapped is unmapped again (invariant I5) and its emptied table pages
+    /// part already mapped is unmapped again (a failed map leaves nothing mapped) and its emptied table pages
     /// freed at once, since no caller was told of the mapping.
     /// - Parameters:
     ///   - iova: the first IOVA.

@@ -312,7 +312,7 @@ public final class ArmSMMUv3: IOMMUDevice, @unchecked Sendable {
         issue([.prefetchConfig(sid: sid)], sync: false)
     }
 
-    // MARK: VMIDs (I9)
+    // MARK: VMIDs
 
     /// `ida_alloc_range(&smmu->vmid_map, 1, (1 << vmid_bits) - 1)`: VMID 0 is reserved
     /// for S1 and bypass STEs. Driver lock held.
@@ -325,7 +325,7 @@ public final class ArmSMMUv3: IOMMUDevice, @unchecked Sendable {
         return UInt16(v)
     }
 
-    /// `ida_free(&smmu->vmid_map, vmid)`, with the model's I9 audit: no STE may still
+    /// `ida_free(&smmu->vmid_map, vmid)`, with the model's ASID/VMID audit: no STE may still
     /// carry the VMID and the TLB must hold nothing tagged with it. Driver lock held.
     func releaseVMID(_ vmid: UInt16) {
         vmids.remove(vmid)

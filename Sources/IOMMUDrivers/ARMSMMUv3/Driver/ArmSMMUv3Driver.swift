@@ -237,7 +237,7 @@ public final class ArmSMMUv3Driver: IOMMUDriver, @unchecked Sendable {
         }
     }
 
-    // MARK: ASIDs (I9)
+    // MARK: ASIDs
 
     /// `xa_alloc(&arm_smmu_asid_xa, ..., XA_LIMIT(1, (1 << asid_bits) - 1))`: the lowest free
     /// ASID, never 0. Driver lock held.
@@ -257,7 +257,7 @@ public final class ArmSMMUv3Driver: IOMMUDriver, @unchecked Sendable {
         auditASID(asid, event: "asid free", what: "freed")
     }
 
-    /// The model's I9 audit: an ASID that is freed or handed out must not be in any valid
+    /// The model's ASID/VMID audit: an ASID that is freed or handed out must not be in any valid
     /// CD of any master, nor in any SMMU's TLB.
     private func auditASID(_ asid: UInt16, event: String, what: String) {
         for unit in units {

@@ -6,12 +6,14 @@ public struct VTdDriverBugs: OptionSet, Hashable, Sendable {
     public let rawValue: UInt32
     /// Wraps raw bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
-    /// `iotlb_sync` does nothing: unmapped IOVAs stay in the IOTLB/ATC (I4).
+    /// `iotlb_sync` does nothing: unmapped IOVAs stay in the IOTLB/ATC (stale
+    /// translation after unmap).
     public static let skipIOTLBFlushOnUnmap = VTdDriverBugs(rawValue: 1 << 0)
     /// `domain_detach_iommu` frees the DID on the first detach although other
-    /// attachments still hold it (I8).
+    /// attachments still hold it (domain ID freed while in use).
     public static let freeDIDWhileReferenced = VTdDriverBugs(rawValue: 1 << 1)
-    /// `intel_pasid_tear_down_entry` never drains the page-request queue (I10, I7).
+    /// `intel_pasid_tear_down_entry` never drains the page-request queue (PASID
+    /// teardown out of order, PASID reused before teardown).
     public static let skipPRQDrainOnTeardown = VTdDriverBugs(rawValue: 1 << 2)
 }
 

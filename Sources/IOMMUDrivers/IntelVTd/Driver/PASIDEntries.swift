@@ -41,7 +41,8 @@ extension IntelIOMMU {
     /// PASID-cache, IOTLB (PASID-based for FL/PT, domain-selective for SL/nested) and
     /// device-TLB invalidations, then clear the entry (FPD-only with `faultIgnore`), then
     /// drain the PRQ unless `faultIgnore`. A non-present entry with FPD (left by an mm
-    /// release) is cleared and drained. The model audits the order (I10).
+    /// release) is cleared and drained. The model audits the order
+    /// (``/IOMMUCore/Invariant/teardownOrder``).
     func tearDown(_ info: VTdDeviceInfo, pasid: UInt32, faultIgnore: Bool) {
         guard let pa = try? info.entryAddress(pasid, allocate: false) else { return }
         let mem = vtd.memory
@@ -106,7 +107,7 @@ extension IntelIOMMU {
         copied[info.rid] = nil
     }
 
-    // MARK: I10 audits
+    // MARK: teardown-order audits
 
     private func auditCachesClean(_ info: VTdDeviceInfo, pasid: UInt32, did: UInt16) {
         guard let machine = info.dev?.machine, machine.checker.isEnabled else { return }

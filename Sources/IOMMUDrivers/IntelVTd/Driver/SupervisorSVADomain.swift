@@ -8,7 +8,8 @@ import IOMMUCore
 /// Unlike ``VTdSVADomain`` there is no mm notifier: the kernel address space has none, so
 /// a kernel page-table change reaches the IOTLB only through an explicit flush
 /// (``flushIOTLBAll()``, the "future API addition" the proposal's own comment mentioned).
-/// That missing coherence is why the proposal was rejected (spec §6 item 1).
+/// That missing coherence is why the proposal was rejected; mainline (v6.4 on) attaches
+/// idxd's DMA domain to a global PASID instead.
 public final class VTdSupervisorSVADomain: VTdDomain, @unchecked Sendable {
     /// The kernel page table the entries point at (`init_mm.pgd`).
     public let kernelPageTable: IOPageTable
