@@ -43,7 +43,7 @@ public struct SMMUv2Vendor: ConformanceVendor {
         guard let smmu = unit as? ARMSMMUv2 else { throw Errno.noDevice }
         guard !regions.isEmpty else { return }
         for r in regions where r.kind != .direct && r.kind != .directRelaxable {
-            throw ConformanceError.notImplemented(vendor: name, requirement: "describeReservedRegions(_:for:on:)",
+            throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "describeReservedRegions(_:for:on:)",
                                                   capability: .anyReservedRegion)
         }
         smmu.describeMaster(rid, ARMSMMUv2FirmwareMaster(streamIDs: [ARMSMMUv2StreamID(rid.raw)],

@@ -60,7 +60,7 @@ public struct SMMUv3Vendor: ConformanceVendor {
         guard let driver = (unit as? ArmSMMUv3)?.smmuDriver else { throw Errno.noDevice }
         for r in regions {
             guard r.kind == .direct || r.kind == .directRelaxable else {
-                throw ConformanceError.notImplemented(vendor: name, requirement: "describeReservedRegions(_:for:on:)",
+                throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "describeReservedRegions(_:for:on:)",
                                                       capability: .anyReservedRegion)
             }
             driver.addRMR(for: rid, start: r.start, length: r.length, relaxable: r.kind == .directRelaxable)

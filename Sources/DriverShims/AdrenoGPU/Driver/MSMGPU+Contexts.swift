@@ -309,11 +309,12 @@ extension MSMGPU {
 
     /// What the CPU reads in `buffer` (its first `count` bytes; all by default).
     public func read(_ buffer: MSMBuffer, count: Int? = nil) -> [UInt8] {
-        memory.bytes(at: buffer.physical, count: min(count ?? Int(buffer.size), Int(buffer.size)))
+        // The buffer's frames are its own and inside memory: the unchecked copy is safe.
+        memory.uncheckedBytes(at: buffer.physical, count: max(0, min(count ?? Int(buffer.size), Int(buffer.size))))
     }
 
     /// The CPU writes `bytes` at the start of `buffer`.
     public func write(_ buffer: MSMBuffer, _ bytes: [UInt8]) {
-        memory.write(buffer.physical, Array(bytes.prefix(Int(buffer.size))))
+        Array(bytes.prefix(Int(buffer.size))).withUnsafeBytes { memory.uncheckedWrite(buffer.physical, from: $0) }
     }
 }
