@@ -42,9 +42,9 @@ public struct SMMUv3Guest {
     public init(machine: Machine, parent: IOMMUDomain) throws {
         let memory = machine.memory
         let pa = try memory.allocContiguous(bytes: Self.guestBytes)
-        memory.write(pa, [UInt8](repeating: 0, count: Self.guestBytes))
+        try memory.write(pa, [UInt8](repeating: 0, count: Self.guestBytes))
         try machine.iommu.map(parent, iova: Self.tablesIPA, paddr: pa, size: UInt64(Self.guestBytes), prot: [.read, .write])
-        try self.init(memory: memory) { ipa, bytes in memory.write(pa + (ipa.rawValue - Self.tablesIPA.rawValue), bytes) }
+        try self.init(memory: memory) { ipa, bytes in try memory.write(pa + (ipa.rawValue - Self.tablesIPA.rawValue), bytes) }
     }
 
     /// Builds the guest's structures through `write`, which stores bytes at an IPA of
