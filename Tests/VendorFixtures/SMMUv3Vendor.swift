@@ -8,9 +8,9 @@ import IOMMUDrivers
 /// deliberate bugs (none by default).
 ///
 /// What it lacks, and so skips: driver variants and failure injection (the driver has no
-/// such knobs), reserved regions other than IORT RMRs, dirty tracking (the model's SMMU
-/// has no HTTU dirty state for stage 2), and domains spanning units (a domain is
-/// finalised for one SMMU).
+/// such knobs, as VT-d's), reserved regions other than IORT RMRs (the driver reports what
+/// firmware describes), and domains spanning units (a domain is finalised for one SMMU,
+/// `smmu_domain->smmu`).
 public struct SMMUv3Vendor: ConformanceVendor {
     /// `"SMMUv3"` unless set (a test running a buggy driver names it so).
     public var name = "SMMUv3"
@@ -20,10 +20,11 @@ public struct SMMUv3Vendor: ConformanceVendor {
     public var bugs: SMMUv3DriverBugs
 
     /// PASIDs, the user PASID table and nesting (a vSTE on a stage-2 nesting parent),
-    /// caches, identity and blocking release domains, RMRs, SVA on arm64 processes.
+    /// caches, identity and blocking release domains, RMRs, SVA on arm64 processes, page
+    /// requests (stalls and PRI), stage-1 dirty tracking (HTTU: CD.HA/HD).
     public let capabilities: VendorCapabilities = [
         .pasid, .userPasidTable, .nesting, .cachesTranslations, .identityReleaseDomain, .directMappedRegions, .sva,
-        .pageRequests,
+        .pageRequests, .dirtyTracking,
     ]
 
     /// An SMMUv3 vendor whose units are built as `configuration` says and whose driver

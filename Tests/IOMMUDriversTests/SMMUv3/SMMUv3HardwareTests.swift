@@ -213,6 +213,38 @@ final class SMMUv3HardwareTests: XCTestCase {
         XCTAssertTrue(tb.smmu.tlbHolds(vmid: 0, asid: b.asid))
     }
 
+    /// Hardware dirty state (CD.HD on a dirty-tracking domain): a read leaves a page
+    /// clean even though its translation is cached, the first write after it marks the
+    /// page dirty (AP[2] cleared in the leaf), and after read-and-clear the next write
+    /// marks it again; a write to a read-only page still faults.
+    func testHardwareDirtyStateFollowsWritesNotReads() throws {
+        let tb = try SMMUv3Testbed()
+        let dev = try tb.device(1)
+        XCTAssertTrue(tb.driver.capable(dev, .dirtyTracking))
+        let domain = try tb.paging(dev, flags: [.dirtyTracking])
+        XCTAssertTrue(domain.ops.contains(.dirtyTracking))
+        try tb.iommu.map(domain, iova: 0x10_0000, paddr: try tb.buffer(), size: 4096, prot: [.read, .write])
+        try tb.iommu.map(domain, iova: 0x10_1000, paddr: try tb.buffer(), size: 4096, prot: [.read])
+        try tb.iommu.attachDevice(domain, to: dev)
+        XCTAssertNotEqual(try XCTUnwrap(tb.unit.cd(dev.rid, ssid: 0)).words[0] & SMMUv3CD.hd, 0, "CD.HD")
+        try domain.setDirtyTracking(true)
+        func dirty() throws -> [IOVA] {
+            var pages: [IOVA] = []
+            try domain.readAndClearDirty(iova: 0x10_0000, size: 0x2000, clear: true) { a, _ in pages.append(a) }
+            return pages
+        }
+        _ = try dirty()  // writable leaves start dirty
+        XCTAssertEqual(try dev.dmaRead(at: 0x10_0000, count: 1), [0])
+        XCTAssertEqual(try dirty(), [], "a read leaves the page clean")
+        XCTAssertEqual(try dev.dmaRead(at: 0x10_0000, count: 1), [0], "now cached")
+        try dev.dmaWrite(at: 0x10_0000, bytes: [1])
+        XCTAssertEqual(try dirty(), [0x10_0000], "the write after a cached read is seen")
+        try dev.dmaWrite(at: 0x10_0008, bytes: [2])
+        XCTAssertEqual(try dirty(), [0x10_0000], "and again after the clear")
+        XCTAssertThrowsError(try dev.dmaWrite(at: 0x10_1000, bytes: [3]), "read-only stays read-only")
+        assertErrno(.invalidArgument) { try tb.paging(dev).setDirtyTracking(true) }
+    }
+
     /// An unmap reaches the device's ATC through ATC_INV; without SSV it drops every
     /// PASID's entries in the range, as an ATS invalidation without PASID does.
     func testATCInvalidation() throws {

@@ -215,12 +215,23 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
         guard dirtyTracking else { throw .invalidArgument }
     }
 
-    /// `arm_smmu_read_and_clear_dirty`: the table's dirty leaves.
+    /// `arm_smmu_read_and_clear_dirty`: the table's dirty leaves. After clearing, the
+    /// cleaned range is invalidated by ASID (the `iommu_iotlb_sync` of the dirty bitmap's
+    /// gather), so a cached writable translation cannot hide the next write.
     /// - Throws: `EINVAL` for a domain allocated without dirty tracking.
     public override func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
                                            _ report: (IOVA, UInt64) -> Void) throws(Errno) {
         guard dirtyTracking, let pageTable else { throw .invalidArgument }
-        pageTable.readAndClearDirty(iova: iova, size: size, clear: clear, report)
+        var start = UInt64.max, end: UInt64 = 0
+        pageTable.readAndClearDirty(iova: iova, size: size, clear: clear) { a, length in
+            start = min(start, a.rawValue)
+            end = max(end, a.rawValue &+ length)
+            report(a, length)
+        }
+        guard clear, end > start else { return }
+        smmuDriver.lock.withLock {
+            invalidateRange(iova: IOVA(rawValue: start), size: end - start, granule: 1 << UInt64(granuleShift), leafOnly: true)
+        }
     }
 
     /// `arm_smmu_domain_free_paging`: frees the table, then returns the ASID (stage 1) or

@@ -93,11 +93,15 @@ extension SMMUv3Hardware {
         let tag = nested ? SMMUv3TLBTag.nested(vmid: vmid, asid: asid) : SMMUv3TLBTag.stage1(vmid: vmid, asid: asid)
         let write = r.access.contains(.write)
         let unprivileged = !r.privileged
+        let hardwareDirty = cdw0 & SMMUv3CD.hd != 0
         if let e = tlb.lookup(tag: tag, iova: r.address) {
             if !(write || e.perms.contains(.read)) || write && !e.perms.contains(.write)
                 || unprivileged && e.perms.contains(.priv) || r.access.contains(.execute) && e.perms.contains(.noexec) {
                 // A nested entry combines both stages: walk again to tell which refuses.
-                if !nested { return stage1Fault(r, sid: sid, .permission, cdw0: cdw0, stallAllowed: stallAllowed) }
+                // With HD, a write to a page cached writable-clean walks to mark it dirty.
+                if !nested && !(write && hardwareDirty) {
+                    return stage1Fault(r, sid: sid, .permission, cdw0: cdw0, stallAllowed: stallAllowed)
+                }
             } else {
                 return .translated(address: e.translate(r.address),
                                    length: e.pageSize - r.address.offset(within: e.pageSize), cached: true)
@@ -120,7 +124,10 @@ extension SMMUv3Hardware {
             if pa.rawValue >> UInt64(format.outputBits) != 0 {
                 return stage1Fault(r, sid: sid, .addressSize, cdw0: cdw0, stallAllowed: stallAllowed)
             }
-            tlb.insert(tag: tag, iova: r.address, pageSize: size, pa: pa, perms: perms)
+            // With HD, a read leaves a DBM leaf clean: the TLB keeps it without write, so
+            // the first write walks again and the walk marks the leaf dirty.
+            tlb.insert(tag: tag, iova: r.address, pageSize: size, pa: pa,
+                       perms: hardwareDirty && !write ? perms.subtracting(.write) : perms)
             return .translated(address: pa, length: size - r.address.offset(within: size), cached: false)
         case .notPresent:
             return stage1Fault(r, sid: sid, .translation, cdw0: cdw0, stallAllowed: stallAllowed)
