@@ -42,7 +42,7 @@ public struct SMMUv3Guest {
         func place(_ bytes: Int) throws -> (IOVA, PhysicalAddress) {
             let size = max(bytes, 4096)
             let pa = try memory.allocContiguous(bytes: size)
-            memory.write(pa, [UInt8](repeating: 0, count: size))
+            try memory.write(pa, [UInt8](repeating: 0, count: size))
             let ipa = next
             next = next + UInt64(size)
             frames.append((ipa, pa, size))
@@ -55,7 +55,7 @@ public struct SMMUv3Guest {
         let table = try IOPageTable(format: format, memory: memory)
         try table.map(iova: 0, paddr: 0, size: 4 << 30, prot: [.read, .write])
         let (rootIPA, rootPA) = try place(format.rootTableBytes)
-        memory.write(rootPA, memory.bytes(at: table.root, count: format.rootTableBytes))
+        try memory.write(rootPA, try memory.bytes(at: table.root, count: format.rootTableBytes))
         table.destroy()
         guard let lpae = format.lpae else { throw Errno.invalidArgument }
         let cd = SMMUv3CD.stage1(asid: Self.asid, tcr: SMMUv3TCR(t0sz: lpae.tsz, tg: lpae.tg, irgn: 1, orgn: 1, sh: 3, ips: lpae.ps),

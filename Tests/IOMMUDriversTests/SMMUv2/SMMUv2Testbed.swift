@@ -40,7 +40,7 @@ final class SMMUv2Testbed: @unchecked Sendable {
     /// A 4 KiB buffer holding `bytes`.
     func buffer(_ bytes: [UInt8] = []) throws -> PhysicalAddress {
         let pa = try memory.allocContiguous(bytes: 4096)
-        memory.write(pa, bytes)
+        try memory.write(pa, bytes)
         return pa
     }
 
@@ -93,7 +93,7 @@ final class RawSMMUv2 {
     /// A frame holding `bytes`.
     func frame(_ bytes: [UInt8] = []) throws -> PhysicalAddress {
         let pa = try memory.allocFrame()
-        memory.write(pa, bytes)
+        try memory.write(pa, bytes)
         return pa
     }
 

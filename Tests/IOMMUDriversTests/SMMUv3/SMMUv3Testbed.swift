@@ -42,7 +42,7 @@ final class SMMUv3Testbed: @unchecked Sendable {
     /// A 4 KiB buffer holding `bytes` at its start.
     func buffer(_ bytes: [UInt8] = []) throws -> PhysicalAddress {
         let pa = try machine.memory.allocContiguous(bytes: 4096)
-        if !bytes.isEmpty { machine.memory.write(pa, bytes) }
+        if !bytes.isEmpty { try machine.memory.write(pa, bytes) }
         return pa
     }
 

@@ -308,12 +308,13 @@ extension MSMGPU {
     }
 
     /// What the CPU reads in `buffer` (its first `count` bytes; all by default).
+    /// (A buffer is the driver's own allocation, so always inside memory.)
     public func read(_ buffer: MSMBuffer, count: Int? = nil) -> [UInt8] {
-        memory.bytes(at: buffer.physical, count: min(count ?? Int(buffer.size), Int(buffer.size)))
+        (try? memory.bytes(at: buffer.physical, count: min(count ?? Int(buffer.size), Int(buffer.size)))) ?? []
     }
 
     /// The CPU writes `bytes` at the start of `buffer`.
     public func write(_ buffer: MSMBuffer, _ bytes: [UInt8]) {
-        memory.write(buffer.physical, Array(bytes.prefix(Int(buffer.size))))
+        _ = try? memory.write(buffer.physical, Array(bytes.prefix(Int(buffer.size))))
     }
 }
