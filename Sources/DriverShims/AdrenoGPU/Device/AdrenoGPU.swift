@@ -50,8 +50,8 @@ public enum AdrenoCPEvent: Hashable, Sendable, CustomStringConvertible {
 /// ends its work packet; the CP goes on with the next packet (SCTLR.HUPCF keeps the
 /// SMMU serving).
 ///
-/// The driver side (`msm`) is ``MSMGPU``. Not thread-safe beyond its lock: one driver
-/// drives one GPU.
+/// The driver side (`msm`) is ``MSMGPU``, which serialises every ``run()``: the model
+/// has one command processor, so one thread runs the ring at a time.
 public final class AdrenoGPU: @unchecked Sendable {
     /// The GPU's bus master (stream ID 0: RID 00:00.0).
     public let device: PCIDevice

@@ -8,7 +8,9 @@ import IOMMUDrivers
 /// (`a6xx_set_pagetable`), retirement by fence, and the fault handler.
 ///
 /// Every IOMMU call the driver makes is recorded in ``calls`` by its kernel name.
-/// Not thread-safe beyond its lock: one thread drives the driver and the GPU.
+/// Processes may open contexts, map buffers, submit and run from several threads: the
+/// ring and the driver's state are serialised by its lock, and ``run()`` runs the GPU
+/// under it (one command processor).
 public final class MSMGPU: @unchecked Sendable {
     /// The GPU.
     public let gpu: AdrenoGPU
@@ -213,11 +215,15 @@ public final class MSMGPU: @unchecked Sendable {
     }
 
     /// Kicks the GPU (`CP_RB_WPTR`), lets it run up to there, then retires what it
-    /// finished: the submissions whose fence the memstore shows.
+    /// finished: the submissions whose fence the memstore shows. Holds the driver's lock
+    /// throughout, so submissions and context changes from other threads wait for the
+    /// ring to drain (the fault handler, called on this thread, takes it again).
     public func run() {
-        gpu.setWritePointer(lock.withLock { wptr })
-        gpu.run()
-        retire()
+        lock.withLock {
+            gpu.setWritePointer(wptr)
+            gpu.run()
+            retire()
+        }
     }
 
     /// `retire_submits`: drops each finished submission's reference to its context's

@@ -26,6 +26,10 @@ public protocol SMMUv2PASIDOps: AnyObject, Sendable {
 /// PASIDs exist, the domain's flushes invalidate the whole bank (TLBIALL).
 public final class ARMSMMUv2PrivatePASIDs: @unchecked Sendable {
     private let lock = Lock()
+    /// Serialises allocation and freeing whole (the registry's mutex): which PASID is a
+    /// domain's first or last, and so enables or disables TTBR0, and which ASIDs are
+    /// taken, must not change between the decision and the install.
+    private let updateLock = Lock()
     private var opsByDomain: [ObjectIdentifier: any SMMUv2PASIDOps] = [:]
     private var entries: [PASID: Entry] = [:]
     private var nextPasid: UInt32 = 1
@@ -80,6 +84,10 @@ public final class ARMSMMUv2PrivatePASIDs: @unchecked Sendable {
     ///   ops registered; `ENOSPC` no PASID or ASID left; `ENOMEM`; the backdoor's errno.
     ///   Nothing stays allocated on error.
     public func allocPasid(_ domain: IOMMUDomain, dev: PCIDevice) throws(Errno) -> PASID {
+        try updateLock.withLock { () throws(Errno) -> PASID in try allocPasidLocked(domain, dev: dev) }
+    }
+
+    private func allocPasidLocked(_ domain: IOMMUDomain, dev: PCIDevice) throws(Errno) -> PASID {
         guard let d = domain as? ARMSMMUv2Domain, let parent = d.ioPgtable?.cfg,
               parent.quirks.contains(.armTTBR1) else { throw .invalidArgument }
         guard let ops = lock.withLock({ opsByDomain[ObjectIdentifier(domain)] }) else { throw .invalidArgument }
@@ -147,6 +155,10 @@ public final class ARMSMMUv2PrivatePASIDs: @unchecked Sendable {
     /// flushed, its table freed; the last one disables TTBR0 walks again.
     /// - Throws: `EINVAL` the PASID is not one of `domain`'s. Nothing changes.
     public func freePasid(_ domain: IOMMUDomain, pasid: PASID) throws(Errno) {
+        try updateLock.withLock { () throws(Errno) in try freePasidLocked(domain, pasid: pasid) }
+    }
+
+    private func freePasidLocked(_ domain: IOMMUDomain, pasid: PASID) throws(Errno) {
         let e = try lock.withLock { () throws(Errno) -> Entry in
             guard let e = entries[pasid], e.domain === domain else { throw .invalidArgument }
             entries[pasid] = nil
