@@ -33,7 +33,7 @@ final class ArgumentOverlay: UserMemory, @unchecked Sendable {
         spareBytes = []
         if b.bytes.count == T.size {
             // The usual case (the same structure as last time): zeroed in place.
-            b.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            _ = b.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         } else {
             b.bytes.removeAll(keepingCapacity: true)
             b.bytes.append(contentsOf: repeatElement(0, count: T.size))

@@ -25,7 +25,7 @@ package struct UCmd {
         // The answer is encoded over the command's own (kernel-sized) buffer, zeroed
         // first exactly as a fresh one would be, so answering allocates nothing.
         if cmd.count == T.size {
-            cmd.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            _ = cmd.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         } else {
             cmd = UAPIBytes(count: T.size)
         }
@@ -232,7 +232,7 @@ extension IOMMUFD {
         argumentBuffer = []
         if buffer.count == op.size {
             // The usual case (the same command as last time): zeroed in place.
-            buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            _ = buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         } else {
             buffer.removeAll(keepingCapacity: true)
             buffer.append(contentsOf: repeatElement(0, count: op.size))
