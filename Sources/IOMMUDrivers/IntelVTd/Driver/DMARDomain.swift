@@ -144,18 +144,14 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     public override func iotlbSyncMap(iova: IOVA, size: UInt64) throws(Errno) {
         guard size > 0 else { return }
         intelDriver.lock.withLock {
-            // Runs on every map: the units the domain is attached to are found by index
-            // scans over the (few) attachments, in attach order, with no array built.
-            let list = attachments
+            // Runs on every map: the units the domain is attached to are those its cache
+            // tags name, in attach order.
             let second = stage == .second
-            if second && list.contains(where: { $0.info.unit.caps.cachingMode }) {
-                flushRange(start: iova, end: iova &+ (size - 1), all: false)
-            }
-            for i in list.indices {
-                let unit = list[i].info.unit
-                if second && unit.caps.cachingMode { continue }
-                if list[..<i].contains(where: { $0.info.unit === unit }) { continue }
-                unit.flushWriteBuffer()
+            var cachingMode = false
+            if second { forEachTaggedUnit { cachingMode = cachingMode || $0.caps.cachingMode } }
+            if cachingMode { flushRange(start: iova, end: iova &+ (size - 1), all: false) }
+            forEachTaggedUnit { unit in
+                if !(second && unit.caps.cachingMode) { unit.flushWriteBuffer() }
             }
         }
     }

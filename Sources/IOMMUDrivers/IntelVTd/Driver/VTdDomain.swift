@@ -12,13 +12,13 @@ struct DomainIOMMUInfo {
 public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// `iommu_array`: unit → {refcnt, did}.
     var iommuInfo: [ObjectIdentifier: DomainIOMMUInfo] = [:]
-    /// `cache_tags`.
-    var cacheTags: [CacheTag] = []
+    /// `cache_tags`, in the order they were assigned.
+    var cacheTags = KeyedList<CacheTagKey, CacheTag>()
     /// Scratch descriptor buffer of ``flushRange(start:end:all:)`` (driver lock held),
     /// kept so that a flush allocates nothing once warm.
     var flushBuffer: [VTdDescriptor] = []
-    /// `devices` + `dev_pasids`: where the domain is attached.
-    var attachments: [VTdAttachment] = []
+    /// `devices` + `dev_pasids`: where the domain is attached, in attach order.
+    var attachments = KeyedList<VTdAttachment.Key, VTdAttachment>()
 
     /// The driver that owns the domain. Every VT-d domain is created by its subclass's
     /// `init(driver: IntelIOMMUDriver, ...)`, which passes that driver as `owner`, so the
@@ -96,15 +96,14 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// `domain_remove_dev_pasid` / the RID part of `device_block_translation`: forget
     /// the attachment at (`info`, `pasid`), its cache tags and its DID reference.
     func removeAttachment(_ info: VTdDeviceInfo, pasid: UInt32) {
-        guard let i = attachments.firstIndex(where: { $0.info === info && $0.pasid == pasid }) else { return }
-        attachments.remove(at: i)
+        guard attachments.removeValue(forKey: VTdAttachment.Key(info: info, pasid: pasid)) != nil else { return }
         if let did = didOn(info.unit) { unassignCacheTags(unit: info.unit, did: did, pasid: pasid, info: info) }
         detachIOMMU(info.unit)
     }
 
     /// Records an attachment whose DID reference and cache tags are already taken.
     func addAttachment(_ info: VTdDeviceInfo, pasid: UInt32) {
-        attachments.append(VTdAttachment(info: info, pasid: pasid))
+        attachments[VTdAttachment.Key(info: info, pasid: pasid)] = VTdAttachment(info: info, pasid: pasid)
     }
 }
 
@@ -112,4 +111,15 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
 struct VTdAttachment {
     unowned let info: VTdDeviceInfo
     let pasid: UInt32
+
+    /// An attachment's identity: the device and the PASID.
+    struct Key: Hashable {
+        let info: ObjectIdentifier
+        let pasid: UInt32
+
+        init(info: VTdDeviceInfo, pasid: UInt32) {
+            self.info = ObjectIdentifier(info)
+            self.pasid = pasid
+        }
+    }
 }
