@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The invariants of spec/kernel-iommu.md §2 that the checker can report.
 public enum Invariant: String, Hashable, Sendable, CaseIterable {
     /// I1 translation authority: only the attached domain translates a (RID, PASID).
@@ -23,6 +29,10 @@ public enum Invariant: String, Hashable, Sendable, CaseIterable {
     /// ATS sequencing (SMMUv3): PCI ATS is enabled only while the device's STE lets the
     /// IOMMU answer ATS translation requests, never with a plain bypass or abort STE.
     case atsSequencing = "ATS"
+    /// `iommu_map`, `iommu_unmap` and `iommu_unmap_fast` may run at the same time on one
+    /// domain only on disjoint ranges (the page table's "write range lock" contract);
+    /// two calls whose ranges overlap ran at once.
+    case overlappingMapUnmap = "map/unmap overlap"
 }
 
 /// A reported violation: which invariant, where, and the event that broke it.
@@ -72,6 +82,18 @@ public final class InvariantChecker: @unchecked Sendable {
     let enabledFlag = AtomicFlag()
     /// Ranges unmapped with `iommu_unmap_fast` whose `iommu_iotlb_sync` has not run yet.
     private var unmapWindows: [ObjectIdentifier: [(start: IOVA, end: IOVA)]] = [:]
+    /// The `iommu_map`/`iommu_unmap` calls running now, per domain.
+    private var callsInFlight: [ObjectIdentifier: [MapUnmapCall]] = [:]
+
+    /// One running `iommu_map` or `iommu_unmap(_fast)`: which, on what, from which thread.
+    struct MapUnmapCall {
+        let name: String
+        let first: IOVA
+        let last: IOVA
+        let thread: pthread_t
+        let serial: Int
+    }
+    private var nextCallSerial = 0
     /// (RID, PASID) pairs that were detached at least once, to tell I6 from I1.
     private var detached: Set<PasidKey> = []
 
@@ -109,9 +131,56 @@ public final class InvariantChecker: @unchecked Sendable {
         lock.withLock { unmapWindows[ObjectIdentifier(domain), default: []].append((start, end)) }
     }
 
+    /// `iommu_iotlb_sync` flushed `[start, end]`: the windows inside it close. Other
+    /// windows of the domain (another thread's unmap, on another range) stay open.
+    func closeUnmapWindows(_ domain: IOMMUDomain, start: IOVA, end: IOVA) {
+        guard enabledFlag else { return }
+        lock.withLock {
+            let key = ObjectIdentifier(domain)
+            unmapWindows[key]?.removeAll { start <= $0.start && $0.end <= end }
+            if unmapWindows[key]?.isEmpty == true { unmapWindows[key] = nil }
+        }
+    }
+
+    /// A flush of the whole domain: every window closes.
     func closeUnmapWindows(_ domain: IOMMUDomain) {
         guard enabledFlag.isSet else { return }
         lock.withLock { _ = unmapWindows.removeValue(forKey: ObjectIdentifier(domain)) }
+    }
+
+    /// Notes that `name` (`iommu_map`, `iommu_unmap`) starts on `[first, last]` of
+    /// `domain`, and reports it if a call on an overlapping range runs on another thread
+    /// (the same thread's nested call, such as the unmap that undoes a failed map, is
+    /// part of its outer call). Returns a token for ``endCall(_:_:)``; nil when off.
+    func beginCall(_ name: String, _ domain: IOMMUDomain, first: IOVA, last: IOVA) -> Int? {
+        guard enabledFlag else { return nil }
+        let me = pthread_self()
+        let (serial, clash): (Int, MapUnmapCall?) = lock.withLock {
+            let key = ObjectIdentifier(domain)
+            let clash = callsInFlight[key]?.first {
+                pthread_equal($0.thread, me) == 0 && $0.first <= last && first <= $0.last
+            }
+            nextCallSerial += 1
+            callsInFlight[key, default: []].append(
+                MapUnmapCall(name: name, first: first, last: last, thread: me, serial: nextCallSerial))
+            return (nextCallSerial, clash)
+        }
+        if let clash {
+            report(Violation(.overlappingMapUnmap, address: first, event: name,
+                             message: "\(name) of [\(first), \(last)] on \(domain) while \(clash.name) of "
+                                + "[\(clash.first), \(clash.last)] runs on another thread"))
+        }
+        return serial
+    }
+
+    /// The call ``beginCall(_:_:first:last:)`` returned `token` for has returned.
+    func endCall(_ token: Int?, _ domain: IOMMUDomain) {
+        guard let token else { return }
+        lock.withLock {
+            let key = ObjectIdentifier(domain)
+            callsInFlight[key]?.removeAll { $0.serial == token }
+            if callsInFlight[key]?.isEmpty == true { callsInFlight[key] = nil }
+        }
     }
 
     func noteDetach(rid: RID, pasid: PASID?) {
