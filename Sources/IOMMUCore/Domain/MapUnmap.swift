@@ -81,7 +81,7 @@ extension IOMMUSubsystem {
         let call = beginCall("iommu_map_sg", domain, iova: iova,
                              size: segments.reduce(0) { $0 &+ $1.length })
         defer { checker.endCall(call, domain) }
-        try unlockedEntry("iommu_map_sg") { () throws(Errno) -> UInt64 in
+        return try unlockedEntry("iommu_map_sg") { () throws(Errno) -> UInt64 in
             var mapped: UInt64 = 0
             do throws(Errno) {
                 for seg in segments where seg.length > 0 {

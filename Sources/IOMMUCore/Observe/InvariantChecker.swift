@@ -134,7 +134,7 @@ public final class InvariantChecker: @unchecked Sendable {
     /// `iommu_iotlb_sync` flushed `[start, end]`: the windows inside it close. Other
     /// windows of the domain (another thread's unmap, on another range) stay open.
     func closeUnmapWindows(_ domain: IOMMUDomain, start: IOVA, end: IOVA) {
-        guard enabledFlag else { return }
+        guard enabledFlag.isSet else { return }
         lock.withLock {
             let key = ObjectIdentifier(domain)
             unmapWindows[key]?.removeAll { start <= $0.start && $0.end <= end }
@@ -153,7 +153,7 @@ public final class InvariantChecker: @unchecked Sendable {
     /// (the same thread's nested call, such as the unmap that undoes a failed map, is
     /// part of its outer call). Returns a token for ``endCall(_:_:)``; nil when off.
     func beginCall(_ name: String, _ domain: IOMMUDomain, first: IOVA, last: IOVA) -> Int? {
-        guard enabledFlag else { return nil }
+        guard enabledFlag.isSet else { return nil }
         let me = pthread_self()
         let (serial, clash): (Int, MapUnmapCall?) = lock.withLock {
             let key = ObjectIdentifier(domain)
