@@ -7,7 +7,7 @@
 /// Removal leaves a hole that iteration skips; the holes are squeezed out once they
 /// outnumber the elements, so the storage stays within twice the element count.
 struct KeyedList<Key: Hashable, Element>: Sequence {
-    private var slots: [(key: Key, element: Element)?] = []
+    private var slots: [Slot?] = []
     private var positions: [Key: Int] = [:]
 
     /// Elements in the list.
@@ -21,10 +21,10 @@ struct KeyedList<Key: Hashable, Element>: Sequence {
         set {
             if let newValue {
                 if let i = positions[key] {
-                    slots[i] = (key, newValue)
+                    slots[i] = Slot(key: key, element: newValue)
                 } else {
                     positions[key] = slots.count
-                    slots.append((key, newValue))
+                    slots.append(Slot(key: key, element: newValue))
                 }
             } else {
                 removeValue(forKey: key)
@@ -51,16 +51,24 @@ struct KeyedList<Key: Hashable, Element>: Sequence {
         for (i, slot) in slots.enumerated() { positions[slot!.key] = i }
     }
 
+    /// An element and the key it is stored under.
+    struct Slot {
+        let key: Key
+        let element: Element
+    }
+
     /// The elements in insertion order.
-    func makeIterator() -> Iterator { Iterator(slots: slots.makeIterator()) }
+    func makeIterator() -> Iterator { Iterator(slots: slots) }
 
     /// Walks the slots, skipping holes. Allocates nothing.
     struct Iterator: IteratorProtocol {
-        var slots: IndexingIterator<[(key: Key, element: Element)?]>
+        let slots: [Slot?]
+        var index = 0
 
         mutating func next() -> Element? {
-            while let slot = slots.next() {
-                if let slot { return slot.element }
+            while index < slots.count {
+                defer { index += 1 }
+                if let slot = slots[index] { return slot.element }
             }
             return nil
         }

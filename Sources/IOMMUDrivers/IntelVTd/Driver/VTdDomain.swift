@@ -1,4 +1,5 @@
 import IOMMUCore
+import Synchronization
 
 /// Per (domain, unit) DID bookkeeping (`struct iommu_domain_info`).
 struct DomainIOMMUInfo {
@@ -17,6 +18,10 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// Scratch descriptor buffer of ``flushRange(start:end:all:)`` (driver lock held),
     /// kept so that a flush allocates nothing once warm.
     var flushBuffer: [VTdDescriptor] = []
+    /// Units the domain is attached to whose new mappings need `iotlb_sync_map` work
+    /// (``needsSyncMap(on:)``): `dmar_domain->iotlb_sync_map`, kept as a count so that a
+    /// map reads it without the driver's lock and skips the sync when it is 0.
+    let syncMapUnits = Atomic<Int>(0)
     /// `devices` + `dev_pasids`: where the domain is attached, in attach order.
     var attachments = KeyedList<VTdAttachment.Key, VTdAttachment>()
 
@@ -26,6 +31,11 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// checked existential cast (`as!`), which is a runtime dynamic-cast call (debug
     /// builds still check it).
     var intelDriver: IntelIOMMUDriver { unsafeDowncast(owner, to: IntelIOMMUDriver.self) }
+
+    /// Whether new mappings of this domain must be made visible on `unit` by
+    /// `iotlb_sync_map` (a write-buffer flush, or a caching-mode range flush). None by
+    /// default; paging domains decide.
+    func needsSyncMap(on unit: IntelIOMMU) -> Bool { false }
 
     /// Whether the domain's entries use `FLPT_DEFAULT_DID` and take no DID reference
     /// (SVA and identity domains, `iommu_domain_did`).
@@ -72,6 +82,7 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
             throw .noSpace.from("domain_attach_iommu", "no free domain ID on \(unit.name)")
         }
         iommuInfo[key] = DomainIOMMUInfo(refcount: 1, did: did)
+        if needsSyncMap(on: unit) { syncMapUnits.add(1, ordering: .releasing) }
         return did
     }
 
@@ -86,6 +97,7 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
         info.refcount -= 1
         if info.refcount == 0 {
             iommuInfo[key] = nil
+            if needsSyncMap(on: unit) { syncMapUnits.subtract(1, ordering: .releasing) }
             if stillOwned { unit.releaseDID(info.did) }
         } else {
             iommuInfo[key] = info
