@@ -15,6 +15,10 @@ final class ConcurrencyStressTests: XCTestCase {
 
     func testVTd() throws { try assertContractHolds(VTdVendor()) }
 
+    func testSMMUv2() throws { try assertContractHolds(SMMUv2Vendor()) }
+
+    func testSMMUv3() throws { try assertContractHolds(SMMUv3Vendor()) }
+
     /// Runs the stress on `vendor` and fails with its report unless it found nothing.
     private func assertContractHolds(_ vendor: any ConformanceVendor, file: StaticString = #filePath,
                                      line: UInt = #line) throws {
