@@ -141,33 +141,36 @@ extension PCIDevice {
                 translated = unit._withUnsafeGuaranteedRef { $0.hardware.translate(request) }
                 if ats, case .translated = translated { atcFill(request, translated) }
             }
-            if case .translated(_, let length, _) = translated {
-                stats.pointee.bytes &+= min(count - done, Int(clamping: length))
-            } else {
-                stats.pointee.faults &+= 1
-            }
             if done == 0 { stats.pointee.requests &+= 1 }
-            pthread_mutex_unlock(mutex)
-            switch translated {
-            case .translated(let physical, let length, let cached):
-                let n = min(count - done, Int(clamping: length))
-                let pa = physical.rawValue
-                guard pa < memorySize, UInt64(n) <= memorySize - pa else {
-                    return try fail(request, .outsideMemory)
-                }
-                if checking, let machine {
-                    path.checker.checkTranslation(machine: machine, device: self, request: request,
-                                                  physical: physical, cached: cached)
-                }
-                // Foreign frames (another process's pages): refresh before, write back after.
-                let foreign = path.foreignActive.isSet
-                if foreign, !access.contains(.write) { machine?.foreignFrames.willRead(pa, count: n) }
-                copy(path.memoryBase + Int(pa), done, n)
-                if foreign, access.contains(.write) { machine?.foreignFrames.didWrite(pa, count: n) }
-                done += n
-            case .fault(let reason):
-                return try fail(request, reason)
+            guard case .translated(let physical, let length, let cached) = translated else {
+                stats.pointee.faults &+= 1
+                pthread_mutex_unlock(mutex)
+                if case .fault(let reason) = translated { try fail(request, reason) }
+                return
             }
+            let n = min(count - done, Int(clamping: length))
+            stats.pointee.bytes &+= n
+            let pa = physical.rawValue
+            guard pa < memorySize, UInt64(n) <= memorySize - pa else {
+                pthread_mutex_unlock(mutex)
+                return try fail(request, .outsideMemory)
+            }
+            // The bytes move under the unit's lock, which every invalidation takes: once
+            // an invalidation (and so iommu_unmap or iommu_iotlb_sync) returns, no DMA is
+            // still moving bytes through a translation it removed, as the hardware's
+            // invalidation wait drains requests in flight. Frames whose bytes live in
+            // another process are refreshed before and written back after.
+            let foreign = path.foreignActive.isSet
+            if foreign, !access.contains(.write) { machine?.foreignFrames.willRead(pa, count: n) }
+            copy(path.memoryBase + Int(pa), done, n)
+            if foreign, access.contains(.write) { machine?.foreignFrames.didWrite(pa, count: n) }
+            pthread_mutex_unlock(mutex)
+            // The checker takes the core's locks, which are taken before the unit's.
+            if checking, let machine {
+                path.checker.checkTranslation(machine: machine, device: self, request: request,
+                                              physical: physical, cached: cached)
+            }
+            done += n
         }
     }
 

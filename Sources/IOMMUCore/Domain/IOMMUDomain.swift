@@ -6,17 +6,22 @@
 /// kernel's errno for a missing one. A domain has identity: the core compares domains by
 /// reference, as the kernel compares pointers.
 open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
+    // `type`, `pgsizeBitmap` and `geometry` are read on every map and unmap, from any
+    // thread, and written only while the domain is set up (before it is shared): final,
+    // so a read is a load rather than a call, and without the dynamic exclusivity check
+    // (a runtime call per read) that a class `var` otherwise costs.
+
     /// `iommu_domain.type`. The core sets DMA/DMA-FQ on default domains it allocates.
-    public internal(set) var type: DomainType
+    @exclusivity(unchecked) public internal(set) final var type: DomainType
     /// The driver that allocated the domain (`iommu_domain.owner`); attach refuses a
     /// domain from another driver with `EINVAL`.
     public let owner: any IOMMUDriver
     /// The operations this domain implements.
     public let ops: DomainOps
     /// `iommu_domain.pgsize_bitmap`: the page sizes the table supports.
-    public var pgsizeBitmap: UInt64
+    @exclusivity(unchecked) public final var pgsizeBitmap: UInt64
     /// `iommu_domain.geometry`.
-    public var geometry: DomainGeometry
+    @exclusivity(unchecked) public final var geometry: DomainGeometry
     /// A small sequential number, for logs and violations.
     public let serial: Int
     /// For SVA domains: the process whose page table this domain shares (`domain->mm`).

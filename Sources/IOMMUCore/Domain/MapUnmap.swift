@@ -5,12 +5,24 @@ extension IOMMUSubsystem {
     /// `iommu_map(domain, iova, paddr, size, prot, gfp)`: map `size` bytes, choosing the
     /// largest page sizes the alignment allows (`iommu_pgsize`), then `iotlb_sync_map`.
     /// A failure leaves nothing mapped (what was mapped is unmapped again).
+    ///
+    /// Concurrency, as in the kernel: `iommu_map`, `iommu_map_sg`, `iommu_unmap`,
+    /// `iommu_unmap_fast` and `iommu_iotlb_sync` may run on any number of threads at once
+    /// on one domain, while its devices DMA, as long as their IOVA ranges are disjoint
+    /// (the DMA API maps from every CPU this way). No domain-wide lock is taken: a page
+    /// table installs a missing table level with a compare-and-swap (the loser frees its
+    /// page) and frees a table page only when an unmap covers all of it, through the
+    /// gather after the IOTLB sync. Overlapping calls at the same time are a caller bug:
+    /// the invariant checker reports them (``Invariant/overlappingMapUnmap``); the
+    /// mappings they leave are then undefined, but the frame allocator stays intact.
     /// - Throws: `EINVAL` (with a WARN) for a non-paging domain, an empty page-size
     ///   bitmap or a freed domain; `EINVAL` when `iova | paddr | size` is not aligned to
     ///   the smallest page size or the range overflows; `ENODEV` when the domain has no
     ///   `map_pages`; the driver's errno (`ENOMEM`, `EEXIST`, `ERANGE`). Each says which
     ///   rule it broke (``/Platform/Errno/reason``); a failure is logged as `iommukit:error`.
     public func map(_ domain: IOMMUDomain, iova: IOVA, paddr: PhysicalAddress, size: UInt64, prot: IOMMUProt) throws(Errno) {
+        let call = beginCall("iommu_map", domain, iova: iova, size: size)
+        defer { checker.endCall(call, domain) }
         try unlockedEntry("iommu_map") { () throws(Errno) in
             try mapNoSync(domain, iova: iova, paddr: paddr, size: size, prot: prot)
             if domain.ops.contains(.iotlbSyncMap) {
@@ -66,7 +78,10 @@ extension IOMMUSubsystem {
     @discardableResult
     public func mapSG(_ domain: IOMMUDomain, iova: IOVA, segments: [(paddr: PhysicalAddress, length: UInt64)],
                       prot: IOMMUProt) throws(Errno) -> UInt64 {
-        try unlockedEntry("iommu_map_sg") { () throws(Errno) -> UInt64 in
+        let call = beginCall("iommu_map_sg", domain, iova: iova,
+                             size: segments.reduce(0) { $0 &+ $1.length })
+        defer { checker.endCall(call, domain) }
+        return try unlockedEntry("iommu_map_sg") { () throws(Errno) -> UInt64 in
             var mapped: UInt64 = 0
             do throws(Errno) {
                 for seg in segments where seg.length > 0 {
@@ -87,7 +102,8 @@ extension IOMMUSubsystem {
     /// misaligned range, a range that wraps past the top of the IOVA space, an unmapped
     /// first IOVA, or a range that would split a larger mapping; at a
     /// hole it stops and returns the bytes up to the hole. Table pages removed are freed
-    /// only after the invalidation.
+    /// only after the invalidation. May run concurrently with other calls on disjoint
+    /// ranges of the domain (see ``map(_:iova:paddr:size:prot:)``).
     public func unmap(_ domain: IOMMUDomain, iova: IOVA, size: UInt64) -> UInt64 {
         var gather = IOTLBGather()
         let unmapped = unmapFast(domain, iova: iova, size: size, gather: &gather)
@@ -97,12 +113,15 @@ extension IOMMUSubsystem {
 
     /// `iommu_unmap_fast(domain, iova, size, gather)`: as ``unmap(_:iova:size:)`` but the
     /// caller must call ``iotlbSync(_:gather:)`` later; until then the IOTLB may still
-    /// translate the range (the checker tracks this window).
+    /// translate the range (the checker tracks this window). Concurrency as for
+    /// ``map(_:iova:paddr:size:prot:)``: disjoint ranges only.
     public func unmapFast(_ domain: IOMMUDomain, iova: IOVA, size: UInt64, gather: inout IOTLBGather) -> UInt64 {
         guard !domain.isFreed else {
             warn("__iommu_unmap", "\(domain) was freed (iommu_domain_free)")
             return 0
         }
+        let call = beginCall("iommu_unmap", domain, iova: iova, size: size)
+        defer { checker.endCall(call, domain) }
         guard domain.type.isPaging, domain.pgsizeBitmap != 0 else {
             warn("__iommu_unmap", "\(domain) is not a paging domain")
             return 0
@@ -134,10 +153,16 @@ extension IOMMUSubsystem {
 
     /// `iommu_iotlb_sync(domain, gather)`: the driver invalidates what the gather recorded
     /// (only when the gather is not empty), then the table pages on its freelist are freed
-    /// (unless a flush queue took the gather over, `gather.queued`).
+    /// (unless a flush queue took the gather over, `gather.queued`). May run while other
+    /// threads map and unmap other ranges of the domain.
     public func iotlbSync(_ domain: IOMMUDomain, gather: inout IOTLBGather) {
-        if !gather.isEmpty, domain.ops.contains(.iotlbSync) { domain.iotlbSync(&gather) }
-        checker.closeUnmapWindows(domain)
+        guard !gather.isEmpty else {
+            if !gather.queued { gather.releaseFreelist(to: memory) }
+            gather = IOTLBGather()
+            return
+        }
+        if domain.ops.contains(.iotlbSync) { domain.iotlbSync(&gather) }
+        checker.closeUnmapWindows(domain, start: gather.start, end: gather.end)
         if !gather.queued { gather.releaseFreelist(to: memory) }
         gather = IOTLBGather()
     }
@@ -146,6 +171,13 @@ extension IOMMUSubsystem {
     public func flushIOTLBAll(_ domain: IOMMUDomain) {
         if domain.ops.contains(.flushIOTLBAll) { domain.flushIOTLBAll() }
         machine.checker.closeUnmapWindows(domain)
+    }
+
+    /// Notes a map or unmap call on `[iova, iova + size)` with the invariant checker
+    /// (which reports one overlapping another running call); nil while it is off.
+    private func beginCall(_ name: String, _ domain: IOMMUDomain, iova: IOVA, size: UInt64) -> Int? {
+        guard size != 0 else { return nil }
+        return checker.beginCall(name, domain, first: iova, last: iova &+ (size - 1))
     }
 
     /// `iommu_iova_to_phys(domain, iova)`: IDENTITY returns `iova`, BLOCKED and unmapped

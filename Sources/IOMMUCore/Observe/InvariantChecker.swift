@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The rules of the kernel's IOMMU layer the checker can see broken. Each has a
 /// ``name`` a reader understands ("stale translation after unmap") and a short label, its
 /// `rawValue` ("I4"), which output prints after the name and JSON carries as `invariant`.
@@ -33,6 +39,10 @@ public enum Invariant: String, Hashable, Sendable, CaseIterable {
     /// ATS: ATS sequencing (SMMUv3): PCI ATS is enabled only while the device's STE lets the
     /// IOMMU answer ATS translation requests, never with a plain bypass or abort STE.
     case atsSequencing = "ATS"
+    /// `iommu_map`, `iommu_unmap` and `iommu_unmap_fast` may run at the same time on one
+    /// domain only on disjoint ranges (the page table's "write range lock" contract);
+    /// two calls whose ranges overlap ran at once.
+    case overlappingMapUnmap = "map/unmap overlap"
 
     /// What the rule forbids, in a few words: how a violation starts when printed.
     public var name: String {
@@ -47,6 +57,7 @@ public enum Invariant: String, Hashable, Sendable, CaseIterable {
         case .onePageResponse: "page-request group not answered exactly once"
         case .asidVMIDAccounting: "ASID or VMID freed while in use"
         case .atsSequencing: "ATS enabled while the STE cannot answer it"
+        case .overlappingMapUnmap: "map and unmap of overlapping ranges at once"
         }
     }
 }
@@ -99,6 +110,18 @@ public final class InvariantChecker: @unchecked Sendable {
     let enabledFlag = AtomicFlag()
     /// Ranges unmapped with `iommu_unmap_fast` whose `iommu_iotlb_sync` has not run yet.
     private var unmapWindows: [ObjectIdentifier: [(start: IOVA, end: IOVA)]] = [:]
+    /// The `iommu_map`/`iommu_unmap` calls running now, per domain.
+    private var callsInFlight: [ObjectIdentifier: [MapUnmapCall]] = [:]
+
+    /// One running `iommu_map` or `iommu_unmap(_fast)`: which, on what, from which thread.
+    struct MapUnmapCall {
+        let name: String
+        let first: IOVA
+        let last: IOVA
+        let thread: pthread_t
+        let serial: Int
+    }
+    private var nextCallSerial = 0
     /// (RID, PASID) pairs that were detached at least once, to tell DMA after detach from
     /// translation by a domain that is not attached.
     private var detached: Set<PasidKey> = []
@@ -138,9 +161,56 @@ public final class InvariantChecker: @unchecked Sendable {
         lock.withLock { unmapWindows[ObjectIdentifier(domain), default: []].append((start, end)) }
     }
 
+    /// `iommu_iotlb_sync` flushed `[start, end]`: the windows inside it close. Other
+    /// windows of the domain (another thread's unmap, on another range) stay open.
+    func closeUnmapWindows(_ domain: IOMMUDomain, start: IOVA, end: IOVA) {
+        guard enabledFlag.isSet else { return }
+        lock.withLock {
+            let key = ObjectIdentifier(domain)
+            unmapWindows[key]?.removeAll { start <= $0.start && $0.end <= end }
+            if unmapWindows[key]?.isEmpty == true { unmapWindows[key] = nil }
+        }
+    }
+
+    /// A flush of the whole domain: every window closes.
     func closeUnmapWindows(_ domain: IOMMUDomain) {
         guard enabledFlag.isSet else { return }
         lock.withLock { _ = unmapWindows.removeValue(forKey: ObjectIdentifier(domain)) }
+    }
+
+    /// Notes that `name` (`iommu_map`, `iommu_unmap`) starts on `[first, last]` of
+    /// `domain`, and reports it if a call on an overlapping range runs on another thread
+    /// (the same thread's nested call, such as the unmap that undoes a failed map, is
+    /// part of its outer call). Returns a token for ``endCall(_:_:)``; nil when off.
+    func beginCall(_ name: String, _ domain: IOMMUDomain, first: IOVA, last: IOVA) -> Int? {
+        guard enabledFlag.isSet else { return nil }
+        let me = pthread_self()
+        let (serial, clash): (Int, MapUnmapCall?) = lock.withLock {
+            let key = ObjectIdentifier(domain)
+            let clash = callsInFlight[key]?.first {
+                pthread_equal($0.thread, me) == 0 && $0.first <= last && first <= $0.last
+            }
+            nextCallSerial += 1
+            callsInFlight[key, default: []].append(
+                MapUnmapCall(name: name, first: first, last: last, thread: me, serial: nextCallSerial))
+            return (nextCallSerial, clash)
+        }
+        if let clash {
+            report(Violation(.overlappingMapUnmap, address: first, event: name,
+                             message: "\(name) of [\(first), \(last)] on \(domain) while \(clash.name) of "
+                                + "[\(clash.first), \(clash.last)] runs on another thread"))
+        }
+        return serial
+    }
+
+    /// The call ``beginCall(_:_:first:last:)`` returned `token` for has returned.
+    func endCall(_ token: Int?, _ domain: IOMMUDomain) {
+        guard let token else { return }
+        lock.withLock {
+            let key = ObjectIdentifier(domain)
+            callsInFlight[key]?.removeAll { $0.serial == token }
+            if callsInFlight[key]?.isEmpty == true { callsInFlight[key] = nil }
+        }
     }
 
     func noteDetach(rid: RID, pasid: PASID?) {

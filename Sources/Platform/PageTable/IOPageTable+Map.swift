@@ -9,7 +9,7 @@ extension IOPageTable {
         if errno == .outOfRange {
             why = "\(pgcount) pages of \(hex(pgsize)) at iova \(hex(iova)) -> paddr \(hex(paddr)) leave the table's "
                 + "\(format.vaBits)-bit input or \(format.outputBits)-bit output range"
-        } else if state[1] != 0 {
+        } else if destroyed {
             why = "the table was destroyed"
         } else if pgsize == 0 || pgsize & (pgsize &- 1) != 0 || format.pageSizes & pgsize == 0 {
             why = "page size \(hex(pgsize)) is not one of the format's (\(hex(format.pageSizes)))"
@@ -52,9 +52,13 @@ extension IOPageTable {
     ///   which case the existing mapping is left as it was (LPAE WARNs unless
     ///   ``IOPageTableQuirks/noWarn``); `ENOMEM` if a table page cannot be allocated.
     ///
-    /// io-pgtable-arm replaces a table found where a block goes, because it keeps tables
-    /// that unmaps emptied; this engine frees emptied tables at unmap, so a table there
-    /// still maps something and the block is refused with `EEXIST` like any overlap.
+    /// A table found where a block goes is replaced when nothing below it is mapped any
+    /// more (an unmap frees only the tables it covers whole, so emptied ones stay), as
+    /// generic_pt and io-pgtable-arm do; a table that still maps something refuses the
+    /// block with `EEXIST`, like any overlap.
+    ///
+    /// Concurrency: may run on many threads at once, and with ``unmapPages(iova:pgsize:pgcount:gather:)``,
+    /// on disjoint ranges of one table (the type's documentation).
     public func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                          mapped: inout UInt64) throws(Errno) {
         let iova = iova.rawValue, paddr = paddr.rawValue
@@ -91,7 +95,7 @@ extension IOPageTable {
             warn("arm_lpae_map_pages", "page size 0x\(String(pgsize, radix: 16)) is not in the bitmap")
             throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
         }
-        guard pgcount > 0, (iova | paddr) & (pgsize &- 1) == 0, state[1] == 0 else {
+        guard pgcount > 0, (iova | paddr) & (pgsize &- 1) == 0, !destroyed else {
             throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
         }
         let total = pgsize.multipliedReportingOverflow(by: UInt64(pgcount))
@@ -133,30 +137,28 @@ extension IOPageTable {
             }
             while level > leafLevel {
                 let s = slot(L.self, table, va, level: level)
-                let pte = s.load(as: UInt64.self)
-                if pte & present == 0 {
-                    table = try installTable(s, in: table)
-                } else if L.isBlock(format, pte) {
+                var pte = s.load()
+                if pte & present == 0 { pte = try installTable(s, expected: pte) }
+                if L.isBlock(format, pte) {
                     warn("__arm_lpae_map", "a leaf already maps iova 0x\(String(va, radix: 16))", quiet: true)
                     throw Self.alreadyMapped(va)
-                } else {
-                    table = L.decode(format, pte)
                 }
+                table = L.decode(format, pte)
                 level &-= 1
             }
             if leafLevel == 1 { cacheLeafTable(L.self, table, for: va) }
-            // Fill consecutive slots of this table.
+            // Fill consecutive slots of this table: slots of this caller's range, which no
+            // other caller writes, so a load and a store each.
             var index = Int(truncatingIfNeeded: (va &>> leafShift) & leafMask)
-            let entries = (base + Int(truncatingIfNeeded: table)).assumingMemoryBound(to: UInt64.self)
-            var written = 0
-            defer { adjustOccupancy(table, by: written) }
+            let entries = base + Int(truncatingIfNeeded: table)
             repeat {
-                if entries[index] & present != 0 {
+                let entry = PageTableEntrySlot(entries + index &* 8)
+                let old = entry.load()
+                if old & present != 0 && !(leafLevel > 1 && replaceEmptyTable(entry, old, level: leafLevel, iova: va)) {
                     warn("arm_lpae_init_pte", "a leaf already maps iova 0x\(String(va, radix: 16))", quiet: true)
                     throw Self.alreadyMapped(va)
                 }
-                entries[index] = L.encode(format, pa) | leafBits
-                written &+= 1
+                entry.store(L.encode(format, pa) | leafBits)
                 index &+= 1
                 remaining &-= 1
                 va &+= pgsize
@@ -164,6 +166,42 @@ extension IOPageTable {
                 done &+= pgsize
             } while remaining > 0 && index < leafEntries
         }
+    }
+
+    /// Where a block goes at `level`, the entry `s` holds `pte`: if it is a table below
+    /// which nothing is mapped, unlinks it (a compare-and-swap) and frees it and every
+    /// table below it, and returns true, so the block can be written; else returns false
+    /// (a leaf, or a table still mapping something). The tables are freed at once, as
+    /// io-pgtable-arm frees them after flushing the walk caches: nothing is mapped
+    /// through them, and the range is the caller's. Out of line: it is rare.
+    @usableFromInline @inline(never)
+    func replaceEmptyTable(_ s: PageTableEntrySlot, _ pte: UInt64, level: Int, iova: UInt64) -> Bool {
+        guard !format.isLeaf(pte, level: level) else { return false }
+        var tables: [(table: UInt64, level: Int, iova: UInt64)] = []
+        guard collectEmptyTables(format.decodeAddress(pte), level: level &- 1, iova: iova, into: &tables),
+              s.compareExchange(expected: pte, desired: 0).exchanged else { return false }
+        for t in tables {
+            if t.level == 1 { forgetLeafTable(t.table, for: t.iova) }
+            freeUnusedTable(t.table)
+        }
+        return true
+    }
+
+    /// Appends `table` (at `level`, mapping from `iova`) and every table below it to
+    /// `tables`; returns false as soon as one holds a leaf.
+    private func collectEmptyTables(_ table: UInt64, level: Int, iova: UInt64,
+                                    into tables: inout [(table: UInt64, level: Int, iova: UInt64)]) -> Bool {
+        let span = format.entrySpan(level: level)
+        for i in 0..<format.tableEntries {
+            let pte = PageTableEntrySlot(base + Int(truncatingIfNeeded: table) + i &* 8).load()
+            guard pte & format.presentMask != 0 else { continue }
+            let entryIOVA = iova &+ UInt64(i) &* span
+            guard level > 1, !format.isLeaf(pte, level: level),
+                  collectEmptyTables(format.decodeAddress(pte), level: level &- 1, iova: entryIOVA, into: &tables)
+            else { return false }
+        }
+        tables.append((table, level, iova))
+        return true
     }
 
     /// Maps `size` bytes choosing page sizes with ``iommuPageSize(iova:paddr:size:pageSizes:)``,

@@ -430,16 +430,20 @@ extension PageTableFormat {
         let valid = level == 1 ? pte & LPAE.typeTableBit != 0
                                : blockLevels &>> UInt64(truncatingIfNeeded: level) & 1 != 0
         guard valid else { return .notPresent(level: level) }
+        // Flag updates are compare-and-swaps of the entry the walk read (see `walk`).
+        let entry = PageTableEntrySlot(slot)
+        var current = pte
         if pte & LPAE.accessFlag == 0 {
             guard setAccessedDirty else { return .accessFlag(level: level) }
-            slot.storeBytes(of: pte | LPAE.accessFlag, as: UInt64.self)
+            if entry.compareExchange(expected: pte, desired: pte | LPAE.accessFlag).exchanged {
+                current = pte | LPAE.accessFlag
+            }
         }
         guard lpaePermits(access, tablesAny: tablesAny, leaf: pte, hardwareDirty: setAccessedDirty) else {
             return .permission(level: level)
         }
-        if setAccessedDirty && access.contains(.write) && kind == .armLPAEStage1 {
-            let now = slot.load(as: UInt64.self)
-            if now & LPAE.apReadOnly != 0 { slot.storeBytes(of: now & ~LPAE.apReadOnly, as: UInt64.self) }
+        if setAccessedDirty && access.contains(.write) && kind == .armLPAEStage1 && current & LPAE.apReadOnly != 0 {
+            _ = entry.compareExchange(expected: current, desired: current & ~LPAE.apReadOnly)
         }
         return nil
     }

@@ -204,9 +204,10 @@ extension Process {
 
     /// Removes mappings in the range: `munmap(2)`. Clears the PTEs, fires
     /// `invalidateRange` for each VMA part removed, then drops the mm's reference on each
-    /// page (a pinned page stays allocated until unpinned) and frees the emptied
-    /// page-table pages. Unmapping a range with no mapping succeeds. A driver mapping cut
-    /// in two gets `open` for the new piece; every piece removed gets `close`.
+    /// page (a pinned page stays allocated until unpinned) and frees the page-table pages
+    /// of the hole left between the remaining mappings (`free_pgtables`). Unmapping a
+    /// range with no mapping succeeds. A driver mapping cut in two gets `open` for the
+    /// new piece; every piece removed gets `close`.
     /// - Throws: `EINVAL` for a misaligned address, a zero length or a range outside user
     ///   space.
     public func munmap(address: UInt64, length: Int) throws(Errno) {
@@ -226,6 +227,10 @@ extension Process {
                 let opened = splitVMAs(at: start, end)
                 let closed = vmas.filter { $0.start >= start && $0.end <= end }.compactMap(\.ops)
                 vmas.removeAll { $0.start >= start && $0.end <= end }
+                // The page tables of the hole between the mappings that remain on either side.
+                let floor = vmas.last { $0.end <= start }?.end ?? 0
+                let ceiling = vmas.first { $0.start >= end }?.start ?? userLimit
+                pageTable.releaseEmptyTables(from: IOVA(rawValue: floor), to: IOVA(rawValue: ceiling), gather: &gather)
                 return (ranges, freed, opened, closed)
             }
         for ops in opened { ops.open() }

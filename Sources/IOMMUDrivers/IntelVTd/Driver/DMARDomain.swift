@@ -138,26 +138,30 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
         intelDriver.lock.withLock { flushRange(start: 0, end: .max, all: true) }
     }
 
-    /// `intel_iommu_iotlb_sync_map`: in caching mode a second-stage domain flushes the new
-    /// range (`cache_tag_flush_range_np`, drops cached not-present results); otherwise a
-    /// write-buffer flush on every unit the domain is attached to.
+    /// `intel_iommu_iotlb_sync_map`: only on a domain attached to a unit that needs it
+    /// (`dmar_domain->iotlb_sync_map`): in caching mode a second-stage domain flushes the
+    /// new range (`cache_tag_flush_range_np`, drops cached not-present results); a unit
+    /// with `cap_rwbf` gets a write-buffer flush (`iommu_flush_write_buffer`, a no-op on
+    /// units without it). Otherwise nothing: no lock, no command.
     public override func iotlbSyncMap(iova: IOVA, size: UInt64) throws(Errno) {
-        guard size > 0 else { return }
+        guard size > 0, syncMapUnits.load(ordering: .acquiring) > 0 else { return }
         intelDriver.lock.withLock {
-            // Runs on every map: the units the domain is attached to are found by index
-            // scans over the (few) attachments, in attach order, with no array built.
-            let list = attachments
+            // The units the domain is attached to are those its cache tags name, in
+            // attach order.
             let second = stage == .second
-            if second && list.contains(where: { $0.info.unit.caps.cachingMode }) {
-                flushRange(start: iova, end: iova &+ (size - 1), all: false)
-            }
-            for i in list.indices {
-                let unit = list[i].info.unit
-                if second && unit.caps.cachingMode { continue }
-                if list[..<i].contains(where: { $0.info.unit === unit }) { continue }
-                unit.flushWriteBuffer()
+            var cachingMode = false
+            if second { forEachTaggedUnit { cachingMode = cachingMode || $0.caps.cachingMode } }
+            if cachingMode { flushRange(start: iova, end: iova &+ (size - 1), all: false) }
+            forEachTaggedUnit { unit in
+                if !(second && unit.caps.cachingMode) && unit.caps.rwbf { unit.flushWriteBuffer() }
             }
         }
+    }
+
+    /// Whether new mappings need `iotlb_sync_map` on `unit`: `rwbf_required` (the unit
+    /// has `cap_rwbf`), or a second-stage table on a caching-mode unit.
+    override func needsSyncMap(on unit: IntelIOMMU) -> Bool {
+        unit.caps.rwbf || (stage == .second && unit.caps.cachingMode)
     }
 
     /// `intel_iommu_iova_to_phys`: 0 when unmapped.
