@@ -28,6 +28,7 @@ let package = Package(
         .executable(name: "PASIDFlavours", targets: ["PASIDFlavours"]),
         .executable(name: "VMMGuestMemory", targets: ["VMMGuestMemory"]),
         .executable(name: "SMMUv3EntryWriter", targets: ["SMMUv3EntryWriter"]),
+        .executable(name: "AdrenoPerProcess", targets: ["AdrenoPerProcess"]),
     ],
     targets: [
         // The simulated machine below the IOMMU: errno, locks, physical memory, the
@@ -45,15 +46,17 @@ let package = Package(
         // Re-exports IOMMUFDDriver; never imports a vendor.
         .target(name: "IOMMUFD", dependencies: ["IOMMUCore", "IOMMUFDDriver"], exclude: ["README.md"],
                 swiftSettings: [.define("ENABLE_MOCKING", .when(configuration: .debug))]),
-        // Vendors (IntelVTd/, Mock/): the core and the driver-facing part of iommufd only.
-        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFDDriver"]),
+        // Vendors (IntelVTd/, ARMSMMUv3/, Mock/): the core and the driver-facing part of iommufd only.
+        .target(name: "IOMMUDrivers", dependencies: ["IOMMUCore", "IOMMUFDDriver"], exclude: ["ARMSMMUv3/README.md"]),
         // `IOMMU_TEST_CMD` (`CONFIG_IOMMUFD_TEST`): the selftest ops over the mock vendor. A
         // context gets them through IOMMUFD's package-level test-command hook; for tests
         // and the service, not a product.
         .target(name: "IOMMUFDSelftest", dependencies: ["IOMMUFD", "IOMMUDrivers"]),
         // Device drivers that use the core and iommufd APIs (IDXD/, PASIDFlavours/, VFIO/,
-        // VFIOPCI/, Mdev/); the vendor is chosen by whoever builds the machine.
-        .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD"]),
+        // VFIOPCI/, Mdev/); the vendor is chosen by whoever builds the machine. AdrenoGPU/
+        // also uses the arm-smmu driver's private interface (`adreno_smmu_priv`), as msm
+        // includes `adreno-smmu-priv.h`.
+        .target(name: "DriverShims", dependencies: ["IOMMUCore", "IOMMUFD", "IOMMUDrivers"]),
         .executableTarget(name: "iommukit", dependencies: ["IOMMUCore", "IOMMUDrivers"]),
         .executableTarget(name: "iommufd-fuzz", dependencies: ["IOMMUCore", "IOMMUFDSelftest"]),
         // The model as a service: plays the kernel for C programs run through the shim.
@@ -77,7 +80,7 @@ let package = Package(
             exclude: ["README.md", "graph.svg"]),
         .executableTarget(
             name: "iommukit-bench",
-            dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD"],
+            dependencies: ["IOMMUCore", "IOMMUDrivers", "IOMMUFD", "DriverShims"],
             path: "Benchmarks/iommukit-bench"),
         .executableTarget(
             name: "IDXDMixedPASID",
@@ -93,6 +96,11 @@ let package = Package(
             name: "SMMUv3EntryWriter",
             dependencies: ["Platform", "IOMMUDrivers"],
             path: "Examples/SMMUv3EntryWriter",
+            exclude: ["README.md"]),
+        .executableTarget(
+            name: "AdrenoPerProcess",
+            dependencies: ["IOMMUCore", "DriverShims"],
+            path: "Examples/AdrenoPerProcess",
             exclude: ["README.md"]),
         // The Mock and VT-d vendors as the conformance suite sees them, for every test target.
         .target(name: "VendorFixtures", dependencies: ["IOMMUConformance", "IOMMUDrivers"], path: "Tests/VendorFixtures"),

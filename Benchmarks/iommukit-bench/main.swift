@@ -10,7 +10,8 @@
 // Environment: BENCH_RUNS=N overrides every benchmark's run count (at least 3 keeps a
 // spread meaningful); IOAS_BENCH_ONLY=1 runs only the iommufd benchmarks;
 // IOAS_BENCH_MB=N shrinks their 1 GiB; NOTLB=1 leaves the IOTLB invalidation out of
-// unmap4k_ns.
+// unmap4k_ns; BENCH_FILTER=text runs only the benchmarks whose name contains it (for a
+// profile of one); PASID_BENCH_COUNT and DEVICE_BENCH_COUNT shrink the scale benchmarks.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -31,12 +32,21 @@ if !iommufdOnly {
         Benchmark(name: "IOTLB lookup", runs: 5, setUp: iotlbLookup),
         Benchmark(name: "page table 1 GiB map", runs: 5, setUp: mapHuge),
         Benchmark(name: "VT-d DMA", runs: 5, setUp: dmaBenchmark),
+        Benchmark(name: "Adreno GPU on SMMUv2", runs: 5, setUp: gpuBenchmark),
+        Benchmark(name: "SMMUv3 DMA", runs: 5, setUp: smmuv3DMABenchmark),
+        Benchmark(name: "iommu_map from 1 and 2 threads", runs: 5, setUp: mapThreadsBenchmark),
+        Benchmark(name: "PASID attach/detach x 2^20-1", runs: 3, setUp: pasidScaleBenchmark),
+        Benchmark(name: "4096 devices probed", runs: 3, setUp: deviceScaleBenchmark),
     ]
 }
 benchmarks += [
     Benchmark(name: "iommufd IOAS_MAP/UNMAP", runs: 3, setUp: iommufdBenchmark),
     Benchmark(name: "service ioctl round trip", runs: 3, setUp: serviceBenchmark),
 ]
+
+if let filter = environment["BENCH_FILTER"] {
+    benchmarks = benchmarks.filter { $0.name.localizedCaseInsensitiveContains(filter) }
+}
 
 let result = runAll(benchmarks, runsOverride: environment["BENCH_RUNS"].flatMap { Int($0) })
 print(result.json)

@@ -4,8 +4,39 @@ import IOMMUCore
 import IOMMUDrivers
 
 // One idxd-like device doing DMA without a PASID, with the kernel PASID and for two user
-// processes (SVA) at the same time, each reaching only its own memory.
+// processes (SVA) at the same time, each reaching only its own memory, behind an Intel
+// VT-d unit or (with `--vendor smmuv3`) an ARM SMMUv3.
 // `swift run IDXDMixedPASID` prints what happened; `--json` prints the steps as JSON.
+
+/// The IOMMU the device sits behind.
+enum Vendor: String {
+    case vtd, smmuv3
+
+    var title: String { self == .vtd ? "Intel VT-d" : "ARM SMMUv3" }
+
+    func unit(_ machine: Machine) throws -> IOMMUDevice {
+        switch self {
+        case .vtd:
+            try IntelIOMMU(name: "dmar0", driver: IntelIOMMUDriver(),
+                           hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
+        case .smmuv3:
+            try ArmSMMUv3(name: "smmu0", driver: ArmSMMUv3Driver(), hardware: SMMUv3Hardware(memory: machine.memory))
+        }
+    }
+
+    /// The CPUs of the machine: SVA shares a process's page table, so it must be in the
+    /// format this IOMMU walks (x86-64 for VT-d, arm64 for SMMUv3).
+    var architecture: CPUArchitecture { self == .vtd ? .x86_64 : .arm64 }
+}
+
+var vendor = Vendor.vtd
+if let i = CommandLine.arguments.firstIndex(of: "--vendor") {
+    guard i + 1 < CommandLine.arguments.count, let v = Vendor(rawValue: CommandLine.arguments[i + 1]) else {
+        FileHandle.standardError.write(Data("IDXDMixedPASID: --vendor takes vtd or smmuv3\n".utf8))
+        exit(2)
+    }
+    vendor = v
+}
 
 /// One step: an identifier and the figures it produced (the JSON form), and the text a
 /// person reads (not encoded).
@@ -80,11 +111,10 @@ func fields(_ c: IDXDCompletion?) -> Step.Completion? {
 func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
 @MainActor func run() throws {
-    let machine = Machine(memory: 1 << 30)
+    let machine = Machine(memory: 1 << 30, architecture: vendor.architecture)
     currentMachine = machine
     machine.checker.isEnabled = true
-    let unit = try IntelIOMMU(name: "dmar0", driver: IntelIOMMUDriver(),
-                              hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
+    let unit = try vendor.unit(machine)
     machine.addIOMMU(unit)
     let pci = try machine.addDevice(IDXDDevice.makeFunction(rid: RID(bus: 0, device: 4, function: 0)), behind: unit)
     let dsa = try IDXDDevice.probe(pci)
@@ -114,28 +144,28 @@ func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
     let kSrc = try machine.memory.allocContiguous(bytes: 4096)
     let kDst = try machine.memory.allocContiguous(bytes: 4096)
     let kCR = try machine.memory.allocContiguous(bytes: 4096)
-    machine.memory.write(kSrc, Array("kernel data through the RID".utf8))
+    try machine.memory.write(kSrc, Array("kernel data through the RID".utf8))
     let iSrc = try iommu.dmaMapPage(pci, paddr: kSrc, size: 4096)
     let iDst = try iommu.dmaMapPage(pci, paddr: kDst, size: 4096)
     let iCR = try iommu.dmaMapPage(pci, paddr: kCR, size: 4096)
     try dsa.submitKernel(.memmove(from: iSrc, to: iDst, count: 64, completion: iCR), wq: 0)
     s = Step("kernel_memmove")
     s.iovas = [iSrc.rawValue, iDst.rawValue]
-    (s.completion, s.read) = (fields(dsa.completions.last), text(machine.memory.bytes(at: kDst, count: 27)))
+    (s.completion, s.read) = (fields(dsa.completions.last), text(try machine.memory.bytes(at: kDst, count: 27)))
     s.what = "kernel MEMMOVE on wq0 (MOVDIR64B), IOVA \(iSrc) -> \(iDst)"
     s.result = show(dsa.completions.last) + "; destination reads \"\(s.read!)\""
     record(s)
     try dsa.submitKernel(.fill(iDst + 1024, pattern: 0x4b50_4153_4b50_4153, count: 16, completion: iCR + 64), wq: 1)
     s = Step("kernel_memfill")
     s.iovas = [(iDst + 1024).rawValue]
-    (s.completion, s.read) = (fields(dsa.completions.last), text(machine.memory.bytes(at: kDst + 1024, count: 16)))
+    (s.completion, s.read) = (fields(dsa.completions.last), text(try machine.memory.bytes(at: kDst + 1024, count: 16)))
     s.what = "kernel MEMFILL on wq1 (MOVDIR64B), same IOVA space"
     s.result = show(dsa.completions.last) + "; destination reads \"\(s.read!)\""
     record(s)
 
     // Two processes on the shared user WQ.
-    let a = try Process(memory: machine.memory, pid: 1001)
-    let b = try Process(memory: machine.memory, pid: 1002)
+    let a = try machine.makeProcess(pid: 1001)
+    let b = try machine.makeProcess(pid: 1002)
     _ = try b.mmap(length: 16 * 4096, prot: [.read, .write])   // B's buffer lands above A's
     let aBuf = try a.mmap(length: 3 * 4096, prot: [.read, .write], populate: true)
     let bBuf = try b.mmap(length: 3 * 4096, prot: [.read, .write], populate: true)
@@ -237,7 +267,7 @@ do {
         encoder.keyEncodingStrategy = .convertToSnakeCase
         print(String(decoding: try encoder.encode(steps), as: UTF8.self))
     } else {
-        print("idxd-like device: RID, kernel PASID and two SVA processes at once (Intel VT-d)\n")
+        print("idxd-like device: RID, kernel PASID and two SVA processes at once (\(vendor.title))\n")
         for (i, s) in steps.enumerated() {
             print(String(format: "%2d. ", i + 1) + s.what)
             print("    -> " + s.result)

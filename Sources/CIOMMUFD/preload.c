@@ -954,10 +954,14 @@ int fcntl64(int fd, int cmd, ...)
 	return fcntl(fd, cmd, arg);
 }
 
-/* mmap of an iommufd: the kernel maps only regions a vIOMMU registered (HW queue MMIO),
- * which the model does not have. So after the checks iommufd_fops_mmap makes before
- * its lookup (shared mapping, no exec), every request finds no region: ENXIO. The
- * socket itself would answer ENODEV, which no kernel gives.
+/* mmap of an iommufd (iommufd_fops_mmap): the regions a vIOMMU offers. The shim maps a
+ * memfd of its own ("iommukit-iommufd-mmap"), shared, where the mapping goes; the
+ * service maps the region at that address in the model, which gives every errno, and
+ * copies the region's bytes into the memfd (Sources/iommukitd/ContextMappings.swift:
+ * later writes on either side are not carried over). The mapping keeps a descriptor of
+ * the iommufd's connection, as a VMA holds its file: munmap of any part of it is told to
+ * the service on it, which unmaps the model's piece (dropping its references on the
+ * vIOMMU and the context) and says when nothing is left; then the descriptor goes.
  *
  * MAP_HUGETLB on a host with no huge pages: normal pages, aligned to the huge size.
  * An anonymous request is served from a memfd named "iommukit-hugetlb-<log2 size>",
@@ -967,13 +971,92 @@ int fcntl64(int fd, int cmd, ...)
  * the service learns, from /proc/<pid>/maps, that these pages stand for huge pages and
  * must be physically contiguous in the model (Sources/iommukitd/Client.swift, "Huge pages"); the kernel
  * keeps it right across munmap, mremap and fork, so the shim tracks nothing. */
+#define MAX_IOMMUFD_MAPS 64
+static struct iommufd_map { uintptr_t start, end; int conn; } iommufd_maps[MAX_IOMMUFD_MAPS];
+static int n_iommufd_maps;
+static pthread_mutex_t iommufd_maps_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *iommufd_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	REAL(void *, mmap, void *, size_t, int, int, int, off_t);
+	REAL(int, munmap, void *, size_t);
+	REAL(int, close, int);
+	int mfd = memfd_create("iommukit-iommufd-mmap", MFD_CLOEXEC);
+	if (mfd < 0)
+		return MAP_FAILED;
+	/* The kernel's own checks of the call (length, alignment) come first, here too. */
+	void *p = MAP_FAILED;
+	if (ftruncate(mfd, (off_t)len) == 0)
+		p = real_mmap(addr, len, prot, (flags & ~(MAP_ANONYMOUS | MAP_PRIVATE)) | MAP_SHARED, mfd, 0);
+	else
+		errno = ENOMEM; /* a length no mmap could map */
+	if (p == MAP_FAILED) {
+		int err = errno;
+		real_close(mfd);
+		return errno = err, MAP_FAILED;
+	}
+	struct ikd_mmap m = { (uintptr_t)p, len, (uint64_t)off, mfd, (uint32_t)prot, (uint32_t)flags, 0 };
+	long r = ikd_call(fd, IKD_OP_MMAP, 0, (uintptr_t)&m, sizeof(m));
+	int err = errno;
+	real_close(mfd);
+	/* Out of the way of the numbers the program expects open() to give. */
+	int conn = r < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 512);
+	if (r >= 0 && conn < 0)
+		conn = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_lock(&iommufd_maps_lock);
+	if (conn >= 0 && n_iommufd_maps < MAX_IOMMUFD_MAPS) {
+		iommufd_maps[n_iommufd_maps] = (struct iommufd_map){ (uintptr_t)p, (uintptr_t)p + len, conn };
+		__atomic_store_n(&n_iommufd_maps, n_iommufd_maps + 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&iommufd_maps_lock);
+		return p;
+	}
+	pthread_mutex_unlock(&iommufd_maps_lock);
+	/* Failed, or no room to remember it: as if never mapped. */
+	if (r >= 0) {
+		ikd_call(fd, IKD_OP_MUNMAP, 0, (uintptr_t)p, len);
+		err = ENOMEM;
+	}
+	if (conn >= 0)
+		real_close(conn);
+	real_munmap(p, len);
+	return errno = err, MAP_FAILED;
+}
+
+int munmap(void *addr, size_t len)
+{
+	REAL(int, munmap, void *, size_t);
+	REAL(int, close, int);
+	int rc = real_munmap(addr, len);
+	if (rc != 0 || !__atomic_load_n(&n_iommufd_maps, __ATOMIC_ACQUIRE))
+		return rc;
+	uintptr_t start = (uintptr_t)addr, end = start + len;
+	pthread_mutex_lock(&iommufd_maps_lock);
+	for (int i = 0; i < n_iommufd_maps; i++) {
+		struct iommufd_map *m = &iommufd_maps[i];
+		uintptr_t s = start > m->start ? start : m->start, e = end < m->end ? end : m->end;
+		if (s >= e)
+			continue;
+		int saved = errno;
+		long left = ikd_call(m->conn, IKD_OP_MUNMAP, 0, s, e - s);
+		errno = saved;
+		if (left != 0) {
+			/* Nothing of it is left (or the service is gone): drop the file, with
+			 * close's meaning (the release, if it was the file's last reference). */
+			close(m->conn);
+			*m = iommufd_maps[n_iommufd_maps - 1];
+			__atomic_store_n(&n_iommufd_maps, n_iommufd_maps - 1, __ATOMIC_RELEASE);
+			i--;
+		}
+	}
+	pthread_mutex_unlock(&iommufd_maps_lock);
+	return rc;
+}
+
 void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	REAL(void *, mmap, void *, size_t, int, int, int, off_t);
-	if (fd >= 0 && !(flags & MAP_ANONYMOUS) && kind_of(fd) == K_IOMMUFD && len != 0) {
-		errno = !(flags & MAP_SHARED) ? EINVAL : (prot & PROT_EXEC) ? EPERM : ENXIO;
-		return MAP_FAILED;
-	}
+	if (fd >= 0 && !(flags & MAP_ANONYMOUS) && kind_of(fd) == K_IOMMUFD)
+		return iommufd_mmap(addr, len, prot, flags, fd, off);
 	void *p = real_mmap(addr, len, prot, flags, fd, off);
 	const char *fb = getenv("IOMMUKIT_HUGETLB_FALLBACK");
 	if (p != MAP_FAILED || !(flags & MAP_HUGETLB) || (fb && !strcmp(fb, "0")))

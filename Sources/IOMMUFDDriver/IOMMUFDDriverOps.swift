@@ -35,8 +35,11 @@ public struct IOMMUUserData: Sendable {
     /// - Throws: `EINVAL` type mismatch, or `len` below `minLength` or above `maxLength`;
     ///   `EFAULT` bad pointer.
     public func copy(expectedType: UInt32, minLength: Int, maxLength: Int) throws(Errno) -> [UInt8] {
-        guard type == expectedType else { throw .invalidArgument }
-        guard Int(len) >= minLength, Int(len) <= maxLength else { throw .invalidArgument }
+        let f = "iommu_copy_struct_from_user"
+        guard type == expectedType else { throw .invalidArgument.from(f, "data type \(type), expected \(expectedType)") }
+        guard Int(len) >= minLength, Int(len) <= maxLength else {
+            throw .invalidArgument.from(f, "data_len \(len) is outside [\(minLength), \(maxLength)]")
+        }
         return try user.copyFromUser(uptr, count: Int(len))
     }
 }
@@ -90,8 +93,11 @@ public struct IOMMUUserDataArray: Sendable {
     ///   (only the first `maxLength` bytes are read when larger entries are allowed);
     ///   `EFAULT`.
     public func copyEntry(_ index: Int, expectedType: UInt32, minLength: Int, maxLength: Int) throws(Errno) -> [UInt8] {
-        guard type == expectedType else { throw .invalidArgument }
-        guard Int(entryLen) >= minLength, Int(entryLen) <= maxLength else { throw .invalidArgument }
+        let f = "iommu_copy_struct_from_user_array"
+        guard type == expectedType else { throw .invalidArgument.from(f, "data type \(type), expected \(expectedType)") }
+        guard Int(entryLen) >= minLength, Int(entryLen) <= maxLength else {
+            throw .invalidArgument.from(f, "entry_len \(entryLen) is outside [\(minLength), \(maxLength)]")
+        }
         return try user.copyFromUser(uptr &+ UInt64(index) * UInt64(entryLen), count: Int(entryLen))
     }
 }

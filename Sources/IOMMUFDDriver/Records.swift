@@ -6,8 +6,11 @@
 /// `struct iommu_iova_range`: an inclusive IOVA range, the element of the arrays of
 /// `IOMMU_IOAS_IOVA_RANGES` and `IOMMU_IOAS_ALLOW_IOVAS`.
 public struct IOMMUIOVARange: UAPIRecord, Hashable {
+    /// The C name: `struct iommu_iova_range`.
     public static let cName = "iommu_iova_range"
+    /// `sizeof(struct iommu_iova_range)`: 16 bytes.
     public static let size = 16
+    /// The fields of `struct iommu_iova_range` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("start", 0, &v.start)
         f.field("last", 8, &v.last)
@@ -18,6 +21,7 @@ public struct IOMMUIOVARange: UAPIRecord, Hashable {
     /// `last`: the last IOVA, inclusive.
     public var last: UInt64 = 0
 
+    /// An all-zero `struct iommu_iova_range`.
     public init() {}
     /// A range `[start, last]`.
     public init(start: UInt64, last: UInt64) {
@@ -28,8 +32,11 @@ public struct IOMMUIOVARange: UAPIRecord, Hashable {
 
 /// `struct iommu_hwpt_pgfault`: one page-fault record read from a fault queue fd.
 public struct IOMMUHWPTPgfault: UAPIRecord, Hashable {
+    /// The C name: `struct iommu_hwpt_pgfault`.
     public static let cName = "iommu_hwpt_pgfault"
+    /// `sizeof(struct iommu_hwpt_pgfault)`: 40 bytes.
     public static let size = 40
+    /// The fields of `struct iommu_hwpt_pgfault` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("flags", 0, &v.flags)
         f.field("dev_id", 4, &v.devId)
@@ -61,6 +68,7 @@ public struct IOMMUHWPTPgfault: UAPIRecord, Hashable {
     /// `cookie`: the group cookie to answer with.
     public var cookie: UInt32 = 0
 
+    /// An all-zero `struct iommu_hwpt_pgfault`.
     public init() {}
     /// A value with the given fields, zero by default.
     public init(flags: UInt32 = 0, devId: UInt32 = 0, pasid: UInt32 = 0, grpid: UInt32 = 0, perm: UInt32 = 0, reserved: UInt32 = 0, addr: UInt64 = 0, length: UInt32 = 0, cookie: UInt32 = 0) {
@@ -78,8 +86,11 @@ public struct IOMMUHWPTPgfault: UAPIRecord, Hashable {
 
 /// `struct iommu_hwpt_page_response`: one response written to a fault queue fd.
 public struct IOMMUHWPTPageResponse: UAPIRecord, Hashable {
+    /// The C name: `struct iommu_hwpt_page_response`.
     public static let cName = "iommu_hwpt_page_response"
+    /// `sizeof(struct iommu_hwpt_page_response)`: 8 bytes.
     public static let size = 8
+    /// The fields of `struct iommu_hwpt_page_response` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("cookie", 0, &v.cookie)
         f.field("code", 4, &v.code)
@@ -90,6 +101,7 @@ public struct IOMMUHWPTPageResponse: UAPIRecord, Hashable {
     /// `code`: `IOMMUFD_PAGE_RESP_SUCCESS` (0) or `_INVALID` (1).
     public var code: UInt32 = 0
 
+    /// An all-zero `struct iommu_hwpt_page_response`.
     public init() {}
     /// A value with the given fields, zero by default.
     public init(cookie: UInt32 = 0, code: UInt32 = 0) {
@@ -100,8 +112,11 @@ public struct IOMMUHWPTPageResponse: UAPIRecord, Hashable {
 
 /// `struct iommu_hwpt_selftest`: nested HWPT data of the mock (`IOMMU_HWPT_DATA_SELFTEST`).
 public struct IOMMUHWPTSelftest: UAPIRecord, Hashable {
+    /// The C name: `struct iommu_hwpt_selftest`.
     public static let cName = "iommu_hwpt_selftest"
+    /// `sizeof(struct iommu_hwpt_selftest)`: 4 bytes.
     public static let size = 4
+    /// The fields of `struct iommu_hwpt_selftest` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("iotlb", 0, &v.iotlb)
     }
@@ -109,6 +124,7 @@ public struct IOMMUHWPTSelftest: UAPIRecord, Hashable {
     /// `iotlb`: initial value of the 4 mock IOTLB entries.
     public var iotlb: UInt32 = 0
 
+    /// An all-zero `struct iommu_hwpt_selftest`.
     public init() {}
     /// A value with the given fields, zero by default.
     public init(iotlb: UInt32 = 0) {
@@ -118,8 +134,11 @@ public struct IOMMUHWPTSelftest: UAPIRecord, Hashable {
 
 /// `struct iommu_hwpt_invalidate_selftest`: one mock invalidation entry (`IOMMU_HWPT_INVALIDATE_DATA_SELFTEST`).
 public struct IOMMUHWPTInvalidateSelftest: UAPIRecord, Hashable {
+    /// The C name: `struct iommu_hwpt_invalidate_selftest`.
     public static let cName = "iommu_hwpt_invalidate_selftest"
+    /// `sizeof(struct iommu_hwpt_invalidate_selftest)`: 8 bytes.
     public static let size = 8
+    /// The fields of `struct iommu_hwpt_invalidate_selftest` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("flags", 0, &v.flags)
         f.field("iotlb_id", 4, &v.iotlbId)
@@ -130,6 +149,7 @@ public struct IOMMUHWPTInvalidateSelftest: UAPIRecord, Hashable {
     /// `iotlb_id`: entry to invalidate, 0...3.
     public var iotlbId: UInt32 = 0
 
+    /// An all-zero `struct iommu_hwpt_invalidate_selftest`.
     public init() {}
     /// A value with the given fields, zero by default.
     public init(flags: UInt32 = 0, iotlbId: UInt32 = 0) {
@@ -140,8 +160,11 @@ public struct IOMMUHWPTInvalidateSelftest: UAPIRecord, Hashable {
 
 /// `struct iommu_test_hw_info`: the mock's `IOMMU_GET_HW_INFO` payload (`IOMMU_HW_INFO_TYPE_SELFTEST`).
 public struct IOMMUTestHWInfo: UAPIRecord, Hashable {
+    /// The C name: `struct iommu_test_hw_info`.
     public static let cName = "iommu_test_hw_info"
+    /// `sizeof(struct iommu_test_hw_info)`: 8 bytes.
     public static let size = 8
+    /// The fields of `struct iommu_test_hw_info` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("flags", 0, &v.flags)
         f.field("test_reg", 4, &v.testReg)
@@ -152,6 +175,7 @@ public struct IOMMUTestHWInfo: UAPIRecord, Hashable {
     /// `test_reg`: `IOMMU_HW_INFO_SELFTEST_REGVAL`.
     public var testReg: UInt32 = 0
 
+    /// An all-zero `struct iommu_test_hw_info`.
     public init() {}
     /// A value with the given fields, zero by default.
     public init(flags: UInt32 = 0, testReg: UInt32 = 0) {
@@ -163,10 +187,13 @@ public struct IOMMUTestHWInfo: UAPIRecord, Hashable {
 /// `struct vfio_iommu_type1_info`: argument of `VFIO_IOMMU_GET_INFO`; the capability
 /// chain (``VFIOInfoCapHeader``) follows it.
 public struct VFIOIOMMUType1Info: UAPIStruct, Hashable {
+    /// The C name: `struct vfio_iommu_type1_info`.
     public static let cName = "vfio_iommu_type1_info"
+    /// `sizeof(struct vfio_iommu_type1_info)`: 24 bytes.
     public static let size = 24
     /// `minsz` of `iommufd_vfio_iommu_get_info`: `offsetofend(iova_pgsizes)`.
     public static let minSize = offsetOfEnd("iova_pgsizes")
+    /// The fields of `struct vfio_iommu_type1_info` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("argsz", 0, &v.argsz)
         f.field("flags", 4, &v.flags)
@@ -186,6 +213,7 @@ public struct VFIOIOMMUType1Info: UAPIStruct, Hashable {
     /// `pad`: padding.
     public var pad: UInt32 = 0
 
+    /// An all-zero `struct vfio_iommu_type1_info`.
     public init() {}
     /// A value with the given fields, zero by default.
     public init(argsz: UInt32 = 0, flags: UInt32 = 0, iovaPgsizes: UInt64 = 0, capOffset: UInt32 = 0, pad: UInt32 = 0) {
@@ -199,8 +227,11 @@ public struct VFIOIOMMUType1Info: UAPIStruct, Hashable {
 
 /// `struct vfio_iommu_type1_dma_map`: argument of `VFIO_IOMMU_MAP_DMA`.
 public struct VFIOIOMMUType1DMAMap: UAPIStruct, Hashable {
+    /// The C name: `struct vfio_iommu_type1_dma_map`.
     public static let cName = "vfio_iommu_type1_dma_map"
+    /// `sizeof(struct vfio_iommu_type1_dma_map)`: 32 bytes.
     public static let size = 32
+    /// The fields of `struct vfio_iommu_type1_dma_map` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("argsz", 0, &v.argsz)
         f.field("flags", 4, &v.flags)
@@ -220,6 +251,7 @@ public struct VFIOIOMMUType1DMAMap: UAPIStruct, Hashable {
     /// `size`: bytes.
     public var size: UInt64 = 0
 
+    /// An all-zero `struct vfio_iommu_type1_dma_map`.
     public init() {}
     /// A value with the given fields, zero by default.
     public init(argsz: UInt32 = 0, flags: UInt32 = 0, vaddr: UInt64 = 0, iova: UInt64 = 0, size: UInt64 = 0) {
@@ -233,8 +265,11 @@ public struct VFIOIOMMUType1DMAMap: UAPIStruct, Hashable {
 
 /// `struct vfio_iommu_type1_dma_unmap`: argument of `VFIO_IOMMU_UNMAP_DMA`.
 public struct VFIOIOMMUType1DMAUnmap: UAPIStruct, Hashable {
+    /// The C name: `struct vfio_iommu_type1_dma_unmap`.
     public static let cName = "vfio_iommu_type1_dma_unmap"
+    /// `sizeof(struct vfio_iommu_type1_dma_unmap)`: 24 bytes.
     public static let size = 24
+    /// The fields of `struct vfio_iommu_type1_dma_unmap` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("argsz", 0, &v.argsz)
         f.field("flags", 4, &v.flags)
@@ -252,6 +287,7 @@ public struct VFIOIOMMUType1DMAUnmap: UAPIStruct, Hashable {
     /// `size`: in: bytes; out: bytes unmapped.
     public var size: UInt64 = 0
 
+    /// An all-zero `struct vfio_iommu_type1_dma_unmap`.
     public init() {}
     /// A value with the given fields, zero by default.
     public init(argsz: UInt32 = 0, flags: UInt32 = 0, iova: UInt64 = 0, size: UInt64 = 0) {
@@ -264,8 +300,11 @@ public struct VFIOIOMMUType1DMAUnmap: UAPIStruct, Hashable {
 
 /// `struct vfio_info_cap_header`: the head of every capability in a VFIO info chain.
 public struct VFIOInfoCapHeader: UAPIRecord, Hashable {
+    /// The C name: `struct vfio_info_cap_header`.
     public static let cName = "vfio_info_cap_header"
+    /// `sizeof(struct vfio_info_cap_header)`: 8 bytes.
     public static let size = 8
+    /// The fields of `struct vfio_info_cap_header` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("id", 0, &v.id)
         f.field("version", 2, &v.version)
@@ -280,6 +319,7 @@ public struct VFIOInfoCapHeader: UAPIRecord, Hashable {
     /// the end of the chain.
     public var next: UInt32 = 0
 
+    /// An all-zero `struct vfio_info_cap_header`.
     public init() {}
     /// A header with the given fields, zero by default.
     public init(id: UInt16 = 0, version: UInt16 = 0, next: UInt32 = 0) {
@@ -291,8 +331,11 @@ public struct VFIOInfoCapHeader: UAPIRecord, Hashable {
 
 /// `struct vfio_iova_range`: an element of ``VFIOIOMMUType1InfoCapIOVARange``.
 public struct VFIOIOVARange: UAPIRecord, Hashable {
+    /// The C name: `struct vfio_iova_range`.
     public static let cName = "vfio_iova_range"
+    /// `sizeof(struct vfio_iova_range)`: 16 bytes.
     public static let size = 16
+    /// The fields of `struct vfio_iova_range` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("start", 0, &v.start)
         f.field("end", 8, &v.end)
@@ -303,6 +346,7 @@ public struct VFIOIOVARange: UAPIRecord, Hashable {
     /// `end`: the last IOVA, inclusive.
     public var end: UInt64 = 0
 
+    /// An all-zero `struct vfio_iova_range`.
     public init() {}
     /// A range `[start, end]`.
     public init(start: UInt64, end: UInt64) {
@@ -315,8 +359,11 @@ public struct VFIOIOVARange: UAPIRecord, Hashable {
 /// container (`VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE`, version 1); `nr_iovas` elements
 /// follow it.
 public struct VFIOIOMMUType1InfoCapIOVARange: UAPIRecord, Hashable {
+    /// The C name: `struct vfio_iommu_type1_info_cap_iova_range`.
     public static let cName = "vfio_iommu_type1_info_cap_iova_range"
+    /// `sizeof(struct vfio_iommu_type1_info_cap_iova_range)`: 16 bytes.
     public static let size = 16
+    /// The fields of `struct vfio_iommu_type1_info_cap_iova_range` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("header", 0, &v.header)
         f.field("nr_iovas", 8, &v.nrIovas)
@@ -331,6 +378,7 @@ public struct VFIOIOMMUType1InfoCapIOVARange: UAPIRecord, Hashable {
     /// `reserved`.
     public var reserved: UInt32 = 0
 
+    /// An all-zero `struct vfio_iommu_type1_info_cap_iova_range`.
     public init() {}
     /// A capability with the given fields, zero by default.
     public init(header: VFIOInfoCapHeader = VFIOInfoCapHeader(), nrIovas: UInt32 = 0) {
@@ -342,8 +390,11 @@ public struct VFIOIOMMUType1InfoCapIOVARange: UAPIRecord, Hashable {
 /// `struct vfio_iommu_type1_info_dma_avail`: how many more DMA mappings the container
 /// allows (`VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL`, version 1).
 public struct VFIOIOMMUType1InfoDMAAvail: UAPIRecord, Hashable {
+    /// The C name: `struct vfio_iommu_type1_info_dma_avail`.
     public static let cName = "vfio_iommu_type1_info_dma_avail"
+    /// `sizeof(struct vfio_iommu_type1_info_dma_avail)`: 12 bytes.
     public static let size = 12
+    /// The fields of `struct vfio_iommu_type1_info_dma_avail` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("header", 0, &v.header)
         f.field("avail", 8, &v.avail)
@@ -354,6 +405,7 @@ public struct VFIOIOMMUType1InfoDMAAvail: UAPIRecord, Hashable {
     /// `avail`: the mappings still allowed.
     public var avail: UInt32 = 0
 
+    /// An all-zero `struct vfio_iommu_type1_info_dma_avail`.
     public init() {}
     /// A capability with the given fields, zero by default.
     public init(header: VFIOInfoCapHeader = VFIOInfoCapHeader(), avail: UInt32 = 0) {

@@ -29,7 +29,9 @@ extension UserMemory {
     public func copyFromUser(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) {
         guard buffer.count > 0 else { return }
         let bytes = try copyFromUser(address, count: buffer.count)
-        guard bytes.count == buffer.count else { throw .badAddress }
+        guard bytes.count == buffer.count else {
+            throw .badAddress.from("copy_from_user", "only \(bytes.count) of \(buffer.count) bytes at 0x\(String(address, radix: 16)) could be read")
+        }
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
     }
 
@@ -58,12 +60,16 @@ public final class ProcessUserMemory: UserMemory, @unchecked Sendable {
     /// `copy_from_user` on the process.
     public func copyFromUser(_ address: UInt64, count: Int) throws(Errno) -> [UInt8] {
         guard count > 0 else { return [] }
-        do { return try process.readMemory(address: address, count: count) } catch { throw .badAddress }
+        do { return try process.readMemory(address: address, count: count) } catch {
+            throw .badAddress.from("copy_from_user", "\(count) bytes at 0x\(String(address, radix: 16)) of pid \(process.pid): \(error)")
+        }
     }
 
     /// `copy_to_user` on the process.
     public func copyToUser(_ address: UInt64, _ bytes: [UInt8]) throws(Errno) {
         guard !bytes.isEmpty else { return }
-        do { try process.writeMemory(address: address, bytes: bytes) } catch { throw .badAddress }
+        do { try process.writeMemory(address: address, bytes: bytes) } catch {
+            throw .badAddress.from("copy_to_user", "\(bytes.count) bytes at 0x\(String(address, radix: 16)) of pid \(process.pid): \(error)")
+        }
     }
 }

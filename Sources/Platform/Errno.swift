@@ -4,13 +4,54 @@
 /// member's documentation names the C constant and what it means in the IOMMU code; the
 /// C spelling (`Errno.EINVAL`) is accepted with a fix-it to the Swift name. `description`
 /// prints the C name, since that is what a kernel developer greps for.
+///
+/// An errno a call throws usually also says where it came from: the ``function`` that
+/// refused and the ``reason`` (the rule the arguments broke), so `description` reads
+/// `EINVAL from allocContiguous: size 2048 is not a multiple of 4096`. The site that
+/// throws attaches them with ``from(_:_:)``. They are not part of the value: equality and
+/// hashing compare the number only, so `XCTAssertEqual(error, .invalidArgument)`,
+/// `catch .busy` and `switch` keep working, and the raw uAPI still returns just the
+/// negative number. An errno without them costs nothing extra; the context is one
+/// allocation, made only when an error is thrown with a reason.
 @frozen
 public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The positive errno value (`EINVAL` is 22).
     public let rawValue: Int32
+    /// Where the error came from and why; nil for a bare number.
+    @usableFromInline let context: ErrnoContext?
 
     /// Wraps a raw errno value.
-    @inlinable public init(rawValue: Int32) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: Int32) {
+        self.rawValue = rawValue
+        context = nil
+    }
+
+    @inlinable init(rawValue: Int32, context: ErrnoContext?) {
+        self.rawValue = rawValue
+        self.context = context
+    }
+
+    /// The same errno, saying that `function` refused the call because of `reason` (the
+    /// rule the arguments broke, in words: "size 2048 is not a multiple of 4096").
+    /// `function` is the kernel's name for the call where there is one (`iommu_map`,
+    /// `iopt_map_pages`), else the Swift name (`allocContiguous`).
+    @inlinable
+    public func from(_ function: String, _ reason: String) -> Errno {
+        Errno(rawValue: rawValue, context: ErrnoContext(function: function, reason: reason))
+    }
+
+    /// The function that refused, when the error says (see ``from(_:_:)``).
+    public var function: String? { context?.function }
+    /// Why it refused, when the error says.
+    public var reason: String? { context?.reason }
+
+    /// Equal when the numbers are: where the error came from is not part of its value.
+    @inlinable
+    public static func == (lhs: Errno, rhs: Errno) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    /// Hashes the number only, as equality compares.
+    @inlinable
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
     /// `EPERM` (1): not the owner (`iommu_device_claim_dma_owner` with another owner, a WP/priv mismatch).
     public static let notPermitted = Errno(rawValue: 1)
@@ -42,6 +83,8 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let invalidArgument = Errno(rawValue: 22)
     /// `ENOTTY` (25): iommufd: unknown ioctl command.
     public static let notTTY = Errno(rawValue: 25)
+    /// `ENOSYS` (38): no handler (`report_iommu_fault` on a domain without a fault handler).
+    public static let noFunction = Errno(rawValue: 38)
     /// `ENOSPC` (28): a non-memory resource ran out (no free DID, ASID or PASID).
     public static let noSpace = Errno(rawValue: 28)
     /// `ERANGE` (34): IOVA or address outside the table's input range (io-pgtable-arm).
@@ -76,12 +119,17 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
         case 17: "EEXIST"
         case 19: "ENODEV"
         case 22: "EINVAL"
+        case 24: "EMFILE"
         case 25: "ENOTTY"
         case 28: "ENOSPC"
+        case 29: "ESPIPE"
         case 34: "ERANGE"
         case 35: "EDEADLOCK"
+        case 38: "ENOSYS"
+        case 52: "EBADE"
         case 75: "EOVERFLOW"
         case 77: "EBADFD"
+        case 90: "EMSGSIZE"
         case 95: "EOPNOTSUPP"
         case 98: "EADDRINUSE"
         case 517: "EPROBE_DEFER"
@@ -89,8 +137,27 @@ public struct Errno: Error, RawRepresentable, Hashable, Sendable, CustomStringCo
         }
     }
 
-    /// The C name, for logs and test failures.
-    public var description: String { cName }
+    /// The C name, followed by where the error came from when it says:
+    /// `EINVAL from allocContiguous: size 2048 is not a multiple of 4096`.
+    public var description: String {
+        guard let context else { return cName }
+        if context.reason.isEmpty { return "\(cName) from \(context.function)" }
+        return "\(cName) from \(context.function): \(context.reason)"
+    }
+}
+
+/// Where an ``Errno`` came from: one immutable allocation, made only when an error is
+/// thrown with a reason.
+@usableFromInline
+final class ErrnoContext: Sendable {
+    @usableFromInline let function: String
+    @usableFromInline let reason: String
+
+    @usableFromInline
+    init(function: String, reason: String) {
+        self.function = function
+        self.reason = reason
+    }
 }
 
 // The C spellings, so that writing the kernel name gives a fix-it rather than a miss.
@@ -121,6 +188,8 @@ extension Errno {
     @available(*, unavailable, renamed: "invalidArgument") public static var EINVAL: Errno { .invalidArgument }
     /// C spelling of ``noSpace``.
     @available(*, unavailable, renamed: "noSpace") public static var ENOSPC: Errno { .noSpace }
+    /// C spelling of ``noFunction``.
+    @available(*, unavailable, renamed: "noFunction") public static var ENOSYS: Errno { .noFunction }
     /// C spelling of ``outOfRange``.
     @available(*, unavailable, renamed: "outOfRange") public static var ERANGE: Errno { .outOfRange }
     /// C spelling of ``overflow``.

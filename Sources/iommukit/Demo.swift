@@ -6,9 +6,11 @@ import IOMMUDrivers
 /// carries the same figures as fields (numbers, ids, names) and no prose.
 struct DemoReport: Encodable {
     struct Unit: Encodable {
+        let vendor: String
         let name: String
         let driver: String
-        let scalableMode: Bool
+        /// VT-d only.
+        var scalableMode: Bool?
     }
 
     struct Device: Encodable {
@@ -38,6 +40,8 @@ struct DemoReport: Encodable {
         var domain: String?
         var did: Int?
         var didRefcount: Int?
+        var asid: Int?
+        var ste: String?
         var iova: UInt64?
         var pa: UInt64?
         var size: UInt64?
@@ -53,7 +57,7 @@ struct DemoReport: Encodable {
         var result = ""
 
         enum CodingKeys: String, CodingKey {
-            case step, device, pasid, domain, did, didRefcount, iova, pa, size, reads, data, iotlbHits, walks,
+            case step, device, pasid, domain, did, didRefcount, asid, ste, iova, pa, size, reads, data, iotlbHits, walks,
                  atcHits, fault, unmapped, warnings
         }
 
@@ -87,7 +91,10 @@ struct DemoReport: Encodable {
     }
 
     func text() -> String {
-        var out = ["IOMMUKit demo: Intel VT-d unit \(iommu.name)\(iommu.scalableMode ? " (scalable mode)" : "") with \(devices.count) PCI devices", ""]
+        let unit = iommu.vendor == DemoVendor.smmuv3.rawValue
+            ? "ARM SMMUv3 \(iommu.name) (two-level stream and CD tables)"
+            : "Intel VT-d unit \(iommu.name)\(iommu.scalableMode == true ? " (scalable mode)" : "")"
+        var out = ["IOMMUKit demo: \(unit) with \(devices.count) PCI devices", ""]
         for d in devices {
             out.append("  \(d.rid)  \(d.name.padding(toLength: 6, withPad: " ", startingAt: 0)) group \(d.group)  \(d.capabilities)")
         }
@@ -113,24 +120,44 @@ struct DemoReport: Encodable {
 }
 
 
-/// The demo scenario: the idxd pattern of the seeds on one VT-d unit. A DMA-API driver's
+/// The IOMMU the demo runs on (`--vendor`).
+enum DemoVendor: String, CaseIterable {
+    /// An Intel VT-d unit in scalable mode.
+    case vtd
+    /// An ARM SMMUv3.
+    case smmuv3
+}
+
+/// The demo scenario: the idxd pattern of the seeds on one IOMMU unit. A DMA-API driver's
 /// default DMA domain serves the device's RID and, attached to a global PASID, its kernel
 /// PASID too; a buffer is mapped, the device moves bytes both ways, the unmap makes the
 /// next DMA fault, and a second device shows that groups isolate. Each step is also a
 /// ``Machine/step(_:)`` of the machine, so `iommukit graph demo --at N` can draw it.
-func runDemo() throws -> DemoReport {
-    let machine = Machine(memory: 1 << 30)
+func runDemo(vendor: DemoVendor = .vtd) throws -> DemoReport {
+    // An SMMUv3 sits in an arm64 machine (its SVA would share arm64 process tables).
+    let machine = Machine(memory: 1 << 30, architecture: vendor == .vtd ? .x86_64 : .arm64)
     machine.checker.isEnabled = true
-    let driver = IntelIOMMUDriver()
-    let unit = try IntelIOMMU(name: "dmar0", driver: driver,
-                              hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
+    let unit: IOMMUDevice
+    let unitReport: DemoReport.Unit
+    switch vendor {
+    case .vtd:
+        let driver = IntelIOMMUDriver()
+        let vtd = try IntelIOMMU(name: "dmar0", driver: driver,
+                                 hardware: VTdHardware(memory: machine.memory, caps: VTdCapabilities()))
+        (unit, unitReport) = (vtd, .init(vendor: vendor.rawValue, name: vtd.name, driver: driver.name,
+                                          scalableMode: vtd.caps.scalableMode))
+    case .smmuv3:
+        let driver = ArmSMMUv3Driver()
+        let smmu = try ArmSMMUv3(name: "smmu0", driver: driver, hardware: SMMUv3Hardware(memory: machine.memory))
+        (unit, unitReport) = (smmu, .init(vendor: vendor.rawValue, name: smmu.name, driver: driver.name))
+    }
     machine.addIOMMU(unit)
     let nic = try machine.addDevice(PCIDevice(rid: RID(bus: 0, device: 2, function: 0), name: "nic0"), behind: unit)
     let dsa = try machine.addDevice(
         PCIDevice(rid: RID(bus: 0, device: 3, function: 0), name: "dsa0",
                   caps: PCICapabilities(pasid: PASIDCapability(width: 20, privileged: true), ats: true, pri: true)),
         behind: unit)
-    var report = DemoReport(iommu: .init(name: unit.name, driver: driver.name, scalableMode: unit.caps.scalableMode))
+    var report = DemoReport(iommu: unitReport)
     for d in [nic, dsa] {
         report.devices.append(.init(rid: "\(d.rid)", name: d.name, group: d.group!.id, pasidBits: d.caps.pasid?.width,
                                     ats: d.caps.ats, pri: d.caps.pri))
@@ -141,25 +168,41 @@ func runDemo() throws -> DemoReport {
         machine.step(s.action)
     }
     func dmaFault(_ f: DMAFault) -> DemoReport.Fault { .init(code: Int(f.reason.code), reason: f.reason.text) }
+    // How the unit tags the domain: VT-d's DID and its reference count, SMMUv3's ASID and
+    // the STE of dsa0. Fills the step's fields; returns (tag, reference count) as text.
+    func tag(_ s: inout DemoReport.Step, _ domain: IOMMUDomain) -> (tag: String, refcount: String) {
+        if let vtd = unit as? IntelIOMMU {
+            s.did = vtd.did(for: domain).map(Int.init)
+            s.didRefcount = vtd.didRefcount(for: domain)
+            return ("DID \(s.did.map { "\($0)" } ?? "-")", "refcount \(s.didRefcount!)")
+        }
+        if let smmu = unit as? ArmSMMUv3, let d = domain as? SMMUv3Domain {
+            s.asid = Int(d.asid)
+            s.ste = smmu.ste(dsa.rid).map { "\($0)" }
+            return ("ASID \(d.asid)", "STE \(s.ste ?? "-")")
+        }
+        return ("\(domain)", "")
+    }
 
     // A kernel DMA-API driver binds to each device: both stay on their default domains.
     try iommu.deviceUseDefaultDomain(nic)
     try iommu.deviceUseDefaultDomain(dsa)
     let domain = dsa.group!.defaultDomain!
-    let did = unit.did(for: domain).map(Int.init)
     var s = DemoReport.Step("use_default_domain")
-    (s.device, s.domain, s.did) = ("\(dsa.rid)", "\(domain)", did)
+    (s.device, s.domain) = ("\(dsa.rid)", "\(domain)")
     s.action = "dsa0 bound by a DMA-API driver (iommu_device_use_default_domain)"
-    s.result = "RID \(dsa.rid) translated by \(domain), DID \(did.map { "\($0)" } ?? "-")"
+    s.result = "RID \(dsa.rid) translated by \(domain), \(tag(&s, domain).tag)"
+    s.didRefcount = nil
     record(s)
 
     // The idxd kernel PASID: the same DMA domain attached to a global PASID.
     let pasid = try iommu.allocGlobalPasid(for: dsa)
     try iommu.attachDevicePasid(domain, to: dsa, pasid: pasid)
     s = DemoReport.Step("attach_device_pasid")
-    (s.device, s.pasid, s.domain, s.did, s.didRefcount) = ("\(dsa.rid)", pasid.rawValue, "\(domain)", did, unit.didRefcount(for: domain))
+    (s.device, s.pasid, s.domain) = ("\(dsa.rid)", pasid.rawValue, "\(domain)")
     s.action = "kernel PASID \(pasid) allocated and \(domain) attached to it (iommu_attach_device_pasid)"
-    s.result = "RID and PASID \(pasid) share DID \(did.map { "\($0)" } ?? "-"), refcount \(s.didRefcount!)"
+    let shared = tag(&s, domain)
+    s.result = "RID and PASID \(pasid) share \(shared.tag), \(shared.refcount)"
     record(s)
 
     // One 8 KiB buffer mapped at an IOVA.
@@ -176,7 +219,7 @@ func runDemo() throws -> DemoReport {
     try dsa.dmaWrite(at: iova, bytes: hello)
     s = DemoReport.Step("dma_write")
     (s.device, s.iova, s.pa, s.size) = ("\(dsa.rid)", iova.rawValue, buffer.rawValue, UInt64(hello.count))
-    s.data = DemoReport.show(machine.memory.bytes(at: buffer, count: 32))
+    s.data = DemoReport.show(try machine.memory.bytes(at: buffer, count: 32))
     s.action = "dsa0 DMA write without PASID at \(iova)"
     s.result = "CPU reads pa \(buffer)"
     record(s)
@@ -210,7 +253,7 @@ func runDemo() throws -> DemoReport {
     s = DemoReport.Step("dma_write")
     (s.device, s.pasid, s.iova, s.pa, s.size) = ("\(dsa.rid)", pasid.rawValue, (iova + 0x1000).rawValue, (buffer + 0x1000).rawValue,
                                                      UInt64(viaPasidText.count))
-    s.data = DemoReport.show(machine.memory.bytes(at: buffer + 0x1000, count: 32))
+    s.data = DemoReport.show(try machine.memory.bytes(at: buffer + 0x1000, count: 32))
     s.action = "dsa0 DMA write with PASID \(pasid) at \(iova + 0x1000)"
     s.result = "CPU reads pa \(buffer + 0x1000)"
     record(s)
@@ -253,10 +296,11 @@ func runDemo() throws -> DemoReport {
     iommu.deviceUnuseDefaultDomain(nic)
     machine.memory.free(buffer, bytes: 8192)
     s = DemoReport.Step("teardown")
-    (s.device, s.pasid, s.domain, s.didRefcount, s.warnings) = ("\(dsa.rid)", pasid.rawValue, "\(domain)",
-                                                                 unit.didRefcount(for: domain), machine.warnings.count)
+    (s.device, s.pasid, s.domain, s.warnings) = ("\(dsa.rid)", pasid.rawValue, "\(domain)", machine.warnings.count)
     s.action = "PASID \(pasid) detached and freed, drivers unbound"
-    s.result = "DID refcount \(s.didRefcount!), warnings \(s.warnings!)"
+    let left = tag(&s, domain)
+    s.did = unit is IntelIOMMU ? nil : s.did
+    s.result = (unit is IntelIOMMU ? "DID \(left.refcount)" : left.tag) + ", warnings \(s.warnings!)"
     record(s)
 
     report.counters = machine.counters

@@ -1,5 +1,5 @@
 // iommukit: the command-line face of IOMMUKit.
-//   iommukit demo [--json]                      a small kernel scenario on Intel VT-d
+//   iommukit demo [--vendor V] [--json]         a small kernel scenario on Intel VT-d or ARM SMMUv3
 //   iommukit trace <target> [filters]           its events as `trace-cmd report` lines
 //   iommukit graph <target> [--at STEP] [--svg] its objects as a Graphviz graph
 #if canImport(Glibc)
@@ -11,8 +11,9 @@ let usage = """
     usage: iommukit <command> [options]
 
     commands:
-      demo [--json]            one VT-d unit, two PCI devices: a DMA domain on a RID and on a
+      demo [--json]            one IOMMU unit, two PCI devices: a DMA domain on a RID and on a
                                kernel PASID, DMA both ways, an unmap and the fault that follows
+          --vendor V           the IOMMU: vtd (Intel VT-d, the default) or smmuv3 (ARM SMMUv3)
       trace <target>           run <target> and print every IOMMU event it caused, one
                                `trace-cmd report` line each (kernel tracepoint names and formats)
           --event NAME         only this event (`iommu:map`, `map`) or system (`intel_iommu:`)
@@ -37,10 +38,16 @@ arguments.removeFirst()
 
 switch command {
 case "demo":
-    let options = parseOptions(arguments, command: "demo", flags: ["--json"], valued: [])
+    let options = parseOptions(arguments, command: "demo", flags: ["--json"], valued: ["--vendor"])
     guard options.positional.isEmpty else { fail("iommukit demo: unexpected argument '\(options.positional[0])'", code: 2) }
+    let vendorName = options.values["--vendor"] ?? DemoVendor.vtd.rawValue
+    guard let vendor = DemoVendor(rawValue: vendorName) else {
+        let names = DemoVendor.allCases.map(\.rawValue)
+        let hint = closest(to: vendorName, in: names).map { " Did you mean '\($0)'?" } ?? ""
+        fail("iommukit demo: unknown vendor '\(vendorName)'.\(hint) The vendors: \(names.joined(separator: ", ")).", code: 2)
+    }
     do {
-        let report = try runDemo()
+        let report = try runDemo(vendor: vendor)
         print(options.flags.contains("--json") ? report.json() : report.text())
     } catch {
         fail("iommukit demo: \(error)")

@@ -84,6 +84,9 @@ final class ClientMaps: @unchecked Sendable {
         if flags & UInt32(IKD_VMA_READ) != 0 { prot.insert(.read) }
         if flags & UInt32(IKD_VMA_WRITE) != 0 { prot.insert(.write) }
         if flags & UInt32(IKD_VMA_EXEC) != 0 { prot.insert(.exec) }
+        // An iommufd mapping (``ContextMappings``): the shadow holds the driver's frames
+        // there, never a mirror of the client's pages.
+        if name.contains("/memfd:iommukit-iommufd-mmap") { prot = [] }
         let shared = flags & UInt32(IKD_VMA_SHARED) != 0
         let s = max(start, clip.0), e = min(end, clip.1)
         return ClientMapping(start: s, end: e, vmaStart: start, vmaEnd: end, prot: prot, object: shared ? object : nil,

@@ -84,6 +84,14 @@ extension Service {
             return open(conn, req, client: c, credentials: credentials)
         case (.context(let sc), .ioctl):
             return ioctl(sc, req, client: c)
+        case (.context(let sc), .mmap):
+            guard req.len == UInt64(ContextMappings.Request.size),
+                  let b = try? c.memory.copyFromUser(req.arg, count: ContextMappings.Request.size) else { return (0, EFAULT) }
+            let r = contextMappings.map(sc.ctx, c, ContextMappings.Request(b), machine: machine)
+            if r.1 != 0 { log.line("pid \(req.pid) ctx \(sc.id): mmap → -\(errnoName(r.1))") }
+            return r
+        case (.context, .munmap):
+            return contextMappings.unmap(c, address: req.arg, length: req.len)
         case (.file(let sc, let number), .read), (.file(let sc, let number), .write):
             let reading = r.op == .read
             let n = sc.ctx.withCaller(c.mm, memory: c.memory) {

@@ -135,6 +135,8 @@ final class Service: @unchecked Sendable {
     let objects: SharedObjects
     let epoch = RequestEpoch()
     let releases = Releases()
+    /// Clients' mappings of the regions vIOMMUs offer (`mmap` of an iommufd).
+    let contextMappings = ContextMappings()
     let containment: Containment
     private var listenFD: Int32 = -1
     private var signalFD: Int32 = -1
@@ -473,6 +475,7 @@ final class Service: @unchecked Sendable {
     /// stay readable while anything is still charged to them.
     func retire(_ c: Client) {
         c.retire()
+        contextMappings.forget(pid: c.pid)
         // The counters are read with the state lock released: a lock of the model must
         // never be waited for while holding it (the I/O thread takes it).
         let (kept, poisoned) = state.withLock { (retired + [c], poisonedAccounting) }

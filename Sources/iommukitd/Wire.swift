@@ -9,7 +9,7 @@
 ///   release.
 /// * A *reply channel* is one thread's own connection (first packet `CHANNEL`). The
 ///   thread's requests travel on it: `OPEN` (a new file's first), `IOCTL`, `READ`,
-///   `WRITE` and `POLL` with the file attached (`SCM_RIGHTS`), `RELEASE` and `VM_STATUS`
+///   `WRITE`, `POLL`, `MMAP` and `MUNMAP` with the file attached (`SCM_RIGHTS`), `RELEASE` and `VM_STATUS`
 ///   without; so do the replies, `INSTALL` upcalls and the shim's `FD_INSTALLED` answers.
 /// * Each request gets exactly one `REPLY`. Arguments never travel in the packet: `arg`
 ///   is the caller's pointer and the service reads and writes the caller's memory
@@ -22,6 +22,11 @@ enum Wire {
     enum Op: UInt32 {
         case open = 1, ioctl = 2, read = 3, write = 4, poll = 5, fdInstalled = 6
         case channel = 7, release = 8, vmStatus = 9
+        /// `mmap` of an iommufd: `arg` = the caller's `struct ikd_mmap`, `len` = its size.
+        case mmap = 10
+        /// `munmap` of (part of) an iommufd mapping: `arg`/`len` = the range; `ret` = 1
+        /// once nothing of that mapping is left.
+        case munmap = 11
     }
     /// What an `OPEN` opens (`IKD_OPEN_*`, in `cmd`).
     enum OpenKind: UInt32 {

@@ -182,6 +182,28 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(devices.map { $0["pasid_bits"] as? Int }, [nil, 20])
     }
 
+    /// `--vendor smmuv3`: the same scenario on an ARM SMMUv3; the tag is the ASID, and the
+    /// nic's DMA faults with F_TRANSLATION. An unknown vendor is refused, naming the close one.
+    func testDemoOnSMMUv3() throws {
+        let r = try iommukit("demo", "--vendor", "smmuv3", "--json")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((json["iommu"] as? [String: Any])?["vendor"] as? String, "smmuv3")
+        let steps = try XCTUnwrap(json["steps"] as? [[String: Any]])
+        XCTAssertEqual(steps.count, 11)
+        let attach = try XCTUnwrap(steps.first { $0["step"] as? String == "attach_device_pasid" })
+        XCTAssertNotNil(attach["asid"] as? Int)
+        XCTAssertNil(attach["did"])
+        let fault = try XCTUnwrap(steps.first { $0["fault"] != nil }?["fault"] as? [String: Any])
+        XCTAssertEqual(fault["code"] as? Int, 0x10, "F_TRANSLATION")
+        XCTAssertEqual((json["violations"] as? [Any])?.count, 0)
+        let text = try iommukit("demo", "--vendor=smmuv3")
+        XCTAssertTrue(text.stdout.hasPrefix("IOMMUKit demo: ARM SMMUv3 smmu0"), text.stdout)
+        let wrong = try iommukit("demo", "--vendor", "smmv3")
+        XCTAssertEqual(wrong.status, 2)
+        XCTAssertEqual(wrong.stderr, "iommukit demo: unknown vendor 'smmv3'. Did you mean 'smmuv3'? The vendors: vtd, smmuv3.\n")
+    }
+
     // MARK: error paths
 
     func testUnknownCommandIsNamedWithTheClosestOne() throws {

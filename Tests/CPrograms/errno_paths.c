@@ -31,8 +31,8 @@ int main(void)
 	fd = open("/dev/iommu", O_RDWR);
 	CHECK(fd >= 0);
 
-	/* mmap of the iommufd: no vIOMMU region exists, so after the shared/exec checks of
-	 * iommufd_fops_mmap every request finds nothing (ENXIO). */
+	/* mmap of the iommufd: no vIOMMU region exists yet, so after the shared/exec checks
+	 * of iommufd_fops_mmap every request finds nothing (ENXIO); viommu_mmap.c maps one. */
 	CHECK_ERRNO(EINVAL, (long)mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0));
 	CHECK_ERRNO(EPERM, (long)mmap(NULL, PAGE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0));
 	CHECK_ERRNO(ENXIO, (long)mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));

@@ -1,4 +1,4 @@
-/* Size and dispatch rules of every modelled iommufd ioctl (spec §2.2, §2.3): a NULL
+/* Size and dispatch rules of every modelled iommufd ioctl (`iommufd_fops_ioctl`): a NULL
  * argument is EFAULT, a size below min_size is EINVAL, non-zero bytes past the kernel's
  * sizeof are E2BIG, and numbers outside the table are ENOTTY. */
 #include <fcntl.h>

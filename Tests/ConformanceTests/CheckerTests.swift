@@ -7,7 +7,7 @@ import XCTest
 /// The invariant checker against hardware states a buggy driver would leave behind. The
 /// Mock hardware is programmed directly, standing in for a driver that wrote the wrong
 /// entry (or none), and every test shows the checker naming the invariant, the device,
-/// the PASID and the address. The VT-d driver tests show the same for I4, I7, I8 and I10
+/// the PASID and the address. The VT-d driver tests show the same for the other rules
 /// with deliberately buggy driver builds.
 final class CheckerTests: XCTestCase {
     private func rig() throws -> (Rig, PCIDevice, MockHardware) {
@@ -16,7 +16,7 @@ final class CheckerTests: XCTestCase {
         return (rig, rig.devices[0], (rig.unit as! MockIOMMU).mockHardware)
     }
 
-    /// I6: a driver whose PASID teardown left the hardware entry in place lets DMA reach
+    /// DMA after detach: a driver whose PASID teardown left the hardware entry in place lets DMA reach
     /// the detached domain; the checker reports it against the PASID and the IOVA.
     func testDMAAfterDetachIsReportedAsI6() throws {
         let (rig, dev, hw) = try rig()
@@ -39,7 +39,7 @@ final class CheckerTests: XCTestCase {
         XCTAssertEqual(v.first?.address, iova)
     }
 
-    /// I1: the hardware translates the RID through a table other than the domain the
+    /// Translation by a domain that is not attached: the hardware translates the RID through a table other than the domain the
     /// core attached (a driver that programmed the wrong domain).
     func testTranslationByTheWrongDomainIsReportedAsI1() throws {
         let (rig, dev, hw) = try rig()
@@ -58,7 +58,7 @@ final class CheckerTests: XCTestCase {
         XCTAssertNil(v.first?.pasid)
     }
 
-    /// I11: a driver whose `set_dev_pasid` reports success without writing the hardware
+    /// PASID published before it was programmed: a driver whose `set_dev_pasid` reports success without writing the hardware
     /// entry makes the core publish a PASID-array entry that is not live.
     func testPublishingBeforeProgrammingIsReportedAsI11() throws {
         let (rig, dev, _) = try rig()

@@ -9,4 +9,7 @@ final class ConformanceRunTests: XCTestCase {
     func testMockConformance() { ConformanceSuite.run(on: MockVendor(), in: self) }
 
     func testVTdConformance() { ConformanceSuite.run(on: VTdVendor(), in: self) }
+
+    func testSMMUv2Conformance() { ConformanceSuite.run(on: SMMUv2Vendor(), in: self) }
+    func testSMMUv3Conformance() { ConformanceSuite.run(on: SMMUv3Vendor(), in: self) }
 }

@@ -79,7 +79,7 @@ final class IDXDDeviceTests: XCTestCase {
         try t.dsa.enableWQ(0, type: .kernel)
         let data = (0..<6000).map { UInt8(truncatingIfNeeded: $0) }
         let pa = try t.machine.memory.allocContiguous(bytes: 4 * 4096)
-        t.machine.memory.write(pa, data)
+        try t.machine.memory.write(pa, data)
         let iova = try t.iommu.dmaMapPage(t.pci, paddr: pa, size: 4 * 4096)
         let cr = try t.kernelBuffer()
         func record() throws -> DSACompletionRecord {
@@ -88,16 +88,16 @@ final class IDXDDeviceTests: XCTestCase {
         // MEMMOVE across page boundaries.
         try t.dsa.submitKernel(.memmove(from: iova, to: iova + 8192, count: 6000, completion: cr.iova), wq: 0)
         XCTAssertEqual(try record(), DSACompletionRecord(status: .success, bytesCompleted: 6000))
-        XCTAssertEqual(t.machine.memory.bytes(at: pa + 8192, count: 6000), data)
+        XCTAssertEqual(try t.machine.memory.bytes(at: pa + 8192, count: 6000), data)
         // COMPARE equal, then different at offset 4100.
         try t.dsa.submitKernel(.compare(iova, iova + 8192, count: 6000, completion: cr.iova), wq: 0)
         XCTAssertEqual(try record().result, 0)
-        t.machine.memory.write(pa + 8192 + 4100, [0xEE])
+        try t.machine.memory.write(pa + 8192 + 4100, [0xEE])
         try t.dsa.submitKernel(.compare(iova, iova + 8192, count: 6000, completion: cr.iova), wq: 0)
         XCTAssertEqual(try record(), DSACompletionRecord(status: .success, result: 1, bytesCompleted: 4100))
         // MEMFILL with an 8-byte pattern.
         try t.dsa.submitKernel(.fill(iova + 8192, pattern: 0x0807_0605_0403_0201, count: 20, completion: cr.iova), wq: 0)
-        XCTAssertEqual(t.machine.memory.bytes(at: pa + 8192, count: 20), [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4])
+        XCTAssertEqual(try t.machine.memory.bytes(at: pa + 8192, count: 20), [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4])
         // A fault part way: bytes completed and the faulting IOVA.
         try t.dsa.submitKernel(.memmove(from: iova + 4096, to: iova + 4 * 4096 - 100, count: 300, completion: cr.iova), wq: 0)
         let f = try record()

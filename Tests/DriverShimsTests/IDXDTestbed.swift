@@ -27,7 +27,7 @@ final class IDXDTestbed {
     /// A kernel DMA buffer: a frame mapped through the DMA API.
     func kernelBuffer(_ bytes: [UInt8] = []) throws -> (pa: PhysicalAddress, iova: IOVA) {
         let pa = try machine.memory.allocContiguous(bytes: 4096)
-        if !bytes.isEmpty { machine.memory.write(pa, bytes) }
+        if !bytes.isEmpty { try machine.memory.write(pa, bytes) }
         return (pa, try iommu.dmaMapPage(pci, paddr: pa, size: 4096))
     }
 

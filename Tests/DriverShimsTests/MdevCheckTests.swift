@@ -41,7 +41,7 @@ final class PinningDriver: @unchecked Sendable {
     var unmapCalls: [(IOVA, UInt64)] { calls.withLock { $0 } }
 }
 
-/// kernel-iommu.md §5 checks 88–89 and §6 items 23–24: an emulated device pinning,
+/// An mdev (an emulated device with no IOMMU of its own) pinning,
 /// reading and writing guest memory through an iommufd access.
 final class MdevCheckTests: XCTestCase {
     private func boundMdev(_ rig: VFIORig, _ driver: PinningDriver) throws -> (MdevDevice, VFIODeviceFile) {

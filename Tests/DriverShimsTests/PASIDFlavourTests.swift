@@ -99,7 +99,7 @@ final class PASIDFlavourTests: XCTestCase {
         d.pasid = kp.pasid
         try t.dsa.enqcmds(d, wq: 0)
         _ = try t.pci.dmaRead(at: dst.iova, count: 3)
-        XCTAssertEqual(t.machine.memory.bytes(at: dst.pa, count: 3), Array("abc".utf8))
+        XCTAssertEqual(try t.machine.memory.bytes(at: dst.pa, count: 3), Array("abc".utf8))
         try t.iommu.dmaUnmapPage(t.pci, dmaAddress: dst.iova, size: 4096)
         // Both the RID and the PASID lost the translation.
         XCTAssertThrowsError(try t.pci.dmaRead(at: dst.iova, count: 3))
@@ -122,7 +122,7 @@ final class PASIDFlavourTests: XCTestCase {
         XCTAssertEqual(pp.pasids, [pasid])
         let a = try t.machine.memory.allocContiguous(bytes: 4096)
         let b = try t.machine.memory.allocContiguous(bytes: 4096)
-        t.machine.memory.write(a, Array("private".utf8))
+        try t.machine.memory.write(a, Array("private".utf8))
         try pp.map(pasid: pasid, iova: 0x4000_0000, paddr: a, size: 4096)
         try pp.map(pasid: pasid, iova: 0x4000_1000, paddr: b, size: 4096)
         assertErrno(.noEntry) { try pp.map(pasid: PASID(rawValue: pasid.rawValue + 100), iova: 0, paddr: a, size: 4096) }
@@ -130,7 +130,7 @@ final class PASIDFlavourTests: XCTestCase {
         var d = IDXDDescriptor.memmove(from: 0x4000_0000, to: 0x4000_1000, count: 7, completion: 0x4000_1800)
         d.pasid = pasid
         try t.dsa.enqcmds(d, wq: 0)
-        XCTAssertEqual(t.machine.memory.bytes(at: b, count: 7), Array("private".utf8))
+        XCTAssertEqual(try t.machine.memory.bytes(at: b, count: 7), Array("private".utf8))
         // The private IOVA space is not the RID's.
         XCTAssertThrowsError(try t.pci.dmaRead(at: 0x4000_0000, count: 1))
         XCTAssertEqual(try pp.unmap(pasid: pasid, iova: 0x4000_1000, size: 4096), 4096)

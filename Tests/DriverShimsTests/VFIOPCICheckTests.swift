@@ -5,7 +5,8 @@ import IOMMUDrivers
 import IOMMUFD
 @testable import DriverShims
 
-/// kernel-iommu.md §5 checks 83–87: vfio-pci over the iommufd cdev uAPI (Mock IOMMU).
+/// vfio-pci over the iommufd cdev uAPI (`VFIO_DEVICE_BIND_IOMMUFD`,
+/// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`, ...) on the Mock IOMMU.
 final class VFIOPCICheckTests: XCTestCase {
     func testCheck83BindTwiceIsEINVAL() throws {
         let rig = try VFIORig.mock()

@@ -56,7 +56,7 @@ final class AddressTests: XCTestCase {
         let dev = try machine.addDevice(PCIDevice(rid: RID(bus: 0, device: 9, function: 0)), behind: nil)
         let pa = try machine.memory.allocFrame()
         try dev.dmaWrite(at: IOVA(identity: pa) + 8, bytes: [1, 2, 3])
-        XCTAssertEqual(machine.memory.bytes(at: pa + 8, count: 3), [1, 2, 3])
+        XCTAssertEqual(try machine.memory.bytes(at: pa + 8, count: 3), [1, 2, 3])
         machine.memory.freeFrame(pa)
     }
 }

@@ -59,7 +59,7 @@ final class ExternalFramesTests: XCTestCase {
         let pa = try machine.memory.allocFrame()
         let owner = Owner(memory: machine.memory, frame: pa)
         machine.memory.setExternalFrameOwner(owner)
-        XCTAssertFalse(machine.memory.externalFramesActive.pointee)
+        XCTAssertFalse(machine.memory.externalFramesActive.isSet)
         try dev.dmaWrite(at: IOVA(identity: pa), bytes: [9])
         XCTAssertEqual(try dev.dmaRead(at: IOVA(identity: pa), count: 1), [9])
         machine.memory.freeFrame(pa)

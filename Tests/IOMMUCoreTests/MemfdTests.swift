@@ -65,7 +65,7 @@ final class MemfdTests: ArchitectureTestCase {
             XCTAssertNil(p.physicalAddress(of: va + 2 * 4096), "the PTE past EOF is gone")
             assertErrno(.badAddress) { () throws(Errno) in _ = try p.readMemory(address: va + 2 * 4096, count: 1) }
             XCTAssertNotNil(p.physicalAddress(of: va + 4096), "the partial last page stays")
-            XCTAssertEqual(memory.bytes(at: pins[0], count: 1), [42], "the pinned page keeps its data")
+            XCTAssertEqual(try memory.bytes(at: pins[0], count: 1), [42], "the pinned page keeps its data")
             XCTAssertEqual(memory.frameRefCount(pins[0]), 1, "only the pin is left")
             assertErrno(.invalidArgument) { () throws(Errno) in
                 _ = try p.memfd(fd).pinPages(firstIndex: 1, count: 1)

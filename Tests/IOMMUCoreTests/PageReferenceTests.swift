@@ -88,7 +88,7 @@ final class PageReferenceTests: XCTestCase {
         XCTAssertEqual(p.physicalAddress(of: va + 0x1000_07), run + 0x1000_07)
         XCTAssertEqual(memory.frameRefCount(run + 4096), 2)
         try p.writeMemory(address: va + 5, bytes: [1, 2])
-        XCTAssertEqual(memory.bytes(at: run + 5, count: 2), [1, 2])
+        XCTAssertEqual(try memory.bytes(at: run + 5, count: 2), [1, 2])
         assertErrno(.busy) { () throws(Errno) in try p.insertPage(address: va, frame: run) }
         assertErrno(.badAddress) { () throws(Errno) in try p.insertPage(address: va + (2 << 20), frame: run) }
         assertErrno(.invalidArgument) { () throws(Errno) in try p.insertPage(address: va + 1, frame: run) }
@@ -113,7 +113,7 @@ final class PageReferenceTests: XCTestCase {
         try p.munmap(address: va, length: 2 * 4096)
         XCTAssertNil(p.physicalAddress(of: va))
         XCTAssertTrue(memory.isAllocated(pa), "the pin keeps the frame")
-        XCTAssertEqual(memory.bytes(at: pa, count: 3), [7, 8, 9], "with its contents")
+        XCTAssertEqual(try memory.bytes(at: pa, count: 3), [7, 8, 9], "with its contents")
         // A new mapping of the same VA gets a different frame: the pinned one is not reused.
         _ = try p.mmap(length: 4096, prot: [.read, .write], at: va, populate: true)
         XCTAssertNotEqual(p.physicalAddress(of: va), pa)
@@ -132,7 +132,7 @@ final class PageReferenceTests: XCTestCase {
         p.exit()
         XCTAssertTrue(pinned.allSatisfy(memory.isAllocated))
         XCTAssertEqual(memory.framesInUse - base, 3, "only the pinned pages remain; the page table is gone")
-        XCTAssertEqual(memory.bytes(at: pinned[1], count: 4), [1, 2, 3, 4])
+        XCTAssertEqual(try memory.bytes(at: pinned[1], count: 4), [1, 2, 3, 4])
         assertErrno(.badAddress) { () throws(Errno) in _ = try p.pinUserPage(address: va, write: false) }
         for pa in pinned { memory.putFrame(pa) }
         XCTAssertEqual(memory.framesInUse, base, "nothing leaked once everything is released")

@@ -1,7 +1,8 @@
 import XCTest
 @testable import IOMMUCore
 
-/// `iommu_pgsize` selection, spec §1.5 and §5 check 27.
+/// `iommu_pgsize` selection: the largest page the alignment of IOVA and physical address
+/// and the remaining size allow, and how many of it.
 final class PageSizeTests: XCTestCase {
     let bitmap = K4 | M2 | G1
 

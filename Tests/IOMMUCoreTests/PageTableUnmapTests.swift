@@ -80,25 +80,82 @@ final class PageTableUnmapTests: XCTestCase {
         }
     }
 
-    func testEmptiedTablesGoToFreelistAndAreFreedOnlyOnRelease() {
+    /// A table page goes only when one unmap clears all of its span (generic_pt frees a
+    /// table "fully covered" by the range): it is unlinked at once but waits on the
+    /// freelist, still allocated, until released after the IOTLB sync. A table that an
+    /// unmap merely leaves empty stays, as another caller may be mapping into it.
+    func testCoveredTablesGoToFreelistAndAreFreedOnlyOnRelease() {
+        forEachFormat { fmt, t, memory in
+            let P = fmt.page, B = fmt.block, F = fmt.framesPerTable
+            let big = B << UInt64(fmt.bitsPerLevel), va = big + B
+            let before = memory.framesInUse
+            XCTAssertEqual(try mapOne(t, va, 0x100 * P, P, count: Int(B / P)), B, "\(fmt): one full leaf table")
+            XCTAssertEqual(memory.framesInUse, before + (fmt.levels - 1) * F, "\(fmt)")
+            var g = IOTLBGather()
+            XCTAssertEqual(t.unmap(iova: IOVA(rawValue: va), size: P, gather: &g), P, "\(fmt)")
+            XCTAssertTrue(g.freelist.isEmpty, "\(fmt): a page of the table is no cover")
+            XCTAssertEqual(try mapOne(t, va, 0x100 * P, P), P, "\(fmt)")
+            XCTAssertEqual(t.unmap(iova: IOVA(rawValue: va), size: B, gather: &g), B, "\(fmt)")
+            XCTAssertEqual(g.freelist.count, 1, "\(fmt): the leaf table")
+            XCTAssertEqual(t.tablePages, fmt.levels - 1, "\(fmt)")
+            XCTAssertEqual(memory.framesInUse, before + (fmt.levels - 1) * F, "\(fmt): not freed before the sync")
+            for pa in g.freelist { XCTAssertTrue(memory.isAllocated(pa), "\(fmt)") }
+            XCTAssertEqual(t.findLeafTable(va).level, 2, "\(fmt): unlinked")
+            g.releaseFreelist(to: memory)
+            XCTAssertTrue(g.freelist.isEmpty)
+            XCTAssertEqual(memory.framesInUse, before + (fmt.levels - 2) * F, "\(fmt)")
+            // A whole table of blocks: the table holding them is covered too (unless it
+            // is the root).
+            guard fmt.levels > 2 else { return }
+            try t.map(iova: IOVA(rawValue: big), paddr: PhysicalAddress(rawValue: big), size: big, prot: .read,
+                      pageSizes: B)
+            XCTAssertEqual(t.unmap(iova: IOVA(rawValue: big), size: big, gather: &g), big, "\(fmt)")
+            XCTAssertEqual(g.freelist.count, 1, "\(fmt): the table of blocks")
+            g.releaseFreelist(to: memory)
+            XCTAssertEqual(t.tablePages, fmt.levels - 2, "\(fmt): the tables above stay")
+            XCTAssertEqual(memory.framesInUse, before + (fmt.levels - 3) * F, "\(fmt)")
+        }
+    }
+
+    /// Two unmaps that between them empty a table, neither covering it, leave it linked;
+    /// maps into it go on working.
+    func testTableEmptiedPieceByPieceStays() {
+        forEachFormat { fmt, t, _ in
+            let P = fmt.page, B = fmt.block
+            XCTAssertEqual(try mapOne(t, B, 0x100 * P, P, count: Int(B / P)), B, "\(fmt)")
+            var g = IOTLBGather()
+            XCTAssertEqual(t.unmap(iova: IOVA(rawValue: B), size: P, gather: &g), P, "\(fmt)")
+            XCTAssertEqual(t.unmap(iova: IOVA(rawValue: B + P), size: B - P, gather: &g), B - P, "\(fmt)")
+            XCTAssertTrue(g.freelist.isEmpty, "\(fmt)")
+            XCTAssertEqual(t.tablePages, fmt.levels, "\(fmt)")
+            XCTAssertEqual(try mapOne(t, B + 7 * P, 0x300 * P, P), P, "\(fmt)")
+            XCTAssertEqual(phys(t, B + 7 * P), 0x300 * P, "\(fmt)")
+            XCTAssertEqual(t.tablePages, fmt.levels, "\(fmt): the same leaf table")
+        }
+    }
+
+    /// A block goes where an emptied table stays, replacing it (its pages freed at once),
+    /// as generic_pt and io-pgtable-arm replace a table that maps nothing; a table that
+    /// still maps a page refuses the block.
+    func testBlockReplacesEmptiedTable() {
         forEachFormat { fmt, t, memory in
             let P = fmt.page, B = fmt.block
             let before = memory.framesInUse
-            let tables = (fmt.levels - 1) * fmt.framesPerTable
-            let va = (B << UInt64(fmt.bitsPerLevel)) + B
-            try mapOne(t, va, 0x100 * P, P)
-            XCTAssertEqual(memory.framesInUse, before + tables, "\(fmt)")
+            XCTAssertEqual(try mapOne(t, B, 0x100 * P, P, count: 2), 2 * P, "\(fmt)")
             var g = IOTLBGather()
-            XCTAssertEqual(t.unmap(iova: IOVA(rawValue: va), size: P, gather: &g), P, "\(fmt)")
-            XCTAssertEqual(g.freelist.count, fmt.levels - 1, "\(fmt): every table but the root")
-            XCTAssertEqual(t.tablePages, 1, "\(fmt)")
-            XCTAssertEqual(memory.framesInUse, before + tables, "\(fmt): not freed before the sync")
-            for pa in g.freelist { XCTAssertTrue(memory.isAllocated(pa), "\(fmt)") }
-            let rootIndex = (va >> fmt.indexShift(level: fmt.levels)) & fmt.rootIndexMask
-            XCTAssertEqual(memory.load64(t.root + rootIndex * 8), 0, "\(fmt): unlinked")
-            g.releaseFreelist(to: memory)
-            XCTAssertTrue(g.freelist.isEmpty)
-            XCTAssertEqual(memory.framesInUse, before, "\(fmt)")
+            XCTAssertEqual(t.unmap(iova: IOVA(rawValue: B), size: P, gather: &g), P, "\(fmt)")
+            assertErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, B, 2 * B, B) }
+            XCTAssertEqual(phys(t, B + P), 0x101 * P, "\(fmt): the page stays")
+            XCTAssertEqual(t.unmap(iova: IOVA(rawValue: B + P), size: P, gather: &g), P, "\(fmt)")
+            XCTAssertEqual(t.tablePages, fmt.levels, "\(fmt): the emptied table stays")
+            XCTAssertEqual(try mapOne(t, B, 2 * B, B), B, "\(fmt)")
+            XCTAssertEqual(t.tablePages, fmt.levels - 1, "\(fmt)")
+            XCTAssertEqual(memory.framesInUse, before + (fmt.levels - 2) * fmt.framesPerTable, "\(fmt): freed")
+            XCTAssertEqual(phys(t, B + P), 2 * B + P, "\(fmt)")
+            // Page maps and unmaps there meet the block, not the cached old table.
+            assertErrno(.exists, "\(fmt)") { () throws(Errno) in try mapOne(t, B + P, 0x100 * P, P) }
+            XCTAssertEqual(t.unmapPages(iova: IOVA(rawValue: B), pgsize: P, pgcount: 1, gather: &g), 0, "\(fmt)")
+            XCTAssertTrue(g.freelist.isEmpty, "\(fmt)")
         }
     }
 
@@ -155,11 +212,16 @@ final class PageTableUnmapTests: XCTestCase {
     /// table is released, what replaces it (a block, a new table) must be found by a walk.
     func testLeafTableCacheForgetsReleasedTables() {
         forEachFormat { fmt, t, memory in
-            let P = fmt.page, B = fmt.block
-            try mapOne(t, B, 0x100 * P, P)
+            let P = fmt.page, B = fmt.block, n = Int(B / P)
+            XCTAssertEqual(try mapOne(t, B, 0x100 * P, P, count: n), B, "\(fmt)")
             var g = IOTLBGather()
-            XCTAssertEqual(t.unmapPages(iova: IOVA(rawValue: B), pgsize: P, pgcount: 1, gather: &g), P, "\(fmt)")
-            XCTAssertEqual(g.freelist.count, fmt.levels - 1, "\(fmt)")
+            for i in 0..<UInt64(n - 1) {
+                XCTAssertEqual(t.unmapPages(iova: IOVA(rawValue: B + i * P), pgsize: P, pgcount: 1, gather: &g), P)
+            }
+            XCTAssertTrue(g.freelist.isEmpty, "\(fmt)")
+            XCTAssertEqual(try mapOne(t, B, 0x100 * P, P, count: n - 1), UInt64(n - 1) * P, "\(fmt): the cached table")
+            XCTAssertEqual(t.unmapPages(iova: IOVA(rawValue: B), pgsize: P, pgcount: n, gather: &g), B, "\(fmt)")
+            XCTAssertEqual(g.freelist.count, 1, "\(fmt)")
             g.releaseFreelist(to: memory)
             // A block where the leaf table was: page maps are refused, page unmaps split nothing.
             try mapOne(t, B, 2 * B, B)
@@ -173,12 +235,9 @@ final class PageTableUnmapTests: XCTestCase {
             try mapOne(t, B + P, 0x200 * P, P)
             XCTAssertEqual(t.tablePages, fmt.levels, "\(fmt)")
             XCTAssertEqual(phys(t, B + P), 0x200 * P, "\(fmt)")
-            XCTAssertEqual(t.unmapPages(iova: IOVA(rawValue: B), pgsize: P, pgcount: 1, gather: &g), P, "\(fmt)")
-            XCTAssertTrue(g.freelist.isEmpty, "\(fmt)")
-            XCTAssertEqual(t.unmapPages(iova: IOVA(rawValue: B + P), pgsize: P, pgcount: 1, gather: &g), P, "\(fmt)")
-            XCTAssertEqual(g.freelist.count, fmt.levels - 1, "\(fmt)")
-            XCTAssertEqual(t.tablePages, 1, "\(fmt)")
-            g.releaseFreelist(to: memory)
+            XCTAssertEqual(t.unmapPages(iova: IOVA(rawValue: B), pgsize: P, pgcount: 2, gather: &g), 2 * P, "\(fmt)")
+            XCTAssertTrue(g.freelist.isEmpty, "\(fmt): two pages cover no table")
+            XCTAssertEqual(t.tablePages, fmt.levels, "\(fmt)")
         }
     }
 

@@ -44,7 +44,7 @@ final class ProcessTests: ArchitectureTestCase {
             try p.writeMemory(address: va + 4096 - 50, bytes: data)
             XCTAssertEqual(try p.readMemory(address: va + 4096 - 50, count: 100), data)
             let pa = try XCTUnwrap(p.physicalAddress(of: va + 4096))
-            XCTAssertEqual(memory.bytes(at: pa, count: 50), Array(data[50...]), "bytes are in the frame the PTE names")
+            XCTAssertEqual(try memory.bytes(at: pa, count: 50), Array(data[50...]), "bytes are in the frame the PTE names")
         }
     }
 
@@ -269,7 +269,7 @@ final class ProcessTests: ArchitectureTestCase {
             XCTAssertEqual(SVAIOPFHandler.handle(fault, in: p), .success)
             guard case .translated(let pa, _, let perms) = deviceWrite() else { return XCTFail("the fault mapped it") }
             XCTAssertTrue(perms.contains(.write))
-            memory.write(pa + 8, [0xAB])
+            try memory.write(pa + 8, [0xAB])
             XCTAssertEqual(try p.readMemory(address: va + 8, count: 1), [0xAB], "the device wrote the CPU's page")
             let writeToReadOnly = IOPFFault(flags: [.pasidValid, .lastPage], pasid: 1, grpid: 1, perm: .write,
                                             address: IOVA(sva: ro))
@@ -289,7 +289,7 @@ final class ProcessTests: ArchitectureTestCase {
         }
         let p = try IOMMUCore.Process(memory: memory, pid: 120)
         let frames = [try memory.allocFrame(), try memory.allocFrame(), try memory.allocFrame()]
-        memory.write(frames[1], [0x5a])
+        try memory.write(frames[1], [0x5a])
         let ops = Counting()
         let va = try p.mapFrames(frames, prot: [.read, .write], ops: ops)
         XCTAssertEqual(ops.opens, 0)

@@ -25,7 +25,7 @@ final class ReadmeExampleTests: XCTestCase {
         let iova: IOVA = 0x10_0000
         try iommu.map(domain, iova: iova, paddr: buffer, size: 4096, prot: [.read, .write])
         try dsa.dmaWrite(at: iova, bytes: Array("hello".utf8), pasid: pasid)
-        XCTAssertEqual(machine.memory.bytes(at: buffer, count: 5), Array("hello".utf8))  // the bytes that arrived
+        XCTAssertEqual(try machine.memory.bytes(at: buffer, count: 5), Array("hello".utf8))  // the bytes that arrived
 
         _ = iommu.unmap(domain, iova: iova, size: 4096)             // iommu_unmap: invalidates
         XCTAssertThrowsError(try dsa.dmaRead(at: iova, count: 5))    // faults: no PASID is nil

@@ -3,7 +3,8 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUDrivers
 
-/// Conformance checks 48–59 of spec §5 for the VT-d model.
+/// The VT-d model's own rules: domain IDs, context and PASID entries, invalidation
+/// descriptors and their order.
 final class VTdChecksTests: XCTestCase {
     func testCheck48DistinctDIDsNeverZeroOrOne() throws {
         let tb = try VTdTestbed()
@@ -249,7 +250,9 @@ final class VTdChecksTests: XCTestCase {
     }
 
     func testCheck58WithoutCachingModeOnlyWriteBufferFlush() throws {
-        let tb = try VTdTestbed(caps: [secondStageOnly()])
+        var caps = secondStageOnly()
+        caps.rwbf = true
+        let tb = try VTdTestbed(caps: [caps])
         let a = try tb.device(2, ats: false, pri: false)
         let d = try tb.paging(a)
         try tb.iommu.attachDevice(d, to: a)
@@ -259,6 +262,23 @@ final class VTdChecksTests: XCTestCase {
         try tb.iommu.map(d, iova: 0x40000, paddr: buf, size: 4096, prot: [.read])
         XCTAssertEqual(tb.unit.operations, [.writeBufferFlush])
         XCTAssertEqual(try a.dmaRead(at: 0x40000, count: 4), [1, 2, 3, 4])
+    }
+
+    /// Check 58, the usual unit: neither caching mode nor `cap_rwbf`, so the domain's
+    /// `iotlb_sync_map` is off and a map issues nothing (`iommu_flush_write_buffer` is a
+    /// no-op there), on either stage.
+    func testCheck58WithoutCachingModeOrRWBFMapIssuesNothing() throws {
+        for caps in [secondStageOnly(), VTdCapabilities()] {
+            let tb = try VTdTestbed(caps: [caps])
+            let a = try tb.device(2, ats: false, pri: false)
+            let d = try tb.paging(a)
+            try tb.iommu.attachDevice(d, to: a)
+            let buf = try tb.buffer([1, 2, 3, 4])
+            tb.unit.clearOperations()
+            try tb.iommu.map(d, iova: 0x40000, paddr: buf, size: 4096, prot: [.read])
+            XCTAssertEqual(tb.unit.operations, [])
+            XCTAssertEqual(try a.dmaRead(at: 0x40000, count: 4), [1, 2, 3, 4])
+        }
     }
 
     func testCheck59RIDAttachFailureLeavesDeviceBlocked() throws {

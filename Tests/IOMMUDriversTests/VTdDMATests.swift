@@ -13,7 +13,7 @@ final class VTdDMATests: XCTestCase {
         try tb.iommu.map(d, iova: 0x200000, paddr: buf, size: 4096, prot: [.read, .write])
         XCTAssertEqual(try a.dmaRead(at: 0x200000, count: 4), [0xde, 0xad, 0xbe, 0xef])
         try a.dmaWrite(at: 0x200004, bytes: [1, 2])
-        XCTAssertEqual(tb.machine.memory.bytes(at: buf + 4, count: 2), [1, 2])
+        XCTAssertEqual(try tb.machine.memory.bytes(at: buf + 4, count: 2), [1, 2])
         XCTAssertTrue(tb.violations.isEmpty, "\(tb.violations)")
     }
 

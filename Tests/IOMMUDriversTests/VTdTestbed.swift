@@ -39,7 +39,7 @@ final class VTdTestbed {
     /// A 4 KiB buffer holding `bytes` at its start.
     func buffer(_ bytes: [UInt8]) throws -> PhysicalAddress {
         let pa = try machine.memory.allocContiguous(bytes: 4096)
-        machine.memory.write(pa, bytes)
+        try machine.memory.write(pa, bytes)
         return pa
     }
 

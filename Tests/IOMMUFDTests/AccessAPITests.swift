@@ -2,7 +2,8 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUFD
 
-/// The in-kernel access API (kernel-iommu.md §1.11; checks 88-89 of the VFIO/mdev plan):
+/// The in-kernel access API (`iommufd_access_create`, `iommufd_access_pin_pages`,
+/// `iommufd_access_notify_unmap`):
 /// the unmap callback, `EDEADLOCK` after 100 retries with the unmapped bytes still
 /// reported, and the pin errno set.
 final class AccessAPITests: XCTestCase {

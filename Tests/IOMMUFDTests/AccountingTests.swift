@@ -3,7 +3,8 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// Pinned-page accounting (iommufd-uapi.md §3.8, §4.6): NONE with CAP_IPC_LOCK, USER
+/// Pinned-page accounting (`iopt_pages_update_pinned`, `IOMMU_OPTION_RLIMIT_MODE`): NONE
+/// with CAP_IPC_LOCK, USER
 /// against RLIMIT_MEMLOCK, MM after `IOMMU_OPTION_RLIMIT_MODE`; `pinned_vm` always.
 final class AccountingTests: XCTestCase {
     private func context(capIPCLock: Bool, limit: UInt64) throws -> SelftestFD {

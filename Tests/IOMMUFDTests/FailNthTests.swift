@@ -3,7 +3,8 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// Fail-nth sweeps (iommufd-uapi.md §6): every error-unwind path leaves nothing behind.
+/// Fail-nth sweeps (the kernel's `iommufd_fail_nth` selftest): every error-unwind path
+/// leaves nothing behind.
 final class FailNthTests: XCTestCase {
     let RW = IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
 

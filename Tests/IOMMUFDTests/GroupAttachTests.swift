@@ -2,7 +2,7 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUFD
 
-/// Attach state is per iommu_group (iommufd-uapi.md §1.6, §4.2): devices of one group share
+/// Attach state is per iommu_group (`struct iommufd_group`): devices of one group share
 /// one HWPT per PASID; only the first attach programs the hardware and only the last
 /// detach removes it. Two mock functions behind a bridge without ACS form one group.
 final class GroupAttachTests: XCTestCase {

@@ -2,7 +2,7 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUFD
 
-/// The typed API's calls as the raw dispatcher sees them (style item 3): each typed call
+/// The typed API's calls as the raw dispatcher sees them: each typed call
 /// issues exactly one ioctl with the expected structure, and a forced errno from the
 /// backend funnel comes back unchanged.
 final class MockingTests: XCTestCase {

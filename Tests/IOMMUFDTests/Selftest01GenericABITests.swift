@@ -2,7 +2,7 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUFD
 
-/// iommufd-uapi.md §5.1: the generic ABI (fixture `iommufd`).
+/// The kernel iommufd selftest's generic ABI cases (fixture `iommufd`).
 final class Selftest01GenericABITests: XCTestCase {
     var s: SelftestFD!
     override func setUpWithError() throws { s = try SelftestFD() }

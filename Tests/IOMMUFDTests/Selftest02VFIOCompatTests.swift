@@ -2,7 +2,7 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUFD
 
-/// iommufd-uapi.md §5.2: VFIO compatibility without a compat IOAS.
+/// The kernel iommufd selftest's VFIO compatibility without a compat IOAS.
 final class Selftest02VFIOCompatTests: XCTestCase {
     var s: SelftestFD!
     override func setUpWithError() throws { s = try SelftestFD() }

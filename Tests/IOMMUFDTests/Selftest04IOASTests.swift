@@ -3,7 +3,8 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// iommufd-uapi.md §5.4: IOAS lifetime and mapping (fixture `iommufd_ioas`, 4 variants).
+/// The kernel iommufd selftest's IOAS lifetime and mapping cases (fixture `iommufd_ioas`,
+/// 4 variants).
 final class Selftest04IOASTests: XCTestCase {
     let RW = IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
 

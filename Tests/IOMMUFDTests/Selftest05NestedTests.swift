@@ -3,7 +3,8 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// iommufd-uapi.md §5.5: nested HWPTs and invalidation (`iommufd_ioas.alloc_hwpt_nested`).
+/// The kernel iommufd selftest's nested HWPTs and invalidation
+/// (`iommufd_ioas.alloc_hwpt_nested`).
 final class Selftest05NestedTests: XCTestCase {
     /// The state the kernel test builds step by step: a parent, a non-parent, a fault queue,
     /// two nested HWPTs and an IOPF-capable nested HWPT.

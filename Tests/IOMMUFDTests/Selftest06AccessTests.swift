@@ -3,7 +3,7 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// iommufd-uapi.md §5.6: accesses and pinning (fixture `iommufd_ioas`).
+/// The kernel iommufd selftest's accesses and pinning (fixture `iommufd_ioas`).
 final class Selftest06AccessTests: XCTestCase {
     func testSelftest82AccessPinSingle() throws {
         try forEachIOASVariant { f in

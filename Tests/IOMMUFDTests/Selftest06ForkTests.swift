@@ -3,7 +3,7 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// iommufd-uapi.md §5.6 cases 89-91 (`fork_gone`, `fork_present`) and §5.7 case 94
+/// The kernel iommufd selftest's cases 89-91 (`fork_gone`, `fork_present`) and case 94
 /// (`ro_unshare`). A "child" is a second model process sharing the fd: its ioctls go
 /// through ``IOMMUFD/ioctl(_:_:from:)``, so pages it maps come from its own mm.
 final class Selftest06ForkTests: XCTestCase {

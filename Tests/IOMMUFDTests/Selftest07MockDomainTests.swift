@@ -3,7 +3,7 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// iommufd-uapi.md §5.7: mapping through mock domains (fixture `iommufd_mock_domain`;
+/// The kernel iommufd selftest's mapping through mock domains (fixture `iommufd_mock_domain`;
 /// the `one_domain` and `two_domains` variants; the `_file` and `_file_hugepage`
 /// variants are in `Selftest13MapFileTests`; the MAP_HUGETLB variants need huge pages the
 /// model's processes do not have).

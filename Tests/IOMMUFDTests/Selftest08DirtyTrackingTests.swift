@@ -3,7 +3,7 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// iommufd-uapi.md §5.8: dirty tracking (fixture `iommufd_dirty_tracking`; the sizes up
+/// The kernel iommufd selftest's dirty tracking (fixture `iommufd_dirty_tracking`; the sizes up
 /// to 4 MiB, with MOCK_PAGE_SIZE IOPTEs).
 final class Selftest08DirtyTrackingTests: XCTestCase {
     static let sizes: [UInt64] = [8 << 10, 16 << 10, 64 << 10, 128 << 10, 320 << 10, 4 << 20]

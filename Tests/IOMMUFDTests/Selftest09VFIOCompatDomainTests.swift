@@ -2,7 +2,7 @@ import XCTest
 import IOMMUCore
 @testable import IOMMUFD
 
-/// iommufd-uapi.md §5.9: VFIO compatibility with a domain (fixture
+/// The kernel iommufd selftest's VFIO compatibility with a domain (fixture
 /// `vfio_compat_mock_domain`, variants TYPE1v2 and TYPE1).
 final class Selftest09VFIOCompatDomainTests: XCTestCase {
     final class Fixture {

@@ -3,9 +3,9 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// iommufd-uapi.md §5.11: PASID attach, replace and detach (fixture
-/// `iommufd_device_pasid`). The vIOMMU-based nested2 of the kernel fixture is left out
-/// (no vIOMMU objects in this model).
+/// The kernel iommufd selftest's PASID attach, replace and detach (fixture
+/// `iommufd_device_pasid`). The fixture's vIOMMU-based nested HWPT is in
+/// `Selftest10VIOMMUTests.testPasidAttachThroughVIOMMUNested`.
 final class Selftest11PASIDTests: XCTestCase {
     final class Fixture {
         let s: SelftestFD

@@ -3,7 +3,8 @@ import IOMMUCore
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// iommufd-uapi.md §5.12, §5.3 case 16, and the object-table rules of §1 / §7.1.
+/// Object lifetimes: the kernel iommufd selftest's lifecycle cases, case 16, and the object
+/// table's rules (`iommufd_object_remove`, `iommufd_fops_release`).
 final class Selftest12LifecycleTests: XCTestCase {
     func testSelftest143CloseWithEveryObjectType() throws {
         let s = try SelftestFD()

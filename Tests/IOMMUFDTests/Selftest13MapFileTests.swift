@@ -30,9 +30,9 @@ extension SelftestFD {
     }
 }
 
-/// iommufd-uapi.md §3.6 `IOMMU_IOAS_MAP_FILE`, §3.10 and §5.3 cases 17–18
-/// (`change_process`), §5.7 case 93 and the `_file` / `_file_hugepage` variants of the
-/// `iommufd_mock_domain` cases 95–97.
+/// `IOMMU_IOAS_MAP_FILE` and `IOMMU_IOAS_CHANGE_PROCESS`: the kernel iommufd selftest's
+/// `change_process` cases (17–18), case 93 and the `_file` / `_file_hugepage` variants of
+/// the `iommufd_mock_domain` cases 95–97.
 final class Selftest13MapFileTests: XCTestCase {
     // MARK: change_process (fixture: CAP_IPC_LOCK dropped, RLIMIT_MODE per variant, IOAS + mock device)
 
@@ -96,6 +96,8 @@ final class Selftest13MapFileTests: XCTestCase {
             XCTAssertEqual(acct.pinnedPages(pid: child.pid), 0)
             XCTAssertEqual(acct.mmLockedPages(pid: child.pid), 0)
             let userLocked = acct.userLockedPages
+            XCTAssertEqual(userLocked, v == .mm ? 0 : 1,
+                           "\(v): CAP_IPC_LOCK was dropped after open, so the map is charged to the user (or the mm)")
 
             XCTAssertEqual(changeProcess(s, from: child), 0, "\(v)")
 
@@ -317,7 +319,7 @@ final class Selftest13MapFileTests: XCTestCase {
         try s.process.close(fd: mfd)
         try s.process.munmap(address: va, length: Int(2 * PAGE))
         XCTAssertTrue(s.machine.memory.isAllocated(pa))
-        XCTAssertEqual(s.machine.memory.bytes(at: pa, count: 1), [0xAB])
+        XCTAssertEqual(try s.machine.memory.bytes(at: pa, count: 1), [0xAB])
         XCTAssertEqual(s.machine.memory.frameRefCount(pa), 1, "only the pin is left")
         XCTAssertEqual(s.unmap(ioas, iova, 2 * PAGE).0, 0)
         XCTAssertFalse(s.machine.memory.isAllocated(pa))

@@ -77,6 +77,9 @@ final class UAPIKernelLayoutTests: XCTestCase {
          "iommu_hw_queue_alloc 40: size@0+4 flags@4+4 viommu_id@8+4 type@12+4 index@16+4 out_hw_queue_id@20+4"
             + " nesting_parent_iova@24+8 length@32+8"),
 
+        (IOMMUHWInfoARMSMMUv3.self, .iommufd,
+         "iommu_hw_info_arm_smmuv3 40: flags@0+4 __reserved@4+4 idr@8+24 iidr@32+4 aidr@36+4"),
+        (IOMMUHWPTARMSMMUv3.self, .iommufd, "iommu_hwpt_arm_smmuv3 16: ste@0+16"),
         // drivers/iommu/iommufd/iommufd_test.h
         (IOMMUTestCmd.self, .iommufdTest,
          "iommu_test_cmd 72: size@0+4 op@4+4 id@8+4 __reserved@12+4 union@16+48 last@64+4"),

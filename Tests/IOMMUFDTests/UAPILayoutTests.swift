@@ -2,7 +2,8 @@ import XCTest
 @testable import IOMMUFD
 import IOMMUFDSelftest
 
-/// The sizes and min_sizes of spec §2.3, and the command numbers of §2.1.
+/// The uAPI structures' sizes and min_sizes (min_size: the last field each command's
+/// `IOCTL_OP` entry in `iommufd_ioctl_ops[]` names), and the command numbers.
 final class UAPILayoutTests: XCTestCase {
     func testStructSizesAndMinSizes() {
         let table: [(String, Int, Int, Int, Int)] = [

@@ -4,7 +4,8 @@ import IOMMUCore
 import IOMMUDrivers
 
 /// The iopf queue and the VT-d page-request thread: stop markers, bad requests,
-/// overflow, routing without PASID, handler failure, add/remove errno, and I14.
+/// overflow, routing without PASID, handler failure, add/remove errno, and one response
+/// per group.
 final class IOPFQueueTests: XCTestCase {
     func testStopMarkerIsDroppedWithoutResponse() throws {
         let rig = try SVARig()

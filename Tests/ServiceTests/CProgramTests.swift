@@ -262,6 +262,10 @@ final class CProgramTests: XCTestCase {
     /// LOST_EVENTS header of a full queue, dup.
     func testVEventQReadPoll() throws { try runProgram("veventq", minimum: 30) }
 
+    /// mmap of the iommufd through the shim: the region a vIOMMU offers, its errno, the
+    /// vIOMMU held while any piece is mapped (fork, partial munmap), close before munmap.
+    func testVIOMMURegionMMap() throws { try runProgram("viommu_mmap", minimum: 32) }
+
     func testFailNthSweep() throws { try runProgram("fail_nth", minimum: 12) }
 
     /// The shim starts the service itself when nothing listens: in its own session,

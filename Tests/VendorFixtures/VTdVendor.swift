@@ -22,6 +22,7 @@ public struct VTdVendor: ConformanceVendor {
     /// and second-stage dirty tracking.
     public let capabilities: VendorCapabilities = [
         .pasid, .cachesTranslations, .identityReleaseDomain, .directMappedRegions, .sva, .pageRequests, .dirtyTracking,
+        .domainsSpanUnits,
     ]
 
     /// A VT-d vendor whose units have `caps` and whose driver has `bugs`.
@@ -43,7 +44,7 @@ public struct VTdVendor: ConformanceVendor {
         guard let driver = (unit as? IntelIOMMU)?.intelDriver else { throw Errno.noDevice }
         for r in regions {
             guard r.kind == .direct || r.kind == .directRelaxable else {
-                throw ConformanceError.notImplemented(vendor: name, requirement: "describeReservedRegions(_:for:on:)",
+                throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "describeReservedRegions(_:for:on:)",
                                                       capability: .anyReservedRegion)
             }
             driver.addRMRR(for: rid, start: r.start, length: r.length, relaxable: r.kind == .directRelaxable)

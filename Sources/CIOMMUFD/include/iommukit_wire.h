@@ -16,7 +16,7 @@
  *
  *   Reply channels. Each thread of each process that talks to the service has one
  *   connection of its own, its channel, whose first packet is CHANNEL. Every request of
- *   the thread travels on its channel: OPEN, IOCTL, READ, WRITE and POLL with the file
+ *   the thread travels on its channel: OPEN, IOCTL, READ, WRITE, POLL, MMAP and MUNMAP with the file
  *   they are about attached (SCM_RIGHTS; the kernel vouches that the caller holds it,
  *   and its name or inode tells the service which connection it is), RELEASE and
  *   VM_STATUS without. Each gets exactly one REPLY there; INSTALL upcalls and the
@@ -79,6 +79,11 @@ enum ikd_op {
 	IKD_OP_CHANNEL = 7,      /* channel, first packet; SCM_RIGHTS: the shim's end */
 	IKD_OP_RELEASE = 8,      /* channel: finish due releases, then reply */
 	IKD_OP_VM_STATUS = 9,    /* channel: len = pid; ret = VmPin | VmLck << 32, in pages */
+	IKD_OP_MMAP = 10,        /* channel, iommufd attached: arg = struct ikd_mmap *,
+	                          * len = its size */
+	IKD_OP_MUNMAP = 11,      /* channel, iommufd attached: arg, len = a range of an
+	                          * iommufd mapping the caller just unmapped; ret = 1 once
+	                          * nothing of that mapping is left */
 };
 
 enum ikd_open_kind {
@@ -100,6 +105,18 @@ struct ikd_request {
 	uint32_t cmd;
 	uint64_t arg;
 	uint64_t len;
+};
+
+/* mmap of an iommufd: the shim has mapped its own memfd, shared, at addr; the service
+ * maps the vIOMMU region there in the model and copies its bytes into that memfd. */
+struct ikd_mmap {
+	uint64_t addr;
+	uint64_t length;
+	uint64_t offset;
+	int32_t memfd;  /* the caller's descriptor of that memfd */
+	uint32_t prot;  /* PROT_* */
+	uint32_t flags; /* MAP_* */
+	uint32_t reserved;
 };
 
 struct ikd_reply {

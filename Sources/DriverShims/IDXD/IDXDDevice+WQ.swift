@@ -29,7 +29,7 @@ extension IDXDDevice {
     /// kernel WQ, or any shared WQ, whose type has a PASID gets WQCFG `pasid_en` with the
     /// kernel PASID (dedicated) or 0 (shared: each descriptor carries its own); WQCFG
     /// `priv` stays 0; a dedicated kernel WQ with `pasid_en` needs the PCI PASID
-    /// capability's Privileged Mode (spec §6 item 27). A dedicated kernel WQ without a
+    /// capability's Privileged Mode (a DSA architecture rule). A dedicated kernel WQ without a
     /// kernel PASID runs on the RID. Dedicated user WQs get their PASID at open.
     /// On failure ``commandStatus`` says why.
     /// - Throws: for a user WQ without user PASID `EOPNOTSUPP`

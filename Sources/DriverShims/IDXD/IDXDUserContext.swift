@@ -88,7 +88,7 @@ public final class IDXDUserContext: @unchecked Sendable {
     /// first — `IDXD_CMD_DRAIN_PASID` on a shared WQ, `idxd_wq_disable_pasid` (disable,
     /// which drains, clear the PASID, enable) on a dedicated one — and only then
     /// `iommu_sva_unbind_device`, which clears the PASID entry and drains page requests
-    /// (check 80, invariant I10). A second close does nothing.
+    /// (the checker's PASID teardown order, I10). A second close does nothing.
     public func close() {
         device.lock.withLock {
             releaseLocked()

@@ -152,7 +152,7 @@ public final class KernelAddressSpace: @unchecked Sendable {
             let a = va + UInt64(done)
             let n = min(bytes.count - done, Int(4096 - (a & 0xFFF)))
             guard let pa = physicalAddress(of: a) else { throw .badAddress }
-            memory.write(pa, Array(bytes[done..<done + n]))
+            try memory.write(pa, Array(bytes[done..<done + n]))
             done += n
         }
     }
@@ -166,7 +166,7 @@ public final class KernelAddressSpace: @unchecked Sendable {
             let a = va + UInt64(done)
             let n = min(count - done, Int(4096 - (a & 0xFFF)))
             guard let pa = physicalAddress(of: a) else { throw .badAddress }
-            out += memory.bytes(at: pa, count: n)
+            out += try memory.bytes(at: pa, count: n)
             done += n
         }
         return out

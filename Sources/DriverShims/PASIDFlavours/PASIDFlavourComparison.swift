@@ -55,6 +55,9 @@ public struct PASIDFlavourResult: Sendable, Encodable {
     /// Whether the copy after the destination was moved to a new frame reached the new
     /// frame (what the CPU reads).
     public let copyAfterRemapVisible: Bool
+    /// Why the IOMMU did not offer the flavour (its driver refused the setup with
+    /// `EOPNOTSUPP`, e.g. supervisor SVA on an SMMUv3); nil when the workload ran.
+    public let unsupported: String?
 }
 
 /// Runs each PASID flavour on the same workload, on a fresh machine from `makeRig`, with
@@ -64,7 +67,8 @@ public struct PASIDFlavourResult: Sendable, Encodable {
 /// 3. the destination moves to a new frame the way the flavour's owner does it (DMA-API
 ///    unmap/map, a vmalloc page remapped, `iommu_sva_unmap`/`map`, `munmap`/`mmap`);
 /// 4. a third MEMMOVE and a COMPARE; then teardown.
-/// Counters and checker violations are taken over steps 1–4.
+/// Counters and checker violations are taken over steps 1–4. A flavour whose setup the
+/// IOMMU driver refuses with `EOPNOTSUPP` is reported as unsupported, not run.
 public enum PASIDFlavourComparison {
     /// The pattern the workload copies.
     public static let pattern: [UInt8] = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
@@ -91,12 +95,17 @@ public enum PASIDFlavourComparison {
         machine.checker.clear()
         let before = machine.counters
         let log = APICallLog()
-        let visible: Bool
-        switch flavour {
-        case .kernelPASID: visible = try kernelPASID(machine, idxd, log)
-        case .supervisorSVA: visible = try supervisorSVA(machine, idxd, log)
-        case .privatePASID: visible = try privatePASID(machine, idxd, log)
-        case .userSVA: visible = try userSVA(machine, idxd, log)
+        var visible = false
+        var unsupported: String?
+        do {
+            switch flavour {
+            case .kernelPASID: visible = try kernelPASID(machine, idxd, log)
+            case .supervisorSVA: visible = try supervisorSVA(machine, idxd, log)
+            case .privatePASID: visible = try privatePASID(machine, idxd, log)
+            case .userSVA: visible = try userSVA(machine, idxd, log)
+            }
+        } catch let e as Errno where e == .notSupported {
+            unsupported = "\(rig.unit.driver.name) returned EOPNOTSUPP"
         }
         let after = machine.counters
         var kinds: [String: Int] = [:]
@@ -108,12 +117,12 @@ public enum PASIDFlavourComparison {
         return PASIDFlavourResult(flavour: flavour, calls: log.counts, callCount: log.calls.count,
                                   invalidationsByKind: kinds, invalidations: kinds.values.reduce(0, +),
                                   walks: after.hardware.walks - before.hardware.walks,
-                                  violations: violations, copyAfterRemapVisible: visible)
+                                  violations: violations, copyAfterRemapVisible: visible, unsupported: unsupported)
     }
 
     private static func frame(_ machine: Machine, _ bytes: [UInt8] = []) throws -> PhysicalAddress {
         let pa = try machine.memory.allocContiguous(bytes: 4096)
-        if !bytes.isEmpty { machine.memory.write(pa, bytes) }
+        if !bytes.isEmpty { try machine.memory.write(pa, bytes) }
         return pa
     }
 
@@ -154,7 +163,7 @@ public enum PASIDFlavourComparison {
         try move(iSrc, iDst2, iCR, pasid: kp.pasid, priv: false, submit)
         try compare(iSrc, iDst2, iCR, pasid: kp.pasid, priv: false, submit)
         machine.step("\(PASIDFlavour.kernelPASID.rawValue): copied after the remap")
-        let visible = machine.memory.bytes(at: dst2, count: 4096) == pattern
+        let visible = try machine.memory.bytes(at: dst2, count: 4096) == pattern
         for (iova, pa) in [(iSrc, src), (iDst2, dst2), (iCR, cr)] {
             log.record("dma_unmap_page")
             try iommu.dmaUnmapPage(dev, dmaAddress: iova, size: 4096)
@@ -206,7 +215,7 @@ public enum PASIDFlavourComparison {
         try move(iSrc, iDst, iCR, pasid: pasid, priv: false, submit)
         try compare(iSrc, iDst, iCR, pasid: pasid, priv: false, submit)
         machine.step("\(PASIDFlavour.privatePASID.rawValue): copied after the remap")
-        let visible = machine.memory.bytes(at: dst2, count: 4096) == pattern
+        let visible = try machine.memory.bytes(at: dst2, count: 4096) == pattern
         for iova in [iSrc, iDst, iCR] { try pp.unmap(pasid: pasid, iova: iova, size: 4096) }
         try pp.freePrivatePasid(domain: domain, pasid: pasid)
         log.record("iommu_domain_free")
@@ -216,7 +225,7 @@ public enum PASIDFlavourComparison {
     }
 
     private static func userSVA(_ machine: Machine, _ idxd: IDXDDevice, _ log: APICallLog) throws -> Bool {
-        let process = try Process(memory: machine.memory, pid: 100)
+        let process = try machine.makeProcess(pid: 100)
         let base = try process.mmap(length: 3 * 4096, prot: [.read, .write], populate: true)
         let src = base, dst = base + 4096, cr = base + 8192
         // Under user SVA the device's IOVAs are the process's virtual addresses.

@@ -13,7 +13,7 @@ extension VFIODeviceFile {
     ///    second attach of the same target is a replace, never `EBUSY`;
     /// 5. `pt_id` is written back: the attached HWPT (the auto domain for an IOAS).
     ///    `EFAULT` there detaches what was just attached. Mainline detaches the RID even
-    ///    after a PASID attach (kernel-iommu.md §6 item 35); the model detaches the
+    ///    after a PASID attach (`vfio_df_ioctl_attach_pt`'s unwind); the model detaches the
     ///    PASID it attached.
     func attachPT(_ arg: UInt64, _ memory: any UserMemory) throws(Errno) -> Int32 {
         let minsz = VFIODeviceAttachIOMMUFDPT.minSize

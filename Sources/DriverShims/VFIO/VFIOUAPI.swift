@@ -36,10 +36,13 @@ public enum VFIODeviceFlag {
 
 /// `struct vfio_device_bind_iommufd`: argument of `VFIO_DEVICE_BIND_IOMMUFD`.
 public struct VFIODeviceBindIOMMUFD: UAPIStruct, Hashable {
+    /// The C name: `struct vfio_device_bind_iommufd`.
     public static let cName = "vfio_device_bind_iommufd"
+    /// `sizeof(struct vfio_device_bind_iommufd)`: 24 bytes.
     public static let size = 24
     /// `minsz` of `vfio_df_ioctl_bind_iommufd`: `offsetofend(out_devid)`.
     public static let minSize = offsetOfEnd("out_devid")
+    /// The fields of `struct vfio_device_bind_iommufd` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("argsz", 0, &v.argsz)
         f.field("flags", 4, &v.flags)
@@ -59,6 +62,7 @@ public struct VFIODeviceBindIOMMUFD: UAPIStruct, Hashable {
     /// `token_uuid_ptr`: user pointer to a 16-byte VF token.
     public var tokenUUIDPtr: UInt64 = 0
 
+    /// An all-zero `struct vfio_device_bind_iommufd`.
     public init() {}
     /// A value; `argsz` defaults to `sizeof`.
     public init(argsz: UInt32 = 24, flags: UInt32 = 0, iommufd: Int32 = -1, outDevid: UInt32 = 0,
@@ -74,10 +78,13 @@ public struct VFIODeviceBindIOMMUFD: UAPIStruct, Hashable {
 /// `struct vfio_device_attach_iommufd_pt`: argument of `VFIO_DEVICE_ATTACH_IOMMUFD_PT`;
 /// `pasid` is read only with `VFIO_DEVICE_ATTACH_PASID`.
 public struct VFIODeviceAttachIOMMUFDPT: UAPIStruct, Hashable {
+    /// The C name: `struct vfio_device_attach_iommufd_pt`.
     public static let cName = "vfio_device_attach_iommufd_pt"
+    /// `sizeof(struct vfio_device_attach_iommufd_pt)`: 16 bytes.
     public static let size = 16
     /// `minsz` of `vfio_df_ioctl_attach_pt`: `offsetofend(pt_id)`.
     public static let minSize = offsetOfEnd("pt_id")
+    /// The fields of `struct vfio_device_attach_iommufd_pt` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("argsz", 0, &v.argsz)
         f.field("flags", 4, &v.flags)
@@ -94,6 +101,7 @@ public struct VFIODeviceAttachIOMMUFDPT: UAPIStruct, Hashable {
     /// `pasid`.
     public var pasid: UInt32 = 0
 
+    /// An all-zero `struct vfio_device_attach_iommufd_pt`.
     public init() {}
     /// A value; `argsz` defaults to `sizeof`.
     public init(argsz: UInt32 = 16, flags: UInt32 = 0, ptId: UInt32 = 0, pasid: UInt32 = 0) {
@@ -107,10 +115,13 @@ public struct VFIODeviceAttachIOMMUFDPT: UAPIStruct, Hashable {
 /// `struct vfio_device_detach_iommufd_pt`: argument of `VFIO_DEVICE_DETACH_IOMMUFD_PT`;
 /// `pasid` is read only with `VFIO_DEVICE_DETACH_PASID`.
 public struct VFIODeviceDetachIOMMUFDPT: UAPIStruct, Hashable {
+    /// The C name: `struct vfio_device_detach_iommufd_pt`.
     public static let cName = "vfio_device_detach_iommufd_pt"
+    /// `sizeof(struct vfio_device_detach_iommufd_pt)`: 12 bytes.
     public static let size = 12
     /// `minsz` of `vfio_df_ioctl_detach_pt`: `offsetofend(flags)`.
     public static let minSize = offsetOfEnd("flags")
+    /// The fields of `struct vfio_device_detach_iommufd_pt` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("argsz", 0, &v.argsz)
         f.field("flags", 4, &v.flags)
@@ -124,6 +135,7 @@ public struct VFIODeviceDetachIOMMUFDPT: UAPIStruct, Hashable {
     /// `pasid`.
     public var pasid: UInt32 = 0
 
+    /// An all-zero `struct vfio_device_detach_iommufd_pt`.
     public init() {}
     /// A value; `argsz` defaults to `sizeof`.
     public init(argsz: UInt32 = 12, flags: UInt32 = 0, pasid: UInt32 = 0) {

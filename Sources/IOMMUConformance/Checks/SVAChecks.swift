@@ -204,9 +204,9 @@ extension ConformanceCheck {
     }
 
     /// Check 40, one driver: devices behind two units of the same driver object share
-    /// the mm's SVA domain.
+    /// the mm's SVA domain, when the driver's domains span units.
     public static var check40CompatibleUnitsOfOneDriverShareTheDomain: ConformanceCheck {
-        ConformanceCheck(requires: [.pasid, .sva]) { vendor in
+        ConformanceCheck(requires: [.pasid, .sva, .domainsSpanUnits]) { vendor in
             let rig = try vendor.svaRig()
             let a = rig.devices[0]
             let c = try rig.addDevice(vendor.svaDevice, behind: rig.addUnit(sharingDriver: true))

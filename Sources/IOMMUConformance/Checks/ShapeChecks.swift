@@ -138,7 +138,7 @@ extension ConformanceCheck {
                 XCTAssertEqual(rig.iommu.iovaToPhys(def, iova: iova), PhysicalAddress(identity: iova))
             }
             try dev.dmaWrite(at: 0x2001000, bytes: [0xfe, 0xed])
-            XCTAssertEqual(rig.memory.bytes(at: 0x2001000, count: 2), [0xfe, 0xed])
+            XCTAssertEqual(try rig.memory.bytes(at: 0x2001000, count: 2), [0xfe, 0xed])
             // A window at the top of the DMA space: allocations go below it.
             let top = min(def.geometry.apertureEnd, IOVA(rawValue: UInt64(UInt32.max)))
             let high = ReservedRegion(start: top + 1 - 0x10000, length: 0x10000, kind: .direct)

@@ -6,7 +6,7 @@ import IOMMUCore
 /// Three requirements are enough for a vendor that only translates: ``name``,
 /// ``capabilities`` and ``makeUnit(on:sharingDriverWith:)``. Every other requirement has
 /// a default; a vendor implements it when it declares the capability that needs it (the
-/// default throws ``ConformanceError/notImplemented(vendor:requirement:capability:)``,
+/// default throws ``ConformanceError/capabilityWithoutHook(vendor:requirement:capability:)``,
 /// so a declared capability without its hook fails the checks that need it instead of
 /// passing them).
 ///
@@ -46,7 +46,7 @@ public protocol ConformanceVendor: Sendable {
     /// A new unit whose driver is built as `variant` says (capability
     /// ``VendorCapabilities/driverVariants``). Default: an empty variant is
     /// ``makeUnit(on:sharingDriverWith:)`` with a new driver; any other variant throws
-    /// ``ConformanceError/notImplemented(vendor:requirement:capability:)``.
+    /// ``ConformanceError/capabilityWithoutHook(vendor:requirement:capability:)``.
     func makeUnit(on machine: Machine, variant: DriverVariant) throws -> IOMMUDevice
 
     /// The PCI function for `spec` at `rid` (not added to a machine yet). Default: a
@@ -57,7 +57,7 @@ public protocol ConformanceVendor: Sendable {
     /// device is probed, so the driver reports them (`iommu_ops.get_resv_regions`).
     /// Needed for ``VendorCapabilities/directMappedRegions`` and
     /// ``VendorCapabilities/anyReservedRegion``. Default: nothing to describe is fine,
-    /// anything else throws ``ConformanceError/notImplemented(vendor:requirement:capability:)``.
+    /// anything else throws ``ConformanceError/capabilityWithoutHook(vendor:requirement:capability:)``.
     func describeReservedRegions(_ regions: [ReservedRegion], for rid: RID, on unit: IOMMUDevice) throws
 
     /// A `IOMMU_HWPT_ALLOC_NEST_PARENT` paging parent for `dev` and a nested domain on it
@@ -92,7 +92,7 @@ extension ConformanceVendor {
     /// The empty variant is a plain unit; others need an implementation.
     public func makeUnit(on machine: Machine, variant: DriverVariant) throws -> IOMMUDevice {
         guard variant.isEmpty else {
-            throw ConformanceError.notImplemented(vendor: name, requirement: "makeUnit(on:variant:)",
+            throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "makeUnit(on:variant:)",
                                                   capability: .driverVariants)
         }
         return try makeUnit(on: machine, sharingDriverWith: nil)
@@ -108,25 +108,25 @@ extension ConformanceVendor {
     /// Accepts no region.
     public func describeReservedRegions(_ regions: [ReservedRegion], for rid: RID, on unit: IOMMUDevice) throws {
         guard regions.isEmpty else {
-            throw ConformanceError.notImplemented(vendor: name, requirement: "describeReservedRegions(_:for:on:)",
+            throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "describeReservedRegions(_:for:on:)",
                                                   capability: .directMappedRegions)
         }
     }
 
     /// Not implemented.
     public func nestedDomain(in rig: Rig, for dev: PCIDevice) throws -> (parent: IOMMUDomain, nested: IOMMUDomain) {
-        throw ConformanceError.notImplemented(vendor: name, requirement: "nestedDomain(in:for:)", capability: .nesting)
+        throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "nestedDomain(in:for:)", capability: .nesting)
     }
 
     /// Not implemented.
     public func failSetDevPasid(_ errno: Errno?, on dev: PCIDevice) throws {
-        throw ConformanceError.notImplemented(vendor: name, requirement: "failSetDevPasid(_:on:)",
+        throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "failSetDevPasid(_:on:)",
                                               capability: .failureInjection)
     }
 
     /// Not implemented.
     public func failMapPages(after pages: Int?, in domain: IOMMUDomain) throws {
-        throw ConformanceError.notImplemented(vendor: name, requirement: "failMapPages(after:in:)",
+        throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "failMapPages(after:in:)",
                                               capability: .failureInjection)
     }
 
@@ -239,14 +239,15 @@ public struct DriverCall: Hashable, Sendable, CustomStringConvertible {
 
 /// Why a vendor could not do what a check asked.
 public enum ConformanceError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The vendor declares `capability` but does not implement `requirement`, which
-    /// the capability needs.
-    case notImplemented(vendor: String, requirement: String, capability: VendorCapabilities)
+    /// The vendor declares `capability` but does not implement `requirement`, the hook
+    /// the capability needs: the protocol's default ran, so the check fails rather than
+    /// passing on a capability the vendor only claims.
+    case capabilityWithoutHook(vendor: String, requirement: String, capability: VendorCapabilities)
 
     /// A sentence naming the vendor, the requirement and the capability.
     public var description: String {
         switch self {
-        case .notImplemented(let vendor, let requirement, let capability):
+        case .capabilityWithoutHook(let vendor, let requirement, let capability):
             "\(vendor) does not implement ConformanceVendor.\(requirement), which capability \(capability) needs"
         }
     }

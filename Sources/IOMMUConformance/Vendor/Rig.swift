@@ -72,7 +72,7 @@ public final class Rig: @unchecked Sendable {
     /// with `fill`.
     public func buffer(fill: UInt8 = 0, bytes: Int = 4096) throws -> PhysicalAddress {
         let pa = try memory.allocContiguous(bytes: bytes)
-        if fill != 0 { memory.write(pa, [UInt8](repeating: fill, count: bytes)) }
+        if fill != 0 { try memory.write(pa, [UInt8](repeating: fill, count: bytes)) }
         return pa
     }
 
@@ -94,10 +94,11 @@ public final class Rig: @unchecked Sendable {
         return u.hardwareLock.withLock { u.hardware.hasLiveEntry(rid: dev.rid, pasid: pasid) }
     }
 
-    /// A new process (an mm) on the machine, with the next pid from 101.
+    /// A new process (an mm) on the machine, with the next pid from 101; its page table
+    /// has the format of the machine's CPU architecture.
     public func process() throws -> IOMMUCore.Process {
         nextPid += 1
-        return try IOMMUCore.Process(memory: memory, pid: nextPid)
+        return try machine.makeProcess(pid: nextPid)
     }
 
     /// A leak check starting now over this rig's machine and every unit on it (see

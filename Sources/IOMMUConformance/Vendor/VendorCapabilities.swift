@@ -47,6 +47,11 @@ public struct VendorCapabilities: OptionSet, Hashable, Sendable, CustomStringCon
     /// have `dirty_ops`, and the hardware records device writes in them while tracking is
     /// on.
     public static let dirtyTracking = VendorCapabilities(rawValue: 1 << 11)
+    /// A domain allocated for a device behind one unit can be attached to devices behind
+    /// another unit of the same driver object (VT-d checks compatibility per unit). A
+    /// vendor that finalises each domain for one unit (SMMUv3: `smmu_domain->smmu`)
+    /// refuses that attach with `EINVAL` and lacks it.
+    public static let domainsSpanUnits = VendorCapabilities(rawValue: 1 << 12)
 
     /// Every capability with its name, in declaration order.
     public static let named: [(VendorCapabilities, String)] = [
@@ -55,6 +60,7 @@ public struct VendorCapabilities: OptionSet, Hashable, Sendable, CustomStringCon
         (.driverVariants, "driverVariants"), (.failureInjection, "failureInjection"),
         (.directMappedRegions, "directMappedRegions"), (.anyReservedRegion, "anyReservedRegion"),
         (.sva, "sva"), (.pageRequests, "pageRequests"), (.dirtyTracking, "dirtyTracking"),
+        (.domainsSpanUnits, "domainsSpanUnits"),
     ]
 
     /// The names of the capabilities in the set, e.g. `nesting, userPasidTable`.

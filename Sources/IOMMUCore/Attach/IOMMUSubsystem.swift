@@ -16,6 +16,9 @@ public final class IOMMUSubsystem: @unchecked Sendable {
     let memory: PhysicalMemory
     let mapCounters: MapCounters
     let lock = RecursiveLock()
+    /// Entry points running on this thread under ``lock`` (they nest: SVA bind attaches a
+    /// PASID); only the outermost records its failure.
+    private var entryDepth = 0
     var groups: [IOMMUGroup] = []
     private var nextGroupID = 0
     /// Global PASIDs in use (`iommu_global_pasid_ida`).
@@ -43,6 +46,40 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         machine.recordWarning(Warning(function: function, message: message))
     }
 
+    /// Records that entry point `call` failed with `error`: an `iommukit:error` event
+    /// with the call, the errno's C name and the error's text (what refused and why).
+    func noteFailure(_ call: String, _ error: Errno) {
+        machine.events.record(.model("error", [.init("call", call), .init("errno", error.cName), .init("text", "\(error)")]))
+    }
+
+    /// Runs the body of entry point `call` under the core's lock; a failure is recorded
+    /// (``noteFailure(_:_:)``) and rethrown.
+    func entry<T>(_ call: String, _ body: () throws(Errno) -> T) throws(Errno) -> T {
+        try lock.withLock { () throws(Errno) -> T in
+            entryDepth += 1
+            defer { entryDepth -= 1 }
+            do throws(Errno) {
+                return try body()
+            } catch {
+                if entryDepth == 1 { noteFailure(call, error) }
+                throw error
+            }
+        }
+    }
+
+    /// Runs entry point `call` without the lock, recording a failure as ``entry(_:_:)``
+    /// does: only when not called from within another entry point. (Taking the lock on
+    /// the failure path tells: a thread inside an entry holds it with a depth above 0;
+    /// any other thread gets it only once every entry has left.)
+    func unlockedEntry<T>(_ call: String, _ body: () throws(Errno) -> T) throws(Errno) -> T {
+        do {
+            return try body()
+        } catch {
+            if lock.withLock({ entryDepth == 0 }) { noteFailure(call, error) }
+            throw error
+        }
+    }
+
     // MARK: probe
 
     /// Probes `dev` behind its IOMMU (`__iommu_probe_device`): driver probe, `max_pasids`,
@@ -53,7 +90,7 @@ public final class IOMMUSubsystem: @unchecked Sendable {
     ///   managed by the IOMMU and nothing it created is left behind.
     func probe(_ dev: PCIDevice, deferDefaultDomain: Bool = false) throws(Errno) {
         guard let unit = dev.iommu else { return }
-        try lock.withLock { () throws(Errno) in
+        try entry("iommu_probe_device") { () throws(Errno) in
             try unit.driver.probeDevice(dev)
             if let cap = dev.caps.pasid {
                 dev.maxPasids = min(UInt32(1) << UInt32(cap.width), unit.maxPasids)
@@ -144,7 +181,9 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         let driver = dev.iommu!.driver
         let type = driver.defDomainType(dev) ?? defaultDomainType
         if type == .identity {
-            guard let identity = driver.identityDomain else { throw .noDevice }
+            guard let identity = driver.identityDomain else {
+                throw .noDevice.from("iommu_group_alloc_default_domain", "\(driver.name) has no identity domain")
+            }
             return identity
         }
         let domain: IOMMUDomain
@@ -226,17 +265,27 @@ public final class IOMMUSubsystem: @unchecked Sendable {
     /// paging (UNMANAGED) domain.
     /// - Throws: `ENODEV` if the device has no IOMMU; the driver's `EOPNOTSUPP`/`ENOMEM`.
     public func allocPagingDomain(for dev: PCIDevice, flags: DomainAllocFlags = []) throws(Errno) -> IOMMUDomain {
-        guard let unit = dev.iommu, dev.group != nil else { throw .noDevice }
-        let d = try unit.driver.domainAllocPaging(dev, flags: flags, userData: nil)
-        d.type = .unmanaged
-        return d
+        try unlockedEntry("iommu_paging_domain_alloc_flags") { () throws(Errno) -> IOMMUDomain in
+            guard let unit = dev.iommu, dev.group != nil else {
+                throw .noDevice.from("iommu_paging_domain_alloc_flags", "\(dev.rid) has no IOMMU group")
+            }
+            let d = try unit.driver.domainAllocPaging(dev, flags: flags, userData: nil)
+            d.type = .unmanaged
+            return d
+        }
     }
 
     /// `iommu_domain_free`: releases the domain's resources. Freeing a domain that is
-    /// still attached somewhere is a caller bug, reported as a WARN.
+    /// still attached somewhere is a caller bug, reported as a WARN; freeing it twice is
+    /// a WARN that changes nothing. A freed domain is refused by map and attach
+    /// (`EINVAL`, WARN).
     public func freeDomain(_ domain: IOMMUDomain) {
         lock.withLock {
             if isStatic(domain) { return }
+            if domain.isFreed {
+                warn("iommu_domain_free", "\(domain) freed twice")
+                return
+            }
             let attached = groups.contains { g in
                 g.domain === domain || g.ridSlot?.domain === domain || g.pasidArray.values.contains { $0.domain === domain }
             }
@@ -264,7 +313,8 @@ public final class IOMMUSubsystem: @unchecked Sendable {
         }
     }
 
-    /// What the core says translates (`dev`, `pasid`), for the invariant checker (I1).
+    /// What the core says translates (`dev`, `pasid`), for the invariant checker
+    /// (``Invariant/translationAuthority``).
     enum Authority {
         case domain(IOMMUDomain)
         case blocked

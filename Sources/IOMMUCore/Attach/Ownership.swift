@@ -3,13 +3,14 @@ extension IOMMUSubsystem {
     /// - Throws: `EPROBE_DEFER` before the default domain exists; `EBUSY` when a user owns
     ///   the group, the group is not on its default domain, or PASIDs are attached.
     public func deviceUseDefaultDomain(_ dev: PCIDevice) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
+        try entry("iommu_device_use_default_domain") { () throws(Errno) in
             guard let group = dev.group else { return }
-            guard group.defaultDomain != nil else { throw .probeDefer }
+            let f = "iommu_device_use_default_domain"
+            guard group.defaultDomain != nil else { throw .probeDefer.from(f, "\(group) has no default domain yet") }
             if group.ownerCount != 0 {
-                if group.domain !== group.defaultDomain || group.ownerCookie != nil || group.hasPasidArrayEntries {
-                    throw .busy
-                }
+                if group.ownerCookie != nil { throw .busy.from(f, "a user owns \(group) (iommu_group_claim_dma_owner)") }
+                if group.domain !== group.defaultDomain { throw .busy.from(f, "\(group) is not on its default domain") }
+                if group.hasPasidArrayEntries { throw .busy.from(f, "\(group) has PASIDs attached") }
             }
             group.ownerCount += 1
         }
@@ -34,8 +35,10 @@ extension IOMMUSubsystem {
     ///   default domain or PASIDs are attached; `EINVAL` when the blocking domain cannot be
     ///   attached (a device requires direct mappings).
     public func groupClaimDMAOwner(_ group: IOMMUGroup, owner: AnyObject) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard group.ownerCount == 0 else { throw .notPermitted }
+        try entry("iommu_group_claim_dma_owner") { () throws(Errno) in
+            guard group.ownerCount == 0 else {
+                throw .notPermitted.from("iommu_group_claim_dma_owner", "\(group) is in use (\(group.ownerCount) owner(s))")
+            }
             try takeOwnership(group, owner)
         }
     }
@@ -45,10 +48,14 @@ extension IOMMUSubsystem {
     /// - Throws: `ENODEV` no group; `EPERM` a DMA-API driver or a different owner holds the
     ///   group; `EBUSY`/`EINVAL` as ``groupClaimDMAOwner(_:owner:)``.
     public func deviceClaimDMAOwner(_ dev: PCIDevice, owner: AnyObject) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard let group = dev.group else { throw .noDevice }
+        try entry("iommu_device_claim_dma_owner") { () throws(Errno) in
+            guard let group = dev.group else { throw .noDevice.from("iommu_device_claim_dma_owner", "\(dev.rid) has no IOMMU group") }
             if group.ownerCount != 0 {
-                guard group.ownerCookie == ObjectIdentifier(owner) else { throw .notPermitted }
+                guard group.ownerCookie == ObjectIdentifier(owner) else {
+                    throw .notPermitted.from("iommu_device_claim_dma_owner", group.ownerCookie == nil
+                        ? "a kernel driver uses \(group) through the DMA API"
+                        : "another owner holds \(group)")
+                }
                 group.ownerCount += 1
                 return
             }
@@ -57,9 +64,10 @@ extension IOMMUSubsystem {
     }
 
     private func takeOwnership(_ group: IOMMUGroup, _ owner: AnyObject) throws(Errno) {
-        if (group.domain != nil && group.domain !== group.defaultDomain) || group.hasPasidArrayEntries {
-            throw .busy
+        if group.domain != nil && group.domain !== group.defaultDomain {
+            throw .busy.from("__iommu_take_dma_ownership", "\(group) is not on its default domain")
         }
+        if group.hasPasidArrayEntries { throw .busy.from("__iommu_take_dma_ownership", "\(group) has PASIDs attached") }
         let blocking = try blockingDomain(for: group)
         try setGroupDomain(group, blocking)
         group.owner = owner
@@ -71,7 +79,9 @@ extension IOMMUSubsystem {
     /// domain, which blocks just as well.
     private func blockingDomain(for group: IOMMUGroup) throws(Errno) -> IOMMUDomain {
         if let b = group.blockingDomain { return b }
-        guard let dev = group.devices.first, let driver = dev.iommu?.driver else { throw .noDevice }
+        guard let dev = group.devices.first, let driver = dev.iommu?.driver else {
+            throw .noDevice.from("__iommu_group_alloc_blocking_domain", "\(group) has no device behind an IOMMU")
+        }
         let b: IOMMUDomain
         if let blocked = driver.blockedDomain {
             b = blocked

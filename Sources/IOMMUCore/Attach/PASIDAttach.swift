@@ -9,23 +9,36 @@ extension IOMMUSubsystem {
     /// PASID of every PASID-capable device in the group. The slot is reserved first and
     /// published only after every device's hardware entry is programmed.
     /// - Throws: `ENODEV` no group; `EOPNOTSUPP` the domain lacks `set_dev_pasid` or the
-    ///   driver's blocked domain does; `EINVAL` for PASID 0, a domain of another driver, a
-    ///   PASID beyond a member's `max_pasids`, or a RID that owns the whole PASID table;
+    ///   driver's blocked domain does; `EINVAL` for PASID 0, a freed domain (WARN), a
+    ///   domain of another driver, a PASID beyond a member's `max_pasids`, or a RID that
+    ///   owns the whole PASID table;
     ///   `EBUSY` PASID already attached or reset in progress; the driver's errno (devices
     ///   already programmed are rolled back to blocked and the slot is released).
     public func attachDevicePasid(_ domain: IOMMUDomain, to dev: PCIDevice, pasid: PASID,
                                   handle: AttachHandle? = nil) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard let group = dev.group, let driver = dev.iommu?.driver else { throw .noDevice }
-            guard domain.ops.contains(.setDevPasid), let blocked = pasidRemover(driver) else { throw .notSupported }
-            guard domain.owner === driver, pasid.rawValue != 0 else { throw .invalidArgument }
-            guard group.recoveryCount == 0 else { throw .busy }
+        try entry("iommu_attach_device_pasid") { () throws(Errno) in
+            let f = "iommu_attach_device_pasid"
+            guard let group = dev.group, let driver = dev.iommu?.driver else {
+                throw .noDevice.from(f, "\(dev.rid) has no IOMMU group")
+            }
+            guard domain.ops.contains(.setDevPasid) else { throw .notSupported.from(f, "\(domain) has no set_dev_pasid") }
+            guard let blocked = pasidRemover(driver) else {
+                throw .notSupported.from(f, "\(driver.name)'s blocked domain cannot remove a PASID")
+            }
+            try checkLive(domain, f)
+            guard domain.owner === driver else { throw .invalidArgument.from(f, "\(domain) belongs to another driver") }
+            guard pasid.rawValue != 0 else { throw .invalidArgument.from(f, "PASID 0 is the RID's (IOMMU_NO_PASID)") }
+            guard group.recoveryCount == 0 else { throw .busy.from(f, "a device of \(group) is being reset") }
             let targets = group.pasidCapableDevices
-            if targets.contains(where: { pasid.rawValue >= $0.maxPasids }) { throw .invalidArgument }
+            if let short = targets.first(where: { pasid.rawValue >= $0.maxPasids }) {
+                throw .invalidArgument.from(f, "PASID \(pasid) is beyond \(short.rid)'s max_pasids \(short.maxPasids)")
+            }
             // Model rule: while the RID's domain owns every PASID, single-PASID attach is
             // refused with SMMUv3's errno for the same situation.
-            if group.ridOwnsAllPasids { throw .invalidArgument }
-            guard group.pasidArray[pasid] == nil else { throw .busy }
+            if group.ridOwnsAllPasids {
+                throw .invalidArgument.from(f, "the RID of \(group) owns every PASID (a user PASID table)")
+            }
+            guard group.pasidArray[pasid] == nil else { throw .busy.from(f, "PASID \(pasid) of \(group) is already attached") }
             group.pasidArray[pasid] = .reserved
             var done: [PCIDevice] = []
             for target in targets {
@@ -49,7 +62,8 @@ extension IOMMUSubsystem {
     }
 
     /// Stores a programmed entry; with the checker on, verifies that the hardware of every
-    /// PASID-capable member is live first (I11: never publish before programming).
+    /// PASID-capable member is live first (never publish before programming:
+    /// ``Invariant/entryVisibility``).
     private func publish(_ group: IOMMUGroup, _ pasid: PASID, _ slot: PasidSlot) {
         if machine.checker.isEnabled {
             for d in group.pasidCapableDevices where !(d.iommu?.hardware.hasLiveEntry(rid: d.rid, pasid: pasid) ?? true) {
@@ -68,15 +82,23 @@ extension IOMMUSubsystem {
     ///   keeps translating and stays in the PASID array).
     public func replaceDevicePasid(_ domain: IOMMUDomain, on dev: PCIDevice, pasid: PASID,
                                    handle: AttachHandle?) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard let group = dev.group, let driver = dev.iommu?.driver else { throw .noDevice }
-            guard domain.ops.contains(.setDevPasid) else { throw .notSupported }
-            guard domain.owner === driver, pasid.rawValue != 0, let handle else { throw .invalidArgument }
-            guard group.recoveryCount == 0 else { throw .busy }
-            guard let slot = group.pasidArray[pasid], let old = slot.domain else { throw .invalidArgument }
+        try entry("iommu_replace_device_pasid") { () throws(Errno) in
+            let f = "iommu_replace_device_pasid"
+            guard let group = dev.group, let driver = dev.iommu?.driver else {
+                throw .noDevice.from(f, "\(dev.rid) has no IOMMU group")
+            }
+            guard domain.ops.contains(.setDevPasid) else { throw .notSupported.from(f, "\(domain) has no set_dev_pasid") }
+            try checkLive(domain, f)
+            guard domain.owner === driver else { throw .invalidArgument.from(f, "\(domain) belongs to another driver") }
+            guard pasid.rawValue != 0 else { throw .invalidArgument.from(f, "PASID 0 is the RID's (IOMMU_NO_PASID)") }
+            guard let handle else { throw .invalidArgument.from(f, "no attach handle") }
+            guard group.recoveryCount == 0 else { throw .busy.from(f, "a device of \(group) is being reset") }
+            guard let slot = group.pasidArray[pasid], let old = slot.domain else {
+                throw .invalidArgument.from(f, "nothing is attached at PASID \(pasid) of \(group)")
+            }
             if case .handle(let current) = slot, current === handle {
                 warn("iommu_replace_device_pasid", "the stored attach handle was passed again")
-                throw .invalidArgument
+                throw .invalidArgument.from(f, "the handle passed is the one already stored")
             }
             if old !== domain {
                 var done: [PCIDevice] = []
@@ -136,8 +158,13 @@ extension IOMMUSubsystem {
     ///   `pasid`; `EBUSY` if `type` is given and the attached domain's type differs.
     public func attachHandle(_ group: IOMMUGroup, pasid: PASID?, type: DomainType? = nil) throws(Errno) -> AttachHandle {
         try lock.withLock { () throws(Errno) -> AttachHandle in
-            guard case .handle(let h)? = group.slot(pasid), let d = h.domain else { throw .noEntry }
-            if let type, d.type != type { throw .busy }
+            let at = pasid.map { "PASID \($0)" } ?? "the RID"
+            guard case .handle(let h)? = group.slot(pasid), let d = h.domain else {
+                throw .noEntry.from("iommu_attach_handle_get", "no attach handle at \(at) of \(group)")
+            }
+            if let type, d.type != type {
+                throw .busy.from("iommu_attach_handle_get", "the domain at \(at) is \(d.type), not \(type)")
+            }
             return h
         }
     }
@@ -147,8 +174,10 @@ extension IOMMUSubsystem {
     /// - Throws: `EBUSY` slot 0 occupied or the group on another domain; as
     ///   ``attachGroup(_:to:)`` otherwise (slot 0 is released on failure).
     public func attachGroupHandle(_ domain: IOMMUDomain, to group: IOMMUGroup, handle: AttachHandle) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard group.ridSlot == nil else { throw .busy }
+        try entry("iommu_attach_group_handle") { () throws(Errno) in
+            guard group.ridSlot == nil else {
+                throw .busy.from("iommu_attach_group_handle", "the RID slot of \(group) is taken")
+            }
             group.ridSlot = .reserved
             do throws(Errno) { try attachGroupLocked(domain, group) } catch {
                 group.ridSlot = nil
@@ -173,7 +202,7 @@ extension IOMMUSubsystem {
     /// handle at slot 0 together.
     /// - Throws: as ``replaceGroupDomain(_:of:)``; nothing changes on failure.
     public func replaceGroupHandle(_ domain: IOMMUDomain, of group: IOMMUGroup, handle: AttachHandle) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
+        try entry("iommu_replace_group_handle") { () throws(Errno) in
             try checkOwner(domain, group)
             try setGroupDomain(group, domain)
             handle.domain = domain
@@ -190,14 +219,19 @@ extension IOMMUSubsystem {
     ///   this driver; `EBUSY` PASIDs are attached individually, the group is on another
     ///   user's domain, or under reset; the driver's `attach_dev` errno.
     public func attachDeviceAllPasids(_ domain: IOMMUDomain, to dev: PCIDevice) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard let group = dev.group, let driver = dev.iommu?.driver else { throw .noDevice }
-            guard driver.userPasidTable else { throw .notSupported }
-            guard domain.type == .nested else { throw .invalidArgument }
-            guard group.pasidArray.isEmpty else { throw .busy }
+        try entry("iommu_attach_device_all_pasids") { () throws(Errno) in
+            let f = "iommu_attach_device_all_pasids"
+            guard let group = dev.group, let driver = dev.iommu?.driver else {
+                throw .noDevice.from(f, "\(dev.rid) has no IOMMU group")
+            }
+            guard driver.userPasidTable else {
+                throw .notSupported.from(f, "\(driver.name) attaches per PASID (no user PASID table)")
+            }
+            guard domain.type == .nested else { throw .invalidArgument.from(f, "\(domain) is not a nested domain") }
+            guard group.pasidArray.isEmpty else { throw .busy.from(f, "PASIDs of \(group) are attached one by one") }
             if let current = group.domain, current !== group.defaultDomain, current !== group.blockingDomain,
                group.ownerCookie == nil {
-                throw .busy
+                throw .busy.from(f, "\(group) is on \(current), another user's domain")
             }
             try checkOwner(domain, group)
             try setGroupDomain(group, domain)
@@ -210,7 +244,7 @@ extension IOMMUSubsystem {
     /// `iommu_alloc_global_pasid(dev)`: the lowest free PASID in
     /// [`IOMMU_FIRST_GLOBAL_PASID` (1), `max_pasids` - 1] from one system-wide allocator.
     /// With the checker on, reusing a value whose old entries are still live or whose
-    /// page requests are still queued is reported (I7).
+    /// page requests are still queued is reported (``Invariant/pasidLifetime``).
     ///
     /// Where the kernel returns `IOMMU_PASID_INVALID` this throws the errno its callers
     /// turn that into (`iommu_sva_bind_device`, idxd's `idxd_enable_system_pasid`).
@@ -218,11 +252,15 @@ extension IOMMUSubsystem {
     ///   (`max_pasids` 0 or 1: no PASID capability, or the IOMMU gives it none);
     ///   `ENOSPC` when every PASID in the device's range is in use. Nothing is allocated.
     public func allocGlobalPasid(for dev: PCIDevice) throws(Errno) -> PASID {
-        try lock.withLock { () throws(Errno) -> PASID in
-            guard dev.maxPasids > 1 else { throw .noDevice }
+        try entry("iommu_alloc_global_pasid") { () throws(Errno) -> PASID in
+            guard dev.maxPasids > 1 else {
+                throw .noDevice.from("iommu_alloc_global_pasid", "\(dev.rid) has no PASID above 0 (max_pasids \(dev.maxPasids))")
+            }
             var p: UInt32 = 1
             while p < dev.maxPasids && globalPasids.contains(PASID(rawValue: p)) { p += 1 }
-            guard p < dev.maxPasids else { throw .noSpace }
+            guard p < dev.maxPasids else {
+                throw .noSpace.from("iommu_alloc_global_pasid", "every PASID below \(dev.maxPasids) is in use")
+            }
             let pasid = PASID(rawValue: p)
             globalPasids.insert(pasid)
             if machine.checker.isEnabled { checkReusable(pasid) }

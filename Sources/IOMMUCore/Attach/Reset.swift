@@ -6,7 +6,7 @@ extension IOMMUSubsystem {
     /// ``resetDone(_:)``. Nested calls only count.
     /// - Throws: the blocked domain's attach errno; the device is then left as it was.
     public func resetPrepare(_ dev: PCIDevice) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
+        try entry("pci_dev_reset_iommu_prepare") { () throws(Errno) in
             guard dev.caps.ats, let group = dev.group, let driver = dev.iommu?.driver else { return }
             if let depth = group.resetDepth[dev.rid] {
                 group.resetDepth[dev.rid] = depth + 1
@@ -53,7 +53,7 @@ extension IOMMUSubsystem {
     private func resetBlockingDomain(_ group: IOMMUGroup, _ driver: any IOMMUDriver) throws(Errno) -> IOMMUDomain {
         if let b = driver.blockedDomain { return b }
         if let b = group.blockingDomain { return b }
-        guard let dev = group.devices.first else { throw .noDevice }
+        guard let dev = group.devices.first else { throw .noDevice.from("pci_dev_reset_iommu_prepare", "\(group) has no device") }
         let b = try driver.domainAllocPaging(dev, flags: [], userData: nil)
         b.type = .unmanaged
         group.blockingDomain = b

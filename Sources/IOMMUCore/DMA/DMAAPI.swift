@@ -20,9 +20,13 @@ extension IOMMUSubsystem {
     /// its cookie (`iommu_dma_init_domain` on first use: the allocator spans the aperture
     /// and reserves the device's reserved regions, `iova_reserve_iommu_regions`).
     private func dmaDomain(_ dev: PCIDevice) throws(Errno) -> (IOMMUDomain, DMACookie)? {
-        guard let group = dev.group, let domain = group.defaultDomain else { throw .noDevice }
+        guard let group = dev.group, let domain = group.defaultDomain else {
+            throw .noDevice.from("iommu_get_dma_domain", "\(dev.rid) has no group or default domain")
+        }
         if domain.type == .identity { return nil }
-        guard domain.type.isDMAAPI, domain.pgsizeBitmap != 0 else { throw .invalidArgument }
+        guard domain.type.isDMAAPI, domain.pgsizeBitmap != 0 else {
+            throw .invalidArgument.from("iommu_get_dma_domain", "the default domain \(domain) is not a DMA-API domain")
+        }
         if let cookie = domain.dmaCookie { return (domain, cookie) }
         let granule = Self.minPageSize(domain)
         let iovad = IOVAAllocator(granule: granule, lowest: domain.geometry.apertureStart)
@@ -47,13 +51,16 @@ extension IOMMUSubsystem {
     ///   then freed again). Nothing changes on error.
     public func dmaMapPage(_ dev: PCIDevice, paddr: PhysicalAddress, size: UInt64,
                            prot: IOMMUProt = [.read, .write]) throws(Errno) -> IOVA {
-        try lock.withLock { () throws(Errno) -> IOVA in
-            guard size != 0, !paddr.addingReportingOverflow(size).overflow else { throw .invalidArgument }
+        try entry("iommu_dma_map_page") { () throws(Errno) -> IOVA in
+            guard size != 0 else { throw .invalidArgument.from("iommu_dma_map_page", "size is 0") }
+            guard !paddr.addingReportingOverflow(size).overflow else {
+                throw .invalidArgument.from("iommu_dma_map_page", "paddr \(paddr) + size 0x\(String(size, radix: 16)) overflows")
+            }
             guard let (domain, cookie) = try dmaDomain(dev) else { return IOVA(identity: paddr) }
             let granule = cookie.iovad.granule
             let offset = paddr.offset(within: granule)
             let (padded, o1) = (size + offset).addingReportingOverflow(granule - 1)
-            guard !o1 else { throw .invalidArgument }
+            guard !o1 else { throw .invalidArgument.from("iommu_dma_map_page", "size 0x\(String(size, radix: 16)) overflows") }
             let length = padded & ~(granule - 1)
             let base = paddr.alignedDown(to: granule)
             let limit = domain.geometry.apertureEnd
@@ -61,7 +68,9 @@ extension IOMMUSubsystem {
             if limit > below4G, let low = cookie.iovad.alloc(size: length, limit: below4G) {
                 return try finishMap(domain, cookie, iova: low, paddr: base, length: length, prot: prot) + offset
             }
-            guard let iova = cookie.iovad.alloc(size: length, limit: limit) else { throw .noMemory }
+            guard let iova = cookie.iovad.alloc(size: length, limit: limit) else {
+                throw .noMemory.from("iommu_dma_alloc_iova", "no free IOVA range of 0x\(String(length, radix: 16)) bytes below \(limit)")
+            }
             return try finishMap(domain, cookie, iova: iova, paddr: base, length: length, prot: prot) + offset
         }
     }
@@ -88,14 +97,15 @@ extension IOMMUSubsystem {
     ///   default domain (the kernel WARNs); `ENODEV` without a group. Nothing changes on
     ///   error.
     public func dmaUnmapPage(_ dev: PCIDevice, dmaAddress: IOVA, size: UInt64) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard size != 0 else { throw .invalidArgument }
+        try entry("iommu_dma_unmap_page") { () throws(Errno) in
+            guard size != 0 else { throw .invalidArgument.from("iommu_dma_unmap_page", "size is 0") }
             guard let (domain, cookie) = try dmaDomain(dev) else { return }
             let granule = cookie.iovad.granule
             let iova = dmaAddress.alignedDown(to: granule)
             let (padded, o1) = size.addingReportingOverflow(dmaAddress.offset(within: granule) + granule - 1)
             guard !o1, let length = cookie.mappings[iova], length == padded & ~(granule - 1) else {
-                throw .invalidArgument
+                throw .invalidArgument.from("iommu_dma_unmap_page",
+                                            "(\(dmaAddress), 0x\(String(size, radix: 16))) is not a live DMA mapping of \(dev.rid)")
             }
             cookie.mappings[iova] = nil
             var gather = IOTLBGather()

@@ -19,6 +19,16 @@ public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
     /// The unit that recorded the fault (`"none"` for a device without IOMMU).
     public let iommu: String
 
+    /// The errno a driver would see for this request: `ENODEV` for a device on no
+    /// machine (``FaultReason/noMachine``: there is no bus to carry the request),
+    /// `EFAULT` for an address outside physical memory, `EIO` for a refusal by the
+    /// IOMMU (the completion of a faulted request is an error status). Its reason is the
+    /// fault's description.
+    public var errno: Errno {
+        let e: Errno = reason == .noMachine ? .noDevice : reason == .outsideMemory ? .badAddress : .ioError
+        return e.from(access.contains(.write) ? "dmaWrite" : "dmaRead", description)
+    }
+
     /// `DMAR fault: dev 00:02.0 pasid 5 addr 0x1000 write: 0x..: reason`.
     public var description: String {
         let p = pasid.map { " pasid \($0)" } ?? ""
@@ -30,6 +40,9 @@ public struct DMAFault: Error, Hashable, Sendable, CustomStringConvertible {
 extension FaultReason {
     /// A device without an IOMMU addressed memory outside the machine.
     public static let outsideMemory = FaultReason(code: 0xffff, text: "physical address outside memory")
+    /// The device is on no machine (never added, or its machine is gone): nothing
+    /// carries the request. ``DMAFault/errno`` maps it to `ENODEV`.
+    public static let noMachine = FaultReason(code: 0xfffe, text: "device is on no machine")
 }
 
 extension PCIDevice {
@@ -38,6 +51,8 @@ extension PCIDevice {
     /// device's ATC (with ATS) or the IOMMU (IOTLB, then a table walk); the first refusal
     /// stops the transfer. Allocation-free.
     /// - Throws: ``DMAFault`` with the vendor's reason; bytes before the fault were moved.
+    ///   A device on no machine gets reason ``FaultReason/noMachine`` (errno `ENODEV`),
+    ///   an address past the end of memory ``FaultReason/outsideMemory`` (`EFAULT`).
     public func dmaRead(at address: IOVA, into buffer: UnsafeMutableRawBufferPointer,
                         pasid: PASID? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
@@ -47,7 +62,8 @@ extension PCIDevice {
     }
 
     /// Issues a DMA write: the device writes `buffer` to host memory at `address`.
-    /// - Throws: ``DMAFault``; bytes before the fault were written.
+    /// - Throws: ``DMAFault``; bytes before the fault were written. As
+    ///   ``dmaRead(at:into:pasid:privileged:)``: `noMachine` (`ENODEV`), `outsideMemory`.
     public func dmaWrite(at address: IOVA, from buffer: UnsafeRawBufferPointer,
                          pasid: PASID? = nil, privileged: Bool = false) throws(DMAFault) {
         try transfer(address: address, count: buffer.count, pasid: pasid, privileged: privileged,
@@ -84,7 +100,10 @@ extension PCIDevice {
     @inline(__always)
     private func transfer(address: IOVA, count: Int, pasid: PASID?, privileged: Bool, access: DMAAccess,
                           _ copy: (UnsafeMutableRawPointer, Int, Int) -> Void) throws(DMAFault) {
-        guard let path = dmaPathStorage.pointee else { preconditionFailure("DMA from a device that is not on a machine") }
+        guard let path = dmaPathStorage.pointee else {
+            // No machine, no bus: nothing to record the fault in either.
+            throw DMAFault(device: rid, pasid: pasid, address: address, access: access, reason: .noMachine, iommu: "none")
+        }
         let memorySize = path.memorySize
         guard let unit = path.unit, let mutex = path.mutex, let stats = path.stats else {
             // No IOMMU: the bus address is the physical address.
@@ -96,20 +115,21 @@ extension PCIDevice {
                 machine?.recordFault(f)
                 throw f
             }
-            if path.externalActive.pointee, !access.contains(.write) {
+            if path.externalActive.isSet, !access.contains(.write) {
                 path.memory.willRead(PhysicalAddress(rawValue: pa), count: count)
             }
             copy(path.memoryBase + Int(pa), 0, count)
-            if path.externalActive.pointee, access.contains(.write) {
+            if path.externalActive.isSet, access.contains(.write) {
                 path.memory.didWrite(PhysicalAddress(rawValue: pa), count: count)
             }
             machine?.noteUntranslatedDMA(bytes: count, faulted: false)
             return
         }
-        let checking = path.checkerEnabled.pointee
+        let checking = path.checkerEnabled.isSet
         let ats = path.ats
         var done = 0
-        var request = TranslationRequest(rid: rid, pasid: pasid, privileged: privileged, access: access, address: address)
+        var request = TranslationRequest(rid: rid, pasid: pasid, privileged: privileged, access: access, address: address,
+                                         ats: ats)
         while done < count {
             request.address = address &+ UInt64(done)
             pthread_mutex_lock(mutex)
@@ -121,34 +141,36 @@ extension PCIDevice {
                 translated = unit._withUnsafeGuaranteedRef { $0.hardware.translate(request) }
                 if ats, case .translated = translated { atcFill(request, translated) }
             }
-            if case .translated(_, let length, _) = translated {
-                stats.pointee.bytes &+= min(count - done, Int(clamping: length))
-            } else {
-                stats.pointee.faults &+= 1
-            }
             if done == 0 { stats.pointee.requests &+= 1 }
-            pthread_mutex_unlock(mutex)
-            switch translated {
-            case .translated(let physical, let length, let cached):
-                let n = min(count - done, Int(clamping: length))
-                let pa = physical.rawValue
-                guard pa < memorySize, UInt64(n) <= memorySize - pa else {
-                    return try fail(request, .outsideMemory)
-                }
-                if checking, let machine {
-                    path.checker.checkTranslation(machine: machine, device: self, request: request,
-                                                  physical: physical, cached: cached)
-                }
-                // Frames whose bytes live outside the model (``ExternalFrameOwner``):
-                // refreshed before a read, written back after a write.
-                let external = path.externalActive.pointee
-                if external, !access.contains(.write) { path.memory.willRead(physical, count: n) }
-                copy(path.memoryBase + Int(pa), done, n)
-                if external, access.contains(.write) { path.memory.didWrite(physical, count: n) }
-                done += n
-            case .fault(let reason):
-                return try fail(request, reason)
+            guard case .translated(let physical, let length, let cached) = translated else {
+                stats.pointee.faults &+= 1
+                pthread_mutex_unlock(mutex)
+                if case .fault(let reason) = translated { try fail(request, reason) }
+                return
             }
+            let n = min(count - done, Int(clamping: length))
+            stats.pointee.bytes &+= n
+            let pa = physical.rawValue
+            guard pa < memorySize, UInt64(n) <= memorySize - pa else {
+                pthread_mutex_unlock(mutex)
+                return try fail(request, .outsideMemory)
+            }
+            // The bytes move under the unit's lock, which every invalidation takes: once
+            // an invalidation (and so iommu_unmap or iommu_iotlb_sync) returns, no DMA is
+            // still moving bytes through a translation it removed, as the hardware's
+            // invalidation wait drains requests in flight. Frames whose bytes live outside
+            // the model (``ExternalFrameOwner``) are refreshed before and written back after.
+            let external = path.externalActive.isSet
+            if external, !access.contains(.write) { path.memory.willRead(physical, count: n) }
+            copy(path.memoryBase + Int(pa), done, n)
+            if external, access.contains(.write) { path.memory.didWrite(physical, count: n) }
+            pthread_mutex_unlock(mutex)
+            // The checker takes the core's locks, which are taken before the unit's.
+            if checking, let machine {
+                path.checker.checkTranslation(machine: machine, device: self, request: request,
+                                              physical: physical, cached: cached)
+            }
+            done += n
         }
     }
 
@@ -168,10 +190,11 @@ extension PCIDevice {
 struct DMAPath {
     let memoryBase: UnsafeMutableRawPointer
     let memorySize: UInt64
-    let checkerEnabled: UnsafeMutablePointer<Bool>
+    /// The checker's on/off switch (an atomic: it may flip while devices DMA).
+    unowned(unsafe) let checkerEnabled: AtomicFlag
     /// `PhysicalMemory.externalFramesActive`: whether any frame's bytes live outside the
     /// model (see ``ExternalFrameOwner``).
-    let externalActive: UnsafeMutablePointer<Bool>
+    unowned(unsafe) let externalActive: AtomicFlag
     unowned(unsafe) let memory: PhysicalMemory
     unowned(unsafe) let checker: InvariantChecker
     let unit: Unmanaged<IOMMUDevice>?
@@ -184,7 +207,7 @@ struct DMAPath {
         self.ats = ats
         memoryBase = machine.memory.base
         memorySize = machine.memory.size
-        checkerEnabled = machine.checker.enabledStorage
+        checkerEnabled = machine.checker.enabledFlag
         externalActive = machine.memory.externalFramesActive
         memory = machine.memory
         checker = machine.checker

@@ -25,14 +25,19 @@ public struct TranslationRequest: Hashable, Sendable {
     public var access: DMAAccess
     /// The input address: an IOVA (under SVA, the process's virtual address).
     public var address: IOVA
+    /// An ATS Translation Request: the device asks for a translation to keep in its ATC
+    /// (it has ATS enabled). An IOMMU may refuse these where it serves plain requests (an
+    /// SMMUv3 STE without EATS).
+    public var ats: Bool
 
     /// A translation request.
-    public init(rid: RID, pasid: PASID?, privileged: Bool, access: DMAAccess, address: IOVA) {
+    public init(rid: RID, pasid: PASID?, privileged: Bool, access: DMAAccess, address: IOVA, ats: Bool = false) {
         self.rid = rid
         self.pasid = pasid
         self.privileged = privileged
         self.access = access
         self.address = address
+        self.ats = ats
     }
 }
 
@@ -70,11 +75,12 @@ public protocol IOMMUHardware: AnyObject, Sendable {
     func translate(_ request: TranslationRequest) -> TranslationResult
 
     /// Whether a translation entry for (`rid`, `pasid`) is live in the hardware tables
-    /// (`pasid` nil: the entry for requests without PASID). Used by the checker for I11.
+    /// (`pasid` nil: the entry for requests without PASID). Used by the checker for
+    /// ``Invariant/entryVisibility``.
     func hasLiveEntry(rid: RID, pasid: PASID?) -> Bool
 
     /// Whether page requests with `pasid` (nil: without PASID) are still queued in the
-    /// hardware (I7).
+    /// hardware (``Invariant/pasidLifetime``).
     func hasPendingPageRequests(pasid: PASID?) -> Bool
 
     /// The always-on counters of this unit.

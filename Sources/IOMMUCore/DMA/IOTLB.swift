@@ -41,6 +41,10 @@ public final class IOTLB: @unchecked Sendable {
         @usableFromInline var tag: UInt64
         @usableFromInline var pageBase: UInt64
         @usableFromInline var perms: UInt32
+        /// Hits on this entry since it was filled. Counting in the slot (already in the
+        /// cache for the lookup) rather than in one shared counter keeps a run of hits
+        /// free of a chain of read-modify-writes to the same word.
+        @usableFromInline var hits: UInt32
     }
 
     /// One direct-mapped bank for one page size.
@@ -51,7 +55,7 @@ public final class IOTLB: @unchecked Sendable {
 
         init(count: Int, shift: UInt64) {
             slots = .allocate(capacity: count)
-            slots.initialize(repeating: Slot(key: 0, tag: 0, pageBase: 0, perms: 0), count: count)
+            slots.initialize(repeating: Slot(key: 0, tag: 0, pageBase: 0, perms: 0, hits: 0), count: count)
             mask = count - 1
             self.shift = shift
         }
@@ -67,7 +71,8 @@ public final class IOTLB: @unchecked Sendable {
     @usableFromInline let small: Bank
     @usableFromInline let medium: Bank
     @usableFromInline let large: Bank
-    /// [0] hits, [1] misses, [2] valid 4K entries, [3] valid huge entries.
+    /// [0] hits of entries no longer cached, [1] misses, [2] valid 4K entries, [3] valid
+    /// huge entries.
     @usableFromInline let counters: UnsafeMutablePointer<Int>
 
     /// A cache with `entries` 4 KiB slots (rounded up to a power of two), plus an
@@ -90,47 +95,65 @@ public final class IOTLB: @unchecked Sendable {
     }
 
     /// Lookups that hit.
-    public var hits: Int { counters[0] }
+    public var hits: Int {
+        var n = counters[0]
+        for bank in [small, medium, large] {
+            for i in 0...bank.mask where bank.slots[i].key & IOTLB.valid != 0 { n += Int(bank.slots[i].hits) }
+        }
+        return n
+    }
     /// Lookups that missed.
     public var misses: Int { counters[1] }
     /// Valid entries.
     public var count: Int { counters[2] + counters[3] }
 
+    /// The entry of `bank` for `iova` under `tag`, counting a hit on it.
     @inlinable @inline(__always)
     func probe(_ bank: Bank, tag: UInt64, iova: UInt64) -> IOTLBEntry? {
-        let page = iova >> bank.shift
+        let page = iova &>> bank.shift
         let s = bank.slots + bank.index(tag: tag, page: page)
         guard s.pointee.key == page | IOTLB.valid && s.pointee.tag == tag else { return nil }
-        return IOTLBEntry(pageBase: PhysicalAddress(rawValue: s.pointee.pageBase), pageSize: 1 << bank.shift,
+        s.pointee.hits &+= 1
+        return IOTLBEntry(pageBase: PhysicalAddress(rawValue: s.pointee.pageBase), pageSize: 1 &<< bank.shift,
                           perms: IOMMUProt(rawValue: s.pointee.perms))
     }
 
     /// Looks up the translation of `iova` under `tag`, counting a hit or a miss.
     ///
-    /// The 4 KiB probe is inlined into callers; the huge banks and the miss count are
-    /// out of line, so that the common hit is a handful of instructions.
+    /// The 4 KiB probe is inlined into callers, with its page size a constant; the huge
+    /// banks and the miss count are out of line, so that the common hit is a handful of
+    /// instructions.
     @inlinable @inline(__always)
     public func lookup(tag: UInt64, iova: IOVA) -> IOTLBEntry? {
-        let iova = iova.rawValue
-        if let e = probe(small, tag: tag, iova: iova) {
-            counters[0] &+= 1
-            return e
+        let page = iova.rawValue &>> 12
+        let s = small.slots + small.index(tag: tag, page: page)
+        // A hit is the expected case: the miss path (a call) is laid out cold, so a
+        // caller's loop keeps its values in registers across it.
+        if _fastPath(s.pointee.key == page | IOTLB.valid && s.pointee.tag == tag) {
+            s.pointee.hits &+= 1
+            return IOTLBEntry(pageBase: PhysicalAddress(rawValue: s.pointee.pageBase), pageSize: 4096,
+                              perms: IOMMUProt(rawValue: s.pointee.perms))
         }
-        return lookupHuge(tag: tag, iova: iova)
+        return lookupHuge(tag: tag, iova: iova.rawValue)
     }
 
     /// The rest of a lookup that missed the 4 KiB bank: probes the huge banks if they
-    /// hold entries, counting a hit or a miss.
+    /// hold entries, counting a miss if none has it.
     @usableFromInline @inline(never)
     func lookupHuge(tag: UInt64, iova: UInt64) -> IOTLBEntry? {
-        if counters[3] != 0 {
-            if let e = probe(medium, tag: tag, iova: iova) ?? probe(large, tag: tag, iova: iova) {
-                counters[0] &+= 1
-                return e
-            }
+        if counters[3] != 0, let e = probe(medium, tag: tag, iova: iova) ?? probe(large, tag: tag, iova: iova) {
+            return e
         }
         counters[1] &+= 1
         return nil
+    }
+
+    /// Drops the entry in `s`, keeping its hits in the total.
+    @inlinable @inline(__always)
+    func retire(_ s: UnsafeMutablePointer<Slot>) {
+        counters[0] &+= Int(s.pointee.hits)
+        s.pointee.hits = 0
+        s.pointee.key = 0
     }
 
     @inline(__always)
@@ -155,9 +178,9 @@ public final class IOTLB: @unchecked Sendable {
         guard let bank = bank(forPageSize: pageSize) else { return }
         let page = iova.rawValue >> bank.shift
         let s = bank.slots + bank.index(tag: tag, page: page)
-        if s.pointee.key & IOTLB.valid == 0 { countDelta(bank, 1) }
+        if s.pointee.key & IOTLB.valid == 0 { countDelta(bank, 1) } else { retire(s) }
         s.pointee = Slot(key: page | IOTLB.valid, tag: tag, pageBase: pa.rawValue & ~(pageSize - 1),
-                         perms: perms.rawValue)
+                         perms: perms.rawValue, hits: 0)
     }
 
     /// Drops every entry of `tag` that overlaps `[iova, iova + size)`: a page-selective
@@ -176,7 +199,7 @@ public final class IOTLB: @unchecked Sendable {
         }
         let s = small.slots + small.index(tag: tag, page: page)
         if s.pointee.key == page | IOTLB.valid && s.pointee.tag == tag {
-            s.pointee.key = 0
+            retire(s)
             counters[2] &-= 1
         }
     }
@@ -184,7 +207,7 @@ public final class IOTLB: @unchecked Sendable {
     /// Invalidates `tag`'s entries between two addresses in every bank that holds entries.
     @usableFromInline @inline(never)
     func invalidateBanks(tag: UInt64, first: UInt64, last: UInt64) {
-        counters[2] -= invalidateRange(small, tag: tag, first: first, last: last)
+        if counters[2] != 0 { counters[2] -= invalidateRange(small, tag: tag, first: first, last: last) }
         if counters[3] != 0 {
             counters[3] -= invalidateRange(medium, tag: tag, first: first, last: last)
                 + invalidateRange(large, tag: tag, first: first, last: last)
@@ -204,7 +227,7 @@ public final class IOTLB: @unchecked Sendable {
         while true {
             let s = bank.slots + bank.index(tag: tag, page: page)
             if s.pointee.key == page | IOTLB.valid && s.pointee.tag == tag {
-                s.pointee.key = 0
+                retire(s)
                 dropped += 1
             }
             if page == lastPage { return dropped }
@@ -225,10 +248,16 @@ public final class IOTLB: @unchecked Sendable {
     /// Drops every entry for which `predicate(tag, iova, pageSize)` holds; for vendor
     /// invalidations keyed on part of a tag (SMMU by VMID across ASIDs, VT-d by DID
     /// across PASIDs).
+    /// A bank with no valid entry is not scanned (a PASID teardown on an idle unit costs
+    /// nothing).
     public func invalidate(where predicate: (UInt64, IOVA, UInt64) -> Bool) {
-        counters[2] -= drop(in: small) { t, page in predicate(t, IOVA(rawValue: page << 12), 1 << 12) }
-        counters[3] -= drop(in: medium) { t, page in predicate(t, IOVA(rawValue: page << 21), 1 << 21) }
-            + drop(in: large) { t, page in predicate(t, IOVA(rawValue: page << 30), 1 << 30) }
+        if counters[2] != 0 {
+            counters[2] -= drop(in: small) { t, page in predicate(t, IOVA(rawValue: page << 12), 1 << 12) }
+        }
+        if counters[3] != 0 {
+            counters[3] -= drop(in: medium) { t, page in predicate(t, IOVA(rawValue: page << 21), 1 << 21) }
+                + drop(in: large) { t, page in predicate(t, IOVA(rawValue: page << 30), 1 << 30) }
+        }
     }
 
     /// Invalidates the entries of `bank` whose (tag, page number) match; returns how many.
@@ -239,7 +268,7 @@ public final class IOTLB: @unchecked Sendable {
             let s = bank.slots + i
             guard s.pointee.key & IOTLB.valid != 0 else { continue }
             if matches(s.pointee.tag, s.pointee.key & ~IOTLB.valid) {
-                s.pointee.key = 0
+                retire(s)
                 dropped += 1
             }
         }

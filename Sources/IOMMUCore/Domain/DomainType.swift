@@ -123,6 +123,8 @@ public struct DomainOps: OptionSet, Hashable, Sendable {
     public static let cacheInvalidateUser = DomainOps(rawValue: 1 << 8)
     /// `dirty_ops` (`set_dirty_tracking`, `read_and_clear_dirty`).
     public static let dirtyTracking = DomainOps(rawValue: 1 << 9)
+    /// `set_pgtable_quirks`.
+    public static let setPgtableQuirks = DomainOps(rawValue: 1 << 10)
 
     /// Everything a paging domain normally has.
     public static let paging: DomainOps = [.attachDev, .setDevPasid, .mapPages, .unmapPages, .flushIOTLBAll, .iotlbSync, .iovaToPhys]

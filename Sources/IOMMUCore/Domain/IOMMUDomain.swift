@@ -6,17 +6,22 @@
 /// kernel's errno for a missing one. A domain has identity: the core compares domains by
 /// reference, as the kernel compares pointers.
 open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
+    // `type`, `pgsizeBitmap` and `geometry` are read on every map and unmap, from any
+    // thread, and written only while the domain is set up (before it is shared): final,
+    // so a read is a load rather than a call, and without the dynamic exclusivity check
+    // (a runtime call per read) that a class `var` otherwise costs.
+
     /// `iommu_domain.type`. The core sets DMA/DMA-FQ on default domains it allocates.
-    public internal(set) var type: DomainType
+    @exclusivity(unchecked) public internal(set) final var type: DomainType
     /// The driver that allocated the domain (`iommu_domain.owner`); attach refuses a
     /// domain from another driver with `EINVAL`.
     public let owner: any IOMMUDriver
     /// The operations this domain implements.
     public let ops: DomainOps
     /// `iommu_domain.pgsize_bitmap`: the page sizes the table supports.
-    public var pgsizeBitmap: UInt64
+    @exclusivity(unchecked) public final var pgsizeBitmap: UInt64
     /// `iommu_domain.geometry`.
-    public var geometry: DomainGeometry
+    @exclusivity(unchecked) public final var geometry: DomainGeometry
     /// A small sequential number, for logs and violations.
     public let serial: Int
     /// For SVA domains: the process whose page table this domain shares (`domain->mm`).
@@ -37,6 +42,10 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     public var iopfHandler: (any IOPFHandler)? {
         didSet { hasIOPFHandler = iopfHandler != nil }
     }
+    /// The domain's fault handler (`iommu_domain.handler`, set by
+    /// `iommu_set_fault_handler`): what `report_iommu_fault` calls. Guarded by the core's
+    /// lock (``IOMMUSubsystem/setFaultHandler(_:_:)``).
+    var faultHandler: IOMMUFaultHandler?
 
     nonisolated(unsafe) private static var nextSerial = 1
     private static let serialLock = Lock()
@@ -61,15 +70,21 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     /// `iommu_domain_ops.attach_dev(domain, dev, old)`: make this domain translate the
     /// device's RID. Errno contract (iommu.h): `EINVAL` incompatible (soft failure),
     /// `ENOMEM`, `ENOSPC` (no DID/ASID), `EBUSY`, `ENODEV`.
-    open func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) { throw .noDevice }
+    open func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        throw .noDevice.from("attach_dev", "\(self) has no attach_dev")
+    }
 
     /// `iommu_domain_ops.set_dev_pasid(domain, dev, pasid, old)`: set or replace the
     /// translation of one PASID. On error the PASID must keep the `old` configuration.
-    open func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) { throw .notSupported }
+    open func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
+        throw .notSupported.from("set_dev_pasid", "\(self) has no set_dev_pasid")
+    }
 
     /// `iommu_domain_ops.map_pages`: map `pgcount` pages of `pgsize`, advancing `mapped`.
     open func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
-                       mapped: inout UInt64) throws(Errno) { throw .noDevice }
+                       mapped: inout UInt64) throws(Errno) {
+        throw .noDevice.from("map_pages", "\(self) has no map_pages")
+    }
 
     /// `iommu_domain_ops.unmap_pages`: returns bytes unmapped (0 at a hole or a block that
     /// would have to be split) and records what must be invalidated in `gather`.
@@ -89,11 +104,19 @@ open class IOMMUDomain: @unchecked Sendable, CustomStringConvertible {
     open func iovaToPhys(_ iova: IOVA) -> PhysicalAddress { 0 }
 
     /// `dirty_ops.set_dirty_tracking`.
-    open func setDirtyTracking(_ enabled: Bool) throws(Errno) { throw .notSupported }
+    open func setDirtyTracking(_ enabled: Bool) throws(Errno) {
+        throw .notSupported.from("set_dirty_tracking", "\(self) does not track dirty pages")
+    }
 
     /// `dirty_ops.read_and_clear_dirty`: reports dirty (iova, size) ranges.
     open func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
-                                _ report: (IOVA, UInt64) -> Void) throws(Errno) { throw .notSupported }
+                                _ report: (IOVA, UInt64) -> Void) throws(Errno) {
+        throw .notSupported.from("read_and_clear_dirty", "\(self) does not track dirty pages")
+    }
+
+    /// `iommu_domain_ops.set_pgtable_quirks`: page-table quirks for a table the driver has
+    /// not made yet (listed as ``DomainOps/setPgtableQuirks``).
+    open func setPgtableQuirks(_ quirks: IOPageTableQuirks) throws(Errno) { throw .invalidArgument }
 
     /// `iommu_domain_ops.free`: release the domain's page tables and IDs.
     open func free() {}

@@ -73,10 +73,14 @@ extension IOMMUDriver {
     /// Default: no per-device release work.
     public func releaseDevice(_ dev: PCIDevice) {}
     /// Default: no SVA support (`EOPNOTSUPP`).
-    public func domainAllocSVA(_ dev: PCIDevice, mm: Process) throws(Errno) -> IOMMUDomain { throw .notSupported }
+    public func domainAllocSVA(_ dev: PCIDevice, mm: Process) throws(Errno) -> IOMMUDomain {
+        throw .notSupported.from("domain_alloc_sva", "\(name) has no SVA domains")
+    }
     /// Default: no nesting support (`EOPNOTSUPP`).
     public func domainAllocNested(_ dev: PCIDevice, parent: IOMMUDomain, flags: DomainAllocFlags,
-                                  userData: [UInt8]) throws(Errno) -> IOMMUDomain { throw .notSupported }
+                                  userData: [UInt8]) throws(Errno) -> IOMMUDomain {
+        throw .notSupported.from("domain_alloc_nested", "\(name) has no nested domains")
+    }
     /// Default: no identity domain.
     public var identityDomain: IOMMUDomain? { nil }
     /// Default: no release domain.

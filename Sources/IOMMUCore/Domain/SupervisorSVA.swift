@@ -13,7 +13,7 @@ extension DomainType {
 /// supervisor requests enabled. This is what `iommu_sva_bind_device(dev, NULL,
 /// SVM_FLAG_SUPERVISOR_MODE)` / `intel_svm_bind_mm(..., SVM_FLAG_SUPERVISOR_MODE)` did
 /// before v6.4, when idxd switched to attaching its default DMA domain to a global PASID
-/// (spec §6 item 1).
+/// (`idxd_enable_system_pasid` with `iommu_attach_device_pasid`).
 ///
 /// It is kept as a variant beside today's API so that its trade-off can be measured: the
 /// kernel changes its page table (vmalloc, module mappings) and flushes only the CPU TLBs

@@ -19,13 +19,14 @@ extension IOMMUSubsystem {
               let handler = domain.iopfHandler else {
             faultLog.noteUnhandled()
             sendPageResponse(dev, fault, .invalid, group: nil)
-            throw .invalidArgument
+            throw .invalidArgument.from("iommu_report_device_fault",
+                                        "no fault handler for \(dev.rid) PASID \(fault.pasid.map { "\($0)" } ?? "-")")
         }
         guard let param = iopfParamLock.withLock({ dev.iopfParam }), let queue = param.queue else {
             warn("iommu_report_device_fault", "\(dev.rid) has a fault handler but is on no iopf queue")
             faultLog.noteUnhandled()
             sendPageResponse(dev, fault, .invalid, group: nil)
-            throw .invalidArgument
+            throw .invalidArgument.from("iommu_report_device_fault", "\(dev.rid) is on no iopf queue")
         }
         faultLog.noteReported(partial: !fault.isLastPage)
         guard fault.isLastPage else {
@@ -65,7 +66,7 @@ extension IOMMUSubsystem {
     public func iopfQueueFlushDevice(_ dev: PCIDevice) throws(Errno) {
         guard let queue = iopfParamLock.withLock({ dev.iopfParam?.queue }) else {
             warn("iopf_queue_flush_dev", "\(dev.rid) is on no iopf queue")
-            throw .noDevice
+            throw .noDevice.from("iopf_queue_flush_dev", "\(dev.rid) is on no iopf queue")
         }
         queue.runPending()
     }

@@ -3,7 +3,8 @@
 ///
 /// A group is *pending* from creation until it is answered; ``respond(_:)``
 /// (`iopf_group_response`) sends a response only while the group is pending, so a
-/// handler and `iopf_queue_remove_device` can never both answer it (I14).
+/// handler and `iopf_queue_remove_device` can never both answer it
+/// (``Invariant/onePageResponse``).
 public final class IOPFGroup: @unchecked Sendable, CustomStringConvertible {
     /// Every request of the group, partials first, the last request at the end
     /// (`group->faults`).
@@ -46,7 +47,7 @@ public final class IOPFGroup: @unchecked Sendable, CustomStringConvertible {
     /// Whether the group still waits for its response (on `fault_param->faults`).
     public var isPending: Bool { param.queue?.lock.withLock { pending } ?? false }
 
-    /// Responses delivered for this group so far: 1 once answered, never more (I14).
+    /// Responses delivered for this group so far: 1 once answered, never more.
     public var responseCount: Int { param.queue?.lock.withLock { delivered } ?? delivered }
 
     /// `iopf_group_response(group, status)`: sends `code` to the device through the

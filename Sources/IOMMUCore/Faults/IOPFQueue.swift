@@ -5,7 +5,7 @@
 /// event loop: in ``Mode/deferred`` mode (the default) queued work waits until
 /// ``runPending()`` runs it in submission order on the caller's thread; in
 /// ``Mode/inline`` mode work runs at once, inside the call that queued it. No thread is
-/// ever started. `deinit` reports work or groups left pending (a WARN, and an I14
+/// ever started. `deinit` reports work or groups left pending (a WARN, and an ``Invariant/onePageResponse``
 /// violation per unanswered group when the checker is on).
 public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
     /// When queued work runs.
@@ -24,7 +24,7 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
         /// Wraps raw bits.
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         /// `iopf_group_response` answers without checking that the group is still
-        /// pending (the historical double response, I14).
+        /// pending (the historical double response).
         public static let respondWithoutPendingCheck = Bugs(rawValue: 1 << 0)
     }
 
@@ -100,9 +100,12 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
     ///   `page_response`; `EBUSY` if the device is already on a queue. Nothing changes
     ///   on error.
     public func addDevice(_ dev: PCIDevice) throws(Errno) {
-        guard let unit = dev.iommu, unit.driver.pageResponse != nil else { throw .noDevice }
+        guard let unit = dev.iommu else { throw .noDevice.from("iopf_queue_add_device", "\(dev.rid) has no IOMMU") }
+        guard unit.driver.pageResponse != nil else {
+            throw .noDevice.from("iopf_queue_add_device", "\(unit.driver.name) has no page_response")
+        }
         try iopfParamLock.withLock { () throws(Errno) in
-            guard dev.iopfParam == nil else { throw .busy }
+            guard dev.iopfParam == nil else { throw .busy.from("iopf_queue_add_device", "\(dev.rid) is already on an iopf queue") }
             let param = IOPFDeviceParam(device: dev, queue: self)
             lock.withLock { devices.append(param) }
             dev.iopfParam = param
@@ -227,7 +230,8 @@ public final class IOPFQueue: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    /// Sends a group's response through the driver and accounts for it (I14).
+    /// Sends a group's response through the driver and accounts for it
+    /// (``Invariant/onePageResponse``).
     private func deliver(_ group: IOPFGroup, _ code: IOMMUPageResponseCode) {
         let count: Int = lock.withLock {
             group.delivered += 1

@@ -62,8 +62,10 @@ extension PCIDevice {
     ///   never ran), so it cannot send page requests.
     @discardableResult
     public func sendPageRequest(_ request: PageRequest) throws(Errno) -> Bool {
-        guard machine != nil, let unit = iommu, unit.machine != nil else { throw .noDevice }
-        guard priEnabled else { throw .notSupported }
+        guard machine != nil, let unit = iommu, unit.machine != nil else {
+            throw .noDevice.from("sendPageRequest", "\(rid) is on no machine or behind no registered IOMMU")
+        }
+        guard priEnabled else { throw .notSupported.from("sendPageRequest", "PRI is not enabled on \(rid)") }
         var r = request
         r.rid = rid
         machine?.events.record(.model("page_request", device: rid, pasid: r.pasid,

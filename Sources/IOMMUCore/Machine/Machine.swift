@@ -36,6 +36,8 @@ public final class Machine: @unchecked Sendable {
         self.memory = PhysicalMemory(size: memory)
         self.architecture = architecture
         _iommu = IOMMUSubsystem(machine: self)
+        // The allocator's WARNs (double free, put of a free frame) are the machine's.
+        self.memory.warningHandler = { [weak self] warning in self?.recordWarning(warning) }
         observeEnvironment()
     }
 
@@ -104,7 +106,9 @@ public final class Machine: @unchecked Sendable {
     @discardableResult
     public func addDevice(_ dev: PCIDevice, behind unit: IOMMUDevice?) throws(Errno) -> PCIDevice {
         let registered: Bool = try lock.withLock { () throws(Errno) -> Bool in
-            guard !_devices.contains(where: { $0.rid == dev.rid }) else { throw .exists }
+            guard !_devices.contains(where: { $0.rid == dev.rid }) else {
+                throw .exists.from("addDevice", "a device with RID \(dev.rid) is already on the machine")
+            }
             dev.machine = self
             dev.iommu = unit
             _devices.append(dev)

@@ -65,13 +65,15 @@ private func count(_ n: Int, _ singular: String, plural: String? = nil) -> Strin
 }
 
 extension Violation: Encodable {
-    private enum CodingKeys: String, CodingKey { case invariant, device, pasid, address, event, message }
+    private enum CodingKeys: String, CodingKey { case invariant, name, device, pasid, address, event, message }
 
-    /// The violation as fields: `invariant` (`"I4"`), `device` (`"00:03.0"`), `pasid`,
-    /// `address` (numbers), `event` and `message`; absent parts are left out.
+    /// The violation as fields: `invariant` (the label, `"I4"`), `name` (`"stale
+    /// translation after unmap"`), `device` (`"00:03.0"`), `pasid`, `address` (numbers),
+    /// `event` and `message`; absent parts are left out.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(invariant.rawValue, forKey: .invariant)
+        try c.encode(invariant.name, forKey: .name)
         try c.encodeIfPresent(device.map { "\($0)" }, forKey: .device)
         try c.encodeIfPresent(pasid?.rawValue, forKey: .pasid)
         try c.encodeIfPresent(address?.rawValue, forKey: .address)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One logged event: a tracepoint hit, in the shape ftrace keeps it.
 ///
 /// `system` and `event` are the kernel's names where the kernel has the tracepoint
@@ -114,8 +116,9 @@ public final class EventLog: @unchecked Sendable {
     private var _task = TraceTask()
     private var _isEnabled = false
     private var file: TraceFile?
-    // Read without the lock on the hot path: a stale read only drops or keeps one event.
-    nonisolated(unsafe) private var enabledFlag = false
+    // Read without the lock on the hot path (an atomic: the log may be switched on or
+    // off while devices DMA); a stale read only drops or keeps one event.
+    @usableFromInline let enabledFlag = Atomic<Bool>(false)
 
     /// Creates an empty, disabled log.
     public init() {}
@@ -123,7 +126,7 @@ public final class EventLog: @unchecked Sendable {
     /// Whether events are being recorded.
     public var isEnabled: Bool {
         get { lock.withLock { _isEnabled } }
-        set { lock.withLock { _isEnabled = newValue; enabledFlag = newValue } }
+        set { lock.withLock { _isEnabled = newValue; enabledFlag.store(newValue, ordering: .relaxed) } }
     }
 
     /// The task, CPU and flags every line of this log shows.
@@ -146,7 +149,7 @@ public final class EventLog: @unchecked Sendable {
         if isOn { append(TraceRecord.named(name(), fields())) }
     }
 
-    @usableFromInline var isOn: Bool { enabledFlag }
+    @usableFromInline var isOn: Bool { enabledFlag.load(ordering: .relaxed) }
 
     @usableFromInline func append(_ record: TraceRecord) {
         let (event, task, file) = lock.withLock { () -> (Event, TraceTask, TraceFile?) in
@@ -189,7 +192,7 @@ public final class EventLog: @unchecked Sendable {
         lock.withLock {
             self.file = file
             _isEnabled = true
-            enabledFlag = true
+            enabledFlag.store(true, ordering: .relaxed)
         }
     }
 

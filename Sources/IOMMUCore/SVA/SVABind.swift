@@ -19,9 +19,11 @@ extension IOMMUSubsystem {
     ///   kernel would keep a PASID it allocated for the mm in that call; no device ever
     ///   saw it, so the model returns it).
     public func svaBindDevice(_ dev: PCIDevice, mm: Process) throws(Errno) -> SVABond {
-        try lock.withLock { () throws(Errno) -> SVABond in
-            guard let group = dev.group, dev.iommu != nil else { throw .noDevice }
-            guard !mm.isExiting else { throw .badAddress }
+        try entry("iommu_sva_bind_device") { () throws(Errno) -> SVABond in
+            guard let group = dev.group, dev.iommu != nil else {
+                throw .noDevice.from("iommu_sva_bind_device", "\(dev.rid) has no IOMMU group")
+            }
+            guard !mm.isExiting else { throw .badAddress.from("iommu_sva_bind_device", "process \(mm.pid) is exiting") }
             let (data, fresh) = try mmData(mm, for: dev)
             do throws(Errno) {
                 let bond = try bind(dev, group: group, mm: mm, data: data)
@@ -43,12 +45,17 @@ extension IOMMUSubsystem {
     /// Returns whether it was created by this call.
     private func mmData(_ mm: Process, for dev: PCIDevice) throws(Errno) -> (IOMMUMMData, Bool) {
         if let data = mm.lock.withLock({ mm.iommuMM as? IOMMUMMData }), !data.dropped {
-            guard data.pasid.rawValue < dev.maxPasids else { throw .overflow }
+            guard data.pasid.rawValue < dev.maxPasids else {
+                throw .overflow.from("iommu_sva_bind_device",
+                                     "the mm's PASID \(data.pasid) is beyond \(dev.rid)'s max_pasids \(dev.maxPasids)")
+            }
             return (data, false)
         }
         // The kernel turns every IOMMU_PASID_INVALID from the allocator into ENOSPC here.
         let pasid: PASID
-        do { pasid = try allocGlobalPasid(for: dev) } catch { throw .noSpace }
+        do { pasid = try allocGlobalPasid(for: dev) } catch {
+            throw .noSpace.from("iommu_sva_bind_device", "no PASID for the mm: \(error)")
+        }
         let data = IOMMUMMData(pasid: pasid, iommu: self)
         mm.lock.withLock { mm.iommuMM = data }
         return (data, true)
@@ -58,7 +65,9 @@ extension IOMMUSubsystem {
         let pasid = data.pasid
         do throws(Errno) {
             let existing = try attachHandle(group, pasid: pasid, type: .sva)
-            guard let bond = existing as? SVABond, existing.domain?.mm === mm else { throw .busy }
+            guard let bond = existing as? SVABond, existing.domain?.mm === mm else {
+                throw .busy.from("iommu_sva_bind_device", "PASID \(pasid) of \(dev.rid) is bound to another mm")
+            }
             bond._users += 1
             return bond
         } catch {
@@ -92,7 +101,7 @@ extension IOMMUSubsystem {
     /// the SVA fault handler.
     /// - Throws: `EOPNOTSUPP` without `domain_alloc_sva`; the driver's errno.
     private func svaDomainAlloc(_ dev: PCIDevice, mm: Process) throws(Errno) -> IOMMUDomain {
-        guard let driver = dev.iommu?.driver else { throw .noDevice }
+        guard let driver = dev.iommu?.driver else { throw .noDevice.from("iommu_sva_domain_alloc", "\(dev.rid) has no IOMMU") }
         let domain = try driver.domainAllocSVA(dev, mm: mm)
         domain.type = .sva
         domain.mm = mm

@@ -17,7 +17,9 @@ public final class SVAIOPFHandler: IOPFHandler, @unchecked Sendable {
     /// domain.
     /// - Throws: `EINVAL` if the group's domain has no mm (not an SVA domain).
     public func handleIOPF(_ group: IOPFGroup) throws(Errno) {
-        guard let mm = group.domain.mm else { throw .invalidArgument }
+        guard let mm = group.domain.mm else {
+            throw .invalidArgument.from("iommu_sva_iopf_handler", "\(group.domain) is not an SVA domain (no mm)")
+        }
         group.queueWork { Self.handleGroup(group, mm: mm) }
     }
 

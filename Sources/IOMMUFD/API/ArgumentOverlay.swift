@@ -33,7 +33,7 @@ final class ArgumentOverlay: UserMemory, @unchecked Sendable {
         spareBytes = []
         if b.bytes.count == T.size {
             // The usual case (the same structure as last time): zeroed in place.
-            b.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            _ = b.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         } else {
             b.bytes.removeAll(keepingCapacity: true)
             b.bytes.append(contentsOf: repeatElement(0, count: T.size))
@@ -56,10 +56,12 @@ final class ArgumentOverlay: UserMemory, @unchecked Sendable {
         guard address >= Self.base else { return nil }
         for (i, r) in regions.enumerated()
         where address >= r.address && address - r.address < UInt64(max(r.bytes.count, 1)) {
-            guard UInt64(count) <= UInt64(r.bytes.count) - (address - r.address) else { throw .badAddress }
+            guard UInt64(count) <= UInt64(r.bytes.count) - (address - r.address) else {
+                throw .badAddress.from("copy_from_user", "\(count) bytes at 0x\(String(address, radix: 16)) run past the argument buffer")
+            }
             return i
         }
-        throw .badAddress
+        throw .badAddress.from("copy_from_user", "0x\(String(address, radix: 16)) is in no argument buffer")
     }
 
     func copyFromUser(_ address: UInt64, count: Int) throws(Errno) -> [UInt8] {
@@ -119,30 +121,28 @@ extension IOMMUFD {
     /// dispatcher runs; `finish` reads results back from the window.
     func typedCall<R>(_ cmd: UInt32, prepare: (ArgumentOverlay) -> UInt64,
                       finish: (ArgumentOverlay, UInt64) -> R) -> Result<R, Errno> {
-        runTyped(cmd, prepare) { rc, o, arg in
-            rc < 0 ? .failure(Errno(rawValue: -rc)) : .success(finish(o, arg))
-        }
+        runTyped(cmd, prepare) { r, o, arg in r.map { _ in finish(o, arg) } }
     }
 
     /// As ``typedCall(_:prepare:finish:)`` but reads the results back on failure too (for
     /// commands that write output on every path, such as `IOMMU_HWPT_INVALIDATE`).
     func typedCallAlways<R>(_ cmd: UInt32, prepare: (ArgumentOverlay) -> UInt64,
-                            finish: (ArgumentOverlay, UInt64) -> R) -> (Int32, R) {
-        runTyped(cmd, prepare) { rc, o, arg in (rc, finish(o, arg)) }
+                            finish: (ArgumentOverlay, UInt64) -> R) -> (Result<Int32, Errno>, R) {
+        runTyped(cmd, prepare) { r, o, arg in (r, finish(o, arg)) }
     }
 
     /// The one path both typed forms share: a kept argument window, the raw dispatcher
     /// with the window as user memory, then `result` while the window is still valid.
     private func runTyped<T>(_ cmd: UInt32, _ prepare: (ArgumentOverlay) -> UInt64,
-                             _ result: (Int32, ArgumentOverlay, UInt64) -> T) -> T {
+                             _ result: (Result<Int32, Errno>, ArgumentOverlay, UInt64) -> T) -> T {
         lock.withLock {
             let o = takeOverlay()
             defer { keepOverlay(o) }
             let arg = prepare(o)
             overlay = o
-            let rc = ioctl(cmd, arg)
+            let r = ioctlResult(cmd, arg)
             overlay = nil
-            return result(rc, o, arg)
+            return result(r, o, arg)
         }
     }
 

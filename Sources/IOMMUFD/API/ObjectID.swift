@@ -58,59 +58,81 @@ public protocol IOMMUFDPageTableKind: IOMMUFDHWPTParentKind {}
 public enum IOMMUFDKind {
     /// `IOMMUFD_OBJ_IOAS`.
     public enum IOAS: IOMMUFDPageTableKind {
+        /// The name in an ID's description.
         public static let name = "IOAS"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.ioas]
     }
     /// `IOMMUFD_OBJ_HWPT_PAGING` or `IOMMUFD_OBJ_HWPT_NESTED`.
     public enum HWPT: IOMMUFDPageTableKind {
+        /// The name in an ID's description.
         public static let name = "HWPT"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.hwptPaging, .hwptNested]
     }
     /// An IOAS or a HWPT: the kernel's `pt_id` when the caller's kind is not known (the
     /// raw uAPI, a vfio driver's `attach_ioas`).
     public enum PageTable: IOMMUFDPageTableKind {
+        /// The name in an ID's description.
         public static let name = "PT"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.ioas, .hwptPaging, .hwptNested]
     }
     /// `IOMMUFD_OBJ_DEVICE`.
     public enum Device: IOMMUFDObjectKind {
+        /// The name in an ID's description.
         public static let name = "DEVICE"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.device]
     }
     /// `IOMMUFD_OBJ_ACCESS`.
     public enum Access: IOMMUFDObjectKind {
+        /// The name in an ID's description.
         public static let name = "ACCESS"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.access]
     }
     /// `IOMMUFD_OBJ_FAULT`.
     public enum Fault: IOMMUFDObjectKind {
+        /// The name in an ID's description.
         public static let name = "FAULT"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.fault]
     }
     /// `IOMMUFD_OBJ_VIOMMU`.
     public enum VIOMMU: IOMMUFDHWPTParentKind {
+        /// The name in an ID's description.
         public static let name = "VIOMMU"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.viommu]
     }
     /// `IOMMUFD_OBJ_VDEVICE`.
     public enum VDevice: IOMMUFDObjectKind {
+        /// The name in an ID's description.
         public static let name = "VDEVICE"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.vdevice]
     }
     /// `IOMMUFD_OBJ_VEVENTQ`.
     public enum VEventQueue: IOMMUFDObjectKind {
+        /// The name in an ID's description.
         public static let name = "VEVENTQ"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.veventq]
     }
     /// `IOMMUFD_OBJ_HW_QUEUE`.
     public enum HWQueue: IOMMUFDObjectKind {
+        /// The name in an ID's description.
         public static let name = "HW_QUEUE"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [.hwQueue]
     }
     /// Any kind (`IOMMUFD_OBJ_ANY`): `IOMMU_DESTROY`'s `id`, a listing, or a vfio bind's
     /// `out_devid` (a DEVICE for vfio-pci, an ACCESS for an mdev).
     public enum Object: IOMMUFDObjectKind {
+        /// The name in an ID's description.
         public static let name = "OBJ"
+        /// The object types an ID of this kind may name.
         public static let objectTypes: [IOMMUFDObjectType] = [
             .device, .hwptPaging, .hwptNested, .ioas, .access, .fault, .viommu, .vdevice, .veventq, .hwQueue, .selftest,
         ]

@@ -261,12 +261,13 @@ extension IOMMUFD {
         if let e = r.error { throw e }
     }
     func _invalidate(_ id: UInt32, _ type: UInt32, _ len: UInt32, _ entries: [[UInt8]]) -> (handled: UInt32, error: Errno?) {
-        let (rc, handled) = typedCallAlways(IOMMUFDCommand.hwptInvalidate, prepare: { o in
+        let (r, handled) = typedCallAlways(IOMMUFDCommand.hwptInvalidate, prepare: { o in
             let arr = entries.isEmpty ? 0 : o.place(entries.flatMap { $0 })
             return o.place(IOMMUHWPTInvalidate(hwptId: id, dataUptr: arr, dataType: type, entryLen: len,
                                                entryNum: UInt32(entries.count)).bytes)
         }, finish: { o, a in IOMMUHWPTInvalidate(bytes: o.bytes(at: a)).entryNum })
-        return (handled, rc < 0 ? Errno(rawValue: -rc) : nil)
+        if case .failure(let e) = r { return (handled, e) }
+        return (handled, nil)
     }
 
     /// `IOMMU_FAULT_QUEUE_ALLOC`: a FAULT object and its file descriptor (see

@@ -60,11 +60,15 @@ public final class PinAccounting: @unchecked Sendable {
             case .none: break
             case .user:
                 let (total, o) = _userLocked[uid, default: 0].addingReportingOverflow(n)
-                guard !o, total <= limit else { throw .noMemory }
+                guard !o, total <= limit else {
+                    throw .noMemory.from("incr_user_locked_vm", "\(n) more pages exceed RLIMIT_MEMLOCK (\(limit) pages) of uid \(uid)")
+                }
                 _userLocked[uid] = total
             case .mm:
                 let (total, o) = _mmLocked[pid, default: 0].addingReportingOverflow(n)
-                guard !o, total <= limit else { throw .noMemory }
+                guard !o, total <= limit else {
+                    throw .noMemory.from("account_locked_vm", "\(n) more pages exceed RLIMIT_MEMLOCK (\(limit) pages) of pid \(pid)")
+                }
                 _mmLocked[pid] = total
             }
             Self.add(&_pinned, pid, Int64(truncatingIfNeeded: n))

@@ -106,17 +106,23 @@ package final class IOPTPages: @unchecked Sendable {
     /// `iopt_alloc_user_pages`.
     /// - Throws: `EINVAL` for a zero or huge length; `EOVERFLOW` when the range wraps.
     convenience init(ctx: IOMMUFD, uptr: UInt64, length: UInt64, writable: Bool) throws(Errno) {
-        guard length != 0, length <= UInt64.max - Self.pageSize else { throw .invalidArgument }
+        guard length != 0, length <= UInt64.max - Self.pageSize else {
+            throw .invalidArgument.from("iopt_alloc_user_pages", "length 0x\(String(length, radix: 16)) is 0 or too large")
+        }
         let (end, o) = uptr.addingReportingOverflow(length)
-        guard !o else { throw .overflow }
+        guard !o else { throw .overflow.from("iopt_alloc_user_pages", "user_va 0x\(String(uptr, radix: 16)) + length 0x\(String(length, radix: 16)) overflows") }
         self.init(ctx: ctx, source: .user, base: uptr, last: end - 1, writable: writable)
     }
 
     /// `iopt_alloc_file_pages`: bytes `[start, start + length)` of `file`.
     /// - Throws: `EOVERFLOW` when the range wraps; `EINVAL` for a zero or huge length.
     convenience init(ctx: IOMMUFD, file: Memfd, start: UInt64, length: UInt64, writable: Bool) throws(Errno) {
-        guard length == 0 || !start.addingReportingOverflow(length - 1).overflow else { throw .overflow }
-        guard length != 0, length <= UInt64.max - Self.pageSize else { throw .invalidArgument }
+        guard length == 0 || !start.addingReportingOverflow(length - 1).overflow else {
+            throw .overflow.from("iopt_alloc_file_pages", "start 0x\(String(start, radix: 16)) + length 0x\(String(length, radix: 16)) overflows")
+        }
+        guard length != 0, length <= UInt64.max - Self.pageSize else {
+            throw .invalidArgument.from("iopt_alloc_file_pages", "length 0x\(String(length, radix: 16)) is 0 or too large")
+        }
         self.init(ctx: ctx, source: .file(file), base: start, last: start + (length - 1), writable: writable)
     }
 
@@ -241,7 +247,9 @@ package final class IOPTPages: @unchecked Sendable {
                 i = end + 1
             }
             if fresh > 0 {
-                if faultInjection.shouldFail() { throw .noMemory }
+                if faultInjection.shouldFail() {
+                    throw .noMemory.from("iopt_pages_update_pinned", "accounting failed by injection")
+                }
                 try accounting.charge(UInt64(fresh), mode: accountMode, limit: sourceTask.memlockLimitPages,
                                       uid: sourceUser, pid: process.pid)
             }
@@ -411,11 +419,11 @@ package final class IOPTPages: @unchecked Sendable {
             let i = Int(byte / Self.pageSize)
             let pa = state(i).pa + byte % Self.pageSize
             if let data {
-                memory.write(pa, Array(data[offset..<offset + n]))
+                data[offset..<offset + n].withUnsafeBytes { memory.uncheckedWrite(pa, from: $0) }
                 memory.didWrite(pa, count: n)
             } else {
                 memory.willRead(pa, count: n)
-                out += memory.bytes(at: pa, count: n)
+                out += memory.uncheckedBytes(at: pa, count: n)
             }
             offset += n
             byte += UInt64(n)

@@ -20,8 +20,12 @@ extension IOPageTableState {
     func mapPages<Slices: RandomAccessCollection<IOPTPagesSlice>>(
         _ slices: Slices, length: UInt64, iova: inout UInt64, prot: IOMMUProt, allocIOVA: Bool
     ) throws(Errno) {
-        if faultInjection.shouldFail() { throw .noMemory }
-        guard length != 0, length & (iovaAlignment - 1) == 0 else { throw .invalidArgument }
+        let f = "iopt_map_pages"
+        if faultInjection.shouldFail() { throw .noMemory.from(f, "allocation failed by injection") }
+        guard length != 0 else { throw .invalidArgument.from(f, "length is 0") }
+        guard length & (iovaAlignment - 1) == 0 else {
+            throw .invalidArgument.from(f, "length 0x\(String(length, radix: 16)) is not a multiple of the IOVA alignment 0x\(String(iovaAlignment, radix: 16))")
+        }
         if allocIOVA {
             let first = slices[slices.startIndex]
             iova = try self.allocIOVA(addr: first.pages.uptr &+ first.startByte, length: length)
@@ -34,10 +38,16 @@ extension IOPageTableState {
         var moreAreas: [IOPTArea] = []
         var at = iova
         for s in slices {
-            if prot.contains(.write) && !s.pages.writable { throw .notPermitted }
+            if prot.contains(.write) && !s.pages.writable {
+                throw .notPermitted.from(f, "a writeable mapping of read-only pages")
+            }
             let area = IOPTArea(iova: at, length: s.length, pages: s.pages, startByte: s.startByte, prot: prot)
-            if area.pageOffset & (iovaAlignment - 1) != 0 { throw .invalidArgument }
-            guard !at.addingReportingOverflow(s.length - 1).overflow else { throw .overflow }
+            if area.pageOffset & (iovaAlignment - 1) != 0 {
+                throw .invalidArgument.from(f, "the pages start at offset 0x\(String(area.pageOffset, radix: 16)) in their page, not aligned to 0x\(String(iovaAlignment, radix: 16))")
+            }
+            guard !at.addingReportingOverflow(s.length - 1).overflow else {
+                throw .overflow.from(f, "iova 0x\(String(at, radix: 16)) + 0x\(String(s.length, radix: 16)) overflows")
+            }
             if firstArea == nil { firstArea = area } else { moreAreas.append(area) }
             at &+= s.length
         }
@@ -69,11 +79,18 @@ extension IOPageTableState {
     /// - Throws: `EINVAL` misaligned or touching a reserved range; `EOVERFLOW`;
     ///   `EEXIST` overlapping an area.
     func checkIOVA(_ iova: UInt64, _ length: UInt64) throws(Errno) {
-        guard iova & (iovaAlignment - 1) == 0 else { throw .invalidArgument }
+        let f = "iopt_check_iova"
+        guard iova & (iovaAlignment - 1) == 0 else {
+            throw .invalidArgument.from(f, "iova 0x\(String(iova, radix: 16)) is not aligned to 0x\(String(iovaAlignment, radix: 16))")
+        }
         let (last, o) = iova.addingReportingOverflow(length - 1)
-        guard !o else { throw .overflow }
-        if reservedIntersects(iova, last) { throw .invalidArgument }
-        if anyArea(intersecting: iova, last) { throw .exists }
+        guard !o else { throw .overflow.from(f, "iova 0x\(String(iova, radix: 16)) + length 0x\(String(length, radix: 16)) overflows") }
+        if reservedIntersects(iova, last) {
+            throw .invalidArgument.from(f, "[0x\(String(iova, radix: 16)), 0x\(String(last, radix: 16))] meets a reserved range")
+        }
+        if anyArea(intersecting: iova, last) {
+            throw .exists.from(f, "[0x\(String(iova, radix: 16)), 0x\(String(last, radix: 16))] overlaps a mapped area")
+        }
     }
 
     /// `iopt_alloc_iova`: the lowest free IOVA in the allowed ranges (or the whole space
@@ -84,11 +101,13 @@ extension IOPageTableState {
     ///   IOAS's; `ENOSPC` no hole fits.
     func allocIOVA(addr: UInt64, length: UInt64) throws(Errno) -> UInt64 {
         let pageOffset = addr % Self.pageSize
-        guard length != 0, length < UInt64.max / 2 else { throw .overflow }
+        guard length != 0, length < UInt64.max / 2 else { throw .overflow.from("iopt_alloc_iova", "length 0x\(String(length, radix: 16)) is 0 or too large") }
         let pow2: UInt64 = length <= 1 ? 1 : 1 << UInt64(64 - (length - 1).leadingZeroBitCount)
         var alignment = addr == 0 ? pow2 : min(pow2, UInt64(1) << UInt64(addr.trailingZeroBitCount))
         if alignment >= Self.hugePageSize { alignment = Self.hugePageSize }
-        guard alignment >= iovaAlignment else { throw .invalidArgument }
+        guard alignment >= iovaAlignment else {
+            throw .invalidArgument.from("iopt_alloc_iova", "the user address's alignment 0x\(String(alignment, radix: 16)) is below the IOAS's 0x\(String(iovaAlignment, radix: 16))")
+        }
 
         let windowStart = Self.pageSize, windowLast = UInt64.max - Self.pageSize
         let spans: [(UInt64, UInt64)] = allowed.isEmpty
@@ -103,7 +122,7 @@ extension IOPageTableState {
                 if let iova = Self.fit(holeStart, holeLast, length, alignment, pageOffset) { return iova }
             }
         }
-        throw .noSpace
+        throw .noSpace.from("iopt_alloc_iova", "no free IOVA range of 0x\(String(length, radix: 16)) bytes aligned to 0x\(String(alignment, radix: 16))")
     }
 
     /// `__alloc_iova_check_range`: the aligned start inside `[start, last]`, or nil.
@@ -136,21 +155,22 @@ extension IOPageTableState {
     /// covered by adjacent areas.
     /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not fully covered.
     func getPages(iova: UInt64, length: UInt64) throws(Errno) -> [IOPTPagesSlice] {
-        guard length != 0 else { throw .invalidArgument }
+        let f = "iopt_get_pages"
+        guard length != 0 else { throw .invalidArgument.from(f, "length is 0") }
         let (last, o) = iova.addingReportingOverflow(length - 1)
-        guard !o else { throw .overflow }
+        guard !o else { throw .overflow.from(f, "iova 0x\(String(iova, radix: 16)) + length 0x\(String(length, radix: 16)) overflows") }
         var out: [IOPTPagesSlice] = []
         var cur = iova
-        guard var area = areas.area(containing: cur) else { throw .noEntry }
+        guard var area = areas.area(containing: cur) else { throw .noEntry.from(f, "iova 0x\(String(cur, radix: 16)) is not mapped") }
         while true {
             let end = min(last, area.last)
             out.append(IOPTPagesSlice(pages: area.pages, startByte: area.startByte(at: cur), length: end - cur + 1))
             if end == last { break }
             cur = end + 1
-            guard let next = areas.area(startingAt: cur) else { throw .noEntry }
+            guard let next = areas.area(startingAt: cur) else { throw .noEntry.from(f, "iova 0x\(String(cur, radix: 16)) is not mapped") }
             area = next
         }
-        if faultInjection.shouldFail() { throw .noMemory }
+        if faultInjection.shouldFail() { throw .noMemory.from(f, "allocation failed by injection") }
         return out
     }
 
@@ -166,8 +186,8 @@ extension IOPageTableState {
         while let p = areas.firstIntersecting(start, last) {
             let area = areas[p]
             // Locked by an object not yet destroyed (a HW queue's pinned memory).
-            if area.numLocks > 0 { return (.busy, unmapped) }
-            if area.iova < start || area.last > last { return (.noEntry, unmapped) }
+            if area.numLocks > 0 { return (.busy.from("iopt_unmap_iova_range", "the area at 0x\(String(area.iova, radix: 16)) is locked by a HW queue"), unmapped) }
+            if area.iova < start || area.last > last { return (.noEntry.from("iopt_unmap_iova_range", "the area [0x\(String(area.iova, radix: 16)), 0x\(String(area.last, radix: 16))] is cut by the range"), unmapped) }
             if area.iova != start { tries = 0 }
             if area.numAccesses > 0 {
                 start = area.iova
@@ -176,7 +196,7 @@ extension IOPageTableState {
                 tries += 1
                 if tries > 100 {
                     ctx.warn("iopt_unmap_iova_range", "an access does not unpin on unmap")
-                    return (.deadlock, unmapped)
+                    return (.deadlock.from("iopt_unmap_iova_range", "an access still pins 0x\(String(area.iova, radix: 16)) after 100 unmap callbacks"), unmapped)
                 }
                 continue
             }
@@ -185,14 +205,14 @@ extension IOPageTableState {
             unpinFill(area)
             unmapped += area.length
         }
-        return (unmapped > 0 ? nil : .noEntry, unmapped)
+        return (unmapped > 0 ? nil : .noEntry.from("iopt_unmap_iova_range", "nothing is mapped in [0x\(String(start, radix: 16)), 0x\(String(last, radix: 16))]"), unmapped)
     }
 
     /// `iopt_unmap_iova`.
     func unmap(iova: UInt64, length: UInt64) -> (Errno?, UInt64) {
-        guard length != 0 else { return (.invalidArgument, 0) }
+        guard length != 0 else { return (.invalidArgument.from("iopt_unmap_iova", "length is 0"), 0) }
         let (last, o) = iova.addingReportingOverflow(length - 1)
-        guard !o else { return (.overflow, 0) }
+        guard !o else { return (.overflow.from("iopt_unmap_iova", "iova 0x\(String(iova, radix: 16)) + length 0x\(String(length, radix: 16)) overflows"), 0) }
         return unmapRange(iova, last)
     }
 
@@ -209,14 +229,15 @@ extension IOPageTableState {
     func split(at iova: UInt64) throws(Errno) {
         guard let area = areas.area(containing: iova) else { return }
         if iova == area.iova || iova == area.last { return }
-        if area.preventAccess { throw .busy }
+        let f = "iopt_area_split"
+        if area.preventAccess { throw .busy.from(f, "an unmap of the area is pending") }
         let newStart = iova + 1
         if newStart & (iovaAlignment - 1) != 0 || area.startByte(at: newStart) & (iovaAlignment - 1) != 0 {
-            throw .invalidArgument
+            throw .invalidArgument.from(f, "a cut after 0x\(String(iova, radix: 16)) is not aligned to 0x\(String(iovaAlignment, radix: 16))")
         }
-        if faultInjection.shouldFail() { throw .noMemory }
-        if area.numAccesses > 0 { throw .invalidArgument }
-        if area.filled && !disableLargePages { throw .invalidArgument }
+        if faultInjection.shouldFail() { throw .noMemory.from(f, "allocation failed by injection") }
+        if area.numAccesses > 0 { throw .invalidArgument.from(f, "an access pins pages of the area") }
+        if area.filled && !disableLargePages { throw .invalidArgument.from(f, "a domain may map the area with large pages") }
         let rhs = IOPTArea(iova: newStart, length: area.last - newStart + 1, pages: area.pages,
                            startByte: area.startByte(at: newStart), prot: area.prot)
         // The cut is page aligned (a filled area is only split with large pages off, so the

@@ -82,7 +82,12 @@ package final class IOPageTableState: @unchecked Sendable {
     /// `iopt_reserve_iova`.
     /// - Throws: `EADDRINUSE` when `[start, last]` meets an area or an allowed range.
     package func reserve(_ start: UInt64, _ last: UInt64, owner: ObjectIdentifier?) throws(Errno) {
-        if anyArea(intersecting: start, last) || allowedIntersects(start, last) { throw .addressInUse }
+        if anyArea(intersecting: start, last) {
+            throw .addressInUse.from("iopt_reserve_iova", "[0x\(String(start, radix: 16)), 0x\(String(last, radix: 16))] meets a mapped area")
+        }
+        if allowedIntersects(start, last) {
+            throw .addressInUse.from("iopt_reserve_iova", "[0x\(String(start, radix: 16)), 0x\(String(last, radix: 16))] meets an allowed range")
+        }
         reserved.append(IOPTReserved(start: start, last: last, owner: owner))
     }
 
@@ -92,7 +97,9 @@ package final class IOPageTableState: @unchecked Sendable {
     /// `iopt_set_allow_iova`: replace the allowed list atomically.
     /// - Throws: `EADDRINUSE` when a new range meets a reserved range (the old list stays).
     func setAllowed(_ ranges: [IOMMUIOVARange]) throws(Errno) {
-        for r in ranges where reservedIntersects(r.start, r.last) { throw .addressInUse }
+        for r in ranges where reservedIntersects(r.start, r.last) {
+            throw .addressInUse.from("iopt_set_allow_iova", "[0x\(String(r.start, radix: 16)), 0x\(String(r.last, radix: 16))] meets a reserved range")
+        }
         allowed = ranges.sorted { $0.start < $1.start }
     }
 
@@ -119,7 +126,7 @@ package final class IOPageTableState: @unchecked Sendable {
     func checkAlignment(_ alignment: UInt64) throws(Errno) {
         let mask = alignment - 1
         for a in areas where a.iova & mask != 0 || a.length & mask != 0 || a.pageOffset & mask != 0 {
-            throw .addressInUse
+            throw .addressInUse.from("iopt_check_iova_alignment", "the area at 0x\(String(a.iova, radix: 16)) is not aligned to 0x\(String(alignment, radix: 16))")
         }
     }
 
@@ -140,7 +147,9 @@ package final class IOPageTableState: @unchecked Sendable {
     ///   area is not page aligned (the flag stays off).
     func disableLarge() throws(Errno) {
         if disableLargePages { return }
-        if !domains.isEmpty && !areas.isEmpty { throw .invalidArgument }
+        if !domains.isEmpty && !areas.isEmpty {
+            throw .invalidArgument.from("iopt_disable_large_pages", "the IOAS has domains and mapped areas")
+        }
         disableLargePages = true
         do { try recalculateAlignment() } catch {
             disableLargePages = false
@@ -162,7 +171,9 @@ package final class IOPageTableState: @unchecked Sendable {
     ///   aperture meeting areas/allowed ranges; pinning and mapping errors.
     func addDomain(_ domain: IOMMUDomain) throws(Errno) {
         let newAlignment = max(Self.minPageSize(domain), iovaAlignment)
-        guard newAlignment <= Self.pageSize else { throw .invalidArgument }
+        guard newAlignment <= Self.pageSize else {
+            throw .invalidArgument.from("iopt_table_add_domain", "\(domain)'s smallest page 0x\(String(newAlignment, radix: 16)) is above PAGE_SIZE")
+        }
         if newAlignment != iovaAlignment { try checkAlignment(newAlignment) }
         let owner = ObjectIdentifier(domain)
         do throws(Errno) {

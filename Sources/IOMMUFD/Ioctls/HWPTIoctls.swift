@@ -4,13 +4,17 @@ extension IOMMUFD {
     /// `IOMMU_HWPT_ALLOC` (`iommufd_hwpt_alloc`).
     func ioctlHWPTAlloc(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUHWPTAlloc.self)
-        guard c.reserved == 0 else { throw .notSupported }
+        let f = "iommufd_hwpt_alloc"
+        guard c.reserved == 0 else { throw .notSupported.from(f, "__reserved is not zero") }
         let none = c.dataType == IOMMUFDConstant.hwptDataNone
-        if (none && c.dataLen != 0) || (!none && c.dataLen == 0) { throw .invalidArgument }
+        if none && c.dataLen != 0 { throw .invalidArgument.from(f, "data_len \(c.dataLen) with IOMMU_HWPT_DATA_NONE") }
+        if !none && c.dataLen == 0 { throw .invalidArgument.from(f, "data_type \(c.dataType) with data_len 0") }
         let idev = try get(c.devId, .device, as: DeviceObject.self)
         defer { put(idev) }
         let pt: IOMMUFDObject
-        do { pt = try getObject(c.ptId, .any) } catch { throw .invalidArgument }
+        do { pt = try getObject(c.ptId, .any) } catch {
+            throw .invalidArgument.from(f, "pt_id \(c.ptId): \(error.reason ?? "not found")")
+        }
         defer { put(pt) }
         let userData = IOMMUUserData(type: c.dataType, uptr: c.dataUptr, len: c.dataLen, user: user)
         let hwpt: HWPTObject
@@ -24,7 +28,7 @@ extension IOMMUFD {
             guard viommu.unit === idev.dev.iommu else { throw .invalidArgument }
             hwpt = try viommuAllocHWPTNested(viommu, flags: c.flags, userData: userData)
         default:
-            throw .invalidArgument
+            throw .invalidArgument.from(f, "pt_id \(c.ptId) is a \(pt.type), neither an IOAS nor a paging HWPT")
         }
         do throws(Errno) {
             if c.flags & IOMMUFDConstant.hwptFaultIDValid != 0 {
@@ -48,8 +52,12 @@ extension IOMMUFD {
     /// `IOMMU_GET_HW_INFO` (`iommufd_get_hw_info`).
     func ioctlGetHWInfo(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUHWInfo.self)
-        guard c.flags & ~IOMMUFDConstant.hwInfoFlagInputType == 0 else { throw .notSupported }
-        guard c.reserved0 == 0, c.reserved1 == 0, c.reserved2 == 0 else { throw .notSupported }
+        guard c.flags & ~IOMMUFDConstant.hwInfoFlagInputType == 0 else {
+            throw .notSupported.from("iommufd_get_hw_info", "unknown flags 0x\(String(c.flags, radix: 16))")
+        }
+        guard c.reserved0 == 0, c.reserved1 == 0, c.reserved2 == 0 else {
+            throw .notSupported.from("iommufd_get_hw_info", "a __reserved field is not zero")
+        }
         if c.flags & IOMMUFDConstant.hwInfoFlagInputType == 0 { c.dataType = IOMMUFDConstant.hwInfoTypeDefault }
         let idev = try get(c.devId, .device, as: DeviceObject.self)
         defer { put(idev) }
@@ -81,10 +89,15 @@ extension IOMMUFD {
     /// `IOMMU_HWPT_SET_DIRTY_TRACKING` (`iommufd_hwpt_set_dirty_tracking`).
     func ioctlHWPTSetDirtyTracking(_ u: inout UCmd) throws(Errno) -> Int32 {
         let c = u.decode(IOMMUHWPTSetDirtyTracking.self)
-        guard c.flags & ~IOMMUFDConstant.dirtyTrackingEnable == 0 else { throw .notSupported }
+        let f = "iommufd_hwpt_set_dirty_tracking"
+        guard c.flags & ~IOMMUFDConstant.dirtyTrackingEnable == 0 else {
+            throw .notSupported.from(f, "unknown flags 0x\(String(c.flags, radix: 16))")
+        }
         let hwpt = try get(c.hwptId, .hwptPaging, as: HWPTPagingObject.self)
         defer { put(hwpt) }
-        guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else { throw .notSupported }
+        guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else {
+            throw .notSupported.from(f, "\(hwpt) was not allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING")
+        }
         let enable = c.flags & IOMMUFDConstant.dirtyTrackingEnable != 0
         // The kernel clears the dirty bits of every area (a read with no bitmap) and then
         // turns tracking on. Model drivers may refuse any read while tracking is off, so
@@ -111,17 +124,27 @@ extension IOMMUFD {
     /// a hole), their dirty bits are set, and it is written back. Bits are only ever set.
     func ioctlHWPTGetDirtyBitmap(_ u: inout UCmd) throws(Errno) -> Int32 {
         let c = u.decode(IOMMUHWPTGetDirtyBitmap.self)
-        guard c.flags & ~IOMMUFDConstant.getDirtyBitmapNoClear == 0, c.reserved == 0 else { throw .notSupported }
+        let f = "iommufd_hwpt_get_dirty_bitmap"
+        guard c.flags & ~IOMMUFDConstant.getDirtyBitmapNoClear == 0 else {
+            throw .notSupported.from(f, "unknown flags 0x\(String(c.flags, radix: 16))")
+        }
+        guard c.reserved == 0 else { throw .notSupported.from(f, "__reserved is not zero") }
         let hwpt = try get(c.hwptId, .hwptPaging, as: HWPTPagingObject.self)
         defer { put(hwpt) }
         let iopt = hwpt.ioas.iopt
         let (lastIOVA, o) = c.iova.addingReportingOverflow(c.length &- 1)
-        guard !o else { throw .overflow }
+        guard !o else { throw .overflow.from(f, "iova 0x\(String(c.iova, radix: 16)) + length 0x\(String(c.length, radix: 16)) overflows") }
         let align = iopt.iovaAlignment
-        guard c.iova & (align - 1) == 0, (lastIOVA &+ 1) & (align - 1) == 0 else { throw .invalidArgument }
-        guard c.pageSize != 0 else { throw .invalidArgument }
-        guard c.iova % c.pageSize == 0, (lastIOVA &+ 1) % c.pageSize == 0 else { throw .invalidArgument }
-        guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else { throw .notSupported }
+        guard c.iova & (align - 1) == 0, (lastIOVA &+ 1) & (align - 1) == 0 else {
+            throw .invalidArgument.from(f, "the range is not aligned to the IOAS's IOVA alignment 0x\(String(align, radix: 16))")
+        }
+        guard c.pageSize != 0 else { throw .invalidArgument.from(f, "page_size is 0") }
+        guard c.iova % c.pageSize == 0, (lastIOVA &+ 1) % c.pageSize == 0 else {
+            throw .invalidArgument.from(f, "the range is not a whole number of page_size 0x\(String(c.pageSize, radix: 16)) pages")
+        }
+        guard let d = hwpt.domain, d.ops.contains(.dirtyTracking) else {
+            throw .notSupported.from(f, "\(hwpt) was not allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING")
+        }
         let clear = c.flags & IOMMUFDConstant.getDirtyBitmapNoClear == 0
         // Bit b stands for [iova + b * page_size, + page_size); `lastBit` is the last one
         // (no `+ 1`, which wraps for a range of the whole space).
@@ -137,7 +160,9 @@ extension IOMMUFD {
             let last = c.iova + pieceLastBit * c.pageSize + (c.pageSize - 1)
             var cur = start
             while true {
-                guard let area = iopt.areas.area(containing: cur) else { throw .invalidArgument }
+                guard let area = iopt.areas.area(containing: cur) else {
+                    throw .invalidArgument.from(f, "iova 0x\(String(cur, radix: 16)) is not mapped")
+                }
                 let end = min(last, area.last)
                 try d.readAndClearDirty(iova: IOVA(rawValue: cur), size: end - cur + 1, clear: clear) { leaf, size in
                     let iova = leaf.rawValue
@@ -164,18 +189,19 @@ extension IOMMUFD {
     /// `EINVAL`. `entry_num` is written back on every path.
     func ioctlHWPTInvalidate(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUHWPTInvalidate.self)
-        guard c.reserved == 0 else { throw .notSupported }
+        let f = "iommufd_hwpt_invalidate"
+        guard c.reserved == 0 else { throw .notSupported.from(f, "__reserved is not zero") }
         var handled: UInt32 = 0
         var rc: Errno?
         if c.entryNum != 0 && (c.dataUptr == 0 || c.entryLen == 0) {
-            rc = .invalidArgument
+            rc = .invalidArgument.from(f, "\(c.entryNum) entries but data_uptr or entry_len is 0")
         } else {
             do throws(Errno) {
                 let pt = try getObject(c.hwptId, .any)
                 defer { put(pt) }
                 if let nested = pt as? HWPTNestedObject, let d = nested.domain {
                     guard let ops = d.owner as? any IOMMUFDDriverOps, d.ops.contains(.cacheInvalidateUser) else {
-                        throw Errno.notSupported
+                        throw Errno.notSupported.from(f, "\(nested)'s driver has no cache_invalidate_user")
                     }
                     let array = IOMMUUserDataArray(type: c.dataType, uptr: c.dataUptr, entryLen: c.entryLen,
                                                    entryNum: c.entryNum, user: user)
@@ -186,14 +212,14 @@ extension IOMMUFD {
                                                    entryNum: c.entryNum, user: user)
                     try ops.cacheInvalidate(array, handled: &handled)
                 } else {
-                    throw Errno.invalidArgument
+                    throw Errno.invalidArgument.from(f, "hwpt_id \(c.hwptId) is a \(pt.type), not a nested HWPT")
                 }
             } catch {
                 rc = error
             }
         }
         c.entryNum = handled
-        do { try u.respond(c) } catch { throw .badAddress }
+        do { try u.respond(c) } catch { throw .badAddress.from(f, "entry_num cannot be written back") }
         if let rc { throw rc }
         return 0
     }
@@ -202,7 +228,7 @@ extension IOMMUFD {
     /// fd holds a reference until closed.
     func ioctlFaultQueueAlloc(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUFaultAlloc.self)
-        guard c.flags == 0 else { throw .notSupported }
+        guard c.flags == 0 else { throw .notSupported.from("iommufd_fault_alloc", "unknown flags 0x\(String(c.flags, radix: 16))") }
         let fault = FaultObject()
         try allocObject(fault)
         let fd: Int32

@@ -13,7 +13,7 @@ extension IOMMUFD {
     /// `IOMMU_IOAS_ALLOC` (`iommufd_ioas_alloc_ioctl`).
     func ioctlIOASAlloc(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUIOASAlloc.self)
-        guard c.flags == 0 else { throw .notSupported }
+        guard c.flags == 0 else { throw .notSupported.from("iommufd_ioas_alloc_ioctl", "unknown flags 0x\(String(c.flags, radix: 16))") }
         let ioas = try ioasAlloc()
         c.outIoasId = ioas.rawID
         do { try u.respond(c) } catch {
@@ -27,7 +27,7 @@ extension IOMMUFD {
     /// `IOMMU_IOAS_IOVA_RANGES` (`iommufd_ioas_iova_ranges`).
     func ioctlIOASIOVARanges(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUIOASIOVARanges.self)
-        guard c.reserved == 0 else { throw .notSupported }
+        guard c.reserved == 0 else { throw .notSupported.from("iommufd_ioas_iova_ranges", "__reserved is not zero") }
         let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
         defer { put(ioas) }
         let capacity = c.numIovas
@@ -38,23 +38,30 @@ extension IOMMUFD {
         c.numIovas = UInt32(ranges.count)
         c.outIovaAlignment = ioas.iopt.iovaAlignment
         try u.respond(c)
-        if c.numIovas > capacity { throw .messageTooLong }
+        if c.numIovas > capacity {
+            throw .messageTooLong.from("iommufd_ioas_iova_ranges", "\(c.numIovas) ranges do not fit in num_iovas \(capacity)")
+        }
         return 0
     }
 
     /// `IOMMU_IOAS_ALLOW_IOVAS` (`iommufd_ioas_allow_iovas`).
     func ioctlIOASAllowIOVAs(_ u: inout UCmd) throws(Errno) -> Int32 {
         let c = u.decode(IOMMUIOASAllowIOVAs.self)
-        guard c.reserved == 0 else { throw .notSupported }
+        let f = "iommufd_ioas_allow_iovas"
+        guard c.reserved == 0 else { throw .notSupported.from(f, "__reserved is not zero") }
         let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
         defer { put(ioas) }
         var ranges: [IOMMUIOVARange] = []
         for i in 0..<Int(c.numIovas) {
             let b = try user.copyFromUser(c.allowedIovas &+ UInt64(i * IOMMUIOVARange.size), count: IOMMUIOVARange.size)
             let r = IOMMUIOVARange(UAPIBytes(b))
-            guard r.start < r.last else { throw .invalidArgument }
-            if ranges.contains(where: { $0.start <= r.last && r.start <= $0.last }) { throw .invalidArgument }
-            if shouldFail() { throw .noMemory }
+            guard r.start < r.last else {
+                throw .invalidArgument.from(f, "range \(i): start 0x\(String(r.start, radix: 16)) is not below last 0x\(String(r.last, radix: 16))")
+            }
+            if ranges.contains(where: { $0.start <= r.last && r.start <= $0.last }) {
+                throw .invalidArgument.from(f, "range \(i) overlaps an earlier one")
+            }
+            if shouldFail() { throw .noMemory.from(f, "allocation failed by injection") }
             ranges.append(r)
         }
         try ioas.iopt.setAllowed(ranges)
@@ -72,9 +79,13 @@ extension IOMMUFD {
     func ioctlIOASMap(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUIOASMap.self)
         let known = IOMMUFDConstant.mapFixedIOVA | IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
-        guard c.flags & ~known == 0, c.reserved == 0 else { throw .notSupported }
-        guard c.iova < ulongMax, c.length < ulongMax else { throw .overflow }
-        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else { throw .invalidArgument }
+        let f = "iommufd_ioas_map"
+        guard c.flags & ~known == 0 else { throw .notSupported.from(f, "unknown flags 0x\(String(c.flags & ~known, radix: 16))") }
+        guard c.reserved == 0 else { throw .notSupported.from(f, "__reserved is not zero") }
+        guard c.iova < ulongMax, c.length < ulongMax else { throw .overflow.from(f, "iova or length is ULONG_MAX") }
+        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else {
+            throw .invalidArgument.from(f, "neither IOMMU_IOAS_MAP_READABLE nor IOMMU_IOAS_MAP_WRITEABLE")
+        }
         let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
         defer { put(ioas) }
         var iova = c.iova
@@ -98,9 +109,14 @@ extension IOMMUFD {
     func ioctlIOASCopy(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUIOASCopy.self)
         let known = IOMMUFDConstant.mapFixedIOVA | IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
-        guard c.flags & ~known == 0 else { throw .notSupported }
-        guard c.length < ulongMax, c.srcIova < ulongMax, c.dstIova < ulongMax else { throw .overflow }
-        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else { throw .invalidArgument }
+        let f = "iommufd_ioas_copy"
+        guard c.flags & ~known == 0 else { throw .notSupported.from(f, "unknown flags 0x\(String(c.flags & ~known, radix: 16))") }
+        guard c.length < ulongMax, c.srcIova < ulongMax, c.dstIova < ulongMax else {
+            throw .overflow.from(f, "length, src_iova or dst_iova is ULONG_MAX")
+        }
+        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else {
+            throw .invalidArgument.from(f, "neither IOMMU_IOAS_MAP_READABLE nor IOMMU_IOAS_MAP_WRITEABLE")
+        }
         let src = try get(c.srcIoasId, .ioas, as: IOASObject.self)
         let slices: [IOPTPagesSlice]
         do { slices = try src.iopt.getPages(iova: c.srcIova, length: c.length) } catch {
@@ -127,7 +143,9 @@ extension IOMMUFD {
         if c.iova == 0 && c.length == .max {
             result = ioas.iopt.unmapAll()
         } else {
-            guard c.iova < ulongMax, c.length < ulongMax else { throw .overflow }
+            guard c.iova < ulongMax, c.length < ulongMax else {
+                throw .overflow.from("iommufd_ioas_unmap", "iova or length is ULONG_MAX")
+            }
             result = ioas.iopt.unmap(iova: c.iova, length: c.length)
         }
         if let e = result.0 { throw e }
@@ -139,22 +157,23 @@ extension IOMMUFD {
     /// `IOMMU_OPTION` (`iommufd_option`).
     func ioctlOption(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUOption.self)
-        guard c.reserved == 0 else { throw .notSupported }
+        let f = "iommufd_option"
+        guard c.reserved == 0 else { throw .notSupported.from(f, "__reserved is not zero") }
         switch c.optionId {
         case IOMMUFDConstant.optionRlimitMode:
-            guard c.objectId == 0 else { throw .notSupported }
+            guard c.objectId == 0 else { throw .notSupported.from(f, "IOMMU_OPTION_RLIMIT_MODE takes object_id 0") }
             switch c.op {
             case IOMMUFDConstant.optionOpGet:
                 c.val64 = accountMode == .mm ? 1 : 0
             case IOMMUFDConstant.optionOpSet:
-                guard currentCredentials.capable(.sysResource) else { throw .notPermitted }
-                guard !table.hasObjects else { throw .busy }
+                guard currentCredentials.capable(.sysResource) else { throw .notPermitted.from(f, "setting the rlimit mode needs CAP_SYS_RESOURCE") }
+                guard !table.hasObjects else { throw .busy.from(f, "the rlimit mode changes only while the context has no objects") }
                 switch c.val64 {
                 case 0: accountMode = .user
                 case 1: accountMode = .mm
-                default: throw .invalidArgument
+                default: throw .invalidArgument.from(f, "rlimit mode \(c.val64) is neither 0 (user) nor 1 (mm)")
                 }
-            default: throw .notSupported
+            default: throw .notSupported.from(f, "unknown op \(c.op)")
             }
         case IOMMUFDConstant.optionHugePages:
             let ioas = try get(c.objectId, .ioas, as: IOASObject.self)
@@ -164,14 +183,14 @@ extension IOMMUFD {
                 switch c.val64 {
                 case 0: try ioas.iopt.disableLarge()
                 case 1: ioas.iopt.enableLarge()
-                default: throw .invalidArgument
+                default: throw .invalidArgument.from(f, "huge pages value \(c.val64) is neither 0 nor 1")
                 }
             case IOMMUFDConstant.optionOpGet:
                 c.val64 = ioas.iopt.disableLargePages ? 0 : 1
-            default: throw .notSupported
+            default: throw .notSupported.from(f, "unknown op \(c.op)")
             }
         default:
-            throw .notSupported
+            throw .notSupported.from(f, "unknown option_id \(c.optionId)")
         }
         // Only `val64` goes back.
         var v = UAPIBytes(count: 8)

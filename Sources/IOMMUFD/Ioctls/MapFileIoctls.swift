@@ -18,13 +18,16 @@ extension IOMMUFD {
     func ioctlIOASMapFile(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUIOASMapFile.self)
         let known = IOMMUFDConstant.mapFixedIOVA | IOMMUFDConstant.mapWriteable | IOMMUFDConstant.mapReadable
-        guard c.flags & ~known == 0 else { throw .notSupported }
-        guard c.iova < ulongMax, c.length < ulongMax else { throw .overflow }
-        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else { throw .invalidArgument }
+        let f = "iommufd_ioas_map_file"
+        guard c.flags & ~known == 0 else { throw .notSupported.from(f, "unknown flags 0x\(String(c.flags & ~known, radix: 16))") }
+        guard c.iova < ulongMax, c.length < ulongMax else { throw .overflow.from(f, "iova or length is ULONG_MAX") }
+        guard c.flags & (IOMMUFDConstant.mapReadable | IOMMUFDConstant.mapWriteable) != 0 else {
+            throw .invalidArgument.from(f, "neither IOMMU_IOAS_MAP_READABLE nor IOMMU_IOAS_MAP_WRITEABLE")
+        }
         let ioas = try get(c.ioasId, .ioas, as: IOASObject.self)
         defer { put(ioas) }
         let file = try current.memfd(c.fd)
-        guard file.isShmem else { throw .invalidArgument }
+        guard file.isShmem else { throw .invalidArgument.from(f, "fd \(c.fd) is not a shmem/memfd file") }
         let prot = Self.mapProt(c.flags)
         let pages = try IOPTPages(ctx: self, file: file, start: c.start, length: c.length,
                                   writable: prot.contains(.write))
@@ -56,12 +59,14 @@ extension IOMMUFD {
     /// kernel's `atomic64_t`). Success with no IOAS or no area.
     func ioctlIOASChangeProcess(_ u: inout UCmd) throws(Errno) -> Int32 {
         let c = u.decode(IOMMUIOASChangeProcess.self)
-        guard c.reserved == 0 else { throw .notSupported }
+        guard c.reserved == 0 else { throw .notSupported.from("iommufd_ioas_change_process", "__reserved is not zero") }
         var all: [IOPTPages] = []
         var seen = Set<ObjectIdentifier>()
         for case let ioas as IOASObject in table.liveObjects {
             for area in ioas.iopt.areas {
-                guard area.pages.isFile else { throw .invalidArgument }
+                guard area.pages.isFile else {
+                    throw .invalidArgument.from("iommufd_ioas_change_process", "the area at 0x\(String(area.iova, radix: 16)) of \(ioas) maps user memory, not a file")
+                }
                 if seen.insert(ObjectIdentifier(area.pages)).inserted { all.append(area.pages) }
             }
         }

@@ -4,7 +4,9 @@ extension IOMMUFD {
     /// `get_compat_ioas`.
     /// - Throws: `ENODEV` when no compat IOAS is set.
     func compatIOAS() throws(Errno) -> IOASObject {
-        guard let ioas = vfioIOAS, table.live(ioas.rawID) === ioas else { throw .noDevice }
+        guard let ioas = vfioIOAS, table.live(ioas.rawID) === ioas else {
+            throw .noDevice.from("iommufd_vfio_compat_ioas_get", "no compat IOAS is set (IOMMU_VFIO_IOAS)")
+        }
         ref(ioas)
         return ioas
     }
@@ -12,7 +14,7 @@ extension IOMMUFD {
     /// `IOMMU_VFIO_IOAS` (`iommufd_vfio_ioas`).
     func ioctlVFIOIOAS(_ u: inout UCmd) throws(Errno) -> Int32 {
         var c = u.decode(IOMMUVFIOIOAS.self)
-        guard c.reserved == 0 else { throw .notSupported }
+        guard c.reserved == 0 else { throw .notSupported.from("iommufd_vfio_ioas", "__reserved is not zero") }
         switch c.op {
         case IOMMUFDConstant.vfioIOASGet:
             let ioas = try compatIOAS()
@@ -26,7 +28,7 @@ extension IOMMUFD {
         case IOMMUFDConstant.vfioIOASClear:
             vfioIOAS = nil
         default:
-            throw .notSupported
+            throw .notSupported.from("iommufd_vfio_ioas", "unknown op \(c.op)")
         }
         return 0
     }
@@ -42,7 +44,7 @@ extension IOMMUFD {
             case IOMMUFDCommand.vfioIOMMUGetInfo: return .success(try vfioGetInfo(arg))
             case IOMMUFDCommand.vfioIOMMUMapDMA: return .success(try vfioMapDMA(arg))
             case IOMMUFDCommand.vfioIOMMUUnmapDMA: return .success(try vfioUnmapDMA(arg))
-            default: return .failure(.notTTY)
+            default: return .failure(.notTTY.from("iommufd_vfio_ioctl", "no VFIO command 0x\(String(cmd, radix: 16))"))
             }
         } catch {
             return .failure(error)
@@ -64,7 +66,9 @@ extension IOMMUFD {
     /// `VFIO_SET_IOMMU` (`iommufd_vfio_set_iommu`): TYPE1 turns large pages off so that
     /// unmaps may split mappings.
     func vfioSetIOMMU(_ type: UInt64) throws(Errno) -> Int32 {
-        guard type == VFIOConstant.type1IOMMU || type == VFIOConstant.type1v2IOMMU else { throw .invalidArgument }
+        guard type == VFIOConstant.type1IOMMU || type == VFIOConstant.type1v2IOMMU else {
+            throw .invalidArgument.from("iommufd_vfio_set_iommu", "IOMMU type \(type) is neither VFIO_TYPE1_IOMMU nor VFIO_TYPE1v2_IOMMU")
+        }
         let ioas = try compatIOAS()
         defer { unref(ioas) }
         if type == VFIOConstant.type1IOMMU { try ioas.iopt.disableLarge() }
@@ -76,7 +80,8 @@ extension IOMMUFD {
         let minsz = VFIOIOMMUType1DMAMap.size
         let m = VFIOIOMMUType1DMAMap(bytes: try user.copyFromUser(arg, count: minsz))
         guard Int(m.argsz) >= minsz, m.flags & ~(VFIOConstant.dmaMapFlagRead | VFIOConstant.dmaMapFlagWrite) == 0 else {
-            throw .invalidArgument
+            throw .invalidArgument.from("iommufd_vfio_map_dma", Int(m.argsz) < minsz ? "argsz \(m.argsz) is below \(minsz)"
+                                                                                  : "unknown flags 0x\(String(m.flags, radix: 16))")
         }
         var prot: IOMMUProt = [.cache]
         if m.flags & VFIOConstant.dmaMapFlagRead != 0 { prot.insert(.read) }
@@ -93,13 +98,18 @@ extension IOMMUFD {
     func vfioUnmapDMA(_ arg: UInt64) throws(Errno) -> Int32 {
         let minsz = VFIOIOMMUType1DMAUnmap.size
         var m = VFIOIOMMUType1DMAUnmap(bytes: try user.copyFromUser(arg, count: minsz))
-        guard Int(m.argsz) >= minsz, m.flags & ~VFIOConstant.dmaUnmapFlagAll == 0 else { throw .invalidArgument }
+        guard Int(m.argsz) >= minsz, m.flags & ~VFIOConstant.dmaUnmapFlagAll == 0 else {
+            throw .invalidArgument.from("iommufd_vfio_unmap_dma", Int(m.argsz) < minsz ? "argsz \(m.argsz) is below \(minsz)"
+                                                                                    : "unknown flags 0x\(String(m.flags, radix: 16))")
+        }
         let ioas = try compatIOAS()
         defer { unref(ioas) }
         var rc: Errno?
         var unmapped: UInt64 = 0
         if m.flags & VFIOConstant.dmaUnmapFlagAll != 0 {
-            guard m.iova == 0, m.size == 0 else { throw .invalidArgument }
+            guard m.iova == 0, m.size == 0 else {
+                throw .invalidArgument.from("iommufd_vfio_unmap_dma", "VFIO_DMA_UNMAP_FLAG_ALL with a non-zero iova or size")
+            }
             (rc, unmapped) = ioas.iopt.unmapAll()
         } else {
             if ioas.iopt.disableLargePages {
@@ -136,7 +146,9 @@ extension IOMMUFD {
     func vfioGetInfo(_ arg: UInt64) throws(Errno) -> Int32 {
         let minsz = VFIOIOMMUType1Info.minSize
         var info = VFIOIOMMUType1Info(bytes: try user.copyFromUser(arg, count: minsz))
-        guard Int(info.argsz) >= minsz else { throw .invalidArgument }
+        guard Int(info.argsz) >= minsz else {
+            throw .invalidArgument.from("iommufd_vfio_iommu_get_info", "argsz \(info.argsz) is below \(minsz)")
+        }
         let outsz = min(Int(info.argsz), VFIOIOMMUType1Info.size)
         let ioas = try compatIOAS()
         defer { unref(ioas) }

@@ -50,9 +50,10 @@ public final class AccessObject: IOMMUFDObject, @unchecked Sendable {
 extension IOMMUFD {
     /// `iommufd_access_create(ictx, ops, data, &id)`: a new access, finalized, with a
     /// reference held for the caller (so `IOMMU_DESTROY` on it is `EBUSY`).
-    /// - Throws: `ENOMEM`.
+    /// - Throws: `ENOMEM`; `EBADF` once the context is closed.
     public func accessCreate(ops: IOMMUFDAccessOps) throws(Errno) -> AccessObject {
-        try lock.withLock { () throws(Errno) -> AccessObject in
+        try entry("iommufd_access_create") { () throws(Errno) -> AccessObject in
+            try checkOpen("iommufd_access_create")
             let a = AccessObject(ops: ops)
             try allocObject(a)
             ref(a)
@@ -96,23 +97,26 @@ extension IOMMUFD {
     }
 
     /// `iommufd_access_attach(access, ioas_id)`.
-    /// - Throws: `EINVAL` already attached; `ENOENT` not an IOAS; `EADDRINUSE` the IOAS
-    ///   has areas that break the access's alignment.
+    /// - Throws: `EINVAL` already attached; `ENOENT` not an IOAS, or the access was
+    ///   destroyed; `EADDRINUSE` the IOAS has areas that break the access's alignment.
     public func accessAttach(_ access: AccessObject, ioasID: IOASObjectID) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
+        try entry("iommufd_access_attach") { () throws(Errno) in
+            try checkLive(access, "iommufd_access_attach")
             guard access.ioas == nil else {
                 warn("iommufd_access_attach", "access already attached")
-                throw .invalidArgument
+                throw .invalidArgument.from("iommufd_access_attach", "\(access) is already attached")
             }
             try accessChangeIOAS(access, ioasID.rawValue)
         }
     }
 
     /// `iommufd_access_replace(access, ioas_id)`: move an attached access.
-    /// - Throws: `ENOENT` not attached, or not an IOAS; `EADDRINUSE` as attach.
+    /// - Throws: `ENOENT` not attached, not an IOAS, or the access was destroyed;
+    ///   `EADDRINUSE` as attach.
     public func accessReplace(_ access: AccessObject, ioasID: IOASObjectID) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard access.ioas != nil else { throw .noEntry }
+        try entry("iommufd_access_replace") { () throws(Errno) in
+            try checkLive(access, "iommufd_access_replace")
+            guard access.ioas != nil else { throw .noEntry.from("iommufd_access_replace", "\(access) is not attached") }
             try accessChangeIOAS(access, ioasID.rawValue)
         }
     }
@@ -123,6 +127,21 @@ extension IOMMUFD {
         lock.withLock {
             if let ioas = access.ioas { accessDetachLocked(access, from: ioas) }
         }
+    }
+
+    /// A call on an object the caller destroyed (or whose context closed) is refused:
+    /// the kernel would use freed memory.
+    /// - Throws: `ENOENT` naming the object.
+    func checkLive(_ obj: IOMMUFDObject, _ function: String) throws(Errno) {
+        guard table.live(obj.rawID) === obj else {
+            throw .noEntry.from(function, "\(obj) was destroyed\(isClosed ? " (the context is closed)" : "")")
+        }
+    }
+
+    /// Objects are made only while the context is open (its fd is not released).
+    /// - Throws: `EBADF`.
+    func checkOpen(_ function: String) throws(Errno) {
+        guard !isClosed else { throw .badFileDescriptor.from(function, "the context is closed") }
     }
 
     /// `iommufd_access_change_ioas(access, new)` for a new IOAS by ID.
@@ -184,26 +203,37 @@ extension IOMMUFD {
     /// Undone completely on error. Unpin with exactly the same range.
     /// - Throws: `EINVAL` zero length, an access without `unmap`, a range not page
     ///   aligned at area boundaries, or an area being unmapped; `EOVERFLOW`; `ENOENT` not
-    ///   attached or a hole; `EPERM` a write pin of a read-only area; pin errors.
+    ///   attached, a hole, or the access was destroyed; `EPERM` a write pin of a
+    ///   read-only area; pin errors.
     public func accessPinPages(_ access: AccessObject, iova: IOVA, length: UInt64,
                                write: Bool) throws(Errno) -> [PhysicalAddress] {
-        try lock.withLock { () throws(Errno) -> [PhysicalAddress] in
-            guard access.ops.needsPinPages, access.isInternal || access.ops.unmap != nil else { throw .invalidArgument }
-            guard length != 0 else { throw .invalidArgument }
+        try entry("iommufd_access_pin_pages") { () throws(Errno) -> [PhysicalAddress] in
+            let f = "iommufd_access_pin_pages"
+            try checkLive(access, f)
+            guard access.ops.needsPinPages, access.isInternal || access.ops.unmap != nil else {
+                throw .invalidArgument.from(f, "\(access) was not created with needs_pin_pages and an unmap op")
+            }
+            guard length != 0 else { throw .invalidArgument.from(f, "length is 0") }
             let iova = iova.rawValue
             let (last, o) = iova.addingReportingOverflow(length - 1)
-            guard !o else { throw .overflow }
-            guard let ioas = access.ioas else { throw .noEntry }
+            guard !o else { throw .overflow.from(f, "iova 0x\(String(iova, radix: 16)) + length 0x\(String(length, radix: 16)) overflows") }
+            guard let ioas = access.ioas else { throw .noEntry.from(f, "\(access) is not attached") }
             let (chunks, complete) = contigAreas(ioas.iopt, iova, last)
             var done: [(IOPTArea, ClosedRange<Int>)] = []
             var out: [PhysicalAddress] = []
             do throws(Errno) {
                 for (i, (area, from, to)) in chunks.enumerated() {
-                    if area.preventAccess { throw .invalidArgument }
-                    if i == 0 && area.startByte(at: from) % IOPTPages.pageSize != 0 { throw .invalidArgument }
-                    if to != last && (area.startByte(at: to) + 1) % IOPTPages.pageSize != 0 { throw .invalidArgument }
+                    if area.preventAccess { throw .invalidArgument.from(f, "the area at 0x\(String(area.iova, radix: 16)) is being unmapped") }
+                    if i == 0 && area.startByte(at: from) % IOPTPages.pageSize != 0 {
+                        throw .invalidArgument.from(f, "iova 0x\(String(from, radix: 16)) is not at a page boundary of its area")
+                    }
+                    if to != last && (area.startByte(at: to) + 1) % IOPTPages.pageSize != 0 {
+                        throw .invalidArgument.from(f, "the area ends at 0x\(String(to, radix: 16)) inside a page")
+                    }
                     let needed: IOMMUProt = write ? .write : .read
-                    if !area.prot.contains(needed) { throw .notPermitted }
+                    if !area.prot.contains(needed) {
+                        throw .notPermitted.from(f, "a \(write ? "write" : "read") pin of the area at 0x\(String(area.iova, radix: 16)) mapped \(area.prot)")
+                    }
                     let range = area.pageRange(from, to)
                     try area.pages.pinForAccess(range)
                     area.numAccesses += 1
@@ -211,7 +241,7 @@ extension IOMMUFD {
                     done.append((area, range))
                     for p in range { out.append(area.pages.physicalAddress(ofByte: UInt64(p) * IOPTPages.pageSize)) }
                 }
-                if !complete { throw .noEntry }
+                if !complete { throw .noEntry.from(f, "[0x\(String(iova, radix: 16)), 0x\(String(last, radix: 16))] has a hole") }
             } catch {
                 for (area, range) in done {
                     area.numAccesses -= 1
@@ -255,22 +285,26 @@ extension IOMMUFD {
     ///   - slowPath: `__IOMMUFD_ACCESS_RW_SLOW_PATH` (test kernels): take the pinning
     ///     path even for the caller's own memory.
     /// - Returns: the bytes read (empty for a write).
-    /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not attached or a hole;
-    ///   `EPERM` protection; `EFAULT` memory that cannot be reached.
+    /// - Throws: `EINVAL` zero length; `EOVERFLOW`; `ENOENT` not attached, a hole, or the
+    ///   access was destroyed; `EPERM` protection; `EFAULT` memory that cannot be reached.
     public func accessRW(_ access: AccessObject, iova: IOVA, count: Int, write data: [UInt8]?,
                          slowPath: Bool = false) throws(Errno) -> [UInt8] {
         let iova = iova.rawValue
-        return try lock.withLock { () throws(Errno) -> [UInt8] in
-            guard count > 0 else { throw .invalidArgument }
+        return try entry("iommufd_access_rw") { () throws(Errno) -> [UInt8] in
+            let f = "iommufd_access_rw"
+            try checkLive(access, f)
+            guard count > 0 else { throw .invalidArgument.from(f, "count \(count) is not positive") }
             let (last, o) = iova.addingReportingOverflow(UInt64(count) - 1)
-            guard !o else { throw .overflow }
-            guard let ioas = access.ioas else { throw .noEntry }
+            guard !o else { throw .overflow.from(f, "iova 0x\(String(iova, radix: 16)) + count \(count) overflows") }
+            guard let ioas = access.ioas else { throw .noEntry.from(f, "\(access) is not attached") }
             let (chunks, complete) = contigAreas(ioas.iopt, iova, last)
-            guard complete else { throw .noEntry }
+            guard complete else { throw .noEntry.from(f, "[0x\(String(iova, radix: 16)), 0x\(String(last, radix: 16))] has a hole") }
             var out: [UInt8] = []
             var offset = 0
             for (area, from, to) in chunks {
-                if !area.prot.contains(data != nil ? .write : .read) { throw .notPermitted }
+                if !area.prot.contains(data != nil ? .write : .read) {
+                    throw .notPermitted.from(f, "a \(data != nil ? "write" : "read") of the area at 0x\(String(area.iova, radix: 16)) mapped \(area.prot)")
+                }
                 let n = Int(to - from + 1)
                 let part = data.map { Array($0[offset..<offset + n]) }
                 out += try area.pages.readWrite(startByte: area.startByte(at: from), count: n, write: part,

@@ -5,7 +5,7 @@ extension IOMMUFD {
     /// `ioas`, owned by the device. An injection point (`EINVAL`).
     /// - Throws: `EADDRINUSE` against areas or allowed ranges; `EINVAL`.
     func enforceReservedRegions(_ idev: DeviceObject, in ioas: IOASObject) throws(Errno) {
-        if shouldFail() { throw .invalidArgument }
+        if shouldFail() { throw .invalidArgument.from("iopt_table_enforce_dev_resv_regions", "failed by injection") }
         guard let driver = idev.dev.iommu?.driver else { return }
         let owner = ObjectIdentifier(idev)
         do throws(Errno) {
@@ -22,13 +22,19 @@ extension IOMMUFD {
     /// - Throws: `EINVAL`.
     func pasidCompat(_ hwpt: HWPTObject, _ idev: DeviceObject, _ pasid: PASID?) throws(Errno) {
         let ig = idev.igroup
+        let f = "iommufd_hwpt_pasid_compat"
         if pasid == nil {
             if !hwpt.pasidCompat && ig.pasidAttach.keys.contains(where: { $0 != nil }) {
-                throw .invalidArgument
+                throw .invalidArgument.from(f, "PASIDs are attached, and \(hwpt) was not allocated with IOMMU_HWPT_ALLOC_PASID")
             }
         } else {
-            guard idev.dev.maxPasids > 0, hwpt.pasidCompat else { throw .invalidArgument }
-            if let rid = ig.pasidAttach[nil], !rid.hwpt.pasidCompat { throw .invalidArgument }
+            guard idev.dev.maxPasids > 0 else { throw .invalidArgument.from(f, "\(idev.dev.rid) has no PASIDs") }
+            guard hwpt.pasidCompat else {
+                throw .invalidArgument.from(f, "\(hwpt) was not allocated with IOMMU_HWPT_ALLOC_PASID")
+            }
+            if let rid = ig.pasidAttach[nil], !rid.hwpt.pasidCompat {
+                throw .invalidArgument.from(f, "the RID is on \(rid.hwpt), not allocated with IOMMU_HWPT_ALLOC_PASID")
+            }
         }
     }
 
@@ -43,15 +49,23 @@ extension IOMMUFD {
     func hwptAttach(_ hwpt: HWPTObject, _ idev: DeviceObject, pasid: PASID?) throws(Errno) {
         let ig = idev.igroup
         let existing = ig.pasidAttach[pasid]
+        let f = "iommufd_hw_pagetable_attach"
+        let at = pasid.map { "PASID \($0)" } ?? "the RID"
         if let existing {
-            if existing.devices.contains(where: { $0 === idev }) { throw .busy }
-            if existing.hwpt !== hwpt { throw .invalidArgument }
+            if existing.devices.contains(where: { $0 === idev }) { throw .busy.from(f, "\(at) of \(idev.dev.rid) is already attached") }
+            if existing.hwpt !== hwpt {
+                throw .invalidArgument.from(f, "\(at) of \(idev.dev.rid)'s group is on \(existing.hwpt)")
+            }
         }
-        guard let domain = hwpt.domain, let root = hwpt.pagingRoot else { throw .invalidArgument }
+        guard let domain = hwpt.domain, let root = hwpt.pagingRoot else {
+            throw .invalidArgument.from(f, "\(hwpt) has no domain or paging parent")
+        }
         if pasid == nil { try enforceReservedRegions(idev, in: root.ioas) }
         if existing == nil {
             do throws(Errno) {
-                guard compatibleDevice(hwpt, idev) else { throw .invalidArgument }
+                guard compatibleDevice(hwpt, idev) else {
+                    throw .invalidArgument.from("iommufd_hwpt_compatible_device", "\(idev.dev.rid) cannot use \(hwpt)")
+                }
                 try pasidCompat(hwpt, idev, pasid)
                 let handle = IOMMUFDAttachHandle(idev: idev, hwpt: hwpt)
                 if let pasid {
@@ -104,12 +118,15 @@ extension IOMMUFD {
     ///   (the old attachment stays exactly as it was).
     func doReplace(_ hwpt: HWPTObject, _ idev: DeviceObject, pasid: PASID?) throws(Errno) -> HWPTObject? {
         let ig = idev.igroup
+        let f = "iommufd_device_do_replace"
         guard let attach = ig.pasidAttach[pasid], attach.devices.contains(where: { $0 === idev }) else {
-            throw .invalidArgument
+            throw .invalidArgument.from(f, "\(pasid.map { "PASID \($0)" } ?? "the RID") of \(idev.dev.rid) is not attached")
         }
         let old = attach.hwpt
         if old === hwpt { return nil }
-        guard let domain = hwpt.domain, let newRoot = hwpt.pagingRoot else { throw .invalidArgument }
+        guard let domain = hwpt.domain, let newRoot = hwpt.pagingRoot else {
+            throw .invalidArgument.from(f, "\(hwpt) has no domain or paging parent")
+        }
         let oldIOAS = old.pagingRoot?.ioas
         let ioasChanged = pasid == nil && newRoot.ioas !== oldIOAS
         var enforced: [DeviceObject] = []
@@ -120,7 +137,9 @@ extension IOMMUFD {
                     enforced.append(d)
                 }
             }
-            guard compatibleDevice(hwpt, idev) else { throw .invalidArgument }
+            guard compatibleDevice(hwpt, idev) else {
+                throw .invalidArgument.from("iommufd_hwpt_compatible_device", "\(idev.dev.rid) cannot use \(hwpt)")
+            }
             try pasidCompat(hwpt, idev, pasid)
             let handle = IOMMUFDAttachHandle(idev: idev, hwpt: hwpt)
             if let pasid {
@@ -159,7 +178,7 @@ extension IOMMUFD {
         case let ioas as IOASObject:
             return try autoDomain(ioas, idev, pasid, mode)
         default:
-            throw .invalidArgument
+            throw .invalidArgument.from("iommufd_device_change_pt", "pt_id \(ptID) is a \(pt.type), neither an IOAS nor a HWPT")
         }
     }
 
@@ -204,23 +223,26 @@ extension IOMMUFD {
     /// IOAS. `ptID` is an ``IOASObjectID``, a ``HWPTObjectID`` or, when the kind is not
     /// known statically, a ``PageTableObjectID``.
     /// - Returns: the attached HWPT's ID.
-    /// - Throws: `ENOENT` unknown `ptID`; `EINVAL` wrong type or incompatible;
-    ///   `EBUSY` already attached; `EADDRINUSE`; driver errors.
+    /// - Throws: `ENOENT` unknown `ptID`, or `idev` was unbound; `EINVAL` wrong type or
+    ///   incompatible; `EBUSY` already attached; `EADDRINUSE`; driver errors.
     public func deviceAttach<PT: IOMMUFDPageTableKind>(_ idev: DeviceObject, pasid: PASID? = nil,
                                                         ptID: IOMMUFDObjectID<PT>) throws(Errno) -> HWPTObjectID {
-        try lock.withLock { () throws(Errno) -> HWPTObjectID in
-            HWPTObjectID(rawValue: try changePT(idev, pasid: pasid, ptID: ptID.rawValue, mode: .attach))
+        try entry("iommufd_device_attach") { () throws(Errno) -> HWPTObjectID in
+            try checkLive(idev, "iommufd_device_attach")
+            return HWPTObjectID(rawValue: try changePT(idev, pasid: pasid, ptID: ptID.rawValue, mode: .attach))
         }
     }
 
     /// `iommufd_device_replace(idev, pasid, &pt_id)`.
     /// - Returns: the attached HWPT's ID.
     /// - Throws: `EINVAL` nothing attached, wrong type, incompatible; `ENOENT` unknown
-    ///   `ptID`; `EADDRINUSE`; driver errors (the old attachment is kept).
+    ///   `ptID`, or `idev` was unbound; `EADDRINUSE`; driver errors (the old attachment
+    ///   is kept).
     public func deviceReplace<PT: IOMMUFDPageTableKind>(_ idev: DeviceObject, pasid: PASID? = nil,
                                                          ptID: IOMMUFDObjectID<PT>) throws(Errno) -> HWPTObjectID {
-        try lock.withLock { () throws(Errno) -> HWPTObjectID in
-            HWPTObjectID(rawValue: try changePT(idev, pasid: pasid, ptID: ptID.rawValue, mode: .replace))
+        try entry("iommufd_device_replace") { () throws(Errno) -> HWPTObjectID in
+            try checkLive(idev, "iommufd_device_replace")
+            return HWPTObjectID(rawValue: try changePT(idev, pasid: pasid, ptID: ptID.rawValue, mode: .replace))
         }
     }
 

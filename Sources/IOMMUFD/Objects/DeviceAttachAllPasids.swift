@@ -15,7 +15,7 @@ extension IOMMUFD {
     /// counterpart is `iommufd_device_attach(idev, IOMMU_NO_PASID, &pt_id)` on a nested
     /// HWPT of such a vendor, made explicit.
     /// - Returns: the HWPT ID.
-    /// - Throws: `ENOENT` unknown `ptID`; `ENODEV` the device has no IOMMU;
+    /// - Throws: `ENOENT` unknown `ptID`, or `idev` was unbound; `ENODEV` the device has no IOMMU;
     ///   `EOPNOTSUPP` the vendor attaches per PASID (Intel VT-d); `EINVAL` `ptID` is not
     ///   a nested HWPT; `EBUSY` PASIDs are attached individually, or another device of
     ///   the group holds the RID attachment; `EADDRINUSE` reserved regions in the
@@ -26,17 +26,27 @@ extension IOMMUFD {
     }
 
     private func attachAllPasids(_ idev: DeviceObject, ptID: UInt32) throws(Errno) -> UInt32 {
-        try lock.withLock { () throws(Errno) -> UInt32 in
+        try entry("iommufd_device_attach_all_pasids") { () throws(Errno) -> UInt32 in
+            let f = "iommufd_device_attach_all_pasids"
+            try checkLive(idev, f)
             let pt = try getObject(ptID, .any)
             defer { put(pt) }
-            guard let driver = idev.dev.iommu?.driver else { throw .noDevice }
-            guard driver.userPasidTable else { throw .notSupported }
-            guard let hwpt = pt as? HWPTNestedObject, let domain = hwpt.domain else { throw .invalidArgument }
+            guard let driver = idev.dev.iommu?.driver else { throw .noDevice.from(f, "\(idev.dev.rid) has no IOMMU") }
+            guard driver.userPasidTable else {
+                throw .notSupported.from(f, "\(driver.name) attaches per PASID (no user PASID table)")
+            }
+            guard let hwpt = pt as? HWPTNestedObject, let domain = hwpt.domain else {
+                throw .invalidArgument.from(f, "pt_id \(ptID) is a \(pt.type), not a nested HWPT")
+            }
             let ig = idev.igroup
-            if ig.pasidAttach.keys.contains(where: { $0 != nil }) { throw .busy }
+            if ig.pasidAttach.keys.contains(where: { $0 != nil }) {
+                throw .busy.from(f, "PASIDs of \(idev.dev.rid)'s group are attached one by one")
+            }
             let existing = ig.pasidAttach[nil]
             if let existing {
-                guard existing.devices.count == 1, existing.devices[0] === idev else { throw .busy }
+                guard existing.devices.count == 1, existing.devices[0] === idev else {
+                    throw .busy.from(f, "another device of the group holds the RID attachment")
+                }
                 if existing.hwpt === hwpt && ig.group.ridOwnsAllPasids { return hwpt.rawID }
             }
             let newIOAS = hwpt.parent.ioas

@@ -22,7 +22,7 @@ public final class DeviceObject: IOMMUFDObject, @unchecked Sendable {
     }
 
     func driver() throws(Errno) -> any IOMMUDriver {
-        guard let d = dev.iommu?.driver else { throw .noDevice }
+        guard let d = dev.iommu?.driver else { throw .noDevice.from("iommufd_device", "\(dev.rid) has no IOMMU") }
         return d
     }
 
@@ -71,13 +71,13 @@ public final class IOMMUFDAttachHandle: AttachHandle, @unchecked Sendable {
 
 extension IOMMUFD {
     func getGroup(_ dev: PCIDevice) throws(Errno) -> IOMMUFDGroup {
-        guard let g = dev.group else { throw .noDevice }
+        guard let g = dev.group else { throw .noDevice.from("iommufd_get_group", "\(dev.rid) has no IOMMU group") }
         let key = ObjectIdentifier(g)
         if let ig = groups[key] {
             ig.refs += 1
             return ig
         }
-        if shouldFail() { throw .noMemory }
+        if shouldFail() { throw .noMemory.from("iommufd_get_group", "allocation failed by injection") }
         let ig = IOMMUFDGroup(group: g)
         ig.refs = 1
         groups[key] = ig
@@ -91,11 +91,16 @@ extension IOMMUFD {
 
     /// `iommufd_device_bind(ictx, dev, &id)`: bind `dev`, claiming DMA ownership. The
     /// returned object holds a reference for the binder until ``deviceUnbind(_:)``.
-    /// - Throws: `EINVAL` the IOMMU cannot enforce cache coherency; `ENODEV` no group;
-    ///   `EPERM`/`EBUSY` ownership cannot be claimed; `ENOMEM`.
+    /// - Throws: `EINVAL` no IOMMU, or it cannot enforce cache coherency; `ENODEV` no
+    ///   group; `EPERM`/`EBUSY` ownership cannot be claimed; `ENOMEM`; `EBADF` once the
+    ///   context is closed. A failure is logged as `iommukit:error`.
     public func deviceBind(_ dev: PCIDevice) throws(Errno) -> DeviceObject {
-        try lock.withLock { () throws(Errno) -> DeviceObject in
-            guard let driver = dev.iommu?.driver, driver.capable(dev, .cacheCoherency) else { throw .invalidArgument }
+        try entry("iommufd_device_bind") { () throws(Errno) -> DeviceObject in
+            try checkOpen("iommufd_device_bind")
+            guard let driver = dev.iommu?.driver else { throw .invalidArgument.from("iommufd_device_bind", "\(dev.rid) has no IOMMU") }
+            guard driver.capable(dev, .cacheCoherency) else {
+                throw .invalidArgument.from("iommufd_device_bind", "\(driver.name) does not enforce cache coherency for \(dev.rid)")
+            }
             let ig = try getGroup(dev)
             do throws(Errno) {
                 try machine.iommu.deviceClaimDMAOwner(dev, owner: self)

@@ -78,7 +78,9 @@ public final class FaultObject: IOMMUFDObject, @unchecked Sendable {
     ///   `EFAULT` when nothing could be copied.
     func read(_ ctx: IOMMUFD, buffer: UInt64, count: Int) -> Result<Int, Errno> {
         let size = IOMMUHWPTPgfault.size
-        guard count >= 0, count % size == 0 else { return .failure(.illegalSeek) }
+        guard count >= 0, count % size == 0 else {
+            return .failure(.illegalSeek.from("iommufd_fault_fops_read", "count \(count) is not a multiple of \(size)"))
+        }
         var done = 0
         var rc: Errno?
         while let group = faultLock.withLock({ deliver.first }), group.faultCount * size <= count - done {
@@ -116,7 +118,9 @@ public final class FaultObject: IOMMUFDObject, @unchecked Sendable {
     ///   group awaiting a response (never read, or already answered), `EFAULT`.
     func write(_ ctx: IOMMUFD, buffer: UInt64, count: Int) -> Result<Int, Errno> {
         let size = IOMMUHWPTPageResponse.size
-        guard count >= 0, count % size == 0 else { return .failure(.illegalSeek) }
+        guard count >= 0, count % size == 0 else {
+            return .failure(.illegalSeek.from("iommufd_fault_fops_write", "count \(count) is not a multiple of \(size)"))
+        }
         var done = 0
         var rc: Errno?
         while done < count {
@@ -127,11 +131,11 @@ public final class FaultObject: IOMMUFDObject, @unchecked Sendable {
             // the user's to send.
             guard resp.code == IOMMUFDConstant.pageRespSuccess || resp.code == IOMMUFDConstant.pageRespInvalid,
                   let code = IOMMUPageResponseCode(rawValue: resp.code) else {
-                rc = .invalidArgument
+                rc = .invalidArgument.from("iommufd_fault_fops_write", "response code \(resp.code) is neither SUCCESS nor INVALID")
                 break
             }
             guard let group = faultLock.withLock({ response.removeValue(forKey: resp.cookie) }) else {
-                rc = .invalidArgument
+                rc = .invalidArgument.from("iommufd_fault_fops_write", "no group awaits a response with cookie \(resp.cookie)")
                 break
             }
             group.respond(code)
@@ -155,7 +159,7 @@ final class IOMMUFDFaultHandler: IOPFHandler, @unchecked Sendable {
     /// Queues `group` on the FAULT object.
     /// - Throws: `ENODEV` if the FAULT object is gone (the core then answers `FAILURE`).
     func handleIOPF(_ group: IOPFGroup) throws(Errno) {
-        guard let fault else { throw .noDevice }
+        guard let fault else { throw .noDevice.from("iommufd_fault_iopf_handler", "the FAULT object is gone") }
         fault.enqueue(group)
     }
 }

@@ -40,7 +40,7 @@ extension IOMMUFD {
     package func installFile(_ f: IOMMUFDFile) throws(Errno) -> Int32 {
         if let installer = _fileInstaller {
             let fd = try installer(f.kind).get()
-            guard files[fd] == nil else { throw .tooManyOpenFiles }
+            guard files[fd] == nil else { throw .tooManyOpenFiles.from("get_unused_fd_flags", "fd \(fd) is still in use by the context") }
             files[fd] = f
             return fd
         }

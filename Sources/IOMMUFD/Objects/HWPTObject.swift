@@ -99,13 +99,14 @@ extension IOMMUFD {
                          immediateAttach: Bool, userData: IOMMUUserData?) throws(Errno) -> HWPTPagingObject {
         let valid = IOMMUFDConstant.hwptAllocNestParent | IOMMUFDConstant.hwptAllocDirtyTracking
             | IOMMUFDConstant.hwptFaultIDValid | IOMMUFDConstant.hwptAllocPasid
-        guard flags & ~valid == 0 else { throw .notSupported }
+        let f = "iommufd_hwpt_paging_alloc"
+        guard flags & ~valid == 0 else { throw .notSupported.from(f, "unknown flags 0x\(String(flags & ~valid, radix: 16))") }
         let driver = try idev.driver()
         if flags & IOMMUFDConstant.hwptAllocDirtyTracking != 0 && !driver.capable(idev.dev, .dirtyTracking) {
-            throw .notSupported
+            throw .notSupported.from(f, "\(driver.name) cannot track dirty pages for \(idev.dev.rid)")
         }
         if flags & IOMMUFDConstant.hwptFaultIDValid != 0 && flags & IOMMUFDConstant.hwptAllocNestParent != 0 {
-            throw .notSupported
+            throw .notSupported.from(f, "a nesting parent cannot have a fault queue")
         }
         let hwpt = HWPTPagingObject(ioas: ioas)
         try allocObject(hwpt)
@@ -149,10 +150,14 @@ extension IOMMUFD {
     func hwptNestedAlloc(parent: HWPTPagingObject, idev: DeviceObject, flags: UInt32,
                          userData: IOMMUUserData) throws(Errno) -> HWPTNestedObject {
         let valid = IOMMUFDConstant.hwptFaultIDValid | IOMMUFDConstant.hwptAllocPasid
-        guard flags & ~valid == 0, userData.len != 0 else { throw .notSupported }
+        let f = "iommufd_hwpt_nested_alloc"
+        guard flags & ~valid == 0 else { throw .notSupported.from(f, "unknown flags 0x\(String(flags & ~valid, radix: 16))") }
+        guard userData.len != 0 else { throw .notSupported.from(f, "no vendor data") }
         let driver = try idev.driver()
-        guard let parentDomain = parent.domain, !parent.autoDomain, parent.nestParent,
-              parentDomain.owner === driver else { throw .invalidArgument }
+        guard let parentDomain = parent.domain, !parent.autoDomain, parent.nestParent else {
+            throw .invalidArgument.from(f, "\(parent) was not allocated with IOMMU_HWPT_ALLOC_NEST_PARENT")
+        }
+        guard parentDomain.owner === driver else { throw .invalidArgument.from(f, "\(parent) belongs to another driver") }
         let hwpt = HWPTNestedObject(parent: parent)
         try allocObject(hwpt)
         ref(parent)
@@ -170,7 +175,7 @@ extension IOMMUFD {
             hwpt.domain = d
             guard d.type == .nested else {
                 warn("iommufd_hwpt_nested_alloc", "driver returned a \(d.type) domain")
-                throw .invalidArgument
+                throw .invalidArgument.from(f, "the driver returned a \(d.type) domain")
             }
         } catch {
             abortAndDestroy(hwpt)

@@ -5,7 +5,7 @@ extension IOMMUFD {
     /// it until ``finalize(_:)``. An injection point (`ENOMEM`).
     /// - Throws: `ENOMEM`.
     package func allocObject(_ obj: IOMMUFDObject) throws(Errno) {
-        if shouldFail() { throw .noMemory }
+        if shouldFail() { throw .noMemory.from("iommufd_object_alloc", "allocation failed by injection") }
         obj.rawID = try table.reserve(obj)
     }
 
@@ -29,17 +29,33 @@ extension IOMMUFD {
     /// point (`ENOENT`).
     /// - Throws: `ENOENT` for a missing, reserved, tombstoned or dying ID, or a wrong type.
     func getObject(_ id: UInt32, _ type: IOMMUFDObjectType) throws(Errno) -> IOMMUFDObject {
-        if shouldFail() { throw .noEntry }
-        guard let o = table.live(id), type == .any || o.type == type, o.users > 0 else { throw .noEntry }
+        if shouldFail() { throw .noEntry.from("iommufd_get_object", "lookup of \(id) failed by injection") }
+        guard let o = table.live(id), type == .any || o.type == type, o.users > 0 else {
+            throw .noEntry.from("iommufd_get_object", lookupFailure(id, type))
+        }
         o.users += 1
         o.waitCount += 1
         return o
     }
 
+    /// Why a lookup of `id` as `type` found nothing.
+    private func lookupFailure(_ id: UInt32, _ type: IOMMUFDObjectType) -> String {
+        let wanted = type == .any ? "object" : "\(type)"
+        switch table.slots[id] {
+        case nil: return "no \(wanted) \(id)"
+        case .reserved?: return "object \(id) is still being created"
+        case .tombstone?: return "object \(id) was destroyed (tombstone)"
+        case .live(let o)?: return o.users > 0 ? "object \(id) is a \(o.type), not a \(wanted)" : "object \(id) is being destroyed"
+        }
+    }
+
     /// Typed ``getObject(_:_:)``.
     package func get<T: IOMMUFDObject>(_ id: UInt32, _ type: IOMMUFDObjectType, as: T.Type) throws(Errno) -> T {
         let o = try getObject(id, type)
-        guard let t = o as? T else { put(o); throw .noEntry }
+        guard let t = o as? T else {
+            put(o)
+            throw .noEntry.from("iommufd_get_object", "object \(id) is a \(o.type), not a \(T.self)")
+        }
         return t
     }
 
@@ -58,8 +74,10 @@ extension IOMMUFD {
     /// - Throws: `ENOENT` for a missing or tombstoned ID; `EBUSY` while another holder
     ///   has a reference (nothing changes).
     func removeObject(_ id: UInt32) throws(Errno) {
-        guard let o = table.live(id) else { throw .noEntry }
-        guard o.users == 1 else { throw .busy }
+        guard let o = table.live(id) else { throw .noEntry.from("iommufd_destroy", lookupFailure(id, .any)) }
+        guard o.users == 1 else {
+            throw .busy.from("iommufd_destroy", "\(o) is still referenced (\(o.users - 1) reference(s) besides the table's)")
+        }
         table.release(id)
         if vfioIOAS === o { vfioIOAS = nil }
         o.users = 0

@@ -19,7 +19,7 @@ struct ObjectTable {
     mutating func reserve(_ obj: IOMMUFDObject) throws(Errno) -> UInt32 {
         var id: UInt32 = 1
         while slots[id] != nil {
-            guard id < UInt32(Int32.max) else { throw .busy }
+            guard id < UInt32(Int32.max) else { throw .busy.from("iommufd_object_alloc", "no free ID below INT_MAX") }
             id += 1
         }
         slots[id] = .reserved(obj)

@@ -76,6 +76,25 @@ public enum IOMMUFDCommand {
     public static let vfioIOMMUUnmapDMA = io(114)
     /// `VFIO_IOMMU_DIRTY_PAGES` (`_IO(';', 117)`): not supported by iommufd (`ENOTTY`).
     public static let vfioIOMMUDirtyPages = io(117)
+
+    /// The uAPI name of an iommufd or VFIO-compat command (`IOMMU_IOAS_MAP`), or its
+    /// number in hex for one this table does not know.
+    public static func name(_ cmd: UInt32) -> String {
+        let names: [UInt32: String] = [
+            0x80: "IOMMU_DESTROY", 0x81: "IOMMU_IOAS_ALLOC", 0x82: "IOMMU_IOAS_ALLOW_IOVAS", 0x83: "IOMMU_IOAS_COPY",
+            0x84: "IOMMU_IOAS_IOVA_RANGES", 0x85: "IOMMU_IOAS_MAP", 0x86: "IOMMU_IOAS_UNMAP", 0x87: "IOMMU_OPTION",
+            0x88: "IOMMU_VFIO_IOAS", 0x89: "IOMMU_HWPT_ALLOC", 0x8A: "IOMMU_GET_HW_INFO",
+            0x8B: "IOMMU_HWPT_SET_DIRTY_TRACKING", 0x8C: "IOMMU_HWPT_GET_DIRTY_BITMAP", 0x8D: "IOMMU_HWPT_INVALIDATE",
+            0x8E: "IOMMU_FAULT_QUEUE_ALLOC", 0x8F: "IOMMU_IOAS_MAP_FILE", 0x90: "IOMMU_VIOMMU_ALLOC",
+            0x91: "IOMMU_VDEVICE_ALLOC", 0x92: "IOMMU_IOAS_CHANGE_PROCESS", 0x93: "IOMMU_VEVENTQ_ALLOC",
+            0x94: "IOMMU_HW_QUEUE_ALLOC", 0xA0: "IOMMU_TEST_CMD",
+            100: "VFIO_GET_API_VERSION", 101: "VFIO_CHECK_EXTENSION", 102: "VFIO_SET_IOMMU",
+            112: "VFIO_IOMMU_GET_INFO", 113: "VFIO_IOMMU_MAP_DMA", 114: "VFIO_IOMMU_UNMAP_DMA",
+            117: "VFIO_IOMMU_DIRTY_PAGES",
+        ]
+        guard (cmd >> 8) & 0xff == type, let n = names[nr(cmd)] else { return "ioctl 0x" + String(cmd, radix: 16) }
+        return n
+    }
 }
 
 /// VFIO type1 constants used by the compatibility ioctls (`include/uapi/linux/vfio.h`).

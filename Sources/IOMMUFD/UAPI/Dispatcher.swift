@@ -25,7 +25,7 @@ package struct UCmd {
         // The answer is encoded over the command's own (kernel-sized) buffer, zeroed
         // first exactly as a fresh one would be, so answering allocates nothing.
         if cmd.count == T.size {
-            cmd.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            _ = cmd.bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         } else {
             cmd = UAPIBytes(count: T.size)
         }
@@ -131,11 +131,41 @@ extension IOMMUFD {
     /// - Returns: the ioctl's return value (0, or a positive value for some VFIO
     ///   commands) or the kernel's negative errno (`-22` for `EINVAL`).
     public func ioctl(_ cmd: UInt32, _ arg: UInt64) -> Int32 {
+        switch ioctlResult(cmd, arg) {
+        case .success(let v): v
+        case .failure(let e): -e.rawValue
+        }
+    }
+
+    /// ``ioctl(_:_:)`` with the errno whole: what refused and why (the typed API throws
+    /// it). A failure is recorded as an `iommukit:error` event; an errno that does not
+    /// say where it came from is marked with the command's name.
+    func ioctlResult(_ cmd: UInt32, _ arg: UInt64) -> Result<Int32, Errno> {
         lock.withLock {
-            switch ioctlLocked(cmd, arg) {
-            case .success(let v): return v
-            case .failure(let e): return -e.rawValue
-            }
+            let r = ioctlLocked(cmd, arg)
+            guard case .failure(var e) = r else { return r }
+            let name = IOMMUFDCommand.name(cmd)
+            if e.function == nil { e = e.from(name, "") }
+            noteFailure(name, e)
+            return .failure(e)
+        }
+    }
+
+    /// Records that entry point `call` failed with `error` (`iommukit:error`: the call,
+    /// the errno's C name and the error's text).
+    func noteFailure(_ call: String, _ error: Errno) {
+        machine.events.record(.model("error", [.init("call", call), .init("errno", error.cName), .init("text", "\(error)")]))
+    }
+
+    /// Runs an entry point of the in-kernel iommufd API (`iommufd_device_bind`,
+    /// `iommufd_access_attach`, ...) under the context lock, recording a failure as
+    /// ``noteFailure(_:_:)`` does.
+    func entry<T>(_ call: String, _ body: () throws(Errno) -> T) throws(Errno) -> T {
+        do {
+            return try lock.withLock(body)
+        } catch {
+            noteFailure(call, error)
+            throw error
         }
     }
 
@@ -176,7 +206,7 @@ extension IOMMUFD {
     }
 
     private func ioctlLocked(_ cmd: UInt32, _ arg: UInt64) -> Result<Int32, Errno> {
-        guard !isClosed else { return .failure(.badFileDescriptor) }
+        guard !isClosed else { return .failure(.badFileDescriptor.from("iommufd_fops_ioctl", "the context is closed")) }
         let nr = IOMMUFDCommand.nr(cmd)
         if nr < IOMMUFDCommand.base || nr > ioctlTableLast { return vfioIoctl(cmd, arg) }
         let memory = user
@@ -186,10 +216,15 @@ extension IOMMUFD {
             do throws(Errno) { try memory.copyFromUser(arg, into: b) } catch { return false }
             return true
         }
-        guard readable else { return .failure(.badAddress) }
+        let f = "iommufd_fops_ioctl"
+        guard readable else { return .failure(.badAddress.from(f, "the size word at 0x\(String(arg, radix: 16)) cannot be read")) }
         let userSize = Int(UInt32(littleEndian: sizeWord))
-        guard let op = ioctlOp(nr), op.cmd == cmd else { return .failure(.notTTY) }
-        guard userSize >= op.minSize else { return .failure(.invalidArgument) }
+        guard let op = ioctlOp(nr), op.cmd == cmd else {
+            return .failure(.notTTY.from(f, "no command 0x\(String(cmd, radix: 16)) in the ioctl table"))
+        }
+        guard userSize >= op.minSize else {
+            return .failure(.invalidArgument.from(f, "size \(userSize) is below the command's minimum \(op.minSize)"))
+        }
         // The kernel's copy of the structure, `sizeof` bytes zero-extended, in the
         // context's reusable buffer (taken out while in use, so a nested ioctl gets a
         // fresh one): the common path allocates nothing here.
@@ -197,7 +232,7 @@ extension IOMMUFD {
         argumentBuffer = []
         if buffer.count == op.size {
             // The usual case (the same command as last time): zeroed in place.
-            buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            _ = buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         } else {
             buffer.removeAll(keepingCapacity: true)
             buffer.append(contentsOf: repeatElement(0, count: op.size))
@@ -205,7 +240,9 @@ extension IOMMUFD {
         do {
             if userSize > op.size {
                 let tail = try memory.copyFromUser(arg + UInt64(op.size), count: userSize - op.size)
-                if tail.contains(where: { $0 != 0 }) { return .failure(.tooBig) }
+                if tail.contains(where: { $0 != 0 }) {
+                    return .failure(.tooBig.from(f, "bytes past the kernel's \(op.size) (of \(userSize)) are not zero"))
+                }
             }
             let n = min(userSize, op.size)
             let copied = buffer.withUnsafeMutableBytes { raw in
@@ -214,9 +251,9 @@ extension IOMMUFD {
                 } catch { return false }
                 return true
             }
-            if !copied { return .failure(.badAddress) }
+            if !copied { return .failure(.badAddress.from(f, "the argument at 0x\(String(arg, radix: 16)) cannot be read")) }
         } catch {
-            return .failure(.badAddress)
+            return .failure(.badAddress.from(f, "the argument's tail at 0x\(String(arg + UInt64(op.size), radix: 16)) cannot be read"))
         }
         let kbuf = UAPIBytes(buffer)
         buffer = []

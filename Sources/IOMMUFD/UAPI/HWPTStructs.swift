@@ -3,10 +3,13 @@
 
 /// `struct iommu_hwpt_alloc`: argument of `IOMMU_HWPT_ALLOC`.
 public struct IOMMUHWPTAlloc: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_hwpt_alloc`.
     public static let cName = "iommu_hwpt_alloc"
+    /// `sizeof(struct iommu_hwpt_alloc)`: 48 bytes.
     public static let size = 48
     /// `IOCTL_OP(IOMMU_HWPT_ALLOC, …, __reserved)`: `fault_id` and after are optional.
     public static let minSize = offsetOfEnd("__reserved")
+    /// The fields of `struct iommu_hwpt_alloc` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -44,6 +47,7 @@ public struct IOMMUHWPTAlloc: UAPIStruct, Hashable {
     /// `__reserved2`: not checked by the kernel.
     public var reserved2: UInt32 = 0
 
+    /// An all-zero `struct iommu_hwpt_alloc`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, devId: UInt32 = 0, ptId: UInt32 = 0, outHwptId: UInt32 = 0, reserved: UInt32 = 0, dataType: UInt32 = 0, dataLen: UInt32 = 0, dataUptr: UInt64 = 0, faultId: UInt32 = 0, reserved2: UInt32 = 0) {
@@ -62,10 +66,13 @@ public struct IOMMUHWPTAlloc: UAPIStruct, Hashable {
 
 /// `struct iommu_hw_info`: argument of `IOMMU_GET_HW_INFO`.
 public struct IOMMUHWInfo: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_hw_info`.
     public static let cName = "iommu_hw_info"
+    /// `sizeof(struct iommu_hw_info)`: 40 bytes.
     public static let size = 40
     /// `IOCTL_OP(IOMMU_GET_HW_INFO, …, __reserved)`: `out_capabilities` is optional.
     public static let minSize = offsetOfEnd("__reserved[2]")
+    /// The fields of `struct iommu_hw_info` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -104,6 +111,7 @@ public struct IOMMUHWInfo: UAPIStruct, Hashable {
     /// `out_capabilities`: output: `IOMMU_HW_CAP_*`.
     public var outCapabilities: UInt64 = 0
 
+    /// An all-zero `struct iommu_hw_info`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, devId: UInt32 = 0, dataLen: UInt32 = 0, dataUptr: UInt64 = 0, dataType: UInt32 = 0, outMaxPasidLog2: UInt8 = 0, reserved0: UInt8 = 0, reserved1: UInt8 = 0, reserved2: UInt8 = 0, outCapabilities: UInt64 = 0) {
@@ -122,8 +130,11 @@ public struct IOMMUHWInfo: UAPIStruct, Hashable {
 
 /// `struct iommu_hwpt_set_dirty_tracking`: argument of `IOMMU_HWPT_SET_DIRTY_TRACKING`.
 public struct IOMMUHWPTSetDirtyTracking: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_hwpt_set_dirty_tracking`.
     public static let cName = "iommu_hwpt_set_dirty_tracking"
+    /// `sizeof(struct iommu_hwpt_set_dirty_tracking)`: 16 bytes.
     public static let size = 16
+    /// The fields of `struct iommu_hwpt_set_dirty_tracking` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -140,6 +151,7 @@ public struct IOMMUHWPTSetDirtyTracking: UAPIStruct, Hashable {
     /// `__reserved`: not checked by the kernel.
     public var reserved: UInt32 = 0
 
+    /// An all-zero `struct iommu_hwpt_set_dirty_tracking`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, hwptId: UInt32 = 0, reserved: UInt32 = 0) {
@@ -151,8 +163,11 @@ public struct IOMMUHWPTSetDirtyTracking: UAPIStruct, Hashable {
 
 /// `struct iommu_hwpt_get_dirty_bitmap`: argument of `IOMMU_HWPT_GET_DIRTY_BITMAP`.
 public struct IOMMUHWPTGetDirtyBitmap: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_hwpt_get_dirty_bitmap`.
     public static let cName = "iommu_hwpt_get_dirty_bitmap"
+    /// `sizeof(struct iommu_hwpt_get_dirty_bitmap)`: 48 bytes.
     public static let size = 48
+    /// The fields of `struct iommu_hwpt_get_dirty_bitmap` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("hwpt_id", 4, &v.hwptId)
@@ -181,6 +196,7 @@ public struct IOMMUHWPTGetDirtyBitmap: UAPIStruct, Hashable {
     /// `data`: user pointer to the bitmap.
     public var data: UInt64 = 0
 
+    /// An all-zero `struct iommu_hwpt_get_dirty_bitmap`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(hwptId: UInt32 = 0, flags: UInt32 = 0, reserved: UInt32 = 0, iova: UInt64 = 0, length: UInt64 = 0, pageSize: UInt64 = 0, data: UInt64 = 0) {
@@ -196,8 +212,11 @@ public struct IOMMUHWPTGetDirtyBitmap: UAPIStruct, Hashable {
 
 /// `struct iommu_hwpt_invalidate`: argument of `IOMMU_HWPT_INVALIDATE`.
 public struct IOMMUHWPTInvalidate: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_hwpt_invalidate`.
     public static let cName = "iommu_hwpt_invalidate"
+    /// `sizeof(struct iommu_hwpt_invalidate)`: 32 bytes.
     public static let size = 32
+    /// The fields of `struct iommu_hwpt_invalidate` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("hwpt_id", 4, &v.hwptId)
@@ -223,6 +242,7 @@ public struct IOMMUHWPTInvalidate: UAPIStruct, Hashable {
     /// `__reserved`: must be 0.
     public var reserved: UInt32 = 0
 
+    /// An all-zero `struct iommu_hwpt_invalidate`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(hwptId: UInt32 = 0, dataUptr: UInt64 = 0, dataType: UInt32 = 0, entryLen: UInt32 = 0, entryNum: UInt32 = 0, reserved: UInt32 = 0) {
@@ -237,8 +257,11 @@ public struct IOMMUHWPTInvalidate: UAPIStruct, Hashable {
 
 /// `struct iommu_fault_alloc`: argument of `IOMMU_FAULT_QUEUE_ALLOC`.
 public struct IOMMUFaultAlloc: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_fault_alloc`.
     public static let cName = "iommu_fault_alloc"
+    /// `sizeof(struct iommu_fault_alloc)`: 16 bytes.
     public static let size = 16
+    /// The fields of `struct iommu_fault_alloc` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -255,6 +278,7 @@ public struct IOMMUFaultAlloc: UAPIStruct, Hashable {
     /// `out_fault_fd`: output: the fault queue file descriptor.
     public var outFaultFd: UInt32 = 0
 
+    /// An all-zero `struct iommu_fault_alloc`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, outFaultId: UInt32 = 0, outFaultFd: UInt32 = 0) {

@@ -63,7 +63,9 @@ public final class HostProcessMemory: UserMemory, @unchecked Sendable {
         guard count > 0 else { return [] }
         var out = [UInt8](repeating: 0, count: count)
         let ok = out.withUnsafeMutableBytes { move(address, $0.baseAddress!, count, write: false) }
-        guard ok else { throw .badAddress }
+        guard ok else {
+            throw .badAddress.from("copy_from_user", "\(count) bytes at 0x\(String(address, radix: 16)) of host pid \(pid) (errno \(lastError))")
+        }
         return out
     }
 
@@ -73,7 +75,9 @@ public final class HostProcessMemory: UserMemory, @unchecked Sendable {
         guard !bytes.isEmpty else { return }
         var b = bytes
         let ok = b.withUnsafeMutableBytes { move(address, $0.baseAddress!, $0.count, write: true) }
-        guard ok else { throw .badAddress }
+        guard ok else {
+            throw .badAddress.from("copy_to_user", "\(bytes.count) bytes at 0x\(String(address, radix: 16)) of host pid \(pid) (errno \(lastError))")
+        }
     }
 
     /// Reads `count` bytes at `address` into `buffer` (a page being mirrored); false when

@@ -3,8 +3,11 @@
 
 /// `struct iommu_destroy`: argument of `IOMMU_DESTROY`.
 public struct IOMMUDestroy: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_destroy`.
     public static let cName = "iommu_destroy"
+    /// `sizeof(struct iommu_destroy)`: 8 bytes.
     public static let size = 8
+    /// The fields of `struct iommu_destroy` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("id", 4, &v.id)
@@ -15,6 +18,7 @@ public struct IOMMUDestroy: UAPIStruct, Hashable {
     /// `id`: the object to destroy.
     public var id: UInt32 = 0
 
+    /// An all-zero `struct iommu_destroy`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(id: UInt32 = 0) {
@@ -24,8 +28,11 @@ public struct IOMMUDestroy: UAPIStruct, Hashable {
 
 /// `struct iommu_ioas_alloc`: argument of `IOMMU_IOAS_ALLOC`.
 public struct IOMMUIOASAlloc: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_ioas_alloc`.
     public static let cName = "iommu_ioas_alloc"
+    /// `sizeof(struct iommu_ioas_alloc)`: 12 bytes.
     public static let size = 12
+    /// The fields of `struct iommu_ioas_alloc` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -39,6 +46,7 @@ public struct IOMMUIOASAlloc: UAPIStruct, Hashable {
     /// `out_ioas_id`: output: the new IOAS id.
     public var outIoasId: UInt32 = 0
 
+    /// An all-zero `struct iommu_ioas_alloc`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, outIoasId: UInt32 = 0) {
@@ -49,8 +57,11 @@ public struct IOMMUIOASAlloc: UAPIStruct, Hashable {
 
 /// `struct iommu_ioas_allow_iovas`: argument of `IOMMU_IOAS_ALLOW_IOVAS`.
 public struct IOMMUIOASAllowIOVAs: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_ioas_allow_iovas`.
     public static let cName = "iommu_ioas_allow_iovas"
+    /// `sizeof(struct iommu_ioas_allow_iovas)`: 24 bytes.
     public static let size = 24
+    /// The fields of `struct iommu_ioas_allow_iovas` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("ioas_id", 4, &v.ioasId)
@@ -70,6 +81,7 @@ public struct IOMMUIOASAllowIOVAs: UAPIStruct, Hashable {
     /// `allowed_iovas`: user pointer to the array.
     public var allowedIovas: UInt64 = 0
 
+    /// An all-zero `struct iommu_ioas_allow_iovas`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(ioasId: UInt32 = 0, numIovas: UInt32 = 0, reserved: UInt32 = 0, allowedIovas: UInt64 = 0) {
@@ -82,8 +94,11 @@ public struct IOMMUIOASAllowIOVAs: UAPIStruct, Hashable {
 
 /// `struct iommu_ioas_copy`: argument of `IOMMU_IOAS_COPY`.
 public struct IOMMUIOASCopy: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_ioas_copy`.
     public static let cName = "iommu_ioas_copy"
+    /// `sizeof(struct iommu_ioas_copy)`: 40 bytes.
     public static let size = 40
+    /// The fields of `struct iommu_ioas_copy` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -109,6 +124,7 @@ public struct IOMMUIOASCopy: UAPIStruct, Hashable {
     /// `src_iova`: source IOVA.
     public var srcIova: UInt64 = 0
 
+    /// An all-zero `struct iommu_ioas_copy`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, dstIoasId: UInt32 = 0, srcIoasId: UInt32 = 0, length: UInt64 = 0, dstIova: UInt64 = 0, srcIova: UInt64 = 0) {
@@ -123,8 +139,11 @@ public struct IOMMUIOASCopy: UAPIStruct, Hashable {
 
 /// `struct iommu_ioas_iova_ranges`: argument of `IOMMU_IOAS_IOVA_RANGES`.
 public struct IOMMUIOASIOVARanges: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_ioas_iova_ranges`.
     public static let cName = "iommu_ioas_iova_ranges"
+    /// `sizeof(struct iommu_ioas_iova_ranges)`: 32 bytes.
     public static let size = 32
+    /// The fields of `struct iommu_ioas_iova_ranges` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("ioas_id", 4, &v.ioasId)
@@ -147,6 +166,7 @@ public struct IOMMUIOASIOVARanges: UAPIStruct, Hashable {
     /// `out_iova_alignment`: output: the IOAS IOVA alignment.
     public var outIovaAlignment: UInt64 = 0
 
+    /// An all-zero `struct iommu_ioas_iova_ranges`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(ioasId: UInt32 = 0, numIovas: UInt32 = 0, reserved: UInt32 = 0, allowedIovas: UInt64 = 0, outIovaAlignment: UInt64 = 0) {
@@ -162,8 +182,11 @@ public struct IOMMUIOASIOVARanges: UAPIStruct, Hashable {
 /// as `struct iommu_ioas_map` with the descriptor where MAP has `__reserved` and a file
 /// offset where MAP has the user address.
 public struct IOMMUIOASMapFile: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_ioas_map_file`.
     public static let cName = "iommu_ioas_map_file"
+    /// `sizeof(struct iommu_ioas_map_file)`: 40 bytes.
     public static let size = 40
+    /// The fields of `struct iommu_ioas_map_file` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -189,6 +212,7 @@ public struct IOMMUIOASMapFile: UAPIStruct, Hashable {
     /// `iova`: IOVA (input with FIXED_IOVA; output).
     public var iova: UInt64 = 0
 
+    /// An all-zero `struct iommu_ioas_map_file`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, ioasId: UInt32 = 0, fd: Int32 = 0, start: UInt64 = 0, length: UInt64 = 0, iova: UInt64 = 0) {
@@ -203,8 +227,11 @@ public struct IOMMUIOASMapFile: UAPIStruct, Hashable {
 
 /// `struct iommu_ioas_map`: argument of `IOMMU_IOAS_MAP`.
 public struct IOMMUIOASMap: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_ioas_map`.
     public static let cName = "iommu_ioas_map"
+    /// `sizeof(struct iommu_ioas_map)`: 40 bytes.
     public static let size = 40
+    /// The fields of `struct iommu_ioas_map` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -230,6 +257,7 @@ public struct IOMMUIOASMap: UAPIStruct, Hashable {
     /// `iova`: IOVA (input with FIXED_IOVA; output).
     public var iova: UInt64 = 0
 
+    /// An all-zero `struct iommu_ioas_map`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, ioasId: UInt32 = 0, reserved: UInt32 = 0, userVa: UInt64 = 0, length: UInt64 = 0, iova: UInt64 = 0) {
@@ -244,8 +272,11 @@ public struct IOMMUIOASMap: UAPIStruct, Hashable {
 
 /// `struct iommu_ioas_unmap`: argument of `IOMMU_IOAS_UNMAP`.
 public struct IOMMUIOASUnmap: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_ioas_unmap`.
     public static let cName = "iommu_ioas_unmap"
+    /// `sizeof(struct iommu_ioas_unmap)`: 24 bytes.
     public static let size = 24
+    /// The fields of `struct iommu_ioas_unmap` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("ioas_id", 4, &v.ioasId)
@@ -262,6 +293,7 @@ public struct IOMMUIOASUnmap: UAPIStruct, Hashable {
     /// `length`: in: bytes; out: bytes unmapped.
     public var length: UInt64 = 0
 
+    /// An all-zero `struct iommu_ioas_unmap`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(ioasId: UInt32 = 0, iova: UInt64 = 0, length: UInt64 = 0) {
@@ -273,8 +305,11 @@ public struct IOMMUIOASUnmap: UAPIStruct, Hashable {
 
 /// `struct iommu_option`: argument of `IOMMU_OPTION`.
 public struct IOMMUOption: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_option`.
     public static let cName = "iommu_option"
+    /// `sizeof(struct iommu_option)`: 24 bytes.
     public static let size = 24
+    /// The fields of `struct iommu_option` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("option_id", 4, &v.optionId)
@@ -297,6 +332,7 @@ public struct IOMMUOption: UAPIStruct, Hashable {
     /// `val64`: in for SET; out for GET and SET.
     public var val64: UInt64 = 0
 
+    /// An all-zero `struct iommu_option`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(optionId: UInt32 = 0, op: UInt16 = 0, reserved: UInt16 = 0, objectId: UInt32 = 0, val64: UInt64 = 0) {
@@ -310,8 +346,11 @@ public struct IOMMUOption: UAPIStruct, Hashable {
 
 /// `struct iommu_vfio_ioas`: argument of `IOMMU_VFIO_IOAS`.
 public struct IOMMUVFIOIOAS: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_vfio_ioas`.
     public static let cName = "iommu_vfio_ioas"
+    /// `sizeof(struct iommu_vfio_ioas)`: 12 bytes.
     public static let size = 12
+    /// The fields of `struct iommu_vfio_ioas` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("ioas_id", 4, &v.ioasId)
@@ -328,6 +367,7 @@ public struct IOMMUVFIOIOAS: UAPIStruct, Hashable {
     /// `__reserved`: must be 0.
     public var reserved: UInt16 = 0
 
+    /// An all-zero `struct iommu_vfio_ioas`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(ioasId: UInt32 = 0, op: UInt16 = 0, reserved: UInt16 = 0) {
@@ -339,8 +379,11 @@ public struct IOMMUVFIOIOAS: UAPIStruct, Hashable {
 
 /// `struct iommu_ioas_change_process`: argument of `IOMMU_IOAS_CHANGE_PROCESS`.
 public struct IOMMUIOASChangeProcess: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_ioas_change_process`.
     public static let cName = "iommu_ioas_change_process"
+    /// `sizeof(struct iommu_ioas_change_process)`: 8 bytes.
     public static let size = 8
+    /// The fields of `struct iommu_ioas_change_process` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("__reserved", 4, &v.reserved)
@@ -351,6 +394,7 @@ public struct IOMMUIOASChangeProcess: UAPIStruct, Hashable {
     /// `__reserved`: must be 0.
     public var reserved: UInt32 = 0
 
+    /// An all-zero `struct iommu_ioas_change_process`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(reserved: UInt32 = 0) {

@@ -3,10 +3,13 @@
 
 /// `struct iommu_viommu_alloc`: argument of `IOMMU_VIOMMU_ALLOC`.
 public struct IOMMUVIOMMUAlloc: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_viommu_alloc`.
     public static let cName = "iommu_viommu_alloc"
+    /// `sizeof(struct iommu_viommu_alloc)`: 40 bytes.
     public static let size = 40
     /// `IOCTL_OP(…, out_viommu_id)`: the fields after it are optional.
     public static let minSize = offsetOfEnd("out_viommu_id")
+    /// The fields of `struct iommu_viommu_alloc` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -38,6 +41,7 @@ public struct IOMMUVIOMMUAlloc: UAPIStruct, Hashable {
     /// `data_uptr`: user pointer to the type's data.
     public var dataUptr: UInt64 = 0
 
+    /// An all-zero `struct iommu_viommu_alloc`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, type: UInt32 = 0, devId: UInt32 = 0, hwptId: UInt32 = 0, outViommuId: UInt32 = 0, dataLen: UInt32 = 0, reserved: UInt32 = 0, dataUptr: UInt64 = 0) {
@@ -54,8 +58,11 @@ public struct IOMMUVIOMMUAlloc: UAPIStruct, Hashable {
 
 /// `struct iommu_vdevice_alloc`: argument of `IOMMU_VDEVICE_ALLOC`.
 public struct IOMMUVDeviceAlloc: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_vdevice_alloc`.
     public static let cName = "iommu_vdevice_alloc"
+    /// `sizeof(struct iommu_vdevice_alloc)`: 24 bytes.
     public static let size = 24
+    /// The fields of `struct iommu_vdevice_alloc` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("viommu_id", 4, &v.viommuId)
@@ -75,6 +82,7 @@ public struct IOMMUVDeviceAlloc: UAPIStruct, Hashable {
     /// `virt_id`: the device's virtual ID in the vIOMMU (vSID, vRID…).
     public var virtId: UInt64 = 0
 
+    /// An all-zero `struct iommu_vdevice_alloc`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(viommuId: UInt32 = 0, devId: UInt32 = 0, outVdeviceId: UInt32 = 0, virtId: UInt64 = 0) {
@@ -87,10 +95,13 @@ public struct IOMMUVDeviceAlloc: UAPIStruct, Hashable {
 
 /// `struct iommu_veventq_alloc`: argument of `IOMMU_VEVENTQ_ALLOC`.
 public struct IOMMUVEventQAlloc: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_veventq_alloc`.
     public static let cName = "iommu_veventq_alloc"
+    /// `sizeof(struct iommu_veventq_alloc)`: 32 bytes.
     public static let size = 32
     /// `IOCTL_OP(…, out_veventq_fd)`: the fields after it are optional.
     public static let minSize = offsetOfEnd("out_veventq_fd")
+    /// The fields of `struct iommu_veventq_alloc` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -119,6 +130,7 @@ public struct IOMMUVEventQAlloc: UAPIStruct, Hashable {
     /// `__reserved`: must be 0.
     public var reserved: UInt32 = 0
 
+    /// An all-zero `struct iommu_veventq_alloc`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, viommuId: UInt32 = 0, type: UInt32 = 0, veventqDepth: UInt32 = 0, outVeventqId: UInt32 = 0, outVeventqFd: UInt32 = 0, reserved: UInt32 = 0) {
@@ -134,8 +146,11 @@ public struct IOMMUVEventQAlloc: UAPIStruct, Hashable {
 
 /// `struct iommu_hw_queue_alloc`: argument of `IOMMU_HW_QUEUE_ALLOC`.
 public struct IOMMUHWQueueAlloc: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_hw_queue_alloc`.
     public static let cName = "iommu_hw_queue_alloc"
+    /// `sizeof(struct iommu_hw_queue_alloc)`: 40 bytes.
     public static let size = 40
+    /// The fields of `struct iommu_hw_queue_alloc` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("flags", 4, &v.flags)
@@ -164,6 +179,7 @@ public struct IOMMUHWQueueAlloc: UAPIStruct, Hashable {
     /// `length`: the queue memory's length.
     public var length: UInt64 = 0
 
+    /// An all-zero `struct iommu_hw_queue_alloc`, but `size`, which is `sizeof`.
     public init() {}
     /// A value with the given fields, zero by default; `size` is `sizeof`.
     public init(flags: UInt32 = 0, viommuId: UInt32 = 0, type: UInt32 = 0, index: UInt32 = 0, outHwQueueId: UInt32 = 0, nestingParentIova: UInt64 = 0, length: UInt64 = 0) {

@@ -4,10 +4,13 @@ import IOMMUDrivers
 /// `__reserved` is not checked by the kernel. The anonymous union is kept as its bytes;
 /// its members are the ``IOMMUTestPayload`` structures, read with ``member(_:)``.
 public struct IOMMUTestCmd: UAPIStruct, Hashable {
+    /// The C name: `struct iommu_test_cmd`.
     public static let cName = "iommu_test_cmd"
+    /// `sizeof(struct iommu_test_cmd)`: 72 bytes.
     public static let size = 72
     /// `IOCTL_OP(IOMMU_TEST_CMD, iommufd_test, struct iommu_test_cmd, last)`.
     public static let minSize = offsetOfEnd("last")
+    /// The fields of `struct iommu_test_cmd` in layout order: C name, byte offset, storage.
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("size", 0, &v.size)
         f.field("op", 4, &v.op)
@@ -45,6 +48,7 @@ public struct IOMMUTestCmd: UAPIStruct, Hashable {
     /// `last`: the end of the mandatory part.
     public var last: UInt32 = 0
 
+    /// An all-zero `struct iommu_test_cmd`, but `size`, which is `sizeof`.
     public init() {}
 
     /// A command with a typed union member.

@@ -9,8 +9,11 @@ public protocol IOMMUTestPayload: UAPIRecord {}
 extension IOMMUTestCmd {
     /// `struct iommu_test_cmd.add_reserved`: the `IOMMU_TEST_OP_ADD_RESERVED` member of the union.
     public struct AddReserved: IOMMUTestPayload, Hashable {
+        /// The C name: `struct add_reserved`.
         public static let cName = "add_reserved"
+        /// `sizeof(struct add_reserved)`: 16 bytes.
         public static let size = 16
+        /// The fields of `struct add_reserved` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("start", 0, &v.start)
             f.field("length", 8, &v.length)
@@ -21,6 +24,7 @@ extension IOMMUTestCmd {
         /// `length`: bytes.
         public var length: UInt64 = 0
 
+        /// An all-zero `struct add_reserved`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(start: UInt64 = 0, length: UInt64 = 0) {
@@ -31,8 +35,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.mock_domain`: the `IOMMU_TEST_OP_MOCK_DOMAIN` member of the union.
     public struct MockDomain: IOMMUTestPayload, Hashable {
+        /// The C name: `struct mock_domain`.
         public static let cName = "mock_domain"
+        /// `sizeof(struct mock_domain)`: 12 bytes.
         public static let size = 12
+        /// The fields of `struct mock_domain` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("out_stdev_id", 0, &v.outStdevId)
             f.field("out_hwpt_id", 4, &v.outHwptId)
@@ -46,6 +53,7 @@ extension IOMMUTestCmd {
         /// `out_idev_id`: output: the DEVICE object.
         public var outIdevId: UInt32 = 0
 
+        /// An all-zero `struct mock_domain`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(outStdevId: UInt32 = 0, outHwptId: UInt32 = 0, outIdevId: UInt32 = 0) {
@@ -57,8 +65,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.mock_domain_flags`: the `IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS` member of the union.
     public struct MockDomainFlags: IOMMUTestPayload, Hashable {
+        /// The C name: `struct mock_domain_flags`.
         public static let cName = "mock_domain_flags"
+        /// `sizeof(struct mock_domain_flags)`: 16 bytes.
         public static let size = 16
+        /// The fields of `struct mock_domain_flags` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("out_stdev_id", 0, &v.outStdevId)
             f.field("out_hwpt_id", 4, &v.outHwptId)
@@ -75,6 +86,7 @@ extension IOMMUTestCmd {
         /// `dev_flags`: `MOCK_FLAGS_DEVICE_*`.
         public var devFlags: UInt32 = 0
 
+        /// An all-zero `struct mock_domain_flags`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(outStdevId: UInt32 = 0, outHwptId: UInt32 = 0, outIdevId: UInt32 = 0, devFlags: UInt32 = 0) {
@@ -87,8 +99,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.mock_domain_replace`: the `IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE` member of the union.
     public struct MockDomainReplace: IOMMUTestPayload, Hashable {
+        /// The C name: `struct mock_domain_replace`.
         public static let cName = "mock_domain_replace"
+        /// `sizeof(struct mock_domain_replace)`: 4 bytes.
         public static let size = 4
+        /// The fields of `struct mock_domain_replace` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("pt_id", 0, &v.ptId)
         }
@@ -96,6 +111,7 @@ extension IOMMUTestCmd {
         /// `pt_id`: in: IOAS or HWPT; out: the attached HWPT.
         public var ptId: UInt32 = 0
 
+        /// An all-zero `struct mock_domain_replace`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(ptId: UInt32 = 0) {
@@ -105,8 +121,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.check_map`: the `IOMMU_TEST_OP_MD_CHECK_MAP` member of the union.
     public struct CheckMap: IOMMUTestPayload, Hashable {
+        /// The C name: `struct check_map`.
         public static let cName = "check_map"
+        /// `sizeof(struct check_map)`: 24 bytes.
         public static let size = 24
+        /// The fields of `struct check_map` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("iova", 0, &v.iova)
             f.field("length", 8, &v.length)
@@ -120,6 +139,7 @@ extension IOMMUTestCmd {
         /// `uptr`: user address expected behind the IOVA.
         public var uptr: UInt64 = 0
 
+        /// An all-zero `struct check_map`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(iova: UInt64 = 0, length: UInt64 = 0, uptr: UInt64 = 0) {
@@ -131,8 +151,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.check_refs`: the `IOMMU_TEST_OP_MD_CHECK_REFS` member of the union.
     public struct CheckRefs: IOMMUTestPayload, Hashable {
+        /// The C name: `struct check_refs`.
         public static let cName = "check_refs"
+        /// `sizeof(struct check_refs)`: 24 bytes.
         public static let size = 24
+        /// The fields of `struct check_refs` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("length", 0, &v.length)
             f.field("uptr", 8, &v.uptr)
@@ -146,6 +169,7 @@ extension IOMMUTestCmd {
         /// `refs`: expected pin count of every page.
         public var refs: UInt32 = 0
 
+        /// An all-zero `struct check_refs`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(length: UInt64 = 0, uptr: UInt64 = 0, refs: UInt32 = 0) {
@@ -157,8 +181,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.create_access`: the `IOMMU_TEST_OP_CREATE_ACCESS` member of the union.
     public struct CreateAccess: IOMMUTestPayload, Hashable {
+        /// The C name: `struct create_access`.
         public static let cName = "create_access"
+        /// `sizeof(struct create_access)`: 8 bytes.
         public static let size = 8
+        /// The fields of `struct create_access` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("out_access_fd", 0, &v.outAccessFd)
             f.field("flags", 4, &v.flags)
@@ -169,6 +196,7 @@ extension IOMMUTestCmd {
         /// `flags`: `MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES`.
         public var flags: UInt32 = 0
 
+        /// An all-zero `struct create_access`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(outAccessFd: UInt32 = 0, flags: UInt32 = 0) {
@@ -179,8 +207,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.destroy_access_pages`: the `IOMMU_TEST_OP_DESTROY_ACCESS_PAGES` member of the union.
     public struct DestroyAccessPages: IOMMUTestPayload, Hashable {
+        /// The C name: `struct destroy_access_pages`.
         public static let cName = "destroy_access_pages"
+        /// `sizeof(struct destroy_access_pages)`: 4 bytes.
         public static let size = 4
+        /// The fields of `struct destroy_access_pages` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("access_pages_id", 0, &v.accessPagesId)
         }
@@ -188,6 +219,7 @@ extension IOMMUTestCmd {
         /// `access_pages_id`: the pinned item.
         public var accessPagesId: UInt32 = 0
 
+        /// An all-zero `struct destroy_access_pages`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(accessPagesId: UInt32 = 0) {
@@ -197,8 +229,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.access_pages`: the `IOMMU_TEST_OP_ACCESS_PAGES` member of the union.
     public struct AccessPages: IOMMUTestPayload, Hashable {
+        /// The C name: `struct access_pages`.
         public static let cName = "access_pages"
+        /// `sizeof(struct access_pages)`: 32 bytes.
         public static let size = 32
+        /// The fields of `struct access_pages` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("flags", 0, &v.flags)
             f.field("out_access_pages_id", 4, &v.outAccessPagesId)
@@ -218,6 +253,7 @@ extension IOMMUTestCmd {
         /// `uptr`: user address expected behind the IOVA.
         public var uptr: UInt64 = 0
 
+        /// An all-zero `struct access_pages`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(flags: UInt32 = 0, outAccessPagesId: UInt32 = 0, iova: UInt64 = 0, length: UInt64 = 0, uptr: UInt64 = 0) {
@@ -231,8 +267,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.access_rw`: the `IOMMU_TEST_OP_ACCESS_RW` member of the union.
     public struct AccessRW: IOMMUTestPayload, Hashable {
+        /// The C name: `struct access_rw`.
         public static let cName = "access_rw"
+        /// `sizeof(struct access_rw)`: 32 bytes.
         public static let size = 32
+        /// The fields of `struct access_rw` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("iova", 0, &v.iova)
             f.field("length", 8, &v.length)
@@ -249,6 +288,7 @@ extension IOMMUTestCmd {
         /// `flags`: `MOCK_ACCESS_RW_WRITE`, `_SLOW_PATH`.
         public var flags: UInt32 = 0
 
+        /// An all-zero `struct access_rw`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(iova: UInt64 = 0, length: UInt64 = 0, uptr: UInt64 = 0, flags: UInt32 = 0) {
@@ -261,8 +301,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.memory_limit`: the `IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT` member of the union.
     public struct MemoryLimit: IOMMUTestPayload, Hashable {
+        /// The C name: `struct memory_limit`.
         public static let cName = "memory_limit"
+        /// `sizeof(struct memory_limit)`: 4 bytes.
         public static let size = 4
+        /// The fields of `struct memory_limit` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("limit", 0, &v.limit)
         }
@@ -270,6 +313,7 @@ extension IOMMUTestCmd {
         /// `limit`: batch memory limit.
         public var limit: UInt32 = 0
 
+        /// An all-zero `struct memory_limit`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(limit: UInt32 = 0) {
@@ -279,8 +323,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.access_replace_ioas`: the `IOMMU_TEST_OP_ACCESS_REPLACE_IOAS` member of the union.
     public struct AccessReplaceIOAS: IOMMUTestPayload, Hashable {
+        /// The C name: `struct access_replace_ioas`.
         public static let cName = "access_replace_ioas"
+        /// `sizeof(struct access_replace_ioas)`: 4 bytes.
         public static let size = 4
+        /// The fields of `struct access_replace_ioas` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("ioas_id", 0, &v.ioasId)
         }
@@ -288,6 +335,7 @@ extension IOMMUTestCmd {
         /// `ioas_id`: the new IOAS.
         public var ioasId: UInt32 = 0
 
+        /// An all-zero `struct access_replace_ioas`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(ioasId: UInt32 = 0) {
@@ -297,8 +345,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.dirty`: the `IOMMU_TEST_OP_DIRTY` member of the union.
     public struct Dirty: IOMMUTestPayload, Hashable {
+        /// The C name: `struct dirty`.
         public static let cName = "dirty"
+        /// `sizeof(struct dirty)`: 48 bytes.
         public static let size = 48
+        /// The fields of `struct dirty` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("flags", 0, &v.flags)
             f.field("iova", 8, &v.iova)
@@ -321,6 +372,7 @@ extension IOMMUTestCmd {
         /// `out_nr_dirty`: output: entries marked.
         public var outNrDirty: UInt64 = 0
 
+        /// An all-zero `struct dirty`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(flags: UInt32 = 0, iova: UInt64 = 0, length: UInt64 = 0, pageSize: UInt64 = 0, uptr: UInt64 = 0, outNrDirty: UInt64 = 0) {
@@ -335,8 +387,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.check_iotlb`: the `IOMMU_TEST_OP_MD_CHECK_IOTLB` member of the union.
     public struct CheckIOTLB: IOMMUTestPayload, Hashable {
+        /// The C name: `struct check_iotlb`.
         public static let cName = "check_iotlb"
+        /// `sizeof(struct check_iotlb)`: 8 bytes.
         public static let size = 8
+        /// The fields of `struct check_iotlb` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("id", 0, &v.id)
             f.field("iotlb", 4, &v.iotlb)
@@ -347,6 +402,7 @@ extension IOMMUTestCmd {
         /// `iotlb`: expected value.
         public var iotlb: UInt32 = 0
 
+        /// An all-zero `struct check_iotlb`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(id: UInt32 = 0, iotlb: UInt32 = 0) {
@@ -357,8 +413,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.trigger_iopf`: the `IOMMU_TEST_OP_TRIGGER_IOPF` member of the union.
     public struct TriggerIOPF: IOMMUTestPayload, Hashable {
+        /// The C name: `struct trigger_iopf`.
         public static let cName = "trigger_iopf"
+        /// `sizeof(struct trigger_iopf)`: 24 bytes.
         public static let size = 24
+        /// The fields of `struct trigger_iopf` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("dev_id", 0, &v.devId)
             f.field("pasid", 4, &v.pasid)
@@ -378,6 +437,7 @@ extension IOMMUTestCmd {
         /// `addr`: faulting address.
         public var addr: UInt64 = 0
 
+        /// An all-zero `struct trigger_iopf`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(devId: UInt32 = 0, pasid: UInt32 = 0, grpid: UInt32 = 0, perm: UInt32 = 0, addr: UInt64 = 0) {
@@ -391,8 +451,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.check_dev_cache`: the `IOMMU_TEST_OP_DEV_CHECK_CACHE` member of the union.
     public struct CheckDevCache: IOMMUTestPayload, Hashable {
+        /// The C name: `struct check_dev_cache`.
         public static let cName = "check_dev_cache"
+        /// `sizeof(struct check_dev_cache)`: 8 bytes.
         public static let size = 8
+        /// The fields of `struct check_dev_cache` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("id", 0, &v.id)
             f.field("cache", 4, &v.cache)
@@ -403,6 +466,7 @@ extension IOMMUTestCmd {
         /// `cache`: expected value.
         public var cache: UInt32 = 0
 
+        /// An all-zero `struct check_dev_cache`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(id: UInt32 = 0, cache: UInt32 = 0) {
@@ -413,8 +477,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.trigger_vevent`: the `IOMMU_TEST_OP_TRIGGER_VEVENT` member of the union.
     public struct TriggerVEvent: IOMMUTestPayload, Hashable {
+        /// The C name: `struct trigger_vevent`.
         public static let cName = "trigger_vevent"
+        /// `sizeof(struct trigger_vevent)`: 4 bytes.
         public static let size = 4
+        /// The fields of `struct trigger_vevent` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("dev_id", 0, &v.devId)
         }
@@ -422,6 +489,7 @@ extension IOMMUTestCmd {
         /// `dev_id`: DEVICE object.
         public var devId: UInt32 = 0
 
+        /// An all-zero `struct trigger_vevent`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(devId: UInt32 = 0) {
@@ -431,8 +499,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.pasid_attach`: the `IOMMU_TEST_OP_PASID_ATTACH` (`id` is the stdev) member of the union.
     public struct PasidAttach: IOMMUTestPayload, Hashable {
+        /// The C name: `struct pasid_attach`.
         public static let cName = "pasid_attach"
+        /// `sizeof(struct pasid_attach)`: 8 bytes.
         public static let size = 8
+        /// The fields of `struct pasid_attach` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("pasid", 0, &v.pasid)
             f.field("pt_id", 4, &v.ptId)
@@ -443,6 +514,7 @@ extension IOMMUTestCmd {
         /// `pt_id`: IOAS or HWPT.
         public var ptId: UInt32 = 0
 
+        /// An all-zero `struct pasid_attach`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(pasid: UInt32 = 0, ptId: UInt32 = 0) {
@@ -453,8 +525,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.pasid_replace`: the `IOMMU_TEST_OP_PASID_REPLACE` (`id` is the stdev) member of the union.
     public struct PasidReplace: IOMMUTestPayload, Hashable {
+        /// The C name: `struct pasid_replace`.
         public static let cName = "pasid_replace"
+        /// `sizeof(struct pasid_replace)`: 8 bytes.
         public static let size = 8
+        /// The fields of `struct pasid_replace` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("pasid", 0, &v.pasid)
             f.field("pt_id", 4, &v.ptId)
@@ -465,6 +540,7 @@ extension IOMMUTestCmd {
         /// `pt_id`: IOAS or HWPT.
         public var ptId: UInt32 = 0
 
+        /// An all-zero `struct pasid_replace`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(pasid: UInt32 = 0, ptId: UInt32 = 0) {
@@ -475,8 +551,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.pasid_detach`: the `IOMMU_TEST_OP_PASID_DETACH` (`id` is the stdev) member of the union.
     public struct PasidDetach: IOMMUTestPayload, Hashable {
+        /// The C name: `struct pasid_detach`.
         public static let cName = "pasid_detach"
+        /// `sizeof(struct pasid_detach)`: 4 bytes.
         public static let size = 4
+        /// The fields of `struct pasid_detach` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("pasid", 0, &v.pasid)
         }
@@ -484,6 +563,7 @@ extension IOMMUTestCmd {
         /// `pasid`: PASID.
         public var pasid: UInt32 = 0
 
+        /// An all-zero `struct pasid_detach`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(pasid: UInt32 = 0) {
@@ -493,8 +573,11 @@ extension IOMMUTestCmd {
 
     /// `struct iommu_test_cmd.pasid_check`: the `IOMMU_TEST_OP_PASID_CHECK_HWPT` (`id` is the stdev) member of the union.
     public struct PasidCheck: IOMMUTestPayload, Hashable {
+        /// The C name: `struct pasid_check`.
         public static let cName = "pasid_check"
+        /// `sizeof(struct pasid_check)`: 8 bytes.
         public static let size = 8
+        /// The fields of `struct pasid_check` in layout order: C name, byte offset, storage.
         @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
             f.field("pasid", 0, &v.pasid)
             f.field("hwpt_id", 4, &v.hwptId)
@@ -505,6 +588,7 @@ extension IOMMUTestCmd {
         /// `hwpt_id`: expected HWPT, 0 for none.
         public var hwptId: UInt32 = 0
 
+        /// An all-zero `struct pasid_check`.
         public init() {}
         /// A value with the given fields, zero by default.
         public init(pasid: UInt32 = 0, hwptId: UInt32 = 0) {

@@ -33,11 +33,11 @@ extension PhysicalMemory {
     /// raises ``externalFramesActive`` itself, with ``setExternalFramesActive(_:)``.
     public func setExternalFrameOwner(_ owner: (any ExternalFrameOwner)?) {
         externalLock.withLock { _externalOwner = owner }
-        if owner == nil { externalFramesActive.pointee = false }
+        if owner == nil { externalFramesActive.set(false) }
     }
 
     /// Raised by the owner while it owns any frame; read without a lock by the DMA path.
-    public func setExternalFramesActive(_ active: Bool) { externalFramesActive.pointee = active }
+    public func setExternalFramesActive(_ active: Bool) { externalFramesActive.set(active) }
 
     var externalOwner: (any ExternalFrameOwner)? { externalLock.withLock { _externalOwner } }
 
@@ -45,7 +45,7 @@ extension PhysicalMemory {
     /// external frames among them refreshes them. One flag test when there is none.
     @inline(__always)
     public func willRead(_ pa: PhysicalAddress, count: Int) {
-        guard externalFramesActive.pointee, count > 0 else { return }
+        guard externalFramesActive.isSet, count > 0 else { return }
         externalOwner?.refresh(pa, count: count)
     }
 
@@ -53,13 +53,13 @@ extension PhysicalMemory {
     /// external frames among them writes them back. One flag test when there is none.
     @inline(__always)
     public func didWrite(_ pa: PhysicalAddress, count: Int) {
-        guard externalFramesActive.pointee, count > 0 else { return }
+        guard externalFramesActive.isSet, count > 0 else { return }
         externalOwner?.writeBack(pa, count: count)
     }
 
     /// Frames went back to the allocator (called with the allocator lock released).
     func noteReleased(_ pa: UInt64, frames: Int) {
-        guard externalFramesActive.pointee else { return }
+        guard externalFramesActive.isSet else { return }
         externalOwner?.released(PhysicalAddress(rawValue: pa), frames: frames)
     }
 }

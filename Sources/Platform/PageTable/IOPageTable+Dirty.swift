@@ -11,10 +11,16 @@ extension IOPageTable {
     public func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool, _ report: (IOVA, UInt64) -> Void) {
         let format = format
         forEachLeaf(iova: iova.rawValue, size: size) { leafIOVA, _, span, slot in
-            let pte = slot.load(as: UInt64.self)
+            var pte = slot.load()
             guard format.isDirty(pte) else { return }
             report(IOVA(rawValue: leafIOVA), span)
-            if clear { slot.storeBytes(of: format.cleaned(pte), as: UInt64.self) }
+            // A compare-and-swap, as the hardware may mark the leaf meanwhile; if the
+            // entry was unmapped meanwhile, there is nothing left to clean.
+            while clear && format.isDirty(pte) {
+                let (done, now) = slot.compareExchange(expected: pte, desired: format.cleaned(pte))
+                if done { break }
+                pte = now
+            }
         }
     }
 }

@@ -1,4 +1,36 @@
 extension IOPageTable {
+    /// The error ``mapPages(iova:paddr:pgsize:pgcount:prot:mapped:)`` throws for its
+    /// arguments, saying which check they failed: built out of line, only when it throws.
+    @inline(never)
+    func mapRefusal(_ errno: Errno, iova: UInt64, paddr: UInt64, pgsize: UInt64, pgcount: Int,
+                    prot: IOMMUProt) -> Errno {
+        func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+        let why: String
+        if errno == .outOfRange {
+            why = "\(pgcount) pages of \(hex(pgsize)) at iova \(hex(iova)) -> paddr \(hex(paddr)) leave the table's "
+                + "\(format.vaBits)-bit input or \(format.outputBits)-bit output range"
+        } else if destroyed {
+            why = "the table was destroyed"
+        } else if pgsize == 0 || pgsize & (pgsize &- 1) != 0 || format.pageSizes & pgsize == 0 {
+            why = "page size \(hex(pgsize)) is not one of the format's (\(hex(format.pageSizes)))"
+        } else if pgcount <= 0 {
+            why = "page count \(pgcount) is not positive"
+        } else if (iova | paddr) & (pgsize &- 1) != 0 {
+            why = "iova \(hex(iova)) or paddr \(hex(paddr)) is not aligned to the page size \(hex(pgsize))"
+        } else if pgsize.multipliedReportingOverflow(by: UInt64(pgcount)).overflow {
+            why = "\(pgcount) pages of \(hex(pgsize)) overflow 64 bits"
+        } else {
+            why = "prot \(prot) allows neither read nor write"
+        }
+        return errno.from("map_pages", why)
+    }
+
+    /// `EEXIST` for a slot at `iova` already in use, built out of line.
+    @inline(never)
+    static func alreadyMapped(_ iova: UInt64) -> Errno {
+        Errno.exists.from("map_pages", "iova 0x\(String(iova, radix: 16)) is already mapped")
+    }
+
     /// Maps `pgcount` pages of `pgsize` bytes from `iova` to `paddr`:
     /// `io_pgtable_ops.map_pages` (`arm_lpae_map_pages`, generic_pt's `map_pages`).
     /// Missing intermediate tables are allocated; consecutive leaves in one table are
@@ -20,9 +52,13 @@ extension IOPageTable {
     ///   which case the existing mapping is left as it was (LPAE WARNs unless
     ///   ``IOPageTableQuirks/noWarn``); `ENOMEM` if a table page cannot be allocated.
     ///
-    /// io-pgtable-arm replaces a table found where a block goes, because it keeps tables
-    /// that unmaps emptied; this engine frees emptied tables at unmap, so a table there
-    /// still maps something and the block is refused with `EEXIST` like any overlap.
+    /// A table found where a block goes is replaced when nothing below it is mapped any
+    /// more (an unmap frees only the tables it covers whole, so emptied ones stay), as
+    /// generic_pt and io-pgtable-arm do; a table that still maps something refuses the
+    /// block with `EEXIST`, like any overlap.
+    ///
+    /// Concurrency: may run on many threads at once, and with ``unmapPages(iova:pgsize:pgcount:gather:)``,
+    /// on disjoint ranges of one table (the type's documentation).
     public func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                          mapped: inout UInt64) throws(Errno) {
         let iova = iova.rawValue, paddr = paddr.rawValue
@@ -57,20 +93,28 @@ extension IOPageTable {
         let leafLevel = L.leafLevel(format, pageSize: pgsize)
         guard leafLevel != 0 else {
             warn("arm_lpae_map_pages", "page size 0x\(String(pgsize, radix: 16)) is not in the bitmap")
-            throw .invalidArgument
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
         }
-        guard pgcount > 0, (iova | paddr) & (pgsize &- 1) == 0, state[1] == 0 else { throw .invalidArgument }
+        guard pgcount > 0, (iova | paddr) & (pgsize &- 1) == 0, !destroyed else {
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
+        }
         let total = pgsize.multipliedReportingOverflow(by: UInt64(pgcount))
-        guard !total.overflow else { throw .invalidArgument }
+        guard !total.overflow else {
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
+        }
         let readOrWrite = !prot.isDisjoint(with: [.read, .write])
-        if !format.isLPAE && !readOrWrite { throw .invalidArgument }
+        if !format.isLPAE && !readOrWrite {
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
+        }
         let lastPA = paddr.addingReportingOverflow(total.partialValue &- 1)
         guard L.inputRangeContains(format, iova: iova, size: total.partialValue), !lastPA.overflow,
               lastPA.partialValue &>> UInt64(truncatingIfNeeded: format.outputBits) == 0 else {
             warn("arm_lpae_map_pages", "iova 0x\(String(iova, radix: 16)) or paddr 0x\(String(paddr, radix: 16)) out of range")
-            throw .outOfRange
+            throw mapRefusal(.outOfRange, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
         }
-        guard readOrWrite else { throw .invalidArgument }
+        guard readOrWrite else {
+            throw mapRefusal(.invalidArgument, iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot)
+        }
 
         let leafBits = leafBits(L.self, prot: prot, level: leafLevel)
         let present = format.presentMask
@@ -93,30 +137,28 @@ extension IOPageTable {
             }
             while level > leafLevel {
                 let s = slot(L.self, table, va, level: level)
-                let pte = s.load(as: UInt64.self)
-                if pte & present == 0 {
-                    table = try installTable(s, in: table)
-                } else if L.isBlock(format, pte) {
+                var pte = s.load()
+                if pte & present == 0 { pte = try installTable(s, expected: pte) }
+                if L.isBlock(format, pte) {
                     warn("__arm_lpae_map", "a leaf already maps iova 0x\(String(va, radix: 16))", quiet: true)
-                    throw .exists
-                } else {
-                    table = L.decode(format, pte)
+                    throw Self.alreadyMapped(va)
                 }
+                table = L.decode(format, pte)
                 level &-= 1
             }
             if leafLevel == 1 { cacheLeafTable(L.self, table, for: va) }
-            // Fill consecutive slots of this table.
+            // Fill consecutive slots of this table: slots of this caller's range, which no
+            // other caller writes, so a load and a store each.
             var index = Int(truncatingIfNeeded: (va &>> leafShift) & leafMask)
-            let entries = (base + Int(truncatingIfNeeded: table)).assumingMemoryBound(to: UInt64.self)
-            var written = 0
-            defer { adjustOccupancy(table, by: written) }
+            let entries = base + Int(truncatingIfNeeded: table)
             repeat {
-                if entries[index] & present != 0 {
+                let entry = PageTableEntrySlot(entries + index &* 8)
+                let old = entry.load()
+                if old & present != 0 && !(leafLevel > 1 && replaceEmptyTable(entry, old, level: leafLevel, iova: va)) {
                     warn("arm_lpae_init_pte", "a leaf already maps iova 0x\(String(va, radix: 16))", quiet: true)
-                    throw .exists
+                    throw Self.alreadyMapped(va)
                 }
-                entries[index] = L.encode(format, pa) | leafBits
-                written &+= 1
+                entry.store(L.encode(format, pa) | leafBits)
                 index &+= 1
                 remaining &-= 1
                 va &+= pgsize
@@ -126,9 +168,45 @@ extension IOPageTable {
         }
     }
 
+    /// Where a block goes at `level`, the entry `s` holds `pte`: if it is a table below
+    /// which nothing is mapped, unlinks it (a compare-and-swap) and frees it and every
+    /// table below it, and returns true, so the block can be written; else returns false
+    /// (a leaf, or a table still mapping something). The tables are freed at once, as
+    /// io-pgtable-arm frees them after flushing the walk caches: nothing is mapped
+    /// through them, and the range is the caller's. Out of line: it is rare.
+    @usableFromInline @inline(never)
+    func replaceEmptyTable(_ s: PageTableEntrySlot, _ pte: UInt64, level: Int, iova: UInt64) -> Bool {
+        guard !format.isLeaf(pte, level: level) else { return false }
+        var tables: [(table: UInt64, level: Int, iova: UInt64)] = []
+        guard collectEmptyTables(format.decodeAddress(pte), level: level &- 1, iova: iova, into: &tables),
+              s.compareExchange(expected: pte, desired: 0).exchanged else { return false }
+        for t in tables {
+            if t.level == 1 { forgetLeafTable(t.table, for: t.iova) }
+            freeUnusedTable(t.table)
+        }
+        return true
+    }
+
+    /// Appends `table` (at `level`, mapping from `iova`) and every table below it to
+    /// `tables`; returns false as soon as one holds a leaf.
+    private func collectEmptyTables(_ table: UInt64, level: Int, iova: UInt64,
+                                    into tables: inout [(table: UInt64, level: Int, iova: UInt64)]) -> Bool {
+        let span = format.entrySpan(level: level)
+        for i in 0..<format.tableEntries {
+            let pte = PageTableEntrySlot(base + Int(truncatingIfNeeded: table) + i &* 8).load()
+            guard pte & format.presentMask != 0 else { continue }
+            let entryIOVA = iova &+ UInt64(i) &* span
+            guard level > 1, !format.isLeaf(pte, level: level),
+                  collectEmptyTables(format.decodeAddress(pte), level: level &- 1, iova: entryIOVA, into: &tables)
+            else { return false }
+        }
+        tables.append((table, level, iova))
+        return true
+    }
+
     /// Maps `size` bytes choosing page sizes with ``iommuPageSize(iova:paddr:size:pageSizes:)``,
     /// as the core's `iommu_map` does over `map_pages`. All or nothing: on an error the
-    /// part already mapped is unmapped again (invariant I5) and its emptied table pages
+    /// part already mapped is unmapped again (a failed map leaves nothing mapped) and its emptied table pages
     /// freed at once, since no caller was told of the mapping.
     /// - Parameters:
     ///   - iova: the first IOVA.
@@ -144,9 +222,14 @@ extension IOPageTable {
     public func map(iova: IOVA, paddr: PhysicalAddress, size: UInt64, prot: IOMMUProt,
                     pageSizes: UInt64? = nil) throws(Errno) -> UInt64 {
         let sizes = pageSizes ?? format.pageSizes
-        guard size != 0, sizes != 0, sizes & ~format.pageSizes == 0 else { throw .invalidArgument }
+        guard size != 0 else { throw .invalidArgument.from("IOPageTable.map", "size is 0") }
+        guard sizes != 0, sizes & ~format.pageSizes == 0 else {
+            throw .invalidArgument.from("IOPageTable.map", "page sizes 0x\(String(sizes, radix: 16)) are not a subset of the format's 0x\(String(format.pageSizes, radix: 16))")
+        }
         let minSize = UInt64(1) << UInt64(sizes.trailingZeroBitCount)
-        guard (iova.rawValue | paddr.rawValue | size) & (minSize - 1) == 0 else { throw .invalidArgument }
+        guard (iova.rawValue | paddr.rawValue | size) & (minSize - 1) == 0 else {
+            throw .invalidArgument.from("IOPageTable.map", "iova \(iova), paddr \(paddr) and size 0x\(String(size, radix: 16)) must be aligned to 0x\(String(minSize, radix: 16))")
+        }
         var mapped: UInt64 = 0
         do {
             while mapped < size {

@@ -4,7 +4,7 @@
 /// Page-table pages unlinked by an unmap go on ``freelist`` and stay allocated until the
 /// caller has flushed the IOTLB (`iommu_iotlb_sync`) and calls
 /// ``releaseFreelist(to:)``: a walker may still hold a cached pointer to them until then
-/// (spec §5 check 33). The list only grows when a table is freed, so unmapping one page
+/// (`iommu_put_pages_list` after `iommu_iotlb_sync`). The list only grows when a table is freed, so unmapping one page
 /// from a table that stays in use allocates nothing.
 public struct IOTLBGather: Sendable {
     /// First IOVA gathered; ``IOVA/max`` when empty (`ULONG_MAX` in the kernel).

@@ -34,7 +34,9 @@ extension PageTableFormat {
     ///   16 tables.
     public static func armLPAE(_ stage: LPAEStage, pageSizes: UInt64, ias: Int, oas: Int,
                                quirks: IOPageTableQuirks = []) throws(Errno) -> PageTableFormat {
-        guard quirks.isSubset(of: stage.allowedQuirks) else { throw .invalidArgument }
+        guard quirks.isSubset(of: stage.allowedQuirks) else {
+            throw .invalidArgument.from("arm_lpae_alloc_pgtable", "quirk bits 0x\(String(quirks.subtracting(stage.allowedQuirks).rawValue, radix: 16)) are not for \(stage)")
+        }
         // arm_lpae_restrict_pgsizes
         let pageSize: UInt64 = 4096
         let granuleSize: UInt64
@@ -47,21 +49,30 @@ extension PageTableFormat {
         } else {
             granuleSize = 0
         }
-        guard let granule = LPAEGranule(rawValue: Int(truncatingIfNeeded: granuleSize)) else { throw .invalidArgument }
+        guard let granule = LPAEGranule(rawValue: Int(truncatingIfNeeded: granuleSize)) else {
+            throw .invalidArgument.from("arm_lpae_restrict_pgsizes",
+                                        "page sizes 0x\(String(pageSizes, radix: 16)) hold no 4K, 16K or 64K granule")
+        }
         let maxBits = granule == .size64K ? 52 : 48
         let ias = min(ias, maxBits), oas = min(oas, maxBits)
         let sizes = pageSizes & granule.leafSizes(oas: oas)
-        guard ias > 0, oas > 0 else { throw .invalidArgument }
+        guard ias > 0, oas > 0 else {
+            throw .invalidArgument.from("arm_lpae_alloc_pgtable", "IAS \(ias) and OAS \(oas) must be positive")
+        }
         // arm_lpae_alloc_pgtable
         let shift = granule.shift, bpl = granule.shift - 3
         let vaBits = ias - shift
-        guard vaBits > 0 else { throw .invalidArgument }
+        guard vaBits > 0 else {
+            throw .invalidArgument.from("arm_lpae_alloc_pgtable", "IAS \(ias) is not above the page shift \(shift)")
+        }
         let levels = (vaBits + bpl - 1) / bpl
         var startLevel = 4 - levels
         if stage == .stage2 && Self.lpaeConcatenationMandatory(granule: granule, startLevel: startLevel, ias: ias, oas: oas) {
             let pgdBits = vaBits - bpl * (levels - 1)
             // More than 16 root tables is not a configuration the architecture allows.
-            guard pgdBits <= 4 else { throw .invalidArgument }
+            guard pgdBits <= 4 else {
+                throw .invalidArgument.from("arm_64_lpae_alloc_pgtable_s2", "IAS \(ias) would concatenate more than 16 root tables")
+            }
             startLevel += 1
         }
         return try makeLPAE(stage, granule: granule, ias: ias, oas: oas, startLevel: startLevel, quirks: quirks,
@@ -83,10 +94,14 @@ extension PageTableFormat {
     public static func armLPAE(_ stage: LPAEStage, granule: LPAEGranule, ias: Int, oas: Int, startLevel: Int? = nil,
                                quirks: IOPageTableQuirks = []) throws(Errno) -> PageTableFormat {
         let maxBits = granule == .size64K ? 52 : 48
-        guard ias > 0, oas > 0, ias <= maxBits, oas <= maxBits else { throw .invalidArgument }
+        guard ias > 0, oas > 0, ias <= maxBits, oas <= maxBits else {
+            throw .invalidArgument.from("PageTableFormat.armLPAE", "IAS \(ias) and OAS \(oas) must be 1...\(maxBits)")
+        }
         let bpl = granule.shift - 3
         let vaBits = ias - granule.shift
-        guard vaBits > 0 else { throw .invalidArgument }
+        guard vaBits > 0 else {
+            throw .invalidArgument.from("PageTableFormat.armLPAE", "IAS \(ias) is not above the page shift \(granule.shift)")
+        }
         let level = startLevel ?? 4 - (vaBits + bpl - 1) / bpl
         return try makeLPAE(stage, granule: granule, ias: ias, oas: oas, startLevel: level, quirks: quirks,
                             pageSizes: granule.leafSizes(oas: oas))
@@ -95,11 +110,21 @@ extension PageTableFormat {
     /// Checks the geometry and builds the value.
     private static func makeLPAE(_ stage: LPAEStage, granule: LPAEGranule, ias: Int, oas: Int, startLevel: Int,
                                  quirks: IOPageTableQuirks, pageSizes: UInt64) throws(Errno) -> PageTableFormat {
-        guard quirks.isSubset(of: stage.allowedQuirks), LPAEConfig.physicalSizeField(bits: oas) != nil,
-              (0...3).contains(startLevel) else { throw .invalidArgument }
+        guard quirks.isSubset(of: stage.allowedQuirks) else {
+            throw .invalidArgument.from("PageTableFormat.armLPAE", "quirk bits 0x\(String(quirks.subtracting(stage.allowedQuirks).rawValue, radix: 16)) are not for \(stage)")
+        }
+        guard LPAEConfig.physicalSizeField(bits: oas) != nil else {
+            throw .invalidArgument.from("PageTableFormat.armLPAE", "OAS \(oas) has no IPS/PS encoding")
+        }
+        guard (0...3).contains(startLevel) else {
+            throw .invalidArgument.from("PageTableFormat.armLPAE", "start level \(startLevel) is not 0...3")
+        }
         let bpl = granule.shift - 3
         let rootBits = ias - (granule.shift + bpl * (3 - startLevel))
-        guard rootBits > 0, rootBits <= bpl + (stage == .stage2 ? 4 : 0) else { throw .invalidArgument }
+        guard rootBits > 0, rootBits <= bpl + (stage == .stage2 ? 4 : 0) else {
+            throw .invalidArgument.from("PageTableFormat.armLPAE",
+                                        "IAS \(ias) does not fit the levels from start level \(startLevel)")
+        }
         let config = LPAEConfig(granule: granule, ias: ias, oas: oas, startLevel: startLevel,
                                 concatenatedTables: rootBits > bpl ? 1 << (rootBits - bpl) : 1, quirks: quirks)
         // A leaf size whose level is above the root cannot be mapped.
@@ -405,16 +430,20 @@ extension PageTableFormat {
         let valid = level == 1 ? pte & LPAE.typeTableBit != 0
                                : blockLevels &>> UInt64(truncatingIfNeeded: level) & 1 != 0
         guard valid else { return .notPresent(level: level) }
+        // Flag updates are compare-and-swaps of the entry the walk read (see `walk`).
+        let entry = PageTableEntrySlot(slot)
+        var current = pte
         if pte & LPAE.accessFlag == 0 {
             guard setAccessedDirty else { return .accessFlag(level: level) }
-            slot.storeBytes(of: pte | LPAE.accessFlag, as: UInt64.self)
+            if entry.compareExchange(expected: pte, desired: pte | LPAE.accessFlag).exchanged {
+                current = pte | LPAE.accessFlag
+            }
         }
         guard lpaePermits(access, tablesAny: tablesAny, leaf: pte, hardwareDirty: setAccessedDirty) else {
             return .permission(level: level)
         }
-        if setAccessedDirty && access.contains(.write) && kind == .armLPAEStage1 {
-            let now = slot.load(as: UInt64.self)
-            if now & LPAE.apReadOnly != 0 { slot.storeBytes(of: now & ~LPAE.apReadOnly, as: UInt64.self) }
+        if setAccessedDirty && access.contains(.write) && kind == .armLPAEStage1 && current & LPAE.apReadOnly != 0 {
+            _ = entry.compareExchange(expected: current, desired: current & ~LPAE.apReadOnly)
         }
         return nil
     }

@@ -83,13 +83,17 @@
                           tablesAny: UInt64) -> PageWalkResult? {
         // PS is a leaf at levels 2 and 3 only (reserved above).
         guard level < 4 else { return .notPresent(level: level) }
-        if setAccessedDirty && pte & f.accessedBit == 0 { slot.storeBytes(of: pte | f.accessedBit, as: UInt64.self) }
+        let entry = PageTableEntrySlot(slot)
+        var current = pte
+        if setAccessedDirty && pte & f.accessedBit == 0
+            && entry.compareExchange(expected: pte, desired: pte | f.accessedBit).exchanged {
+            current = pte | f.accessedBit
+        }
         guard f.x86Permits(access, allOf: tablesAll & pte, anyOf: tablesAny | pte) else {
             return .permission(level: level)
         }
-        if setAccessedDirty && access.contains(.write) {
-            let now = slot.load(as: UInt64.self)
-            if now & f.dirtyBit == 0 { slot.storeBytes(of: now | f.dirtyBit, as: UInt64.self) }
+        if setAccessedDirty && access.contains(.write) && current & f.dirtyBit == 0 {
+            _ = entry.compareExchange(expected: current, desired: current | f.dirtyBit)
         }
         return nil
     }

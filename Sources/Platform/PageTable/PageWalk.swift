@@ -41,15 +41,17 @@ extension IOPageTable {
     /// remapping, the first-stage walk for SVA, an SMMU context's TTBR) and of the CPU
     /// model. No kernel function corresponds; it is the hardware the kernel programs.
     ///
-    /// Allocation-free and lock-free: it reads entries the way hardware does, while
-    /// software updates them with single 64-bit stores. With `setAccessedDirty` it is a
+    /// Allocation-free and lock-free: it reads each entry once, atomically, the way
+    /// hardware does, while software maps and unmaps other ranges of the same table. With
+    /// `setAccessedDirty` it is a
     /// walker that manages access and dirty state (x86 A/D; VT-d SSADE; LPAE HA/HD): it
     /// sets A on every entry it uses (x86, VT-d) or AF on the leaf (LPAE), and marks the
     /// leaf of a permitted write dirty (x86, VT-d: D; LPAE stage 1: clears AP[2] of a
-    /// DBM leaf). Without it, an LPAE leaf with AF clear is an access flag fault. The
-    /// flag updates are plain stores made only when something changes, not locked
-    /// read-modify-writes; the model's users serialise a table's walkers against its
-    /// dirty-bit harvest. An LPAE stage-1 walk also honours the table entries'
+    /// DBM leaf). Without it, an LPAE leaf with AF clear is an access flag fault. Each
+    /// flag update is a compare-and-swap made only when something changes, as the
+    /// hardware's locked update: if software changed the entry since the walk read it (an
+    /// unmap cleared it), nothing is set, so a walk never brings back a cleared entry, and
+    /// the walk's result is the translation it read. An LPAE stage-1 walk also honours the table entries'
     /// APTable/UXNTable/PXNTable limits.
     @inlinable @inline(__always)
     public static func walk(memory: PhysicalMemory, format: PageTableFormat, root: PhysicalAddress, iova: IOVA,
@@ -105,7 +107,7 @@ extension IOPageTable {
             // there) faults like a missing one rather than reading host memory.
             if checksBounds && entry >= limit { return .notPresent(level: level) }
             let slot = base + Int(truncatingIfNeeded: entry)
-            let pte = slot.load(as: UInt64.self)
+            let pte = PageTableEntrySlot(slot).load()
             if pte & present == 0 { return .notPresent(level: level) }
             if level == 1 || pte & block.mask == block.value {
                 if let fault = L.checkLeaf(format, pte, at: slot, level: level, access: access,
@@ -119,7 +121,9 @@ extension IOPageTable {
             }
             tablesAll &= pte
             tablesAny |= pte
-            if setAccessedDirty && pte & accessed != accessed { slot.storeBytes(of: pte | accessed, as: UInt64.self) }
+            if setAccessedDirty && pte & accessed != accessed {
+                _ = PageTableEntrySlot(slot).compareExchange(expected: pte, desired: pte | accessed)
+            }
             table = L.decode(format, pte, mask: addressMask)
             level &-= 1
             shift = L.indexShift(format, level: level)

@@ -57,7 +57,10 @@ public final class Memfd: @unchecked Sendable {
     /// - Throws: `EINVAL` for a name longer than ``maxNameLength`` bytes or a size above
     ///   ``maxSize`` (a negative `off_t`).
     public init(memory: PhysicalMemory, name: String, size: UInt64 = 0, isShmem: Bool = true) throws(Errno) {
-        guard name.utf8.count <= Self.maxNameLength, size <= Self.maxSize else { throw .invalidArgument }
+        guard name.utf8.count <= Self.maxNameLength else {
+            throw .invalidArgument.from("memfd_create", "name of \(name.utf8.count) bytes is longer than \(Self.maxNameLength)")
+        }
+        guard size <= Self.maxSize else { throw .invalidArgument.from("memfd_create", "size 0x\(String(size, radix: 16)) is above the largest file") }
         self.memory = memory
         self.name = name
         self.isShmem = isShmem
@@ -83,7 +86,7 @@ public final class Memfd: @unchecked Sendable {
     /// (`truncate_inode_pages`); pinned pages stay allocated for their pinners.
     /// - Throws: `EINVAL` when `length` exceeds ``maxSize``; nothing changes.
     public func truncate(to length: UInt64) throws(Errno) {
-        guard length <= Self.maxSize else { throw .invalidArgument }
+        guard length <= Self.maxSize else { throw .invalidArgument.from("ftruncate", "length 0x\(String(length, radix: 16)) is above the largest file") }
         let firstGone = (length + Self.pageSize - 1) / Self.pageSize
         let (dropped, targets): ([PhysicalAddress], [Process]) = lock.withLock {
             let shrinking = length < _size
@@ -111,7 +114,9 @@ public final class Memfd: @unchecked Sendable {
     ///   no frame can be allocated. No reference is taken on error.
     public func getPage(_ index: UInt64) throws(Errno) -> PhysicalAddress {
         try lock.withLock { () throws(Errno) -> PhysicalAddress in
-            guard index < _size / Self.pageSize + (_size % Self.pageSize == 0 ? 0 : 1) else { throw .invalidArgument }
+            guard index < _size / Self.pageSize + (_size % Self.pageSize == 0 ? 0 : 1) else {
+                throw .invalidArgument.from("shmem_get_folio", "page \(index) is past the end of \(name) (\(_size) bytes)")
+            }
             return try referenceLocked(index)
         }
     }
@@ -125,9 +130,11 @@ public final class Memfd: @unchecked Sendable {
     ///   `ENOMEM` if a page cannot be allocated. Nothing stays pinned on error.
     public func pinPages(firstIndex: UInt64, count: Int) throws(Errno) -> [PhysicalAddress] {
         try lock.withLock { () throws(Errno) -> [PhysicalAddress] in
-            guard count > 0 else { throw .invalidArgument }
+            guard count > 0 else { throw .invalidArgument.from("memfd_pin_folios", "count \(count) is not positive") }
             let (end, o) = (firstIndex &+ UInt64(count)).multipliedReportingOverflow(by: Self.pageSize)
-            guard !o, firstIndex < firstIndex &+ UInt64(count), end - 1 < _size else { throw .invalidArgument }
+            guard !o, firstIndex < firstIndex &+ UInt64(count), end - 1 < _size else {
+                throw .invalidArgument.from("memfd_pin_folios", "pages [\(firstIndex), +\(count)) reach past the end of \(name) (\(_size) bytes)")
+            }
             var out: [PhysicalAddress] = []
             out.reserveCapacity(count)
             do throws(Errno) {
@@ -159,7 +166,7 @@ public final class Memfd: @unchecked Sendable {
     /// of the file; holes read as zeros and are not allocated.
     /// - Throws: `EINVAL` for a negative count or an offset above ``maxSize``.
     public func read(offset: UInt64, count: Int) throws(Errno) -> [UInt8] {
-        guard count >= 0, offset <= Self.maxSize else { throw .invalidArgument }
+        guard count >= 0, offset <= Self.maxSize else { throw .invalidArgument.from("pread", "negative count or offset above the largest file") }
         return lock.withLock {
             guard offset < _size else { return [] }
             let n = Int(min(UInt64(count), _size - offset))
@@ -170,7 +177,7 @@ public final class Memfd: @unchecked Sendable {
                 let chunk = min(n - done, Int(Self.pageSize - at % Self.pageSize))
                 if let pa = cache[at / Self.pageSize] {
                     out.withUnsafeMutableBytes {
-                        memory.read(pa + at % Self.pageSize, into: UnsafeMutableRawBufferPointer(rebasing: $0[done..<done + chunk]))
+                        memory.uncheckedRead(pa + at % Self.pageSize, into: UnsafeMutableRawBufferPointer(rebasing: $0[done..<done + chunk]))
                     }
                 }
                 done += chunk
@@ -185,7 +192,7 @@ public final class Memfd: @unchecked Sendable {
     ///   cannot be allocated (bytes before it are written, as a short write).
     public func write(offset: UInt64, bytes: [UInt8]) throws(Errno) {
         let (end, o) = offset.addingReportingOverflow(UInt64(bytes.count))
-        guard !o, end <= Self.maxSize else { throw .invalidArgument }
+        guard !o, end <= Self.maxSize else { throw .invalidArgument.from("pwrite", "the write would end past the largest file") }
         try lock.withLock { () throws(Errno) in
             var done = 0
             while done < bytes.count {
@@ -197,7 +204,7 @@ public final class Memfd: @unchecked Sendable {
                     cache[at / Self.pageSize] = pa
                 }
                 bytes.withUnsafeBytes {
-                    memory.write(pa + at % Self.pageSize, from: UnsafeRawBufferPointer(rebasing: $0[done..<done + chunk]))
+                    memory.uncheckedWrite(pa + at % Self.pageSize, from: UnsafeRawBufferPointer(rebasing: $0[done..<done + chunk]))
                 }
                 done += chunk
                 if at + UInt64(chunk) > _size { _size = at + UInt64(chunk) }

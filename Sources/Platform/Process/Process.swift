@@ -51,7 +51,9 @@ public final class Process: @unchecked Sendable {
     ///   (x86-64: 4 or 5; arm64: 4); `ENOMEM` if the top-level table cannot be allocated.
     public init(memory: PhysicalMemory, pid: Int32, architecture: CPUArchitecture = .x86_64,
                 levels: Int = 4) throws(Errno) {
-        guard let format = architecture.pageTableFormat(levels: levels) else { throw .invalidArgument }
+        guard let format = architecture.pageTableFormat(levels: levels) else {
+            throw .invalidArgument.from("mm_alloc", "\(architecture) paging has no \(levels)-level mode")
+        }
         self.memory = memory
         self.pid = pid
         self.architecture = architecture

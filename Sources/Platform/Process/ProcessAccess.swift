@@ -22,13 +22,19 @@ extension Process {
     }
 
     func faultLocked(address: UInt64, write: Bool, exec: Bool) throws(Errno) {
-        guard !exiting, let index = vmaIndexLocked(containing: address) else { throw .badAddress }
+        let f = "handle_mm_fault"
+        guard !exiting else { throw .badAddress.from(f, "pid \(pid) is exiting") }
+        guard let index = vmaIndexLocked(containing: address) else {
+            throw .badAddress.from(f, "0x\(String(address, radix: 16)) is in no mapping of pid \(pid)")
+        }
         let vma = vmas[index]
-        guard let prot = Self.pteProt(vma.prot) else { throw .badAddress }
+        guard let prot = Self.pteProt(vma.prot) else { throw .badAddress.from(f, "0x\(String(address, radix: 16)) is PROT_NONE") }
         // A driver's frames are all mapped when the mapping is made; nothing to fault in.
-        if vma.ops != nil && pages[address & ~(Self.pageSize - 1)] == nil { throw .badAddress }
-        if write && !vma.prot.contains(.write) { throw .badAddress }
-        if exec && !vma.prot.contains(.exec) { throw .badAddress }
+        if vma.ops != nil && pages[address & ~(Self.pageSize - 1)] == nil {
+            throw .badAddress.from(f, "0x\(String(address, radix: 16)) is not mapped by its driver")
+        }
+        if write && !vma.prot.contains(.write) { throw .badAddress.from(f, "a write to read-only 0x\(String(address, radix: 16))") }
+        if exec && !vma.prot.contains(.exec) { throw .badAddress.from(f, "an instruction fetch at non-executable 0x\(String(address, radix: 16))") }
         let va = address & ~(Self.pageSize - 1)
         if pageTable.iovaToPhys(IOVA(rawValue: va)) != 0 { return }
         let existing = pages[va]
@@ -65,13 +71,16 @@ extension Process {
     ///   populated; `EFAULT` if `pa` is not an allocated frame; `ENOMEM` if a page-table
     ///   page cannot be allocated. Nothing changes on error.
     public func insertPage(address: UInt64, frame pa: PhysicalAddress) throws(Errno) {
-        guard address & (Self.pageSize - 1) == 0, pa.isAligned(to: Self.pageSize) else { throw .invalidArgument }
+        let f = "vm_insert_page"
+        guard address & (Self.pageSize - 1) == 0, pa.isAligned(to: Self.pageSize) else {
+            throw .invalidArgument.from(f, "address 0x\(String(address, radix: 16)) or frame \(pa) is not page aligned")
+        }
         try lock.withLock { () throws(Errno) in
             guard !exiting, let vma = vmas.first(where: { $0.start <= address && address < $0.end }) else {
-                throw .badAddress
+                throw .badAddress.from(f, "0x\(String(address, radix: 16)) is in no mapping of pid \(pid)")
             }
-            guard let prot = Self.pteProt(vma.prot) else { throw .invalidArgument }
-            guard pages[address] == nil else { throw .busy }
+            guard let prot = Self.pteProt(vma.prot) else { throw .invalidArgument.from(f, "0x\(String(address, radix: 16)) is PROT_NONE") }
+            guard pages[address] == nil else { throw .busy.from(f, "0x\(String(address, radix: 16)) is already populated") }
             try memory.getFrame(pa)
             var mapped: UInt64 = 0
             do throws(Errno) {
@@ -110,7 +119,7 @@ extension Process {
                 }
             }
             try faultLocked(address: address, write: write, exec: false)
-            guard let pa = pages[va] else { throw .badAddress }
+            guard let pa = pages[va] else { throw .badAddress.from("pin_user_pages", "0x\(String(va, radix: 16)) has no page") }
             try memory.getFrame(pa)
             return pa
         }
@@ -120,7 +129,7 @@ extension Process {
     /// faulting the page in when the walk fails. Lock held.
     func translateLocked(_ va: UInt64, write: Bool) throws(Errno) -> PhysicalAddress {
         // Once torn down the root frame is free memory: never walk it.
-        guard !exiting else { throw .badAddress }
+        guard !exiting else { throw .badAddress.from("copy_user", "pid \(pid) is exiting") }
         let access: WalkAccess = write ? [.write, .user] : [.read, .user]
         for attempt in 0..<2 {
             let r = IOPageTable.walk(memory: memory, format: pageTable.format, root: pageTable.root, iova: IOVA(rawValue: va),
@@ -128,7 +137,7 @@ extension Process {
             if case .translated(let pa, _, _) = r { return pa }
             if attempt == 0 { try faultLocked(address: va, write: write, exec: false) }
         }
-        throw .badAddress
+        throw .badAddress.from("copy_user", "0x\(String(va, radix: 16)) does not translate after a fault")
     }
 
     /// Reads `count` bytes at user address `address` the way a CPU load would
@@ -136,8 +145,10 @@ extension Process {
     /// - Throws: `EFAULT` if any byte is outside a readable VMA; `EINVAL` for a negative
     ///   count; `ENOMEM` if a page cannot be allocated.
     public func readMemory(address: UInt64, count: Int) throws(Errno) -> [UInt8] {
-        guard count >= 0 else { throw .invalidArgument }
-        guard address.addingReportingOverflow(UInt64(count)).overflow == false else { throw .badAddress }
+        guard count >= 0 else { throw .invalidArgument.from("copy_from_user", "negative count \(count)") }
+        guard address.addingReportingOverflow(UInt64(count)).overflow == false else {
+            throw .badAddress.from("copy_from_user", "0x\(String(address, radix: 16)) + \(count) overflows")
+        }
         var out: [UInt8] = []
         // Reserve what a short read needs only: a huge count may fail at its first page.
         out.reserveCapacity(min(count, 1 << 16))
@@ -147,7 +158,7 @@ extension Process {
             let n = min(left, Int(Self.pageSize - (va & (Self.pageSize - 1))))
             try lock.withLock { () throws(Errno) in
                 let pa = try translateLocked(va, write: false)
-                out.append(contentsOf: memory.bytes(at: pa, count: n))
+                out.append(contentsOf: memory.uncheckedBytes(at: pa, count: n))
             }
             va += UInt64(n)
             left -= n
@@ -161,14 +172,16 @@ extension Process {
     ///   written, as with a partial `copy_to_user`); `ENOMEM` if a page cannot be
     ///   allocated.
     public func writeMemory(address: UInt64, bytes: [UInt8]) throws(Errno) {
-        guard address.addingReportingOverflow(UInt64(bytes.count)).overflow == false else { throw .badAddress }
+        guard address.addingReportingOverflow(UInt64(bytes.count)).overflow == false else {
+            throw .badAddress.from("copy_to_user", "0x\(String(address, radix: 16)) + \(bytes.count) overflows")
+        }
         var va = address
         var done = 0
         while done < bytes.count {
             let n = min(bytes.count - done, Int(Self.pageSize - (va & (Self.pageSize - 1))))
             try lock.withLock { () throws(Errno) in
                 let pa = try translateLocked(va, write: true)
-                bytes.withUnsafeBytes { memory.write(pa, from: UnsafeRawBufferPointer(rebasing: $0[done..<done + n])) }
+                bytes.withUnsafeBytes { memory.uncheckedWrite(pa, from: UnsafeRawBufferPointer(rebasing: $0[done..<done + n])) }
             }
             va += UInt64(n)
             done += n

@@ -30,7 +30,7 @@ extension Process {
     /// client's real memfd, received with `pidfd_getfd`, under the client's own number.
     /// - Throws: `EBADF` for a negative `fd`; nothing changes then.
     public func install(_ file: Memfd, at fd: Int32) throws(Errno) {
-        guard fd >= 0 else { throw .badFileDescriptor }
+        guard fd >= 0 else { throw .badFileDescriptor.from("fd_install", "negative fd \(fd)") }
         lock.withLock { files[fd] = file }
     }
 
@@ -38,7 +38,7 @@ extension Process {
     /// - Throws: `EBADF` if `fd` is not open.
     public func memfd(_ fd: Int32) throws(Errno) -> Memfd {
         try lock.withLock { () throws(Errno) -> Memfd in
-            guard let f = files[fd] else { throw .badFileDescriptor }
+            guard let f = files[fd] else { throw .badFileDescriptor.from("fdget", "fd \(fd) is not open in pid \(pid)") }
             return f
         }
     }
@@ -50,14 +50,14 @@ extension Process {
     /// - Throws: `EBADF` if `fd` is not open.
     public func close(fd: Int32) throws(Errno) {
         let file: Memfd? = lock.withLock { files.removeValue(forKey: fd) }
-        guard file != nil else { throw .badFileDescriptor }
+        guard file != nil else { throw .badFileDescriptor.from("close", "fd \(fd) is not open in pid \(pid)") }
     }
 
     /// `dup(fd)`: the same open file at the lowest free descriptor.
     /// - Throws: `EBADF` if `fd` is not open.
     public func dup(_ fd: Int32) throws(Errno) -> Int32 {
         try lock.withLock { () throws(Errno) -> Int32 in
-            guard let f = files[fd] else { throw .badFileDescriptor }
+            guard let f = files[fd] else { throw .badFileDescriptor.from("dup", "fd \(fd) is not open in pid \(pid)") }
             return installLocked(f)
         }
     }
@@ -83,9 +83,10 @@ extension Process {
     public func mmap(fd: Int32, offset: UInt64 = 0, length: Int, prot: ProcessProt, at address: UInt64? = nil,
                      populate: Bool = false) throws(Errno) -> UInt64 {
         let file = try memfd(fd)
-        guard length > 0, offset % Self.pageSize == 0 else { throw .invalidArgument }
+        guard length > 0 else { throw .invalidArgument.from("mmap", "length \(length) is not positive") }
+        guard offset % Self.pageSize == 0 else { throw .invalidArgument.from("mmap", "offset 0x\(String(offset, radix: 16)) is not page aligned") }
         let (end, o) = offset.addingReportingOverflow(UInt64(length))
-        guard !o, end <= Memfd.maxSize else { throw .overflow }
+        guard !o, end <= Memfd.maxSize else { throw .overflow.from("mmap", "offset 0x\(String(offset, radix: 16)) + length \(length) is past the largest file") }
         file.addMapper(self)
         let start = try insertVMA(length: length, prot: prot, at: address, file: file, pgoff: offset / Self.pageSize)
         if populate && !prot.isEmpty {
@@ -137,7 +138,7 @@ extension Process {
         let inherited: [Memfd]
         do throws(Errno) {
             inherited = try lock.withLock { () throws(Errno) -> [Memfd] in
-                guard !exiting else { throw .invalidArgument }
+                guard !exiting else { throw .invalidArgument.from("fork", "pid \(pid) is exiting") }
                 try child.lock.withLock { () throws(Errno) in
                     child.vmas = vmas
                     child.files = files

@@ -59,9 +59,12 @@ extension Process {
 
     /// Page-rounds `length` and checks `[address, address + length)` lies in user space.
     func userRange(address: UInt64, length: Int) throws(Errno) -> (UInt64, UInt64) {
-        guard length > 0, address & (Self.pageSize - 1) == 0 else { throw .invalidArgument }
+        guard length > 0 else { throw .invalidArgument.from("mmap", "length \(length) is not positive") }
+        guard address & (Self.pageSize - 1) == 0 else { throw .invalidArgument.from("mmap", "address 0x\(String(address, radix: 16)) is not page aligned") }
         let len = (UInt64(length) + Self.pageSize - 1) & ~(Self.pageSize - 1)
-        guard address < userLimit, len <= userLimit - address else { throw .invalidArgument }
+        guard address < userLimit, len <= userLimit - address else {
+            throw .invalidArgument.from("mmap", "[0x\(String(address, radix: 16)), +0x\(String(len, radix: 16))) is outside user space")
+        }
         return (address, address + len)
     }
 
@@ -105,14 +108,16 @@ extension Process {
     ///   `EEXIST` `address` overlaps a mapping; `ENOMEM` no free range.
     func insertVMA(length: Int, prot: ProcessProt, at address: UInt64?, file: Memfd?,
                    pgoff: UInt64, ops: (any VMAOperations)? = nil) throws(Errno) -> UInt64 {
-        guard length > 0 else { throw .invalidArgument }
+        guard length > 0 else { throw .invalidArgument.from("mmap_region", "length \(length) is not positive") }
         return try lock.withLock { () throws(Errno) -> UInt64 in
-            guard !exiting else { throw .invalidArgument }
+            guard !exiting else { throw .invalidArgument.from("mmap_region", "pid \(pid) is exiting") }
             let len = (UInt64(length) + Self.pageSize - 1) & ~(Self.pageSize - 1)
             let start: UInt64
             if let address {
                 let (s, e) = try userRange(address: address, length: length)
-                guard !vmas.contains(where: { $0.start < e && s < $0.end }) else { throw .exists }
+                guard !vmas.contains(where: { $0.start < e && s < $0.end }) else {
+                    throw .exists.from("mmap_region", "[0x\(String(s, radix: 16)), 0x\(String(e, radix: 16))) overlaps a mapping (MAP_FIXED_NOREPLACE)")
+                }
                 start = s
             } else {
                 var candidate = Self.mmapBase
@@ -120,7 +125,9 @@ extension Process {
                     if v.start >= candidate && v.start - candidate >= len { break }
                     candidate = v.end
                 }
-                guard candidate < userLimit, len <= userLimit - candidate else { throw .noMemory }
+                guard candidate < userLimit, len <= userLimit - candidate else {
+                    throw .noMemory.from("mmap_region", "no free range of 0x\(String(len, radix: 16)) bytes")
+                }
                 start = candidate
             }
             let i = vmas.firstIndex { $0.start > start } ?? vmas.count
@@ -197,9 +204,10 @@ extension Process {
 
     /// Removes mappings in the range: `munmap(2)`. Clears the PTEs, fires
     /// `invalidateRange` for each VMA part removed, then drops the mm's reference on each
-    /// page (a pinned page stays allocated until unpinned) and frees the emptied
-    /// page-table pages. Unmapping a range with no mapping succeeds. A driver mapping cut
-    /// in two gets `open` for the new piece; every piece removed gets `close`.
+    /// page (a pinned page stays allocated until unpinned) and frees the page-table pages
+    /// of the hole left between the remaining mappings (`free_pgtables`). Unmapping a
+    /// range with no mapping succeeds. A driver mapping cut in two gets `open` for the
+    /// new piece; every piece removed gets `close`.
     /// - Throws: `EINVAL` for a misaligned address, a zero length or a range outside user
     ///   space.
     public func munmap(address: UInt64, length: Int) throws(Errno) {
@@ -219,6 +227,10 @@ extension Process {
                 let opened = splitVMAs(at: start, end)
                 let closed = vmas.filter { $0.start >= start && $0.end <= end }.compactMap(\.ops)
                 vmas.removeAll { $0.start >= start && $0.end <= end }
+                // The page tables of the hole between the mappings that remain on either side.
+                let floor = vmas.last { $0.end <= start }?.end ?? 0
+                let ceiling = vmas.first { $0.start >= end }?.start ?? userLimit
+                pageTable.releaseEmptyTables(from: IOVA(rawValue: floor), to: IOVA(rawValue: ceiling), gather: &gather)
                 return (ranges, freed, opened, closed)
             }
         for ops in opened { ops.open() }
@@ -241,7 +253,7 @@ extension Process {
         let result: Result<[(UInt64, UInt64)], Errno> = lock.withLock {
             let ranges = segments(start, end)
             let covered = ranges.reduce(UInt64(0)) { $0 + ($1.1 - $1.0) }
-            guard !exiting, covered == end - start else { return .failure(.noMemory) }
+            guard !exiting, covered == end - start else { return .failure(.noMemory.from("mprotect", "[0x\(String(start, radix: 16)), 0x\(String(end, radix: 16))) is not fully mapped")) }
             opened = splitVMAs(at: start, end)
             for i in vmas.indices where vmas[i].start >= start && vmas[i].end <= end { vmas[i].prot = prot }
             for (va, pa) in populatedPages(start, end) {

@@ -8,7 +8,7 @@ import Darwin
 ///
 /// Measured on the project's Linux machines, an uncontended lock/unlock pair costs about
 /// 10 ns here against about 65 ns for `Synchronization.Mutex`, which matters on the
-/// per-translation path of a hardware model (ARCHITECTURE.md rule 6).
+/// per-translation path of a hardware model.
 public final class Lock: @unchecked Sendable {
     // The mutex lives at a stable heap address: pthread mutexes must not move. The DMA
     // engine of the IOMMU core locks it directly on its per-request path.

@@ -14,9 +14,9 @@ let driver = try CopyEngineDriver(engine: engine, machine: machine)
 let message = Array("copied through the toy IOMMU".utf8)
 let source = try machine.memory.allocContiguous(bytes: 4096)
 let destination = try machine.memory.allocContiguous(bytes: 4096)
-machine.memory.write(source, message)
+try machine.memory.write(source, message)
 let job = try driver.copy(from: source, to: destination, length: message.count)
-print("copy engine wrote: \"\(String(decoding: machine.memory.bytes(at: destination, count: message.count), as: UTF8.self))\"")
+print("copy engine wrote: \"\(String(decoding: try machine.memory.bytes(at: destination, count: message.count), as: UTF8.self))\"")
 
 // The driver unmapped both buffers when the job was done: the same job now faults.
 if let fault = engine.execute(job) { print("the same job after unmap: \(fault)") }

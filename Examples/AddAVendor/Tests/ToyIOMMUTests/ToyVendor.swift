@@ -22,7 +22,7 @@ struct ToyVendor: ConformanceVendor {
 
     func makeUnit(on machine: Machine, variant: DriverVariant) throws -> IOMMUDevice {
         guard variant.isSubset(of: [.pagingDomainsWithoutSetDevPasid, .blockedDomainWithoutSetDevPasid]) else {
-            throw ConformanceError.notImplemented(vendor: name, requirement: "makeUnit(on:variant:) for \(variant)",
+            throw ConformanceError.capabilityWithoutHook(vendor: name, requirement: "makeUnit(on:variant:) for \(variant)",
                                                   capability: .driverVariants)
         }
         let driver = ToyDriver(pagingDomainsSetPasid: !variant.contains(.pagingDomainsWithoutSetDevPasid),

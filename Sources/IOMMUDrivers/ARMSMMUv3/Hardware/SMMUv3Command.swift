@@ -95,13 +95,13 @@ public struct SMMUv3Command: Hashable, Sendable, CustomStringConvertible {
         case abort = 2
     }
 
-    /// `enum pri_resp`.
+    /// `enum pri_resp`: the Resp field of PRI_RESP.
     public enum PRIResponse: UInt64, Hashable, Sendable {
-        /// `PRI_RESP_DENY`: Invalid Request.
+        /// `PRI_RESP_DENY` (0): the driver's answer to a failed group.
         case deny = 0
-        /// `PRI_RESP_FAIL`: Response Failure.
+        /// `PRI_RESP_FAIL` (1): the driver's answer to an invalid request.
         case fail = 1
-        /// `PRI_RESP_SUCC`: Success.
+        /// `PRI_RESP_SUCC` (2): the pages are there; the device retries.
         case success = 2
     }
 

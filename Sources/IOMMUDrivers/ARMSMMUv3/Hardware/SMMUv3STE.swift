@@ -52,7 +52,7 @@ public struct SMMUv3STE: Hashable, Sendable, CustomStringConvertible {
         /// `STRTAB_STE_1_S1DSS_TERMINATE`: aborted (the RID is on a blocking domain).
         case terminate = 0
         /// `STRTAB_STE_1_S1DSS_BYPASS`: untranslated (the RID is on an identity domain;
-        /// ATS still works, spec §13.6.4 "Full ATS skipping stage 1").
+        /// ATS still works: the SMMUv3 architecture's "Full ATS skipping stage 1", §13.6.4).
         case bypass = 1
         /// `STRTAB_STE_1_S1DSS_SSID0`: translated by CD 0 (the RID's stage-1 domain).
         case ssid0 = 2

@@ -16,34 +16,52 @@ struct CacheTag {
     var users: Int
 }
 
+/// What identifies a cache tag: its kind, unit, DID, PASID and, for a device-TLB tag,
+/// the device.
+struct CacheTagKey: Hashable {
+    let kind: CacheTag.Kind
+    let unit: ObjectIdentifier
+    let did: UInt16
+    let pasid: UInt32
+    let info: ObjectIdentifier?
+
+    init(_ kind: CacheTag.Kind, unit: IntelIOMMU, did: UInt16, pasid: UInt32, info: VTdDeviceInfo?) {
+        self.kind = kind
+        self.unit = ObjectIdentifier(unit)
+        self.did = did
+        self.pasid = pasid
+        self.info = kind == .devTLB ? info.map(ObjectIdentifier.init) : nil
+    }
+}
+
 extension VTdDomain {
     /// `cache_tag_assign_domain`: tags for an attachment at (`info`, `pasid`) with `did`.
     func assignCacheTags(unit: IntelIOMMU, did: UInt16, pasid: UInt32, info: VTdDeviceInfo) {
-        let i = cacheTags.firstIndex { $0.kind == .iotlb && $0.unit === unit && $0.did == did && $0.pasid == pasid }
-        if let i { cacheTags[i].users += 1 } else {
-            cacheTags.append(CacheTag(kind: .iotlb, unit: unit, did: did, pasid: pasid, info: nil, users: 1))
-        }
-        traceTag("cache_tag_assign", unit: unit, info: info, devTLB: false, did: did, pasid: pasid,
-                 users: i.map { cacheTags[$0].users } ?? 1)
+        let users = assignCacheTag(CacheTag(kind: .iotlb, unit: unit, did: did, pasid: pasid, info: nil, users: 1))
+        traceTag("cache_tag_assign", unit: unit, info: info, devTLB: false, did: did, pasid: pasid, users: users)
         guard info.dev?.atsEnabled == true else { return }
-        let j = cacheTags.firstIndex { $0.kind == .devTLB && $0.info === info && $0.did == did && $0.pasid == pasid }
-        if let j { cacheTags[j].users += 1 } else {
-            cacheTags.append(CacheTag(kind: .devTLB, unit: unit, did: did, pasid: pasid, info: info, users: 1))
-        }
-        traceTag("cache_tag_assign", unit: unit, info: info, devTLB: true, did: did, pasid: pasid,
-                 users: j.map { cacheTags[$0].users } ?? 1)
+        let devUsers = assignCacheTag(CacheTag(kind: .devTLB, unit: unit, did: did, pasid: pasid, info: info, users: 1))
+        traceTag("cache_tag_assign", unit: unit, info: info, devTLB: true, did: did, pasid: pasid, users: devUsers)
+    }
+
+    /// Adds `tag` or, if it exists, one user to it; returns its users now.
+    private func assignCacheTag(_ tag: CacheTag) -> Int {
+        let key = CacheTagKey(tag.kind, unit: tag.unit, did: tag.did, pasid: tag.pasid, info: tag.info)
+        var updated = tag
+        if let existing = cacheTags[key] { updated.users = existing.users + 1 }
+        cacheTags[key] = updated
+        return updated.users
     }
 
     /// `cache_tag_unassign_domain`.
     func unassignCacheTags(unit: IntelIOMMU, did: UInt16, pasid: UInt32, info: VTdDeviceInfo) {
         for kind in [CacheTag.Kind.iotlb, .devTLB] {
-            guard let i = cacheTags.firstIndex(where: {
-                $0.kind == kind && $0.unit === unit && $0.did == did && $0.pasid == pasid && (kind == .iotlb || $0.info === info)
-            }) else { continue }
+            let key = CacheTagKey(kind, unit: unit, did: did, pasid: pasid, info: info)
+            guard var tag = cacheTags[key] else { continue }
             traceTag("cache_tag_unassign", unit: unit, info: info, devTLB: kind == .devTLB, did: did, pasid: pasid,
-                     users: cacheTags[i].users)
-            cacheTags[i].users -= 1
-            if cacheTags[i].users == 0 { cacheTags.remove(at: i) }
+                     users: tag.users)
+            tag.users -= 1
+            cacheTags[key] = tag.users == 0 ? nil : tag
         }
     }
 
@@ -62,31 +80,32 @@ extension VTdDomain {
     /// `cache_tag_flush_all`: IOTLB descriptors for every IOTLB tag, then device-TLB
     /// descriptors for every device-TLB tag, submitted per unit.
     func flushRange(start: IOVA, end: IOVA, all: Bool) {
-        // Runs on every unmap (and map in caching mode): units are visited in the order
-        // of their first tag by index scans over the (few) tags, and each unit's batch is
-        // built in one reused buffer, instead of per-unit arrays on every call.
+        // Runs on every unmap (and map in caching mode): one pass over the tags per unit
+        // the domain is attached to (units in the order of their first tag), each unit's
+        // batch built in one reused buffer.
         let firstPage = start.rawValue >> 12
         let lastPage = end.rawValue >> 12
         let size = all ? UInt64.max : (lastPage - firstPage + 1) << 12
         let address = IOVA(rawValue: all ? 0 : firstPage << 12)
         let secondStage = flushesAsSecondStage
-        let tags = cacheTags
         var batch = flushBuffer
         flushBuffer = []
-        for t in tags.indices {
-            let unit = tags[t].unit
-            if tags[..<t].contains(where: { $0.unit === unit }) { continue }
+        forEachTaggedUnit { unit in
             batch.removeAll(keepingCapacity: true)
-            for tag in tags[t...] where tag.kind == .iotlb && tag.unit === unit {
+            var devTLBTags = false
+            for tag in cacheTags where tag.unit === unit {
+                guard tag.kind == .iotlb else {
+                    devTLBTags = true
+                    continue
+                }
                 batch.append(secondStage
                     ? Self.secondStageFlush(unit.caps, did: tag.did, first: firstPage, last: lastPage, all: all)
                     : .piotlb(did: tag.did, pasid: tag.pasid, address: address,
                               npages: all ? .max : lastPage - firstPage + 1, ih: false))
             }
-            if tags[t...].contains(where: { $0.kind == .devTLB }) {
-                let enabled = unit.vtd.translationEnabled
-                for tag in tags[t...] where tag.kind == .devTLB && tag.unit === unit {
-                    guard let info = tag.info, let dev = info.dev, dev.isPresent, enabled else { continue }
+            if devTLBTags && unit.vtd.translationEnabled {
+                for tag in cacheTags where tag.kind == .devTLB && tag.unit === unit {
+                    guard let info = tag.info, let dev = info.dev, dev.isPresent else { continue }
                     batch.append(tag.pasid == IntelIOMMU.ridPasid
                         ? .devTLB(rid: info.rid, address: address, size: size)
                         : .devTLBPasid(rid: info.rid, pasid: PASID(rawValue: tag.pasid), address: address, size: size))
@@ -96,6 +115,29 @@ extension VTdDomain {
         }
         batch.removeAll(keepingCapacity: true)
         flushBuffer = batch
+    }
+
+    /// Calls `body` once for each unit some cache tag names, in the order of each unit's
+    /// first tag. Allocation-free for the usual domain, whose tags all name one unit.
+    func forEachTaggedUnit(_ body: (IntelIOMMU) -> Void) {
+        var tags = cacheTags.makeIterator()
+        guard let first = tags.next() else { return }
+        body(first.unit)
+        var other: CacheTag?
+        while let tag = tags.next() {
+            if tag.unit !== first.unit {
+                other = tag
+                break
+            }
+        }
+        guard let other else { return }
+        var done = [ObjectIdentifier(first.unit), ObjectIdentifier(other.unit)]
+        body(other.unit)
+        while let tag = tags.next() {
+            if done.contains(ObjectIdentifier(tag.unit)) { continue }
+            done.append(ObjectIdentifier(tag.unit))
+            body(tag.unit)
+        }
     }
 
     /// Page-selective invalidation covering pages [first, last] with a naturally aligned

@@ -55,14 +55,14 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
         let caps = unit.caps
         switch stage {
         case .first:
-            guard caps.scalableMode, caps.firstStage else { throw .invalidArgument }
-            if pageTable.format.levels == 5 && !caps.firstStage5Level { throw .invalidArgument }
-            if pgsizeBitmap & (1 << 30) != 0 && !caps.firstStage1G { throw .invalidArgument }
+            guard caps.scalableMode, caps.firstStage else { throw .invalidArgument.from("paging_domain_compatible", "a first-stage domain on a unit without scalable-mode first stage") }
+            if pageTable.format.levels == 5 && !caps.firstStage5Level { throw .invalidArgument.from("paging_domain_compatible", "a 5-level first stage on a unit without 5-level paging") }
+            if pgsizeBitmap & (1 << 30) != 0 && !caps.firstStage1G { throw .invalidArgument.from("paging_domain_compatible", "1 GiB first-stage pages on a unit without them") }
         case .second:
-            guard caps.secondStage, caps.sagaw & (1 << UInt8(pageTable.format.levels - 2)) != 0 else { throw .invalidArgument }
-            if pgsizeBitmap & (1 << 21) != 0 && caps.secondStageLargePages & 1 == 0 { throw .invalidArgument }
-            if pgsizeBitmap & (1 << 30) != 0 && caps.secondStageLargePages & 2 == 0 { throw .invalidArgument }
-            if dirtyTrackingCapable && !caps.secondStageAD { throw .invalidArgument }
+            guard caps.secondStage, caps.sagaw & (1 << UInt8(pageTable.format.levels - 2)) != 0 else { throw .invalidArgument.from("paging_domain_compatible", "the unit has no second stage of \(pageTable.format.levels) levels (SAGAW)") }
+            if pgsizeBitmap & (1 << 21) != 0 && caps.secondStageLargePages & 1 == 0 { throw .invalidArgument.from("paging_domain_compatible", "2 MiB second-stage pages on a unit without them") }
+            if pgsizeBitmap & (1 << 30) != 0 && caps.secondStageLargePages & 2 == 0 { throw .invalidArgument.from("paging_domain_compatible", "1 GiB second-stage pages on a unit without them") }
+            if dirtyTrackingCapable && !caps.secondStageAD { throw .invalidArgument.from("paging_domain_compatible", "dirty tracking on a unit without second-stage A/D bits") }
         }
     }
 
@@ -76,7 +76,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     ///   `ENOMEM`.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice.from("intel_iommu_attach_device", "\(dev.rid) was not probed by VT-d") }
             let unit = info.unit
             if unit.copied[info.rid] != nil && old == nil {
                 try checkCompatible(unit)
@@ -99,7 +99,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
         let pasid = pasid.rawValue
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard type.isPaging else { throw .invalidArgument }
+            guard type.isPaging else { throw .invalidArgument.from("intel_iommu_set_dev_pasid", "\(self) is not a paging domain") }
             let info = try pasidPreconditions(dev)
             try checkCompatible(info.unit)
             try install(info, pasid: pasid, replacing: old as? VTdDomain)
@@ -138,26 +138,30 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
         intelDriver.lock.withLock { flushRange(start: 0, end: .max, all: true) }
     }
 
-    /// `intel_iommu_iotlb_sync_map`: in caching mode a second-stage domain flushes the new
-    /// range (`cache_tag_flush_range_np`, drops cached not-present results); otherwise a
-    /// write-buffer flush on every unit the domain is attached to.
+    /// `intel_iommu_iotlb_sync_map`: only on a domain attached to a unit that needs it
+    /// (`dmar_domain->iotlb_sync_map`): in caching mode a second-stage domain flushes the
+    /// new range (`cache_tag_flush_range_np`, drops cached not-present results); a unit
+    /// with `cap_rwbf` gets a write-buffer flush (`iommu_flush_write_buffer`, a no-op on
+    /// units without it). Otherwise nothing: no lock, no command.
     public override func iotlbSyncMap(iova: IOVA, size: UInt64) throws(Errno) {
-        guard size > 0 else { return }
+        guard size > 0, syncMapUnits.load(ordering: .acquiring) > 0 else { return }
         intelDriver.lock.withLock {
-            // Runs on every map: the units the domain is attached to are found by index
-            // scans over the (few) attachments, in attach order, with no array built.
-            let list = attachments
+            // The units the domain is attached to are those its cache tags name, in
+            // attach order.
             let second = stage == .second
-            if second && list.contains(where: { $0.info.unit.caps.cachingMode }) {
-                flushRange(start: iova, end: iova &+ (size - 1), all: false)
-            }
-            for i in list.indices {
-                let unit = list[i].info.unit
-                if second && unit.caps.cachingMode { continue }
-                if list[..<i].contains(where: { $0.info.unit === unit }) { continue }
-                unit.flushWriteBuffer()
+            var cachingMode = false
+            if second { forEachTaggedUnit { cachingMode = cachingMode || $0.caps.cachingMode } }
+            if cachingMode { flushRange(start: iova, end: iova &+ (size - 1), all: false) }
+            forEachTaggedUnit { unit in
+                if !(second && unit.caps.cachingMode) && unit.caps.rwbf { unit.flushWriteBuffer() }
             }
         }
+    }
+
+    /// Whether new mappings need `iotlb_sync_map` on `unit`: `rwbf_required` (the unit
+    /// has `cap_rwbf`), or a second-stage table on a caching-mode unit.
+    override func needsSyncMap(on unit: IntelIOMMU) -> Bool {
+        unit.caps.rwbf || (stage == .second && unit.caps.cachingMode)
     }
 
     /// `intel_iommu_iova_to_phys`: 0 when unmapped.
@@ -168,7 +172,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// - Throws: `EINVAL` for a first-stage domain or one allocated without dirty tracking.
     public override func setDirtyTracking(_ enabled: Bool) throws(Errno) {
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument }
+            guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument.from("intel_iommu_set_dirty_tracking", "\(self) is not a dirty-tracking second-stage domain") }
             guard enabled != dirtyTracking else { return }
             dirtyTracking = enabled
             for a in attachments {
@@ -188,7 +192,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// - Throws: `EINVAL` when dirty tracking is off or the domain cannot track.
     public override func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
                                            _ report: (IOVA, UInt64) -> Void) throws(Errno) {
-        guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument }
+        guard stage == .second, dirtyTrackingCapable else { throw .invalidArgument.from("intel_iommu_read_and_clear_dirty", "\(self) is not a dirty-tracking second-stage domain") }
         var any = false
         pageTable.readAndClearDirty(iova: iova, size: size, clear: clear) { a, s in
             any = true

@@ -84,7 +84,7 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
     ///   without scalable mode (the model implements scalable mode only).
     public init(name: String, driver: IntelIOMMUDriver, hardware: VTdHardware,
                 copiedContexts: [RID: UInt16] = [:]) throws(Errno) {
-        guard hardware.caps.scalableMode else { throw .invalidArgument }
+        guard hardware.caps.scalableMode else { throw .invalidArgument.from("intel_iommu_init", "the model implements scalable mode only") }
         vtd = hardware
         intelDriver = driver
         rootTable = try hardware.memory.allocFrame()
@@ -220,7 +220,7 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
         copied[rid] = did
     }
 
-    // MARK: DIDs (I8)
+    // MARK: DIDs
 
     /// Allocates the lowest free DID in [2, ndoms - 1].
     func allocateDID(for domain: VTdDomain) -> UInt16? {
@@ -234,14 +234,15 @@ public final class IntelIOMMU: IOMMUDevice, @unchecked Sendable {
         return did
     }
 
-    /// Returns `did` to the allocator; reports I8 if anything still carries it.
+    /// Returns `did` to the allocator; reports domain ID freed while in
+    /// use (``/IOMMUCore/Invariant/didAccounting``) if anything still carries it.
     func releaseDID(_ did: UInt16) {
         dids.remove(did)
         didOwners[did] = nil
         auditDID(did, event: "did release", what: "released")
     }
 
-    /// The model's I8 audit: a DID that is freed or handed out must not appear in a
+    /// The model's domain-ID audit: a DID that is freed or handed out must not appear in a
     /// present PASID entry or in the IOTLB.
     private func auditDID(_ did: UInt16, event: String, what: String) {
         guard let machine = infos.values.first?.dev?.machine, machine.checker.isEnabled else { return }

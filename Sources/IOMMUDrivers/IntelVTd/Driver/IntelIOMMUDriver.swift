@@ -6,12 +6,14 @@ public struct VTdDriverBugs: OptionSet, Hashable, Sendable {
     public let rawValue: UInt32
     /// Wraps raw bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
-    /// `iotlb_sync` does nothing: unmapped IOVAs stay in the IOTLB/ATC (I4).
+    /// `iotlb_sync` does nothing: unmapped IOVAs stay in the IOTLB/ATC (stale
+    /// translation after unmap).
     public static let skipIOTLBFlushOnUnmap = VTdDriverBugs(rawValue: 1 << 0)
     /// `domain_detach_iommu` frees the DID on the first detach although other
-    /// attachments still hold it (I8).
+    /// attachments still hold it (domain ID freed while in use).
     public static let freeDIDWhileReferenced = VTdDriverBugs(rawValue: 1 << 1)
-    /// `intel_pasid_tear_down_entry` never drains the page-request queue (I10, I7).
+    /// `intel_pasid_tear_down_entry` never drains the page-request queue (PASID
+    /// teardown out of order, PASID reused before teardown).
     public static let skipPRQDrainOnTeardown = VTdDriverBugs(rawValue: 1 << 2)
 }
 
@@ -72,8 +74,8 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     ///   `EBUSY` if it is already probed; `ENOMEM`.
     public func probeDevice(_ dev: PCIDevice) throws(Errno) {
         try lock.withLock { () throws(Errno) in
-            guard let unit = dev.iommu as? IntelIOMMU, unit.intelDriver === self else { throw .noDevice }
-            guard unit.infos[dev.rid.raw] == nil else { throw .busy }
+            guard let unit = dev.iommu as? IntelIOMMU, unit.intelDriver === self else { throw .noDevice.from("intel_iommu_probe_device", "\(dev.rid) is not behind a VT-d unit of this driver") }
+            guard unit.infos[dev.rid.raw] == nil else { throw .busy.from("intel_iommu_probe_device", "\(dev.rid) is already probed") }
             let caps = unit.caps
             var maxPasid: UInt32 = 1
             if let p = dev.caps.pasid, caps.pasid { maxPasid = min(UInt32(1) << UInt32(p.width), caps.maxPasids) }
@@ -127,8 +129,8 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// - Throws: `EOPNOTSUPP` for user data, flags no stage supports, or dirty tracking
     ///   without SLADS; `ENODEV` for a device not behind a unit of this driver; `ENOMEM`.
     public func domainAllocPaging(_ dev: PCIDevice, flags: DomainAllocFlags, userData: [UInt8]?) throws(Errno) -> IOMMUDomain {
-        guard userData == nil else { throw .notSupported }
-        guard let unit = dev.iommu as? IntelIOMMU, unit.intelDriver === self else { throw .noDevice }
+        guard userData == nil else { throw .notSupported.from("intel_iommu_domain_alloc_paging_flags", "VT-d paging domains take no user data") }
+        guard let unit = dev.iommu as? IntelIOMMU, unit.intelDriver === self else { throw .noDevice.from("intel_iommu_domain_alloc_paging_flags", "\(dev.rid) is not behind a VT-d unit of this driver") }
         let caps = unit.caps
         let memory = unit.vtd.memory
         if caps.scalableMode && caps.firstStage && flags.isSubset(of: [.pasid]) {
@@ -138,8 +140,8 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
                                   nestParent: false, dirty: false)
         }
         guard caps.secondStage, flags.isSubset(of: [.nestParent, .dirtyTracking, .pasid]),
-              let levels = caps.secondStageLevels else { throw .notSupported }
-        if flags.contains(.dirtyTracking) && !caps.secondStageAD { throw .notSupported }
+              let levels = caps.secondStageLevels else { throw .notSupported.from("intel_iommu_domain_alloc_paging_flags", "no second stage for flags \(flags) on this unit") }
+        if flags.contains(.dirtyTracking) && !caps.secondStageAD { throw .notSupported.from("intel_iommu_domain_alloc_paging_flags", "dirty tracking needs second-stage A/D bits (ECAP.SSADS)") }
         var sizes: UInt64 = 1 << 12
         if caps.secondStageLargePages & 1 != 0 { sizes |= 1 << 21 }
         if caps.secondStageLargePages & 2 != 0 { sizes |= 1 << 30 }
@@ -152,9 +154,9 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     ///   this driver); `EINVAL` if PASID or ATS is not enabled on the device, or it
     ///   supports PRI that is not enabled; `EFAULT` if the mm is already exiting.
     public func domainAllocSVA(_ dev: PCIDevice, mm: Process) throws(Errno) -> IOMMUDomain {
-        guard let unit = dev.iommu as? IntelIOMMU, unit.intelDriver === self, unit.caps.svmCapable else { throw .noDevice }
-        guard dev.pasidEnabled, dev.atsEnabled else { throw .invalidArgument }
-        if dev.caps.pri && !dev.priEnabled { throw .invalidArgument }
+        guard let unit = dev.iommu as? IntelIOMMU, unit.intelDriver === self, unit.caps.svmCapable else { throw .noDevice.from("intel_svm_domain_alloc", "\(dev.rid) is not behind an SVM-capable VT-d unit of this driver") }
+        guard dev.pasidEnabled, dev.atsEnabled else { throw .invalidArgument.from("intel_svm_domain_alloc", "SVA needs PASID and ATS enabled on \(dev.rid)") }
+        if dev.caps.pri && !dev.priEnabled { throw .invalidArgument.from("intel_svm_domain_alloc", "\(dev.rid) has PRI but it is not enabled") }
         return try VTdSVADomain(driver: self, mm: mm)
     }
 

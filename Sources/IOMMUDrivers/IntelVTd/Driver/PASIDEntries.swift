@@ -9,8 +9,8 @@ extension IntelIOMMU {
     /// - Throws: `EBUSY` if the entry is present (left unchanged, check 52); `ENODEV` if
     ///   the PASID is beyond the device's table; `ENOMEM` for a table page.
     func setupEntry(_ info: VTdDeviceInfo, pasid: UInt32, _ entry: VTdPASIDEntry) throws(Errno) {
-        guard let pa = try info.entryAddress(pasid, allocate: true) else { throw .noDevice }
-        if vtd.memory.load64(pa) & 1 != 0 { throw .busy }
+        guard let pa = try info.entryAddress(pasid, allocate: true) else { throw .noDevice.from("intel_pasid_get_entry", "no PASID table entry for PASID \(pasid)") }
+        if vtd.memory.load64(pa) & 1 != 0 { throw .busy.from("intel_pasid_setup", "the PASID entry of PASID \(pasid) is already present") }
         var e = entry
         e.present = true
         e.store(vtd.memory, pa)
@@ -41,7 +41,8 @@ extension IntelIOMMU {
     /// PASID-cache, IOTLB (PASID-based for FL/PT, domain-selective for SL/nested) and
     /// device-TLB invalidations, then clear the entry (FPD-only with `faultIgnore`), then
     /// drain the PRQ unless `faultIgnore`. A non-present entry with FPD (left by an mm
-    /// release) is cleared and drained. The model audits the order (I10).
+    /// release) is cleared and drained. The model audits the order
+    /// (``/IOMMUCore/Invariant/teardownOrder``).
     func tearDown(_ info: VTdDeviceInfo, pasid: UInt32, faultIgnore: Bool) {
         guard let pa = try? info.entryAddress(pasid, allocate: false) else { return }
         let mem = vtd.memory
@@ -106,7 +107,7 @@ extension IntelIOMMU {
         copied[info.rid] = nil
     }
 
-    // MARK: I10 audits
+    // MARK: teardown-order audits
 
     private func auditCachesClean(_ info: VTdDeviceInfo, pasid: UInt32, did: UInt16) {
         guard let machine = info.dev?.machine, machine.checker.isEnabled else { return }
@@ -163,9 +164,9 @@ extension VTdDomain {
     /// - Throws: `ENODEV` unknown device; `EOPNOTSUPP` unit without PASID; `EBUSY`
     ///   copied context.
     func pasidPreconditions(_ dev: PCIDevice) throws(Errno) -> VTdDeviceInfo {
-        guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
-        guard info.unit.caps.pasid else { throw .notSupported }
-        guard info.unit.copied[info.rid] == nil else { throw .busy }
+        guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice.from("intel_iommu_set_dev_pasid", "\(dev.rid) was not probed by VT-d") }
+        guard info.unit.caps.pasid else { throw .notSupported.from("intel_iommu_set_dev_pasid", "the unit has no PASID support") }
+        guard info.unit.copied[info.rid] == nil else { throw .busy.from("intel_iommu_set_dev_pasid", "the context of \(dev.rid) was copied from firmware and is still in use") }
         return info
     }
 }

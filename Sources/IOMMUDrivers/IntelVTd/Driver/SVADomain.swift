@@ -12,7 +12,7 @@ public final class VTdSVADomain: VTdDomain, @unchecked Sendable {
         super.init(type: .sva, owner: driver, ops: [.setDevPasid])
         self.mm = mm
         notifier.domain = self
-        guard mm.registerNotifier(notifier) else { throw .badAddress }
+        guard mm.registerNotifier(notifier) else { throw .badAddress.from("intel_svm_domain_alloc", "the mm of pid \(mm.pid) takes no more notifiers (exiting)") }
     }
 
     override var usesDefaultDID: Bool { true }

@@ -12,7 +12,7 @@ public final class VTdBlockedDomain: VTdDomain, @unchecked Sendable {
     /// - Throws: `ENODEV` for a device the driver did not probe; `ENOMEM`.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice.from("blocking_domain_attach_dev", "\(dev.rid) was not probed by VT-d") }
             try info.unit.replaceCopiedContext(info)
             info.unit.blockTranslation(info)
         }
@@ -26,7 +26,7 @@ public final class VTdBlockedDomain: VTdDomain, @unchecked Sendable {
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
         let pasid = pasid.rawValue
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice.from("blocking_domain_set_dev_pasid", "\(dev.rid) was not probed by VT-d") }
             info.unit.tearDown(info, pasid: pasid, faultIgnore: false)
             (old as? VTdDomain)?.removeAttachment(info, pasid: pasid)
             info.unit.disableIOPF(info, for: old)
@@ -57,7 +57,7 @@ public final class VTdIdentityDomain: VTdDomain, @unchecked Sendable {
     /// - Throws: `ENODEV` unknown device; `ENOMEM`.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         try intelDriver.lock.withLock { () throws(Errno) in
-            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice }
+            guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice.from("identity_domain_attach_dev", "\(dev.rid) was not probed by VT-d") }
             if info.unit.copied[info.rid] != nil && old == nil {
                 info.deferredDomain = self
                 return

@@ -8,7 +8,8 @@ import IOMMUCore
 /// Unlike ``VTdSVADomain`` there is no mm notifier: the kernel address space has none, so
 /// a kernel page-table change reaches the IOTLB only through an explicit flush
 /// (``flushIOTLBAll()``, the "future API addition" the proposal's own comment mentioned).
-/// That missing coherence is why the proposal was rejected (spec §6 item 1).
+/// That missing coherence is why the proposal was rejected; mainline (v6.4 on) attaches
+/// idxd's DMA domain to a global PASID instead.
 public final class VTdSupervisorSVADomain: VTdDomain, @unchecked Sendable {
     /// The kernel page table the entries point at (`init_mm.pgd`).
     public let kernelPageTable: IOPageTable
@@ -61,10 +62,10 @@ extension IntelIOMMUDriver: SupervisorSVADriver {
     ///   `EOPNOTSUPP` unit without PASID; `EINVAL` a table that is not x86-64 format, or a
     ///   device without PASID Privileged Mode, PASID or ATS enabled.
     public func domainAllocSupervisorSVA(_ dev: PCIDevice, kernelPageTable: IOPageTable) throws(Errno) -> IOMMUDomain {
-        guard let unit = dev.iommu as? IntelIOMMU, unit.intelDriver === self, unit.caps.svmCapable else { throw .noDevice }
-        guard unit.caps.pasid else { throw .notSupported }
-        guard kernelPageTable.format.kind == .x86_64FirstStage else { throw .invalidArgument }
-        guard dev.caps.pasid?.privileged == true, dev.pasidEnabled, dev.atsEnabled else { throw .invalidArgument }
+        guard let unit = dev.iommu as? IntelIOMMU, unit.intelDriver === self, unit.caps.svmCapable else { throw .noDevice.from("intel_iommu_domain_alloc_supervisor_sva", "\(dev.rid) is not behind an SVM-capable VT-d unit of this driver") }
+        guard unit.caps.pasid else { throw .notSupported.from("intel_iommu_domain_alloc_supervisor_sva", "the unit has no PASID support") }
+        guard kernelPageTable.format.kind == .x86_64FirstStage else { throw .invalidArgument.from("intel_iommu_domain_alloc_supervisor_sva", "the kernel page table is not an x86-64 first-stage table") }
+        guard dev.caps.pasid?.privileged == true, dev.pasidEnabled, dev.atsEnabled else { throw .invalidArgument.from("intel_iommu_domain_alloc_supervisor_sva", "\(dev.rid) needs privileged PASIDs, PASID and ATS enabled") }
         return VTdSupervisorSVADomain(driver: self, kernelPageTable: kernelPageTable)
     }
 }

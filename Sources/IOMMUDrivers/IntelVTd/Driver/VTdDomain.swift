@@ -1,4 +1,5 @@
 import IOMMUCore
+import Synchronization
 
 /// Per (domain, unit) DID bookkeeping (`struct iommu_domain_info`).
 struct DomainIOMMUInfo {
@@ -12,13 +13,17 @@ struct DomainIOMMUInfo {
 public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// `iommu_array`: unit → {refcnt, did}.
     var iommuInfo: [ObjectIdentifier: DomainIOMMUInfo] = [:]
-    /// `cache_tags`.
-    var cacheTags: [CacheTag] = []
+    /// `cache_tags`, in the order they were assigned.
+    var cacheTags = KeyedList<CacheTagKey, CacheTag>()
     /// Scratch descriptor buffer of ``flushRange(start:end:all:)`` (driver lock held),
     /// kept so that a flush allocates nothing once warm.
     var flushBuffer: [VTdDescriptor] = []
-    /// `devices` + `dev_pasids`: where the domain is attached.
-    var attachments: [VTdAttachment] = []
+    /// Units the domain is attached to whose new mappings need `iotlb_sync_map` work
+    /// (``needsSyncMap(on:)``): `dmar_domain->iotlb_sync_map`, kept as a count so that a
+    /// map reads it without the driver's lock and skips the sync when it is 0.
+    let syncMapUnits = Atomic<Int>(0)
+    /// `devices` + `dev_pasids`: where the domain is attached, in attach order.
+    var attachments = KeyedList<VTdAttachment.Key, VTdAttachment>()
 
     /// The driver that owns the domain. Every VT-d domain is created by its subclass's
     /// `init(driver: IntelIOMMUDriver, ...)`, which passes that driver as `owner`, so the
@@ -26,6 +31,11 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// checked existential cast (`as!`), which is a runtime dynamic-cast call (debug
     /// builds still check it).
     var intelDriver: IntelIOMMUDriver { unsafeDowncast(owner, to: IntelIOMMUDriver.self) }
+
+    /// Whether new mappings of this domain must be made visible on `unit` by
+    /// `iotlb_sync_map` (a write-buffer flush, or a caching-mode range flush). None by
+    /// default; paging domains decide.
+    func needsSyncMap(on unit: IntelIOMMU) -> Bool { false }
 
     /// Whether the domain's entries use `FLPT_DEFAULT_DID` and take no DID reference
     /// (SVA and identity domains, `iommu_domain_did`).
@@ -69,9 +79,10 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
         }
         guard let did = unit.allocateDID(for: self) else {
             unit.events?.record(.model("no_free_did", [.init("iommu", unit.name)]))
-            throw .noSpace
+            throw .noSpace.from("domain_attach_iommu", "no free domain ID on \(unit.name)")
         }
         iommuInfo[key] = DomainIOMMUInfo(refcount: 1, did: did)
+        if needsSyncMap(on: unit) { syncMapUnits.add(1, ordering: .releasing) }
         return did
     }
 
@@ -86,6 +97,7 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
         info.refcount -= 1
         if info.refcount == 0 {
             iommuInfo[key] = nil
+            if needsSyncMap(on: unit) { syncMapUnits.subtract(1, ordering: .releasing) }
             if stillOwned { unit.releaseDID(info.did) }
         } else {
             iommuInfo[key] = info
@@ -96,15 +108,14 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
     /// `domain_remove_dev_pasid` / the RID part of `device_block_translation`: forget
     /// the attachment at (`info`, `pasid`), its cache tags and its DID reference.
     func removeAttachment(_ info: VTdDeviceInfo, pasid: UInt32) {
-        guard let i = attachments.firstIndex(where: { $0.info === info && $0.pasid == pasid }) else { return }
-        attachments.remove(at: i)
+        guard attachments.removeValue(forKey: VTdAttachment.Key(info: info, pasid: pasid)) != nil else { return }
         if let did = didOn(info.unit) { unassignCacheTags(unit: info.unit, did: did, pasid: pasid, info: info) }
         detachIOMMU(info.unit)
     }
 
     /// Records an attachment whose DID reference and cache tags are already taken.
     func addAttachment(_ info: VTdDeviceInfo, pasid: UInt32) {
-        attachments.append(VTdAttachment(info: info, pasid: pasid))
+        attachments[VTdAttachment.Key(info: info, pasid: pasid)] = VTdAttachment(info: info, pasid: pasid)
     }
 }
 
@@ -112,4 +123,15 @@ public class VTdDomain: IOMMUDomain, @unchecked Sendable {
 struct VTdAttachment {
     unowned let info: VTdDeviceInfo
     let pasid: UInt32
+
+    /// An attachment's identity: the device and the PASID.
+    struct Key: Hashable {
+        let info: ObjectIdentifier
+        let pasid: UInt32
+
+        init(info: VTdDeviceInfo, pasid: UInt32) {
+            self.info = ObjectIdentifier(info)
+            self.pasid = pasid
+        }
+    }
 }

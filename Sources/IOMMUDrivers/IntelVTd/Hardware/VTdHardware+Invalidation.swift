@@ -5,7 +5,7 @@ extension VTdHardware {
     /// ``executed`` and counts it by kind. The model's queue completes synchronously, so
     /// an invalidation-wait returns at once. A device-TLB descriptor for a device that is
     /// gone or not present is dropped and recorded in ``droppedDescriptors`` (real
-    /// hardware would time out, spec §6 item 9). The caller holds the hardware lock.
+    /// hardware would time out: `qi_check_fault`'s ITE). The caller holds the hardware lock.
     public func submit(_ descriptors: [VTdDescriptor]) {
         for d in descriptors {
             executedLog.append(d)

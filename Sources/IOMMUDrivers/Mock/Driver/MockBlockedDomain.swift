@@ -25,7 +25,7 @@ public final class MockBlockedDomain: IOMMUDomain, @unchecked Sendable {
     /// and drops the old domain's cached translations and IOPF enablement for it. Never
     /// fails.
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
-        guard ops.contains(.setDevPasid) else { throw .notSupported }
+        guard ops.contains(.setDevPasid) else { throw .notSupported.from("mock_domain_set_dev_pasid_nop", "\(self) has no set_dev_pasid") }
         try driver.checkSetDevPasid(dev, pasid: pasid, blocking: true)
         try driver.switchPasidIOPF(dev, to: self, old: old)
         driver.program(dev, pasid: pasid, nil)

@@ -63,8 +63,8 @@ public struct MockCall: Hashable, Sendable, CustomStringConvertible {
     /// The `old` argument's description, or nil.
     public let old: String?
     /// Whether the group's PASID array held a published (not merely reserved) entry at
-    /// `pasid` when the callback ran: I11 says attach programs before publishing and
-    /// detach tears down before erasing.
+    /// `pasid` when the callback ran: ``/IOMMUCore/Invariant/entryVisibility`` says attach
+    /// programs before publishing and detach tears down before erasing.
     public let entryPublished: Bool
     /// Whether the callback succeeded.
     public let succeeded: Bool

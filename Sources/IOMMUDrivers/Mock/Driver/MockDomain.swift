@@ -51,8 +51,8 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     ///   from enabling IOPF. The RID entry is unchanged on error.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
         do throws(Errno) {
-            guard let state = driver.state(of: dev) else { throw .noDevice }
-            if ops.contains(.dirtyTracking) && state.flags.contains(.noDirty) { throw .invalidArgument }
+            guard let state = driver.state(of: dev) else { throw .noDevice.from("mock_domain_nop_attach", "\(dev.rid) was not probed by the mock driver") }
+            if ops.contains(.dirtyTracking) && state.flags.contains(.noDirty) { throw .invalidArgument.from("mock_domain_nop_attach", "a dirty-tracking domain on a device flagged MOCK_FLAGS_DEVICE_NO_DIRTY") }
             if let e = state.failAttachDev { throw e }
             try driver.attachVIOMMU(dev, for: self)
             try driver.switchRIDIOPF(dev, to: self)
@@ -70,7 +70,7 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     ///   ``MockDeviceState/failSetDevPasid`` errno; `ENODEV`/`EBUSY` from enabling IOPF.
     ///   The entry keeps `old` on error.
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
-        guard ops.contains(.setDevPasid) else { throw .notSupported }
+        guard ops.contains(.setDevPasid) else { throw .notSupported.from("mock_domain_set_dev_pasid_nop", "\(self) has no set_dev_pasid") }
         do throws(Errno) {
             try driver.checkSetDevPasid(dev, pasid: pasid, blocking: false)
             try driver.switchPasidIOPF(dev, to: self, old: old)
@@ -94,18 +94,18 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
                                   mapped: inout UInt64) throws(Errno) {
         let iova = iova.rawValue, paddr = paddr.rawValue
         guard pgsize & pgsizeBitmap == pgsize, pgsize.nonzeroBitCount == 1, pgcount > 0,
-              (iova | paddr) & (pgsize - 1) == 0 else { throw .invalidArgument }
+              (iova | paddr) & (pgsize - 1) == 0 else { throw .invalidArgument.from("mock_domain_map_pages", "page size 0x\(String(pgsize, radix: 16)) x \(pgcount) at iova 0x\(String(iova, radix: 16)), paddr 0x\(String(paddr, radix: 16)) is not a supported, aligned page run") }
         let perPage = Int(pgsize / Mock.pageSize)
         let total = perPage * pgcount
         let iovaEnd = iova.addingReportingOverflow(pgsize * UInt64(pgcount))
-        guard !iovaEnd.overflow else { throw .invalidArgument }
+        guard !iovaEnd.overflow else { throw .invalidArgument.from("mock_domain_map_pages", "iova 0x\(String(iova, radix: 16)) + the run overflows") }
         var done = 0
         defer { mapped += UInt64(done) * Mock.pageSize }
         try table.withEntries { (entries: inout [UInt64: MockPTE]) throws(Errno) in
             while done < total {
-                if consumeFailureBudget() { throw .noMemory }
+                if consumeFailureBudget() { throw .noMemory.from("mock_domain_map_pages", "allocation failed by the test's failure budget") }
                 let index = iova / Mock.pageSize + UInt64(done)
-                if entries[index] != nil { throw .exists }
+                if entries[index] != nil { throw .exists.from("mock_domain_map_pages", "a page of the run is already mapped") }
                 entries[index] = MockPTE(pfn: paddr / Mock.pageSize + UInt64(done), prot: prot.intersection([.read, .write]),
                                          dirty: false, huge: pgsize != Mock.pageSize,
                                          start: done == 0, last: done == total - 1)
@@ -170,7 +170,7 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     /// `mock_domain_set_dirty_tracking`.
     /// - Throws: `EINVAL` to enable on a domain allocated without DIRTY_TRACKING.
     public override func setDirtyTracking(_ enabled: Bool) throws(Errno) {
-        if enabled && !ops.contains(.dirtyTracking) { throw .invalidArgument }
+        if enabled && !ops.contains(.dirtyTracking) { throw .invalidArgument.from("mock_domain_set_dirty_tracking", "\(self) was not allocated with dirty tracking") }
         stateLock.withLock { tracking = enabled }
     }
 
@@ -180,7 +180,7 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     /// - Throws: `EINVAL` while tracking is off.
     public override func readAndClearDirty(iova: IOVA, size: UInt64, clear: Bool,
                                            _ report: (IOVA, UInt64) -> Void) throws(Errno) {
-        guard isDirtyTracking else { throw .invalidArgument }
+        guard isDirtyTracking else { throw .invalidArgument.from("mock_domain_read_and_clear_dirty", "dirty tracking is off on \(self)") }
         var ranges: [(UInt64, UInt64)] = []
         table.withEntries { entries in
             var cur = iova.rawValue
@@ -211,9 +211,9 @@ public final class MockDomain: IOMMUDomain, @unchecked Sendable {
     /// - Throws: `EINVAL` while tracking is off, or for a range not aligned to
     ///   `MOCK_IO_PAGE_SIZE`.
     public func markDirty(iova: IOVA, length: UInt64) throws(Errno) -> Int {
-        guard isDirtyTracking else { throw .invalidArgument }
+        guard isDirtyTracking else { throw .invalidArgument.from("iommufd_test_dirty", "dirty tracking is off on \(self)") }
         let iova = iova.rawValue
-        guard (iova | length) % Mock.pageSize == 0, iova &+ length >= iova else { throw .invalidArgument }
+        guard (iova | length) % Mock.pageSize == 0, iova &+ length >= iova else { throw .invalidArgument.from("iommufd_test_dirty", "iova 0x\(String(iova, radix: 16)) or length 0x\(String(length, radix: 16)) is not page aligned, or wraps") }
         return table.withEntries { entries in
             var n = 0
             var cur = iova

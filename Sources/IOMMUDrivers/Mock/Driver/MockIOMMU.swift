@@ -50,7 +50,9 @@ public final class MockIOMMU: IOMMUDevice, @unchecked Sendable {
     @discardableResult
     public func makeDevice(on machine: Machine, flags: MockDeviceFlags = [], ats: Bool = false,
                            reservedRegions: [ReservedRegion] = []) throws(Errno) -> PCIDevice {
-        guard flags.isSubset(of: .valid) else { throw .invalidArgument }
+        guard flags.isSubset(of: .valid) else {
+            throw .invalidArgument.from("makeDevice", "unknown mock device flags \(flags.subtracting(.valid))")
+        }
         let taken = Set(machine.allDevices.map(\.rid))
         let (id, rid) = try mockDriver.allocDeviceNumber { !taken.contains($0) }
         let caps = PCICapabilities(pasid: flags.contains(.pasid) ? PASIDCapability(width: Mock.pasidWidth) : nil,

@@ -150,7 +150,7 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// are not PCI and get theirs from `IOMMU_TEST_OP_TRIGGER_IOPF`).
     /// - Throws: `ENODEV` if the device is not behind a ``MockIOMMU``.
     public func probeDevice(_ dev: PCIDevice) throws(Errno) {
-        guard let unit = dev.iommu as? MockIOMMU, unit.driver === self else { throw .noDevice }
+        guard let unit = dev.iommu as? MockIOMMU, unit.driver === self else { throw .noDevice.from("mock_probe_device", "\(dev.rid) is not behind a mock unit of this driver") }
         dev.driverPrivate = MockDeviceState(flags: flags(of: dev))
         dev.priEnabled = dev.caps.pri
     }
@@ -185,11 +185,11 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// - Throws: as ``domainAllocPaging(_:flags:userData:)``.
     public func allocPagingDomain(for dev: PCIDevice, flags: DomainAllocFlags, userData: [UInt8]? = nil,
                                   omitting: DomainOps) throws(Errno) -> MockDomain {
-        guard userData == nil else { throw .notSupported }
+        guard userData == nil else { throw .notSupported.from("mock_domain_alloc_paging_flags", "mock paging domains take no user data") }
         let known: DomainAllocFlags = [.dirtyTracking, .nestParent, .pasid]
         let devFlags = self.flags(of: dev)
-        guard flags.isSubset(of: known) else { throw .notSupported }
-        if flags.contains(.dirtyTracking) && devFlags.contains(.noDirty) { throw .notSupported }
+        guard flags.isSubset(of: known) else { throw .notSupported.from("mock_domain_alloc_paging_flags", "unknown flags \(flags.subtracting(known))") }
+        if flags.contains(.dirtyTracking) && devFlags.contains(.noDirty) { throw .notSupported.from("mock_domain_alloc_paging_flags", "dirty tracking for a device flagged MOCK_FLAGS_DEVICE_NO_DIRTY") }
         return MockDomain(driver: self, allocFlags: flags, hugeIOVA: devFlags.contains(.hugeIOVA), omitting: omitting)
     }
 
@@ -200,12 +200,12 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     ///   non-zero bytes past it (`copy_struct_from_user`).
     public func domainAllocNested(_ dev: PCIDevice, parent: IOMMUDomain, flags: DomainAllocFlags,
                                   userData: [UInt8]) throws(Errno) -> IOMMUDomain {
-        guard flags.isSubset(of: [.pasid]) else { throw .notSupported }
+        guard flags.isSubset(of: [.pasid]) else { throw .notSupported.from("mock_domain_alloc_nested", "unknown flags \(flags.subtracting([.pasid]))") }
         guard let p = parent as? MockDomain, p.owner === self, p.allocFlags.contains(.nestParent) else {
-            throw .invalidArgument
+            throw .invalidArgument.from("mock_domain_alloc_nested", "the parent is not a mock nesting parent of this driver")
         }
-        guard userData.count >= IOMMUHWPTSelftest.size else { throw .invalidArgument }
-        guard userData[IOMMUHWPTSelftest.size...].allSatisfy({ $0 == 0 }) else { throw .tooBig }
+        guard userData.count >= IOMMUHWPTSelftest.size else { throw .invalidArgument.from("mock_domain_alloc_nested", "\(userData.count) bytes of data, below struct iommu_hwpt_selftest") }
+        guard userData[IOMMUHWPTSelftest.size...].allSatisfy({ $0 == 0 }) else { throw .tooBig.from("mock_domain_alloc_nested", "non-zero bytes past struct iommu_hwpt_selftest") }
         return MockNestedDomain(driver: self, parent: p, iotlb: IOMMUHWPTSelftest(bytes: userData).iotlb)
     }
 
@@ -249,14 +249,14 @@ public final class MockIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// quirk and the injected failure.
     /// - Throws: `ENOMEM` on the second non-blocking set of PASID 1024; the injected errno.
     func checkSetDevPasid(_ dev: PCIDevice, pasid: PASID, blocking: Bool) throws(Errno) {
-        guard let state = dev.driverPrivate as? MockDeviceState else { throw .noDevice }
+        guard let state = dev.driverPrivate as? MockDeviceState else { throw .noDevice.from("mock_domain_set_dev_pasid_nop", "\(dev.rid) was not probed by the mock driver") }
         if !blocking, let e = state.failSetDevPasid { throw e }
         guard pasid == Mock.reservedTestPasid else { return }
         if blocking {
             state.pasid1024FakeError = false
         } else if state.pasid1024FakeError {
             state.pasid1024FakeError = false
-            throw .noMemory
+            throw .noMemory.from("mock_domain_set_dev_pasid_nop", "the test's fake error on the second set of PASID 1024")
         } else {
             state.pasid1024FakeError = true
         }

@@ -25,7 +25,7 @@ extension MockIOMMUDriver {
     ///   another driver's queue (`iopf_queue_add_device`). Nothing changes on error.
     func enableIOPF(_ dev: PCIDevice, for domain: IOMMUDomain?) throws(Errno) {
         guard let domain, domain.iopfHandler != nil else { return }
-        guard let queue = iopfQueue, let state = dev.driverPrivate as? MockDeviceState else { throw .noDevice }
+        guard let queue = iopfQueue, let state = dev.driverPrivate as? MockDeviceState else { throw .noDevice.from("mock_dev_enable_iopf", "no iopf queue, or \(dev.rid) was not probed by the mock driver") }
         if state.iopfRefcount == 0 { try queue.addDevice(dev) }
         state.iopfRefcount += 1
     }

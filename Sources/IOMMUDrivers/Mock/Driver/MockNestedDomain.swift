@@ -94,8 +94,8 @@ public final class MockNestedDomain: IOMMUDomain, @unchecked Sendable {
     public func cacheInvalidateUser(_ entries: [Invalidation], processed: inout Int) throws(Errno) {
         processed = 0
         for inv in entries {
-            guard inv.flags & ~Mock.invalidateFlagAll == 0 else { throw .notSupported }
-            guard inv.iotlbID <= Mock.nestedIOTLBIDMax else { throw .invalidArgument }
+            guard inv.flags & ~Mock.invalidateFlagAll == 0 else { throw .notSupported.from("mock_domain_cache_invalidate_user", "unknown flags 0x\(String(inv.flags, radix: 16))") }
+            guard inv.iotlbID <= Mock.nestedIOTLBIDMax else { throw .invalidArgument.from("mock_domain_cache_invalidate_user", "iotlb_id \(inv.iotlbID) is above \(Mock.nestedIOTLBIDMax)") }
             lock.withLock {
                 if inv.flags & Mock.invalidateFlagAll != 0 {
                     for i in words.indices { words[i] = 0 }

@@ -34,7 +34,7 @@ extension MockIOMMUDriver: IOMMUFDVIOMMUDriver {
             throw error
         }
         // A loopback: what user space gave is what it reads back, here and in the pages.
-        memory.write(page, withUnsafeBytes(of: data.inData.littleEndian) { Array($0) })
+        withUnsafeBytes(of: data.inData.littleEndian) { memory.uncheckedWrite(page, from: $0) }
         data.outData = data.inData
         data.outMmapLength = length
         data.outMmapOffset = offset

@@ -1,7 +1,7 @@
 /*
  * IOMMUKit's own <linux/iommufd.h>: the iommufd uAPI under the kernel's names and with
- * the kernel's layouts, written for IOMMUKit from shared/spec/iommufd-uapi.md (§2.3 sizes,
- * §3 fields). It is not the kernel's header and holds no kernel text. It exists because
+ * the kernel's layouts (the sizes and fields UAPIKernelLayoutTests checks), written for
+ * IOMMUKit. It is not the kernel's header and holds no kernel text. It exists because
  * some hosts' linux-libc-dev predates iommufd; when the host has a real
  * <linux/iommufd.h>, the C programs are compiled against that one instead (README).
  * Only what the project's programs and common clients use is here.
@@ -179,6 +179,10 @@ enum iommu_hwpt_data_type {
 	IOMMU_HWPT_DATA_VTD_S1 = 1,
 	IOMMU_HWPT_DATA_ARM_SMMUV3 = 2,
 };
+/* IOMMU_HWPT_DATA_ARM_SMMUV3: words 0 and 1 of the guest's STE (little-endian). */
+struct iommu_hwpt_arm_smmuv3 {
+	__aligned_u64 ste[2];
+};
 struct iommu_hwpt_alloc {
 	__u32 size;
 	__u32 flags;
@@ -207,6 +211,15 @@ struct iommu_hw_info {
 	__aligned_u64 out_capabilities;
 };
 #define IOMMU_GET_HW_INFO _IO(IOMMUFD_TYPE, IOMMUFD_CMD_GET_HW_INFO)
+
+/* IOMMU_GET_HW_INFO data of an ARM SMMUv3: its ID registers. */
+struct iommu_hw_info_arm_smmuv3 {
+	__u32 flags;
+	__u32 __reserved;
+	__u32 idr[6];
+	__u32 iidr;
+	__u32 aidr;
+};
 
 /* Dirty tracking. */
 enum iommufd_hwpt_set_dirty_tracking_flags {

@@ -1,7 +1,7 @@
 /*
  * IOMMUKit's own "iommufd_test.h": the IOMMU_TEST_CMD interface of a kernel built with
  * CONFIG_IOMMUFD_TEST (the selftest mock), under the names the selftests use, written
- * for IOMMUKit from shared/spec/iommufd-uapi.md §5.0. Not the kernel's header.
+ * for IOMMUKit (Sources/IOMMUFDSelftest has the model's side). Not the kernel's header.
  */
 #ifndef IOMMUKIT_IOMMUFD_TEST_H
 #define IOMMUKIT_IOMMUFD_TEST_H

@@ -91,15 +91,16 @@ public struct ToyPTE: Hashable, Sendable {
 }
 
 extension PhysicalMemory {
-    /// The 64-bit word at `pa`, through the checked copy API.
+    /// The 64-bit word at `pa`, through the checked accessor. A table pointer that
+    /// leads outside memory reads as an empty entry (not valid, not present), so the
+    /// walk faults instead of the model trapping.
     func word(at pa: PhysicalAddress) -> UInt64 {
-        var value: UInt64 = 0
-        withUnsafeMutableBytes(of: &value) { read(pa, into: $0) }
-        return UInt64(littleEndian: value)
+        (try? read64(at: pa)) ?? 0
     }
 
-    /// Writes the 64-bit word `value` at `pa`.
+    /// Writes the 64-bit word `value` at `pa`; a write outside memory is dropped, as
+    /// hardware drops a write that no one completes.
     func setWord(_ value: UInt64, at pa: PhysicalAddress) {
-        withUnsafeBytes(of: value.littleEndian) { write(pa, from: $0) }
+        try? write64(value, at: pa)
     }
 }

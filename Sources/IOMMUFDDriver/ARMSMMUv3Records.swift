@@ -1,0 +1,53 @@
+// The ARM SMMUv3 vendor structures of `include/uapi/linux/iommufd.h`: what
+// `IOMMU_GET_HW_INFO` returns for an SMMUv3 and the nested-domain data of
+// `IOMMU_HWPT_ALLOC`. Vendor data crosses iommufd as these byte images.
+
+/// `struct iommu_hw_info_arm_smmuv3` (`IOMMU_HW_INFO_TYPE_ARM_SMMUV3`): the SMMU's ID
+/// registers, which a VMM uses to build the guest's vSMMU.
+public struct IOMMUHWInfoARMSMMUv3: UAPIRecord, Hashable {
+    public static let cName = "iommu_hw_info_arm_smmuv3"
+    public static let size = 40
+    @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
+        f.field("flags", 0, &v.flags)
+        f.field("__reserved", 4, &v.reserved)
+        f.array("idr", 8, count: 6, &v.idr)
+        f.field("iidr", 32, &v.iidr)
+        f.field("aidr", 36, &v.aidr)
+    }
+
+    /// `flags`: none defined.
+    public var flags: UInt32 = 0
+    /// `__reserved`: must be 0.
+    public var reserved: UInt32 = 0
+    /// `idr`: IDR0 ... IDR5.
+    public var idr: [UInt32] = Array(repeating: 0, count: 6)
+    /// `iidr`: implementation identification.
+    public var iidr: UInt32 = 0
+    /// `aidr`: architecture version.
+    public var aidr: UInt32 = 0
+
+    public init() {}
+    /// The structure for these ID registers.
+    public init(idr: [UInt32], iidr: UInt32, aidr: UInt32) {
+        self.idr = idr
+        self.iidr = iidr
+        self.aidr = aidr
+    }
+}
+
+/// `struct iommu_hwpt_arm_smmuv3` (`IOMMU_HWPT_DATA_ARM_SMMUV3`): the guest's virtual
+/// STE for a nested domain, two little-endian words (`ste[0]`, `ste[1]`).
+public struct IOMMUHWPTARMSMMUv3: UAPIRecord, Hashable {
+    public static let cName = "iommu_hwpt_arm_smmuv3"
+    public static let size = 16
+    @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
+        f.array("ste", 0, count: 2, &v.ste)
+    }
+
+    /// `ste`: words 0 and 1 of the vSTE.
+    public var ste: [UInt64] = [0, 0]
+
+    public init() {}
+    /// The structure for a vSTE.
+    public init(ste0: UInt64, ste1: UInt64) { ste = [ste0, ste1] }
+}
