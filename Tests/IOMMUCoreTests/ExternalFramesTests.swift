@@ -17,14 +17,14 @@ final class ExternalFramesTests: XCTestCase {
             calls.append("refresh \(pa.rawValue - frame.rawValue) \(count)")
             guard pa.alignedDown(to: 4096) == frame else { return }
             let off = Int(pa.rawValue - frame.rawValue)
-            memory.write(pa, Array(outside[off..<off + count]))
+            Array(outside[off..<off + count]).withUnsafeBytes { memory.uncheckedWrite(pa, from: $0) }
         }
 
         func writeBack(_ pa: PhysicalAddress, count: Int) {
             calls.append("writeBack \(pa.rawValue - frame.rawValue) \(count)")
             guard pa.alignedDown(to: 4096) == frame else { return }
             let off = Int(pa.rawValue - frame.rawValue)
-            outside.replaceSubrange(off..<off + count, with: memory.bytes(at: pa, count: count))
+            outside.replaceSubrange(off..<off + count, with: memory.uncheckedBytes(at: pa, count: count))
         }
 
         func released(_ pa: PhysicalAddress, frames: Int) {
