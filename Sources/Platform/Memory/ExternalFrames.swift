@@ -17,7 +17,7 @@ import Darwin
 /// allocator the owner is told, so a frame reused for something else is never
 /// refreshed from its old owner.
 ///
-/// Free when unused: the callers read one flag (``PhysicalMemory/externalFramesActive``),
+/// Free when unused: the callers read one flag (`PhysicalMemory.externalFramesActive`),
 /// which the owner raises while it owns any frame.
 public protocol ExternalFrameOwner: AnyObject, Sendable {
     /// Before bytes `[pa, pa + count)` are read: refresh the owned parts.
@@ -30,7 +30,7 @@ public protocol ExternalFrameOwner: AnyObject, Sendable {
 
 extension PhysicalMemory {
     /// Sets the owner of external frames (one per memory; nil removes it). The owner
-    /// raises ``externalFramesActive`` itself, with ``setExternalFramesActive(_:)``.
+    /// raises `externalFramesActive` itself, with ``setExternalFramesActive(_:)``.
     public func setExternalFrameOwner(_ owner: (any ExternalFrameOwner)?) {
         externalLock.withLock { _externalOwner = owner }
         if owner == nil { externalFramesActive.set(false) }
