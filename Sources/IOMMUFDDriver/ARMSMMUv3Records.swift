@@ -5,7 +5,9 @@
 /// `struct iommu_hw_info_arm_smmuv3` (`IOMMU_HW_INFO_TYPE_ARM_SMMUV3`): the SMMU's ID
 /// registers, which a VMM uses to build the guest's vSMMU.
 public struct IOMMUHWInfoARMSMMUv3: UAPIRecord, Hashable {
+    /// The kernel's name for the structure.
     public static let cName = "iommu_hw_info_arm_smmuv3"
+    /// `sizeof(struct iommu_hw_info_arm_smmuv3)`.
     public static let size = 40
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.field("flags", 0, &v.flags)
@@ -26,6 +28,7 @@ public struct IOMMUHWInfoARMSMMUv3: UAPIRecord, Hashable {
     /// `aidr`: architecture version.
     public var aidr: UInt32 = 0
 
+    /// An all-zero structure.
     public init() {}
     /// The structure for these ID registers.
     public init(idr: [UInt32], iidr: UInt32, aidr: UInt32) {
@@ -38,7 +41,9 @@ public struct IOMMUHWInfoARMSMMUv3: UAPIRecord, Hashable {
 /// `struct iommu_hwpt_arm_smmuv3` (`IOMMU_HWPT_DATA_ARM_SMMUV3`): the guest's virtual
 /// STE for a nested domain, two little-endian words (`ste[0]`, `ste[1]`).
 public struct IOMMUHWPTARMSMMUv3: UAPIRecord, Hashable {
+    /// The kernel's name for the structure.
     public static let cName = "iommu_hwpt_arm_smmuv3"
+    /// `sizeof(struct iommu_hwpt_arm_smmuv3)`.
     public static let size = 16
     @inlinable public static func fields(_ f: inout some UAPIFieldVisitor, _ v: inout Self) {
         f.array("ste", 0, count: 2, &v.ste)
@@ -47,6 +52,7 @@ public struct IOMMUHWPTARMSMMUv3: UAPIRecord, Hashable {
     /// `ste`: words 0 and 1 of the vSTE.
     public var ste: [UInt64] = [0, 0]
 
+    /// An all-zero structure.
     public init() {}
     /// The structure for a vSTE.
     public init(ste0: UInt64, ste1: UInt64) { ste = [ste0, ste1] }

@@ -34,7 +34,7 @@ public struct RID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static func < (a: RID, b: RID) -> Bool { a.raw < b.raw }
 }
 
-/// The PCI PASID capability (PCIe §7.8.8): width and the two optional permission bits.
+/// The PCI PASID capability (PCI Express base specification, section 7.8.8): width and the two optional permission bits.
 public struct PASIDCapability: Hashable, Sendable {
     /// Max PASID width in bits (1...20); the device can emit PASIDs below `1 << width`.
     public var width: Int

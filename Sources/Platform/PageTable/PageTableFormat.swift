@@ -250,7 +250,7 @@ public struct PageTableFormat: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// x86-64 entry bits (Intel SDM vol. 3 §4.5).
+/// x86-64 entry bits (Intel SDM volume 3, section 4.5).
 @usableFromInline enum X86 {
     @inlinable static var present: UInt64 { 1 << 0 }
     @inlinable static var writable: UInt64 { 1 << 1 }
@@ -263,7 +263,7 @@ public struct PageTableFormat: Hashable, Sendable, CustomStringConvertible {
     @inlinable static var executeDisable: UInt64 { 1 << 63 }
 }
 
-/// VT-d second-stage entry bits (VT-d spec §9.8). PS is bit 7, as on x86.
+/// VT-d second-stage entry bits (Intel VT-d architecture specification, section 9.8). PS is bit 7, as on x86.
 @usableFromInline enum VTdSS {
     @inlinable static var read: UInt64 { 1 << 0 }
     @inlinable static var write: UInt64 { 1 << 1 }

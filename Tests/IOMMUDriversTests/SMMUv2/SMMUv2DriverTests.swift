@@ -179,12 +179,27 @@ final class SMMUv2DriverTests: XCTestCase {
         let domain = try t.paging(dev)
         try t.iommu.attachDevice(domain, to: dev)
         let table = try XCTUnwrap(domain.ioPgtable)
+        // A PA aligned to 1 MiB only makes iommu_map fill the 2 MiB span with 4 KiB
+        // pages, all in one last-level table.
+        try t.iommu.map(domain, iova: 0x40_0000, paddr: 0x10_0000, size: 0x20_0000, prot: [.read])
+        t.hw { $0.clearTLBOperations() }
+        var gather: IOTLBGather? = IOTLBGather()
+        // One page: the table stays linked (io-pgtable-arm frees a table only when one
+        // unmap removes its whole span), so only the leaf is invalidated.
+        XCTAssertEqual(table.unmapPages(iova: 0x40_0000, pgsize: 4096, pgcount: 1, gather: &gather), 4096)
+        XCTAssertEqual(t.hw { $0.tlbOperations.map(\.kind) }, [.tlbiVAL])
+        XCTAssertEqual(gather?.freelist.count, 0)
+        // The whole span: the table is unlinked, the walk is flushed by ASID on this SoC
+        // before anything else, and the table waits on the gather for iotlb_sync.
         try t.iommu.map(domain, iova: 0x40_0000, paddr: 0x10_0000, size: 4096, prot: [.read])
         t.hw { $0.clearTLBOperations() }
-        var gather: IOTLBGather?
-        XCTAssertEqual(table.unmapPages(iova: 0x40_0000, pgsize: 4096, pgcount: 1, gather: &gather), 4096)
-        XCTAssertEqual(t.hw { $0.tlbOperations.map(\.kind) }, [.tlbiVAL, .tlbiASID, .sync],
-                       "flush_walk_prefer_tlbiasid: the freed tables are flushed by ASID, then freed")
+        XCTAssertEqual(table.unmapPages(iova: 0x40_0000, pgsize: 4096, pgcount: 512, gather: &gather), 0x20_0000)
+        let kinds = t.hw { $0.tlbOperations.map(\.kind) }
+        XCTAssertEqual(Array(kinds.prefix(2)), [.tlbiASID, .sync],
+                       "flush_walk_prefer_tlbiasid: the unlinked table is flushed by ASID, then freed")
+        XCTAssertEqual(kinds.dropFirst(2).filter { $0 == .tlbiVAL }.count, 512, "each leaf still goes to tlb_add_page")
+        XCTAssertEqual(gather?.freelist.count, 1)
+        gather?.releaseFreelist(to: table.table.memory)
     }
 }
 

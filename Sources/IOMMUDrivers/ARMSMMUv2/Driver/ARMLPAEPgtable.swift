@@ -121,14 +121,19 @@ public final class ARMLPAEPgtable: @unchecked Sendable {
 
     /// `unmap_pages` with a gather (nil: the kernel's NULL gather). Each removed leaf is
     /// handed to `tlb_add_page` unless the gather is queued (a flush-all follows).
-    /// Table pages the unmap empties are unlinked: with a gather they wait on its
-    /// freelist until the caller's `iotlb_sync` (after which the caller frees them); with
-    /// no gather they are freed at once, after a `tlb_flush_walk` of the range, as
-    /// io-pgtable-arm frees a table only after flushing the walk.
+    /// Table pages the unmap unlinks are followed at once by a `tlb_flush_walk` of the
+    /// range, gather or not, as `__arm_lpae_unmap` does when it clears a table entry: a
+    /// TLBIVAL of the leaves leaves the walk caches pointing into the old table. With a
+    /// gather the pages then wait on its freelist until the caller's `iotlb_sync` (after
+    /// which the caller frees them); with no gather they are freed at once.
     /// - Returns: bytes unmapped (0 at a hole or where a larger leaf would be split).
     public func unmapPages(iova: IOVA, pgsize: UInt64, pgcount: Int, gather: inout IOTLBGather?) -> UInt64 {
         var g = gather ?? IOTLBGather()
+        let tablesBefore = g.freelist.count
         let n = table.unmapPages(iova: iova, pgsize: pgsize, pgcount: pgcount, gather: &g)
+        if g.freelist.count > tablesBefore {
+            cfg.tlb?.tlbFlushWalk(iova: iova, size: n, granule: UInt64(table.format.tableBytes))
+        }
         if n > 0, !g.queued, let tlb = cfg.tlb {
             var done: UInt64 = 0
             while done < n {
@@ -137,9 +142,6 @@ public final class ARMLPAEPgtable: @unchecked Sendable {
             }
         }
         if gather == nil {
-            if !g.freelist.isEmpty {
-                cfg.tlb?.tlbFlushWalk(iova: iova, size: n, granule: UInt64(table.format.tableBytes))
-            }
             g.releaseFreelist(to: table.memory)
         } else {
             gather = g

@@ -83,9 +83,11 @@ public final class ARMSMMUv2: IOMMUDevice, @unchecked Sendable {
     public let streamIDMask: UInt16
     /// `smmu->smr_mask_mask`.
     public let smrMaskMask: UInt16
-    /// `smmu->va_size`, `ipa_size`, `pa_size`: stage-1 input, stage-1 output, output bits.
+    /// `smmu->va_size`: stage-1 input address bits.
     public let vaSize: Int
+    /// `smmu->ipa_size`: stage-1 output (stage-2 input) address bits.
     public let ipaSize: Int
+    /// `smmu->pa_size`: output (physical) address bits.
     public let paSize: Int
     /// `smmu->pgsize_bitmap`: the page sizes of every supported granule.
     public let pgsizeBitmap: UInt64

@@ -52,7 +52,7 @@ public enum SMMUv3EntryKind: Hashable, Sendable, CustomStringConvertible {
             used[1] |= SMMUv3STE.s1dssMask | SMMUv3STE.s1cirMask | SMMUv3STE.s1corMask | SMMUv3STE.s1cshMask
                 | SMMUv3STE.s1stalld | SMMUv3STE.strwMask | SMMUv3STE.eatsMask | SMMUv3STE.mev
             used[2] |= SMMUv3STE.s2vmidMask
-            // SHCFG applies to the bypassed substream (SMMUv3 spec §13.5).
+            // SHCFG applies to the bypassed substream (Arm SMMUv3 architecture (IHI 0070), section 13.5).
             if e[1] & SMMUv3STE.s1dssMask == SMMUv3STE.S1DSS.bypass.rawValue { used[1] |= SMMUv3STE.shcfgMask }
         }
         // Config bit 1: stage 2 translates (S2_TRANS, NESTED).

@@ -82,7 +82,7 @@ extension SMMUv3Domain {
         }
         if tg == 14 && ttl == 1 { ttl = 0 }
         if ttl != 0 {
-            // The address must be aligned to the TTL level's size (SMMUv3 spec §4.4.1).
+            // The address must be aligned to the TTL level's size (Arm SMMUv3 architecture (IHI 0070), section 4.4.1).
             let pageBits = (tg - 3) * (3 - min(ttl, 3)) + tg
             if (first << tg) & ((1 << pageBits) - 1) != 0 { ttl = 0 }
         }

@@ -1,6 +1,6 @@
 import IOMMUCore
 
-/// A context descriptor (`struct arm_smmu_cd`, SMMUv3 spec §5.4): the stage-1
+/// A context descriptor (`struct arm_smmu_cd`, Arm SMMUv3 architecture (IHI 0070), section 5.4): the stage-1
 /// configuration of one substream (PASID) of a stream: its page table (TTB0 with the
 /// TCR fields of `TCR_EL1`), ASID and memory attributes. Eight 64-bit words in a
 /// per-device CD table; the fields are the driver's `CTXDESC_CD_*`.

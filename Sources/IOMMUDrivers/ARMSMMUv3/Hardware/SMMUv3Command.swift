@@ -1,6 +1,6 @@
 import IOMMUCore
 
-/// One command of the SMMUv3 command queue (`struct arm_smmu_cmd`, SMMUv3 spec §4): two
+/// One command of the SMMUv3 command queue (`struct arm_smmu_cmd`, Arm SMMUv3 architecture (IHI 0070), section 4): two
 /// 64-bit words in queue memory, the opcode in bits 7:0 of word 0. The builders are the
 /// driver's `arm_smmu_make_cmd_*`; the accessors are how the hardware decodes them.
 public struct SMMUv3Command: Hashable, Sendable, CustomStringConvertible {

@@ -1,6 +1,6 @@
 import IOMMUCore
 
-/// One record of the SMMUv3 event queue (SMMUv3 spec §7.3; the driver's `EVTQ_*`): four
+/// One record of the SMMUv3 event queue (Arm SMMUv3 architecture (IHI 0070), section 7.3; the driver's `EVTQ_*`): four
 /// 64-bit words the SMMU writes when a transaction faults or a configuration is bad.
 public struct SMMUv3Event: Hashable, Sendable, CustomStringConvertible {
     /// The four words.

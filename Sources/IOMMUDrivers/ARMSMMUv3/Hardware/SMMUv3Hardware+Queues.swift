@@ -12,7 +12,7 @@ extension SMMUv3Hardware {
     /// The event queue's CONS register.
     public var eventQueueConsumer: UInt32 { queueLock.withLock { UInt32(truncatingIfNeeded: reg(.evtqCons)) } }
 
-    /// Writes an event record at PROD (SMMUv3 spec §7.2). A full queue drops it and
+    /// Writes an event record at PROD (Arm SMMUv3 architecture (IHI 0070), section 7.2). A full queue drops it and
     /// toggles the overflow flag; a queue that is not enabled drops it silently.
     func recordEvent(_ e: SMMUv3Event) {
         regs[SMMUv3Register.faults.rawValue] &+= 1

@@ -8,7 +8,7 @@ extension SMMUv3Hardware {
     /// RESUME with retry translates it again, and the device re-issues it).
     public static let stalledReason = FaultReason(code: 0x101, text: "stalled, held until RESUME")
 
-    /// The SMMU's handling of one transaction (SMMUv3 spec §3.3): the STE of its
+    /// The SMMU's handling of one transaction (Arm SMMUv3 architecture (IHI 0070), section 3.3): the STE of its
     /// StreamID (the RID) from the configuration cache, or fetched from the stream table;
     /// by Config: abort, bypass, stage 2, or stage 1 with the CD of its SubstreamID (or,
     /// without one, the CD or behaviour S1DSS selects), nested stage 1 + stage 2 for
@@ -32,7 +32,7 @@ extension SMMUv3Hardware {
         if r.ats && config != SMMUv3STE.Config.abort.rawValue
             && (config == SMMUv3STE.Config.bypass.rawValue || (w1 >> 28) & 3 != SMMUv3STE.EATS.translate.rawValue) {
             // A bypass STE refuses ATS whatever its EATS, and so does any STE without
-            // EATS=TRANS (SMMUv3 spec §5.2, STE.EATS).
+            // EATS=TRANS (Arm SMMUv3 architecture (IHI 0070), section 5.2, STE.EATS).
             return configFault(r, sid: sid, .badATSTranslationRequest)
         }
         switch config {
@@ -311,7 +311,7 @@ extension SMMUv3Hardware {
         return nil
     }
 
-    /// The ILLEGAL STE checks the model makes (SMMUv3 spec §5.2): a stage the SMMU lacks,
+    /// The ILLEGAL STE checks the model makes (Arm SMMUv3 architecture (IHI 0070), section 5.2): a stage the SMMU lacks,
     /// S1CDMax beyond the SubstreamID size, EATS=1 with S2S=1, a reserved S1Fmt.
     private func steIsLegal(_ ste: SMMUv3STE, _ config: SMMUv3STE.Config) -> Bool {
         let f = configuration.features

@@ -43,7 +43,7 @@ public final class SMMUv3Hardware: IOMMUHardware, @unchecked Sendable {
     /// How many commands ``executed`` keeps.
     public static let executedLogLimit = 4096
 
-    /// Transactions held by a stall, oldest first (SMMUv3 spec §3.12.2).
+    /// Transactions held by a stall, oldest first (Arm SMMUv3 architecture (IHI 0070), section 3.12.2).
     public internal(set) var stalled: [SMMUv3StalledTransaction] = []
     /// What became of stalled transactions a RESUME named, oldest first.
     public internal(set) var resumed: [SMMUv3ResumeOutcome] = []

@@ -6,7 +6,7 @@ import IOMMUCore
 /// word by word (the hitless entry writer).
 public typealias SMMUv3Words = SIMD8<UInt64>
 
-/// A stream table entry (`struct arm_smmu_ste`, SMMUv3 spec §5.2): what the SMMU does with
+/// A stream table entry (`struct arm_smmu_ste`, Arm SMMUv3 architecture (IHI 0070), section 5.2): what the SMMU does with
 /// the transactions of one StreamID (a PCI function's RID). Eight 64-bit words in memory;
 /// the fields below are the ones the kernel driver programs (`STRTAB_STE_*` in
 /// `arm-smmu-v3.h`).
@@ -52,7 +52,7 @@ public struct SMMUv3STE: Hashable, Sendable, CustomStringConvertible {
         /// `STRTAB_STE_1_S1DSS_TERMINATE`: aborted (the RID is on a blocking domain).
         case terminate = 0
         /// `STRTAB_STE_1_S1DSS_BYPASS`: untranslated (the RID is on an identity domain;
-        /// ATS still works: the SMMUv3 architecture's "Full ATS skipping stage 1", §13.6.4).
+        /// ATS still works: the SMMUv3 architecture's "Full ATS skipping stage 1", section 13.6.4).
         case bypass = 1
         /// `STRTAB_STE_1_S1DSS_SSID0`: translated by CD 0 (the RID's stage-1 domain).
         case ssid0 = 2
