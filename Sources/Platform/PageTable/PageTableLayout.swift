@@ -51,11 +51,12 @@
     case lpae
 }
 
-/// x86-64 first stage and VT-d second stage: constant 4 KiB geometry, PS leaves, address
-/// bits 12..51; the two differ only in the bits the format value stores.
-@usableFromInline enum X86Layout: PageTableLayout {
-    @inlinable @inline(__always)
-    static func checksTableBounds(_ f: PageTableFormat) -> Bool { false }
+/// The constant geometry both 4 KiB layouts share: 512 entries of 9 index bits per
+/// level, a root of at most one table, input from address 0, and table and leaf
+/// addresses stored in place in the entry.
+@usableFromInline protocol FourKiBGeometry: PageTableLayout {}
+
+extension FourKiBGeometry {
     @inlinable @inline(__always)
     static func indexShift(_ f: PageTableFormat, level: Int) -> UInt64 { UInt64(truncatingIfNeeded: 3 &+ 9 &* level) }
     @inlinable @inline(__always)
@@ -63,15 +64,22 @@
     @inlinable @inline(__always)
     static func rootIndexMask(_ f: PageTableFormat) -> UInt64 { 511 }
     @inlinable @inline(__always)
-    static func blockTest(_ f: PageTableFormat) -> (mask: UInt64, value: UInt64) { (X86.pageSize, X86.pageSize) }
-    @inlinable @inline(__always)
-    static func addressMask(_ f: PageTableFormat) -> UInt64 { 0x000F_FFFF_FFFF_F000 }
-    @inlinable @inline(__always)
     static func decode(_ f: PageTableFormat, _ pte: UInt64, mask: UInt64) -> UInt64 { pte & mask }
     @inlinable @inline(__always)
     static func encode(_ f: PageTableFormat, _ pa: UInt64) -> UInt64 { pa }
     @inlinable @inline(__always)
     static func inputBase(_ f: PageTableFormat) -> UInt64 { 0 }
+}
+
+/// x86-64 first stage and VT-d second stage: constant 4 KiB geometry, PS leaves, address
+/// bits 12..51; the two differ only in the bits the format value stores.
+@usableFromInline enum X86Layout: FourKiBGeometry {
+    @inlinable @inline(__always)
+    static func checksTableBounds(_ f: PageTableFormat) -> Bool { false }
+    @inlinable @inline(__always)
+    static func blockTest(_ f: PageTableFormat) -> (mask: UInt64, value: UInt64) { (X86.pageSize, X86.pageSize) }
+    @inlinable @inline(__always)
+    static func addressMask(_ f: PageTableFormat) -> UInt64 { 0x000F_FFFF_FFFF_F000 }
     @inlinable @inline(__always)
     static func leafBits(_ f: PageTableFormat, prot: IOMMUProt, level: Int) -> UInt64 {
         f.x86LeafBits(prot: prot, level: level)
@@ -110,25 +118,13 @@
 /// stage 2): constant geometry, block descriptors with bit 1 clear, output address bits
 /// 12..47 (a 4K granule has no 52-bit output). The range check keeps the bits above the
 /// IAS clear, so the root index needs no mask of its own.
-@usableFromInline enum LPAE4KLayout: PageTableLayout {
+@usableFromInline enum LPAE4KLayout: FourKiBGeometry {
     @inlinable @inline(__always)
     static func checksTableBounds(_ f: PageTableFormat) -> Bool { true }
-    @inlinable @inline(__always)
-    static func indexShift(_ f: PageTableFormat, level: Int) -> UInt64 { UInt64(truncatingIfNeeded: 3 &+ 9 &* level) }
-    @inlinable @inline(__always)
-    static func tableIndexMask(_ f: PageTableFormat) -> UInt64 { 511 }
-    @inlinable @inline(__always)
-    static func rootIndexMask(_ f: PageTableFormat) -> UInt64 { 511 }
     @inlinable @inline(__always)
     static func blockTest(_ f: PageTableFormat) -> (mask: UInt64, value: UInt64) { (LPAE.typeTableBit, 0) }
     @inlinable @inline(__always)
     static func addressMask(_ f: PageTableFormat) -> UInt64 { LPAE.addressMask }
-    @inlinable @inline(__always)
-    static func decode(_ f: PageTableFormat, _ pte: UInt64, mask: UInt64) -> UInt64 { pte & mask }
-    @inlinable @inline(__always)
-    static func encode(_ f: PageTableFormat, _ pa: UInt64) -> UInt64 { pa }
-    @inlinable @inline(__always)
-    static func inputBase(_ f: PageTableFormat) -> UInt64 { 0 }
     @inlinable @inline(__always)
     static func leafBits(_ f: PageTableFormat, prot: IOMMUProt, level: Int) -> UInt64 {
         f.lpaeLeafBits(prot: prot, level: level)

@@ -54,21 +54,16 @@ extension IOPageTable {
             // The stage 2 may point anywhere: outside memory faults like a missing table.
             if entry >= limit || limit - entry < 8 { return .notPresent(level: level) }
             let slot = base + Int(truncatingIfNeeded: entry)
-            let pte = slot.load(as: UInt64.self)
+            let pte = PageTableEntrySlot(slot).load()
             if pte & present == 0 { return .notPresent(level: level) }
             if level == 1 || pte & block.mask == block.value {
-                if let fault = L.checkLeaf(format, pte, at: slot, level: level, access: access,
-                                           setAccessedDirty: setAccessedDirty, tablesAll: tablesAll,
-                                           tablesAny: tablesAny) { return fault }
-                let size = UInt64(1) &<< shift
-                let pa = (L.decode(format, pte, mask: addressMask) & ~(size &- 1)) | (iova & (size &- 1))
-                return .translated(pa: PhysicalAddress(rawValue: pa), pageSize: size,
-                                   perms: L.permissions(format, leaf: pte, tablesAll: tablesAll, tablesAny: tablesAny,
-                                                        setAccessedDirty: setAccessedDirty))
+                return leaf(L.self, format: format, pte, at: slot, level: level, shift: shift, iova: iova,
+                            access: access, setAccessedDirty: setAccessedDirty,
+                            tablesAll: tablesAll, tablesAny: tablesAny)
             }
             tablesAll &= pte
             tablesAny |= pte
-            if setAccessedDirty && pte & accessed != accessed { slot.storeBytes(of: pte | accessed, as: UInt64.self) }
+            if setAccessedDirty && pte & accessed != accessed { markAccessed(slot, pte, accessed: accessed) }
             tableIPA = L.decode(format, pte, mask: addressMask)
             level &-= 1
             shift = L.indexShift(format, level: level)

@@ -110,24 +110,42 @@ extension IOPageTable {
             let pte = PageTableEntrySlot(slot).load()
             if pte & present == 0 { return .notPresent(level: level) }
             if level == 1 || pte & block.mask == block.value {
-                if let fault = L.checkLeaf(format, pte, at: slot, level: level, access: access,
-                                           setAccessedDirty: setAccessedDirty, tablesAll: tablesAll,
-                                           tablesAny: tablesAny) { return fault }
-                let size = UInt64(1) &<< shift
-                let pa = (L.decode(format, pte, mask: addressMask) & ~(size &- 1)) | (iova & (size &- 1))
-                return .translated(pa: PhysicalAddress(rawValue: pa), pageSize: size,
-                                   perms: L.permissions(format, leaf: pte, tablesAll: tablesAll, tablesAny: tablesAny,
-                                                        setAccessedDirty: setAccessedDirty))
+                return leaf(L.self, format: format, pte, at: slot, level: level, shift: shift, iova: iova,
+                            access: access, setAccessedDirty: setAccessedDirty,
+                            tablesAll: tablesAll, tablesAny: tablesAny)
             }
             tablesAll &= pte
             tablesAny |= pte
-            if setAccessedDirty && pte & accessed != accessed {
-                _ = PageTableEntrySlot(slot).compareExchange(expected: pte, desired: pte | accessed)
-            }
+            if setAccessedDirty && pte & accessed != accessed { markAccessed(slot, pte, accessed: accessed) }
             table = L.decode(format, pte, mask: addressMask)
             level &-= 1
             shift = L.indexShift(format, level: level)
             mask = L.tableIndexMask(format)
         }
+    }
+
+    /// The end of a walk at a leaf (or an entry of the last level): its access and
+    /// permission checks, then the output address of `iova` within the leaf's span.
+    /// Shared by the plain and the nested walk.
+    @_transparent @usableFromInline
+    static func leaf<L: PageTableLayout>(_: L.Type, format: PageTableFormat, _ pte: UInt64,
+                                         at slot: UnsafeMutableRawPointer, level: Int, shift: UInt64, iova: UInt64,
+                                         access: WalkAccess, setAccessedDirty: Bool,
+                                         tablesAll: UInt64, tablesAny: UInt64) -> PageWalkResult {
+        if let fault = L.checkLeaf(format, pte, at: slot, level: level, access: access,
+                                   setAccessedDirty: setAccessedDirty, tablesAll: tablesAll,
+                                   tablesAny: tablesAny) { return fault }
+        let size = UInt64(1) &<< shift
+        let pa = (L.decode(format, pte, mask: L.addressMask(format)) & ~(size &- 1)) | (iova & (size &- 1))
+        return .translated(pa: PhysicalAddress(rawValue: pa), pageSize: size,
+                           perms: L.permissions(format, leaf: pte, tablesAll: tablesAll, tablesAny: tablesAny,
+                                                setAccessedDirty: setAccessedDirty))
+    }
+
+    /// Sets the accessed bit of the table entry at `slot`, as a walk that updates A/D
+    /// does, with a compare-and-swap so that a concurrent change of the entry wins.
+    @_transparent @usableFromInline
+    static func markAccessed(_ slot: UnsafeMutableRawPointer, _ pte: UInt64, accessed: UInt64) {
+        _ = PageTableEntrySlot(slot).compareExchange(expected: pte, desired: pte | accessed)
     }
 }
