@@ -43,6 +43,11 @@ public final class PhysicalMemory: @unchecked Sendable {
     private let lock = Lock()
     private var bump: UInt64 = PhysicalMemory.firstAllocatable.rawValue
     private var freeFrames: [UInt64] = []
+    /// Free frames whose memory ``returnFreeFrames()`` gave back to the host: they read
+    /// as zero, so handing one out needs no clearing (which would only make the host
+    /// commit and clear it twice). Highest address first, so that frames go out in
+    /// ascending order and the host can fault them in by huge page.
+    private var zeroFrames: [UInt64] = []
     /// Freed contiguous runs, by size in bytes, reused for the same size and alignment.
     private var freeRuns: [Int: [UInt64]] = [:]
     /// Allocated contiguous runs: first frame's address → bytes.
@@ -261,6 +266,9 @@ public final class PhysicalMemory: @unchecked Sendable {
             if let f = freeFrames.popLast() {
                 pa = f
                 fresh = false
+            } else if let f = zeroFrames.popLast() {
+                pa = f
+                fresh = true
             } else {
                 guard bump + UInt64(Self.frameSize) <= size else {
                     throw .noMemory.from("alloc_page", "all \(size) bytes of physical memory are in use")
@@ -273,8 +281,9 @@ public final class PhysicalMemory: @unchecked Sendable {
             inUse += 1
             return (pa, fresh)
         }
-        // A frame never handed out before is still the host's zero page: zeroing it would
-        // only make the host commit and clear it now rather than at its first real use.
+        // A frame never handed out before, or given back to the host since, is still the
+        // host's zero page: zeroing it would only make the host commit and clear it now
+        // rather than at its first real use.
         if !fresh { memset(base + Int(pa), 0, Self.frameSize) }
         return PhysicalAddress(rawValue: pa)
     }
@@ -340,6 +349,17 @@ public final class PhysicalMemory: @unchecked Sendable {
         if freed > 0 { noteReleased(f, frames: freed) }
     }
 
+    /// Asks the host to back this memory with transparent huge pages where it can
+    /// (`MADV_HUGEPAGE`, honoured when the host's THP mode is `always` or `madvise`). A
+    /// process that fills many frames at once, as the service does when it mirrors a
+    /// client's gigabyte, then takes one host fault per 2 MiB instead of one per frame;
+    /// ``returnFreeFrames()`` still gives memory back a frame at a time (the host splits
+    /// the huge page). Returns false when the host refused the advice.
+    @discardableResult
+    package func preferHugePages() -> Bool {
+        madvise(base, Int(size), MADV_HUGEPAGE) == 0
+    }
+
     /// Gives the host back the memory behind frames freed since the last call
     /// (`MADV_DONTNEED` on each run of them): the reservation is committed lazily, and a
     /// frame once touched stays committed. The first call starts the bookkeeping (a
@@ -351,17 +371,28 @@ public final class PhysicalMemory: @unchecked Sendable {
             tracksFreed = true
             let freed = freedSinceReturn.filter { !isAllocatedLocked($0) }.sorted()
             freedSinceReturn = []
-            var returned = 0
+            var returned: [UInt64] = []
             var i = 0
             while i < freed.count {
                 var j = i + 1
                 while j < freed.count && freed[j] == freed[j - 1] + UInt64(Self.frameSize) { j += 1 }
                 let bytes = (j - i) * Self.frameSize
                 // Under the allocator lock: none of these frames can be handed out meanwhile.
-                if madvise(base + Int(freed[i]), bytes, MADV_DONTNEED) == 0 { returned += bytes }
+                if madvise(base + Int(freed[i]), bytes, MADV_DONTNEED) == 0 { returned += freed[i..<j] }
                 i = j
             }
-            return returned
+            // The single frames among them now read as zero (the frames of freed runs
+            // stay in their runs, and a frame freed twice since the last call counts once).
+            let zeroed = Set(returned)
+            if !zeroed.isEmpty {
+                var stillDirty: [UInt64] = []
+                for f in freeFrames {
+                    if zeroed.contains(f) { zeroFrames.append(f) } else { stillDirty.append(f) }
+                }
+                freeFrames = stillDirty
+                zeroFrames.sort(by: >)
+            }
+            return zeroed.count * Self.frameSize
         }
     }
 
