@@ -83,7 +83,7 @@ extension Service {
         case (.fresh, .open):
             return open(conn, req, client: c, credentials: credentials)
         case (.context(let sc), .ioctl):
-            return ioctl(sc, req, client: c)
+            return ioctl(sc, req, client: c, credentials: credentials)
         case (.context(let sc), .mmap):
             guard req.len == UInt64(ContextMappings.Request.size),
                   let b = try? c.memory.copyFromUser(req.arg, count: ContextMappings.Request.size) else { return (0, EFAULT) }
@@ -94,7 +94,7 @@ extension Service {
             return contextMappings.unmap(c, address: req.arg, length: req.len)
         case (.file(let sc, let number), .read), (.file(let sc, let number), .write):
             let reading = r.op == .read
-            let n = sc.ctx.withCaller(c.mm, memory: c.memory) {
+            let n = sc.ctx.withCaller(c.mm, memory: c.memory, credentials: served(credentials)) {
                 withFailNth(sc.ctx, tid: req.tid) {
                     reading ? sc.ctx.readFile(number, buffer: req.arg, count: Int(clamping: req.len))
                             : sc.ctx.writeFile(number, buffer: req.arg, count: Int(clamping: req.len))
@@ -204,7 +204,7 @@ extension Service {
     }
 
     /// Arms the task's `fail_nth` around one request (call with the context's lock held,
-    /// inside ``IOMMUFD/withCaller(_:memory:_:)``), as the kernel's per-task counter runs
+    /// inside ``IOMMUFD/withCaller(_:memory:credentials:_:)``), as the kernel's per-task counter runs
     /// through every injection point the task reaches.
     private func withFailNth<R>(_ ctx: IOMMUFD, tid: Int32, _ body: () -> R) -> R {
         guard let n = state.withLock({ failNth[tid] }), n > 0 else { return body() }
@@ -216,7 +216,13 @@ extension Service {
         return r
     }
 
-    private func ioctl(_ sc: ServedContext, _ req: Wire.Request, client c: Client) -> (Int64, Int32) {
+    /// The credential source for the model while it serves one request.
+    private func served(_ credentials: RequestCredentials) -> ServedCredentials {
+        ServedCredentials(task: credentials, capIPCLock: options.capIPCLock, capSysResource: options.capSysResource)
+    }
+
+    private func ioctl(_ sc: ServedContext, _ req: Wire.Request, client c: Client,
+                       credentials: RequestCredentials) -> (Int64, Int32) {
         // User memory is mirrored by each client's pager when the model pins it (see
         // Client). IOAS_MAP_FILE pins the file, not the mm: the caller's descriptor is
         // installed under its own number first (see SharedObjects).
@@ -226,7 +232,7 @@ extension Service {
             let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: le64(b, 8) >> 32))   // iommu_ioas_map_file.fd
             installed = objects.prepareMapFile(c, fd: fd, start: le64(b, 16), length: le64(b, 24))
         }
-        let rc = sc.ctx.withCaller(c.mm, memory: c.memory) {
+        let rc = sc.ctx.withCaller(c.mm, memory: c.memory, credentials: served(credentials)) {
             withFailNth(sc.ctx, tid: req.tid) { sc.ctx.ioctl(req.cmd, req.arg) }
         }
         if let installed { try? c.mm.close(fd: installed) }

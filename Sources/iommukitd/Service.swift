@@ -24,6 +24,26 @@ enum CapabilityPolicy: String {
     }
 }
 
+/// What the model asks of the task behind one request (`capable()`, its
+/// `RLIMIT_MEMLOCK`, `current_user()`), answered from that request's kernel-reported
+/// credentials under the service's capability policies. Passed with every request, so
+/// a task that drops `CAP_IPC_LOCK` after opening `/dev/iommu` has its next mapping
+/// charged, as `iopt_alloc_pages` asks `capable()` at that moment.
+struct ServedCredentials: IOMMUFDCredentialSource {
+    let task: RequestCredentials
+    let capIPCLock: CapabilityPolicy
+    let capSysResource: CapabilityPolicy
+
+    func capable(_ cap: IOMMUFDCapability) -> Bool {
+        switch cap {
+        case .ipcLock: capIPCLock.grants(.ipcLock, to: task)
+        case .sysResource: capSysResource.grants(.sysResource, to: task)
+        }
+    }
+    var memlockLimitPages: UInt64 { task.memlockLimitPages }
+    var uid: UInt32 { task.uid }
+}
+
 /// The service's options (`iommukitd --help`).
 struct ServiceOptions {
     var socketPath = ""
