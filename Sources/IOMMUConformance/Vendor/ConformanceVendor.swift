@@ -233,7 +233,7 @@ public struct DriverCall: Hashable, Sendable, CustomStringConvertible {
 
     /// `set_dev_pasid BLOCKED#1 00:01.0 pasid 5 old=DMA#3 published ok`.
     public var description: String {
-        "\(op.rawValue) \(domain) \(rid) pasid \(pasid) old=\(old ?? "-") \(entryPublished ? "published" : "unpublished") \(succeeded ? "ok" : "failed")"
+        "\(op.rawValue) \(domain) \(rid) pasid \(pasid.map { "\($0)" } ?? "-") old=\(old ?? "-") \(entryPublished ? "published" : "unpublished") \(succeeded ? "ok" : "failed")"
     }
 }
 
