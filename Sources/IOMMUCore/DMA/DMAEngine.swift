@@ -166,14 +166,21 @@ extension PCIDevice {
             if external, access.contains(.write) { path.memory.didWrite(physical, count: n) }
             pthread_mutex_unlock(mutex)
             // The checker takes the core's locks, which are taken before the unit's.
-            if checking, let machine {
-                path.checker.checkTranslation(machine: machine, device: self, request: request,
-                                              physical: physical, cached: cached)
-            }
+            if checking { check(request, physical: physical, cached: cached, by: path.checker) }
             done += n
         }
     }
 
+    /// Out of line, so that the engine's loop reads no class property (the weak
+    /// `machine`) and so pays no dynamic exclusivity check while the checker is off.
+    @inline(never)
+    private func check(_ request: TranslationRequest, physical: PhysicalAddress, cached: Bool,
+                       by checker: InvariantChecker) {
+        guard let machine else { return }
+        checker.checkTranslation(machine: machine, device: self, request: request, physical: physical, cached: cached)
+    }
+
+    @inline(never)
     private func fail(_ request: TranslationRequest, _ reason: FaultReason) throws(DMAFault) {
         let f = DMAFault(device: rid, pasid: request.pasid, address: request.address, access: request.access,
                          reason: reason, iommu: iommu?.name ?? "none")
@@ -191,10 +198,10 @@ struct DMAPath {
     let memoryBase: UnsafeMutableRawPointer
     let memorySize: UInt64
     /// The checker's on/off switch (an atomic: it may flip while devices DMA).
-    unowned(unsafe) let checkerEnabled: AtomicFlag
+    let checkerEnabled: AtomicFlag.Reference
     /// `PhysicalMemory.externalFramesActive`: whether any frame's bytes live outside the
     /// model (see ``ExternalFrameOwner``).
-    unowned(unsafe) let externalActive: AtomicFlag
+    let externalActive: AtomicFlag.Reference
     unowned(unsafe) let memory: PhysicalMemory
     unowned(unsafe) let checker: InvariantChecker
     let unit: Unmanaged<IOMMUDevice>?
@@ -207,8 +214,8 @@ struct DMAPath {
         self.ats = ats
         memoryBase = machine.memory.base
         memorySize = machine.memory.size
-        checkerEnabled = machine.checker.enabledFlag
-        externalActive = machine.memory.externalFramesActive
+        checkerEnabled = machine.checker.enabledFlag.reference
+        externalActive = machine.memory.externalFramesActive.reference
         memory = machine.memory
         checker = machine.checker
         self.unit = unit.map { Unmanaged.passUnretained($0) }
