@@ -38,19 +38,23 @@ public struct SMMUv3Guest {
     }
 
     /// Builds the guest's structures in one run of `machine`'s memory and maps it into
-    /// `parent` at ``tablesIPA``.
-    public init(machine: Machine, parent: IOMMUDomain) throws {
+    /// `parent` at ``tablesIPA``. With `linearCDTable` the vSTE points at the first leaf
+    /// alone, as a linear table of 1024 CDs (S1CDMax 10), whose first entry is also a
+    /// valid table of one CD: the RID translates through it even for an SMMU that allows
+    /// the STE no substreams (a two-level table's pointer is no CD).
+    public init(machine: Machine, parent: IOMMUDomain, linearCDTable: Bool = false) throws {
         let memory = machine.memory
         let pa = try memory.allocContiguous(bytes: Self.guestBytes)
         try memory.write(pa, [UInt8](repeating: 0, count: Self.guestBytes))
         try machine.iommu.map(parent, iova: Self.tablesIPA, paddr: pa, size: UInt64(Self.guestBytes), prot: [.read, .write])
-        try self.init(memory: memory) { ipa, bytes in try memory.write(pa + (ipa.rawValue - Self.tablesIPA.rawValue), bytes) }
+        try self.init(memory: memory, linearCDTable: linearCDTable) { ipa, bytes in try memory.write(pa + (ipa.rawValue - Self.tablesIPA.rawValue), bytes) }
     }
 
     /// Builds the guest's structures through `write`, which stores bytes at an IPA of
     /// guest memory in [``tablesIPA``, ``tablesIPA`` + ``guestBytes``) (zeroed before).
     /// `memory` only lends the page-table engine a scratch frame for the stage-1 table.
-    public init(memory: PhysicalMemory, write: (IOVA, [UInt8]) throws -> Void) throws {
+    /// With `linearCDTable` the vSTE points at the first leaf as a linear table.
+    public init(memory: PhysicalMemory, linearCDTable: Bool = false, write: (IOVA, [UInt8]) throws -> Void) throws {
         let rootIPA = Self.tablesIPA
         let l1IPA = rootIPA + 4096
         let leafIPAs = [l1IPA + UInt64(Self.l1Bytes), l1IPA + UInt64(Self.l1Bytes + Self.leafBytes)]
@@ -72,8 +76,15 @@ public struct SMMUv3Guest {
             try write(l1IPA + UInt64(index) * 8, withUnsafeBytes(of: desc.littleEndian, Array.init))
             try write(leafIPA, leaf)
         }
-        vste = (SMMUv3STE.valid | SMMUv3STE.Config.stage1.rawValue << 1 | SMMUv3CDTableConfig.twoLevel << 4
-                    | (l1IPA.rawValue & SMMUv3STE.s1ContextPtrMask) | UInt64(Self.ssidBits) << 59,
-                SMMUv3STE.S1DSS.ssid0.rawValue)
+        if linearCDTable {
+            vste = (SMMUv3STE.valid | SMMUv3STE.Config.stage1.rawValue << 1 | SMMUv3CDTableConfig.linear << 4
+                        | (leafIPAs[0].rawValue & SMMUv3STE.s1ContextPtrMask)
+                        | UInt64(SMMUv3CDL1.leafEntries.trailingZeroBitCount) << 59,
+                    SMMUv3STE.S1DSS.ssid0.rawValue)
+        } else {
+            vste = (SMMUv3STE.valid | SMMUv3STE.Config.stage1.rawValue << 1 | SMMUv3CDTableConfig.twoLevel << 4
+                        | (l1IPA.rawValue & SMMUv3STE.s1ContextPtrMask) | UInt64(Self.ssidBits) << 59,
+                    SMMUv3STE.S1DSS.ssid0.rawValue)
+        }
     }
 }

@@ -51,13 +51,42 @@ public final class ArmSMMUv3Driver: IOMMUDriver, @unchecked Sendable {
     /// Test hook: called at each phase of an attach (driver lock held), so a test can
     /// act between the phases the kernel orders (check 67).
     package var attachObserver: (@Sendable (SMMUv3AttachPhase, RID) -> Void)?
+    /// The ops of every stage-1 and stage-2 paging domain this driver allocates.
+    let pagingOps: DomainOps
+    private let _userPasidTable: Bool
     private var _blocked: SMMUv3BlockedDomain!
     private var _identity: SMMUv3IdentityDomain!
+    /// The callback log (nil while not recording) and how deep the driver is inside
+    /// callbacks (a callback the driver makes to itself is not the core's).
+    private var callLog: [SMMUv3DriverCall]?
+    private var callDepth = 0
 
     /// The driver, optionally with deliberate `bugs`.
     public init(bugs: SMMUv3DriverBugs = []) {
         self.bugs = bugs
-        _blocked = SMMUv3BlockedDomain(driver: self)
+        _userPasidTable = true
+        pagingOps = .paging
+        _blocked = SMMUv3BlockedDomain(driver: self, setsPasid: true)
+        _identity = SMMUv3IdentityDomain(driver: self)
+    }
+
+    /// Test hook (no kernel counterpart): a driver built without some of what
+    /// `arm_smmu_ops` has, so the conformance suite can check what the core does when a
+    /// driver lacks it.
+    /// - Parameters:
+    ///   - userPasidTable: `false` clears `user_pasid_table`: a nested domain on the RID
+    ///     then translates the RID only (its STE gets S1CDMax 0 whatever the vSTE says),
+    ///     and the core refuses RID-plus-all-PASIDs attach.
+    ///   - blockedDomainSetsPasid: `false` builds a blocked domain without
+    ///     `set_dev_pasid`, so the core cannot remove a PASID and refuses PASID attach.
+    ///   - pagingDomainsSetPasid: `false` builds stage-1 and stage-2 paging domains
+    ///     without `set_dev_pasid` (SVA domains keep it).
+    package init(bugs: SMMUv3DriverBugs = [], userPasidTable: Bool, blockedDomainSetsPasid: Bool,
+                 pagingDomainsSetPasid: Bool) {
+        self.bugs = bugs
+        _userPasidTable = userPasidTable
+        pagingOps = pagingDomainsSetPasid ? .paging : DomainOps.paging.subtracting(.setDevPasid)
+        _blocked = SMMUv3BlockedDomain(driver: self, setsPasid: blockedDomainSetsPasid)
         _identity = SMMUv3IdentityDomain(driver: self)
     }
 
@@ -68,8 +97,9 @@ public final class ArmSMMUv3Driver: IOMMUDriver, @unchecked Sendable {
     /// `arm_smmu_ops.release_domain`: the blocking domain.
     public var releaseDomain: IOMMUDomain? { _blocked }
     /// `arm_smmu_ops.user_pasid_table = 1`: a nested domain on the RID hands the guest its
-    /// own CD table, which serves the RID and every PASID.
-    public var userPasidTable: Bool { true }
+    /// own CD table, which serves the RID and every PASID. False only for a driver built
+    /// without it (a test initialiser).
+    public var userPasidTable: Bool { _userPasidTable }
 
     /// ASIDs in use (`arm_smmu_asid_xa`), ascending.
     public var allocatedASIDs: [UInt16] { lock.withLock { asids.keys.sorted() } }
@@ -275,4 +305,94 @@ public final class ArmSMMUv3Driver: IOMMUDriver, @unchecked Sendable {
             }
         }
     }
+}
+
+// MARK: test hooks: failure injection and the callback log
+
+extension ArmSMMUv3Driver {
+    /// Runs the body of the `attach_dev` or `set_dev_pasid` callback `op` of `domain`
+    /// under the driver lock and, while ``recordsCalls`` is on, logs it with what the
+    /// group's PASID array held when it began. A callback the driver makes from inside
+    /// another (the blocking domain re-attaching the RID's domain when the last PASID
+    /// goes) is not the core's and is not logged.
+    func callback(_ op: SMMUv3DriverCall.Op, _ domain: IOMMUDomain, _ dev: PCIDevice, pasid: PASID? = nil,
+                  old: IOMMUDomain?, _ body: () throws(Errno) -> Void) throws(Errno) {
+        try lock.withLock { () throws(Errno) in
+            guard callLog != nil, callDepth == 0 else {
+                callDepth += 1
+                defer { callDepth -= 1 }
+                return try body()
+            }
+            var published = false
+            if let slot = dev.group?.slot(pasid) {
+                if case .reserved = slot {} else { published = true }
+            }
+            var call = SMMUv3DriverCall(op: op, domain: "\(domain)", blocking: domain.type == .blocked, rid: dev.rid,
+                                        pasid: pasid, old: old.map { "\($0)" }, entryPublished: published,
+                                        succeeded: false)
+            callDepth += 1
+            defer {
+                callDepth -= 1
+                callLog?.append(call)
+            }
+            try body()
+            call.succeeded = true
+        }
+    }
+
+    /// Test hook (no kernel counterpart): whether the `attach_dev` and `set_dev_pasid`
+    /// callbacks the core makes are logged in ``calls``. Off by default, so a long-lived
+    /// driver keeps no log; turning it off forgets the log.
+    package var recordsCalls: Bool {
+        get { lock.withLock { callLog != nil } }
+        set { lock.withLock { callLog = newValue ? (callLog ?? []) : nil } }
+    }
+
+    /// Test hook: the callbacks logged while ``recordsCalls`` is on, oldest first.
+    package var calls: [SMMUv3DriverCall] { lock.withLock { callLog ?? [] } }
+
+    /// Test hook: forgets the logged callbacks (logging goes on).
+    package func clearCalls() { lock.withLock { if callLog != nil { callLog = [] } } }
+
+    /// Test hook (no kernel counterpart): while `errno` is set, every non-blocking
+    /// `set_dev_pasid` on `dev` (stage 1 or SVA: `arm_smmu_set_pasid`) fails with it
+    /// before the CD table or the STE is touched; nil stops it.
+    /// - Throws: `ENODEV` for a device this driver has not probed.
+    package func failSetDevPasid(_ errno: Errno?, on dev: PCIDevice) throws(Errno) {
+        try lock.withLock { () throws(Errno) in
+            guard let master = dev.driverPrivate as? SMMUv3Master, master.unit.smmuDriver === self else {
+                throw .noDevice
+            }
+            master.failSetDevPasid = errno
+        }
+    }
+}
+
+/// One `attach_dev` or `set_dev_pasid` callback the core made to the SMMUv3 driver, as
+/// the test hook logs it (``ArmSMMUv3Driver/calls``).
+package struct SMMUv3DriverCall: Hashable, Sendable {
+    /// Which callback.
+    package enum Op: Hashable, Sendable {
+        /// `iommu_domain_ops.attach_dev`.
+        case attachDev
+        /// `iommu_domain_ops.set_dev_pasid`.
+        case setDevPasid
+    }
+    /// The callback.
+    package var op: Op
+    /// The domain whose op ran, as it describes itself.
+    package var domain: String
+    /// Whether that domain is the blocking domain.
+    package var blocking: Bool
+    /// The device.
+    package var rid: RID
+    /// The PASID; nil for `attach_dev`.
+    package var pasid: PASID?
+    /// The `old` argument's description; nil for none.
+    package var old: String?
+    /// Whether the group's PASID array held a published (not merely reserved) entry at
+    /// `pasid` (the RID's slot for `attach_dev`) when the callback began.
+    package var entryPublished: Bool
+    /// Whether the callback succeeded.
+    package var succeeded: Bool
 }

@@ -116,10 +116,15 @@ extension SMMUv3STE {
     /// `arm_smmu_make_nested_cd_table_ste`: the kernel's stage 2 (`stage2`) with Config
     /// NESTED and the user's stage-1 fields of `userWords` (a validated virtual STE:
     /// word 0 without Config, word 1 without EATS), and MEV forced on so that a guest
-    /// cannot flood the event queue.
-    public static func nested(stage2 s2: SMMUv3STE, userWords: (UInt64, UInt64)) -> SMMUv3STE {
+    /// cannot flood the event queue. With `substreams` false (a driver without
+    /// `user_pasid_table`, whose nested domain owns the RID only) S1CDMax is 0 and S1Fmt
+    /// linear whatever the guest asked: the context pointer is then a single CD, and a
+    /// transaction with a SubstreamID is refused (C_BAD_SUBSTREAMID).
+    public static func nested(stage2 s2: SMMUv3STE, userWords: (UInt64, UInt64), substreams: Bool = true) -> SMMUv3STE {
         var s = s2
-        s.words[0] = valid | Config.nested.rawValue << 1 | (userWords.0 & ~configMask)
+        var user = userWords.0 & ~configMask
+        if !substreams { user &= ~(s1CDMaxMask | s1FmtMask) }
+        s.words[0] = valid | Config.nested.rawValue << 1 | user
         s.words[1] |= userWords.1 | mev
         return s
     }

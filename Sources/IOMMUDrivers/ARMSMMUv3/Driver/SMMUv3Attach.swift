@@ -188,9 +188,11 @@ extension SMMUv3Domain {
     /// `arm_smmu_set_pasid`: CD `pasid` = `cd` (with the domain's ASID), then the STE
     /// becomes a CD-table STE if it was not one (S1DSS from the RID's identity or blocking
     /// domain), all inside the attach sequence. On error nothing changed.
-    /// - Throws: `EINVAL` when the RID is on a domain that leaves no room for PASIDs (a
-    ///   stage-2 or nested STE); `ENOMEM`; the iopf queue's errno.
+    /// - Throws: the errno injected with ``ArmSMMUv3Driver/failSetDevPasid(_:on:)``, first;
+    ///   `EINVAL` when the RID is on a domain that leaves no room for PASIDs (a stage-2 or
+    ///   nested STE); `ENOMEM`; the iopf queue's errno.
     func setPasid(_ master: SMMUv3Master, pasid: UInt32, cd: SMMUv3CD, old: IOMMUDomain?) throws(Errno) {
+        if let injected = master.failSetDevPasid { throw injected }
         guard let dev = master.dev, let machine = dev.machine else { throw .noDevice }
         let sidDomain = machine.iommu.driverDomainForDevice(dev)
         let sidType = sidDomain?.type ?? .blocked

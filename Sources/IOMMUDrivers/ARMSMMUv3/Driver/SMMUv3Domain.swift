@@ -1,4 +1,5 @@
 import IOMMUCore
+import Synchronization
 
 /// An SMMUv3 domain (`struct arm_smmu_domain`): a stage-1 or stage-2 paging domain with
 /// its LPAE page table, or an SVA domain (``SMMUv3SVADomain``) sharing a process's
@@ -52,6 +53,9 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
     var devices: [SMMUv3MasterDomain] = []
     /// `nr_ats_masters`.
     var atsMasters = 0
+    /// Test hook state (``failMapAfterPages``): pages `map_pages` may still map before it
+    /// fails, -1 when off. Atomic so that the map path checks it with one relaxed load.
+    private let mapBudget = Atomic<Int>(-1)
 
     /// The driver that owns the domain (always an ``ArmSMMUv3Driver``).
     var smmuDriver: ArmSMMUv3Driver { unsafeDowncast(owner, to: ArmSMMUv3Driver.self) }
@@ -86,7 +90,7 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
         vtcr = table.vtcr
         let sizes = table.pageTable.format.pageSizes & unit.pageSizes
         granuleShift = sizes.trailingZeroBitCount
-        var ops: DomainOps = .paging
+        var ops = driver.pagingOps
         if dirtyTracking { ops.insert(.dirtyTracking) }
         super.init(type: .unmanaged, owner: driver, ops: ops, pgsizeBitmap: sizes,
                    geometry: DomainGeometry(apertureStart: 0, apertureEnd: IOVA(rawValue: (UInt64(1) << UInt64(ias)) - 1),
@@ -142,7 +146,7 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
     ///   another SMMU or an SVA domain; `EBUSY` for stage 2 while PASIDs are in use;
     ///   `ENOMEM`; the iopf queue's errno.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
-        try smmuDriver.lock.withLock { () throws(Errno) in
+        try smmuDriver.callback(.attachDev, self, dev, old: old) { () throws(Errno) in
             guard let master = dev.driverPrivate as? SMMUv3Master else { throw .noEntry }
             guard master.unit === unit, stage != .sva else { throw .invalidArgument }
             var cdAddress: PhysicalAddress = 0
@@ -166,10 +170,13 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
     }
 
     /// `arm_smmu_s1_set_dev_pasid`: CD `pasid` for this stage-1 domain (`arm_smmu_set_pasid`).
-    /// - Throws: `EINVAL` for another SMMU's device, a stage-2 domain, or a RID that is
-    ///   neither on a CD-table STE nor on an identity or blocking domain; `ENOMEM`.
+    /// - Throws: `EOPNOTSUPP` for a domain of a driver built without it; `EINVAL` for
+    ///   another SMMU's device, a stage-2 domain, or a RID that is neither on a CD-table
+    ///   STE nor on an identity or blocking domain; `ENOMEM`; the errno injected with the
+    ///   `failSetDevPasid(_:on:)` test hook.
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
-        try smmuDriver.lock.withLock { () throws(Errno) in
+        guard ops.contains(.setDevPasid) else { throw .notSupported }
+        try smmuDriver.callback(.setDevPasid, self, dev, pasid: pasid, old: old) { () throws(Errno) in
             guard let master = dev.driverPrivate as? SMMUv3Master else { throw .noEntry }
             guard master.unit === unit, stage == .s1 else { throw .invalidArgument }
             try setPasid(master, pasid: pasid.rawValue, cd: makeS1CD(master), old: old)
@@ -180,11 +187,42 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
 
     /// `arm_smmu_map_pages`: the LPAE table's `map_pages`.
     /// - Throws: `ENODEV` without a table (SVA); the table's `EINVAL`, `ERANGE`,
-    ///   `EEXIST`, `ENOMEM`.
+    ///   `EEXIST`, `ENOMEM`; `ENOMEM` from the `failMapAfterPages` test hook.
     public override func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                                   mapped: inout UInt64) throws(Errno) {
         guard let pageTable else { throw .noDevice }
-        try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: prot, mapped: &mapped)
+        var count = pgcount
+        if mapBudget.load(ordering: .relaxed) >= 0 { count = takeFromMapBudget(pgcount) }
+        if count > 0 {
+            try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: count, prot: prot, mapped: &mapped)
+        }
+        if count < pgcount { throw .noMemory }
+    }
+
+    /// Takes up to `pages` from the ``failMapAfterPages`` budget; how many it took (all of
+    /// them when the hook is off).
+    private func takeFromMapBudget(_ pages: Int) -> Int {
+        var left = mapBudget.load(ordering: .relaxed)
+        while left >= 0 {
+            let take = min(left, pages)
+            let (exchanged, current) = mapBudget.compareExchange(expected: left, desired: left - take,
+                                                                 ordering: .relaxed)
+            if exchanged { return take }
+            left = current
+        }
+        return pages
+    }
+
+    /// Test hook (no kernel counterpart; the kernel injects faults with
+    /// `iommufd_should_fail()`): once this many more pages (of the size each call maps)
+    /// are mapped, `map_pages` maps no more and fails with `ENOMEM`; nil (the default)
+    /// never fails. The map path pays one relaxed atomic load for it.
+    package var failMapAfterPages: Int? {
+        get {
+            let left = mapBudget.load(ordering: .relaxed)
+            return left < 0 ? nil : left
+        }
+        set { mapBudget.store(newValue.map { max($0, 0) } ?? -1, ordering: .relaxed) }
     }
 
     /// `arm_smmu_unmap_pages`: the LPAE table's `unmap_pages`, recording the range and its
@@ -270,16 +308,18 @@ final class SMMUv3MasterDomain {
 public final class SMMUv3BlockedDomain: IOMMUDomain, @unchecked Sendable {
     unowned let smmuDriver: ArmSMMUv3Driver
 
-    init(driver: ArmSMMUv3Driver) {
+    /// The blocking domain; without `set_dev_pasid` when `setsPasid` is false (a driver
+    /// variant built for the conformance suite).
+    init(driver: ArmSMMUv3Driver, setsPasid: Bool) {
         smmuDriver = driver
-        super.init(type: .blocked, owner: driver, ops: [.attachDev, .setDevPasid])
+        super.init(type: .blocked, owner: driver, ops: setsPasid ? [.attachDev, .setDevPasid] : [.attachDev])
     }
 
     /// `arm_smmu_attach_dev_blocked`: an ABORT STE, or, while PASIDs are in use, a
     /// CD-table STE with S1DSS=TERMINATE (the PASIDs keep working). Never fails.
     /// - Throws: `ENOENT` for a device the driver did not probe.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
-        try smmuDriver.lock.withLock { () throws(Errno) in
+        try smmuDriver.callback(.attachDev, self, dev, old: old) { () throws(Errno) in
             guard let master = dev.driverPrivate as? SMMUv3Master else { throw .noEntry }
             attachDevSTE(self, old: old, master: master, ste: .abort, s1dss: .terminate)
         }
@@ -289,9 +329,11 @@ public final class SMMUv3BlockedDomain: IOMMUDomain, @unchecked Sendable {
     /// it, drops the attachment from the old domain's invalidations, and when the last
     /// PASID goes and the RID is on an identity or blocking domain, re-attaches that
     /// domain so the STE drops its CD table.
-    /// - Throws: `ENOENT` for a device the driver did not probe.
+    /// - Throws: `EOPNOTSUPP` for the blocking domain of a driver built without it;
+    ///   `ENOENT` for a device the driver did not probe.
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
-        try smmuDriver.lock.withLock { () throws(Errno) in
+        guard ops.contains(.setDevPasid) else { throw .notSupported }
+        try smmuDriver.callback(.setDevPasid, self, dev, pasid: pasid, old: old) { () throws(Errno) in
             guard let master = dev.driverPrivate as? SMMUv3Master else { throw .noEntry }
             removePasid(master, pasid: pasid.rawValue, old: old)
         }
@@ -311,7 +353,7 @@ public final class SMMUv3IdentityDomain: IOMMUDomain, @unchecked Sendable {
     /// CD-table STE with S1DSS=BYPASS. Never fails.
     /// - Throws: `ENOENT` for a device the driver did not probe.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
-        try smmuDriver.lock.withLock { () throws(Errno) in
+        try smmuDriver.callback(.attachDev, self, dev, old: old) { () throws(Errno) in
             guard let master = dev.driverPrivate as? SMMUv3Master else { throw .noEntry }
             attachDevSTE(self, old: old, master: master, ste: .bypass(features: master.unit.features), s1dss: .bypass)
         }

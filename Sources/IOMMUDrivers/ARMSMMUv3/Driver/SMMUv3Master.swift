@@ -35,6 +35,9 @@ public final class SMMUv3Master: @unchecked Sendable {
     /// `iopf_refcount`: attachments of domains with a fault handler; the device is on one
     /// of the unit's iopf queues (stall or PRI) while it is non-zero.
     public internal(set) var iopfRefcount = 0
+    /// Test hook (``ArmSMMUv3Driver/failSetDevPasid(_:on:)``): the errno every
+    /// non-blocking `set_dev_pasid` on the device fails with, nil normally.
+    var failSetDevPasid: Errno?
 
     init(dev: PCIDevice, unit: ArmSMMUv3, streams: [UInt32]) {
         self.dev = dev

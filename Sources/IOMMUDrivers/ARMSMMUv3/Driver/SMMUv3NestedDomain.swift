@@ -48,7 +48,8 @@ public final class SMMUv3NestedDomain: IOMMUDomain, @unchecked Sendable {
         if vste.0 & SMMUv3STE.valid == 0 { config = SMMUv3STE.Config.abort.rawValue }
         switch config {
         case SMMUv3STE.Config.stage1.rawValue:
-            return .nested(stage2: parent.makeS2STE(master, ats: ats), userWords: vste)
+            return .nested(stage2: parent.makeS2STE(master, ats: ats), userWords: vste,
+                           substreams: smmuDriver.userPasidTable)
         case SMMUv3STE.Config.bypass.rawValue:
             return parent.makeS2STE(master, ats: ats)
         default:
@@ -62,7 +63,7 @@ public final class SMMUv3NestedDomain: IOMMUDomain, @unchecked Sendable {
     /// - Throws: `ENOENT` for a device the driver did not probe; `EINVAL` for a device of
     ///   another SMMU; `EBUSY` while the kernel has PASIDs attached to the device.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
-        try smmuDriver.lock.withLock { () throws(Errno) in
+        try smmuDriver.callback(.attachDev, self, dev, old: old) { () throws(Errno) in
             guard let master = dev.driverPrivate as? SMMUv3Master else { throw .noEntry }
             guard parent.unit === master.unit else { throw .invalidArgument }
             guard master.cdTable.usedSSIDs == 0 else { throw .busy }

@@ -36,9 +36,10 @@ public final class SMMUv3SVADomain: SMMUv3Domain, @unchecked Sendable {
     /// `arm_smmu_sva_set_dev_pasid`: CD `pasid` shares the mm's table (`arm_smmu_set_pasid`).
     /// - Throws: `EOPNOTSUPP` when the SMMU has no SVA; `EINVAL` when the mm is exiting
     ///   (`mmget_not_zero` fails), for another SMMU's device, or when the RID leaves no
-    ///   room for PASIDs; `ENOMEM`.
+    ///   room for PASIDs; `ENOMEM`; the errno injected with the
+    ///   `failSetDevPasid(_:on:)` test hook.
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
-        try smmuDriver.lock.withLock { () throws(Errno) in
+        try smmuDriver.callback(.setDevPasid, self, dev, pasid: pasid, old: old) { () throws(Errno) in
             guard let master = dev.driverPrivate as? SMMUv3Master else { throw .noEntry }
             guard master.unit.features.contains(.sva) else { throw .notSupported }
             guard let mm, !mm.isExiting, master.unit === unit else { throw .invalidArgument }
