@@ -62,6 +62,7 @@ public final class Rig: @unchecked Sendable {
 
     /// A second unit of the vendor on the same machine, registered: run by the rig's
     /// unit's driver object when `sharingDriver`, else by a new (incompatible) one.
+    @discardableResult
     public func addUnit(sharingDriver: Bool) throws -> IOMMUDevice {
         let u = try vendor.makeUnit(on: machine, sharingDriverWith: sharingDriver ? unit : nil)
         machine.addIOMMU(u)
