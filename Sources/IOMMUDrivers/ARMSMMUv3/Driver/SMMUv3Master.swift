@@ -35,6 +35,10 @@ public final class SMMUv3Master: @unchecked Sendable {
     /// `iopf_refcount`: attachments of domains with a fault handler; the device is on one
     /// of the unit's iopf queues (stall or PRI) while it is non-zero.
     public internal(set) var iopfRefcount = 0
+    /// `vmaster`: the vSMMU and virtual StreamID the device is attached through, set by a
+    /// RID attach of a nested domain made on a vSMMU where the device has a vDEVICE; nil
+    /// otherwise (every other RID attach clears it).
+    public internal(set) var vmaster: SMMUv3VMaster?
 
     init(dev: PCIDevice, unit: ArmSMMUv3, streams: [UInt32]) {
         self.dev = dev
