@@ -128,10 +128,11 @@ public final class SMMUv3VSMMU: IOMMUFDVIOMMUOps, @unchecked Sendable {
     /// nothing.
     ///
     /// `handled` (`entry_num` out) is the number of entries before the first one refused.
-    /// Those entries reach the queue (with a CMD_SYNC) before the error returns, so
-    /// "handled" means issued. Mainline stops without issuing the converted commands of
-    /// the refused entry's run, though it counts them as handled; the model keeps the
-    /// uAPI's meaning of `entry_num` instead.
+    /// As in mainline, the refusal ends the call at once: the converted commands of the
+    /// refused entry's unfinished run are counted in `handled` but never reach the queue
+    /// (only whole runs before it were issued). A guest that retries from `entry_num`
+    /// therefore loses up to 62 invalidations; the model keeps the kernel's answer so that
+    /// a VMM written against it sees what it will see on hardware.
     /// - Throws: `ENOMEM` more entries than one allocation holds; `EINVAL` a data type
     ///   other than `IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3`, or no entry (`entry_num`
     ///   0); `E2BIG` an entry longer than 16 bytes with non-zero bytes past `cmd`;
@@ -154,7 +155,6 @@ public final class SMMUv3VSMMU: IOMMUFDVIOMMUOps, @unchecked Sendable {
             do {
                 command = try convert(SMMUv3Command(w0: entry.cmd[0], w1: entry.cmd[1]))
             } catch {
-                submit(run)
                 handled = UInt32(i)
                 throw error.from(f, "entry \(i): \(error.reason ?? "refused")")
             }
