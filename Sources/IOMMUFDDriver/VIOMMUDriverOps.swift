@@ -2,7 +2,7 @@ import IOMMUCore
 
 // The vIOMMU part of the driver API (`include/linux/iommufd.h`, `driver.c`): what a vendor
 // implements to offer `IOMMU_VIOMMU_ALLOC` and what iommufd gives it back. A vendor (the
-// Mock now, SMMUv3's vSMMU next) adopts ``IOMMUFDVIOMMUDriver`` on its driver and returns
+// Mock, SMMUv3's vSMMU) adopts ``IOMMUFDVIOMMUDriver`` on its driver and returns
 // an ``IOMMUFDVIOMMUOps`` per vIOMMU; iommufd owns the objects and hands the vendor
 // their cores (``IOMMUFDVIOMMUCore``, ``IOMMUFDHWQueueCore``) to call back into.
 

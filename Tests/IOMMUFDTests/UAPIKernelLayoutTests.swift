@@ -80,6 +80,7 @@ final class UAPIKernelLayoutTests: XCTestCase {
         (IOMMUHWInfoARMSMMUv3.self, .iommufd,
          "iommu_hw_info_arm_smmuv3 40: flags@0+4 __reserved@4+4 idr@8+24 iidr@32+4 aidr@36+4"),
         (IOMMUHWPTARMSMMUv3.self, .iommufd, "iommu_hwpt_arm_smmuv3 16: ste@0+16"),
+        (IOMMUVIOMMUARMSMMUv3Invalidate.self, .iommufd, "iommu_viommu_arm_smmuv3_invalidate 16: cmd@0+16"),
         // drivers/iommu/iommufd/iommufd_test.h
         (IOMMUTestCmd.self, .iommufdTest,
          "iommu_test_cmd 72: size@0+4 op@4+4 id@8+4 __reserved@12+4 union@16+48 last@64+4"),
@@ -224,6 +225,23 @@ final class UAPIKernelLayoutTests: XCTestCase {
         let short = IOMMUIOASMap(bytes: [40, 0, 0, 0, 7, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x22, 0x33])
         XCTAssertEqual(short, IOMMUIOASMap(flags: 7, ioasId: 9, userVa: 0x33_2211))
         XCTAssertEqual(IOMMUIOASMap(bytes: []).size, 0, "a missing size word reads as 0, not sizeof")
+    }
+
+    /// A vSMMU invalidation entry is the guest's command as it sits in a command queue:
+    /// `cmd[0]` at offset 0 with the opcode in its first byte, `cmd[1]` at 8, both
+    /// little-endian; the image reads back as the same entry.
+    func testVSMMUInvalidationEntryIsTwoLittleEndianWords() {
+        let entry = IOMMUVIOMMUARMSMMUv3Invalidate(cmd0: 0x0007_0005_0000_0012, cmd1: 0x0000_1234_5000_0001)
+        XCTAssertEqual(IOMMUVIOMMUARMSMMUv3Invalidate.offset(of: "cmd"), 0)
+        let image = entry.bytes
+        XCTAssertEqual(image.count, 16)
+        XCTAssertEqual(image[0], 0x12, "TLBI_NH_VA's opcode is the entry's first byte")
+        XCTAssertEqual(image[4], 0x05, "the VMID field starts at byte 4")
+        XCTAssertEqual(UAPIBytes(image).u64(0), 0x0007_0005_0000_0012)
+        XCTAssertEqual(UAPIBytes(image).u64(8), 0x0000_1234_5000_0001)
+        XCTAssertEqual(IOMMUVIOMMUARMSMMUv3Invalidate(bytes: image), entry)
+        XCTAssertEqual(IOMMUVIOMMUARMSMMUv3Invalidate(bytes: Array(image.prefix(8))).cmd, [0x0007_0005_0000_0012, 0],
+                       "a short entry reads zero-extended")
     }
 }
 

@@ -47,8 +47,11 @@ final class VFIORig {
     /// A rig on an Intel VT-d unit in scalable mode (per-PASID attach only).
     static func vtd() throws -> VFIORig { try VFIORig(VTdVendor().makeRig()) }
 
-    /// A rig on an ARM SMMUv3 (a nested vSTE gives the guest the RID and every PASID).
-    static func smmuv3() throws -> VFIORig { try VFIORig(SMMUv3Vendor().makeRig()) }
+    /// A rig on an ARM SMMUv3 (a nested vSTE gives the guest the RID and every PASID),
+    /// built as `configuration` says.
+    static func smmuv3(_ configuration: SMMUv3Configuration = SMMUv3Configuration()) throws -> VFIORig {
+        try VFIORig(SMMUv3Vendor(configuration: configuration).makeRig())
+    }
 
     var iommu: IOMMUSubsystem { machine.iommu }
     var user: ProcessUserMemory { ProcessUserMemory(process) }

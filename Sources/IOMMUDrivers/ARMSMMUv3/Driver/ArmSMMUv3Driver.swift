@@ -48,6 +48,8 @@ public final class ArmSMMUv3Driver: IOMMUDriver, @unchecked Sendable {
     private var canStall: Set<RID> = []
     /// Firmware-described direct-mapped regions (IORT RMRs) per device.
     private var rmrs: [RID: [ReservedRegion]] = [:]
+    /// Devices whose root complex firmware says CANWBS (`IOMMU_FWSPEC_PCI_RC_CANWBS`).
+    private var canWBSDevices: Set<RID> = []
     /// Test hook: called at each phase of an attach (driver lock held), so a test can
     /// act between the phases the kernel orders (check 67).
     package var attachObserver: (@Sendable (SMMUv3AttachPhase, RID) -> Void)?
@@ -109,6 +111,15 @@ public final class ArmSMMUv3Driver: IOMMUDriver, @unchecked Sendable {
     /// ``SMMUv3Features/stalls``) and become I/O page faults. Call before the device is
     /// added.
     public func setDMACanStall(_ rid: RID) { lock.withLock { _ = canStall.insert(rid) } }
+
+    /// Records that the IORT root complex node above the device at `rid` has the CANWBS
+    /// memory-access flag (`IOMMU_FWSPEC_PCI_RC_CANWBS`): its DMA is always coherent
+    /// write-back, even a PCI No-Snoop one, so a guest cannot make it bypass the cache.
+    /// `arm_smmu_master_canwbs` reads it; a vSMMU needs it or S2FWB.
+    public func setCANWBS(_ rid: RID) { lock.withLock { _ = canWBSDevices.insert(rid) } }
+
+    /// `arm_smmu_master_canwbs`: the device's firmware says CANWBS.
+    func canWBS(_ rid: RID) -> Bool { lock.withLock { canWBSDevices.contains(rid) } }
 
     /// Records a firmware IORT RMR for `rid`: a range the device uses before and after
     /// the OS takes over, reported as `IOMMU_RESV_DIRECT` (or `_RELAXABLE`) so it stays

@@ -18,6 +18,9 @@ struct SMMUv3AttachState {
     /// The old domain and the targets to drop from it after the STE changed.
     var oldSMMUDomain: SMMUv3Domain?
     var oldBuild = SMMUv3Invs()
+    /// The device as its vSMMU sees it, for a nested domain made on a vSMMU
+    /// (`arm_smmu_attach_prepare_vmaster`); installed by commit.
+    var vmaster: SMMUv3VMaster?
 }
 
 /// `to_smmu_domain_devices`: the SMMUv3 domain whose `devices` list and invalidations an
@@ -99,13 +102,16 @@ private func prepareInvs(_ state: inout SMMUv3AttachState, newDomain: IOMMUDomai
     }
 }
 
-/// `arm_smmu_attach_commit`: after the STE/CD are written, finish ATS (enable it after
-/// flushing the whole ATC, then PRI with it; flush the SubstreamID if it stays on; flush
-/// everything if it goes off), remove the master from the old domain, then drop its targets from the old
-/// domain's array (flushing a tag that lost its last user). Driver lock held.
+/// `arm_smmu_attach_commit`: after the STE/CD are written, record the vSMMU view
+/// (`vmaster`), finish ATS (enable it after flushing the whole ATC, then PRI with it;
+/// flush the SubstreamID if it stays on; flush everything if it goes off), remove the
+/// master from the old domain, then drop its targets from the old domain's array
+/// (flushing a tag that lost its last user). Driver lock held.
 func commitAttach(_ state: inout SMMUv3AttachState) {
     let master = state.master
     master.unit.smmuDriver.attachObserver?(.installed, master.rid)
+    // `arm_smmu_attach_commit_vmaster`: the new attachment's vSMMU view, or none.
+    master.vmaster = state.vmaster
     if state.atsEnabled && !master.atsEnabled {
         atcInvalidateMaster(master, ssid: 0)
         master.dev?.atsEnabled = true

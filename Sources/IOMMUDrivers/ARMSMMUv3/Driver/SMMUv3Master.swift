@@ -38,6 +38,10 @@ public final class SMMUv3Master: @unchecked Sendable {
     /// Test hook (``ArmSMMUv3Driver/failSetDevPasid(_:on:)``): the errno every
     /// non-blocking `set_dev_pasid` on the device fails with, nil normally.
     var failSetDevPasid: Errno?
+    /// `vmaster`: the vSMMU and virtual StreamID the device is attached through, set by a
+    /// RID attach of a nested domain made on a vSMMU where the device has a vDEVICE; nil
+    /// otherwise (every other RID attach clears it).
+    public internal(set) var vmaster: SMMUv3VMaster?
 
     init(dev: PCIDevice, unit: ArmSMMUv3, streams: [UInt32]) {
         self.dev = dev

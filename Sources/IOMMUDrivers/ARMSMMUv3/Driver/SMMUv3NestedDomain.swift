@@ -5,9 +5,16 @@ import IOMMUFDDriver
 /// nesting parent. Attached to a RID it installs an STE with Config NESTED: the kernel's
 /// stage 2 under the user's CD table, which then translates the RID and every PASID of
 /// the device — the "RID plus all PASIDs" attach shape (`user_pasid_table`).
+///
+/// Made through a vSMMU (``vsmmu``, `arm_vsmmu_alloc_domain_nested`) it takes only
+/// devices the vSMMU knows (a vDEVICE) unless its vSTE aborts or bypasses; made straight
+/// on a nesting parent (the older path) it has no vSMMU.
 public final class SMMUv3NestedDomain: IOMMUDomain, @unchecked Sendable {
     /// The stage-2 parent (the vSMMU's `s2_parent`).
     public let parent: SMMUv3Domain
+    /// `nested_domain->vsmmu`: the vSMMU the domain was made on, nil for one allocated
+    /// directly on its parent.
+    public let vsmmu: SMMUv3VSMMU?
     /// `enable_ats`: the vSTE asked for EATS=TRANS on a CD-table configuration.
     public let enableATS: Bool
     /// The validated virtual STE, words 0 and 1 (EATS removed: the kernel sets it).
@@ -16,8 +23,10 @@ public final class SMMUv3NestedDomain: IOMMUDomain, @unchecked Sendable {
     /// The driver that owns the domain.
     var smmuDriver: ArmSMMUv3Driver { unsafeDowncast(owner, to: ArmSMMUv3Driver.self) }
 
-    init(driver: ArmSMMUv3Driver, parent: SMMUv3Domain, vste: (UInt64, UInt64), enableATS: Bool) {
+    init(driver: ArmSMMUv3Driver, parent: SMMUv3Domain, vste: (UInt64, UInt64), enableATS: Bool,
+         vsmmu: SMMUv3VSMMU? = nil) {
         self.parent = parent
+        self.vsmmu = vsmmu
         self.vste = vste
         self.enableATS = enableATS
         super.init(type: .nested, owner: driver, ops: [.attachDev])
@@ -59,19 +68,46 @@ public final class SMMUv3NestedDomain: IOMMUDomain, @unchecked Sendable {
 
     /// `arm_smmu_attach_dev_nested`: the STE built from the vSTE on the parent's stage 2,
     /// through the attach sequence; ATS only if the vSTE asked for it (the guest then
-    /// sends the ATC invalidations).
+    /// sends the ATC invalidations). Through a vSMMU the device's vDEVICE gives it its
+    /// virtual StreamID (``SMMUv3Master/vmaster``).
     /// - Throws: `ENOENT` for a device the driver did not probe; `EINVAL` for a device of
-    ///   another SMMU; `EBUSY` while the kernel has PASIDs attached to the device.
+    ///   another SMMU; `EBUSY` while the kernel has PASIDs attached to the device;
+    ///   `ENOENT` for a stage-1 vSTE made on a vSMMU where the device has no vDEVICE
+    ///   (`arm_smmu_attach_prepare_vmaster`).
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
+        // The vDEVICE lookup takes iommufd's lock; done before the driver's is taken.
+        var vsid: Result<UInt64, Errno>?
+        if let vsmmu {
+            do { vsid = .success(try vsmmu.core.virtualID(of: dev)) } catch { vsid = .failure(error) }
+        }
         try smmuDriver.callback(.attachDev, self, dev, old: old) { () throws(Errno) in
             guard let master = dev.driverPrivate as? SMMUv3Master else { throw .noEntry }
             guard parent.unit === master.unit else { throw .invalidArgument }
             guard master.cdTable.usedSSIDs == 0 else { throw .busy }
             var state = SMMUv3AttachState(master: master, oldDomain: old, ssid: 0)
+            state.vmaster = try prepareVMaster(vsid)
             state.disableATS = !enableATS
             try prepareAttach(&state, newDomain: self)
             installSTE(master, makeSTE(master, ats: state.atsEnabled))
             commitAttach(&state)
+        }
+    }
+
+    /// `arm_smmu_attach_prepare_vmaster`: the device's view through the vSMMU, from its
+    /// vDEVICE's virtual ID. Without a vDEVICE only an ABORT or BYPASS vSTE (a non-valid
+    /// vSTE counts as ABORT) may attach: a stage-1 vSTE needs the vSID for the guest's CD
+    /// and ATC invalidations.
+    /// - Throws: `ENOENT` for a stage-1 vSTE and a device without a vDEVICE in the vSMMU.
+    private func prepareVMaster(_ vsid: Result<UInt64, Errno>?) throws(Errno) -> SMMUv3VMaster? {
+        guard let vsmmu, let vsid else { return nil }
+        switch vsid {
+        case .success(let id):
+            return SMMUv3VMaster(vsmmu: vsmmu, vsid: id)
+        case .failure(let error):
+            let config = (vste.0 & SMMUv3STE.configMask) >> 1
+            if config == SMMUv3STE.Config.abort.rawValue || config == SMMUv3STE.Config.bypass.rawValue { return nil }
+            throw error.from("arm_smmu_attach_prepare_vmaster",
+                             "a stage-1 vSTE needs the device's vDEVICE in vIOMMU \(vsmmu.core.rawID)")
         }
     }
 }

@@ -259,6 +259,15 @@ struct iommu_hwpt_invalidate {
 	__u32 __reserved;
 };
 #define IOMMU_HWPT_INVALIDATE _IO(IOMMUFD_TYPE, IOMMUFD_CMD_HWPT_INVALIDATE)
+enum iommu_hwpt_invalidate_data_type {
+	IOMMU_HWPT_INVALIDATE_DATA_VTD_S1 = 0,
+	IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3 = 1,
+};
+/* IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3: one guest command-queue entry, words 0 and 1
+ * (little-endian), sent to a vSMMU's vIOMMU. */
+struct iommu_viommu_arm_smmuv3_invalidate {
+	__aligned_u64 cmd[2];
+};
 
 /* Fault queues: IOMMU_FAULT_QUEUE_ALLOC and the records read from / written to its fd. */
 struct iommu_fault_alloc {
