@@ -11,11 +11,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -145,6 +147,26 @@ int ikd_pidfd_exited(int pidfd)
 	if (n < 0)
 		return -1;
 	return n == 1 && (p.revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
+}
+
+int ikd_capget_effective(pid_t tid, uint64_t *eff)
+{
+	struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, tid };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &header, data) != 0)
+		return -1;
+	*eff = (uint64_t)data[1].effective << 32 | data[0].effective;
+	return 0;
+}
+
+int ikd_memlock_limit(pid_t pid, uint64_t *bytes)
+{
+	struct rlimit old;
+	if (prlimit(pid, RLIMIT_MEMLOCK, NULL, &old) != 0)
+		return -1;
+	*bytes = old.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)old.rlim_cur;
+	return 0;
 }
 
 /* Reads a small procfs file whole into buf (NUL-terminated); -1 with errno. */

@@ -57,6 +57,16 @@ int ikd_pidfd_getfd(int pidfd, int fd);
  * 0 running, -1 with errno. */
 int ikd_pidfd_exited(int pidfd);
 
+/* capget(2) of thread `tid`: its effective capability set (both 32-bit words) into *eff.
+ * One syscall, where /proc/<pid>/task/<tid>/status costs an open, a read and a parse;
+ * any process may ask about any thread. 0 or -1 with errno (ESRCH: no such thread). */
+int ikd_capget_effective(pid_t tid, uint64_t *eff);
+
+/* prlimit(pid, RLIMIT_MEMLOCK) read only: the soft limit in bytes into *bytes
+ * (RLIM_INFINITY as UINT64_MAX). 0 or -1 with errno (EPERM: the caller may not ask about
+ * that process; read /proc/<pid>/limits instead). */
+int ikd_memlock_limit(pid_t pid, uint64_t *bytes);
+
 /* The pid a pidfd names now, from /proc/self/fdinfo ("Pid:"); -1 when it is gone. */
 pid_t ikd_pidfd_pid(int pidfd);
 
