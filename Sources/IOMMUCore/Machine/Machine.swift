@@ -141,8 +141,8 @@ public final class Machine: @unchecked Sendable {
     /// The always-on counters: every unit's hardware counters plus the core's.
     public var counters: Counters {
         var c = lock.withLock { coreCounters }
-        c.maps = mapCounters.maps.load(ordering: .relaxed)
-        c.unmaps = mapCounters.unmaps.load(ordering: .relaxed)
+        c.maps = mapCounters.maps.value
+        c.unmaps = mapCounters.unmaps.value
         for unit in iommus {
             let (hw, dma) = unit.hardwareLock.withLock { (unit.hardware.counters, unit.dmaStats) }
             c.hardware.add(hw)
@@ -154,8 +154,8 @@ public final class Machine: @unchecked Sendable {
         return c
     }
 
-    func noteMap() { mapCounters.maps.add(1, ordering: .relaxed) }
-    func noteUnmap() { mapCounters.unmaps.add(1, ordering: .relaxed) }
+    func noteMap() { mapCounters.noteMap() }
+    func noteUnmap() { mapCounters.noteUnmap() }
     func noteAttach() { lock.withLock { coreCounters.attaches += 1 } }
     func noteUntranslatedDMA(bytes: Int, faulted: Bool) {
         lock.withLock {
@@ -175,13 +175,13 @@ public final class Machine: @unchecked Sendable {
     }
 }
 
-/// The `iommu_map`/`iommu_unmap` counts of a machine: atomics rather than fields under
-/// the machine's lock, since every map and unmap bumps one (the other core counters are
-/// rare). A class of its own so that the core holds it strongly (see
+/// The `iommu_map`/`iommu_unmap` counts of a machine: striped counters rather than
+/// fields under the machine's lock or one shared atomic, since every map and unmap bumps
+/// one, from as many threads as map at once (the other core counters are rare). A class of its own so that the core holds it strongly (see
 /// ``IOMMUSubsystem``).
 final class MapCounters: Sendable {
-    let maps = Atomic<Int>(0)
-    let unmaps = Atomic<Int>(0)
-    func noteMap() { maps.add(1, ordering: .relaxed) }
-    func noteUnmap() { unmaps.add(1, ordering: .relaxed) }
+    let maps = StripedCounter()
+    let unmaps = StripedCounter()
+    func noteMap() { maps.add(1) }
+    func noteUnmap() { unmaps.add(1) }
 }
