@@ -1,4 +1,5 @@
 import IOMMUCore
+import Synchronization
 
 /// A VT-d paging domain (`struct dmar_domain` with `fspt` or `sspt`): a first-stage
 /// (x86-64, preferred) or second-stage (VT-d SS) I/O page table, attachable to RIDs and
@@ -16,6 +17,9 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     public let dirtyTrackingCapable: Bool
     /// Whether SSADE is on (`dirty_tracking`).
     public private(set) var dirtyTracking = false
+    /// Pages `map_pages` may still map before failing (the ``failMapAfterPages`` test
+    /// hook); -1 while the hook is off.
+    private let mapBudget = Atomic<Int>(-1)
 
     init(driver: IntelIOMMUDriver, stage: Stage, levels: Int, pgsize: UInt64, memory: PhysicalMemory,
          nestParent: Bool, dirty: Bool) throws(Errno) {
@@ -25,6 +29,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
         pageTable = try IOPageTable(format: stage == .first ? .x86_64(levels: levels) : .vtdSecondStage(levels: levels),
                                     memory: memory)
         var ops: DomainOps = [.paging, .iotlbSyncMap]
+        if !driver.pagingDomainsSetPasid { ops.remove(.setDevPasid) }
         if dirty { ops.insert(.dirtyTracking) }
         let va = 12 + 9 * levels
         super.init(type: .unmanaged, owner: driver, ops: ops, pgsizeBitmap: pgsize,
@@ -75,7 +80,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// - Throws: `ENODEV` unknown device; `EINVAL` incompatible; `ENOSPC` no DID;
     ///   `ENOMEM`.
     public override func attachDev(_ dev: PCIDevice, old: IOMMUDomain?) throws(Errno) {
-        try intelDriver.lock.withLock { () throws(Errno) in
+        try intelDriver.callback(.attachDev, self, dev, old: old) { () throws(Errno) in
             guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice.from("intel_iommu_attach_device", "\(dev.rid) was not probed by VT-d") }
             let unit = info.unit
             if unit.copied[info.rid] != nil && old == nil {
@@ -93,16 +98,18 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
 
     /// `intel_iommu_set_dev_pasid`: program (or replace: teardown then setup) the entry
     /// of one PASID.
-    /// - Throws: `EINVAL` non-paging domain or incompatible unit; `EOPNOTSUPP` unit
-    ///   without PASID; `EBUSY` copied context or a present entry with no `old`;
-    ///   `ENOSPC`/`ENOMEM`. On error the PASID keeps its old configuration.
+    /// - Throws: `EOPNOTSUPP` for a domain of a driver built without it (a test
+    ///   variant); `ENODEV` unknown device; the errno injected with the
+    ///   `failSetDevPasid(_:on:)` test hook; `EINVAL` non-paging domain or incompatible
+    ///   unit; `EOPNOTSUPP` unit without PASID; `EBUSY` copied context or a present entry
+    ///   with no `old`; `ENOSPC`/`ENOMEM`. On error the PASID keeps its old configuration.
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
-        let pasid = pasid.rawValue
-        try intelDriver.lock.withLock { () throws(Errno) in
+        guard ops.contains(.setDevPasid) else { throw .notSupported.from("intel_iommu_set_dev_pasid", "this driver's paging domains have no set_dev_pasid") }
+        try intelDriver.callback(.setDevPasid, self, dev, pasid: pasid, old: old) { () throws(Errno) in
             guard type.isPaging else { throw .invalidArgument.from("intel_iommu_set_dev_pasid", "\(self) is not a paging domain") }
             let info = try pasidPreconditions(dev)
             try checkCompatible(info.unit)
-            try install(info, pasid: pasid, replacing: old as? VTdDomain)
+            try install(info, pasid: pasid.rawValue, replacing: old as? VTdDomain)
         }
     }
 
@@ -110,12 +117,45 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
 
     /// `intel_iommu_map_pages` over the domain's page table. Nesting parents map
     /// read-only requests writeable (`ERRATA_772415_SPR17`).
-    /// - Throws: the page table's `EINVAL`/`ERANGE`/`EEXIST`/`ENOMEM`.
+    /// - Throws: the page table's `EINVAL`/`ERANGE`/`EEXIST`/`ENOMEM`; `ENOMEM` from the
+    ///   `failMapAfterPages` test hook.
     public override func mapPages(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int, prot: IOMMUProt,
                                   mapped: inout UInt64) throws(Errno) {
         var p = prot
         if nestParent { p.insert(.write) }
-        try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: p, mapped: &mapped)
+        var count = pgcount
+        if mapBudget.load(ordering: .relaxed) >= 0 { count = takeFromMapBudget(pgcount) }
+        if count > 0 {
+            try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: count, prot: p, mapped: &mapped)
+        }
+        if count < pgcount { throw .noMemory.from("intel_iommu_map_pages", "the failMapAfterPages test hook's budget is spent") }
+    }
+
+    /// Takes up to `pages` from the ``failMapAfterPages`` budget; how many it took (all of
+    /// them when the hook is off).
+    @inline(never)
+    private func takeFromMapBudget(_ pages: Int) -> Int {
+        var left = mapBudget.load(ordering: .relaxed)
+        while left >= 0 {
+            let take = min(left, pages)
+            let (exchanged, current) = mapBudget.compareExchange(expected: left, desired: left - take,
+                                                                 ordering: .relaxed)
+            if exchanged { return take }
+            left = current
+        }
+        return pages
+    }
+
+    /// Test hook (no kernel counterpart; the kernel injects faults with
+    /// `iommufd_should_fail()`): once this many more pages (of the size each call maps)
+    /// are mapped, `map_pages` maps no more and fails with `ENOMEM`; nil (the default)
+    /// never fails. The map path pays one relaxed atomic load for it.
+    package var failMapAfterPages: Int? {
+        get {
+            let left = mapBudget.load(ordering: .relaxed)
+            return left < 0 ? nil : left
+        }
+        set { mapBudget.store(newValue.map { max($0, 0) } ?? -1, ordering: .relaxed) }
     }
 
     /// `intel_iommu_unmap_pages`: unmaps and records the range in `gather`.

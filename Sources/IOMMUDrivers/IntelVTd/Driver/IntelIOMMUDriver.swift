@@ -27,15 +27,39 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     /// The driver's configuration lock (the kernel's `device_domain_lock`, `did_lock`,
     /// `cache_lock` folded together). Taken before any unit's hardware lock.
     let lock = RecursiveLock()
+    /// Whether the first- and second-stage paging domains this driver allocates have
+    /// `set_dev_pasid` (false only for a driver variant built for the conformance suite).
+    let pagingDomainsSetPasid: Bool
     private var _blocked: VTdBlockedDomain!
     private var _identity: VTdIdentityDomain!
     /// Firmware-described RMRRs per device (the DMAR table's RMRR structures).
     private var rmrrs: [RID: [ReservedRegion]] = [:]
+    /// The callback log (nil while not recording) and how deep the driver is inside
+    /// callbacks (a callback made while another runs is not logged twice).
+    private var callLog: [VTdDriverCall]?
+    private var callDepth = 0
 
     /// The driver, optionally with deliberate `bugs`.
     public init(bugs: VTdDriverBugs = []) {
         self.bugs = bugs
-        _blocked = VTdBlockedDomain(driver: self)
+        pagingDomainsSetPasid = true
+        _blocked = VTdBlockedDomain(driver: self, setsPasid: true)
+        _identity = VTdIdentityDomain(driver: self)
+    }
+
+    /// Test hook (no kernel counterpart): a driver built without some of what
+    /// `intel_iommu_ops` has, so the conformance suite can check what the core does when
+    /// an op is missing. (`user_pasid_table` needs no switch: `intel_iommu_ops` never
+    /// sets it, PASIDs attach one by one.)
+    /// - Parameters:
+    ///   - blockedDomainSetsPasid: `false` builds a blocking domain without
+    ///     `set_dev_pasid`, so the core cannot remove a PASID and refuses PASID attach.
+    ///   - pagingDomainsSetPasid: `false` builds first- and second-stage paging domains
+    ///     without `set_dev_pasid` (identity, SVA and supervisor-SVA domains keep it).
+    package init(bugs: VTdDriverBugs = [], blockedDomainSetsPasid: Bool, pagingDomainsSetPasid: Bool) {
+        self.bugs = bugs
+        self.pagingDomainsSetPasid = pagingDomainsSetPasid
+        _blocked = VTdBlockedDomain(driver: self, setsPasid: blockedDomainSetsPasid)
         _identity = VTdIdentityDomain(driver: self)
     }
 
@@ -176,4 +200,96 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
         case .noexec: return false
         }
     }
+}
+
+// MARK: test hooks: failure injection and the callback log
+
+extension IntelIOMMUDriver {
+    /// Runs the body of the `attach_dev` or `set_dev_pasid` callback `op` of `domain`
+    /// under the driver lock and, while ``recordsCalls`` is on, logs it with what the
+    /// group's PASID array held when it began. A callback entered while another one runs
+    /// under the lock is not logged (the VT-d driver never calls its own callbacks; the
+    /// guard keeps the log to the core's calls should it ever do).
+    func callback(_ op: VTdDriverCall.Op, _ domain: VTdDomain, _ dev: PCIDevice, pasid: PASID? = nil,
+                  old: IOMMUDomain?, _ body: () throws(Errno) -> Void) throws(Errno) {
+        try lock.withLock { () throws(Errno) in
+            guard callLog != nil, callDepth == 0 else {
+                callDepth += 1
+                defer { callDepth -= 1 }
+                return try body()
+            }
+            var published = false
+            if let slot = dev.group?.slot(pasid) {
+                if case .reserved = slot {} else { published = true }
+            }
+            var call = VTdDriverCall(op: op, domain: "\(domain)", blocking: domain.type == .blocked, rid: dev.rid,
+                                     pasid: pasid, old: old.map { "\($0)" }, entryPublished: published,
+                                     succeeded: false)
+            callDepth += 1
+            defer {
+                callDepth -= 1
+                callLog?.append(call)
+            }
+            try body()
+            call.succeeded = true
+        }
+    }
+
+    /// Test hook (no kernel counterpart): whether the `attach_dev` and `set_dev_pasid`
+    /// callbacks the core makes are logged in ``calls``. Off by default, so a long-lived
+    /// driver keeps no log; turning it off forgets the log.
+    package var recordsCalls: Bool {
+        get { lock.withLock { callLog != nil } }
+        set { lock.withLock { callLog = newValue ? (callLog ?? []) : nil } }
+    }
+
+    /// Test hook: the callbacks logged while ``recordsCalls`` is on, oldest first.
+    package var calls: [VTdDriverCall] { lock.withLock { callLog ?? [] } }
+
+    /// Test hook: forgets the logged callbacks (logging goes on).
+    package func clearCalls() { lock.withLock { if callLog != nil { callLog = [] } } }
+
+    /// Test hook (no kernel counterpart): while `errno` is set, every non-blocking
+    /// `set_dev_pasid` on `dev` (paging, identity, SVA and supervisor-SVA domains:
+    /// `intel_iommu_set_dev_pasid` and its siblings) fails with it before a PASID entry,
+    /// a cache tag, a DID reference or an invalidation descriptor is touched; nil stops
+    /// it. The blocking domain's `set_dev_pasid` is not affected.
+    /// - Throws: `ENODEV` for a device this driver has not probed.
+    package func failSetDevPasid(_ errno: Errno?, on dev: PCIDevice) throws(Errno) {
+        try lock.withLock { () throws(Errno) in
+            guard let info = dev.driverPrivate as? VTdDeviceInfo, info.unit.intelDriver === self else {
+                throw .noDevice.from("failSetDevPasid", "\(dev.rid) was not probed by this VT-d driver")
+            }
+            info.failSetDevPasid = errno
+        }
+    }
+}
+
+/// One `attach_dev` or `set_dev_pasid` callback the core made to the VT-d driver, as the
+/// test hook logs it (``IntelIOMMUDriver/calls``).
+package struct VTdDriverCall: Hashable, Sendable {
+    /// Which callback.
+    package enum Op: Hashable, Sendable {
+        /// `iommu_domain_ops.attach_dev`.
+        case attachDev
+        /// `iommu_domain_ops.set_dev_pasid`.
+        case setDevPasid
+    }
+    /// The callback.
+    package var op: Op
+    /// The domain whose op ran, as it describes itself.
+    package var domain: String
+    /// Whether that domain is the blocking domain.
+    package var blocking: Bool
+    /// The device.
+    package var rid: RID
+    /// The PASID; nil for `attach_dev`.
+    package var pasid: PASID?
+    /// The `old` argument's description; nil for none.
+    package var old: String?
+    /// Whether the group's PASID array held a published (not merely reserved) entry at
+    /// `pasid` (the RID's slot for `attach_dev`) when the callback began.
+    package var entryPublished: Bool
+    /// Whether the callback succeeded.
+    package var succeeded: Bool
 }

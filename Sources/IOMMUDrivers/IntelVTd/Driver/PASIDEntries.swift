@@ -160,11 +160,13 @@ extension VTdDomain {
         addAttachment(info, pasid: pasid)
     }
 
-    /// The checks every `set_dev_pasid` makes before touching anything.
-    /// - Throws: `ENODEV` unknown device; `EOPNOTSUPP` unit without PASID; `EBUSY`
-    ///   copied context.
+    /// The checks every non-blocking `set_dev_pasid` makes before touching anything.
+    /// - Throws: `ENODEV` unknown device; the errno injected with
+    ///   ``IntelIOMMUDriver/failSetDevPasid(_:on:)``; `EOPNOTSUPP` unit without PASID;
+    ///   `EBUSY` copied context.
     func pasidPreconditions(_ dev: PCIDevice) throws(Errno) -> VTdDeviceInfo {
         guard let info = dev.driverPrivate as? VTdDeviceInfo else { throw .noDevice.from("intel_iommu_set_dev_pasid", "\(dev.rid) was not probed by VT-d") }
+        if let injected = info.failSetDevPasid { throw injected }
         guard info.unit.caps.pasid else { throw .notSupported.from("intel_iommu_set_dev_pasid", "the unit has no PASID support") }
         guard info.unit.copied[info.rid] == nil else { throw .busy.from("intel_iommu_set_dev_pasid", "the context of \(dev.rid) was copied from firmware and is still in use") }
         return info

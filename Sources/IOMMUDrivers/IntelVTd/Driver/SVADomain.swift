@@ -24,13 +24,13 @@ public final class VTdSVADomain: VTdDomain, @unchecked Sendable {
     }
 
     /// `intel_svm_set_dev_pasid`: a first-stage entry on `mm->pgd`, DID 1.
-    /// - Throws: `EOPNOTSUPP` unit without PASID; `EBUSY` copied context or present
-    ///   entry with no `old`; `ENOMEM`.
+    /// - Throws: `ENODEV` unknown device; the errno injected with the
+    ///   `failSetDevPasid(_:on:)` test hook; `EOPNOTSUPP` unit without PASID; `EBUSY`
+    ///   copied context or a present entry with no `old`; `ENOMEM`.
     public override func setDevPasid(_ dev: PCIDevice, pasid: PASID, old: IOMMUDomain?) throws(Errno) {
-        let pasid = pasid.rawValue
-        try intelDriver.lock.withLock { () throws(Errno) in
+        try intelDriver.callback(.setDevPasid, self, dev, pasid: pasid, old: old) { () throws(Errno) in
             let info = try pasidPreconditions(dev)
-            try install(info, pasid: pasid, replacing: old as? VTdDomain)
+            try install(info, pasid: pasid.rawValue, replacing: old as? VTdDomain)
         }
     }
 

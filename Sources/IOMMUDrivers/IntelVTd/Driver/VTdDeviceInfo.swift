@@ -27,6 +27,9 @@ public final class VTdDeviceInfo: @unchecked Sendable {
     /// Attachments of domains with a fault handler (`info->iopf_refcount`); the device
     /// is on the unit's iopf queue while it is non-zero.
     public internal(set) var iopfRefcount = 0
+    /// Test hook (``IntelIOMMUDriver/failSetDevPasid(_:on:)``): the errno every
+    /// non-blocking `set_dev_pasid` on the device fails with, nil normally.
+    var failSetDevPasid: Errno?
 
     init(dev: PCIDevice, unit: IntelIOMMU, maxPasid: UInt32) throws(Errno) {
         self.dev = dev
