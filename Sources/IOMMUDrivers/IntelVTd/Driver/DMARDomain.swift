@@ -123,17 +123,28 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
                                   mapped: inout UInt64) throws(Errno) {
         var p = prot
         if nestParent { p.insert(.write) }
-        var count = pgcount
-        if mapBudget.load(ordering: .relaxed) >= 0 { count = takeFromMapBudget(pgcount) }
+        if mapBudget.load(ordering: .relaxed) >= 0 {
+            return try mapPagesWithinBudget(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: p,
+                                            mapped: &mapped)
+        }
+        try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: p, mapped: &mapped)
+    }
+
+    /// `map_pages` while the ``failMapAfterPages`` hook is on: maps what is left of the
+    /// budget, then fails with `ENOMEM` if that was less than asked. Out of line, so that
+    /// the map path without the hook stays a load, a branch and a tail call.
+    @inline(never)
+    private func mapPagesWithinBudget(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int,
+                                      prot: IOMMUProt, mapped: inout UInt64) throws(Errno) {
+        let count = takeFromMapBudget(pgcount)
         if count > 0 {
-            try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: count, prot: p, mapped: &mapped)
+            try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: count, prot: prot, mapped: &mapped)
         }
         if count < pgcount { throw .noMemory.from("intel_iommu_map_pages", "the failMapAfterPages test hook's budget is spent") }
     }
 
     /// Takes up to `pages` from the ``failMapAfterPages`` budget; how many it took (all of
     /// them when the hook is off).
-    @inline(never)
     private func takeFromMapBudget(_ pages: Int) -> Int {
         var left = mapBudget.load(ordering: .relaxed)
         while left >= 0 {
