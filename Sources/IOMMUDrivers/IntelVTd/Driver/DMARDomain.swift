@@ -132,7 +132,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
 
     /// `map_pages` while the ``failMapAfterPages`` hook is on: maps what is left of the
     /// budget, then fails with `ENOMEM` if that was less than asked. Out of line, so that
-    /// the map path without the hook stays a load, a branch and a tail call.
+    /// the map path without the hook adds only a load and a branch to the page table call.
     @inline(never)
     private func mapPagesWithinBudget(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int,
                                       prot: IOMMUProt, mapped: inout UInt64) throws(Errno) {
