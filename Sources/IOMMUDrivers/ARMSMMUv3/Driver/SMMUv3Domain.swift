@@ -55,7 +55,7 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
     var atsMasters = 0
     /// Test hook state (``failMapAfterPages``): pages `map_pages` may still map before it
     /// fails, -1 when off. Atomic so that the map path checks it with one relaxed load.
-    private let mapBudget = Atomic<Int>(-1)
+    private let mapBudget = MapPageBudget()
 
     /// The driver that owns the domain (always an ``ArmSMMUv3Driver``).
     var smmuDriver: ArmSMMUv3Driver { unsafeDowncast(owner, to: ArmSMMUv3Driver.self) }
@@ -192,25 +192,11 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
                                   mapped: inout UInt64) throws(Errno) {
         guard let pageTable else { throw .noDevice }
         var count = pgcount
-        if mapBudget.load(ordering: .relaxed) >= 0 { count = takeFromMapBudget(pgcount) }
+        if mapBudget.isArmed { count = mapBudget.take(pgcount) }
         if count > 0 {
             try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: count, prot: prot, mapped: &mapped)
         }
         if count < pgcount { throw .noMemory }
-    }
-
-    /// Takes up to `pages` from the ``failMapAfterPages`` budget; how many it took (all of
-    /// them when the hook is off).
-    private func takeFromMapBudget(_ pages: Int) -> Int {
-        var left = mapBudget.load(ordering: .relaxed)
-        while left >= 0 {
-            let take = min(left, pages)
-            let (exchanged, current) = mapBudget.compareExchange(expected: left, desired: left - take,
-                                                                 ordering: .relaxed)
-            if exchanged { return take }
-            left = current
-        }
-        return pages
     }
 
     /// Test hook (no kernel counterpart; the kernel injects faults with
@@ -218,11 +204,8 @@ public class SMMUv3Domain: IOMMUDomain, @unchecked Sendable {
     /// are mapped, `map_pages` maps no more and fails with `ENOMEM`; nil (the default)
     /// never fails. The map path pays one relaxed atomic load for it.
     package var failMapAfterPages: Int? {
-        get {
-            let left = mapBudget.load(ordering: .relaxed)
-            return left < 0 ? nil : left
-        }
-        set { mapBudget.store(newValue.map { max($0, 0) } ?? -1, ordering: .relaxed) }
+        get { mapBudget.pages }
+        set { mapBudget.set(newValue) }
     }
 
     /// `arm_smmu_unmap_pages`: the LPAE table's `unmap_pages`, recording the range and its

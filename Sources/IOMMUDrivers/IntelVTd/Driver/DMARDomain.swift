@@ -19,7 +19,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     public private(set) var dirtyTracking = false
     /// Pages `map_pages` may still map before failing (the ``failMapAfterPages`` test
     /// hook); -1 while the hook is off.
-    private let mapBudget = Atomic<Int>(-1)
+    private let mapBudget = MapPageBudget()
 
     init(driver: IntelIOMMUDriver, stage: Stage, levels: Int, pgsize: UInt64, memory: PhysicalMemory,
          nestParent: Bool, dirty: Bool) throws(Errno) {
@@ -123,7 +123,7 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
                                   mapped: inout UInt64) throws(Errno) {
         var p = prot
         if nestParent { p.insert(.write) }
-        if mapBudget.load(ordering: .relaxed) >= 0 {
+        if mapBudget.isArmed {
             return try mapPagesWithinBudget(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: pgcount, prot: p,
                                             mapped: &mapped)
         }
@@ -136,25 +136,11 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     @inline(never)
     private func mapPagesWithinBudget(iova: IOVA, paddr: PhysicalAddress, pgsize: UInt64, pgcount: Int,
                                       prot: IOMMUProt, mapped: inout UInt64) throws(Errno) {
-        let count = takeFromMapBudget(pgcount)
+        let count = mapBudget.take(pgcount)
         if count > 0 {
             try pageTable.mapPages(iova: iova, paddr: paddr, pgsize: pgsize, pgcount: count, prot: prot, mapped: &mapped)
         }
         if count < pgcount { throw .noMemory.from("intel_iommu_map_pages", "the failMapAfterPages test hook's budget is spent") }
-    }
-
-    /// Takes up to `pages` from the ``failMapAfterPages`` budget; how many it took (all of
-    /// them when the hook is off).
-    private func takeFromMapBudget(_ pages: Int) -> Int {
-        var left = mapBudget.load(ordering: .relaxed)
-        while left >= 0 {
-            let take = min(left, pages)
-            let (exchanged, current) = mapBudget.compareExchange(expected: left, desired: left - take,
-                                                                 ordering: .relaxed)
-            if exchanged { return take }
-            left = current
-        }
-        return pages
     }
 
     /// Test hook (no kernel counterpart; the kernel injects faults with
@@ -162,11 +148,8 @@ public final class DMARDomain: VTdDomain, @unchecked Sendable {
     /// are mapped, `map_pages` maps no more and fails with `ENOMEM`; nil (the default)
     /// never fails. The map path pays one relaxed atomic load for it.
     package var failMapAfterPages: Int? {
-        get {
-            let left = mapBudget.load(ordering: .relaxed)
-            return left < 0 ? nil : left
-        }
-        set { mapBudget.store(newValue.map { max($0, 0) } ?? -1, ordering: .relaxed) }
+        get { mapBudget.pages }
+        set { mapBudget.set(newValue) }
     }
 
     /// `intel_iommu_unmap_pages`: unmaps and records the range in `gather`.

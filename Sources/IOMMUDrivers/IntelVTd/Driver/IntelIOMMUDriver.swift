@@ -34,10 +34,8 @@ public final class IntelIOMMUDriver: IOMMUDriver, @unchecked Sendable {
     private var _identity: VTdIdentityDomain!
     /// Firmware-described RMRRs per device (the DMAR table's RMRR structures).
     private var rmrrs: [RID: [ReservedRegion]] = [:]
-    /// The callback log (nil while not recording) and how deep the driver is inside
-    /// callbacks (a callback made while another runs is not logged twice).
-    private var callLog: [VTdDriverCall]?
-    private var callDepth = 0
+    /// The test hook's log of the core's callbacks (``recordsCalls``).
+    private let callLog = DriverCallLog()
 
     /// The driver, optionally with deliberate `bugs`.
     public init(bugs: VTdDriverBugs = []) {
@@ -212,42 +210,22 @@ extension IntelIOMMUDriver {
     /// guard keeps the log to the core's calls should it ever do).
     func callback(_ op: VTdDriverCall.Op, _ domain: VTdDomain, _ dev: PCIDevice, pasid: PASID? = nil,
                   old: IOMMUDomain?, _ body: () throws(Errno) -> Void) throws(Errno) {
-        try lock.withLock { () throws(Errno) in
-            guard callLog != nil, callDepth == 0 else {
-                callDepth += 1
-                defer { callDepth -= 1 }
-                return try body()
-            }
-            var published = false
-            if let slot = dev.group?.slot(pasid) {
-                if case .reserved = slot {} else { published = true }
-            }
-            var call = VTdDriverCall(op: op, domain: "\(domain)", blocking: domain.type == .blocked, rid: dev.rid,
-                                     pasid: pasid, old: old.map { "\($0)" }, entryPublished: published,
-                                     succeeded: false)
-            callDepth += 1
-            defer {
-                callDepth -= 1
-                callLog?.append(call)
-            }
-            try body()
-            call.succeeded = true
-        }
+        try lock.withLock { () throws(Errno) in try callLog.run(op, domain, dev, pasid: pasid, old: old, body) }
     }
 
     /// Test hook (no kernel counterpart): whether the `attach_dev` and `set_dev_pasid`
     /// callbacks the core makes are logged in ``calls``. Off by default, so a long-lived
     /// driver keeps no log; turning it off forgets the log.
     package var recordsCalls: Bool {
-        get { lock.withLock { callLog != nil } }
-        set { lock.withLock { callLog = newValue ? (callLog ?? []) : nil } }
+        get { lock.withLock { callLog.isRecording } }
+        set { lock.withLock { callLog.isRecording = newValue } }
     }
 
     /// Test hook: the callbacks logged while ``recordsCalls`` is on, oldest first.
-    package var calls: [VTdDriverCall] { lock.withLock { callLog ?? [] } }
+    package var calls: [VTdDriverCall] { lock.withLock { callLog.calls } }
 
     /// Test hook: forgets the logged callbacks (logging goes on).
-    package func clearCalls() { lock.withLock { if callLog != nil { callLog = [] } } }
+    package func clearCalls() { lock.withLock { callLog.clear() } }
 
     /// Test hook (no kernel counterpart): while `errno` is set, every non-blocking
     /// `set_dev_pasid` on `dev` (paging, identity, SVA and supervisor-SVA domains:
@@ -265,31 +243,5 @@ extension IntelIOMMUDriver {
     }
 }
 
-/// One `attach_dev` or `set_dev_pasid` callback the core made to the VT-d driver, as the
-/// test hook logs it (``IntelIOMMUDriver/calls``).
-package struct VTdDriverCall: Hashable, Sendable {
-    /// Which callback.
-    package enum Op: Hashable, Sendable {
-        /// `iommu_domain_ops.attach_dev`.
-        case attachDev
-        /// `iommu_domain_ops.set_dev_pasid`.
-        case setDevPasid
-    }
-    /// The callback.
-    package var op: Op
-    /// The domain whose op ran, as it describes itself.
-    package var domain: String
-    /// Whether that domain is the blocking domain.
-    package var blocking: Bool
-    /// The device.
-    package var rid: RID
-    /// The PASID; nil for `attach_dev`.
-    package var pasid: PASID?
-    /// The `old` argument's description; nil for none.
-    package var old: String?
-    /// Whether the group's PASID array held a published (not merely reserved) entry at
-    /// `pasid` (the RID's slot for `attach_dev`) when the callback began.
-    package var entryPublished: Bool
-    /// Whether the callback succeeded.
-    package var succeeded: Bool
-}
+/// One callback the core made to the VT-d driver, as its test hook logs it.
+package typealias VTdDriverCall = DriverCallRecord
