@@ -20,29 +20,7 @@ final class SMMUv3VendorTests: XCTestCase {
     func testFailMapAfterPagesCountsPagesAcrossCalls() throws {
         let rig = try vendor.makeRig([.pasid])
         let d = try XCTUnwrap(try rig.pagingDomain() as? SMMUv3Domain)
-        let buf = try rig.buffer(bytes: 4 * 4096)
-        XCTAssertNil(d.failMapAfterPages)
-        try vendor.failMapPages(after: 3, in: d)
-        XCTAssertEqual(d.failMapAfterPages, 3)
-        var mapped: UInt64 = 0
-        try d.mapPages(iova: 0x10_0000, paddr: buf, pgsize: 4096, pgcount: 2, prot: [.read], mapped: &mapped)
-        XCTAssertEqual(mapped, 2 * 4096)
-        XCTAssertEqual(d.failMapAfterPages, 1)
-        mapped = 0
-        assertErrno(.noMemory) {
-            try d.mapPages(iova: 0x10_2000, paddr: buf + 0x2000, pgsize: 4096, pgcount: 2, prot: [.read], mapped: &mapped)
-        }
-        XCTAssertEqual(mapped, 4096, "one page of the budget was left")
-        XCTAssertEqual(d.iovaToPhys(0x10_2000), buf + 0x2000)
-        XCTAssertEqual(d.iovaToPhys(0x10_3000), 0)
-        XCTAssertEqual(d.failMapAfterPages, 0)
-        assertErrno(.noMemory) {
-            try d.mapPages(iova: 0x10_3000, paddr: buf + 0x3000, pgsize: 4096, pgcount: 1, prot: [.read], mapped: &mapped)
-        }
-        try vendor.failMapPages(after: nil, in: d)
-        XCTAssertNil(d.failMapAfterPages)
-        try d.mapPages(iova: 0x10_3000, paddr: buf + 0x3000, pgsize: 4096, pgcount: 1, prot: [.read], mapped: &mapped)
-        XCTAssertEqual(d.iovaToPhys(0x10_3000), buf + 0x3000)
+        try assertMapBudgetCountsPagesAcrossCalls(vendor, rig: rig, domain: d, budget: { d.failMapAfterPages })
     }
 
     /// An injected `set_dev_pasid` failure reaches the core before the driver writes a

@@ -154,8 +154,6 @@ public final class Machine: @unchecked Sendable {
         return c
     }
 
-    func noteMap() { mapCounters.noteMap() }
-    func noteUnmap() { mapCounters.noteUnmap() }
     func noteAttach() { lock.withLock { coreCounters.attaches += 1 } }
     func noteUntranslatedDMA(bytes: Int, faulted: Bool) {
         lock.withLock {

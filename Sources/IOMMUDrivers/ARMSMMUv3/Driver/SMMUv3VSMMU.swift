@@ -175,11 +175,6 @@ public final class SMMUv3VSMMU: IOMMUFDVIOMMUOps, @unchecked Sendable {
         driver.lock.withLock { unit.issue(run, sync: true) }
     }
 
-    /// `CMDQ_TLBI_0_VMID`: the VMID field of a TLBI (word 0 bits 47:32).
-    static let tlbiVMIDMask: UInt64 = 0xFFFF << 32
-    /// `CMDQ_CFGI_0_SID`: the StreamID field of CFGI and ATC_INV (word 0 bits 63:32).
-    static let streamIDMask: UInt64 = 0xFFFF_FFFF << 32
-
     /// `arm_vsmmu_convert_user_cmd`: the command as the SMMU will run it for this VM.
     /// - TLBI_NSNH_ALL becomes TLBI_NH_ALL of the VM's VMID (the guest cannot reach other
     ///   VMs' entries);
@@ -200,13 +195,13 @@ public final class SMMUv3VSMMU: IOMMUFDVIOMMUOps, @unchecked Sendable {
         case .tlbiNSNHAll:
             c = .tlbi(.tlbiNHAll, asid: 0, vmid: vmid)
         case .tlbiNHAll, .tlbiNHASID, .tlbiNHVA, .tlbiNHVAA:
-            c.w0 = (c.w0 & ~Self.tlbiVMIDMask) | UInt64(vmid) << 32
+            c.vmid = vmid
         case .atcInvalidate, .cfgiCD, .cfgiCDAll:
             let vsid = c.streamID
             guard let sid = physicalStreamID(vsid: vsid) else {
                 throw .ioError.from(f, "\(opcode): vSID 0x\(String(vsid, radix: 16)) has no vDEVICE in vIOMMU \(core.rawID)")
             }
-            c.w0 = (c.w0 & ~Self.streamIDMask) | UInt64(sid) << 32
+            c.streamID = sid
         default:
             throw .ioError.from(f, "\(opcode) is not a command a guest may issue")
         }

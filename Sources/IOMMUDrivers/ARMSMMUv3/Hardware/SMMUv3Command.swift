@@ -114,7 +114,10 @@ public struct SMMUv3Command: Hashable, Sendable, CustomStringConvertible {
     /// SSV (word 0 bit 11): the SubstreamID field is valid.
     public var substreamValid: Bool { w0 & (1 << 11) != 0 }
     /// StreamID (word 0 bits 63:32) of CFGI, ATC_INV, PRI_RESP, RESUME and PREFETCH_CFG.
-    public var streamID: UInt32 { UInt32(truncatingIfNeeded: w0 >> 32) }
+    public var streamID: UInt32 {
+        get { UInt32(truncatingIfNeeded: w0 >> 32) }
+        set { w0 = w0 & 0xFFFF_FFFF | UInt64(newValue) << 32 }
+    }
     /// SubstreamID (word 0 bits 31:12) of CFGI_CD and ATC_INV.
     public var substreamID: UInt32 { UInt32(truncatingIfNeeded: (w0 >> 12) & 0xF_FFFF) }
     /// Leaf (word 1 bit 0) of CFGI and TLBI: only the last level (TLBI) / only the STE (CFGI).
@@ -122,7 +125,10 @@ public struct SMMUv3Command: Hashable, Sendable, CustomStringConvertible {
     /// ASID (word 0 bits 63:48) of TLBI.
     public var asid: UInt16 { UInt16(truncatingIfNeeded: w0 >> 48) }
     /// VMID (word 0 bits 47:32) of TLBI.
-    public var vmid: UInt16 { UInt16(truncatingIfNeeded: w0 >> 32) }
+    public var vmid: UInt16 {
+        get { UInt16(truncatingIfNeeded: w0 >> 32) }
+        set { w0 = w0 & ~(0xFFFF << 32) | UInt64(newValue) << 32 }
+    }
     /// NUM (word 0 bits 16:12) of a range TLBI.
     public var rangeNum: UInt64 { (w0 >> 12) & 0x1F }
     /// SCALE (word 0 bits 24:20) of a range TLBI.
