@@ -278,10 +278,28 @@ final class SMMUv3VSMMUTests: XCTestCase {
         XCTAssertEqual(h, 1, "a longer entry with a zero tail is accepted")
     }
 
+    /// An array larger than one kernel allocation (`KMALLOC_MAX_SIZE`, 4 MiB of 16-byte
+    /// entries) is `ENOMEM` before any entry is read: nothing handled, nothing issued.
+    func testAnArrayLargerThanOneAllocationIsENOMEM() throws {
+        let b = try Bench()
+        let fd = b.rig.iommufd
+        let viommu = try fd.allocVIOMMU(device: b.devid, parent: b.parent, type: IOMMUVIOMMUType.armSMMUv3).id
+        let one = entry(.tlbi(.tlbiNHAll, asid: 0, vmid: 0))
+        let tooMany = (4 << 20) / 16 + 1
+        b.unit.clearOperations()
+        var handled: UInt32 = 99
+        assertErrno(.noMemory) {
+            try fd.invalidate(viommu: viommu, dataType: IOMMUHWPTInvalidateDataType.armSMMUv3, entryLength: 16,
+                              entries: Array(repeating: one, count: tooMany), handled: &handled)
+        }
+        XCTAssertEqual(handled, 0)
+        XCTAssertEqual(b.commandRuns().count, 0, "nothing issued")
+    }
+
     /// More than 63 commands go to the queue in runs of `CMDQ_BATCH_ENTRIES - 1`, each
     /// followed by its CMD_SYNC: 130 make 63 + 63 + 4 and three syncs; 126 make exactly
-    /// two runs (no lone sync at the end). A refusal in the second run issues the first
-    /// run whole and what came before it in the second.
+    /// two runs (no lone sync at the end). A refusal in the second run leaves the first
+    /// run issued; what came before it in the second is counted but not issued.
     func testLongArraysRunInBatchesOf63WithASyncAfterEach() throws {
         let b = try Bench()
         let fd = b.rig.iommufd
